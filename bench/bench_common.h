@@ -1,0 +1,37 @@
+/*
+ * Shared helpers of the benchmark programs: timing, medians, a header naming the
+ * machine and the BLIS kernels, pre-faulted buffers, peak RSS, and the single-thread
+ * sgemm limit measured in the same process (so every figure is a same-run ratio).
+ */
+#ifndef RVATTN_BENCH_COMMON_H
+#define RVATTN_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Monotonic seconds. */
+double bench_now(void);
+
+/* Median of n values (sorts a copy). */
+double bench_median(const double *v, size_t n);
+
+/* 64-byte aligned, pre-faulted (touched) buffer of n floats filled with seeded values in
+ * [-1, 1); exits with a message when memory runs out. Free with free(). */
+float *bench_buffer(size_t n, unsigned seed);
+
+/* Peak resident set size of this process in bytes. */
+size_t bench_peak_rss(void);
+
+/* Writes "# machine ... / # BLIS kernels ... / # date ..." lines to f. */
+void bench_header(FILE *f, const char *program);
+
+/* CPU model string (from /proc/cpuinfo), static. */
+const char *bench_cpu_model(void);
+
+/* Number of online cores. */
+unsigned bench_cores(void);
+
+/* Single-thread sgemm GFLOP/s (median of reps runs) of an m x n x k product (A.B^T like
+ * Q.K^T when trans_b) with the process's default BLIS kernels. */
+double bench_sgemm_gflops(size_t m, size_t n, size_t k, int reps, unsigned threads);
+#endif

@@ -1,0 +1,135 @@
+/*
+ * rvattn — built attention mechanisms and the single-query (SDK guide) calls.
+ *
+ * rva_build() validates a config and returns an opaque, immutable rva_attention: it may
+ * be used from many threads at once. The single-query calls keep the guide's shape
+ * (one query, arrays of key and value row pointers); they run as a batch of one on the
+ * calling thread and give the same numbers as the batched engine path.
+ */
+#ifndef RVATTN_ATTENTION_H
+#define RVATTN_ATTENTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "config.h"
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rva_attention rva_attention;
+
+/* MoE routing statistics of one call or job (see rva_runtime.moe_stats). */
+#define RVA_MOE_MAX_EXPERTS 256
+typedef struct rva_moe_stats {
+	size_t experts;                          /* E */
+	size_t tokens;                           /* query rows routed */
+	size_t capacity;                         /* per-expert capacity used */
+	size_t assigned[RVA_MOE_MAX_EXPERTS];    /* tokens routed to e before capacity */
+	size_t processed[RVA_MOE_MAX_EXPERTS];   /* tokens e actually processed */
+	size_t dropped;                          /* (token, expert) assignments dropped */
+	double load_balancing_loss;              /* E * sum_e f_e * P_e (Switch, alpha = 1) */
+} rva_moe_stats;
+
+/*
+ * Per-call knobs (BLIS's rntm_t idea): a small stack struct; NULL means the defaults
+ * (inference mode). Training mode enables attention dropout, MoE jitter noise, pipeline
+ * dropout and batch statistics in BatchNorm; `seed` and `step` select the counter-based
+ * random streams, so masks do not depend on the thread count.
+ */
+typedef struct rva_runtime {
+	bool training;
+	uint64_t seed;              /* default 0 */
+	uint64_t step;              /* e.g. the training step; default 0 */
+	rva_moe_stats *moe_stats;   /* optional output for MoE attentions (may be NULL) */
+} rva_runtime;
+
+/*
+ * Validates *cfg and builds the mechanism. On success *out owns all its memory (the
+ * config's borrowed arrays are copied); free it with rva_attention_destroy().
+ * Errors: RVA_ENULL; RVA_EINVAL (unknown enum values, inconsistent options);
+ * RVA_EDIM (heads not dividing dim, kv_heads not dividing heads); RVA_ERANGE
+ * (dropout outside [0,1), curvature >= 0, temperature <= 0, top_k 0 or > experts,
+ * negative capacity, window 0 or odd, block_size/features 0 where used, ...);
+ * RVA_EOVERFLOW; RVA_ENOMEM. rva_last_error() names the offending values.
+ */
+rva_status rva_build(const rva_config *cfg, rva_attention **out);
+
+/* Frees an attention built by rva_build (NULL is fine). Always RVA_OK. */
+rva_status rva_attention_destroy(rva_attention *att);
+
+/* Copies the (normalised: defaults resolved) config of att into *out. Pointer fields are
+ * set to att's internal copies, valid while att lives. Errors: RVA_ENULL. */
+rva_status rva_attention_config(const rva_attention *att, rva_config *out);
+
+/*
+ * attention.compute(query, keys, values): query has dim floats; keys[i] and values[i]
+ * point to rows of kv_heads*head_dim floats, i < n_keys; out receives dim floats.
+ * Causal masking makes the single query the last position (it sees every key).
+ * Errors: RVA_ENULL; RVA_EEMPTY when n_keys is 0; RVA_ENOMEM.
+ */
+rva_status rva_compute(const rva_attention *att, const float *query,
+                       const float *const *keys, const float *const *values,
+                       size_t n_keys, float *out);
+
+/* compute_with_mask: as rva_compute; mask[i] nonzero means key i may be attended
+ * (NULL = all). A query whose keys are all masked gets an output of zeros. */
+rva_status rva_compute_masked(const rva_attention *att, const float *query,
+                              const float *const *keys, const float *const *values,
+                              const uint8_t *mask, size_t n_keys, float *out);
+
+/* The _ex form of rva_compute_masked with per-call knobs (rt may be NULL). */
+rva_status rva_compute_ex(const rva_attention *att, const float *query,
+                          const float *const *keys, const float *const *values,
+                          const uint8_t *mask, size_t n_keys, float *out,
+                          const rva_runtime *rt);
+
+/*
+ * Runs a whole batch serially on the calling thread (no engine): the reference path
+ * and the one the single-query calls use. seq_status, when non-NULL, receives one
+ * status per sequence; a bad sequence fails alone and the others complete. Returns
+ * RVA_OK when every sequence succeeded, else the first failing sequence's status.
+ */
+rva_status rva_compute_batch(const rva_attention *att, const rva_batch *batch,
+                             const rva_runtime *rt, rva_status *seq_status);
+
+/*
+ * The random feature matrix W (m x head_dim, row-major) of a linear attention, for
+ * tests and users who want to reproduce its numbers. Errors: RVA_ENULL;
+ * RVA_EINVAL when att is not a linear attention with a random-feature map.
+ */
+rva_status rva_attention_features(const rva_attention *att, const float **w,
+                                  size_t *rows, size_t *cols);
+
+/* The router weights (experts x dim, row-major) of an MoE attention, and its experts
+ * (built attentions owned by att). Errors: RVA_ENULL; RVA_EINVAL if not MoE;
+ * RVA_ERANGE for an expert index >= experts. */
+rva_status rva_attention_router(const rva_attention *att, const float **w,
+                                size_t *experts, size_t *dim);
+rva_status rva_attention_expert(const rva_attention *att, size_t e,
+                                const rva_attention **expert);
+
+/* The T5 bias table (buckets x heads, row-major) of an attention with RVA_BIAS_T5.
+ * Errors: RVA_ENULL; RVA_EINVAL when the attention has no T5 bias. */
+rva_status rva_attention_bias_table(const rva_attention *att, const float **table,
+                                    size_t *buckets, size_t *heads);
+
+/* T5 relative-position bucket of key_pos - query_pos (HF `_relative_position_bucket`).
+ * Errors: RVA_ENULL; RVA_ERANGE when buckets < 2 (bidirectional: < 4) or
+ * max_distance <= buckets/2 (bidirectional: buckets/4). */
+rva_status rva_t5_bucket(int64_t relative_position, bool bidirectional, size_t buckets,
+                         size_t max_distance, size_t *bucket);
+
+/* FLOPs of running att over a batch (4·nq·nk·head_dim per head for softmax attention,
+ * unmasked pairs only when causal; the dominant terms for the others), for GFLOP/s. */
+rva_status rva_attention_flops(const rva_attention *att, const rva_batch *batch,
+                               double *flops);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,162 @@
+/*
+ * rvattn — attention configuration (the C form of the SDK guide's AttentionBuilder).
+ *
+ * A configuration is a plain value: a constructor fills every field with its documented
+ * default, the caller changes fields with ordinary assignments, and rva_build() (see
+ * attention.h) validates the whole thing and allocates. Nothing is allocated before
+ * rva_build(); pointers inside a config (global_indices, router_weights, bias_table,
+ * feature_matrix) are borrowed by the config and copied by rva_build().
+ *
+ *     rva_config c = rva_multi_head(768, 12);   // multi_head(768, 12)
+ *     c.dropout = 0.1f; c.causal = true;         //   .dropout(0.1).causal(true)
+ *     rva_attention *att;
+ *     rva_status st = rva_build(&c, &att);       //   .build()?
+ *
+ * Shapes: the query dimension is `dim` = heads * head_dim; keys and values have
+ * kv_heads * head_dim columns (grouped-query attention when kv_heads < heads, query head
+ * h uses kv head h / (heads / kv_heads)); the output has `dim` columns.
+ */
+#ifndef RVATTN_CONFIG_H
+#define RVATTN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rva_mechanism {
+	RVA_MECH_SCALED_DOT = 0, /* softmax(q K^T * scale) V, one head */
+	RVA_MECH_MULTI_HEAD,     /* the same per head on slices of dim, outputs concatenated */
+	RVA_MECH_FLASH,          /* multi-head numbers, FlashAttention-2 tiles of block_size keys */
+	RVA_MECH_LINEAR,         /* Performer FAVOR+ (or ReLU/ELU feature maps), O(n) */
+	RVA_MECH_LOCAL_GLOBAL,   /* Longformer sliding window + symmetric global tokens */
+	RVA_MECH_HYPERBOLIC,     /* Poincare-ball distance scores, gyromidpoint/Frechet aggregation */
+	RVA_MECH_MOE,            /* router + top-k experts with capacity */
+	RVA_MECH_COUNT
+} rva_mechanism;
+
+/* Feature map of linear attention. */
+typedef enum rva_feature_map {
+	RVA_FEATURES_FAVOR = 0, /* positive orthogonal random features (FAVOR+), the default */
+	RVA_FEATURES_RELU,      /* phi(x) = relu(W x) / sqrt(m) + tiny epsilon */
+	RVA_FEATURES_ELU,       /* phi(x) = elu(x) + 1 on the raw head vector (m ignored) */
+	RVA_FEATURES_COUNT
+} rva_feature_map;
+
+/* Aggregation of hyperbolic attention. */
+typedef enum rva_aggregation {
+	RVA_AGG_GYROMIDPOINT = 0, /* weighted Mobius gyromidpoint, closed form (default) */
+	RVA_AGG_FRECHET,          /* weighted Frechet (Karcher) mean, iterative */
+	RVA_AGG_COUNT
+} rva_aggregation;
+
+/* Experts of an MoE attention. */
+typedef enum rva_expert_kind {
+	RVA_EXPERTS_MIXED = 0, /* expert e is standard, hyperbolic, linear for e % 3 = 0, 1, 2 */
+	RVA_EXPERTS_STANDARD,  /* all multi-head softmax attention */
+	RVA_EXPERTS_HYPERBOLIC,
+	RVA_EXPERTS_LINEAR,
+	RVA_EXPERTS_COUNT
+} rva_expert_kind;
+
+/* Additive position bias on the logits. */
+typedef enum rva_position_bias {
+	RVA_BIAS_NONE = 0,
+	RVA_BIAS_T5, /* T5 relative-position buckets; bidirectional, or causal when causal */
+	RVA_BIAS_COUNT
+} rva_position_bias;
+
+/* Sparsity pattern of softmax attention (scaled_dot, multi_head, flash). */
+typedef enum rva_sparse_pattern {
+	RVA_PATTERN_DENSE = 0,
+	RVA_PATTERN_STRIDED, /* Sparse Transformer strided: keys j <= i with i-j < stride, or
+	                      * (i-j) % stride == 0; implies causal */
+	RVA_PATTERN_COUNT
+} rva_sparse_pattern;
+
+typedef struct rva_config {
+	rva_mechanism mechanism;
+	size_t dim;         /* query/output dimension = heads * head_dim; required, > 0 */
+	size_t heads;       /* number of query heads; default 1 (multi_head: as given) */
+	size_t kv_heads;    /* key/value heads dividing heads; 0 = heads (default) */
+	float scale;        /* logit scale; 0 = 1/sqrt(head_dim) (default); T5 uses 1 */
+	float dropout;      /* attention-probability dropout in training mode, [0, 1); default 0 */
+	bool causal;        /* key j visible to query i only if j <= nk - nq + i; default false */
+	uint64_t seed;      /* seeds random features, router init, bias init; default 0x5EED */
+
+	/* Softmax tiling (scaled_dot, multi_head, flash, local_global). The numbers do not
+	 * depend on tiling beyond fp32 rounding, and tiling never depends on thread count. */
+	size_t block_size;  /* keys per tile; 0 = default 128 (flash(dim, block) sets it) */
+	size_t query_block; /* queries per tile; 0 = default 64 */
+	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic: chunks of
+	                     * 512 keys when nq <= 16 and nk >= 1024; SIZE_MAX = never split */
+
+	/* Local-global (Longformer). */
+	size_t window;                 /* window size, even, > 0: keys |i-j| <= window/2, or
+	                                * when causal the `window` previous keys and i itself */
+	size_t global_tokens;          /* the first global_tokens positions are global; default 1 */
+	const size_t *global_indices;  /* or an explicit list (positions); overrides the count */
+	size_t n_global_indices;
+
+	/* Linear attention (Performer). */
+	size_t features;               /* m, number of random features; default 256 */
+	rva_feature_map feature_map;   /* default RVA_FEATURES_FAVOR */
+	bool orthogonal;               /* orthogonal random features (default true) */
+	const float *feature_matrix;   /* optional m x head_dim row-major W to use instead of a
+	                                * seeded draw (copied) */
+
+	/* Hyperbolic attention. */
+	float curvature;               /* c < 0, default -1 */
+	float temperature;             /* > 0, default 1: scores = -d_c(q, k) / temperature */
+	rva_aggregation aggregation;   /* default RVA_AGG_GYROMIDPOINT */
+	size_t frechet_max_iter;       /* default 100 */
+	float frechet_tol;             /* default 1e-6, on the Riemannian gradient norm */
+
+	/* Mixture of experts. */
+	size_t experts;                /* E >= 1 */
+	size_t top_k;                  /* 1 <= k <= E */
+	float expert_capacity;         /* capacity factor >= 0, default 1.25; per-batch capacity
+	                                * per expert = ceil(factor * tokens * k / E) */
+	float jitter_noise;            /* epsilon in [0, 1), training only; default 0 */
+	rva_expert_kind expert_kind;   /* default RVA_EXPERTS_MIXED */
+	const float *router_weights;   /* optional E x dim row-major gate weights (copied);
+	                                * NULL = seeded init N(0, 1/dim) */
+
+	/* Position bias (T5). */
+	rva_position_bias bias;        /* default RVA_BIAS_NONE */
+	size_t bias_buckets;           /* default 32 */
+	size_t bias_max_distance;      /* default 128 */
+	const float *bias_table;       /* optional bias_buckets x heads row-major (copied);
+	                                * NULL = seeded init N(0, 0.1^2) */
+
+	/* Sparse pattern. */
+	rva_sparse_pattern pattern;    /* default RVA_PATTERN_DENSE */
+	size_t sparse_stride;          /* l of the strided pattern; default 128 */
+} rva_config;
+
+/* Constructors: every field at its documented default, then the arguments applied. */
+rva_config rva_config_defaults(size_t dim);                       /* scaled_dot, 1 head */
+rva_config rva_scaled_dot(size_t dim);
+rva_config rva_multi_head(size_t dim, size_t heads);
+rva_config rva_flash(size_t dim, size_t block_size);             /* 1 head; set .heads */
+rva_config rva_linear(size_t dim, size_t features);
+rva_config rva_local_global(size_t dim, size_t window);
+rva_config rva_hyperbolic(size_t dim, float curvature);
+rva_config rva_moe(size_t dim, size_t experts, size_t top_k);
+
+/* Static lower-case name of a mechanism ("multi_head"); "unknown" when out of range. */
+const char *rva_mechanism_name(rva_mechanism m);
+
+/* Parses a mechanism name as printed by rva_mechanism_name (case-insensitive, '-' and '_'
+ * equal). Errors: RVA_ENULL; RVA_ENOTFOUND with a message listing the known names. */
+rva_status rva_mechanism_parse(const char *name, rva_mechanism *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,167 @@
+/*
+ * rvattn — the batch engine: NUMA-aware worker pools that run job graphs.
+ *
+ * Lifecycle (hwloc style): rva_engine_create() discovers the topology, resolves the
+ * allowed cores, builds one pool per NUMA domain with one worker per core (bound with
+ * hwloc), allocates each worker's scratch on its own node, and returns a ready engine.
+ * Jobs are run synchronously (rva_engine_run) or submitted (rva_engine_submit) and then
+ * waited, polled or cancelled. Several caller threads may submit at once. A job's
+ * output does not depend on the number of threads or on the cpu set (bit-identical).
+ *
+ * Threads: workers are OpenMP threads of one flat team owned by the engine's dispatcher
+ * thread; they spin for `spin_us` microseconds when idle, then park. Leave OMP_PROC_BIND
+ * and OMP_PLACES unset: hwloc does the binding.
+ */
+#ifndef RVATTN_ENGINE_H
+#define RVATTN_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attention.h"
+#include "batch.h"
+#include "kernels.h"
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rva_engine rva_engine;
+typedef struct rva_job rva_job;
+typedef struct rva_pipeline rva_pipeline; /* see pipeline.h */
+
+typedef enum rva_numa_policy {
+	RVA_NUMA_LOCAL = 0, /* tasks run in the domain that holds their sequence's data */
+	RVA_NUMA_SPREAD,    /* sequences dealt round-robin over domains */
+	RVA_NUMA_INTERLEAVE,/* job memory interleaved over domains; tasks go anywhere */
+	RVA_NUMA_COUNT
+} rva_numa_policy;
+
+typedef struct rva_engine_config {
+	unsigned threads;          /* 0 = one per allowed core (or PU with per_pu) */
+	const char *cpus;          /* allowed set: "0-3,8" (PUs) or TYPE:RANGE ("core:0-3",
+	                            * "numa:1", "package:0"); NULL or "" = all allowed */
+	rva_numa_policy numa;      /* default RVA_NUMA_LOCAL */
+	bool per_pu;               /* one worker per PU instead of per core */
+	rva_kernel_set kernels;    /* BLIS kernel set; AUTO = process default */
+	const char *topology_synthetic; /* hwloc synthetic description, or NULL */
+	const char *topology_xml;  /* hwloc XML file, or NULL (HWLOC_XMLFILE/HWLOC_SYNTHETIC
+	                            * in the environment work too) */
+	bool assume_this_system;   /* with a synthetic/XML topology: binding is real */
+	size_t scratch_bytes;      /* per-worker scratch reserved at creation; 0 = 8 MiB;
+	                            * grown (outside the task loop) if a job needs more */
+	unsigned spin_us;          /* idle spin before parking, microseconds; default 100 */
+} rva_engine_config;
+
+/* The defaults listed above. */
+rva_engine_config rva_engine_config_defaults(void);
+
+/*
+ * Creates an engine. cfg may be NULL (defaults). On success *out must be destroyed.
+ * Errors: RVA_ENULL; RVA_EINVAL (bad cpu set syntax, unknown policy, threads larger
+ * than the allowed cores); RVA_ENOTFOUND (cpu set names no allowed core); RVA_ESYSTEM
+ * (hwloc failed to load the topology); RVA_EUNSUPPORTED (kernel set); RVA_ENOMEM.
+ */
+rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out);
+
+/* Waits for every submitted job to end, then frees the engine (NULL is fine). Jobs not
+ * yet destroyed by the caller stay valid for rva_job_* queries and rva_job_destroy. */
+rva_status rva_engine_destroy(rva_engine *e);
+
+/* Description of an engine, for reports and `rvattn topo`. */
+typedef struct rva_engine_info {
+	unsigned workers;          /* worker threads */
+	unsigned pools;            /* NUMA domains used (one pool each) */
+	bool binding_real;         /* false when the topology is not this system */
+	rva_kernel_set kernels;    /* BLIS kernel set in use */
+	char topology[64];         /* "this system", "synthetic: ...", "xml: FILE" */
+	char cpuset[128];          /* allowed PUs as a list string "0-3,8" */
+} rva_engine_info;
+
+typedef struct rva_worker_info {
+	unsigned index;            /* worker index */
+	unsigned pool;             /* pool (NUMA domain) index */
+	unsigned numa_os_index;    /* OS index of its NUMA node */
+	unsigned core_os_index;    /* the core it is bound to (logical index in hwloc) */
+	unsigned pu_os_index;      /* the PU it is bound to (OS index) */
+	bool bound;                /* binding succeeded */
+	int observed_pu;           /* PU read back after binding (-1 unknown) */
+	bool scratch_on_node;      /* scratch bound to its node */
+	/* statistics since creation */
+	uint64_t tasks;            /* tasks run */
+	uint64_t busy_ns;          /* time inside tasks */
+	uint64_t steals_local;     /* tasks taken from another worker of its own domain */
+	uint64_t steals_remote;    /* tasks taken from another domain */
+} rva_worker_info;
+
+/* Errors: RVA_ENULL. */
+rva_status rva_engine_info_get(const rva_engine *e, rva_engine_info *out);
+/* Errors: RVA_ENULL; RVA_ERANGE when i >= workers. */
+rva_status rva_engine_worker_get(const rva_engine *e, unsigned i, rva_worker_info *out);
+
+/* Statistics of one job. */
+typedef struct rva_job_stats {
+	uint64_t wall_ns;          /* submit to completion */
+	uint64_t tasks;            /* tasks in the graph */
+	double flops;              /* useful floating-point operations */
+	double gflops;             /* flops / wall time */
+	size_t failed_sequences;
+	bool has_moe;              /* moe holds MoE routing stats */
+	rva_moe_stats moe;
+} rva_job_stats;
+
+/*
+ * Runs att over batch on the engine and waits. rt may be NULL. seq_status, when
+ * non-NULL, receives batch->count statuses: a bad sequence fails alone (its status says
+ * why) and the others complete. Returns RVA_OK when all succeeded, else the first failing
+ * sequence's status (rva_last_error() names its index). stats may be NULL.
+ */
+rva_status rva_engine_run(rva_engine *e, const rva_attention *att, const rva_batch *batch,
+                          const rva_runtime *rt, rva_status *seq_status,
+                          rva_job_stats *stats);
+
+/* Runs a pipeline (see pipeline.h) over a batch; the queries are the pipeline input. */
+rva_status rva_engine_run_pipeline(rva_engine *e, const rva_pipeline *p,
+                                   const rva_batch *batch, const rva_runtime *rt,
+                                   rva_status *seq_status, rva_job_stats *stats);
+
+/*
+ * Submits without waiting. The batch's descriptors are copied; the memory they point to
+ * (and att / p, and rt->moe_stats) must stay valid until the job has ended. *job must be
+ * freed with rva_job_destroy (which waits). Errors: as rva_engine_run's validation of the
+ * whole batch; RVA_ESTATE when the engine is being destroyed.
+ */
+rva_status rva_engine_submit(rva_engine *e, const rva_attention *att,
+                             const rva_batch *batch, const rva_runtime *rt, rva_job **job);
+rva_status rva_engine_submit_pipeline(rva_engine *e, const rva_pipeline *p,
+                                      const rva_batch *batch, const rva_runtime *rt,
+                                      rva_job **job);
+
+/* Blocks until the job has ended; returns its overall status (RVA_ECANCELLED if
+ * cancelled). Errors: RVA_ENULL. */
+rva_status rva_job_wait(rva_job *job);
+
+/* *done = whether the job has ended. Errors: RVA_ENULL. */
+rva_status rva_job_poll(rva_job *job, bool *done);
+
+/* Requests cancellation: tasks not yet started are skipped; the job ends with
+ * RVA_ECANCELLED unless it had already ended. Errors: RVA_ENULL. */
+rva_status rva_job_cancel(rva_job *job);
+
+/* Status of sequence i of an ended job, and its error detail (may be NULL; valid until
+ * rva_job_destroy). Errors: RVA_ENULL; RVA_ERANGE; RVA_ESTATE if the job has not ended. */
+rva_status rva_job_seq_status(const rva_job *job, size_t i, rva_status *st,
+                              const char **detail);
+
+/* Statistics of an ended job. Errors: RVA_ENULL; RVA_ESTATE if not ended. */
+rva_status rva_job_stats_get(const rva_job *job, rva_job_stats *out);
+
+/* Waits for the job, then frees it (NULL is fine). */
+rva_status rva_job_destroy(rva_job *job);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

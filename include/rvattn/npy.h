@@ -1,0 +1,144 @@
+/*
+ * rvattn — reading and writing NumPy .npy files (float32 arrays).
+ *
+ * Format: the NPY format of NumPy (numpy/lib/format.py): the magic "\x93NUMPY", a
+ * version byte pair (1.0, 2.0 or 3.0), a little-endian header length (2 bytes in 1.0,
+ * 4 bytes in 2.0/3.0), a Python dict literal {'descr': ..., 'fortran_order': ...,
+ * 'shape': (...)} padded with spaces and ended by '\n' (ASCII in 1.0/2.0, UTF-8 in 3.0),
+ * then the raw array data in C order.
+ *
+ * Reading always yields float32 in C order. Accepted element types ('descr'):
+ *   '<f4'               float32, copied as is;
+ *   '<f8', '<f2'        float64 and float16, converted to float32 (rva_npy_array.converted
+ *                       is set, and .overflowed counts finite float64 values beyond the
+ *                       float32 range that became +-inf);
+ *   '>f4', '>f8', '>f2' the same in big-endian byte order, byte-swapped and converted.
+ * Everything else is refused with RVA_EFORMAT and a message naming what was found:
+ * other dtypes (integers, complex, structured, object arrays), fortran_order True, an
+ * unknown format version, a malformed header dict (missing, extra or duplicate keys,
+ * bad literal syntax), a header length beyond the file, truncated data or bytes after
+ * the data (several arrays in one file). Shapes whose element count or byte size
+ * overflows size_t are refused with RVA_EOVERFLOW.
+ *
+ * The parser is defensive (it is fuzzed): it never reads outside the buffer it is given,
+ * never allocates more than the data the buffer actually holds, and never aborts.
+ *
+ * Writing produces version 1.0 (2.0 when the header does not fit 1.0's 16-bit length),
+ * '<f4', fortran_order False, the header padded so the data starts on a 64-byte
+ * boundary. A file is written to a temporary name in the same directory, flushed to
+ * disk (fsync) and renamed over the destination, so readers never see a partial file;
+ * on any failure the temporary file is removed and the destination is untouched.
+ */
+#ifndef RVATTN_NPY_H
+#define RVATTN_NPY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Most dimensions an array may have (NumPy 1.x's NPY_MAXDIMS). */
+#define RVA_NPY_MAX_DIMS 32
+
+/* Element type stored in a file. */
+typedef enum rva_npy_dtype {
+	RVA_NPY_F32 = 0, /* 'f4' */
+	RVA_NPY_F64,     /* 'f8', converted to float32 on reading */
+	RVA_NPY_F16,     /* 'f2', converted to float32 on reading */
+	RVA_NPY_DTYPE_COUNT
+} rva_npy_dtype;
+
+/* What a file's header says. */
+typedef struct rva_npy_header {
+	unsigned version_major;         /* 1, 2 or 3 */
+	unsigned version_minor;         /* 0 */
+	char descr[8];                  /* the dtype as written: "<f4", ">f8", "<f2", ... */
+	rva_npy_dtype dtype;
+	bool big_endian;                /* descr starts with '>' */
+	size_t ndim;                    /* 0 for a scalar */
+	size_t shape[RVA_NPY_MAX_DIMS]; /* C order; entries past ndim are 0 */
+	size_t count;                   /* product of the shape (1 for a scalar) */
+	size_t data_offset;             /* bytes before the data: magic, lengths, dict */
+	size_t data_bytes;              /* count * element size in the file */
+} rva_npy_header;
+
+/* An array read from a file: float32, C order. */
+typedef struct rva_npy_array {
+	float *data;                    /* count floats, owned: free with rva_npy_free() */
+	size_t ndim;
+	size_t shape[RVA_NPY_MAX_DIMS];
+	size_t count;
+	rva_npy_header file;            /* what the file held */
+	bool converted;                 /* the file's dtype was not little-endian float32 */
+	size_t overflowed;              /* finite float64 values that became +-inf */
+} rva_npy_array;
+
+/* Static name of a dtype ("float32", "float64", "float16"); "unknown" when out of range. */
+const char *rva_npy_dtype_name(rva_npy_dtype t);
+
+/*
+ * Parses the header of an .npy file held in buf[0, len). buf must hold at least the
+ * whole header (data_offset bytes); the data need not be present. Nothing is allocated.
+ * Errors: RVA_ENULL (buf NULL with len > 0, or out NULL); RVA_EFORMAT (not an .npy file,
+ * unsupported version or dtype, fortran order, malformed dict, header cut short);
+ * RVA_EOVERFLOW (element count or byte size overflows size_t).
+ */
+rva_status rva_npy_parse_header(const void *buf, size_t len, rva_npy_header *out);
+
+/*
+ * Parses a whole .npy file held in memory (buf[0, len)) into *out, converting to
+ * float32. On success out->data is allocated through the rva_allocator hook and must be
+ * freed with rva_npy_free(). On failure *out is unchanged.
+ * Errors: those of rva_npy_parse_header(); RVA_EFORMAT when len is not exactly
+ * data_offset + data_bytes (truncated data, or trailing bytes); RVA_ENOMEM.
+ */
+rva_status rva_npy_parse(const void *buf, size_t len, rva_npy_array *out);
+
+/*
+ * Reads the .npy file at path into *out (as rva_npy_parse, without holding the file's
+ * bytes and the converted array in memory at once). Free with rva_npy_free().
+ * Errors: RVA_ENULL; RVA_EIO (cannot open or read, with the system's reason);
+ * those of rva_npy_parse().
+ */
+rva_status rva_npy_load(const char *path, rva_npy_array *out);
+
+/* Frees the data of an array filled by rva_npy_parse/rva_npy_load and clears *a
+ * (NULL, or an already freed or zeroed array, is fine). Always RVA_OK. */
+rva_status rva_npy_free(rva_npy_array *a);
+
+/*
+ * Writes the header of a '<f4' C-order array of the given shape to buf (capacity cap)
+ * and stores its length in *len; the data is to follow it directly. version: 0 picks
+ * 1.0 when the header fits, else 2.0; 1, 2 or 3 force that version. The header is
+ * padded with spaces so that *len is a multiple of 64. With buf NULL (and cap 0) only
+ * *len is computed.
+ * Errors: RVA_ENULL (len NULL, or shape NULL with ndim > 0); RVA_EINVAL (version not
+ * 0-3, ndim > RVA_NPY_MAX_DIMS); RVA_EOVERFLOW (the shape's byte size overflows, or
+ * version 1 asked for a header longer than 65535); RVA_ERANGE (cap too small).
+ */
+rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned version,
+                                void *buf, size_t cap, size_t *len);
+
+/*
+ * Writes data (count = product of shape floats, C order) as a '<f4' .npy file at path:
+ * to a temporary file in the same directory, fsync'd, then renamed over path. On any
+ * failure the temporary file is removed and path is untouched. ndim may be 0 (scalar).
+ * Errors: RVA_ENULL (path NULL, shape NULL with ndim > 0, data NULL with a nonzero
+ * count); RVA_EINVAL (ndim > RVA_NPY_MAX_DIMS); RVA_EOVERFLOW; RVA_EIO (with the
+ * system's reason and the path).
+ */
+rva_status rva_npy_save(const char *path, const float *data, size_t ndim,
+                        const size_t *shape);
+
+/* rva_npy_save with a chosen format version (as in rva_npy_header_write: 0 = auto). */
+rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
+                           const size_t *shape, unsigned version);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

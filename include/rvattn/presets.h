@@ -1,0 +1,68 @@
+/*
+ * rvattn — model presets and smart selection (the SDK guide's presets module).
+ *
+ * Presets resolve to plain configs (config.h) and cannot fail; rva_build() validates
+ * them (Bert with dim 100 fails there: 12 heads do not divide 100).
+ */
+#ifndef RVATTN_PRESETS_H
+#define RVATTN_PRESETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rva_preset {
+	RVA_PRESET_BERT = 0,          /* multi-head, 12 heads, dropout 0.1, bidirectional */
+	RVA_PRESET_GPT,               /* multi-head, 12 heads, dropout 0.1, causal */
+	RVA_PRESET_LONGFORMER,        /* local-global, window 512, 1 global token */
+	RVA_PRESET_PERFORMER,         /* linear FAVOR+, positive orthogonal random features */
+	RVA_PRESET_FLASH_OPTIMIZED,   /* flash, block 128 */
+	RVA_PRESET_SWITCH_TRANSFORMER,/* MoE, 8 experts, top-2, capacity 1.25 */
+	RVA_PRESET_HYPERBOLIC_TREE,   /* hyperbolic, curvature -1 */
+	RVA_PRESET_T5,                /* multi-head + T5 relative-position buckets, scale 1 */
+	RVA_PRESET_VIT,               /* multi-head, 12 heads, bidirectional, no dropout */
+	RVA_PRESET_SPARSE_TRANSFORMER,/* strided sparse pattern (local band + every l-th key) */
+	RVA_PRESET_COUNT
+} rva_preset;
+
+/* AttentionPreset::X.builder(dim). An out-of-range preset gives a config that
+ * rva_build() rejects with RVA_EINVAL. */
+rva_config rva_preset_config(rva_preset p, size_t dim);
+
+/* Static canonical name ("bert", "flash_optimized", ...); "unknown" when out of range. */
+const char *rva_preset_name(rva_preset p);
+
+/* One line saying what the preset resolves to (static string). */
+const char *rva_preset_description(rva_preset p);
+
+/* Name (canonical or alias, case-insensitive) to preset. Errors: RVA_ENULL;
+ * RVA_ENOTFOUND with a message listing the known names. */
+rva_status rva_preset_from_name(const char *name, rva_preset *out);
+
+/* Smart selection, with the guide's thresholds. */
+rva_config rva_for_sequences(size_t dim, size_t max_len);  /* <=512 Bert, <=4096 Longformer,
+                                                             * else Performer */
+rva_config rva_for_graphs(size_t dim, bool hierarchical);  /* Hyperbolic or multi-head (8) */
+rva_config rva_for_large_scale(size_t dim);                /* Flash (FlashOptimized) */
+rva_config rva_for_vision(size_t dim, size_t patch_size);  /* ViT */
+rva_config rva_for_generation(size_t dim, size_t context_len); /* <=2048 Gpt, else causal
+                                                                * flash */
+rva_config rva_for_moe(size_t dim, size_t experts, size_t top_k);
+
+/*
+ * from_model_name(name, dim): case-insensitive, with the aliases users type (bert,
+ * bert-base, gpt, gpt2, gpt-2, longformer, performer, t5, vit, switch, ...).
+ * Errors: RVA_ENULL; RVA_ENOTFOUND with a message listing the known names.
+ */
+rva_status rva_from_model_name(const char *name, size_t dim, rva_config *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

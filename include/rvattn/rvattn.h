@@ -1,0 +1,20 @@
+/*
+ * rvattn — the whole public API in one include.
+ *
+ *     #include <rvattn/rvattn.h>
+ */
+#ifndef RVATTN_RVATTN_H
+#define RVATTN_RVATTN_H
+
+#include "status.h"
+#include "alloc.h"
+#include "kernels.h"
+#include "config.h"
+#include "batch.h"
+#include "attention.h"
+#include "engine.h"
+#include "pipeline.h"
+#include "presets.h"
+#include "npy.h"
+
+#endif

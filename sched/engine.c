@@ -1,0 +1,618 @@
+/*
+ * The engine's public API (include/rvattn/engine.h): creation (topology, plan, workers,
+ * scratch, team), queries, job submission (copy, plan, place, launch) and the job calls.
+ * The executor itself is in executor.c; the threading model in README.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "attention/attention_internal.h"
+#include "core/internal.h"
+#include "sched/engine_internal.h"
+#include "sdk/pipeline_internal.h"
+
+#define DEFAULT_SCRATCH ((size_t)8 << 20)
+#define DEFAULT_SPIN_US 100u
+
+static atomic_uint_fast64_t engine_generations;
+
+rva_engine_config rva_engine_config_defaults(void) {
+	return (rva_engine_config){.threads = 0, .cpus = NULL, .numa = RVA_NUMA_LOCAL,
+	                           .per_pu = false, .kernels = RVA_KERNELS_AUTO,
+	                           .topology_synthetic = NULL, .topology_xml = NULL,
+	                           .assume_this_system = false, .scratch_bytes = DEFAULT_SCRATCH,
+	                           .spin_us = DEFAULT_SPIN_US};
+}
+
+/* ---- creation and destruction ------------------------------------------------------- */
+
+/* Frees a (possibly partly built) engine whose team is not running. */
+static void engine_free(rva_engine *e, unsigned queues_ready, int sync_ready) {
+	if (e->workers) {
+		for (unsigned i = 0; i < e->nworkers; i++) {
+			rva__worker *w = &e->workers[i];
+			rva__scratch_free(w->scratch);
+			rva__scratch_free(atomic_load(&w->scratch_next));
+			if (w->cpuset)
+				hwloc_bitmap_free(w->cpuset);
+		}
+	}
+	for (unsigned i = 0; i < queues_ready; i++)
+		pthread_mutex_destroy(&e->queues[i].lock);
+	rva__free(e->queues);
+	rva__free(e->workers);
+	for (int i = 0; i < 4; i++)
+		rva__free(e->block_cache[i]);
+	rva__sched_plan_free(&e->plan);
+	if (e->topo)
+		hwloc_topology_destroy(e->topo);
+	if (sync_ready >= 1)
+		pthread_mutex_destroy(&e->park_lock);
+	if (sync_ready >= 2)
+		pthread_cond_destroy(&e->park_cond);
+	if (sync_ready >= 3)
+		pthread_cond_destroy(&e->start_cond);
+	if (sync_ready >= 4)
+		pthread_mutex_destroy(&e->lock);
+	if (sync_ready >= 5)
+		pthread_cond_destroy(&e->idle_cond);
+	rva__free(e);
+}
+
+static int init_sync(rva_engine *e) {
+	if (pthread_mutex_init(&e->park_lock, NULL))
+		return 0;
+	if (pthread_cond_init(&e->park_cond, NULL))
+		return 1;
+	if (pthread_cond_init(&e->start_cond, NULL))
+		return 2;
+	if (pthread_mutex_init(&e->lock, NULL))
+		return 3;
+	if (pthread_cond_init(&e->idle_cond, NULL))
+		return 4;
+	return 5;
+}
+
+rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out) {
+	if (!out)
+		return rva__fail(RVA_ENULL, "rva_engine_create: out is NULL");
+	rva_engine_config c = cfg ? *cfg : rva_engine_config_defaults();
+	if ((unsigned)c.numa >= RVA_NUMA_COUNT)
+		return rva__fail(RVA_EINVAL, "rva_engine_create: unknown NUMA policy %d", (int)c.numa);
+	if ((unsigned)c.kernels >= RVA_KERNELS_COUNT)
+		return rva__fail(RVA_EINVAL, "rva_engine_create: unknown kernel set %d",
+		                 (int)c.kernels);
+	const rva__gemm_ctx *gemm = NULL;
+	rva_kernel_set kernels;
+	rva_status st;
+	if (c.kernels == RVA_KERNELS_AUTO) {
+		rva_kernels_current(&kernels, NULL);
+	} else {
+		if ((st = rva__gemm_ctx_get(c.kernels, &gemm)) != RVA_OK)
+			return st;
+		kernels = rva__gemm_ctx_kernels(gemm);
+	}
+
+	rva_engine *e = rva__calloc(1, sizeof *e);
+	if (!e)
+		return rva__fail(RVA_ENOMEM, "rva_engine_create: cannot allocate the engine");
+	unsigned queues_ready = 0;
+	int sync_ready = init_sync(e);
+	if (sync_ready < 5) {
+		engine_free(e, 0, sync_ready);
+		return rva__fail(RVA_ESYSTEM, "rva_engine_create: cannot initialise a mutex or "
+		                 "condition variable");
+	}
+	e->gemm = gemm;
+	e->kernels = kernels;
+	e->spin_us = c.spin_us;
+	e->generation = atomic_fetch_add(&engine_generations, 1) + 1;
+
+	if ((st = rva__sched_topology_load(&c, &e->topo, e->topo_desc, sizeof e->topo_desc)) !=
+	    RVA_OK)
+		goto fail;
+	e->thissystem = hwloc_topology_is_thissystem(e->topo);
+	hwloc_bitmap_t binding = rva__sched_binding(e->topo);
+	if (!binding) {
+		st = RVA_ENOMEM;
+		goto fail;
+	}
+	st = rva__sched_plan_make(e->topo, binding, c.cpus, c.per_pu, c.threads, &e->plan);
+	hwloc_bitmap_free(binding);
+	if (st != RVA_OK)
+		goto fail;
+
+	unsigned W = e->nworkers = e->plan.nworkers;
+	e->workers = rva__calloc(W, sizeof *e->workers);
+	e->queues = rva__calloc(W, sizeof *e->queues);
+	if (!e->workers || !e->queues) {
+		st = rva__fail(RVA_ENOMEM, "rva_engine_create: cannot allocate %u workers", W);
+		goto fail;
+	}
+	for (; queues_ready < W; queues_ready++)
+		if (pthread_mutex_init(&e->queues[queues_ready].lock, NULL)) {
+			st = rva__fail(RVA_ESYSTEM, "rva_engine_create: cannot initialise a queue lock");
+			goto fail;
+		}
+	size_t scratch = c.scratch_bytes ? c.scratch_bytes : DEFAULT_SCRATCH;
+	for (unsigned i = 0; i < W; i++) {
+		rva__worker *w = &e->workers[i];
+		w->observed_pu = -1;
+		if (!(w->cpuset = hwloc_bitmap_alloc()) ||
+		    hwloc_bitmap_set(w->cpuset, e->plan.workers[i].pu_os) < 0) {
+			st = rva__fail(RVA_ENOMEM, "rva_engine_create: hwloc cannot allocate a bitmap");
+			goto fail;
+		}
+		if (!(w->scratch = rva__scratch_new(e, scratch, e->plan.workers[i].numa_os))) {
+			st = rva__propagate(RVA_ENOMEM);
+			goto fail;
+		}
+	}
+	e->scratch_size = e->workers[0].scratch->size;
+	c.cpus = c.topology_synthetic = c.topology_xml = NULL;
+	e->cfg = c;
+	if ((st = rva__team_start(e)) != RVA_OK)
+		goto fail;
+	*out = e;
+	return RVA_OK;
+fail:
+	engine_free(e, queues_ready, sync_ready);
+	return st;
+}
+
+rva_status rva_engine_destroy(rva_engine *e) {
+	if (!e)
+		return RVA_OK;
+	pthread_mutex_lock(&e->lock);
+	e->destroying = true;
+	while (e->active_jobs)
+		pthread_cond_wait(&e->idle_cond, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+	rva__team_stop(e);
+	engine_free(e, e->nworkers, 5);
+	return RVA_OK;
+}
+
+hwloc_topology_t rva__engine_topology(const rva_engine *e) { return e->topo; }
+const rva__sched_plan *rva__engine_plan(const rva_engine *e) { return &e->plan; }
+
+/* ---- queries ------------------------------------------------------------------------- */
+
+rva_status rva_engine_info_get(const rva_engine *e, rva_engine_info *out) {
+	if (!e || !out)
+		return rva__fail(RVA_ENULL, "rva_engine_info_get: %s is NULL", !e ? "engine" : "out");
+	memset(out, 0, sizeof *out);
+	out->workers = e->nworkers;
+	out->pools = e->plan.npools;
+	out->binding_real = e->thissystem;
+	out->kernels = e->kernels;
+	snprintf(out->topology, sizeof out->topology, "%s", e->topo_desc);
+	hwloc_bitmap_list_snprintf(out->cpuset, sizeof out->cpuset, e->plan.allowed);
+	return RVA_OK;
+}
+
+rva_status rva_engine_worker_get(const rva_engine *e, unsigned i, rva_worker_info *out) {
+	if (!e || !out)
+		return rva__fail(RVA_ENULL, "rva_engine_worker_get: %s is NULL", !e ? "engine" : "out");
+	if (i >= e->nworkers)
+		return rva__fail(RVA_ERANGE, "rva_engine_worker_get: worker %u of %u", i, e->nworkers);
+	const rva__sched_worker *p = &e->plan.workers[i];
+	rva__worker *w = &e->workers[i];
+	*out = (rva_worker_info){
+		.index = i, .pool = p->pool, .numa_os_index = p->numa_os,
+		.core_os_index = p->core_logical, .pu_os_index = p->pu_os, .bound = w->bound,
+		.observed_pu = w->observed_pu,
+		.scratch_on_node = atomic_load_explicit(&w->scratch_on_node, memory_order_relaxed),
+		.tasks = atomic_load_explicit(&w->tasks, memory_order_relaxed),
+		.busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed),
+		.steals_local = atomic_load_explicit(&w->steals_local, memory_order_relaxed),
+		.steals_remote = atomic_load_explicit(&w->steals_remote, memory_order_relaxed)};
+	return RVA_OK;
+}
+
+/* ---- jobs: allocation, placement, launch -------------------------------------------- */
+
+static rva_job *job_new(rva__job_kind kind) {
+	rva_job *job = rva__calloc(1, sizeof *job);
+	if (!job) {
+		rva__fail(RVA_ENOMEM, "engine: cannot allocate a job");
+		return NULL;
+	}
+	if (pthread_mutex_init(&job->lock, NULL)) {
+		rva__free(job);
+		rva__fail(RVA_ESYSTEM, "engine: cannot initialise a job lock");
+		return NULL;
+	}
+	if (pthread_cond_init(&job->cond, NULL)) {
+		pthread_mutex_destroy(&job->lock);
+		rva__free(job);
+		rva__fail(RVA_ESYSTEM, "engine: cannot initialise a job condition variable");
+		return NULL;
+	}
+	job->kind = kind;
+	job->first_failed = SIZE_MAX;
+	return job;
+}
+
+/* Frees a job that is not (or no longer) in the engine. */
+static void job_free(rva_job *job) {
+	if (job->details)
+		for (size_t s = 0; s < job->nseq; s++)
+			rva__free(job->details[s]);
+	if (job->own_status) {
+		rva__free(job->seq_status);
+		rva__free(job->details);
+	}
+	rva__free(job->seq_pool);
+	rva__free(job->block);
+	if (job->kind != RVA__JOB_GRAPH)
+		rva__graph_free(&job->graph);
+	pthread_cond_destroy(&job->cond);
+	pthread_mutex_destroy(&job->lock);
+	rva__free(job);
+}
+
+/* Makes every worker's scratch at least `need` bytes: new buffers are handed over and
+ * taken by each worker before its next task (never resized inside a task). */
+static rva_status ensure_scratch(rva_engine *e, size_t need) {
+	pthread_mutex_lock(&e->lock);
+	if (need <= e->scratch_size) {
+		pthread_mutex_unlock(&e->lock);
+		return RVA_OK;
+	}
+	rva__scratch **fresh;
+	rva_status st = rva__alloc_array((void **)&fresh, e->nworkers, sizeof *fresh,
+	                                 "engine scratch growth");
+	if (st != RVA_OK) {
+		pthread_mutex_unlock(&e->lock);
+		return st;
+	}
+	size_t size = rva__round_up(need, (size_t)64 << 10);
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		if (!(fresh[i] = rva__scratch_new(e, size, e->plan.workers[i].numa_os))) {
+			for (unsigned j = 0; j < i; j++)
+				rva__scratch_free(fresh[j]);
+			rva__free(fresh);
+			pthread_mutex_unlock(&e->lock);
+			return rva__propagate(RVA_ENOMEM);
+		}
+	}
+	for (unsigned i = 0; i < e->nworkers; i++)
+		rva__scratch_free(atomic_exchange(&e->workers[i].scratch_next, fresh[i]));
+	e->scratch_size = fresh[0]->size;
+	pthread_mutex_unlock(&e->lock);
+	rva__free(fresh);
+	return RVA_OK;
+}
+
+/* The task block (queue nodes, dependency counters, launch list heads): a cached one
+ * from an ended job when big enough, else a new one. */
+static rva_status take_block(rva_engine *e, rva_job *job, uint32_t ntasks) {
+	size_t cap = ntasks ? ntasks : 1;
+	pthread_mutex_lock(&e->lock);
+	int best = -1;
+	for (int i = 0; i < 4; i++)
+		if (e->block_cache[i] && e->block_cache_tasks[i] >= cap &&
+		    (best < 0 || e->block_cache_tasks[i] < e->block_cache_tasks[best]))
+			best = i;
+	if (best >= 0) {
+		job->block = e->block_cache[best];
+		job->block_tasks = e->block_cache_tasks[best];
+		e->block_cache[best] = NULL;
+		e->block_cache_tasks[best] = 0;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!job->block) {
+		size_t off = rva__block_heads_offset(cap), bytes;
+		if (!rva__add_ok(off, (size_t)e->nworkers * sizeof(rva__qnode *), &bytes) ||
+		    cap > SIZE_MAX / (sizeof(rva__qnode) + sizeof(atomic_uint)))
+			return rva__fail(RVA_EOVERFLOW, "engine: %zu tasks overflow the task block", cap);
+		if (!(job->block = rva__malloc(bytes)))
+			return rva__fail(RVA_ENOMEM, "engine: cannot allocate %zu bytes of task state for "
+			                 "%u tasks", bytes, ntasks);
+		job->block_tasks = cap;
+	}
+	job->nodes = job->block;
+	job->deps = (atomic_uint *)((unsigned char *)job->block +
+	                            job->block_tasks * sizeof(rva__qnode));
+	return RVA_OK;
+}
+
+/* Where each sequence's tasks go (NULL seq_pool: anywhere, e.g. a single pool). */
+static rva_status place(rva_engine *e, rva_job *job, const rva_seq *seqs) {
+	const rva__sched_plan *p = &e->plan;
+	if (p->npools <= 1 || job->nseq == 0 || e->cfg.numa == RVA_NUMA_INTERLEAVE)
+		return RVA_OK;
+	rva_status st = rva__alloc_array((void **)&job->seq_pool, job->nseq,
+	                                 sizeof *job->seq_pool, "engine sequence placement");
+	if (st != RVA_OK)
+		return st;
+	hwloc_bitmap_t ns = NULL;
+	bool locate = e->cfg.numa == RVA_NUMA_LOCAL && e->thissystem && seqs;
+	if (locate && !(ns = hwloc_bitmap_alloc()))
+		locate = false;
+	uintptr_t last_page = 0;
+	int last_node = -1;
+	for (size_t s = 0; s < job->nseq; s++) {
+		int node = -1;
+		if (locate && seqs[s].q) {
+			uintptr_t page = (uintptr_t)seqs[s].q & ~(uintptr_t)4095;
+			if (page == last_page) {
+				node = last_node;
+			} else if (hwloc_get_area_memlocation(e->topo, seqs[s].q, sizeof(float), ns,
+			                                      HWLOC_MEMBIND_BYNODESET) == 0 &&
+			           !hwloc_bitmap_iszero(ns)) {
+				node = hwloc_bitmap_first(ns);
+			}
+			last_page = page;
+			last_node = node;
+		}
+		job->seq_pool[s] = rva__sched_place(p, e->cfg.numa, s, job->nseq, node);
+	}
+	if (ns)
+		hwloc_bitmap_free(ns);
+	return RVA_OK;
+}
+
+/* Prepares the job's execution state and launches it. On failure the job is not in the
+ * engine and the caller frees it. */
+static rva_status launch(rva_engine *e, rva_job *job, const rva_seq *seqs) {
+	rva__graph *g = job->g;
+	rva_status st;
+	if (!g->finalized && (st = rva__graph_finalize(g)) != RVA_OK)
+		return st;
+	if ((st = ensure_scratch(e, g->scratch_bytes)) != RVA_OK ||
+	    (st = place(e, job, seqs)) != RVA_OK || (st = take_block(e, job, g->ntasks)) != RVA_OK)
+		return st;
+	for (uint32_t t = 0; t < g->ntasks; t++) {
+		job->nodes[t] = (rva__qnode){.job = job, .task = t, .cost = g->tasks[t].cost};
+		atomic_init(&job->deps[t], g->tasks[t].ndeps);
+	}
+	atomic_init(&job->remaining, g->ntasks);
+	atomic_init(&job->job_status, RVA_OK);
+	pthread_mutex_lock(&e->lock);
+	if (e->destroying) {
+		pthread_mutex_unlock(&e->lock);
+		return rva__fail(RVA_ESTATE, "engine: cannot submit, the engine is being destroyed");
+	}
+	job->id = ++e->next_job_id;
+	e->active_jobs++;
+	pthread_mutex_unlock(&e->lock);
+	job->engine = e;
+	job->t_submit = rva__now_ns();
+	rva__exec_launch(e, job);
+	return RVA_OK;
+}
+
+rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
+                                    const rva_status *init_status, const rva_seq *seqs,
+                                    rva_job **out) {
+	if (!e || !g || !out)
+		return rva__fail(RVA_ENULL, "engine: submit_graph: %s is NULL",
+		                 !e ? "engine" : !g ? "graph" : "out");
+	rva_job *job = job_new(RVA__JOB_GRAPH);
+	if (!job)
+		return RVA_ENOMEM;
+	rva_status st;
+	job->g = g;
+	job->nseq = g->nseq;
+	job->own_status = true;
+	job->rt = rva__runtime_or_default(NULL);
+	size_t n = g->nseq ? g->nseq : 1;
+	if ((st = rva__alloc_array((void **)&job->seq_status, n, sizeof *job->seq_status,
+	                           "job sequence status")) != RVA_OK ||
+	    !(job->details = rva__calloc(n, sizeof *job->details))) {
+		if (st == RVA_OK)
+			st = rva__fail(RVA_ENOMEM, "engine: cannot allocate job details");
+		job->nseq = 0;
+		job_free(job);
+		return st;
+	}
+	for (size_t s = 0; s < g->nseq; s++)
+		job->seq_status[s] = init_status ? init_status[s] : RVA_OK;
+	if ((st = launch(e, job, seqs)) != RVA_OK) {
+		job_free(job);
+		return st;
+	}
+	*out = job;
+	return RVA_OK;
+}
+
+/* Submits an attention (att) or a pipeline (p) over a batch. */
+static rva_status submit_op(rva_engine *e, const rva_attention *att, const rva_pipeline *p,
+                            const rva_batch *batch, const rva_runtime *rt, rva_job **out) {
+	size_t n = batch->count;
+	rva_job *job = job_new(att ? RVA__JOB_ATTENTION : RVA__JOB_PIPELINE);
+	if (!job)
+		return RVA_ENOMEM;
+	rva__graph *g = job->g = &job->graph;
+	rva__graph_init(g, n);
+	job->nseq = 0; /* until the details array is in place */
+	job->rt = rva__runtime_or_default(rt);
+	rva_status st = RVA_OK;
+	rva_seq *seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
+	uint32_t *done = rva__graph_alloc_array(g, n ? n : 1, sizeof *done);
+	rva_status *status = rva__graph_alloc_array(g, n ? n : 1, sizeof *status);
+	char **details = rva__graph_alloc_array(g, n ? n : 1, sizeof *details);
+	if (!seqs || !done || !status || !details) {
+		st = rva__propagate(RVA_ENOMEM);
+		goto fail;
+	}
+	job->seq_status = status;
+	job->details = details;
+	job->nseq = n;
+	/* The batch's descriptors are copied: the caller's array may go away after submit.
+	 * Attention strides are normalised here; the pipeline planner normalises its own. */
+	for (size_t s = 0; s < n; s++) {
+		if (att)
+			rva__normalise_seq(att, &batch->seqs[s], &seqs[s]);
+		else
+			seqs[s] = batch->seqs[s];
+	}
+	rva__plan_io io = {.seqs = seqs, .nseq = n, .rt = job->rt, .after = NULL, .done = done,
+	                   .seq_status = status, .details = details, .stream = 0};
+	st = att ? rva__attention_plan(att, &io, g) : rva__pipeline_plan(p, &io, g);
+	if (st != RVA_OK)
+		goto fail;
+	job->moe = job->rt.moe_stats &&
+	           (att ? att->cfg.mechanism == RVA_MECH_MOE : g->finish != NULL);
+	if ((st = launch(e, job, seqs)) != RVA_OK)
+		goto fail;
+	*out = job;
+	return RVA_OK;
+fail:
+	job_free(job);
+	return st;
+}
+
+static rva_status check_batch(const char *who, rva_engine *e, const void *op,
+                              const char *opname, const rva_batch *batch) {
+	if (!e || !op || !batch)
+		return rva__fail(RVA_ENULL, "%s: %s is NULL", who,
+		                 !e ? "engine" : !op ? opname : "batch");
+	if (batch->count && !batch->seqs)
+		return rva__fail(RVA_ENULL, "%s: batch has %zu sequences but seqs is NULL", who,
+		                 batch->count);
+	return RVA_OK;
+}
+
+rva_status rva_engine_submit(rva_engine *e, const rva_attention *att,
+                             const rva_batch *batch, const rva_runtime *rt, rva_job **job) {
+	rva_status st = check_batch("rva_engine_submit", e, att, "attention", batch);
+	if (st != RVA_OK)
+		return st;
+	if (!job)
+		return rva__fail(RVA_ENULL, "rva_engine_submit: job is NULL");
+	return submit_op(e, att, NULL, batch, rt, job);
+}
+
+rva_status rva_engine_submit_pipeline(rva_engine *e, const rva_pipeline *p,
+                                      const rva_batch *batch, const rva_runtime *rt,
+                                      rva_job **job) {
+	rva_status st = check_batch("rva_engine_submit_pipeline", e, p, "pipeline", batch);
+	if (st != RVA_OK)
+		return st;
+	if (!job)
+		return rva__fail(RVA_ENULL, "rva_engine_submit_pipeline: job is NULL");
+	return submit_op(e, NULL, p, batch, rt, job);
+}
+
+/* ---- waiting and results ------------------------------------------------------------ */
+
+static void wait_ended(rva_job *job) {
+	if (atomic_load_explicit(&job->ended, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&job->lock);
+	while (!atomic_load_explicit(&job->ended, memory_order_acquire))
+		pthread_cond_wait(&job->cond, &job->lock);
+	pthread_mutex_unlock(&job->lock);
+}
+
+rva_status rva_job_wait(rva_job *job) {
+	if (!job)
+		return rva__fail(RVA_ENULL, "rva_job_wait: job is NULL");
+	wait_ended(job);
+	rva_status st = job->status;
+	if (st == RVA_OK)
+		return RVA_OK;
+	/* The detail on the waiting thread, as the serial path words it. */
+	size_t f = job->first_failed;
+	bool from_seq = st != RVA_ECANCELLED && f != SIZE_MAX && job->seq_status[f] == st &&
+	                !atomic_load(&job->job_status) && !job->errbuf[0];
+	if (from_seq) {
+		const char *d = job->details && job->details[f] ? job->details[f] : rva_strerror(st);
+		if (job->nseq > 1)
+			return rva__fail(st, "sequence %zu: %s", f, d);
+		return rva__fail(st, "%s", d);
+	}
+	return rva__fail(st, "%s", job->errbuf[0] ? job->errbuf : rva_strerror(st));
+}
+
+rva_status rva_job_poll(rva_job *job, bool *done) {
+	if (!job || !done)
+		return rva__fail(RVA_ENULL, "rva_job_poll: %s is NULL", !job ? "job" : "done");
+	*done = atomic_load_explicit(&job->ended, memory_order_acquire);
+	return RVA_OK;
+}
+
+rva_status rva_job_cancel(rva_job *job) {
+	if (!job)
+		return rva__fail(RVA_ENULL, "rva_job_cancel: job is NULL");
+	atomic_store_explicit(&job->cancelled, true, memory_order_release);
+	return RVA_OK;
+}
+
+rva_status rva_job_seq_status(const rva_job *job, size_t i, rva_status *st,
+                              const char **detail) {
+	if (!job || !st)
+		return rva__fail(RVA_ENULL, "rva_job_seq_status: %s is NULL", !job ? "job" : "st");
+	if (!atomic_load_explicit(&job->ended, memory_order_acquire))
+		return rva__fail(RVA_ESTATE, "rva_job_seq_status: the job has not ended");
+	if (i >= job->nseq)
+		return rva__fail(RVA_ERANGE, "rva_job_seq_status: sequence %zu of %zu", i, job->nseq);
+	*st = job->seq_status[i];
+	if (detail) {
+		const char *d = job->details ? job->details[i] : NULL;
+		*detail = d ? d : *st != RVA_OK ? rva_strerror(*st) : "";
+	}
+	return RVA_OK;
+}
+
+rva_status rva_job_stats_get(const rva_job *job, rva_job_stats *out) {
+	if (!job || !out)
+		return rva__fail(RVA_ENULL, "rva_job_stats_get: %s is NULL", !job ? "job" : "out");
+	if (!atomic_load_explicit(&job->ended, memory_order_acquire))
+		return rva__fail(RVA_ESTATE, "rva_job_stats_get: the job has not ended");
+	*out = job->stats;
+	return RVA_OK;
+}
+
+rva_status rva_job_destroy(rva_job *job) {
+	if (!job)
+		return RVA_OK;
+	wait_ended(job);
+	job_free(job);
+	return RVA_OK;
+}
+
+/* ---- synchronous runs ------------------------------------------------------------------ */
+
+/* Waits for job, hands out its results, destroys it. */
+static rva_status finish_run(rva_job *job, rva_status *seq_status, rva_job_stats *stats) {
+	rva_status st = rva_job_wait(job);
+	if (seq_status)
+		memcpy(seq_status, job->seq_status, job->nseq * sizeof *seq_status);
+	if (stats)
+		*stats = job->stats;
+	job_free(job);
+	return st;
+}
+
+rva_status rva__engine_run_graph(rva_engine *e, rva__graph *g, rva_status *seq_status,
+                                 rva_job_stats *stats) {
+	rva_job *job;
+	rva_status st = rva__engine_submit_graph(e, g, NULL, NULL, &job);
+	if (st != RVA_OK)
+		return st;
+	return finish_run(job, seq_status, stats);
+}
+
+rva_status rva_engine_run(rva_engine *e, const rva_attention *att, const rva_batch *batch,
+                          const rva_runtime *rt, rva_status *seq_status,
+                          rva_job_stats *stats) {
+	rva_job *job;
+	rva_status st = rva_engine_submit(e, att, batch, rt, &job);
+	if (st != RVA_OK)
+		return st;
+	return finish_run(job, seq_status, stats);
+}
+
+rva_status rva_engine_run_pipeline(rva_engine *e, const rva_pipeline *p,
+                                   const rva_batch *batch, const rva_runtime *rt,
+                                   rva_status *seq_status, rva_job_stats *stats) {
+	rva_job *job;
+	rva_status st = rva_engine_submit_pipeline(e, p, batch, rt, &job);
+	if (st != RVA_OK)
+		return st;
+	return finish_run(job, seq_status, stats);
+}

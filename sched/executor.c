@@ -1,0 +1,609 @@
+/*
+ * The executor: the worker team (one flat OpenMP parallel region entered by the
+ * engine's dispatcher thread and kept alive for the engine's lifetime), the per-worker
+ * cost-ordered ready queues, stealing, dependency release, idle spinning and parking,
+ * and the end of a job. Nothing here allocates once the team runs, except the detail
+ * strings rva__graph_exec_task records for failing tasks.
+ */
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "sched/engine_internal.h"
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* ---- scratch buffers ----------------------------------------------------------------- */
+
+static size_t page_size(void) {
+	long p = sysconf(_SC_PAGESIZE);
+	return p > 0 ? (size_t)p : 4096;
+}
+
+rva__scratch *rva__scratch_new(rva_engine *e, size_t size, unsigned numa_os) {
+	size_t pg = page_size(), usable = rva__round_up(size ? size : 1, pg), total;
+	/* header + padding up to a page boundary + whole pages, so binding the data pages
+	 * never changes the policy of a neighbour's memory */
+	if (!rva__add_ok(usable, pg + RVA__ALIGN, &total)) {
+		rva__fail(RVA_EOVERFLOW, "engine: scratch of %zu bytes overflows", size);
+		return NULL;
+	}
+	unsigned char *block = rva__malloc(total);
+	if (!block) {
+		rva__fail(RVA_ENOMEM, "engine: cannot allocate %zu bytes of worker scratch", total);
+		return NULL;
+	}
+	rva__scratch *s = (rva__scratch *)block;
+	uintptr_t data = ((uintptr_t)block + sizeof *s + pg - 1) & ~(uintptr_t)(pg - 1);
+	s->data = (unsigned char *)data;
+	s->size = usable;
+	s->on_node = false;
+	if (e->thissystem) {
+		hwloc_bitmap_t ns = hwloc_bitmap_alloc();
+		if (ns && hwloc_bitmap_set(ns, numa_os) == 0)
+			s->on_node = hwloc_set_area_membind(e->topo, s->data, s->size, ns,
+			                                    HWLOC_MEMBIND_BIND,
+			                                    HWLOC_MEMBIND_BYNODESET) == 0;
+		if (ns)
+			hwloc_bitmap_free(ns);
+	}
+	return s;
+}
+
+void rva__scratch_free(rva__scratch *s) { rva__free(s); }
+
+/* First touch from the worker, then check where the pages went. */
+static bool touch_scratch(rva_engine *e, rva__scratch *s, unsigned numa_os) {
+	memset(s->data, 0, s->size);
+	if (!s->on_node || !e->thissystem)
+		return false;
+	hwloc_bitmap_t ns = hwloc_bitmap_alloc();
+	bool ok = false;
+	if (ns && hwloc_get_area_memlocation(e->topo, s->data, s->size, ns,
+	                                     HWLOC_MEMBIND_BYNODESET) == 0)
+		ok = hwloc_bitmap_weight(ns) == 1 && hwloc_bitmap_isset(ns, numa_os);
+	if (ns)
+		hwloc_bitmap_free(ns);
+	return ok;
+}
+
+/* ---- the cost-ordered queues (pairing max-heaps over job-owned nodes) ---------------- */
+
+static inline bool before(const rva__qnode *a, const rva__qnode *b) {
+	if (a->cost != b->cost)
+		return a->cost > b->cost;
+	if (a->job != b->job)
+		return a->job->id < b->job->id;
+	return a->task < b->task;
+}
+
+/* Melds two heap roots (both with next == NULL). */
+static inline rva__qnode *meld(rva__qnode *a, rva__qnode *b) {
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (before(b, a)) {
+		rva__qnode *t = a;
+		a = b;
+		b = t;
+	}
+	b->next = a->child;
+	a->child = b;
+	return a;
+}
+
+/* Two-pass pairing of a sibling list. */
+static rva__qnode *merge_pairs(rva__qnode *first) {
+	rva__qnode *stack = NULL;
+	while (first) {
+		rva__qnode *a = first, *b = a->next;
+		if (!b) {
+			a->next = stack;
+			stack = a;
+			break;
+		}
+		first = b->next;
+		a->next = b->next = NULL;
+		rva__qnode *m = meld(a, b);
+		m->next = stack;
+		stack = m;
+	}
+	rva__qnode *res = NULL;
+	while (stack) {
+		rva__qnode *nx = stack->next;
+		stack->next = NULL;
+		res = meld(res, stack);
+		stack = nx;
+	}
+	return res;
+}
+
+/* Pushes a list of nodes linked by next; the caller holds q->lock. */
+static unsigned push_list_locked(rva__wqueue *q, rva__qnode *list) {
+	unsigned n = 0;
+	rva__qnode *root = q->root;
+	while (list) {
+		rva__qnode *nx = list->next;
+		list->child = list->next = NULL;
+		root = meld(root, list);
+		list = nx;
+		n++;
+	}
+	q->root = root;
+	unsigned size = atomic_load_explicit(&q->size, memory_order_relaxed) + n;
+	atomic_store_explicit(&q->size, size, memory_order_relaxed);
+	return size;
+}
+
+static rva__qnode *pop(rva__wqueue *q) {
+	if (atomic_load_explicit(&q->size, memory_order_relaxed) == 0)
+		return NULL;
+	pthread_mutex_lock(&q->lock);
+	rva__qnode *r = q->root;
+	if (r) {
+		q->root = merge_pairs(r->child);
+		r->child = NULL;
+		atomic_store_explicit(&q->size,
+		                      atomic_load_explicit(&q->size, memory_order_relaxed) - 1,
+		                      memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+static bool any_work(const rva_engine *e) {
+	for (unsigned i = 0; i < e->nworkers; i++)
+		if (atomic_load_explicit(&e->queues[i].size, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* Wakes up to k parked workers (after pushing k tasks someone else may take). */
+static void wake(rva_engine *e, unsigned k) {
+	atomic_thread_fence(memory_order_seq_cst);
+	unsigned s = atomic_load_explicit(&e->sleepers, memory_order_relaxed);
+	if (!s || !k)
+		return;
+	pthread_mutex_lock(&e->park_lock);
+	if (k >= s)
+		pthread_cond_broadcast(&e->park_cond);
+	else
+		for (unsigned i = 0; i < k; i++)
+			pthread_cond_signal(&e->park_cond);
+	pthread_mutex_unlock(&e->park_lock);
+}
+
+/* Pool of a task of a job (RVA__ANY_POOL: anywhere). */
+static inline unsigned task_pool(const rva_job *job, const rva__task *t) {
+	if (!job->seq_pool || t->seq == RVA__NO_SEQ)
+		return RVA__ANY_POOL;
+	return job->seq_pool[t->seq];
+}
+
+/* The worker of `pool` that receives task t of job released from elsewhere: the
+ * sequence's home worker in that pool. */
+static inline unsigned home_worker(const rva_engine *e, unsigned pool, const rva__task *t) {
+	const rva__sched_pool *p = &e->plan.pools[pool];
+	uint32_t key = t->seq != RVA__NO_SEQ ? t->seq : 0;
+	return p->first_worker + key % p->nworkers;
+}
+
+/* ---- launching and ending jobs -------------------------------------------------------- */
+
+void rva__exec_launch(rva_engine *e, rva_job *job) {
+	const rva__graph *g = job->g;
+	uint32_t n = g->ntasks;
+	if (n == 0) {
+		rva__exec_finish_job(job);
+		return;
+	}
+	unsigned W = e->nworkers;
+	rva__qnode **heads = (rva__qnode **)((unsigned char *)job->block +
+	                                     rva__block_heads_offset(job->block_tasks));
+	memset(heads, 0, W * sizeof *heads);
+	/* Deal the initially ready tasks round-robin over the workers of their pool. */
+	uint64_t k = job->id;
+	unsigned total = 0;
+	for (uint32_t t = 0; t < n; t++) {
+		const rva__task *task = &g->tasks[t];
+		if (task->ndeps)
+			continue;
+		unsigned pool = task_pool(job, task), v;
+		if (pool == RVA__ANY_POOL) {
+			v = (unsigned)(k++ % W);
+		} else {
+			const rva__sched_pool *p = &e->plan.pools[pool];
+			v = p->first_worker + (unsigned)(k++ % p->nworkers);
+		}
+		rva__qnode *node = &job->nodes[t];
+		node->next = heads[v];
+		heads[v] = node;
+		total++;
+	}
+	/* Push each worker's list under its lock. Once the last list is in, the job may end
+	 * (and be freed) at any moment: stop touching it. */
+	unsigned last = 0;
+	for (unsigned v = 0; v < W; v++)
+		if (heads[v])
+			last = v;
+	for (unsigned v = 0; v <= last; v++) {
+		rva__qnode *list = heads[v];
+		if (!list)
+			continue;
+		rva__wqueue *q = &e->queues[v];
+		pthread_mutex_lock(&q->lock);
+		push_list_locked(q, list);
+		pthread_mutex_unlock(&q->lock);
+	}
+	wake(e, total);
+}
+
+static void return_block(rva_engine *e, rva_job *job) {
+	void *evict = job->block;
+	pthread_mutex_lock(&e->lock);
+	int slot = -1;
+	size_t smallest = SIZE_MAX;
+	for (int i = 0; i < 4; i++) {
+		if (!e->block_cache[i]) {
+			slot = i;
+			smallest = 0;
+			break;
+		}
+		if (e->block_cache_tasks[i] < smallest) {
+			smallest = e->block_cache_tasks[i];
+			slot = i;
+		}
+	}
+	if (slot >= 0 && smallest < job->block_tasks) {
+		evict = e->block_cache[slot];
+		e->block_cache[slot] = job->block;
+		e->block_cache_tasks[slot] = job->block_tasks;
+	}
+	e->active_jobs--;
+	if (e->active_jobs == 0)
+		pthread_cond_broadcast(&e->idle_cond);
+	pthread_mutex_unlock(&e->lock);
+	job->block = NULL;
+	job->nodes = NULL;
+	job->deps = NULL;
+	rva__free(evict);
+}
+
+void rva__exec_finish_job(rva_job *job) {
+	rva__graph *g = job->g;
+	rva_status js = (rva_status)atomic_load_explicit(&job->job_status, memory_order_acquire);
+	rva_clear_error();
+	rva_status fin = rva__graph_finish(g, job->seq_status);
+	if (fin != RVA_OK && js == RVA_OK) {
+		js = fin;
+		snprintf(job->errbuf, sizeof job->errbuf, "%s",
+		         rva_last_error()[0] ? rva_last_error() : rva_strerror(fin));
+	}
+	size_t failed = 0;
+	job->first_failed = SIZE_MAX;
+	for (size_t s = 0; s < job->nseq; s++)
+		if (job->seq_status[s] != RVA_OK) {
+			if (!failed)
+				job->first_failed = s;
+			failed++;
+		}
+	if (atomic_load_explicit(&job->cancelled, memory_order_acquire)) {
+		job->status = RVA_ECANCELLED;
+		if (!job->errbuf[0])
+			snprintf(job->errbuf, sizeof job->errbuf, "job cancelled");
+	} else if (js != RVA_OK) {
+		job->status = js;
+	} else {
+		job->status = failed ? job->seq_status[job->first_failed] : RVA_OK;
+	}
+	uint64_t wall = rva__now_ns() - job->t_submit;
+	job->stats.wall_ns = wall;
+	job->stats.tasks = g->ntasks;
+	job->stats.flops = g->flops;
+	job->stats.gflops = wall ? g->flops / (double)wall : 0.0;
+	job->stats.failed_sequences = failed;
+	if (job->moe && job->rt.moe_stats) {
+		job->stats.has_moe = true;
+		job->stats.moe = *job->rt.moe_stats;
+	}
+	/* Unregister (the engine may be destroyed once no job is active: the team, which
+	 * runs this code, is joined before anything is freed), then announce the end. */
+	return_block(job->engine, job);
+	pthread_mutex_lock(&job->lock);
+	atomic_store_explicit(&job->ended, true, memory_order_release);
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+}
+
+/* ---- the worker loop -------------------------------------------------------------------- */
+
+typedef struct wstate {
+	rva_engine *e;
+	unsigned id, pool;
+	rva__worker *w;
+	rva__wqueue *q;
+	rva_job *cur_job;      /* job whose completions are being counted */
+	unsigned cur_done;     /* completions not yet subtracted from cur_job->remaining */
+} wstate;
+
+#define FLUSH_EVERY 64
+
+static void flush(wstate *ws) {
+	if (ws->cur_done) {
+		rva_job *job = ws->cur_job;
+		unsigned n = ws->cur_done;
+		ws->cur_done = 0;
+		ws->cur_job = NULL;
+		if (atomic_fetch_sub_explicit(&job->remaining, n, memory_order_acq_rel) == n)
+			rva__exec_finish_job(job);
+	}
+	ws->cur_job = NULL;
+}
+
+static inline void stat_add(atomic_uint_fast64_t *c, uint64_t v) {
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+	                      memory_order_relaxed);
+}
+
+static void cancel_skip(rva_job *job, const rva__task *t) {
+	if (!t->fn)
+		return;
+	size_t lo = t->seq == RVA__NO_SEQ ? 0 : t->seq;
+	size_t hi = t->seq == RVA__NO_SEQ ? job->nseq : (size_t)t->seq + 1;
+	for (size_t s = lo; s < hi; s++) {
+		int expected = RVA_OK;
+		__atomic_compare_exchange_n((int *)&job->seq_status[s], &expected,
+		                            (int)RVA_ECANCELLED, false, __ATOMIC_ACQ_REL,
+		                            __ATOMIC_ACQUIRE);
+	}
+}
+
+static void swap_scratch(wstate *ws) {
+	rva__scratch *nx = atomic_exchange_explicit(&ws->w->scratch_next, NULL,
+	                                            memory_order_acq_rel);
+	if (!nx)
+		return;
+	rva__scratch_free(ws->w->scratch);
+	ws->w->scratch = nx;
+	bool on = touch_scratch(ws->e, nx, ws->e->plan.workers[ws->id].numa_os);
+	atomic_store_explicit(&ws->w->scratch_on_node, on, memory_order_relaxed);
+}
+
+static void run_node(wstate *ws, rva__qnode *node) {
+	rva_engine *e = ws->e;
+	rva_job *job = node->job;
+	if (job != ws->cur_job) {
+		flush(ws);
+		ws->cur_job = job;
+	}
+	if (RVA__UNLIKELY(atomic_load_explicit(&ws->w->scratch_next, memory_order_acquire)))
+		swap_scratch(ws);
+	const rva__graph *g = job->g;
+	uint32_t id = node->task;
+	const rva__task *t = &g->tasks[id];
+	rva__exec_ctx x = {.scratch = ws->w->scratch->data,
+	                   .scratch_bytes = ws->w->scratch->size, .worker = ws->id};
+	uint64_t t0 = rva__now_ns();
+	if (RVA__UNLIKELY(atomic_load_explicit(&job->cancelled, memory_order_relaxed))) {
+		cancel_skip(job, t);
+	} else {
+		rva_status st = rva__graph_exec_task(g, id, &x, job->seq_status, job->details);
+		if (RVA__UNLIKELY(st != RVA_OK) && t->seq == RVA__NO_SEQ) {
+			int expected = RVA_OK;
+			if (atomic_compare_exchange_strong_explicit(&job->job_status, &expected, (int)st,
+			                                            memory_order_acq_rel,
+			                                            memory_order_acquire))
+				snprintf(job->errbuf, sizeof job->errbuf, "%s",
+				         rva_last_error()[0] ? rva_last_error() : rva_strerror(st));
+		}
+	}
+	uint64_t t1 = rva__now_ns();
+	stat_add(&ws->w->tasks, 1);
+	stat_add(&ws->w->busy_ns, t1 - t0);
+
+	/* Release successors: ours go to our own queue in one batch, others to their pool. */
+	rva__qnode *mine = NULL;
+	unsigned nmine = 0;
+	for (uint32_t i = 0; i < t->succ_count; i++) {
+		uint32_t s = g->succ[t->succ_begin + i];
+		if (atomic_fetch_sub_explicit(&job->deps[s], 1, memory_order_acq_rel) != 1)
+			continue;
+		rva__qnode *n = &job->nodes[s];
+		const rva__task *st = &g->tasks[s];
+		unsigned pool = task_pool(job, st);
+		if (pool == RVA__ANY_POOL || pool == ws->pool) {
+			n->next = mine;
+			mine = n;
+			nmine++;
+		} else {
+			rva__wqueue *q = &e->queues[home_worker(e, pool, st)];
+			n->next = NULL;
+			pthread_mutex_lock(&q->lock);
+			push_list_locked(q, n);
+			pthread_mutex_unlock(&q->lock);
+			wake(e, 1);
+		}
+	}
+	if (mine) {
+		pthread_mutex_lock(&ws->q->lock);
+		unsigned size = push_list_locked(ws->q, mine);
+		pthread_mutex_unlock(&ws->q->lock);
+		/* We take one of them next; the surplus is for whoever is parked. */
+		if (size > 1)
+			wake(e, size - 1 < nmine ? size - 1 : nmine);
+	}
+	if (++ws->cur_done >= FLUSH_EVERY)
+		flush(ws);
+}
+
+/* Own queue, then the other workers of our pool, then the other pools. */
+static rva__qnode *find_task(wstate *ws) {
+	rva__qnode *n = pop(ws->q);
+	if (n)
+		return n;
+	rva_engine *e = ws->e;
+	const rva__sched_pool *p = &e->plan.pools[ws->pool];
+	unsigned local = ws->id - p->first_worker;
+	for (unsigned k = 1; k < p->nworkers; k++) {
+		unsigned v = p->first_worker + (local + k) % p->nworkers;
+		if ((n = pop(&e->queues[v]))) {
+			stat_add(&ws->w->steals_local, 1);
+			return n;
+		}
+	}
+	for (unsigned i = 0; i + 1 < e->plan.npools; i++) {
+		const rva__sched_pool *r = &e->plan.pools[p->steal[i]];
+		for (unsigned k = 0; k < r->nworkers; k++) {
+			unsigned v = r->first_worker + (local + k) % r->nworkers;
+			if ((n = pop(&e->queues[v]))) {
+				stat_add(&ws->w->steals_remote, 1);
+				return n;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void worker_loop(rva_engine *e, unsigned id) {
+	wstate ws = {.e = e, .id = id, .pool = e->plan.workers[id].pool, .w = &e->workers[id],
+	             .q = &e->queues[id]};
+	uint64_t spin_ns = (uint64_t)e->spin_us * 1000u;
+	for (;;) {
+		rva__qnode *n = find_task(&ws);
+		if (n) {
+			run_node(&ws, n);
+			continue;
+		}
+		flush(&ws);
+		if (atomic_load_explicit(&e->shutdown, memory_order_acquire))
+			break;
+		/* Spin a while (cheap wake-up for short gaps between tasks) ... */
+		bool found = false;
+		if (spin_ns) {
+			uint64_t deadline = rva__now_ns() + spin_ns;
+			for (;;) {
+				for (int i = 0; i < 32; i++)
+					cpu_relax();
+				if (any_work(e) || atomic_load_explicit(&e->shutdown, memory_order_relaxed)) {
+					found = true;
+					break;
+				}
+				if (rva__now_ns() >= deadline)
+					break;
+			}
+		}
+		if (found)
+			continue;
+		/* ... then park until a push or shutdown (Dekker with wake(): sleepers first). */
+		pthread_mutex_lock(&e->park_lock);
+		atomic_fetch_add_explicit(&e->sleepers, 1, memory_order_seq_cst);
+		atomic_thread_fence(memory_order_seq_cst);
+		while (!any_work(e) && !atomic_load_explicit(&e->shutdown, memory_order_acquire))
+			pthread_cond_wait(&e->park_cond, &e->park_lock);
+		atomic_fetch_sub_explicit(&e->sleepers, 1, memory_order_seq_cst);
+		pthread_mutex_unlock(&e->park_lock);
+	}
+}
+
+/* ---- the team ------------------------------------------------------------------------------ */
+
+/* Binding cache: a thread that already bound itself for this engine and worker skips it. */
+static _Thread_local uint64_t tl_bound_generation;
+static _Thread_local unsigned tl_bound_worker;
+
+static void bind_self(rva_engine *e, unsigned id) {
+	rva__worker *w = &e->workers[id];
+	if (tl_bound_generation == e->generation && tl_bound_worker == id)
+		return;
+	w->bound = false;
+	w->observed_pu = -1;
+	if (e->thissystem) {
+		w->bound = hwloc_set_cpubind(e->topo, w->cpuset,
+		                             HWLOC_CPUBIND_THREAD | HWLOC_CPUBIND_STRICT) == 0;
+		hwloc_bitmap_t got = hwloc_bitmap_alloc();
+		if (got && hwloc_get_last_cpu_location(e->topo, got, HWLOC_CPUBIND_THREAD) == 0)
+			w->observed_pu = hwloc_bitmap_first(got);
+		if (got)
+			hwloc_bitmap_free(got);
+	}
+	tl_bound_generation = e->generation;
+	tl_bound_worker = id;
+}
+
+static void member(rva_engine *e, unsigned tid, unsigned nthreads) {
+	if (nthreads < e->nworkers) {
+		if (tid == 0) {
+			pthread_mutex_lock(&e->park_lock);
+			atomic_store(&e->team_error, (int)nthreads);
+			pthread_cond_broadcast(&e->start_cond);
+			pthread_mutex_unlock(&e->park_lock);
+		}
+		return;
+	}
+	if (tid >= e->nworkers)
+		return;
+	rva__worker *w = &e->workers[tid];
+	bind_self(e, tid);
+	bool on = touch_scratch(e, w->scratch, e->plan.workers[tid].numa_os);
+	atomic_store_explicit(&w->scratch_on_node, on, memory_order_relaxed);
+	rva__gemm_ctx_use(e->gemm);
+	pthread_mutex_lock(&e->park_lock);
+	atomic_fetch_add(&e->ready_workers, 1);
+	pthread_cond_broadcast(&e->start_cond);
+	pthread_mutex_unlock(&e->park_lock);
+	worker_loop(e, tid);
+	rva__gemm_ctx_use(NULL);
+}
+
+static void *dispatcher_main(void *arg) {
+	rva_engine *e = arg;
+	int n = (int)e->nworkers;
+	omp_set_dynamic(0);
+	/* The one flat team of the engine: every member runs the executor loop until the
+	 * engine shuts down. Never a nested region per task. */
+#pragma omp parallel num_threads(n)
+	member(e, (unsigned)omp_get_thread_num(), (unsigned)omp_get_num_threads());
+	return NULL;
+}
+
+rva_status rva__team_start(rva_engine *e) {
+	int rc = pthread_create(&e->dispatcher, NULL, dispatcher_main, e);
+	if (rc != 0)
+		return rva__fail(RVA_ESYSTEM, "engine: cannot start the dispatcher thread: %s",
+		                 strerror(rc));
+	e->dispatcher_started = true;
+	pthread_mutex_lock(&e->park_lock);
+	while (atomic_load(&e->ready_workers) < e->nworkers && !atomic_load(&e->team_error))
+		pthread_cond_wait(&e->start_cond, &e->park_lock);
+	pthread_mutex_unlock(&e->park_lock);
+	int got = atomic_load(&e->team_error);
+	if (got) {
+		rva__team_stop(e);
+		return rva__fail(RVA_ESYSTEM, "engine: OpenMP gave a team of %d threads, %u needed "
+		                 "(check OMP_THREAD_LIMIT)", got, e->nworkers);
+	}
+	return RVA_OK;
+}
+
+void rva__team_stop(rva_engine *e) {
+	if (!e->dispatcher_started)
+		return;
+	pthread_mutex_lock(&e->park_lock);
+	atomic_store(&e->shutdown, true);
+	pthread_cond_broadcast(&e->park_cond);
+	pthread_mutex_unlock(&e->park_lock);
+	pthread_join(e->dispatcher, NULL);
+	e->dispatcher_started = false;
+}

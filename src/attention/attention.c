@@ -1,0 +1,483 @@
+/*
+ * The common part of every mechanism: config validation and copying (rva_build),
+ * per-sequence validation, planning dispatch, the serial batch path and the
+ * single-query calls of the SDK guide.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "attention/attention_internal.h"
+#include "core/internal.h"
+
+static const rva__mech_ops *ops_for(rva_mechanism m) {
+	switch (m) {
+	case RVA_MECH_SCALED_DOT: return &rva__scaled_dot_ops;
+	case RVA_MECH_MULTI_HEAD: return &rva__multi_head_ops;
+	case RVA_MECH_FLASH: return &rva__flash_ops;
+	case RVA_MECH_LINEAR: return &rva__linear_ops;
+	case RVA_MECH_LOCAL_GLOBAL: return &rva__local_global_ops;
+	case RVA_MECH_HYPERBOLIC: return &rva__hyperbolic_ops;
+	case RVA_MECH_MOE: return &rva__moe_ops;
+	default: return NULL;
+	}
+}
+
+static bool is_softmax(rva_mechanism m) {
+	return m == RVA_MECH_SCALED_DOT || m == RVA_MECH_MULTI_HEAD || m == RVA_MECH_FLASH ||
+	       m == RVA_MECH_LOCAL_GLOBAL;
+}
+
+/* Which expert kinds an MoE config uses (so their options get validated too). */
+static bool moe_uses(const rva_config *c, rva_expert_kind k) {
+	if (c->mechanism != RVA_MECH_MOE)
+		return false;
+	if (c->expert_kind == RVA_EXPERTS_MIXED) {
+		size_t e = k == RVA_EXPERTS_STANDARD ? 0 : k == RVA_EXPERTS_HYPERBOLIC ? 1 : 2;
+		return c->experts > e;
+	}
+	return c->expert_kind == k;
+}
+
+/* Validates every field that matters for c->mechanism; resolves nothing. */
+static rva_status validate_config(const rva_config *c) {
+	const char *mn = rva_mechanism_name(c->mechanism);
+	if ((unsigned)c->mechanism >= RVA_MECH_COUNT)
+		return rva__fail(RVA_EINVAL, "invalid mechanism value %d", (int)c->mechanism);
+	if (c->dim == 0)
+		return rva__fail(RVA_ERANGE, "%s: dim must be > 0", mn);
+	if (c->heads == 0)
+		return rva__fail(RVA_ERANGE, "%s: heads must be > 0", mn);
+	if (c->dim % c->heads != 0)
+		return rva__fail(RVA_EDIM, "%s: %zu heads do not divide dim %zu", mn, c->heads,
+		                 c->dim);
+	size_t kvh = c->kv_heads ? c->kv_heads : c->heads;
+	if (c->heads % kvh != 0)
+		return rva__fail(RVA_EDIM, "%s: kv_heads %zu does not divide heads %zu", mn, kvh,
+		                 c->heads);
+	if (!isfinite(c->scale) || c->scale < 0.0f)
+		return rva__fail(RVA_ERANGE, "%s: scale %g must be finite and >= 0 (0 = 1/sqrt(d))",
+		                 mn, (double)c->scale);
+	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+		return rva__fail(RVA_ERANGE, "%s: dropout %g outside [0, 1)", mn, (double)c->dropout);
+	if (c->mechanism == RVA_MECH_FLASH && c->block_size == 0)
+		return rva__fail(RVA_ERANGE, "flash: block_size must be > 0");
+	if ((unsigned)c->feature_map >= RVA_FEATURES_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid feature_map value %d", mn,
+		                 (int)c->feature_map);
+	if ((unsigned)c->aggregation >= RVA_AGG_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid aggregation value %d", mn,
+		                 (int)c->aggregation);
+	if ((unsigned)c->expert_kind >= RVA_EXPERTS_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid expert_kind value %d", mn,
+		                 (int)c->expert_kind);
+	if ((unsigned)c->bias >= RVA_BIAS_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid bias value %d", mn, (int)c->bias);
+	if ((unsigned)c->pattern >= RVA_PATTERN_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid pattern value %d", mn, (int)c->pattern);
+
+	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
+		if (c->window == 0)
+			return rva__fail(RVA_ERANGE, "local_global: window must be > 0");
+		if (c->window % 2 != 0)
+			return rva__fail(RVA_ERANGE, "local_global: window %zu must be even (window/2 "
+			                 "keys each side)", c->window);
+		if (c->n_global_indices > 0 && !c->global_indices)
+			return rva__fail(RVA_ENULL, "local_global: n_global_indices is %zu but "
+			                 "global_indices is NULL", c->n_global_indices);
+	}
+	if (c->mechanism == RVA_MECH_LINEAR || moe_uses(c, RVA_EXPERTS_LINEAR)) {
+		if (c->features == 0 && c->feature_map != RVA_FEATURES_ELU)
+			return rva__fail(RVA_ERANGE, "%s: features must be > 0", mn);
+	}
+	if (c->mechanism == RVA_MECH_HYPERBOLIC || moe_uses(c, RVA_EXPERTS_HYPERBOLIC)) {
+		if (!(c->curvature < 0.0f) || !isfinite(c->curvature))
+			return rva__fail(RVA_ERANGE, "%s: curvature %g must be < 0 (Poincare ball)", mn,
+			                 (double)c->curvature);
+		if (!(c->temperature > 0.0f) || !isfinite(c->temperature))
+			return rva__fail(RVA_ERANGE, "%s: temperature %g must be > 0", mn,
+			                 (double)c->temperature);
+		if (c->aggregation == RVA_AGG_FRECHET &&
+		    (c->frechet_max_iter == 0 || !(c->frechet_tol >= 0.0f)))
+			return rva__fail(RVA_ERANGE, "%s: Frechet mean needs max_iter > 0 (got %zu) and "
+			                 "tol >= 0 (got %g)", mn, c->frechet_max_iter,
+			                 (double)c->frechet_tol);
+	}
+	if (c->mechanism == RVA_MECH_MOE) {
+		if (c->experts == 0 || c->experts > RVA_MOE_MAX_EXPERTS)
+			return rva__fail(RVA_ERANGE, "moe: experts %zu outside [1, %d]", c->experts,
+			                 RVA_MOE_MAX_EXPERTS);
+		if (c->top_k == 0 || c->top_k > c->experts)
+			return rva__fail(RVA_ERANGE, "moe: top_k %zu outside [1, experts = %zu]",
+			                 c->top_k, c->experts);
+		if (!(c->expert_capacity >= 0.0f) || !isfinite(c->expert_capacity))
+			return rva__fail(RVA_ERANGE, "moe: expert_capacity %g must be >= 0",
+			                 (double)c->expert_capacity);
+		if (!(c->jitter_noise >= 0.0f && c->jitter_noise < 1.0f))
+			return rva__fail(RVA_ERANGE, "moe: jitter_noise %g outside [0, 1)",
+			                 (double)c->jitter_noise);
+	}
+	if (c->bias == RVA_BIAS_T5) {
+		if (!is_softmax(c->mechanism) && c->mechanism != RVA_MECH_MOE)
+			return rva__fail(RVA_EINVAL, "%s: T5 position bias needs a softmax mechanism", mn);
+		size_t nb = c->causal ? c->bias_buckets : c->bias_buckets / 2;
+		if (nb < 2)
+			return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu too small (needs >= %d)", mn,
+			                 c->bias_buckets, c->causal ? 2 : 4);
+		if (c->bias_max_distance <= nb / 2)
+			return rva__fail(RVA_ERANGE, "%s: bias_max_distance %zu must exceed %zu", mn,
+			                 c->bias_max_distance, nb / 2);
+	}
+	if (c->pattern == RVA_PATTERN_STRIDED) {
+		if (!is_softmax(c->mechanism) || c->mechanism == RVA_MECH_LOCAL_GLOBAL)
+			return rva__fail(RVA_EINVAL, "%s: the strided sparse pattern needs scaled_dot, "
+			                 "multi_head or flash", mn);
+		if (c->sparse_stride == 0)
+			return rva__fail(RVA_ERANGE, "%s: sparse_stride must be > 0", mn);
+	}
+	return RVA_OK;
+}
+
+static rva_status copy_floats(float **dst, const float *src, size_t n, size_t m,
+                              const char *what) {
+	*dst = NULL;
+	if (!src)
+		return RVA_OK;
+	size_t count;
+	if (!rva__mul_ok(n, m, &count))
+		return rva__fail(RVA_EOVERFLOW, "%s: %zu x %zu overflows", what, n, m);
+	rva_status st = rva__alloc_array((void **)dst, count, sizeof(float), what);
+	if (st != RVA_OK)
+		return st;
+	memcpy(*dst, src, count * sizeof(float));
+	return RVA_OK;
+}
+
+rva_status rva_attention_destroy(rva_attention *att) {
+	if (!att)
+		return RVA_OK;
+	if (att->ops && att->ops->destroy)
+		att->ops->destroy(att);
+	rva__free(att->global_indices);
+	rva__free(att->feature_matrix);
+	rva__free(att->router_weights);
+	rva__free(att->bias_table);
+	rva__free(att);
+	return RVA_OK;
+}
+
+rva_status rva_build(const rva_config *cfg, rva_attention **out) {
+	if (!cfg || !out)
+		return rva__fail(RVA_ENULL, "rva_build: %s is NULL", !cfg ? "cfg" : "out");
+	rva_status st = validate_config(cfg);
+	if (st != RVA_OK)
+		return st;
+	rva_attention *att = rva__calloc(1, sizeof *att);
+	if (!att)
+		return rva__fail(RVA_ENOMEM, "rva_build: cannot allocate the attention");
+	att->cfg = *cfg;
+	rva_config *c = &att->cfg;
+	att->ops = ops_for(c->mechanism);
+	att->head_dim = c->dim / c->heads;
+	att->kv_heads = c->kv_heads ? c->kv_heads : c->heads;
+	c->kv_heads = att->kv_heads;
+	att->kv_dim = att->kv_heads * att->head_dim;
+	att->scale = c->scale > 0.0f ? c->scale : 1.0f / sqrtf((float)att->head_dim);
+	c->scale = att->scale;
+	if (c->block_size == 0)
+		c->block_size = 128;
+	if (c->query_block == 0)
+		c->query_block = 64;
+	if (c->pattern == RVA_PATTERN_STRIDED)
+		c->causal = true;
+
+	/* Copy the borrowed arrays so the attention owns everything it reads. */
+	if (c->n_global_indices > 0) {
+		st = rva__alloc_array((void **)&att->global_indices, c->n_global_indices,
+		                      sizeof(size_t), "global_indices");
+		if (st != RVA_OK)
+			goto fail;
+		memcpy(att->global_indices, cfg->global_indices,
+		       c->n_global_indices * sizeof(size_t));
+	}
+	c->global_indices = att->global_indices;
+	if ((st = copy_floats(&att->feature_matrix, cfg->feature_matrix, c->features,
+	                      att->head_dim, "feature_matrix")) != RVA_OK)
+		goto fail;
+	c->feature_matrix = att->feature_matrix;
+	if ((st = copy_floats(&att->router_weights, cfg->router_weights, c->experts, c->dim,
+	                      "router_weights")) != RVA_OK)
+		goto fail;
+	c->router_weights = att->router_weights;
+	if ((st = copy_floats(&att->bias_table, cfg->bias_table, c->bias_buckets, c->heads,
+	                      "bias_table")) != RVA_OK)
+		goto fail;
+	c->bias_table = att->bias_table;
+	if (att->ops->build && (st = att->ops->build(att)) != RVA_OK)
+		goto fail;
+	*out = att;
+	return RVA_OK;
+fail:
+	rva_attention_destroy(att);
+	return st;
+}
+
+rva_status rva__build_variant(const rva_config *base, rva_mechanism m, rva_attention **out) {
+	rva_config c = *base;
+	c.mechanism = m;
+	c.router_weights = NULL;
+	if (m != RVA_MECH_LINEAR)
+		c.feature_matrix = NULL;
+	if (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC) {
+		c.bias = RVA_BIAS_NONE;
+		c.bias_table = NULL;
+	}
+	return rva_build(&c, out);
+}
+
+rva_status rva_attention_config(const rva_attention *att, rva_config *out) {
+	if (!att || !out)
+		return rva__fail(RVA_ENULL, "rva_attention_config: NULL argument");
+	*out = att->cfg;
+	return RVA_OK;
+}
+
+rva_runtime rva__runtime_or_default(const rva_runtime *rt) {
+	if (rt)
+		return *rt;
+	return (rva_runtime){.training = false, .seed = 0, .step = 0, .moe_stats = NULL};
+}
+
+void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *out) {
+	*out = *in;
+	if (!out->q_stride)
+		out->q_stride = att->cfg.dim;
+	if (!out->k_stride)
+		out->k_stride = att->kv_dim;
+	if (!out->v_stride)
+		out->v_stride = att->kv_dim;
+	if (!out->out_stride)
+		out->out_stride = att->cfg.dim;
+}
+
+static rva_status check_extent(size_t rows, size_t stride, size_t width, const char *what,
+                               size_t index) {
+	size_t span;
+	if (rows && (!rva__mul_ok(rows - 1, stride, &span) || !rva__add_ok(span, width, &span) ||
+	             !rva__mul_ok(span, sizeof(float), &span)))
+		return rva__fail(RVA_EOVERFLOW, "sequence %zu: %s extent of %zu rows x stride %zu "
+		                 "overflows", index, what, rows, stride);
+	return RVA_OK;
+}
+
+rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index) {
+	size_t dim = att->cfg.dim, kvd = att->kv_dim;
+	if (s->nq == 0)
+		return RVA_OK;
+	if (!s->q || !s->out)
+		return rva__fail(RVA_ENULL, "sequence %zu: %s pointer is NULL", index,
+		                 !s->q ? "query" : "output");
+	if (s->nk == 0)
+		return rva__fail(RVA_EEMPTY, "sequence %zu has %zu queries but no keys", index, s->nq);
+	if (!s->k || !s->v)
+		return rva__fail(RVA_ENULL, "sequence %zu: %s pointer is NULL", index,
+		                 !s->k ? "key" : "value");
+	if (s->nq > UINT32_MAX || s->nk > UINT32_MAX)
+		return rva__fail(RVA_ERANGE, "sequence %zu: %zu queries / %zu keys exceed 2^32-1",
+		                 index, s->nq, s->nk);
+	if (s->q_stride < dim)
+		return rva__fail(RVA_EDIM, "sequence %zu: query stride %zu is narrower than dim %zu",
+		                 index, s->q_stride, dim);
+	if (s->out_stride < dim)
+		return rva__fail(RVA_EDIM, "sequence %zu: output stride %zu is narrower than dim %zu",
+		                 index, s->out_stride, dim);
+	if (s->k_stride < kvd || s->v_stride < kvd)
+		return rva__fail(RVA_EDIM, "sequence %zu: key/value stride %zu/%zu is narrower than "
+		                 "the key/value width %zu (kv_heads %zu x head_dim %zu)", index,
+		                 s->k_stride, s->v_stride, kvd, att->kv_heads, att->head_dim);
+	rva_status st;
+	if ((st = check_extent(s->nq, s->q_stride, dim, "query", index)) != RVA_OK ||
+	    (st = check_extent(s->nq, s->out_stride, dim, "output", index)) != RVA_OK ||
+	    (st = check_extent(s->nk, s->k_stride, kvd, "key", index)) != RVA_OK ||
+	    (st = check_extent(s->nk, s->v_stride, kvd, "value", index)) != RVA_OK)
+		return st;
+	return RVA_OK;
+}
+
+static void set_detail(rva__plan_io *io, size_t s) {
+	if (io->details && !io->details[s])
+		io->details[s] = rva__strdup(rva_last_error());
+}
+
+rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+	for (size_t s = 0; s < io->nseq; s++) {
+		if (io->seq_status[s] != RVA_OK)
+			continue;
+		rva_status st = rva__validate_seq(att, &io->seqs[s], s);
+		if (st != RVA_OK) {
+			io->seq_status[s] = st;
+			set_detail(io, s);
+		}
+	}
+	rva_status st = att->ops->plan(att, io, g);
+	if (st != RVA_OK)
+		return st;
+	for (size_t s = 0; s < io->nseq; s++)
+		if (io->seq_status[s] == RVA_OK)
+			g->flops += att->ops->flops(att, &io->seqs[s]);
+	return RVA_OK;
+}
+
+rva_status rva__run_batch_serial(const rva_attention *att, const rva_batch *batch,
+                                 const rva_runtime *rt, rva_status *seq_status) {
+	size_t n = batch->count;
+	rva__graph g;
+	rva__graph_init(&g, n);
+	rva_status st = RVA_OK;
+	rva_seq *seqs = rva__graph_alloc_array(&g, n ? n : 1, sizeof *seqs);
+	uint32_t *done = rva__graph_alloc_array(&g, n ? n : 1, sizeof *done);
+	rva_status *status = rva__graph_alloc_array(&g, n ? n : 1, sizeof *status);
+	char **details = rva__graph_alloc_array(&g, n ? n : 1, sizeof *details);
+	if (!seqs || !done || !status || !details) {
+		st = RVA_ENOMEM;
+		goto out;
+	}
+	for (size_t s = 0; s < n; s++)
+		rva__normalise_seq(att, &batch->seqs[s], &seqs[s]);
+	rva__plan_io io = {.seqs = seqs, .nseq = n, .rt = rva__runtime_or_default(rt),
+	                   .after = NULL, .done = done, .seq_status = status,
+	                   .details = details, .stream = 0};
+	if ((st = rva__attention_plan(att, &io, &g)) != RVA_OK)
+		goto out;
+	st = rva__graph_run_serial(&g, status, details);
+	if (st != RVA_OK)
+		goto out;
+	for (size_t s = 0; s < n; s++) {
+		if (seq_status)
+			seq_status[s] = status[s];
+		if (status[s] != RVA_OK && st == RVA_OK) {
+			st = status[s];
+			if (n > 1)
+				rva__fail(st, "sequence %zu: %s", s, details[s] ? details[s] : rva_strerror(st));
+			else
+				rva__fail(st, "%s", details[s] ? details[s] : rva_strerror(st));
+		}
+	}
+out:
+	if (details)
+		for (size_t s = 0; s < n; s++)
+			rva__free(details[s]);
+	rva__graph_free(&g);
+	return st;
+}
+
+rva_status rva_compute_batch(const rva_attention *att, const rva_batch *batch,
+                             const rva_runtime *rt, rva_status *seq_status) {
+	if (!att || !batch)
+		return rva__fail(RVA_ENULL, "rva_compute_batch: %s is NULL", !att ? "att" : "batch");
+	if (batch->count && !batch->seqs)
+		return rva__fail(RVA_ENULL, "rva_compute_batch: batch has %zu sequences but seqs is "
+		                 "NULL", batch->count);
+	return rva__run_batch_serial(att, batch, rt, seq_status);
+}
+
+rva_status rva__gather_kv(const char *who, const float *const *keys,
+                          const float *const *values, size_t n_keys, size_t kv_dim,
+                          float **kv) {
+	if (n_keys == 0)
+		return rva__fail(RVA_EEMPTY, "%s: no keys", who);
+	if (!keys || !values)
+		return rva__fail(RVA_ENULL, "%s: %s is NULL", who, !keys ? "keys" : "values");
+	for (size_t i = 0; i < n_keys; i++)
+		if (!keys[i] || !values[i])
+			return rva__fail(RVA_ENULL, "%s: %s[%zu] is NULL", who,
+			                 !keys[i] ? "keys" : "values", i);
+	size_t rows2, row_bytes;
+	if (!rva__mul_ok(n_keys, 2, &rows2) || !rva__mul_ok(kv_dim, sizeof(float), &row_bytes))
+		return rva__fail(RVA_EOVERFLOW, "%s: %zu keys of %zu floats overflow", who, n_keys,
+		                 kv_dim);
+	float *buf;
+	rva_status st = rva__alloc_array((void **)&buf, rows2, row_bytes, "key/value copy");
+	if (st != RVA_OK)
+		return st;
+	float *kc = buf, *vc = buf + n_keys * kv_dim;
+	for (size_t i = 0; i < n_keys; i++) {
+		memcpy(kc + i * kv_dim, keys[i], row_bytes);
+		memcpy(vc + i * kv_dim, values[i], row_bytes);
+	}
+	*kv = buf;
+	return RVA_OK;
+}
+
+rva_status rva_compute_ex(const rva_attention *att, const float *query,
+                          const float *const *keys, const float *const *values,
+                          const uint8_t *mask, size_t n_keys, float *out,
+                          const rva_runtime *rt) {
+	if (!att || !query || !out)
+		return rva__fail(RVA_ENULL, "rva_compute: %s is NULL",
+		                 !att ? "attention" : !query ? "query" : "out");
+	/* The guide's shape hands rows by pointer: gather them, then run a batch of one. */
+	size_t kvd = att->kv_dim;
+	float *kv;
+	rva_status st = rva__gather_kv("rva_compute", keys, values, n_keys, kvd, &kv);
+	if (st != RVA_OK)
+		return st;
+	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .k = kv, .v = kv + n_keys * kvd,
+	             .out = out, .key_mask = mask};
+	rva_batch b = {.count = 1, .seqs = &s};
+	st = rva__run_batch_serial(att, &b, rt, NULL);
+	rva__free(kv);
+	return st;
+}
+
+rva_status rva_compute_masked(const rva_attention *att, const float *query,
+                              const float *const *keys, const float *const *values,
+                              const uint8_t *mask, size_t n_keys, float *out) {
+	return rva_compute_ex(att, query, keys, values, mask, n_keys, out, NULL);
+}
+
+rva_status rva_compute(const rva_attention *att, const float *query, const float *const *keys,
+                       const float *const *values, size_t n_keys, float *out) {
+	return rva_compute_ex(att, query, keys, values, NULL, n_keys, out, NULL);
+}
+
+rva_status rva_attention_flops(const rva_attention *att, const rva_batch *batch,
+                               double *flops) {
+	if (!att || !batch || !flops)
+		return rva__fail(RVA_ENULL, "rva_attention_flops: NULL argument");
+	if (batch->count && !batch->seqs)
+		return rva__fail(RVA_ENULL, "rva_attention_flops: seqs is NULL");
+	double f = 0.0;
+	for (size_t s = 0; s < batch->count; s++) {
+		rva_seq n;
+		rva__normalise_seq(att, &batch->seqs[s], &n);
+		f += att->ops->flops(att, &n);
+	}
+	*flops = f;
+	return RVA_OK;
+}
+
+rva_status rva_attention_features(const rva_attention *att, const float **w, size_t *rows,
+                                  size_t *cols) {
+	if (!att || !w || !rows || !cols)
+		return rva__fail(RVA_ENULL, "rva_attention_features: NULL argument");
+	if (att->cfg.mechanism != RVA_MECH_LINEAR || att->cfg.feature_map == RVA_FEATURES_ELU ||
+	    !att->feature_matrix)
+		return rva__fail(RVA_EINVAL, "rva_attention_features: %s attention has no random "
+		                 "feature matrix", rva_mechanism_name(att->cfg.mechanism));
+	*w = att->feature_matrix;
+	*rows = att->cfg.features;
+	*cols = att->head_dim;
+	return RVA_OK;
+}
+
+rva_status rva_attention_bias_table(const rva_attention *att, const float **table,
+                                    size_t *buckets, size_t *heads) {
+	if (!att || !table || !buckets || !heads)
+		return rva__fail(RVA_ENULL, "rva_attention_bias_table: NULL argument");
+	if (att->cfg.bias != RVA_BIAS_T5 || !att->bias_table)
+		return rva__fail(RVA_EINVAL, "rva_attention_bias_table: attention has no T5 bias");
+	*table = att->bias_table;
+	*buckets = att->cfg.bias_buckets;
+	*heads = att->cfg.heads;
+	return RVA_OK;
+}

@@ -1,0 +1,654 @@
+/*
+ * Hyperbolic attention in the Poincare ball of curvature -c (c = -cfg.curvature > 0),
+ * after Gulcehre et al. (arXiv:1805.09786) with the numerics of geoopt (ANCHORS C.5).
+ *
+ * Per query head h (kv head h / (heads / kv_heads)) on the head slices:
+ *   - every q, k, v slice is projected into the ball: a point with sqrt(c)|x| >= 1 - eps
+ *     is rescaled to norm (1 - eps)/sqrt(c), eps = 4e-3 (geoopt's fp32 value); others are
+ *     unchanged. The projection is a per-row factor, so GEMMs run on the raw inputs.
+ *   - scores s_ij = -d_c(q_i, k_j) / temperature with
+ *       d_c(x, y) = (1/sqrt c) arcosh(1 + 2c|x-y|^2 / ((1 - c|x|^2)(1 - c|y|^2))),
+ *     |x-y|^2 = |x|^2 + |y|^2 - 2 x.y: the dot products of a tile are one sgemm, the norms
+ *     are per row. Where |x-y|^2 < 1/64 (|x|^2 + |y|^2) the difference is recomputed
+ *     directly (cancellation). The arcosh argument is clamped to >= 1.
+ *   - a_ij = softmax_j(s_ij) (running max subtracted; key mask and causal: query i sits at
+ *     position nk - nq + i and sees keys j <= position). A row with no visible key
+ *     outputs 0.
+ *   - RVA_AGG_GYROMIDPOINT (default): o_i = 1/2 (x)_c (sum_j a_ij l_j v_j /
+ *     sum_j a_ij (l_j - 1)), l_j = 2/(1 - c|v_j|^2), Mobius scalar multiplication
+ *     r (x)_c x = (1/sqrt c) tanh(r artanh(sqrt(c)|x|)) x/|x| (artanh argument clamped to
+ *     1 - 1e-7, denominators to >= 1e-15). The ratio is homogeneous in the weights, so it
+ *     runs tile by tile with the online-softmax rescaling of FlashAttention-2: one sgemm
+ *     for the scores and one for the weighted values per (query tile, key tile), memory
+ *     O(tile).
+ *   - RVA_AGG_FRECHET: the weighted Frechet (Karcher) mean argmin_mu sum_j a_ij
+ *     d_c(mu, v_j)^2, iterated in double precision from the gyromidpoint by the
+ *     convergent fixed-point scheme of Lou et al. (see frechet_iterate: the plain Karcher
+ *     flow with unit step diverges for values near the boundary); it stops when the
+ *     Riemannian gradient norm is < frechet_tol or after frechet_max_iter iterations.
+ *     It needs every weight of a row: one row of weights (O(nk) doubles) is
+ *     materialised in scratch per query.
+ *   - outputs are projected like the inputs (they lie in the geodesic convex hull of the
+ *     projected values already; the projection only guards fp32 rounding).
+ *   - dropout (training mode, cfg.dropout > 0): each weight a_ij is kept with probability
+ *     1 - dropout, from counter-based random numbers of (rt.seed, rt.step, stream,
+ *     sequence, head, row, key). Both aggregations are invariant to a common scaling of
+ *     the weights, so no 1/(1 - p) factor is needed; a row whose visible keys are all
+ *     dropped outputs 0.
+ *
+ * Job graph: one task per (sequence, query head, query tile of query_block rows); key
+ * tiles of block_size keys; causal key tiles past the last visible key are skipped.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "attention/attention_internal.h"
+#include "core/internal.h"
+#include "kernels/gemm.h"
+
+#define HYP_EPS 4e-3             /* projection margin: geoopt's value for fp32 */
+#define HYP_ATANH_MAX (1.0 - 1e-7)
+#define HYP_MIN_DEN 1e-15
+#define HYP_NEAR (1.0f / 64.0f)  /* recompute |x-y|^2 directly below this fraction */
+#define HYP_DROP_TAG 0x48595044524F50ull /* "HYPDROP" */
+
+typedef struct hyp_state {
+	double c, sqrt_c;
+	double max_norm;      /* (1 - HYP_EPS) / sqrt(c) */
+	float two_c;
+	float score_mul;      /* 1 / (sqrt(c) * temperature) */
+} hyp_state;
+
+/* The rows one call of the kernel computes, all for one query head. */
+typedef struct hyp_rows {
+	const rva_seq *seq;
+	size_t h;
+	const uint32_t *idx;  /* row indices, or NULL for row0, row0 + 1, ... */
+	size_t row0, n;       /* n <= query_block */
+	float *out;           /* result row r at out + r * ostride (head slice) */
+	size_t ostride;
+	uint64_t drop_key;    /* dropout stream key (used when dropout > 0) */
+	float dropout;        /* 0 = off */
+} hyp_rows;
+
+/* Scratch of the kernel, carved from one block (every piece 64-byte aligned). */
+typedef struct hyp_scratch {
+	float *q;             /* qb x hd projected query rows */
+	float *qn, *qf;       /* |q|^2, 1/(1 - c|q|^2) */
+	float *mx, *den;      /* running max, running denominator */
+	size_t *lim;          /* keys [0, lim) visible by causality */
+	float *acc;           /* qb x hd running numerator */
+	float *s;             /* qb x bk scores, then weights */
+	float *ka, *kn, *kf;  /* key tile: projection factor, |k|^2, 1/(1 - c|k|^2) */
+	float *vw, *vl;       /* value tile: l * projection factor, l - 1 */
+	/* Frechet only (nk entries each, and hd doubles each for the flow) */
+	double *w;            /* a row of weights */
+	float *va;            /* value projection factors */
+	double *vn;           /* |v|^2 after projection */
+	double *mu, *u;       /* the iterate, and sum_j al_j v_j */
+	double *tmp;          /* hd doubles */
+} hyp_scratch;
+
+static size_t carve(unsigned char *base, size_t *off, size_t bytes, void **out) {
+	size_t at = rva__round_up(*off, RVA__ALIGN);
+	if (out)
+		*out = base ? base + at : NULL;
+	*off = at + bytes;
+	return *off;
+}
+
+/* Lays out the scratch for a sequence of nk keys; returns the bytes needed. */
+static size_t hyp_layout(const rva_attention *att, size_t nk, void *base, hyp_scratch *sc) {
+	const rva_config *c = &att->cfg;
+	size_t qb = c->query_block, bk = c->block_size, hd = att->head_dim, off = 0;
+	unsigned char *b = base;
+	hyp_scratch dummy;
+	if (!sc)
+		sc = &dummy;
+	memset(sc, 0, sizeof *sc);
+	carve(b, &off, qb * hd * sizeof(float), (void **)&sc->q);
+	carve(b, &off, qb * sizeof(float), (void **)&sc->qn);
+	carve(b, &off, qb * sizeof(float), (void **)&sc->qf);
+	carve(b, &off, qb * sizeof(float), (void **)&sc->mx);
+	carve(b, &off, qb * sizeof(float), (void **)&sc->den);
+	carve(b, &off, qb * sizeof(size_t), (void **)&sc->lim);
+	carve(b, &off, qb * hd * sizeof(float), (void **)&sc->acc);
+	carve(b, &off, qb * bk * sizeof(float), (void **)&sc->s);
+	carve(b, &off, bk * sizeof(float), (void **)&sc->ka);
+	carve(b, &off, bk * sizeof(float), (void **)&sc->kn);
+	carve(b, &off, bk * sizeof(float), (void **)&sc->kf);
+	carve(b, &off, bk * sizeof(float), (void **)&sc->vw);
+	carve(b, &off, bk * sizeof(float), (void **)&sc->vl);
+	carve(b, &off, hd * sizeof(double), (void **)&sc->tmp);
+	if (c->aggregation == RVA_AGG_FRECHET) {
+		carve(b, &off, nk * sizeof(double), (void **)&sc->w);
+		carve(b, &off, nk * sizeof(float), (void **)&sc->va);
+		carve(b, &off, nk * sizeof(double), (void **)&sc->vn);
+		carve(b, &off, hd * sizeof(double), (void **)&sc->mu);
+		carve(b, &off, hd * sizeof(double), (void **)&sc->u);
+	}
+	return rva__round_up(off, RVA__ALIGN);
+}
+
+/* Squared norm of a float vector, accumulated in double. */
+static double norm2(const float *x, size_t n) {
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)x[i] * x[i];
+	return s;
+}
+
+/* Projection factor of a point of squared norm n2 (1 = unchanged). */
+static double proj_factor(const hyp_state *st, double n2) {
+	double n = sqrt(n2);
+	if (st->sqrt_c * n >= 1.0 - HYP_EPS)
+		return st->max_norm / n;
+	return 1.0;
+}
+
+/* Keys [0, lim) are visible to query row `row` (causal alignment of the last rows). */
+static size_t visible_limit(const rva_attention *att, const rva_seq *s, size_t row) {
+	if (!att->cfg.causal)
+		return s->nk;
+	/* position nk - nq + row; keys j <= position */
+	if (row + s->nk < s->nq)
+		return 0;
+	return rva__min(s->nk, row + s->nk - s->nq + 1);
+}
+
+static inline bool dropped(const hyp_rows *r, size_t row, size_t key) {
+	return rva__u01(rva__hash3(r->drop_key, row, key)) < r->dropout;
+}
+
+
+static double dnorm2(const double *x, size_t n) {
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++)
+		s += x[i] * x[i];
+	return s;
+}
+
+/* y = r (x)_c x (y may alias x). */
+static void mobius_scalar(const hyp_state *st, double r, const double *x, size_t hd,
+                          double *y) {
+	double n = sqrt(dnorm2(x, hd));
+	double f = r; /* the limit for |x| -> 0 */
+	if (n >= HYP_MIN_DEN) {
+		double z = fmin(st->sqrt_c * n, HYP_ATANH_MAX);
+		f = tanh(r * atanh(z)) / (st->sqrt_c * n);
+	}
+	for (size_t d = 0; d < hd; d++)
+		y[d] = f * x[d];
+}
+
+/* Writes the point x (double) to out as floats, projected into the ball. */
+static void store_point(const hyp_state *st, const double *x, size_t hd, float *out) {
+	double n2 = dnorm2(x, hd);
+	double f = n2 > 0.0 ? proj_factor(st, n2) : 1.0;
+	for (size_t d = 0; d < hd; d++)
+		out[d] = (float)(x[d] * f);
+}
+
+static void store_zero(float *out, size_t hd) {
+	memset(out, 0, hd * sizeof *out);
+}
+
+static size_t row_index(const hyp_rows *r, size_t i) {
+	return r->idx ? r->idx[i] : r->row0 + i;
+}
+
+/* Projects the query rows of r into sc->q with their norms and causal limits. */
+static void load_queries(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
+                         hyp_scratch *sc) {
+	size_t hd = att->head_dim;
+	const rva_seq *s = r->seq;
+	for (size_t i = 0; i < r->n; i++) {
+		size_t row = row_index(r, i);
+		const float *src = s->q + row * s->q_stride + r->h * hd;
+		double n2 = norm2(src, hd);
+		double f = proj_factor(st, n2);
+		float *dst = sc->q + i * hd;
+		for (size_t d = 0; d < hd; d++)
+			dst[d] = (float)(src[d] * f);
+		double qn = n2 * f * f;
+		sc->qn[i] = (float)qn;
+		sc->qf[i] = (float)(1.0 / fmax(1.0 - st->c * qn, HYP_MIN_DEN));
+		sc->lim[i] = visible_limit(att, s, row);
+	}
+}
+
+/* Per-key projection data of keys [j0, j0 + nt) of kv head kvh. */
+static void load_keys(const rva_attention *att, const hyp_state *st, const rva_seq *s,
+                      size_t kvh, size_t j0, size_t nt, hyp_scratch *sc) {
+	size_t hd = att->head_dim;
+	for (size_t j = 0; j < nt; j++) {
+		const float *k = s->k + (j0 + j) * s->k_stride + kvh * hd;
+		double n2 = norm2(k, hd);
+		double f = proj_factor(st, n2);
+		double kn = n2 * f * f;
+		sc->ka[j] = (float)f;
+		sc->kn[j] = (float)kn;
+		sc->kf[j] = (float)(1.0 / fmax(1.0 - st->c * kn, HYP_MIN_DEN));
+	}
+}
+
+/* Per-value data for the gyromidpoint: l * projection factor and l - 1. */
+static void load_values(const rva_attention *att, const hyp_state *st, const rva_seq *s,
+                        size_t kvh, size_t j0, size_t nt, hyp_scratch *sc) {
+	size_t hd = att->head_dim;
+	for (size_t j = 0; j < nt; j++) {
+		const float *v = s->v + (j0 + j) * s->v_stride + kvh * hd;
+		double n2 = norm2(v, hd);
+		double f = proj_factor(st, n2);
+		double cv = st->c * n2 * f * f;
+		double den = fmax(1.0 - cv, HYP_MIN_DEN);
+		sc->vw[j] = (float)(2.0 / den * f);
+		sc->vl[j] = (float)((1.0 + cv) / den);
+	}
+}
+
+/*
+ * Scores of the tile rows [i0, i0 + ni) against keys [j0, j0 + nt) into sc->s (row
+ * stride block_size, first row at sc->s); keys a row may not see get -inf. Needs
+ * load_keys for the same key range.
+ */
+static void tile_scores(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
+                        hyp_scratch *sc, size_t kvh, size_t i0, size_t ni, size_t j0,
+                        size_t nt) {
+	const rva_seq *s = r->seq;
+	size_t hd = att->head_dim, bk = att->cfg.block_size;
+	const float *kbase = s->k + j0 * s->k_stride + kvh * hd;
+	rva__sgemm(false, true, ni, nt, hd, 1.0f, sc->q + i0 * hd, hd, kbase, s->k_stride, 0.0f,
+	           sc->s, bk);
+	for (size_t ii = 0; ii < ni; ii++) {
+		size_t i = i0 + ii;
+		float *row = sc->s + ii * bk;
+		const float *qrow = sc->q + i * hd;
+		size_t lim = sc->lim[i];
+		float qn = sc->qn[i], qf = sc->qf[i];
+		for (size_t j = 0; j < nt; j++) {
+			size_t key = j0 + j;
+			if (key >= lim || (s->key_mask && !s->key_mask[key])) {
+				row[j] = -INFINITY;
+				continue;
+			}
+			float sum = qn + sc->kn[j];
+			float d2 = sum - 2.0f * sc->ka[j] * row[j];
+			if (d2 < HYP_NEAR * sum) {
+				/* close points: |q - k|^2 from the difference, not from the norms */
+				const float *k = kbase + j * s->k_stride;
+				float ka = sc->ka[j], e = 0.0f;
+				for (size_t d = 0; d < hd; d++) {
+					float t = qrow[d] - ka * k[d];
+					e += t * t;
+				}
+				d2 = e;
+			}
+			float x = st->two_c * d2 * qf * sc->kf[j];
+			if (x < 0.0f)
+				x = 0.0f; /* arcosh argument 1 + x >= 1 */
+			/* arcosh(1 + x) = log1p(x + sqrt(x (x + 2))), accurate for small x */
+			row[j] = -st->score_mul * log1pf(x + sqrtf(x * (x + 2.0f)));
+		}
+	}
+}
+
+/* Gyromidpoint aggregation over key tiles with online softmax rescaling. */
+static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
+                     hyp_scratch *sc) {
+	const rva_seq *s = r->seq;
+	size_t hd = att->head_dim, bk = att->cfg.block_size, n = r->n;
+	size_t kvh = r->h / (att->cfg.heads / att->kv_heads);
+	load_queries(att, st, r, sc);
+	size_t kmax = 0;
+	for (size_t i = 0; i < n; i++) {
+		kmax = rva__max(kmax, sc->lim[i]);
+		sc->mx[i] = -INFINITY;
+		sc->den[i] = 0.0f;
+	}
+	memset(sc->acc, 0, n * hd * sizeof(float));
+	for (size_t j0 = 0; j0 < kmax; j0 += bk) {
+		size_t nt = rva__min(bk, kmax - j0);
+		load_keys(att, st, s, kvh, j0, nt, sc);
+		load_values(att, st, s, kvh, j0, nt, sc);
+		tile_scores(att, st, r, sc, kvh, 0, n, j0, nt);
+		for (size_t i = 0; i < n; i++) {
+			float *row = sc->s + i * bk;
+			float rmax = -INFINITY;
+			for (size_t j = 0; j < nt; j++)
+				rmax = fmaxf(rmax, row[j]);
+			if (rmax == -INFINITY) {
+				memset(row, 0, nt * sizeof(float));
+				continue;
+			}
+			if (rmax > sc->mx[i]) {
+				float corr = expf(sc->mx[i] - rmax); /* 0 when nothing was seen yet */
+				float *acc = sc->acc + i * hd;
+				for (size_t d = 0; d < hd; d++)
+					acc[d] *= corr;
+				sc->den[i] *= corr;
+				sc->mx[i] = rmax;
+			}
+			float m = sc->mx[i], dsum = 0.0f;
+			size_t rowi = r->dropout > 0.0f ? row_index(r, i) : 0;
+			for (size_t j = 0; j < nt; j++) {
+				float p = row[j] == -INFINITY ? 0.0f : expf(row[j] - m);
+				if (r->dropout > 0.0f && p != 0.0f && dropped(r, rowi, j0 + j))
+					p = 0.0f;
+				dsum += p * sc->vl[j];
+				row[j] = p * sc->vw[j];
+			}
+			sc->den[i] += dsum;
+		}
+		rva__sgemm(false, false, n, hd, nt, 1.0f, sc->s, bk,
+		           s->v + j0 * s->v_stride + kvh * hd, s->v_stride, 1.0f, sc->acc, hd);
+	}
+	for (size_t i = 0; i < n; i++) {
+		float *out = r->out + i * r->ostride;
+		if (!(sc->den[i] > 0.0f)) {
+			store_zero(out, hd);
+			continue;
+		}
+		double inv = 1.0 / (double)sc->den[i];
+		const float *acc = sc->acc + i * hd;
+		for (size_t d = 0; d < hd; d++)
+			sc->tmp[d] = acc[d] * inv;
+		mobius_scalar(st, 0.5, sc->tmp, hd, sc->tmp);
+		store_point(st, sc->tmp, hd, out);
+	}
+}
+
+/*
+ * Weighted Frechet mean from the start point in sc->mu (left there), by the fixed-point
+ * iteration of Lou et al. (arXiv:2003.00335, Algorithm 1): with
+ *   u_j = c|y - v_j|^2 / ((1 - c|v_j|^2)(1 - c|y|^2)),  g(u) = 2 arcosh(1 + 2u) / sqrt(u^2 + u),
+ *   al_j = w_j g(u_j) / (1 - c|v_j|^2),  a = sum al_j,  b = sum al_j v_j,  e = sum al_j |v_j|^2,
+ * the stationarity condition of sum_j w_j d_c(y, v_j)^2 at fixed al gives y = t b with
+ * c|b|^2 t^2 - (a + c e) t + 1 = 0 (the root inside the ball, written without
+ * cancellation). Each step decreases the objective (majorise-minimise) and the flow
+ * converges from anywhere in the ball, where the plain Karcher flow
+ * y <- exp_y(sum_j w_j log_y(v_j)) oscillates when values lie near the boundary.
+ * The Euclidean gradient of the objective is
+ *   2/s^2 (s (a y - b) + c y (e - 2 b.y + a|y|^2)),  s = 1 - c|y|^2,
+ * and its Riemannian norm is |grad| / l_y = |grad| s / 2: the iteration stops when that
+ * is below frechet_tol, or after frechet_max_iter gradient evaluations.
+ */
+static void frechet_iterate(const rva_attention *att, const hyp_state *st, const rva_seq *s,
+                            size_t kvh, size_t lim, hyp_scratch *sc) {
+	size_t hd = att->head_dim, max_iter = att->cfg.frechet_max_iter;
+	double c = st->c, tol = att->cfg.frechet_tol;
+	double *y = sc->mu, *b = sc->u;
+	for (size_t it = 0; it < max_iter; it++) {
+		double y2 = dnorm2(y, hd);
+		double sy = fmax(1.0 - c * y2, HYP_MIN_DEN);
+		double a = 0.0, e = 0.0;
+		memset(b, 0, hd * sizeof(double));
+		for (size_t j = 0; j < lim; j++) {
+			double wj = sc->w[j];
+			if (wj == 0.0)
+				continue;
+			const float *v = s->v + j * s->v_stride + kvh * hd;
+			double fa = sc->va[j], x2 = sc->vn[j], d2 = 0.0;
+			for (size_t d = 0; d < hd; d++) {
+				double t = y[d] - fa * v[d];
+				d2 += t * t;
+			}
+			double sx = fmax(1.0 - c * x2, HYP_MIN_DEN);
+			double u = c * d2 / (sx * sy);
+			double g = 4.0; /* the limit for u -> 0 */
+			if (u > 1e-12) {
+				double r = sqrt(u * u + u);
+				g = 2.0 * log1p(2.0 * u + 2.0 * r) / r; /* 2 arcosh(1 + 2u) / r */
+			}
+			double al = wj * g / sx;
+			a += al;
+			e += al * x2;
+			double bf = al * fa;
+			for (size_t d = 0; d < hd; d++)
+				b[d] += bf * v[d];
+		}
+		double by = 0.0, b2 = 0.0, gn = 0.0;
+		for (size_t d = 0; d < hd; d++) {
+			by += b[d] * y[d];
+			b2 += b[d] * b[d];
+		}
+		for (size_t d = 0; d < hd; d++) {
+			double gd = sy * (a * y[d] - b[d]) + c * y[d] * (e - 2.0 * by + a * y2);
+			gn += gd * gd;
+		}
+		/* |grad_E| s / 2 with grad_E = 2/s^2 (...) */
+		if (sqrt(gn) / sy < tol)
+			break;
+		double A = a + c * e;
+		double t = 2.0 / (A + sqrt(fmax(A * A - 4.0 * c * b2, 0.0)));
+		for (size_t d = 0; d < hd; d++)
+			y[d] = t * b[d];
+	}
+}
+
+/* Frechet-mean aggregation, one query row at a time over a materialised weight row. */
+static void hyp_frechet(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
+                        hyp_scratch *sc) {
+	const rva_seq *s = r->seq;
+	size_t hd = att->head_dim, bk = att->cfg.block_size;
+	size_t kvh = r->h / (att->cfg.heads / att->kv_heads);
+	load_queries(att, st, r, sc);
+	size_t kmax = 0;
+	for (size_t i = 0; i < r->n; i++)
+		kmax = rva__max(kmax, sc->lim[i]);
+	for (size_t j = 0; j < kmax; j++) {
+		const float *v = s->v + j * s->v_stride + kvh * hd;
+		double n2 = norm2(v, hd);
+		double f = proj_factor(st, n2);
+		sc->va[j] = (float)f;
+		sc->vn[j] = n2 * f * f;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		float *out = r->out + i * r->ostride;
+		size_t lim = sc->lim[i], rowi = row_index(r, i);
+		double m = -INFINITY;
+		for (size_t j0 = 0; j0 < lim; j0 += bk) {
+			size_t nt = rva__min(bk, lim - j0);
+			load_keys(att, st, s, kvh, j0, nt, sc);
+			tile_scores(att, st, r, sc, kvh, i, 1, j0, nt);
+			for (size_t j = 0; j < nt; j++) {
+				sc->w[j0 + j] = sc->s[j];
+				m = fmax(m, sc->s[j]);
+			}
+		}
+		if (m == -INFINITY) {
+			store_zero(out, hd);
+			continue;
+		}
+		double sum = 0.0;
+		for (size_t j = 0; j < lim; j++) {
+			double p = sc->w[j] == -INFINITY ? 0.0 : exp(sc->w[j] - m);
+			if (r->dropout > 0.0f && p != 0.0 && dropped(r, rowi, j))
+				p = 0.0;
+			sc->w[j] = p;
+			sum += p;
+		}
+		if (!(sum > 0.0)) {
+			store_zero(out, hd);
+			continue;
+		}
+		/* start: the gyromidpoint of the normalised weights */
+		double den = 0.0;
+		memset(sc->mu, 0, hd * sizeof(double));
+		for (size_t j = 0; j < lim; j++) {
+			double a = sc->w[j] /= sum;
+			if (a == 0.0)
+				continue;
+			double cv = st->c * sc->vn[j];
+			double lam = 2.0 / fmax(1.0 - cv, HYP_MIN_DEN);
+			double coef = a * lam * sc->va[j];
+			const float *v = s->v + j * s->v_stride + kvh * hd;
+			for (size_t d = 0; d < hd; d++)
+				sc->mu[d] += coef * v[d];
+			den += a * (lam - 1.0);
+		}
+		den = fmax(den, HYP_MIN_DEN);
+		for (size_t d = 0; d < hd; d++)
+			sc->mu[d] /= den;
+		mobius_scalar(st, 0.5, sc->mu, hd, sc->mu);
+		frechet_iterate(att, st, s, kvh, lim, sc);
+		store_point(st, sc->mu, hd, out);
+	}
+}
+
+static uint64_t dropout_key(const rva_runtime *rt, uint32_t stream, size_t seq, size_t h) {
+	return rva__hash3(rva__hash3(rt->seed, rt->step, HYP_DROP_TAG),
+	                  ((uint64_t)stream << 32) ^ (uint64_t)seq, h);
+}
+
+/* Computes the rows of r with scratch of at least hyp_layout(att, nk) bytes. */
+static void hyp_compute(const rva_attention *att, const hyp_rows *r, void *scratch) {
+	const hyp_state *st = att->state;
+	hyp_scratch sc;
+	hyp_layout(att, r->seq->nk, scratch, &sc);
+	if (att->cfg.aggregation == RVA_AGG_FRECHET)
+		hyp_frechet(att, st, r, &sc);
+	else
+		hyp_gyro(att, st, r, &sc);
+}
+
+static float dropout_of(const rva_attention *att, const rva_runtime *rt) {
+	return rt->training ? att->cfg.dropout : 0.0f;
+}
+
+/* ---- the mechanism table -------------------------------------------------------------- */
+
+typedef struct hyp_job {
+	const rva_attention *att;
+	const rva_seq *seqs;
+	rva_runtime rt;
+	uint32_t stream;
+} hyp_job;
+
+static rva_status hyp_task(const rva__task *t, rva__exec_ctx *x) {
+	const hyp_job *job = t->ctx;
+	const rva_attention *att = job->att;
+	const rva_seq *s = &job->seqs[t->seq];
+	size_t qb = att->cfg.query_block, hd = att->head_dim;
+	if (x->scratch_bytes < hyp_layout(att, s->nk, NULL, NULL))
+		return rva__fail(RVA_EINTERNAL, "hyperbolic: worker scratch of %zu bytes is too small",
+		                 x->scratch_bytes);
+	size_t i0 = (size_t)t->b * qb, h = t->a;
+	hyp_rows r = {.seq = s, .h = h, .idx = NULL, .row0 = i0, .n = rva__min(qb, s->nq - i0),
+	              .out = s->out + i0 * s->out_stride + h * hd, .ostride = s->out_stride,
+	              .dropout = dropout_of(att, &job->rt)};
+	if (r.dropout > 0.0f)
+		r.drop_key = dropout_key(&job->rt, job->stream, t->seq, h);
+	hyp_compute(att, &r, x->scratch);
+	return RVA_OK;
+}
+
+/* Key/query pairs a sequence computes (causal: the visible ones only). */
+static double visible_pairs(const rva_attention *att, const rva_seq *s) {
+	if (!att->cfg.causal)
+		return (double)s->nq * (double)s->nk;
+	double pairs = 0.0;
+	for (size_t i = 0; i < s->nq; i++)
+		pairs += (double)visible_limit(att, s, i);
+	return pairs;
+}
+
+static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+	hyp_job *job = rva__graph_alloc(g, sizeof *job);
+	if (!job)
+		return RVA_ENOMEM;
+	*job = (hyp_job){.att = att, .seqs = io->seqs, .rt = io->rt, .stream = io->stream};
+	size_t qb = att->cfg.query_block, hd = att->head_dim;
+	rva_status st;
+	for (size_t s = 0; s < io->nseq; s++) {
+		uint32_t join, after = rva__plan_after(io, s);
+		if ((st = rva__graph_add_join(g, (uint32_t)s, &join)) != RVA_OK ||
+		    (st = rva__graph_edge(g, after, join)) != RVA_OK)
+			return st;
+		io->done[s] = join;
+		const rva_seq *seq = &io->seqs[s];
+		if (io->seq_status[s] != RVA_OK || seq->nq == 0)
+			continue;
+		rva__graph_need_scratch(g, hyp_layout(att, seq->nk, NULL, NULL));
+		size_t tiles = rva__div_up(seq->nq, qb);
+		float per_row = (float)(4.0 * visible_pairs(att, seq) / (double)seq->nq * (double)hd);
+		if (att->cfg.aggregation == RVA_AGG_FRECHET)
+			per_row *= 8.0f; /* a few Karcher iterations of similar cost */
+		for (size_t h = 0; h < att->cfg.heads; h++)
+			for (size_t qt = 0; qt < tiles; qt++) {
+				size_t rows = rva__min(qb, seq->nq - qt * qb);
+				uint32_t id;
+				if ((st = rva__graph_add(g, hyp_task, job, (uint32_t)s, (uint32_t)h,
+				                         (uint32_t)qt, 0, 0, per_row * (float)rows, &id)) !=
+				        RVA_OK ||
+				    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, id, join)) != RVA_OK)
+					return st;
+			}
+	}
+	return RVA_OK;
+}
+
+static rva_status rows_fn(const rva_attention *att, const rva_seq *seq, uint32_t seq_index,
+                          const rva_runtime *rt, const uint32_t *rows, size_t nrows,
+                          float *out, size_t out_stride, void *scratch) {
+	rva_runtime r0 = rva__runtime_or_default(rt);
+	size_t qb = att->cfg.query_block, hd = att->head_dim;
+	float dropout = dropout_of(att, &r0);
+	for (size_t h = 0; h < att->cfg.heads; h++)
+		for (size_t i = 0; i < nrows; i += qb) {
+			hyp_rows r = {.seq = seq, .h = h, .idx = rows + i, .row0 = 0,
+			              .n = rva__min(qb, nrows - i), .out = out + i * out_stride + h * hd,
+			              .ostride = out_stride, .dropout = dropout};
+			if (dropout > 0.0f)
+				r.drop_key = dropout_key(&r0, 0, seq_index, h);
+			hyp_compute(att, &r, scratch);
+		}
+	return RVA_OK;
+}
+
+static size_t rows_scratch(const rva_attention *att, const rva_seq *seq, size_t nrows) {
+	(void)nrows;
+	return hyp_layout(att, seq->nk, NULL, NULL);
+}
+
+/* Two GEMM-sized terms per visible pair and head: q.k and the weighted value sum. The
+ * Karcher iterations of the Frechet mean are data-dependent and not counted. */
+static double flops(const rva_attention *att, const rva_seq *s) {
+	return 4.0 * visible_pairs(att, s) * (double)att->head_dim * (double)att->cfg.heads;
+}
+
+static rva_status build(rva_attention *att) {
+	const rva_config *c = &att->cfg;
+	size_t t1, t2;
+	if (!rva__mul_ok(c->query_block, c->block_size, &t1) ||
+	    !rva__mul_ok(c->query_block, att->head_dim, &t2) || t1 > SIZE_MAX / 64 ||
+	    t2 > SIZE_MAX / 64)
+		return rva__fail(RVA_EOVERFLOW, "hyperbolic: tiles of %zu x %zu (head_dim %zu) "
+		                 "overflow", c->query_block, c->block_size, att->head_dim);
+	hyp_state *st = rva__calloc(1, sizeof *st);
+	if (!st)
+		return rva__fail(RVA_ENOMEM, "hyperbolic: cannot allocate the state");
+	st->c = -(double)c->curvature;
+	st->sqrt_c = sqrt(st->c);
+	st->max_norm = (1.0 - HYP_EPS) / st->sqrt_c;
+	st->two_c = (float)(2.0 * st->c);
+	st->score_mul = (float)(1.0 / (st->sqrt_c * (double)c->temperature));
+	att->state = st;
+	return RVA_OK;
+}
+
+static void destroy(rva_attention *att) {
+	rva__free(att->state);
+	att->state = NULL;
+}
+
+const rva__mech_ops rva__hyperbolic_ops = {
+	.mechanism = RVA_MECH_HYPERBOLIC,
+	.build = build,
+	.destroy = destroy,
+	.plan = plan,
+	.rows = rows_fn,
+	.rows_scratch = rows_scratch,
+	.flops = flops,
+};

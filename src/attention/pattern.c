@@ -1,0 +1,127 @@
+/* Pattern predicates and tile classification (see pattern.h). */
+#include "attention/pattern.h"
+
+static bool any_global_in(const rva__pattern *p, int64_t a, int64_t b) {
+	if (p->kind != RVA__PAT_LOCAL_GLOBAL || b < a || b < 0)
+		return false;
+	if (!p->global)
+		return a < (int64_t)p->global_first;
+	/* first global >= a, by binary search over the sorted list */
+	size_t lo = 0, hi = p->nglobal;
+	int64_t aa = a < 0 ? 0 : a;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)p->global[mid] < aa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->nglobal && (int64_t)p->global[lo] <= b;
+}
+
+bool rva__pattern_is_global(const rva__pattern *p, int64_t pos) {
+	return any_global_in(p, pos, pos);
+}
+
+bool rva__pattern_allows(const rva__pattern *p, int64_t qp, int64_t kp) {
+	if (p->causal && kp > qp)
+		return false;
+	switch (p->kind) {
+	case RVA__PAT_LOCAL_GLOBAL: {
+		if (rva__pattern_is_global(p, qp) || rva__pattern_is_global(p, kp))
+			return true;
+		int64_t d = qp - kp;
+		if (p->causal)
+			return d <= p->window; /* the `window` previous keys and the query itself */
+		return (d < 0 ? -d : d) <= p->window / 2;
+	}
+	case RVA__PAT_STRIDED: {
+		int64_t d = qp - kp; /* >= 0: strided implies causal */
+		return d < p->stride || d % p->stride == 0;
+	}
+	default:
+		return true;
+	}
+}
+
+rva__tile_class rva__pattern_classify(const rva__pattern *p, int64_t qa, int64_t qb,
+                                      int64_t ka, int64_t kb) {
+	bool causal_full = true;
+	if (p->causal) {
+		if (ka > qb)
+			return RVA__TILE_NONE;
+		causal_full = kb <= qa;
+	}
+	switch (p->kind) {
+	case RVA__PAT_LOCAL_GLOBAL: {
+		/* Distances d = qp - kp range over [qa - kb, qb - ka]. */
+		int64_t dmin = qa - kb, dmax = qb - ka;
+		int64_t lo = p->causal ? 0 : -(p->window / 2), hi = p->causal ? p->window
+		                                                                : p->window / 2;
+		bool band_any = dmax >= lo && dmin <= hi;
+		bool band_full = dmin >= lo && dmax <= hi;
+		bool glob = any_global_in(p, qa, qb) || any_global_in(p, ka, kb);
+		if (!band_any && !glob)
+			return RVA__TILE_NONE;
+		return band_full && causal_full ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
+	}
+	case RVA__PAT_STRIDED:
+		return causal_full && qb - ka < p->stride ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
+	default:
+		return causal_full ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
+	}
+}
+
+double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk) {
+	int64_t off = (int64_t)nk - (int64_t)nq;
+	if (p->kind == RVA__PAT_DENSE) {
+		if (!p->causal)
+			return (double)nq * (double)nk;
+		double pairs = 0.0;
+		for (size_t i = 0; i < nq; i++) {
+			int64_t vis = off + (int64_t)i + 1;
+			pairs += vis < 0 ? 0.0 : (double)(vis > (int64_t)nk ? (int64_t)nk : vis);
+		}
+		return pairs;
+	}
+	/* Patterns: count per query row by intervals where cheap, else exactly. */
+	double pairs = 0.0;
+	for (size_t i = 0; i < nq; i++) {
+		int64_t qp = off + (int64_t)i;
+		if (p->kind == RVA__PAT_LOCAL_GLOBAL && !rva__pattern_is_global(p, qp)) {
+			int64_t a = p->causal ? qp - p->window : qp - p->window / 2;
+			int64_t b = p->causal ? qp : qp + p->window / 2;
+			if (a < 0)
+				a = 0;
+			if (b > (int64_t)nk - 1)
+				b = (int64_t)nk - 1;
+			double cnt = b >= a ? (double)(b - a + 1) : 0.0;
+			/* global keys outside the band */
+			size_t ng = p->global ? p->nglobal : p->global_first;
+			for (size_t g = 0; g < ng; g++) {
+				int64_t kp = p->global ? (int64_t)p->global[g] : (int64_t)g;
+				if (kp >= (int64_t)nk || (p->causal && kp > qp))
+					continue;
+				if (kp < a || kp > b)
+					cnt += 1.0;
+			}
+			pairs += cnt;
+			continue;
+		}
+		int64_t kmax = p->causal ? qp : (int64_t)nk - 1;
+		if (kmax > (int64_t)nk - 1)
+			kmax = (int64_t)nk - 1;
+		if (p->kind == RVA__PAT_STRIDED) {
+			if (kmax < 0)
+				continue;
+			int64_t band = qp - p->stride + 1; /* band keys [max(band, 0), qp] */
+			double cnt = (double)(qp - (band < 0 ? 0 : band) + 1);
+			if (band > 0)
+				cnt += (double)(qp / p->stride); /* keys qp - t*l, t >= 1 */
+			pairs += cnt;
+		} else {
+			pairs += kmax >= 0 ? (double)(kmax + 1) : 0.0;
+		}
+	}
+	return pairs;
+}

@@ -1,0 +1,53 @@
+/*
+ * Attention patterns as predicates on (query position, key position), never as
+ * materialised N x N masks: causal, Longformer window + global tokens, Sparse Transformer
+ * strided. The tile loop asks for a whole tile whether it is all-masked (skipped before
+ * any work), all-visible (no per-element test) or partial (per-element test).
+ *
+ * Positions: query row i of a sequence with nq queries and nk keys sits at nk - nq + i
+ * (causal alignment for decoding); key row j at j.
+ */
+#ifndef RVATTN_SRC_ATTENTION_PATTERN_H
+#define RVATTN_SRC_ATTENTION_PATTERN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum rva__pattern_kind {
+	RVA__PAT_DENSE = 0,
+	RVA__PAT_LOCAL_GLOBAL,
+	RVA__PAT_STRIDED,
+} rva__pattern_kind;
+
+typedef struct rva__pattern {
+	rva__pattern_kind kind;
+	bool causal;
+	int64_t window;          /* local-global: window size (even) */
+	int64_t stride;          /* strided: l */
+	const size_t *global;    /* local-global: sorted unique global positions, or NULL */
+	size_t nglobal;          /* entries of global[] */
+	size_t global_first;     /* when global == NULL: positions [0, global_first) are global */
+} rva__pattern;
+
+typedef enum rva__tile_class {
+	RVA__TILE_NONE = 0,   /* every pair masked: skip */
+	RVA__TILE_FULL,       /* every pair visible */
+	RVA__TILE_PARTIAL,    /* test each pair */
+} rva__tile_class;
+
+/* Whether position pos is a global token (local-global only). */
+bool rva__pattern_is_global(const rva__pattern *p, int64_t pos);
+
+/* Whether query position qp may attend key position kp (key mask aside). */
+bool rva__pattern_allows(const rva__pattern *p, int64_t qp, int64_t kp);
+
+/* Classifies the tile of query positions [qa, qb] x key positions [ka, kb] (inclusive,
+ * query positions ascending within the tile). Conservative: PARTIAL is always correct. */
+rva__tile_class rva__pattern_classify(const rva__pattern *p, int64_t qa, int64_t qb,
+                                      int64_t ka, int64_t kb);
+
+/* Number of visible (query, key) pairs of a sequence, for FLOP counts. */
+double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk);
+
+#endif

@@ -1,0 +1,521 @@
+/*
+ * Softmax attention on tiles (FlashAttention-2 forward):
+ *
+ *   for each task (sequence, head group, query tile of query_block rows):
+ *     for each key tile of block_size keys, in order:
+ *       skip it if the pattern masks it entirely (causal tiles above the diagonal,
+ *       Longformer tiles outside the band, ...);
+ *       S = scale * K_tile . Q_tile^T (+ T5 bias) (-inf where masked)
+ *       online softmax: m, l per query row; P = exp(S - m); O = alpha * O + P^T V
+ *     out = O / l  (a row with no visible key gets 0)
+ *
+ * The nq x nk score matrix is never materialised: scratch per worker is O(tile).
+ * Decoding (few queries, many keys) splits the key range into chunks whose partial
+ * (m, l, O) are merged in chunk order by a reduction task (flash-decoding).
+ * Tiling depends only on the config and the shapes, never on threads: the output is
+ * bit-identical for any thread count.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention/pattern.h"
+#include "attention/position_bias.h"
+#include "attention/softmax_core.h"
+#include "attention/softmax_kernels.h"
+#include "core/internal.h"
+#include "kernels/gemm.h"
+
+typedef struct sm_state {
+	rva__pattern pattern;
+	size_t *global_sorted;      /* sorted unique copy of global_indices */
+	rva__t5_buckets t5;
+	bool has_t5;
+} sm_state;
+
+/* Per-op planning context, in the job arena. */
+typedef struct sm_op {
+	const rva_attention *att;
+	const rva_seq *seqs;
+	rva_runtime rt;
+	uint32_t stream;
+	size_t chunk;               /* split-KV chunk (keys) */
+	float **partials;           /* per sequence: [heads][chunks][rows] x (D + 2), or NULL */
+	size_t *nchunks;            /* per sequence */
+} sm_op;
+
+/* ---- build ---------------------------------------------------------------------------- */
+
+static int cmp_size(const void *a, const void *b) {
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void rva__softmax_destroy(rva_attention *att) {
+	sm_state *s = att->state;
+	if (!s)
+		return;
+	rva__free(s->global_sorted);
+	if (s->has_t5)
+		rva__t5_buckets_free(&s->t5);
+	rva__free(s);
+	att->state = NULL;
+}
+
+rva_status rva__softmax_build(rva_attention *att) {
+	const rva_config *c = &att->cfg;
+	sm_state *s = rva__calloc(1, sizeof *s);
+	if (!s)
+		return rva__fail(RVA_ENOMEM, "%s: cannot allocate state", rva_mechanism_name(c->mechanism));
+	att->state = s;
+	s->pattern.causal = c->causal;
+	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
+		s->pattern.kind = RVA__PAT_LOCAL_GLOBAL;
+		s->pattern.window = (int64_t)c->window;
+		if (c->n_global_indices > 0) {
+			rva_status st = rva__alloc_array((void **)&s->global_sorted, c->n_global_indices,
+			                                 sizeof(size_t), "global token list");
+			if (st != RVA_OK)
+				return st;
+			memcpy(s->global_sorted, c->global_indices, c->n_global_indices * sizeof(size_t));
+			qsort(s->global_sorted, c->n_global_indices, sizeof(size_t), cmp_size);
+			size_t n = 0; /* unique */
+			for (size_t i = 0; i < c->n_global_indices; i++)
+				if (n == 0 || s->global_sorted[n - 1] != s->global_sorted[i])
+					s->global_sorted[n++] = s->global_sorted[i];
+			s->pattern.global = s->global_sorted;
+			s->pattern.nglobal = n;
+		} else {
+			s->pattern.global_first = c->global_tokens;
+		}
+	} else if (c->pattern == RVA_PATTERN_STRIDED) {
+		s->pattern.kind = RVA__PAT_STRIDED;
+		s->pattern.stride = (int64_t)c->sparse_stride;
+	}
+	if (c->bias == RVA_BIAS_T5) {
+		rva_status st = rva__t5_buckets_init(&s->t5, !c->causal, c->bias_buckets,
+		                                     c->bias_max_distance);
+		if (st != RVA_OK)
+			return st;
+		s->has_t5 = true;
+		if (!att->bias_table) {
+			/* A learned table is the caller's to supply; without one, a seeded
+			 * N(0, 0.1^2) initialisation, as a freshly initialised T5 layer. */
+			st = rva__alloc_array((void **)&att->bias_table, c->bias_buckets * c->heads,
+			                      sizeof(float), "T5 bias table");
+			if (st != RVA_OK)
+				return st;
+			rva__rng r;
+			rva__rng_seed(&r, c->seed ^ 0x75B1A5ull);
+			for (size_t i = 0; i < c->bias_buckets * c->heads; i++)
+				att->bias_table[i] = (float)(0.1 * rva__rng_normal(&r));
+			att->cfg.bias_table = att->bias_table;
+		}
+	}
+	return RVA_OK;
+}
+
+/* ---- the tile loop ---------------------------------------------------------------------- */
+
+/* Scratch of one tile loop call with br query rows (floats; +16 slack for the PV kernel's
+ * padded-lane reads and alignment). */
+static size_t tile_scratch_floats(const rva_attention *att, size_t br, size_t qspan) {
+	size_t D = att->head_dim, bc = att->cfg.block_size, brp = rva__round_up(br, 16);
+	size_t f = bc * brp + 16      /* St */
+	           + D * brp          /* packed Q^T */
+	           + br * D + 16      /* O */
+	           + 3 * brp          /* m, l, alpha */
+	           + qspan + bc + 16  /* T5 bias by distance */
+	           + 2 * brp;         /* query positions (int64) */
+	return rva__round_up(f, 16) + 128; /* alignment of the carved buffers */
+}
+
+typedef struct tile_io {
+	const float *q;      /* row r of the head slice at q + r*qs */
+	size_t qs;
+	const int64_t *qpos; /* br ascending positions */
+	size_t br;
+	size_t h;            /* query head */
+	size_t k_begin, k_end;
+	float *o, *m, *l;    /* outputs: O (br x D, ld D), m, l (brp lanes) */
+} tile_io;
+
+static inline float *align16f(float *p) {
+	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+/* Adds the T5 bias and masks per element for a partial tile, key-major St. */
+static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rva_seq *seq,
+                           const tile_io *io, size_t k0, size_t nkt, float *st, size_t brp,
+                           bool partial, float *lut, size_t lut_cap) {
+	const int64_t *qp = io->qpos;
+	size_t br = io->br;
+	if (s->has_t5) {
+		const float *table = att->bias_table;
+		size_t H = att->cfg.heads, h = io->h;
+		/* rp = kp - qp ranges over [k0 - qp[br-1], k0 + nkt - 1 - qp[0]] */
+		int64_t rlo = (int64_t)k0 - qp[br - 1];
+		size_t span = (size_t)((int64_t)k0 + (int64_t)nkt - 1 - qp[0] - rlo + 1);
+		if (span <= lut_cap) {
+			for (size_t x = 0; x < span; x++)
+				lut[x] = table[rva__t5_lookup(&s->t5, rlo + (int64_t)x) * H + h];
+			for (size_t j = 0; j < nkt; j++) {
+				float *row = st + j * brp;
+				int64_t kp = (int64_t)(k0 + j);
+				for (size_t i = 0; i < br; i++)
+					row[i] += lut[kp - qp[i] - rlo];
+			}
+		} else {
+			for (size_t j = 0; j < nkt; j++)
+				for (size_t i = 0; i < br; i++)
+					st[j * brp + i] +=
+						table[rva__t5_lookup(&s->t5, (int64_t)(k0 + j) - qp[i]) * H + h];
+		}
+	}
+	if (partial)
+		for (size_t j = 0; j < nkt; j++) {
+			float *row = st + j * brp;
+			int64_t kp = (int64_t)(k0 + j);
+			for (size_t i = 0; i < br; i++)
+				if (!rva__pattern_allows(&s->pattern, qp[i], kp))
+					row[i] = -INFINITY;
+		}
+	if (seq->key_mask)
+		for (size_t j = 0; j < nkt; j++)
+			if (!seq->key_mask[k0 + j]) {
+				float *row = st + j * brp;
+				for (size_t i = 0; i < brp; i++)
+					row[i] = -INFINITY;
+			}
+	/* Padded lanes must not produce NaN/inf surprises: give them -inf scores. */
+	for (size_t j = 0; j < nkt; j++)
+		for (size_t i = br; i < brp; i++)
+			st[j * brp + i] = -INFINITY;
+}
+
+/* Attention dropout (training): P *= keep / (1 - p), counter-based per (row, key). */
+static void tile_dropout(const rva_attention *att, const sm_op *op, uint32_t seq_index,
+                         const tile_io *io, size_t k0, size_t nkt, float *st, size_t brp) {
+	float p = att->cfg.dropout, inv = 1.0f / (1.0f - p);
+	uint64_t key = rva__hash3(op->rt.seed, op->rt.step, ((uint64_t)op->stream << 32) | 0xD0);
+	uint64_t sh = ((uint64_t)seq_index << 20) ^ io->h;
+	for (size_t j = 0; j < nkt; j++)
+		for (size_t i = 0; i < io->br; i++) {
+			uint64_t ctr = ((uint64_t)(uint32_t)io->qpos[i] << 32) | (uint32_t)(k0 + j);
+			float u = rva__u01(rva__hash3(key, sh, ctr));
+			st[j * brp + i] *= u >= p ? inv : 0.0f;
+		}
+}
+
+/* The tile loop for one head over keys [k_begin, k_end). */
+static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq,
+                   uint32_t seq_index, const tile_io *io, float *scratch) {
+	const sm_state *s = att->state;
+	size_t D = att->head_dim, bc = att->cfg.block_size, br = io->br;
+	size_t brp = rva__round_up(br, 16);
+	size_t kvh = io->h / (att->cfg.heads / att->kv_heads);
+	bool fused = rva__sm_use_fused();
+	bool small = br < 8;
+	float *st = align16f(scratch);
+	float *qt = align16f(st + bc * brp + 16);
+	float *lut = qt + D * brp;
+	size_t lut_cap = (size_t)(io->qpos[br - 1] - io->qpos[0]) + bc + 1;
+	float *alpha = align16f(lut + lut_cap);
+	const float *kbase = seq->k + kvh * D, *vbase = seq->v + kvh * D;
+	float scale = att->scale;
+	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
+
+	for (size_t i = 0; i < brp; i++) {
+		io->m[i] = -INFINITY;
+		io->l[i] = 0.0f;
+	}
+	memset(io->o, 0, br * D * sizeof(float));
+	if (fused && !small)
+		rva__sm_pack_qt(io->q, io->qs, br, brp, D, scale, qt);
+
+	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
+	for (size_t k0 = io->k_begin; k0 < io->k_end; k0 += bc) {
+		size_t nkt = rva__min(bc, io->k_end - k0);
+		if (s->pattern.causal && (int64_t)k0 > qb)
+			break; /* every later tile lies above the diagonal */
+		rva__tile_class cls =
+			rva__pattern_classify(&s->pattern, qa, qb, (int64_t)k0, (int64_t)(k0 + nkt - 1));
+		if (cls == RVA__TILE_NONE)
+			continue;
+		const float *kt = kbase + k0 * seq->k_stride, *vt = vbase + k0 * seq->v_stride;
+		if (!fused)
+			rva__sgemm(false, true, nkt, br, D, scale, kt, seq->k_stride, io->q, io->qs, 0.0f,
+			           st, brp);
+		else if (small)
+			rva__sm_scores_dot(kt, seq->k_stride, nkt, io->q, io->qs, br, brp, D, scale, st);
+		else
+			rva__sm_scores_fused(kt, seq->k_stride, nkt, qt, brp, D, st);
+		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, cls == RVA__TILE_PARTIAL, lut,
+		               lut_cap);
+		if (rva__sm_online_softmax(st, brp, nkt, io->m, io->l, alpha))
+			rva__sm_rescale(io->o, br, D, alpha);
+		if (dropout)
+			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
+		if (fused)
+			rva__sm_pv_fused(st, brp, nkt, vt, seq->v_stride, br, D, io->o);
+		else
+			rva__sgemm(true, false, br, D, nkt, 1.0f, st, brp, vt, seq->v_stride, 1.0f, io->o,
+			           D);
+	}
+}
+
+/* out row i (head slice) = O[i] / l[i]; 0 when no key was visible. */
+static void finish_rows(const float *o, const float *l, size_t br, size_t D, float *out,
+                        size_t out_stride) {
+	for (size_t i = 0; i < br; i++) {
+		float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+		float *dst = out + i * out_stride;
+		for (size_t d = 0; d < D; d++)
+			dst[d] = l[i] > 0.0f ? o[i * D + d] * inv : (isnan(l[i]) ? NAN : 0.0f);
+	}
+}
+
+/* Carves the per-call buffers out of the scratch after the tile area. */
+typedef struct tile_bufs {
+	float *o, *m, *l;
+	int64_t *qpos;
+	float *tile;
+} tile_bufs;
+
+static tile_bufs carve(void *scratch, size_t br, size_t D) {
+	size_t brp = rva__round_up(br, 16);
+	tile_bufs b;
+	b.m = align16f(scratch);
+	b.l = b.m + brp;
+	b.qpos = (int64_t *)(b.l + brp);
+	b.o = align16f((float *)(b.qpos + brp));
+	b.tile = align16f(b.o + br * D + 16);
+	return b;
+}
+
+static size_t carve_floats(size_t br, size_t D) {
+	size_t brp = rva__round_up(br, 16);
+	return 2 * brp + 2 * brp + br * D + 16 + 64;
+}
+
+/* ---- tasks -------------------------------------------------------------------------- */
+
+/* Dense task: a = first head, b = end head, c = first query row, d = rows. */
+static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t D = att->head_dim, q0 = t->c, br = t->d;
+	tile_bufs b = carve(x->scratch, br, D);
+	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	for (size_t i = 0; i < br; i++)
+		b.qpos[i] = off + (int64_t)(q0 + i);
+	for (size_t h = t->a; h < t->b; h++) {
+		tile_io io = {.q = seq->q + q0 * seq->q_stride + h * D, .qs = seq->q_stride,
+		              .qpos = b.qpos, .br = br, .h = h, .k_begin = 0, .k_end = seq->nk,
+		              .o = b.o, .m = b.m, .l = b.l};
+		attend(att, op, seq, t->seq, &io, b.tile);
+		finish_rows(b.o, b.l, br, D, seq->out + q0 * seq->out_stride + h * D,
+		            seq->out_stride);
+	}
+	return RVA_OK;
+}
+
+/* Split-KV chunk task: a = head, b = chunk; all nq rows. Writes the partial
+ * (m, l, O) of (head, chunk) to the arena: rows x (D + 2) floats. */
+static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t D = att->head_dim, br = seq->nq, h = t->a, chunk = t->b;
+	size_t nch = op->nchunks[t->seq];
+	tile_bufs b = carve(x->scratch, br, D);
+	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	for (size_t i = 0; i < br; i++)
+		b.qpos[i] = off + (int64_t)i;
+	size_t k0 = chunk * op->chunk, k1 = rva__min(seq->nk, k0 + op->chunk);
+	tile_io io = {.q = seq->q + h * D, .qs = seq->q_stride, .qpos = b.qpos, .br = br,
+	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l};
+	attend(att, op, seq, t->seq, &io, b.tile);
+	float *part = op->partials[t->seq] + (h * nch + chunk) * br * (D + 2);
+	for (size_t i = 0; i < br; i++) {
+		float *p = part + i * (D + 2);
+		p[0] = b.m[i];
+		p[1] = b.l[i];
+		memcpy(p + 2, b.o + i * D, D * sizeof(float));
+	}
+	return RVA_OK;
+}
+
+/* Merge task of split-KV: a = head. Chunks merged in chunk order (deterministic). */
+static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t D = att->head_dim, br = seq->nq, h = t->a, nch = op->nchunks[t->seq];
+	const float *base = op->partials[t->seq] + h * nch * br * (D + 2);
+	for (size_t i = 0; i < br; i++) {
+		float m = -INFINITY;
+		for (size_t c = 0; c < nch; c++)
+			m = fmaxf(m, base[(c * br + i) * (D + 2)]);
+		float ms = m == -INFINITY ? 0.0f : m, l = 0.0f;
+		float *dst = seq->out + i * seq->out_stride + h * D;
+		for (size_t d = 0; d < D; d++)
+			dst[d] = 0.0f;
+		for (size_t c = 0; c < nch; c++) {
+			const float *p = base + (c * br + i) * (D + 2);
+			float w = expf(p[0] - ms);
+			if (p[1] == 0.0f && !isnan(p[1]))
+				continue; /* a chunk with no visible key adds nothing */
+			l += w * p[1];
+			for (size_t d = 0; d < D; d++)
+				dst[d] += w * p[2 + d];
+		}
+		float inv = l > 0.0f ? 1.0f / l : 0.0f;
+		for (size_t d = 0; d < D; d++)
+			dst[d] = l > 0.0f ? dst[d] * inv : (isnan(l) ? NAN : 0.0f);
+	}
+	return RVA_OK;
+}
+
+/* ---- planning ------------------------------------------------------------------------ */
+
+static double seq_pairs(const rva_attention *att, const rva_seq *s) {
+	const sm_state *st = att->state;
+	return rva__pattern_pairs(&st->pattern, s->nq, s->nk);
+}
+
+double rva__softmax_flops(const rva_attention *att, const rva_seq *s) {
+	return 4.0 * (double)att->cfg.heads * (double)att->head_dim * seq_pairs(att, s);
+}
+
+/* Split-KV chunk for a sequence, or 0 for no split (fixed by config and shape). */
+static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
+	size_t ks = att->cfg.kv_split, bc = att->cfg.block_size;
+	if (ks == SIZE_MAX)
+		return 0;
+	if (ks == 0) {
+		if (s->nq > 16 || s->nk < 1024)
+			return 0;
+		ks = 512;
+	}
+	ks = rva__round_up(ks, bc); /* chunks hold whole tiles */
+	return s->nk > ks ? ks : 0;
+}
+
+rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+	sm_op *op = rva__graph_alloc(g, sizeof *op);
+	if (!op)
+		return RVA_ENOMEM;
+	op->att = att;
+	op->seqs = io->seqs;
+	op->rt = io->rt;
+	op->stream = io->stream;
+	op->partials = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
+	op->nchunks = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
+	if (!op->partials || !op->nchunks)
+		return RVA_ENOMEM;
+	size_t H = att->cfg.heads, D = att->head_dim, qb = att->cfg.query_block;
+	rva_status st;
+	for (size_t s = 0; s < io->nseq; s++) {
+		uint32_t done, id, after = rva__plan_after(io, s);
+		if ((st = rva__graph_add_join(g, (uint32_t)s, &done)) != RVA_OK)
+			return st;
+		io->done[s] = done;
+		const rva_seq *seq = &io->seqs[s];
+		if (io->seq_status[s] != RVA_OK || seq->nq == 0) {
+			if ((st = rva__graph_edge(g, after, done)) != RVA_OK)
+				return st;
+			continue;
+		}
+		double pairs = seq_pairs(att, seq);
+		size_t chunk = split_chunk(att, seq);
+		if (chunk) {
+			size_t nch = rva__div_up(seq->nk, chunk);
+			op->chunk = chunk; /* same for every split sequence: fixed by config */
+			op->nchunks[s] = nch;
+			op->partials[s] = rva__graph_alloc_array(g, H * nch * seq->nq, (D + 2) * sizeof(float));
+			if (!op->partials[s])
+				return RVA_ENOMEM;
+			rva__graph_need_scratch(g, (tile_scratch_floats(att, seq->nq, seq->nq) +
+			                            carve_floats(seq->nq, D)) * sizeof(float));
+			float cost = (float)(4.0 * (double)D * pairs / (double)nch / (double)H);
+			for (size_t h = 0; h < H; h++) {
+				uint32_t merge;
+				if ((st = rva__graph_add(g, task_merge, op, (uint32_t)s, (uint32_t)h, 0, 0, 0,
+				                         (float)(seq->nq * nch * D), &merge)) != RVA_OK)
+					return st;
+				for (size_t c = 0; c < nch; c++) {
+					if ((st = rva__graph_add(g, task_chunk, op, (uint32_t)s, (uint32_t)h,
+					                         (uint32_t)c, 0, 0, cost, &id)) != RVA_OK ||
+					    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+					    (st = rva__graph_edge(g, id, merge)) != RVA_OK)
+						return st;
+				}
+				if ((st = rva__graph_edge(g, merge, done)) != RVA_OK)
+					return st;
+			}
+			continue;
+		}
+		/* Dense: query tiles x head groups; tiny heads are grouped so a task carries
+		 * at least ~1M multiply-adds (fixed by shape, never by thread count). */
+		size_t ntiles = rva__div_up(seq->nq, qb);
+		double per_head_tile = (double)D * pairs / (double)ntiles;
+		size_t group = per_head_tile >= 1048576.0 ? 1 : (size_t)(1048576.0 / (per_head_tile + 1.0));
+		group = rva__max(1, rva__min(group, H));
+		size_t br_max = rva__min(qb, seq->nq);
+		rva__graph_need_scratch(g, (tile_scratch_floats(att, br_max, br_max) +
+		                            carve_floats(br_max, D)) * sizeof(float));
+		for (size_t t = 0; t < ntiles; t++) {
+			size_t q0 = t * qb, br = rva__min(qb, seq->nq - q0);
+			/* cost: visible pairs of this tile, approximated by its share */
+			float cost = (float)(4.0 * per_head_tile * (double)group);
+			for (size_t h0 = 0; h0 < H; h0 += group) {
+				size_t h1 = rva__min(H, h0 + group);
+				if ((st = rva__graph_add(g, task_dense, op, (uint32_t)s, (uint32_t)h0,
+				                         (uint32_t)h1, (uint32_t)q0, (uint32_t)br, cost,
+				                         &id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, id, done)) != RVA_OK)
+					return st;
+			}
+		}
+	}
+	return RVA_OK;
+}
+
+/* ---- rows (MoE experts) ------------------------------------------------------------- */
+
+size_t rva__softmax_rows_scratch(const rva_attention *att, const rva_seq *seq, size_t nrows) {
+	size_t br = rva__min(att->cfg.query_block, nrows ? nrows : 1);
+	size_t qspan = seq->nq + 1;
+	return (nrows * att->cfg.dim + 64 + tile_scratch_floats(att, br, qspan) +
+	        carve_floats(br, att->head_dim)) * sizeof(float);
+}
+
+rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint32_t seq_index,
+                             const rva_runtime *rt, const uint32_t *rows, size_t nrows,
+                             float *out, size_t out_stride, void *scratch) {
+	size_t D = att->head_dim, dim = att->cfg.dim, qb = att->cfg.query_block;
+	sm_op op = {.att = att, .seqs = seq, .rt = *rt, .stream = 0};
+	float *qg = align16f(scratch);
+	for (size_t r = 0; r < nrows; r++)
+		memcpy(qg + r * dim, seq->q + (size_t)rows[r] * seq->q_stride, dim * sizeof(float));
+	size_t br_max = rva__min(qb, nrows ? nrows : 1);
+	tile_bufs b = carve(qg + nrows * dim, br_max, D);
+	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	for (size_t r0 = 0; r0 < nrows; r0 += qb) {
+		size_t br = rva__min(qb, nrows - r0);
+		for (size_t i = 0; i < br; i++)
+			b.qpos[i] = off + (int64_t)rows[r0 + i];
+		for (size_t h = 0; h < att->cfg.heads; h++) {
+			tile_io io = {.q = qg + r0 * dim + h * D, .qs = dim, .qpos = b.qpos, .br = br,
+			              .h = h, .k_begin = 0, .k_end = seq->nk, .o = b.o, .m = b.m,
+			              .l = b.l};
+			attend(att, &op, seq, seq_index, &io, b.tile);
+			finish_rows(b.o, b.l, br, D, out + r0 * out_stride + h * D, out_stride);
+		}
+	}
+	return RVA_OK;
+}

@@ -1,0 +1,307 @@
+/*
+ * Inner kernels of the softmax tile loop (see softmax_kernels.h for the layout).
+ * AVX-512 versions are compiled with target attributes and picked at run time; the
+ * portable versions are the reference twins (RVATTN_SIMD=scalar forces them).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention/softmax_kernels.h"
+#include "core/internal.h"
+#include "kernels/vexp.h"
+
+static bool fused = false;
+static pthread_once_t fused_once = PTHREAD_ONCE_INIT;
+
+static void pick_backend(void) {
+	const char *e = getenv("RVATTN_ATTN_KERNEL");
+	bool avx512 = rva__simd_level() == RVA__SIMD_AVX512;
+	fused = avx512 && !(e && rva__name_eq(e, "blis"));
+}
+
+bool rva__sm_use_fused(void) {
+	pthread_once(&fused_once, pick_backend);
+	return fused;
+}
+
+void rva__sm_pack_qt(const float *q, size_t qs, size_t br, size_t brp, size_t D, float scale,
+                     float *qt) {
+	for (size_t d = 0; d < D; d++) {
+		float *row = qt + d * brp;
+		for (size_t i = 0; i < br; i++)
+			row[i] = scale * q[i * qs + d];
+		for (size_t i = br; i < brp; i++)
+			row[i] = 0.0f;
+	}
+}
+
+/* ---- portable twins ---------------------------------------------------------------- */
+
+static bool online_softmax_ref(float *st, size_t brp, size_t nk, float *m, float *l,
+                               float *alpha) {
+	bool rescale = false;
+	for (size_t i = 0; i < brp; i++) {
+		float mt = m[i];
+		for (size_t j = 0; j < nk; j++)
+			mt = fmaxf(mt, st[j * brp + i]);
+		float ms = mt == -INFINITY ? 0.0f : mt;
+		float a = expf(m[i] - ms), sum = 0.0f;
+		for (size_t j = 0; j < nk; j++) {
+			float p = expf(st[j * brp + i] - ms);
+			st[j * brp + i] = p;
+			sum += p;
+		}
+		l[i] = a * l[i] + sum;
+		m[i] = mt;
+		alpha[i] = a;
+		rescale |= a != 1.0f;
+	}
+	return rescale;
+}
+
+static void rescale_ref(float *o, size_t br, size_t D, const float *alpha) {
+	for (size_t i = 0; i < br; i++)
+		if (alpha[i] != 1.0f)
+			for (size_t d = 0; d < D; d++)
+				o[i * D + d] *= alpha[i];
+}
+
+#if defined(__x86_64__)
+/* ---- AVX-512 ------------------------------------------------------------------------ */
+
+/* 12 key rows x (16 * NV) query lanes of scores; rows beyond nrows repeat the last row
+ * and are not stored. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+scores_block(const float *k, size_t ks, size_t nrows, const float *qt, size_t brp, size_t D,
+             float *st, const int NV) {
+	enum { JR = 12 };
+	const float *kr[JR];
+	for (int r = 0; r < JR; r++)
+		kr[r] = k + (size_t)((size_t)r < nrows ? (size_t)r : nrows - 1) * ks;
+	__m512 acc[JR][2];
+	for (int r = 0; r < JR; r++)
+		for (int v = 0; v < NV; v++)
+			acc[r][v] = _mm512_setzero_ps();
+	for (size_t d = 0; d < D; d++) {
+		__m512 a0 = _mm512_load_ps(qt + d * brp);
+		__m512 a1 = NV > 1 ? _mm512_load_ps(qt + d * brp + 16) : a0;
+#pragma GCC unroll 12
+		for (int r = 0; r < JR; r++) {
+			__m512 b = _mm512_set1_ps(kr[r][d]);
+			acc[r][0] = _mm512_fmadd_ps(b, a0, acc[r][0]);
+			if (NV > 1)
+				acc[r][1] = _mm512_fmadd_ps(b, a1, acc[r][1]);
+		}
+	}
+	for (int r = 0; r < JR; r++) {
+		if ((size_t)r >= nrows)
+			break;
+		for (int v = 0; v < NV; v++)
+			_mm512_store_ps(st + (size_t)r * brp + 16 * v, acc[r][v]);
+	}
+}
+
+static RVA__TARGET_AVX512 void scores_fused(const float *k, size_t ks, size_t nk,
+                                            const float *qt, size_t brp, size_t D,
+                                            float *st) {
+	for (size_t i0 = 0; i0 < brp; i0 += 32) {
+		bool two = brp - i0 >= 32;
+		for (size_t j0 = 0; j0 < nk; j0 += 12) {
+			size_t nr = rva__min(12, nk - j0);
+			if (two)
+				scores_block(k + j0 * ks, ks, nr, qt + i0, brp, D, st + j0 * brp + i0, 2);
+			else
+				scores_block(k + j0 * ks, ks, nr, qt + i0, brp, D, st + j0 * brp + i0, 1);
+		}
+	}
+}
+
+static inline RVA__TARGET_AVX512 __mmask16 tail_mask(size_t n) {
+	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+static RVA__TARGET_AVX512 void scores_dot(const float *k, size_t ks, size_t nk,
+                                          const float *q, size_t qs, size_t br, size_t brp,
+                                          size_t D, float scale, float *st) {
+	enum { MAXV = 8 };
+	size_t nv = rva__div_up(D, 16);
+	for (size_t i = 0; i < br; i++) {
+		const float *qi = q + i * qs;
+		for (size_t d0 = 0; d0 < D; d0 += 16 * MAXV) {
+			size_t nvc = rva__min(MAXV, nv - d0 / 16);
+			__m512 qv[MAXV];
+			for (size_t v = 0; v < nvc; v++)
+				qv[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(D - d0 - 16 * v),
+				                                            qi + d0 + 16 * v),
+				                      _mm512_set1_ps(scale));
+			for (size_t j = 0; j < nk; j++) {
+				const float *kj = k + j * ks + d0;
+				__m512 acc = _mm512_setzero_ps();
+				for (size_t v = 0; v < nvc; v++)
+					acc = _mm512_fmadd_ps(
+						_mm512_maskz_loadu_ps(tail_mask(D - d0 - 16 * v), kj + 16 * v),
+						qv[v], acc);
+				float s = _mm512_reduce_add_ps(acc);
+				st[j * brp + i] = d0 == 0 ? s : st[j * brp + i] + s;
+			}
+		}
+	}
+	for (size_t j = 0; j < nk; j++)
+		for (size_t i = br; i < brp; i++)
+			st[j * brp + i] = 0.0f;
+}
+
+/* O rows [i0, i0+MR) x D columns [d0, d0 + 16*NV) += sum_j P[j][i] V[j][d]. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+pv_block(const float *st, size_t brp, size_t nk, const float *v, size_t vs, size_t rows,
+         size_t dcols, float *o, size_t D, const int MR, const int NV) {
+	__m512 acc[12][8];
+	__mmask16 last = tail_mask(dcols - 16 * (size_t)(NV - 1));
+	for (int r = 0; r < MR; r++)
+		for (int c = 0; c < NV; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	for (size_t j = 0; j < nk; j++) {
+		__m512 vv[8];
+		const float *vj = v + j * vs;
+		for (int c = 0; c < NV; c++)
+			vv[c] = c == NV - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * c)
+			                    : _mm512_loadu_ps(vj + 16 * c);
+		const float *pj = st + j * brp;
+#pragma GCC unroll 12
+		for (int r = 0; r < MR; r++) {
+			__m512 b = _mm512_set1_ps(pj[r]);
+			for (int c = 0; c < NV; c++)
+				acc[r][c] = _mm512_fmadd_ps(b, vv[c], acc[r][c]);
+		}
+	}
+	for (int r = 0; r < MR; r++) {
+		if ((size_t)r >= rows)
+			break;
+		float *orow = o + (size_t)r * D;
+		for (int c = 0; c < NV; c++) {
+			__mmask16 mk = c == NV - 1 ? last : (__mmask16)0xFFFF;
+			__m512 cur = _mm512_maskz_loadu_ps(mk, orow + 16 * c);
+			_mm512_mask_storeu_ps(orow + 16 * c, mk, _mm512_add_ps(cur, acc[r][c]));
+		}
+	}
+}
+
+/* Register blocking per number of 16-wide column vectors: MR x NV <= 24 accumulators. */
+#define PV_CASE(NVv, MRv)                                                                  \
+	case NVv:                                                                              \
+		for (size_t i0 = 0; i0 < br; i0 += MRv)                                            \
+			pv_block(st + i0, brp, nk, v + d0, vs, rva__min(MRv, br - i0), dc,             \
+			         o + i0 * D + d0, D, MRv, NVv);                                        \
+		break;
+
+static RVA__TARGET_AVX512 void pv_fused(const float *st, size_t brp, size_t nk,
+                                        const float *v, size_t vs, size_t br, size_t D,
+                                        float *o) {
+	/* Rows beyond br read padded lanes of St (valid memory, results not stored). */
+	for (size_t d0 = 0; d0 < D; d0 += 128) {
+		size_t dc = rva__min(128, D - d0);
+		switch (rva__div_up(dc, 16)) {
+			PV_CASE(1, 12)
+			PV_CASE(2, 12)
+			PV_CASE(3, 8)
+			PV_CASE(4, 6)
+			PV_CASE(5, 4)
+			PV_CASE(6, 4)
+			PV_CASE(7, 3)
+			PV_CASE(8, 3)
+		default: break;
+		}
+	}
+}
+#undef PV_CASE
+
+static RVA__TARGET_AVX512 bool online_softmax_avx512(float *st, size_t brp, size_t nk,
+                                                     float *m, float *l, float *alpha) {
+	const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+	__mmask16 changed = 0;
+	for (size_t i = 0; i < brp; i += 16) {
+		__m512 mo = _mm512_load_ps(m + i), mt = mo;
+		for (size_t j = 0; j < nk; j++)
+			mt = _mm512_max_ps(_mm512_load_ps(st + j * brp + i), mt);
+		__m512 ms = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mt, ninf, _CMP_EQ_OQ), mt,
+		                                 _mm512_setzero_ps());
+		__m512 a = rva__exp512(_mm512_sub_ps(mo, ms));
+		__m512 sum = _mm512_setzero_ps();
+		for (size_t j = 0; j < nk; j++) {
+			float *p = st + j * brp + i;
+			__m512 e = rva__exp512(_mm512_sub_ps(_mm512_load_ps(p), ms));
+			_mm512_store_ps(p, e);
+			sum = _mm512_add_ps(sum, e);
+		}
+		_mm512_store_ps(l + i, _mm512_fmadd_ps(a, _mm512_load_ps(l + i), sum));
+		_mm512_store_ps(m + i, mt);
+		_mm512_store_ps(alpha + i, a);
+		changed |= _mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ);
+	}
+	return changed != 0;
+}
+
+static RVA__TARGET_AVX512 void rescale_avx512(float *o, size_t br, size_t D,
+                                              const float *alpha) {
+	for (size_t i = 0; i < br; i++) {
+		if (alpha[i] == 1.0f)
+			continue;
+		__m512 a = _mm512_set1_ps(alpha[i]);
+		float *row = o + i * D;
+		for (size_t d = 0; d < D; d += 16) {
+			__mmask16 mk = tail_mask(D - d);
+			_mm512_mask_storeu_ps(row + d, mk,
+			                      _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row + d), a));
+		}
+	}
+}
+#endif /* __x86_64__ */
+
+void rva__sm_scores_fused(const float *k, size_t ks, size_t nk, const float *qt, size_t brp,
+                          size_t D, float *st) {
+#if defined(__x86_64__)
+	scores_fused(k, ks, nk, qt, brp, D, st);
+#else
+	(void)k; (void)ks; (void)nk; (void)qt; (void)brp; (void)D; (void)st;
+#endif
+}
+
+void rva__sm_scores_dot(const float *k, size_t ks, size_t nk, const float *q, size_t qs,
+                        size_t br, size_t brp, size_t D, float scale, float *st) {
+#if defined(__x86_64__)
+	scores_dot(k, ks, nk, q, qs, br, brp, D, scale, st);
+#else
+	(void)k; (void)ks; (void)nk; (void)q; (void)qs; (void)br; (void)brp; (void)D;
+	(void)scale; (void)st;
+#endif
+}
+
+void rva__sm_pv_fused(const float *st, size_t brp, size_t nk, const float *v, size_t vs,
+                      size_t br, size_t D, float *o) {
+#if defined(__x86_64__)
+	pv_fused(st, brp, nk, v, vs, br, D, o);
+#else
+	(void)st; (void)brp; (void)nk; (void)v; (void)vs; (void)br; (void)D; (void)o;
+#endif
+}
+
+bool rva__sm_online_softmax(float *st, size_t brp, size_t nk, float *m, float *l,
+                            float *alpha) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512)
+		return online_softmax_avx512(st, brp, nk, m, l, alpha);
+#endif
+	return online_softmax_ref(st, brp, nk, m, l, alpha);
+}
+
+void rva__sm_rescale(float *o, size_t br, size_t D, const float *alpha) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		rescale_avx512(o, br, D, alpha);
+		return;
+	}
+#endif
+	rescale_ref(o, br, D, alpha);
+}

@@ -1,0 +1,50 @@
+/*
+ * The inner kernels of the softmax tile loop (softmax_core.c), in a key-major layout:
+ *
+ *   St[j][i] (tile of bc keys x brp query lanes, brp = br rounded up to 16) — scores with
+ *   the query index across SIMD lanes, so the online-softmax reductions over keys are
+ *   plain vertical vector ops (no horizontal reductions);
+ *   O[i][d] (br x D, row-major) — the unnormalised output accumulator.
+ *
+ * Two backends compute the two products: BLIS sgemm through rva__sgemm (portable, any
+ * CPU BLIS supports) and fused AVX-512 micro-kernels that read K and V rows in place
+ * (no packing; Q is packed once per task). RVATTN_ATTN_KERNEL=blis forces the former.
+ */
+#ifndef RVATTN_SRC_ATTENTION_SOFTMAX_KERNELS_H
+#define RVATTN_SRC_ATTENTION_SOFTMAX_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Backend selection (once per process; RVATTN_ATTN_KERNEL=auto|blis|avx512). */
+bool rva__sm_use_fused(void);
+
+/* Qt[d][i] = scale * q[i*qs + d] for i < br, 0 for br <= i < brp (fused backend). */
+void rva__sm_pack_qt(const float *q, size_t qs, size_t br, size_t brp, size_t D, float scale,
+                     float *qt);
+
+/* St[j][i] = sum_d K[j][d] * Qt[d][i], j < nk, i < brp (fused, AVX-512). */
+void rva__sm_scores_fused(const float *k, size_t ks, size_t nk, const float *qt, size_t brp,
+                          size_t D, float *st);
+
+/* St[j][i] = scale * K[j] . q[i] for small br (decode), j < nk, i < br (fused). */
+void rva__sm_scores_dot(const float *k, size_t ks, size_t nk, const float *q, size_t qs,
+                        size_t br, size_t brp, size_t D, float scale, float *st);
+
+/* O[i][d] += sum_j St[j][i] * V[j][d], i < br, d < D (fused, AVX-512). */
+void rva__sm_pv_fused(const float *st, size_t brp, size_t nk, const float *v, size_t vs,
+                      size_t br, size_t D, float *o);
+
+/*
+ * Online-softmax step over a tile of nk key rows: per lane i < brp,
+ *   m_new = max(m, max_j St[j][i]); ms = m_new, or 0 when m_new = -inf;
+ *   alpha[i] = exp(m - ms); St[j][i] = exp(St[j][i] - ms); l = alpha*l + sum_j St[j][i].
+ * Returns whether any alpha differs from 1 (the accumulator needs rescaling).
+ */
+bool rva__sm_online_softmax(float *st, size_t brp, size_t nk, float *m, float *l,
+                            float *alpha);
+
+/* O[i][:] *= alpha[i], i < br. */
+void rva__sm_rescale(float *o, size_t br, size_t D, const float *alpha);
+
+#endif

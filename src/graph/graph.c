@@ -1,0 +1,269 @@
+/* Job graph construction, the job arena, and the serial executor. */
+#include <string.h>
+
+#include "core/internal.h"
+#include "graph/graph.h"
+#include "rvattn/status.h"
+
+struct rva__arena_block {
+	rva__arena_block *next;
+	size_t size, used;
+	unsigned char *data;
+};
+
+void rva__graph_init(rva__graph *g, size_t nseq) {
+	memset(g, 0, sizeof *g);
+	g->nseq = nseq;
+}
+
+void rva__graph_free(rva__graph *g) {
+	if (!g)
+		return;
+	rva__free(g->tasks);
+	rva__free(g->succ);
+	rva__free(g->edge_from);
+	rva__free(g->edge_to);
+	for (rva__arena_block *b = g->arena, *n; b; b = n) {
+		n = b->next;
+		rva__free(b->data);
+		rva__free(b);
+	}
+	memset(g, 0, sizeof *g);
+}
+
+static rva_status grow(void **p, size_t *cap, size_t need, size_t elem) {
+	if (need <= *cap)
+		return RVA_OK;
+	size_t ncap = *cap ? *cap : 64;
+	while (ncap < need)
+		ncap *= 2;
+	void *np;
+	rva_status st = rva__alloc_array(&np, ncap, elem, "job graph");
+	if (st != RVA_OK)
+		return st;
+	if (*p)
+		memcpy(np, *p, *cap * elem);
+	rva__free(*p);
+	*p = np;
+	*cap = ncap;
+	return RVA_OK;
+}
+
+rva_status rva__graph_add(rva__graph *g, rva__task_fn fn, const void *ctx, uint32_t seq,
+                          uint32_t a, uint32_t b, uint32_t c, uint32_t d, float cost,
+                          uint32_t *id) {
+	if (g->ntasks >= UINT32_MAX - 1)
+		return rva__fail(RVA_EOVERFLOW, "job graph exceeds 2^32-2 tasks");
+	size_t cap = g->cap_tasks;
+	rva_status st = grow((void **)&g->tasks, &cap, (size_t)g->ntasks + 1, sizeof *g->tasks);
+	if (st != RVA_OK)
+		return st;
+	g->cap_tasks = (uint32_t)rva__min(cap, UINT32_MAX);
+	rva__task *t = &g->tasks[g->ntasks];
+	*t = (rva__task){.fn = fn, .ctx = ctx, .seq = seq, .a = a, .b = b, .c = c, .d = d,
+	                 .cost = cost};
+	*id = g->ntasks++;
+	g->finalized = false;
+	return RVA_OK;
+}
+
+rva_status rva__graph_add_join(rva__graph *g, uint32_t seq, uint32_t *id) {
+	return rva__graph_add(g, NULL, NULL, seq, 0, 0, 0, 0, 0.0f, id);
+}
+
+rva_status rva__graph_edge(rva__graph *g, uint32_t from, uint32_t to) {
+	if (from == RVA__NO_TASK)
+		return RVA_OK;
+	if (from >= g->ntasks || to >= g->ntasks)
+		return rva__fail(RVA_EINTERNAL, "graph edge %u -> %u out of range (%u tasks)", from,
+		                 to, g->ntasks);
+	size_t cap = g->cap_edges;
+	rva_status st = grow((void **)&g->edge_from, &cap, g->nedges + 1, sizeof(uint32_t));
+	if (st != RVA_OK)
+		return st;
+	cap = g->cap_edges;
+	st = grow((void **)&g->edge_to, &cap, g->nedges + 1, sizeof(uint32_t));
+	if (st != RVA_OK)
+		return st;
+	g->cap_edges = cap;
+	g->edge_from[g->nedges] = from;
+	g->edge_to[g->nedges] = to;
+	g->nedges++;
+	g->finalized = false;
+	return RVA_OK;
+}
+
+void rva__graph_need_scratch(rva__graph *g, size_t bytes) {
+	if (bytes > g->scratch_bytes)
+		g->scratch_bytes = bytes;
+}
+
+void *rva__graph_alloc(rva__graph *g, size_t bytes) {
+	size_t need;
+	if (!rva__add_ok(bytes, RVA__ALIGN - 1, &need)) {
+		rva__fail(RVA_EOVERFLOW, "job memory request of %zu bytes overflows", bytes);
+		return NULL;
+	}
+	need &= ~(size_t)(RVA__ALIGN - 1);
+	if (need == 0)
+		need = RVA__ALIGN;
+	rva__arena_block *b = g->arena;
+	if (!b || b->size - b->used < need) {
+		size_t size = rva__max(need, (size_t)1 << 20);
+		b = rva__malloc(sizeof *b);
+		unsigned char *data = b ? rva__malloc(size) : NULL;
+		if (!data) {
+			rva__free(b);
+			rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of job memory", size);
+			return NULL;
+		}
+		*b = (rva__arena_block){.next = g->arena, .size = size, .used = 0, .data = data};
+		g->arena = b;
+	}
+	void *p = b->data + b->used;
+	b->used += need;
+	memset(p, 0, bytes);
+	return p;
+}
+
+void *rva__graph_alloc_array(rva__graph *g, size_t n, size_t size) {
+	size_t bytes;
+	if (!rva__mul_ok(n, size, &bytes)) {
+		rva__fail(RVA_EOVERFLOW, "job memory of %zu x %zu bytes overflows", n, size);
+		return NULL;
+	}
+	return rva__graph_alloc(g, bytes);
+}
+
+rva_status rva__graph_finalize(rva__graph *g) {
+	rva__free(g->succ);
+	g->succ = NULL;
+	uint32_t n = g->ntasks;
+	for (uint32_t t = 0; t < n; t++) {
+		g->tasks[t].ndeps = 0;
+		g->tasks[t].succ_count = 0;
+	}
+	for (size_t e = 0; e < g->nedges; e++) {
+		g->tasks[g->edge_from[e]].succ_count++;
+		g->tasks[g->edge_to[e]].ndeps++;
+	}
+	void *succ;
+	rva_status st = rva__alloc_array(&succ, g->nedges ? g->nedges : 1, sizeof(uint32_t),
+	                                 "job graph edges");
+	if (st != RVA_OK)
+		return st;
+	g->succ = succ;
+	uint32_t off = 0;
+	for (uint32_t t = 0; t < n; t++) {
+		g->tasks[t].succ_begin = off;
+		off += g->tasks[t].succ_count;
+		g->tasks[t].succ_count = 0;
+	}
+	for (size_t e = 0; e < g->nedges; e++) {
+		rva__task *f = &g->tasks[g->edge_from[e]];
+		g->succ[f->succ_begin + f->succ_count++] = g->edge_to[e];
+	}
+	/* Acyclicity check by Kahn's algorithm over a scratch copy of the counts. */
+	uint32_t *cnt, *queue;
+	st = rva__alloc_array((void **)&cnt, n ? n : 1, 2 * sizeof(uint32_t), "graph check");
+	if (st != RVA_OK)
+		return st;
+	queue = cnt + n;
+	uint32_t head = 0, tail = 0;
+	for (uint32_t t = 0; t < n; t++) {
+		cnt[t] = g->tasks[t].ndeps;
+		if (cnt[t] == 0)
+			queue[tail++] = t;
+	}
+	while (head < tail) {
+		const rva__task *t = &g->tasks[queue[head++]];
+		for (uint32_t i = 0; i < t->succ_count; i++) {
+			uint32_t s = g->succ[t->succ_begin + i];
+			if (--cnt[s] == 0)
+				queue[tail++] = s;
+		}
+	}
+	rva__free(cnt);
+	if (tail != n)
+		return rva__fail(RVA_EINTERNAL, "job graph has a cycle (%u of %u tasks reachable)",
+		                 tail, n);
+	g->finalized = true;
+	return RVA_OK;
+}
+
+static void record_failure(rva_status *slot, char **detail, rva_status st) {
+	int expected = RVA_OK;
+	if (__atomic_compare_exchange_n((int *)slot, &expected, (int)st, false, __ATOMIC_ACQ_REL,
+	                                __ATOMIC_ACQUIRE) &&
+	    detail)
+		*detail = rva__strdup(rva_last_error()[0] ? rva_last_error() : rva_strerror(st));
+}
+
+rva_status rva__graph_exec_task(const rva__graph *g, uint32_t id, rva__exec_ctx *x,
+                                rva_status *seq_status, char **details) {
+	const rva__task *t = &g->tasks[id];
+	if (!t->fn)
+		return RVA_OK;
+	if (t->seq != RVA__NO_SEQ &&
+	    __atomic_load_n((int *)&seq_status[t->seq], __ATOMIC_ACQUIRE) != RVA_OK)
+		return RVA_OK; /* its sequence already failed: skip */
+	rva_clear_error();
+	rva_status st = t->fn(t, x);
+	if (st == RVA_OK)
+		return RVA_OK;
+	if (t->seq != RVA__NO_SEQ) {
+		record_failure(&seq_status[t->seq], details ? &details[t->seq] : NULL, st);
+	} else {
+		for (size_t s = 0; s < g->nseq; s++)
+			record_failure(&seq_status[s], details ? &details[s] : NULL, st);
+	}
+	return st;
+}
+
+rva_status rva__graph_finish(rva__graph *g, const rva_status *seq_status) {
+	if (!g->finish)
+		return RVA_OK;
+	return g->finish(g->finish_ctx, seq_status, g->nseq);
+}
+
+rva_status rva__graph_run_serial(rva__graph *g, rva_status *seq_status, char **details) {
+	rva_status st = RVA_OK;
+	if (!g->finalized && (st = rva__graph_finalize(g)) != RVA_OK)
+		return st;
+	uint32_t n = g->ntasks;
+	uint32_t *cnt, *queue;
+	st = rva__alloc_array((void **)&cnt, n ? n : 1, 2 * sizeof(uint32_t), "serial executor");
+	if (st != RVA_OK)
+		return st;
+	queue = cnt + n;
+	void *scratch = rva__malloc(g->scratch_bytes ? g->scratch_bytes : 64);
+	if (!scratch) {
+		rva__free(cnt);
+		return rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of scratch", g->scratch_bytes);
+	}
+	rva__exec_ctx x = {.scratch = scratch, .scratch_bytes = g->scratch_bytes, .worker = 0};
+	/* FIFO topological order: tasks run in the order they became ready. */
+	uint32_t head = 0, tail = 0;
+	for (uint32_t t = 0; t < n; t++) {
+		cnt[t] = g->tasks[t].ndeps;
+		if (cnt[t] == 0)
+			queue[tail++] = t;
+	}
+	rva_status job = RVA_OK;
+	while (head < tail) {
+		uint32_t id = queue[head++];
+		rva_status r = rva__graph_exec_task(g, id, &x, seq_status, details);
+		if (r != RVA_OK && g->tasks[id].seq == RVA__NO_SEQ && job == RVA_OK)
+			job = r;
+		const rva__task *t = &g->tasks[id];
+		for (uint32_t i = 0; i < t->succ_count; i++) {
+			uint32_t s = g->succ[t->succ_begin + i];
+			if (--cnt[s] == 0)
+				queue[tail++] = s;
+		}
+	}
+	rva__free(scratch);
+	rva__free(cnt);
+	rva_status fin = rva__graph_finish(g, seq_status);
+	return job != RVA_OK ? job : fin;
+}

@@ -1,0 +1,69 @@
+/* Array exp with run-time SIMD dispatch, and the SIMD level switch (RVATTN_SIMD). */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "core/internal.h"
+#include "kernels/vexp.h"
+#include "rvattn/kernels.h"
+
+static rva__simd level = RVA__SIMD_SCALAR;
+static pthread_once_t level_once = PTHREAD_ONCE_INIT;
+
+static void detect_level(void) {
+	rva_cpu_features f;
+	rva_cpu_detect(&f);
+	rva__simd l = RVA__SIMD_SCALAR;
+	if (f.avx2 && f.fma)
+		l = RVA__SIMD_AVX2;
+	if (f.avx512f && f.avx512bw && f.avx512vl)
+		l = RVA__SIMD_AVX512;
+	/* A/B switch: force a lower level (never a higher one than the CPU has). */
+	const char *e = getenv("RVATTN_SIMD");
+	if (e && rva__name_eq(e, "scalar"))
+		l = RVA__SIMD_SCALAR;
+	else if (e && rva__name_eq(e, "avx2") && l > RVA__SIMD_AVX2)
+		l = RVA__SIMD_AVX2;
+	level = l;
+}
+
+rva__simd rva__simd_level(void) {
+	pthread_once(&level_once, detect_level);
+	return level;
+}
+
+void rva__vexp_ref(const float *x, float *y, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		y[i] = expf(x[i]);
+}
+
+#if defined(__x86_64__)
+static RVA__TARGET_AVX512 void vexp_avx512(const float *x, float *y, size_t n) {
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(y + i, rva__exp512(_mm512_loadu_ps(x + i)));
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		_mm512_mask_storeu_ps(y + i, m, rva__exp512(_mm512_maskz_loadu_ps(m, x + i)));
+	}
+}
+
+static RVA__TARGET_AVX2 void vexp_avx2(const float *x, float *y, size_t n) {
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, rva__exp256(_mm256_loadu_ps(x + i)));
+	for (; i < n; i++)
+		y[i] = expf(x[i]);
+}
+#endif
+
+void rva__vexp(const float *x, float *y, size_t n) {
+#if defined(__x86_64__)
+	switch (rva__simd_level()) {
+	case RVA__SIMD_AVX512: vexp_avx512(x, y, n); return;
+	case RVA__SIMD_AVX2: vexp_avx2(x, y, n); return;
+	default: break;
+	}
+#endif
+	rva__vexp_ref(x, y, n);
+}

@@ -1,0 +1,331 @@
+/*
+ * Pipelines (pipeline.h): building them stage by stage, the pre-built transformer blocks,
+ * and the engine-free runs (one query, or a batch serially). Planning a pipeline into a
+ * job graph is in pipeline_plan.c; the row kernels are in pipeline_rows.c.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "attention/attention_internal.h"
+#include "core/internal.h"
+#include "sdk/pipeline_impl.h"
+#include "sdk/pipeline_internal.h"
+
+rva_norm_config rva_norm_defaults(rva_norm_type type) {
+	return (rva_norm_config){.type = type, .eps = 1e-5f, .gain = NULL, .bias = NULL,
+	                         .running_mean = NULL, .running_var = NULL};
+}
+
+rva_status rva_pipeline_create(rva_pipeline **out) {
+	if (!out)
+		return rva__fail(RVA_ENULL, "rva_pipeline_create: out is NULL");
+	rva_pipeline *p = rva__calloc(1, sizeof *p);
+	if (!p)
+		return rva__fail(RVA_ENOMEM, "rva_pipeline_create: cannot allocate the pipeline");
+	*out = p;
+	return RVA_OK;
+}
+
+static void free_stage(rva__stage *s) {
+	rva_attention_destroy(s->att);
+	rva__free(s->gain);
+	rva__free(s->bias);
+	rva__free(s->running_mean);
+	rva__free(s->running_var);
+}
+
+rva_status rva_pipeline_destroy(rva_pipeline *p) {
+	if (!p)
+		return RVA_OK;
+	for (size_t i = 0; i < p->n; i++)
+		free_stage(&p->stages[i]);
+	rva__free(p->stages);
+	rva__free(p);
+	return RVA_OK;
+}
+
+/* Makes room for one more stage. */
+static rva_status reserve(rva_pipeline *p) {
+	if (p->n < p->cap)
+		return RVA_OK;
+	size_t ncap = p->cap ? p->cap * 2 : 8;
+	rva__stage *ns;
+	rva_status st = rva__alloc_array((void **)&ns, ncap, sizeof *ns, "pipeline stages");
+	if (st != RVA_OK)
+		return st;
+	if (p->n)
+		memcpy(ns, p->stages, p->n * sizeof *ns);
+	rva__free(p->stages);
+	p->stages = ns;
+	p->cap = ncap;
+	return RVA_OK;
+}
+
+/* Appends s (reserve() must have succeeded). */
+static void push(rva_pipeline *p, const rva__stage *s) { p->stages[p->n++] = *s; }
+
+rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att) {
+	if (!p || !att)
+		return rva__fail(RVA_ENULL, "rva_pipeline_add_attention: %s is NULL",
+		                 !p ? "pipeline" : "attention");
+	if (p->dim && att->cfg.dim != p->dim)
+		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: attention dim %zu differs "
+		                 "from the pipeline dim %zu", att->cfg.dim, p->dim);
+	if (p->dim && att->kv_dim != p->kv_dim)
+		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: attention reads key/value "
+		                 "rows of %zu floats, the pipeline's earlier attention %zu",
+		                 att->kv_dim, p->kv_dim);
+	rva_status st = reserve(p);
+	if (st != RVA_OK)
+		return st;
+	push(p, &(rva__stage){.kind = RVA__STAGE_ATTENTION, .att = att});
+	if (!p->dim) {
+		p->dim = att->cfg.dim;
+		p->kv_dim = att->kv_dim;
+		p->first_att = att;
+	}
+	return RVA_OK;
+}
+
+static rva_status copy_param(float **dst, const float *src, size_t dim, const char *what) {
+	*dst = NULL;
+	if (!src)
+		return RVA_OK;
+	rva_status st = rva__alloc_array((void **)dst, dim, sizeof(float), what);
+	if (st != RVA_OK)
+		return st;
+	memcpy(*dst, src, dim * sizeof(float));
+	return RVA_OK;
+}
+
+rva_status rva_pipeline_add_norm_ex(rva_pipeline *p, const rva_norm_config *cfg) {
+	if (!p || !cfg)
+		return rva__fail(RVA_ENULL, "rva_pipeline_add_norm_ex: %s is NULL",
+		                 !p ? "pipeline" : "cfg");
+	if ((unsigned)cfg->type >= RVA_NORM_COUNT)
+		return rva__fail(RVA_EINVAL, "rva_pipeline_add_norm: invalid norm type %d",
+		                 (int)cfg->type);
+	if (!(cfg->eps > 0.0f) || !isfinite(cfg->eps))
+		return rva__fail(RVA_ERANGE, "rva_pipeline_add_norm: eps %g must be finite and > 0",
+		                 (double)cfg->eps);
+	bool arrays = cfg->gain || cfg->bias || cfg->running_mean || cfg->running_var;
+	if (arrays && !p->dim)
+		return rva__fail(RVA_ESTATE, "rva_pipeline_add_norm: gain/bias/running statistics "
+		                 "need the pipeline dim: add an attention stage first");
+	if ((cfg->running_mean || cfg->running_var) && cfg->type != RVA_NORM_BATCH)
+		return rva__fail(RVA_EINVAL, "rva_pipeline_add_norm: running statistics apply to "
+		                 "BatchNorm only");
+	if (cfg->running_var)
+		for (size_t i = 0; i < p->dim; i++)
+			if (!(cfg->running_var[i] >= 0.0f) || !isfinite(cfg->running_var[i]))
+				return rva__fail(RVA_ERANGE, "rva_pipeline_add_norm: running_var[%zu] = %g "
+				                 "must be finite and >= 0", i, (double)cfg->running_var[i]);
+	rva__stage s = {.kind = RVA__STAGE_NORM, .norm = cfg->type, .eps = cfg->eps};
+	rva_status st = reserve(p);
+	if (st == RVA_OK)
+		st = copy_param(&s.gain, cfg->gain, p->dim, "norm gain");
+	if (st == RVA_OK)
+		st = copy_param(&s.bias, cfg->bias, p->dim, "norm bias");
+	if (st == RVA_OK)
+		st = copy_param(&s.running_mean, cfg->running_mean, p->dim, "norm running_mean");
+	if (st == RVA_OK)
+		st = copy_param(&s.running_var, cfg->running_var, p->dim, "norm running_var");
+	if (st != RVA_OK) {
+		free_stage(&s);
+		return st;
+	}
+	push(p, &s);
+	return RVA_OK;
+}
+
+rva_status rva_pipeline_add_norm(rva_pipeline *p, rva_norm_type type) {
+	rva_norm_config c = rva_norm_defaults(type);
+	return rva_pipeline_add_norm_ex(p, &c);
+}
+
+rva_status rva_pipeline_add_dropout(rva_pipeline *p, float prob) {
+	if (!p)
+		return rva__fail(RVA_ENULL, "rva_pipeline_add_dropout: pipeline is NULL");
+	if (!(prob >= 0.0f && prob < 1.0f))
+		return rva__fail(RVA_ERANGE, "rva_pipeline_add_dropout: probability %g outside [0, 1)",
+		                 (double)prob);
+	rva_status st = reserve(p);
+	if (st != RVA_OK)
+		return st;
+	push(p, &(rva__stage){.kind = RVA__STAGE_DROPOUT, .prob = prob});
+	return RVA_OK;
+}
+
+rva_status rva_pipeline_add_residual(rva_pipeline *p) {
+	if (!p)
+		return rva__fail(RVA_ENULL, "rva_pipeline_add_residual: pipeline is NULL");
+	rva_status st = reserve(p);
+	if (st != RVA_OK)
+		return st;
+	push(p, &(rva__stage){.kind = RVA__STAGE_RESIDUAL});
+	return RVA_OK;
+}
+
+rva_status rva_pipeline_add_custom(rva_pipeline *p, rva_custom_fn fn, void *user) {
+	if (!p || !fn)
+		return rva__fail(RVA_ENULL, "rva_pipeline_add_custom: %s is NULL",
+		                 !p ? "pipeline" : "callback");
+	rva_status st = reserve(p);
+	if (st != RVA_OK)
+		return st;
+	push(p, &(rva__stage){.kind = RVA__STAGE_CUSTOM, .fn = fn, .user = user});
+	return RVA_OK;
+}
+
+rva_status rva_pipeline_stage_count(const rva_pipeline *p, size_t *n) {
+	if (!p || !n)
+		return rva__fail(RVA_ENULL, "rva_pipeline_stage_count: %s is NULL",
+		                 !p ? "pipeline" : "n");
+	*n = p->n;
+	return RVA_OK;
+}
+
+size_t rva__pipeline_dim(const rva_pipeline *p) { return p ? p->dim : 0; }
+
+/* RVA_EEMPTY for a pipeline that cannot run (no stage, or no attention stage). */
+static rva_status check_runnable(const rva_pipeline *p, const char *who) {
+	if (p->n == 0)
+		return rva__fail(RVA_EEMPTY, "%s: the pipeline has no stage", who);
+	if (!p->dim)
+		return rva__fail(RVA_EEMPTY, "%s: the pipeline has no attention stage (its dim is "
+		                 "unknown)", who);
+	return RVA_OK;
+}
+
+/* The serial batch path (rva_pipeline_run_batch's body, also used by the single query). */
+static rva_status run_serial(const rva_pipeline *p, const rva_batch *batch,
+                             const rva_runtime *rt, rva_status *seq_status) {
+	size_t n = batch->count;
+	rva__graph g;
+	rva__graph_init(&g, n);
+	rva_status st = RVA_OK;
+	uint32_t *done = rva__graph_alloc_array(&g, n ? n : 1, sizeof *done);
+	rva_status *status = rva__graph_alloc_array(&g, n ? n : 1, sizeof *status);
+	char **details = rva__graph_alloc_array(&g, n ? n : 1, sizeof *details);
+	if (!done || !status || !details) {
+		st = RVA_ENOMEM;
+		goto out;
+	}
+	rva__plan_io io = {.seqs = batch->seqs, .nseq = n, .rt = rva__runtime_or_default(rt),
+	                   .after = NULL, .done = done, .seq_status = status,
+	                   .details = details, .stream = 0};
+	if ((st = rva__pipeline_plan(p, &io, &g)) != RVA_OK)
+		goto out;
+	st = rva__graph_run_serial(&g, status, details);
+	if (st != RVA_OK)
+		goto out;
+	for (size_t s = 0; s < n; s++) {
+		if (seq_status)
+			seq_status[s] = status[s];
+		if (status[s] != RVA_OK && st == RVA_OK) {
+			st = status[s];
+			if (n > 1)
+				rva__fail(st, "sequence %zu: %s", s, details[s] ? details[s] : rva_strerror(st));
+			else
+				rva__fail(st, "%s", details[s] ? details[s] : rva_strerror(st));
+		}
+	}
+out:
+	if (details)
+		for (size_t s = 0; s < n; s++)
+			rva__free(details[s]);
+	rva__graph_free(&g);
+	return st;
+}
+
+rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
+                                  const rva_runtime *rt, rva_status *seq_status) {
+	if (!p || !batch)
+		return rva__fail(RVA_ENULL, "rva_pipeline_run_batch: %s is NULL",
+		                 !p ? "pipeline" : "batch");
+	if (batch->count && !batch->seqs)
+		return rva__fail(RVA_ENULL, "rva_pipeline_run_batch: batch has %zu sequences but "
+		                 "seqs is NULL", batch->count);
+	rva_status st = check_runnable(p, "rva_pipeline_run_batch");
+	if (st != RVA_OK)
+		return st;
+	return run_serial(p, batch, rt, seq_status);
+}
+
+rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
+                               const float *const *keys, const float *const *values,
+                               const uint8_t *mask, size_t n_keys, float *out,
+                               const rva_runtime *rt) {
+	if (!p || !query || !out)
+		return rva__fail(RVA_ENULL, "rva_pipeline_run: %s is NULL",
+		                 !p ? "pipeline" : !query ? "query" : "out");
+	rva_status st = check_runnable(p, "rva_pipeline_run");
+	if (st != RVA_OK)
+		return st;
+	size_t kvd = p->kv_dim;
+	float *kv;
+	if ((st = rva__gather_kv("rva_pipeline_run", keys, values, n_keys, kvd, &kv)) != RVA_OK)
+		return st;
+	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .k = kv, .v = kv + n_keys * kvd,
+	             .out = out, .key_mask = mask};
+	rva_batch b = {.count = 1, .seqs = &s};
+	st = run_serial(p, &b, rt, NULL);
+	rva__free(kv);
+	return st;
+}
+
+rva_status rva_pipeline_run(const rva_pipeline *p, const float *query,
+                            const float *const *keys, const float *const *values,
+                            size_t n_keys, float *out) {
+	return rva_pipeline_run_ex(p, query, keys, values, NULL, n_keys, out, NULL);
+}
+
+/* ---- pre-built transformer blocks ---------------------------------------------------- */
+
+static rva_status block(rva_attention *att, float dropout, bool prenorm, rva_pipeline **out,
+                        const char *who) {
+	if (!att || !out) {
+		rva_attention_destroy(att);
+		return rva__fail(RVA_ENULL, "%s: %s is NULL", who, !att ? "attention" : "out");
+	}
+	if (!(dropout >= 0.0f && dropout < 1.0f)) {
+		rva_attention_destroy(att);
+		return rva__fail(RVA_ERANGE, "%s: dropout %g outside [0, 1)", who, (double)dropout);
+	}
+	rva_pipeline *p;
+	rva_status st = rva_pipeline_create(&p);
+	if (st != RVA_OK) {
+		rva_attention_destroy(att);
+		return st;
+	}
+	if (prenorm)
+		st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_attention(p, att);
+	if (st != RVA_OK) {
+		/* the pipeline did not take att */
+		rva_attention_destroy(att);
+		rva_pipeline_destroy(p);
+		return st;
+	}
+	st = rva_pipeline_add_dropout(p, dropout);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_residual(p);
+	if (st == RVA_OK && !prenorm)
+		st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
+	if (st != RVA_OK) {
+		rva_pipeline_destroy(p);
+		return st;
+	}
+	*out = p;
+	return RVA_OK;
+}
+
+rva_status rva_transformer_block(rva_attention *att, float dropout, rva_pipeline **out) {
+	return block(att, dropout, false, out, "rva_transformer_block");
+}
+
+rva_status rva_prenorm_transformer_block(rva_attention *att, float dropout,
+                                         rva_pipeline **out) {
+	return block(att, dropout, true, out, "rva_prenorm_transformer_block");
+}

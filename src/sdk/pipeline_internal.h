@@ -1,0 +1,23 @@
+/*
+ * What the engine needs of a pipeline: planning it into a job graph (one node per stage
+ * per sequence, barriers only for BatchNorm statistics in training mode).
+ */
+#ifndef RVATTN_SRC_SDK_PIPELINE_INTERNAL_H
+#define RVATTN_SRC_SDK_PIPELINE_INTERNAL_H
+
+#include "attention/attention_internal.h"
+#include "graph/graph.h"
+#include "rvattn/pipeline.h"
+
+/*
+ * Plans pipeline p over io (io->seqs: the batch; the queries are the pipeline input,
+ * outputs go to seqs[s].out). Validates every sequence like rva__attention_plan and
+ * records failures per sequence. Intermediate rows live in the graph arena. Returns
+ * non-OK only for job-wide failures (RVA_EEMPTY for an empty pipeline, RVA_ENOMEM).
+ */
+rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__graph *g);
+
+/* The pipeline's dimension (from its first attention stage), 0 when it has none. */
+size_t rva__pipeline_dim(const rva_pipeline *p);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * Model presets, smart selection and model names (the SDK guide's presets module).
+ *
+ * Every preset is a plain config built from the constructors of config.c. Where the guide
+ * states a value the preset uses it; where it states none, the preset takes what a user of
+ * that model family expects (the table in DESIGN.md section 4):
+ *
+ *   bert               multi_head, 12 heads, dropout 0.1, bidirectional
+ *   gpt                multi_head, 12 heads, dropout 0.1, causal
+ *   longformer         local_global, window 512, 1 global token, model heads, dropout 0.1
+ *   performer          linear FAVOR+, 256 positive orthogonal random features, model heads
+ *   flash_optimized    flash, block 128, model heads
+ *   switch_transformer moe, 8 experts, top-2, capacity 1.25, jitter 0.01 (training only)
+ *   hyperbolic_tree    hyperbolic, curvature -1 (one head: distances on the whole vector)
+ *   t5                 multi_head, 12 heads, T5 relative-position bias (32 buckets, max
+ *                      distance 128), scale 1 (no 1/sqrt(d)), dropout 0.1, bidirectional
+ *   vit                multi_head, 12 heads, bidirectional, no dropout
+ *   sparse_transformer flash (block 128) with the strided pattern of Child et al.,
+ *                      stride 128, causal, model heads
+ *
+ * "Model heads" is the head count a model of that dimension usually has: 12 when 12
+ * divides dim (768, 1536, ...), else 8 when 8 divides dim (512, 1024, ...), else 1; so
+ * these presets build for every dim. The 12-head presets (bert, gpt, t5, vit) keep the
+ * guide's 12 heads and rva_build rejects a dim that 12 does not divide (RVA_EDIM).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "rvattn/presets.h"
+
+/* 12 heads when 12 divides dim, else 8 when 8 does, else 1 (see the file comment). */
+static size_t model_heads(size_t dim) {
+	if (dim > 0 && dim % 12 == 0)
+		return 12;
+	if (dim > 0 && dim % 8 == 0)
+		return 8;
+	return 1;
+}
+
+rva_config rva_preset_config(rva_preset p, size_t dim) {
+	rva_config c;
+	switch (p) {
+	case RVA_PRESET_BERT:
+		c = rva_multi_head(dim, 12);
+		c.dropout = 0.1f;
+		c.causal = false;
+		break;
+	case RVA_PRESET_GPT:
+		c = rva_multi_head(dim, 12);
+		c.dropout = 0.1f;
+		c.causal = true;
+		break;
+	case RVA_PRESET_LONGFORMER:
+		c = rva_local_global(dim, 512);
+		c.heads = model_heads(dim);
+		c.global_tokens = 1;
+		c.dropout = 0.1f;
+		break;
+	case RVA_PRESET_PERFORMER:
+		c = rva_linear(dim, 256);
+		c.heads = model_heads(dim);
+		c.feature_map = RVA_FEATURES_FAVOR;
+		c.orthogonal = true;
+		break;
+	case RVA_PRESET_FLASH_OPTIMIZED:
+		c = rva_flash(dim, 128);
+		c.heads = model_heads(dim);
+		break;
+	case RVA_PRESET_SWITCH_TRANSFORMER:
+		c = rva_moe(dim, 8, 2);
+		c.expert_capacity = 1.25f;
+		c.jitter_noise = 0.01f;
+		break;
+	case RVA_PRESET_HYPERBOLIC_TREE:
+		c = rva_hyperbolic(dim, -1.0f);
+		break;
+	case RVA_PRESET_T5:
+		c = rva_multi_head(dim, 12);
+		c.bias = RVA_BIAS_T5;
+		c.bias_buckets = 32;
+		c.bias_max_distance = 128;
+		c.scale = 1.0f;
+		c.dropout = 0.1f;
+		c.causal = false;
+		break;
+	case RVA_PRESET_VIT:
+		c = rva_multi_head(dim, 12);
+		c.dropout = 0.0f;
+		c.causal = false;
+		break;
+	case RVA_PRESET_SPARSE_TRANSFORMER:
+		c = rva_flash(dim, 128);
+		c.heads = model_heads(dim);
+		c.pattern = RVA_PATTERN_STRIDED;
+		c.sparse_stride = 128;
+		c.causal = true;
+		break;
+	default:
+		c = rva_config_defaults(dim);
+		c.mechanism = RVA_MECH_COUNT; /* rva_build rejects it with RVA_EINVAL */
+		break;
+	}
+	return c;
+}
+
+static const char *const preset_names[RVA_PRESET_COUNT] = {
+	[RVA_PRESET_BERT] = "bert",
+	[RVA_PRESET_GPT] = "gpt",
+	[RVA_PRESET_LONGFORMER] = "longformer",
+	[RVA_PRESET_PERFORMER] = "performer",
+	[RVA_PRESET_FLASH_OPTIMIZED] = "flash_optimized",
+	[RVA_PRESET_SWITCH_TRANSFORMER] = "switch_transformer",
+	[RVA_PRESET_HYPERBOLIC_TREE] = "hyperbolic_tree",
+	[RVA_PRESET_T5] = "t5",
+	[RVA_PRESET_VIT] = "vit",
+	[RVA_PRESET_SPARSE_TRANSFORMER] = "sparse_transformer",
+};
+
+static const char *const preset_descriptions[RVA_PRESET_COUNT] = {
+	[RVA_PRESET_BERT] = "multi_head, 12 heads, dropout 0.1, bidirectional",
+	[RVA_PRESET_GPT] = "multi_head, 12 heads, dropout 0.1, causal",
+	[RVA_PRESET_LONGFORMER] = "local_global, window 512, 1 global token, 12/8/1 heads, "
+	                          "dropout 0.1",
+	[RVA_PRESET_PERFORMER] = "linear FAVOR+, 256 positive orthogonal random features, "
+	                         "12/8/1 heads",
+	[RVA_PRESET_FLASH_OPTIMIZED] = "flash, block 128, 12/8/1 heads",
+	[RVA_PRESET_SWITCH_TRANSFORMER] = "moe, 8 experts, top-2, capacity 1.25, jitter 0.01",
+	[RVA_PRESET_HYPERBOLIC_TREE] = "hyperbolic (Poincare ball), curvature -1",
+	[RVA_PRESET_T5] = "multi_head, 12 heads, T5 relative-position bias (32 buckets, max "
+	                  "distance 128), scale 1, dropout 0.1",
+	[RVA_PRESET_VIT] = "multi_head, 12 heads, bidirectional, no dropout",
+	[RVA_PRESET_SPARSE_TRANSFORMER] = "flash, strided sparse pattern (stride 128), causal, "
+	                                  "block 128, 12/8/1 heads",
+};
+
+const char *rva_preset_name(rva_preset p) {
+	if ((unsigned)p >= RVA_PRESET_COUNT)
+		return "unknown";
+	return preset_names[p];
+}
+
+const char *rva_preset_description(rva_preset p) {
+	if ((unsigned)p >= RVA_PRESET_COUNT)
+		return "unknown preset";
+	return preset_descriptions[p];
+}
+
+/*
+ * Names users type, each mapped to a preset and, for the model sizes whose head count
+ * differs from the preset's, the heads of that model (0 = the preset's). Compared with
+ * rva__name_eq: case-insensitive, '-' and '_' alike. The canonical preset names are
+ * matched first (preset_names above).
+ */
+typedef struct model_alias {
+	const char *name;
+	rva_preset preset;
+	size_t heads;
+} model_alias;
+
+static const model_alias model_aliases[] = {
+	{"bert-base", RVA_PRESET_BERT, 0},
+	{"bert-base-uncased", RVA_PRESET_BERT, 0},
+	{"bert-base-cased", RVA_PRESET_BERT, 0},
+	{"bert-large", RVA_PRESET_BERT, 16},
+	{"bert-large-uncased", RVA_PRESET_BERT, 16},
+	{"bert-large-cased", RVA_PRESET_BERT, 16},
+	{"roberta", RVA_PRESET_BERT, 0},
+	{"roberta-base", RVA_PRESET_BERT, 0},
+	{"roberta-large", RVA_PRESET_BERT, 16},
+	{"distilbert", RVA_PRESET_BERT, 0},
+	{"gpt2", RVA_PRESET_GPT, 0},
+	{"gpt-2", RVA_PRESET_GPT, 0},
+	{"gpt2-medium", RVA_PRESET_GPT, 16},
+	{"gpt2-large", RVA_PRESET_GPT, 20},
+	{"gpt2-xl", RVA_PRESET_GPT, 25},
+	{"gpt3", RVA_PRESET_GPT, 0},
+	{"gpt-3", RVA_PRESET_GPT, 0},
+	{"longformer-base", RVA_PRESET_LONGFORMER, 12},
+	{"longformer-large", RVA_PRESET_LONGFORMER, 16},
+	{"local-global", RVA_PRESET_LONGFORMER, 0},
+	{"linear", RVA_PRESET_PERFORMER, 0},
+	{"favor", RVA_PRESET_PERFORMER, 0},
+	{"flash", RVA_PRESET_FLASH_OPTIMIZED, 0},
+	{"flash-attention", RVA_PRESET_FLASH_OPTIMIZED, 0},
+	{"switch", RVA_PRESET_SWITCH_TRANSFORMER, 0},
+	{"switch-base", RVA_PRESET_SWITCH_TRANSFORMER, 0},
+	{"moe", RVA_PRESET_SWITCH_TRANSFORMER, 0},
+	{"hyperbolic", RVA_PRESET_HYPERBOLIC_TREE, 0},
+	{"poincare", RVA_PRESET_HYPERBOLIC_TREE, 0},
+	{"t5-small", RVA_PRESET_T5, 8},
+	{"t5-base", RVA_PRESET_T5, 0},
+	{"t5-large", RVA_PRESET_T5, 16},
+	{"vit-base", RVA_PRESET_VIT, 0},
+	{"vit-large", RVA_PRESET_VIT, 16},
+	{"vit-huge", RVA_PRESET_VIT, 16},
+	{"sparse", RVA_PRESET_SPARSE_TRANSFORMER, 0},
+	{"sparse-attention", RVA_PRESET_SPARSE_TRANSFORMER, 0},
+	/* the canonical names spelled without a separator */
+	{"flashoptimized", RVA_PRESET_FLASH_OPTIMIZED, 0},
+	{"switchtransformer", RVA_PRESET_SWITCH_TRANSFORMER, 0},
+	{"hyperbolictree", RVA_PRESET_HYPERBOLIC_TREE, 0},
+	{"sparsetransformer", RVA_PRESET_SPARSE_TRANSFORMER, 0},
+};
+
+#define KNOWN_NAMES                                                                        \
+	"bert, gpt, longformer, performer, flash_optimized, switch_transformer, "          \
+	"hyperbolic_tree, t5, vit, sparse_transformer; aliases: bert-base, bert-large, "    \
+	"roberta, distilbert, gpt2, gpt-2, gpt2-medium/large/xl, gpt3, linear, flash, "     \
+	"switch, moe, hyperbolic, t5-small/base/large, vit-base/large/huge, sparse"
+
+/* Looks a name up; *heads gets the model's head count (0 = the preset's). */
+static bool lookup(const char *name, rva_preset *p, size_t *heads) {
+	for (int i = 0; i < RVA_PRESET_COUNT; i++)
+		if (rva__name_eq(name, preset_names[i])) {
+			*p = (rva_preset)i;
+			*heads = 0;
+			return true;
+		}
+	for (size_t i = 0; i < sizeof model_aliases / sizeof model_aliases[0]; i++)
+		if (rva__name_eq(name, model_aliases[i].name)) {
+			*p = model_aliases[i].preset;
+			*heads = model_aliases[i].heads;
+			return true;
+		}
+	return false;
+}
+
+rva_status rva_preset_from_name(const char *name, rva_preset *out) {
+	if (!name || !out)
+		return rva__fail(RVA_ENULL, "rva_preset_from_name: %s is NULL",
+		                 !name ? "name" : "out");
+	rva_preset p;
+	size_t heads;
+	if (!lookup(name, &p, &heads))
+		return rva__fail(RVA_ENOTFOUND, "unknown preset '%.40s' (known: " KNOWN_NAMES ")",
+		                 name);
+	*out = p;
+	return RVA_OK;
+}
+
+rva_status rva_from_model_name(const char *name, size_t dim, rva_config *out) {
+	if (!name || !out)
+		return rva__fail(RVA_ENULL, "rva_from_model_name: %s is NULL", !name ? "name" : "out");
+	rva_preset p;
+	size_t heads;
+	if (!lookup(name, &p, &heads))
+		return rva__fail(RVA_ENOTFOUND, "unknown model name '%.40s' (known: " KNOWN_NAMES
+		                 ")", name);
+	rva_config c = rva_preset_config(p, dim);
+	if (heads)
+		c.heads = heads;
+	*out = c;
+	return RVA_OK;
+}
+
+/* ---- smart selection (the guide's thresholds) ---------------------------------------- */
+
+rva_config rva_for_sequences(size_t dim, size_t max_len) {
+	if (max_len <= 512)
+		return rva_preset_config(RVA_PRESET_BERT, dim);
+	if (max_len <= 4096)
+		return rva_preset_config(RVA_PRESET_LONGFORMER, dim);
+	return rva_preset_config(RVA_PRESET_PERFORMER, dim);
+}
+
+rva_config rva_for_graphs(size_t dim, bool hierarchical) {
+	if (hierarchical)
+		return rva_preset_config(RVA_PRESET_HYPERBOLIC_TREE, dim);
+	return rva_multi_head(dim, 8);
+}
+
+rva_config rva_for_large_scale(size_t dim) {
+	return rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, dim);
+}
+
+/* The patch size decides how an image becomes tokens (dim-sized patch embeddings), which
+ * happens before attention: it does not change the attention configuration. */
+rva_config rva_for_vision(size_t dim, size_t patch_size) {
+	(void)patch_size;
+	return rva_preset_config(RVA_PRESET_VIT, dim);
+}
+
+rva_config rva_for_generation(size_t dim, size_t context_len) {
+	if (context_len <= 2048)
+		return rva_preset_config(RVA_PRESET_GPT, dim);
+	rva_config c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, dim);
+	c.causal = true;
+	return c;
+}
+
+rva_config rva_for_moe(size_t dim, size_t experts, size_t top_k) {
+	rva_config c = rva_preset_config(RVA_PRESET_SWITCH_TRANSFORMER, dim);
+	c.experts = experts;
+	c.top_k = top_k;
+	return c;
+}

@@ -1,0 +1,671 @@
+/*
+ * .npy reading and writing: round trips (format 1.0, 2.0, 3.0), conversion of float64,
+ * float16 and big-endian data, every rejection with its exact status, atomic writes,
+ * allocation failures.
+ */
+#define _GNU_SOURCE 1
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rvattn/alloc.h"
+#include "rvattn/npy.h"
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void) {
+	const char *base = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof tmpdir, "%s/rvattn_npy_XXXXXX", base && *base ? base : "/tmp");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void) {
+	DIR *d = opendir(tmpdir);
+	if (!d)
+		return;
+	struct dirent *e;
+	char p[512];
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+/* Number of entries in the temporary directory (to see leftover temporary files). */
+static int dir_entries(void) {
+	DIR *d = opendir(tmpdir);
+	cr_assert_not_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static const char *tmp_path(const char *name) {
+	static char p[512];
+	snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+	return p;
+}
+
+/* A byte buffer holding a hand-made .npy file. */
+typedef struct buf {
+	uint8_t b[4096];
+	size_t n;
+} buf;
+
+/* Magic, version, a header dict padded to 64 bytes (unless raw_len is nonzero, then the
+ * stored header length is raw_len), then data. */
+static void make_npy(buf *o, unsigned major, unsigned minor, const char *dict,
+                     const void *data, size_t data_len) {
+	size_t prefix = major == 1 ? 10 : 12, dl = strlen(dict);
+	size_t total = (prefix + dl + 1 + 63) / 64 * 64;
+	cr_assert_leq(total + data_len, sizeof o->b);
+	memcpy(o->b, "\x93NUMPY", 6);
+	o->b[6] = (uint8_t)major;
+	o->b[7] = (uint8_t)minor;
+	size_t hl = total - prefix;
+	o->b[8] = (uint8_t)hl;
+	o->b[9] = (uint8_t)(hl >> 8);
+	if (major != 1) {
+		o->b[10] = (uint8_t)(hl >> 16);
+		o->b[11] = (uint8_t)(hl >> 24);
+	}
+	memcpy(o->b + prefix, dict, dl);
+	memset(o->b + prefix + dl, ' ', total - prefix - dl - 1);
+	o->b[total - 1] = '\n';
+	if (data_len)
+		memcpy(o->b + total, data, data_len);
+	o->n = total + data_len;
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(data, 1, n, f), n);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* Parses b from memory and from a file; both must give status want. */
+static void expect_both(const buf *b, rva_status want, const char *needle) {
+	rva_npy_array a;
+	memset(&a, 0x5a, sizeof a);
+	rva_status st = rva_npy_parse(b->b, b->n, &a);
+	cr_assert_eq(st, want, "parse: got %s (%s), want %s", rva_status_name(st),
+	             rva_last_error(), rva_status_name(want));
+	if (want != RVA_OK) {
+		cr_assert_eq(((unsigned char *)&a)[0], 0x5a, "output changed on failure");
+		if (needle)
+			cr_assert_not_null(strstr(rva_last_error(), needle), "message \"%s\" lacks "
+			                   "\"%s\"", rva_last_error(), needle);
+	} else {
+		rva_npy_free(&a);
+	}
+	const char *p = tmp_path("case.npy");
+	write_file(p, b->b, b->n);
+	st = rva_npy_load(p, &a);
+	cr_assert_eq(st, want, "load: got %s (%s), want %s", rva_status_name(st),
+	             rva_last_error(), rva_status_name(want));
+	if (want != RVA_OK) {
+		cr_assert_not_null(strstr(rva_last_error(), p), "load message \"%s\" lacks the "
+		                   "path", rva_last_error());
+		if (needle)
+			cr_assert_not_null(strstr(rva_last_error(), needle), "message \"%s\" lacks "
+			                   "\"%s\"", rva_last_error(), needle);
+	} else {
+		rva_npy_free(&a);
+	}
+}
+
+static uint32_t f32_bits(float f) {
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+TestSuite(npy, .init = make_tmpdir, .fini = remove_tmpdir);
+
+/* ---- round trips ----------------------------------------------------------------------- */
+
+static void round_trip(unsigned version, size_t ndim, const size_t *shape) {
+	size_t count = 1;
+	for (size_t i = 0; i < ndim; i++)
+		count *= shape[i];
+	float *x = malloc((count ? count : 1) * sizeof *x);
+	for (size_t i = 0; i < count; i++)
+		x[i] = (float)((double)i * 0.37 - 3.0) * (i % 3 ? 1.0f : -1.0f);
+	if (count > 2) {
+		x[1] = INFINITY;
+		x[2] = -0.0f;
+	}
+	const char *p = tmp_path("rt.npy");
+	cr_assert_eq(rva_npy_save_ex(p, x, ndim, shape, version), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(dir_entries(), 1, "temporary file left behind");
+
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_load(p, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.ndim, ndim);
+	for (size_t i = 0; i < ndim; i++)
+		cr_assert_eq(a.shape[i], shape[i]);
+	cr_assert_eq(a.count, count);
+	cr_assert_eq(a.file.version_major, version ? version : 1);
+	cr_assert_eq(a.file.version_minor, 0);
+	cr_assert_str_eq(a.file.descr, "<f4");
+	cr_assert_eq(a.file.dtype, RVA_NPY_F32);
+	cr_assert_not(a.converted);
+	cr_assert_eq(a.file.data_offset % 64, 0);
+	size_t offset = a.file.data_offset;
+	for (size_t i = 0; i < count; i++)
+		cr_assert_eq(f32_bits(a.data[i]), f32_bits(x[i]), "element %zu", i);
+	rva_npy_free(&a);
+	cr_assert_null(a.data);
+
+	/* The same bytes parse from memory. */
+	FILE *f = fopen(p, "rb");
+	cr_assert_not_null(f);
+	static uint8_t bytes[1 << 16];
+	size_t n = fread(bytes, 1, sizeof bytes, f);
+	fclose(f);
+	cr_assert_eq(n, offset + count * 4);
+	cr_assert_eq(rva_npy_parse(bytes, n, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.count, count);
+	for (size_t i = 0; i < count; i++)
+		cr_assert_eq(f32_bits(a.data[i]), f32_bits(x[i]));
+	rva_npy_free(&a);
+	free(x);
+}
+
+Test(npy, round_trip_v1) {
+	size_t s3[] = {2, 3, 4}, s1[] = {5}, s0[] = {0, 3}, s4[] = {1, 2, 3, 7};
+	round_trip(0, 3, s3);
+	round_trip(1, 1, s1);
+	round_trip(0, 0, NULL); /* scalar */
+	round_trip(0, 2, s0);   /* empty */
+	round_trip(1, 4, s4);
+}
+
+Test(npy, round_trip_v2_v3) {
+	size_t s3[] = {3, 5, 2};
+	round_trip(2, 3, s3);
+	round_trip(3, 3, s3);
+}
+
+Test(npy, header_matches_numpy) {
+	/* The header NumPy writes for np.zeros((2, 3), np.float32), followed by padding. */
+	size_t shape[] = {2, 3};
+	uint8_t hdr[256];
+	size_t len;
+	cr_assert_eq(rva_npy_header_write(2, shape, 0, hdr, sizeof hdr, &len), RVA_OK);
+	cr_assert_eq(len, 128);
+	static const char want[] = "\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': "
+	                           "False, 'shape': (2, 3), }";
+	cr_assert_eq(memcmp(hdr, want, sizeof want - 1), 0);
+	for (size_t i = sizeof want - 1; i < 127; i++)
+		cr_assert_eq(hdr[i], ' ');
+	cr_assert_eq(hdr[127], '\n');
+	size_t n2;
+	cr_assert_eq(rva_npy_header_write(2, shape, 0, NULL, 0, &n2), RVA_OK);
+	cr_assert_eq(n2, 128);
+	cr_assert_eq(rva_npy_header_write(2, shape, 0, hdr, 100, &n2), RVA_ERANGE);
+	cr_assert_eq(rva_npy_header_write(2, shape, 4, hdr, sizeof hdr, &n2), RVA_EINVAL);
+	size_t big[RVA_NPY_MAX_DIMS + 1] = {0};
+	cr_assert_eq(rva_npy_header_write(RVA_NPY_MAX_DIMS + 1, big, 0, hdr, sizeof hdr, &n2),
+	             RVA_EINVAL);
+	size_t huge[] = {SIZE_MAX / 2, 3};
+	cr_assert_eq(rva_npy_header_write(2, huge, 0, hdr, sizeof hdr, &n2), RVA_EOVERFLOW);
+	cr_assert_eq(rva_npy_header_write(2, NULL, 0, hdr, sizeof hdr, &n2), RVA_ENULL);
+	cr_assert_eq(rva_npy_header_write(2, shape, 0, hdr, sizeof hdr, NULL), RVA_ENULL);
+	/* 32 dimensions of 20 digits still fit format 1.0. */
+	size_t wide[RVA_NPY_MAX_DIMS];
+	for (int i = 0; i < RVA_NPY_MAX_DIMS; i++)
+		wide[i] = i ? 1 : 0;
+	cr_assert_eq(rva_npy_header_write(RVA_NPY_MAX_DIMS, wide, 0, NULL, 0, &n2), RVA_OK);
+}
+
+Test(npy, accepts_numpy_variants) {
+	float v[6] = {1, 2, 3, 4, 5, 6};
+	buf b;
+	rva_npy_array a;
+	/* Keys in another order, double quotes, no trailing comma, Python 2 'L' ints,
+	 * extra whitespace, native byte order '='. */
+	const char *dicts[] = {
+		"{'shape': (2, 3), 'fortran_order': False, 'descr': '<f4'}",
+		"{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2L, 3L)}",
+		"{ 'descr' :'<f4' ,'fortran_order':False,'shape':( 2 ,3 , ) , }",
+		"{'descr': '=f4', 'fortran_order': False, 'shape': (6,), }",
+	};
+	for (size_t i = 0; i < sizeof dicts / sizeof *dicts; i++) {
+		make_npy(&b, 1, 0, dicts[i], v, sizeof v);
+		cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_OK, "%s: %s", dicts[i],
+		             rva_last_error());
+		cr_assert_eq(a.count, 6);
+		cr_assert_eq(a.data[5], 6.0f);
+		rva_npy_free(&a);
+	}
+	/* Version 3.0 (UTF-8 header) is read like 2.0. */
+	make_npy(&b, 3, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", v,
+	         sizeof v);
+	expect_both(&b, RVA_OK, NULL);
+}
+
+/* ---- conversions ----------------------------------------------------------------------- */
+
+Test(npy, float64_converted) {
+	double d[5] = {1.0, -2.5, 1e-3, 1e300, -1e300};
+	buf b;
+	make_npy(&b, 1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (5,), }", d,
+	         sizeof d);
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert(a.converted);
+	cr_assert_eq(a.file.dtype, RVA_NPY_F64);
+	cr_assert_str_eq(a.file.descr, "<f8");
+	cr_assert_eq(a.overflowed, 2);
+	cr_assert_eq(a.data[0], 1.0f);
+	cr_assert_eq(a.data[1], -2.5f);
+	cr_assert_eq(a.data[2], (float)1e-3);
+	cr_assert(isinf(a.data[3]) && a.data[3] > 0);
+	cr_assert(isinf(a.data[4]) && a.data[4] < 0);
+	rva_npy_free(&a);
+	/* The file loader converts in chunks: a larger array crosses chunk borders. */
+	enum { N = 20000 };
+	static double big[N];
+	for (int i = 0; i < N; i++)
+		big[i] = i * 0.5 - 7.25;
+	size_t shape[] = {N};
+	uint8_t hdr[256];
+	size_t hl;
+	cr_assert_eq(rva_npy_header_write(1, shape, 0, hdr, sizeof hdr, &hl), RVA_OK);
+	hdr[hl - 1] = ' ';
+	char *s = memchr(hdr, '<', hl);
+	s[2] = '8'; /* '<f4' -> '<f8', same length */
+	hdr[hl - 1] = '\n';
+	const char *p = tmp_path("big.npy");
+	FILE *f = fopen(p, "wb");
+	fwrite(hdr, 1, hl, f);
+	fwrite(big, sizeof(double), N, f);
+	fclose(f);
+	cr_assert_eq(rva_npy_load(p, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.count, N);
+	cr_assert(a.converted);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(a.data[i], (float)big[i], "element %d", i);
+	rva_npy_free(&a);
+}
+
+Test(npy, float16_converted) {
+	uint16_t h[9] = {0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x7c00, 0xfc00, 0x8000, 0x7e00};
+	float want[8] = {1.0f, -2.0f, 65504.0f, 5.9604644775390625e-8f, 6.097555160522461e-5f,
+	                 INFINITY, -INFINITY, -0.0f};
+	buf b;
+	make_npy(&b, 1, 0, "{'descr': '<f2', 'fortran_order': False, 'shape': (3, 3), }", h,
+	         sizeof h);
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert(a.converted);
+	cr_assert_eq(a.file.dtype, RVA_NPY_F16);
+	cr_assert_eq(a.ndim, 2);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(f32_bits(a.data[i]), f32_bits(want[i]), "element %d: %a", i,
+		             (double)a.data[i]);
+	cr_assert(isnan(a.data[8]));
+	cr_assert_eq(a.overflowed, 0);
+	rva_npy_free(&a);
+	expect_both(&b, RVA_OK, NULL);
+}
+
+Test(npy, big_endian_converted) {
+	uint8_t f4[8] = {0x3f, 0x80, 0, 0, 0xc0, 0x20, 0, 0}; /* 1.0, -2.5 */
+	uint8_t f8[8] = {0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18}; /* pi */
+	uint8_t f2[2] = {0x3c, 0x00};                                      /* 1.0 */
+	buf b;
+	rva_npy_array a;
+	make_npy(&b, 1, 0, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", f4, 8);
+	cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert(a.converted && a.file.big_endian);
+	cr_assert_eq(a.data[0], 1.0f);
+	cr_assert_eq(a.data[1], -2.5f);
+	rva_npy_free(&a);
+	make_npy(&b, 2, 0, "{'descr': '>f8', 'fortran_order': False, 'shape': (), }", f8, 8);
+	cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.ndim, 0);
+	cr_assert_eq(a.count, 1);
+	cr_assert_eq(a.data[0], (float)3.141592653589793);
+	rva_npy_free(&a);
+	make_npy(&b, 1, 0, "{'descr': '>f2', 'fortran_order': False, 'shape': (1,), }", f2, 2);
+	cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.data[0], 1.0f);
+	rva_npy_free(&a);
+}
+
+/* ---- rejections -------------------------------------------------------------------------- */
+
+static void reject_dict(const char *dict, const void *data, size_t n, rva_status want,
+                        const char *needle) {
+	buf b;
+	make_npy(&b, 1, 0, dict, data, n);
+	expect_both(&b, want, needle);
+}
+
+Test(npy, rejects_other_dtypes) {
+	uint8_t z[64] = {0};
+	reject_dict("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", z, 8,
+	            RVA_EFORMAT, "'<i4'");
+	reject_dict("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", z, 2,
+	            RVA_EFORMAT, "'|u1'");
+	reject_dict("{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", z, 16,
+	            RVA_EFORMAT, "'<c8'");
+	reject_dict("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", z, 16,
+	            RVA_EFORMAT, "'|O'");
+	reject_dict("{'descr': '<f16', 'fortran_order': False, 'shape': (1,), }", z, 16,
+	            RVA_EFORMAT, "'<f16'");
+	reject_dict("{'descr': '|f4', 'fortran_order': False, 'shape': (2,), }", z, 8,
+	            RVA_EFORMAT, "'|f4'");
+	reject_dict("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", z,
+	            8, RVA_EFORMAT, "structured");
+	/* Non-printable bytes in the descr are shown escaped. */
+	reject_dict("{'descr': '<\x01\xc3\xa9', 'fortran_order': False, 'shape': (2,), }", z,
+	            8, RVA_EFORMAT, "\\x01");
+}
+
+Test(npy, rejects_fortran_order) {
+	float v[6] = {0};
+	reject_dict("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", v, sizeof v,
+	            RVA_EFORMAT, "Fortran");
+	reject_dict("{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }", v, sizeof v,
+	            RVA_EFORMAT, "True or False");
+}
+
+Test(npy, rejects_bad_size) {
+	float v[7] = {0};
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", v, 20,
+	            RVA_EFORMAT, "truncated");
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", v, 0,
+	            RVA_EFORMAT, "truncated");
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", v, 28,
+	            RVA_EFORMAT, "after the .npy data");
+	reject_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", v, 28,
+	            RVA_EFORMAT, "truncated");
+}
+
+Test(npy, rejects_absurd_shapes) {
+	uint8_t z[8] = {0};
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': "
+	            "(123456789012345678901234567890,), }", z, 8, RVA_EOVERFLOW, "overflows");
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': "
+	            "(4294967296, 4294967296), }", z, 8, RVA_EOVERFLOW, "overflows");
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': "
+	            "(4611686018427387904,), }", z, 8, RVA_EOVERFLOW, "overflows");
+	reject_dict("{'descr': '<f8', 'fortran_order': False, 'shape': "
+	            "(3074457345618258603, 1), }", z, 8, RVA_EOVERFLOW, "overflows");
+	/* A zero dimension makes a huge product 0: a valid empty array. */
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': "
+	            "(4294967296, 4294967296, 0), }", z, 0, RVA_OK, NULL);
+	/* Huge but not overflowing: refused as truncated without allocating. */
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }", z,
+	            8, RVA_EFORMAT, "truncated");
+	/* Too many dimensions. */
+	char dict[512];
+	int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+	for (int i = 0; i < RVA_NPY_MAX_DIMS + 1; i++)
+		n += snprintf(dict + n, sizeof dict - (size_t)n, "1, ");
+	snprintf(dict + n, sizeof dict - (size_t)n, "), }");
+	reject_dict(dict, z, 4, RVA_EFORMAT, "dimensions");
+	reject_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", z, 4,
+	            RVA_EFORMAT, "negative");
+}
+
+Test(npy, rejects_malformed_dicts) {
+	float v[2] = {0};
+	struct {
+		const char *dict, *needle;
+	} cases[] = {
+		{"{'descr': '<f4', 'fortran_order': False}", "missing key 'shape'"},
+		{"{'fortran_order': False, 'shape': (2,)}", "missing key 'descr'"},
+		{"{}", "missing key 'descr' 'fortran_order' 'shape'"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", "unknown key"},
+		{"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}", "twice"},
+		{"'descr': '<f4', 'fortran_order': False, 'shape': (2,)", "'{'"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,)", "',' or '}'"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x", "padding"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2)}", "not a tuple"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': [2]}", "list"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,,)}", "dimension"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2 3)}", "',' or ')'"},
+		{"{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}", "dtype"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), ,}", "quoted string"},
+		{"{'descr' '<f4', 'fortran_order': False, 'shape': (2,)}", "':'"},
+		{"{'descr': '<f4', 'fortran_order': Fals, 'shape': (2,)}", "True or False"},
+		{"{'descr': 'a\\'b', 'fortran_order': False, 'shape': (2,)}", "escapes"},
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2.0,)}", "',' or ')'"},
+		{"", "'{'"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		reject_dict(cases[i].dict, v, sizeof v, RVA_EFORMAT, cases[i].needle);
+}
+
+Test(npy, rejects_bad_prefix) {
+	buf b;
+	const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+	float one = 1;
+	make_npy(&b, 1, 0, dict, &one, 4);
+	b.b[0] = 'X';
+	expect_both(&b, RVA_EFORMAT, "magic");
+	make_npy(&b, 4, 0, dict, &one, 4);
+	expect_both(&b, RVA_EFORMAT, "version 4.0");
+	make_npy(&b, 1, 1, dict, &one, 4);
+	expect_both(&b, RVA_EFORMAT, "version 1.1");
+	/* Cut short: every prefix of a valid file fails cleanly. */
+	make_npy(&b, 2, 0, dict, &one, 4);
+	for (size_t n = 0; n < b.n; n++) {
+		buf c = b;
+		c.n = n;
+		expect_both(&c, RVA_EFORMAT, NULL);
+	}
+	/* A header length beyond the data. */
+	make_npy(&b, 1, 0, dict, &one, 4);
+	b.b[8] = 0xff;
+	b.b[9] = 0xff;
+	expect_both(&b, RVA_EFORMAT, "beyond the end");
+	make_npy(&b, 2, 0, dict, &one, 4);
+	b.b[11] = 0xff;
+	expect_both(&b, RVA_EFORMAT, "beyond the end");
+	/* A header length of 0 and 1 (the data starts inside the 12-byte prefix read). */
+	uint8_t tiny[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 1, 0, '{', 0};
+	memcpy(b.b, tiny, 12);
+	b.n = 12;
+	expect_both(&b, RVA_EFORMAT, "expected");
+	tiny[8] = 0;
+	memcpy(b.b, tiny, 12);
+	expect_both(&b, RVA_EFORMAT, "'{'");
+}
+
+Test(npy, null_arguments) {
+	rva_npy_array a;
+	rva_npy_header h;
+	cr_assert_eq(rva_npy_parse(NULL, 10, &a), RVA_ENULL);
+	cr_assert_eq(rva_npy_parse("x", 1, NULL), RVA_ENULL);
+	cr_assert_eq(rva_npy_parse(NULL, 0, &a), RVA_EFORMAT);
+	cr_assert_eq(rva_npy_parse_header(NULL, 3, &h), RVA_ENULL);
+	cr_assert_eq(rva_npy_parse_header("x", 1, NULL), RVA_ENULL);
+	cr_assert_eq(rva_npy_load(NULL, &a), RVA_ENULL);
+	cr_assert_eq(rva_npy_load("x.npy", NULL), RVA_ENULL);
+	float f = 0;
+	size_t s = 1;
+	cr_assert_eq(rva_npy_save(NULL, &f, 1, &s), RVA_ENULL);
+	cr_assert_eq(rva_npy_save(tmp_path("n.npy"), NULL, 1, &s), RVA_ENULL);
+	cr_assert_eq(rva_npy_save(tmp_path("n.npy"), &f, 1, NULL), RVA_ENULL);
+	size_t zero = 0;
+	cr_assert_eq(rva_npy_save(tmp_path("n.npy"), NULL, 1, &zero), RVA_OK);
+	cr_assert_eq(rva_npy_free(NULL), RVA_OK);
+	cr_assert_str_eq(rva_npy_dtype_name(RVA_NPY_F16), "float16");
+	cr_assert_str_eq(rva_npy_dtype_name(RVA_NPY_DTYPE_COUNT), "unknown");
+}
+
+Test(npy, parse_header_alone) {
+	/* The header parses without the data being present. */
+	size_t shape[] = {4, 5};
+	uint8_t hdr[256];
+	size_t len;
+	cr_assert_eq(rva_npy_header_write(2, shape, 2, hdr, sizeof hdr, &len), RVA_OK);
+	rva_npy_header h;
+	cr_assert_eq(rva_npy_parse_header(hdr, len, &h), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(h.version_major, 2);
+	cr_assert_eq(h.ndim, 2);
+	cr_assert_eq(h.count, 20);
+	cr_assert_eq(h.data_offset, len);
+	cr_assert_eq(h.data_bytes, 80);
+	cr_assert_eq(rva_npy_parse_header(hdr, len - 1, &h), RVA_EFORMAT);
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+Test(npy, load_errors) {
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_load(tmp_path("missing.npy"), &a), RVA_EIO);
+	cr_assert_not_null(strstr(rva_last_error(), "missing.npy"));
+	cr_assert_not_null(strstr(rva_last_error(), "No such file"));
+	cr_assert_eq(rva_npy_load(tmpdir, &a), RVA_EIO);
+	cr_assert_not_null(strstr(rva_last_error(), "directory"));
+	write_file(tmp_path("empty.npy"), "", 0);
+	cr_assert_eq(rva_npy_load(tmp_path("empty.npy"), &a), RVA_EFORMAT);
+}
+
+Test(npy, load_from_pipe) {
+	float v[3] = {1, 2, 3};
+	size_t shape[] = {3};
+	cr_assert_eq(rva_npy_save(tmp_path("p.npy"), v, 1, shape), RVA_OK);
+	const char *fifo = tmp_path("fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char cmd[600];
+		snprintf(cmd, sizeof cmd, "cat '%s/p.npy' > '%s/fifo'", tmpdir, tmpdir);
+		_exit(system(cmd) == 0 ? 0 : 1);
+	}
+	rva_npy_array a;
+	rva_status st = rva_npy_load(fifo, &a);
+	int wst;
+	cr_assert_eq(waitpid(pid, &wst, 0), pid);
+	cr_assert_eq(st, RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.count, 3);
+	cr_assert_eq(a.data[2], 3.0f);
+	rva_npy_free(&a);
+}
+
+Test(npy, save_is_atomic) {
+	char p[512];
+	snprintf(p, sizeof p, "%s", tmp_path("out.npy"));
+	float v[4] = {1, 2, 3, 4};
+	size_t s4[] = {4}, s2[] = {2, 2};
+	cr_assert_eq(rva_npy_save(p, v, 1, s4), RVA_OK);
+	/* Overwriting replaces the file whole. */
+	cr_assert_eq(rva_npy_save(p, v, 2, s2), RVA_OK);
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_load(p, &a), RVA_OK);
+	cr_assert_eq(a.ndim, 2);
+	rva_npy_free(&a);
+	cr_assert_eq(dir_entries(), 1);
+	/* A missing directory, a path naming a directory: RVA_EIO, nothing left behind. */
+	cr_assert_eq(rva_npy_save(tmp_path("no/such/dir.npy"), v, 1, s4), RVA_EIO);
+	cr_assert_eq(rva_npy_save(tmpdir, v, 1, s4), RVA_EIO);
+	char slash[300];
+	snprintf(slash, sizeof slash, "%s/", tmpdir);
+	cr_assert_eq(rva_npy_save(slash, v, 1, s4), RVA_EIO);
+	cr_assert_eq(mkdir(tmp_path("sub"), 0700), 0);
+	cr_assert_eq(rva_npy_save(tmp_path("sub"), v, 1, s4), RVA_EIO); /* rename fails */
+	cr_assert_eq(dir_entries(), 2, "a temporary file was left behind");
+	rmdir(tmp_path("sub"));
+	/* Relative path (current directory). */
+	char cwd[512];
+	cr_assert_not_null(getcwd(cwd, sizeof cwd));
+	cr_assert_eq(chdir(tmpdir), 0);
+	cr_assert_eq(rva_npy_save("rel.npy", v, 1, s4), RVA_OK);
+	cr_assert_eq(chdir(cwd), 0);
+	cr_assert_eq(dir_entries(), 2);
+	/* Permissions follow the umask like any new file (not mkstemp's 0600). */
+	struct stat sb;
+	cr_assert_eq(stat(p, &sb), 0);
+	mode_t um = umask(0);
+	umask(um);
+	cr_assert_eq(sb.st_mode & 0777, 0666 & ~um);
+}
+
+/* ---- allocation failures ---------------------------------------------------------------- */
+
+static int allocs_left, live;
+
+static void *failing_alloc(size_t size, size_t align, void *user) {
+	(void)user;
+	if (allocs_left-- <= 0)
+		return NULL;
+	void *p = NULL;
+	if (posix_memalign(&p, align, size) != 0)
+		return NULL;
+	live++;
+	return p;
+}
+
+static void counting_free(void *p, void *user) {
+	(void)user;
+	live--;
+	free(p);
+}
+
+Test(npy, allocation_failures) {
+	double d[40];
+	for (int i = 0; i < 40; i++)
+		d[i] = i;
+	buf b;
+	make_npy(&b, 1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (5, 8), }", d,
+	         sizeof d);
+	char p[512];
+	snprintf(p, sizeof p, "%s", tmp_path("alloc.npy"));
+	write_file(p, b.b, b.n);
+	float v[4] = {1, 2, 3, 4};
+	size_t s4[] = {4};
+	rva_allocator al = {failing_alloc, counting_free, NULL};
+	cr_assert_eq(rva_set_allocator(&al), RVA_OK);
+	for (int k = 0; k < 8; k++) {
+		rva_npy_array a;
+		allocs_left = k;
+		live = 0;
+		rva_status st = rva_npy_parse(b.b, b.n, &a);
+		cr_assert(st == RVA_OK || st == RVA_ENOMEM);
+		if (st == RVA_OK)
+			rva_npy_free(&a);
+		cr_assert_eq(live, 0, "parse leaked with %d allocations allowed", k);
+		allocs_left = k;
+		st = rva_npy_load(p, &a);
+		cr_assert(st == RVA_OK || st == RVA_ENOMEM, "%s", rva_last_error());
+		if (st == RVA_OK) {
+			cr_assert_eq(a.data[39], 39.0f);
+			rva_npy_free(&a);
+		}
+		cr_assert_eq(live, 0, "load leaked with %d allocations allowed", k);
+		allocs_left = k;
+		st = rva_npy_save(tmp_path("s.npy"), v, 1, s4);
+		cr_assert(st == RVA_OK || st == RVA_ENOMEM);
+		cr_assert_eq(live, 0, "save leaked with %d allocations allowed", k);
+		if (k == 0) {
+			cr_assert_eq(st, RVA_ENOMEM);
+			cr_assert_eq(access(tmp_path("s.npy"), F_OK), -1);
+		}
+	}
+	rva_set_allocator(NULL);
+}

@@ -1,0 +1,219 @@
+/*
+ * The rvattn command-line tool: declarations shared by the subcommands.
+ *
+ * The tool uses only the public API (include/rvattn/), as hwloc's utilities do; it reads
+ * the topology with hwloc directly for display only (`rvattn topo`), while pools and
+ * binding always come from the engine.
+ *
+ * Exit status: 0 success, 1 runtime error, 2 usage error. Errors are one line on stderr
+ * starting with "rvattn: ".
+ */
+#ifndef RVATTN_TOOLS_CLI_H
+#define RVATTN_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rvattn/rvattn.h"
+
+#ifndef RVATTN_VERSION
+#define RVATTN_VERSION "0.1.0"
+#endif
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* ---- errors and messages (util.c) ---------------------------------------------------- */
+
+/* Prints "rvattn: <message>" on stderr and returns code. */
+int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "rvattn: <context>: <library detail>" for a failed library call; returns 1, or 2
+ * when usage is true. */
+int cli_lib_error(rva_status st, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prints a usage error naming the command and pointing to its --help; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reports an unknown option or a missing argument after getopt_long returned '?' or ':'. */
+int cli_bad_option(const char *cmd, int c, char **argv);
+
+/* Number parsing for flags: on failure they print a usage error and return false. */
+bool parse_size(const char *cmd, const char *flag, const char *s, bool allow_zero,
+                size_t *out);
+bool parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+bool parse_float(const char *cmd, const char *flag, const char *s, float *out);
+/* A list like "1,2,4-8" of positive integers (at most cap entries). */
+bool parse_size_list(const char *cmd, const char *flag, const char *s, size_t *out,
+                     size_t cap, size_t *n);
+
+/* Monotonic time in seconds. */
+double now_s(void);
+
+/* The CPU model (/proc/cpuinfo "model name", else cpuid vendor/family/model). */
+void cpu_model(char *buf, size_t cap);
+
+/* The kernel set in use and how it was chosen ("skx (auto: AVX-512F)"). */
+void kernels_line(rva_kernel_set k, char *buf, size_t cap);
+
+/* Median of n values (sorts a copy). */
+double median(const double *v, size_t n);
+
+/* Writes a whole buffer to path atomically (temporary file, fsync, rename). Returns 0, or
+ * prints an error and returns 1. */
+int write_file_atomic(const char *path, const char *data, size_t len);
+
+/* ---- interrupts and progress (progress.c) -------------------------------------------- */
+
+/* Installs the SIGINT handler (sets a flag; a second SIGINT kills). SIGINT inherited as
+ * ignored stays ignored. */
+void interrupt_install(void);
+bool interrupted(void);
+/* Blocks / unblocks SIGINT around a critical section (writing an output file). */
+void interrupt_block(bool block);
+
+typedef struct progress {
+	bool enabled;      /* stderr is a terminal */
+	double t0, last_draw;
+	size_t total, done;
+	const char *what;
+	bool drawn;
+} progress;
+
+void progress_start(progress *p, const char *what, size_t total);
+/* Redraws the line (at most 10 times a second, only after the first second). */
+void progress_update(progress *p, size_t done);
+void progress_end(progress *p);
+
+/* ---- the workload shared by run, bench and the default job (workload.c) --------------- */
+
+typedef struct workload_opts {
+	const char *preset, *model, *mechanism;
+	size_t dim, heads, kv_heads, batch, seq, kv_seq; /* 0 = not given */
+	bool causal;
+	size_t block, window, features, experts, top_k; /* 0 = not given */
+	size_t global;                                  /* SIZE_MAX = not given */
+	float curvature, capacity;                      /* NAN = not given */
+	const char *q_path, *k_path, *v_path, *out_path;
+	uint64_t seed;
+	bool seed_given;
+	/* engine */
+	const char *cpus;
+	rva_numa_policy numa;
+	rva_kernel_set kernels;
+	bool per_pu;
+} workload_opts;
+
+/* Defaults: nothing given, seed 1, numa local, kernels auto. */
+void workload_opts_init(workload_opts *o);
+
+/* Long options of the workload (for getopt_long tables) and their handler: returns 1 when
+ * it consumed option `c`, 0 when c is not a workload option, -1 (after printing a usage
+ * error) when its value is bad. */
+enum {
+	OPT_PRESET = 1000, OPT_MODEL, OPT_MECHANISM, OPT_DIM, OPT_HEADS, OPT_KV_HEADS, OPT_BATCH,
+	OPT_SEQ, OPT_KV_SEQ, OPT_CAUSAL, OPT_BLOCK, OPT_WINDOW, OPT_GLOBAL, OPT_FEATURES,
+	OPT_CURVATURE, OPT_EXPERTS, OPT_TOP_K, OPT_CAPACITY, OPT_Q, OPT_K, OPT_V, OPT_OUT,
+	OPT_CPUS, OPT_NUMA, OPT_SEED, OPT_KERNELS, OPT_PER_PU,
+	/* command-specific */
+	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
+};
+#define WORKLOAD_LONG_OPTIONS                                                            \
+	{"preset", 1, 0, OPT_PRESET}, {"model", 1, 0, OPT_MODEL},                             \
+	{"mechanism", 1, 0, OPT_MECHANISM}, {"dim", 1, 0, OPT_DIM}, {"heads", 1, 0, OPT_HEADS}, \
+	{"kv-heads", 1, 0, OPT_KV_HEADS}, {"batch", 1, 0, OPT_BATCH}, {"seq", 1, 0, OPT_SEQ},  \
+	{"kv-seq", 1, 0, OPT_KV_SEQ}, {"causal", 0, 0, OPT_CAUSAL},                           \
+	{"block", 1, 0, OPT_BLOCK}, {"window", 1, 0, OPT_WINDOW}, {"global", 1, 0, OPT_GLOBAL}, \
+	{"features", 1, 0, OPT_FEATURES}, {"curvature", 1, 0, OPT_CURVATURE},                 \
+	{"experts", 1, 0, OPT_EXPERTS}, {"top-k", 1, 0, OPT_TOP_K},                            \
+	{"capacity", 1, 0, OPT_CAPACITY}, {"q", 1, 0, OPT_Q}, {"k", 1, 0, OPT_K},              \
+	{"v", 1, 0, OPT_V}, {"cpus", 1, 0, OPT_CPUS}, {"numa", 1, 0, OPT_NUMA},               \
+	{"seed", 1, 0, OPT_SEED}, {"kernels", 1, 0, OPT_KERNELS}, {"per-pu", 0, 0, OPT_PER_PU}
+
+int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
+
+/* Help text of the workload options. */
+extern const char workload_help[];
+
+/* A resolved workload: config, data, batch descriptors, output buffer. */
+typedef struct workload {
+	rva_config cfg;
+	const char *source;          /* "preset bert", "model gpt2", "mechanism flash" */
+	size_t batch, nq, nk;        /* sequences, query rows, key rows per sequence */
+	size_t q_cols, kv_cols;      /* dim, kv_heads * head_dim */
+	bool synthetic;
+	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */
+	rva_npy_array qa, ka, va;
+	size_t out_ndim, out_shape[4];
+	rva_seq *seqs;
+	rva_batch b;
+	rva_attention *att;
+	double flops;
+	char notes[3][160];          /* conversions of input files */
+	size_t n_notes;
+} workload;
+
+/* Resolves options into a workload (loads or makes data, builds the attention, allocates
+ * and pre-faults the output). Returns 0, or prints the error and returns 1 or 2. */
+int workload_make(const char *cmd, const workload_opts *o, workload *w);
+void workload_free(workload *w);
+
+/* Engine configuration from the options (threads 0 = all allowed cores). */
+rva_engine_config workload_engine_config(const workload_opts *o, unsigned threads);
+
+/* Creates an engine or prints why not (returns 0/1/2). */
+int engine_make(const char *cmd, const rva_engine_config *ec, rva_engine **e);
+
+/* Runs w on e once: submits, polls (cancelling on SIGINT), waits. *secs is the job's wall
+ * time. Returns 0, or prints the error and returns 1. */
+int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *stats,
+                      progress *pg, size_t pg_done);
+
+/* Checksums of the output: sum, sum of |x| (double, in order) and FNV-1a of the bytes. */
+typedef struct checksum {
+	double sum, abs_sum;
+	uint64_t fnv1a;
+} checksum;
+checksum workload_checksum(const workload *w);
+
+/* One-line descriptions. */
+void workload_describe(const workload *w, FILE *f);
+
+/* Printing the placement of an engine (text): a summary line and one line per pool. */
+void print_placement(FILE *f, rva_engine *e, bool per_worker);
+
+/* ---- JSON (json.c) -------------------------------------------------------------------- */
+
+#include "json.h"
+
+/* JSON of the pieces shared by run and bench. */
+void json_config(json *j, const workload *w);
+void json_placement(json *j, rva_engine *e);
+void json_kernels(json *j, rva_kernel_set k);
+void json_moe(json *j, const rva_moe_stats *m);
+
+/* ---- subcommands ------------------------------------------------------------------------ */
+
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_topo(int argc, char **argv);
+int cmd_presets(int argc, char **argv);
+int cmd_default(void);
+
+/* The shared body of `run` and the default job. */
+typedef struct run_opts {
+	workload_opts w;
+	unsigned threads;
+	size_t repeat;
+	bool json;
+} run_opts;
+int run_workload(const char *cmd, const run_opts *r);
+
+/* gnuplot (plot.c): draws GFLOP/s and speed-up against threads. Returns 0, or prints why
+ * not and returns 1. */
+int plot_scaling(const char *path, const char *title, const size_t *threads,
+                 const double *gflops, const double *speedup, size_t n);
+
+#endif
