@@ -546,3 +546,43 @@ Test(attention, flops_count_visible_pairs) {
 	cr_assert_float_eq(f, 4.0 * 4 * 16 * (100.0 * 101.0 / 2.0), 1e-6);
 	rva_attention_destroy(att);
 }
+
+Test(batch, packed_varlen_equals_descriptors) {
+	enum { H = 2, HD = 8, DIM = H * HD, NS = 3 };
+	size_t cu_q[NS + 1] = {0, 5, 5, 12}, cu_k[NS + 1] = {0, 9, 10, 30};
+	float *q = ref_alloc(12 * DIM), *k = ref_alloc(30 * DIM), *v = ref_alloc(30 * DIM);
+	float *o1 = ref_alloc(12 * DIM), *o2 = ref_alloc(12 * DIM);
+	ref_fill_uniform(q, 12 * DIM, -1, 1, 1);
+	ref_fill_uniform(k, 30 * DIM, -1, 1, 2);
+	ref_fill_uniform(v, 30 * DIM, -1, 1, 3);
+	rva_packed_batch pb = {.count = NS, .cu_q = cu_q, .cu_k = cu_k, .q = q, .q_stride = DIM,
+	                       .k = k, .k_stride = DIM, .v = v, .v_stride = DIM, .out = o1,
+	                       .out_stride = DIM};
+	rva_seq seqs[NS];
+	cr_assert_eq(rva_batch_unpack(&pb, seqs, NS), RVA_OK);
+	cr_assert_eq(seqs[2].nq, 7);
+	cr_assert_eq(seqs[2].nk, 20);
+	cr_assert_eq(seqs[2].k, k + 10 * DIM);
+	rva_config c = rva_multi_head(DIM, H);
+	rva_attention *att;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	rva_batch b = {NS, seqs};
+	cr_assert_eq(rva_compute_batch(att, &b, NULL, NULL), RVA_OK);
+	for (int s = 0; s < NS; s++) {
+		rva_seq one = {.nq = cu_q[s + 1] - cu_q[s], .nk = cu_k[s + 1] - cu_k[s],
+		               .q = q + cu_q[s] * DIM, .k = k + cu_k[s] * DIM, .v = v + cu_k[s] * DIM,
+		               .out = o2 + cu_q[s] * DIM};
+		rva_batch b1 = {1, &one};
+		cr_assert_eq(rva_compute_batch(att, &b1, NULL, NULL), RVA_OK);
+	}
+	cr_assert_eq(memcmp(o1, o2, 12 * DIM * sizeof(float)), 0);
+	cr_assert_eq(rva_batch_unpack(&pb, seqs, 2), RVA_ERANGE);
+	cu_k[2] = 8;
+	cr_assert_eq(rva_batch_unpack(&pb, seqs, NS), RVA_EINVAL);
+	cu_k[2] = 10;
+	pb.v_stride = 0;
+	cr_assert_eq(rva_batch_unpack(&pb, seqs, NS), RVA_EINVAL);
+	cr_assert_eq(rva_batch_unpack(NULL, seqs, NS), RVA_ENULL);
+	rva_attention_destroy(att);
+	free(q); free(k); free(v); free(o1); free(o2);
+}

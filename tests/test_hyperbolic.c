@@ -12,7 +12,9 @@
 
 #include "attention/attention_internal.h"
 #include "ref/ref_hyperbolic.h"
+#include "rvattn/alloc.h"
 #include "rvattn/attention.h"
+#include "rvattn/engine.h"
 
 #define TOL_GYRO 1e-4
 #define TOL_FRECHET 1e-4
@@ -549,4 +551,103 @@ Test(hyperbolic, flops_count_visible_pairs) {
 		pairs += 11 + i;
 	cr_assert_float_eq(f, 4.0 * pairs * 4 * 3, 1e-9);
 	rva_attention_destroy(att);
+}
+
+/* The engine (1 or 2 workers) gives bit-identical numbers to the serial path. */
+Test(hyperbolic, engine_threads_bit_identical) {
+	size_t heads = 4, hd = 16, dim = heads * hd;
+	size_t nqs[3] = {70, 1, 33}, nks[3] = {90, 300, 33};
+	for (int agg = 0; agg < 2; agg++) {
+		rva_config cfg = rva_hyperbolic(dim, -1.0f);
+		cfg.heads = heads;
+		cfg.kv_heads = 2;
+		cfg.causal = true;
+		cfg.query_block = 16;
+		cfg.block_size = 64;
+		cfg.aggregation = agg ? RVA_AGG_FRECHET : RVA_AGG_GYROMIDPOINT;
+		rva_attention *att;
+		cr_assert_eq(rva_build(&cfg, &att), RVA_OK);
+		float *q[3], *k[3], *v[3], *out[3][3];
+		rva_seq seqs[3][3];
+		for (size_t s = 0; s < 3; s++) {
+			q[s] = points(nqs[s], dim, dim, 0.6, 1.0);
+			k[s] = points(nks[s], dim / 2, dim / 2, 0.6, 1.0);
+			v[s] = points(nks[s], dim / 2, dim / 2, 0.6, 1.0);
+			for (int r = 0; r < 3; r++) {
+				out[r][s] = calloc(nqs[s] * dim, sizeof(float));
+				seqs[r][s] = (rva_seq){.nq = nqs[s], .nk = nks[s], .q = q[s], .k = k[s],
+				                       .v = v[s], .out = out[r][s]};
+			}
+		}
+		rva_batch b0 = {.count = 3, .seqs = seqs[0]};
+		cr_assert_eq(rva_compute_batch(att, &b0, NULL, NULL), RVA_OK);
+		for (unsigned threads = 1; threads <= 2; threads++) {
+			rva_engine_config ec = rva_engine_config_defaults();
+			ec.threads = threads;
+			rva_engine *eng;
+			cr_assert_eq(rva_engine_create(&ec, &eng), RVA_OK, "%s", rva_last_error());
+			rva_batch b = {.count = 3, .seqs = seqs[threads]};
+			rva_job_stats js;
+			cr_assert_eq(rva_engine_run(eng, att, &b, NULL, NULL, &js), RVA_OK, "%s",
+			             rva_last_error());
+			cr_assert(js.flops > 0.0);
+			rva_engine_destroy(eng);
+		}
+		for (size_t s = 0; s < 3; s++) {
+			cr_assert(memcmp(out[0][s], out[1][s], nqs[s] * dim * sizeof(float)) == 0,
+			          "serial vs 1 thread, sequence %zu", s);
+			cr_assert(memcmp(out[0][s], out[2][s], nqs[s] * dim * sizeof(float)) == 0,
+			          "serial vs 2 threads, sequence %zu", s);
+			for (int r = 0; r < 3; r++)
+				free(out[r][s]);
+			free(q[s]);
+			free(k[s]);
+			free(v[s]);
+		}
+		rva_attention_destroy(att);
+	}
+}
+
+static long fail_at = -1, alloc_count = 0;
+
+static void *failing_alloc(size_t size, size_t align, void *user) {
+	(void)user;
+	if (alloc_count++ == fail_at)
+		return NULL;
+	return aligned_alloc(align, (size + align - 1) / align * align);
+}
+
+static void plain_free(void *p, void *user) {
+	(void)user;
+	free(p);
+}
+
+/* Failing the k-th allocation of build + run gives RVA_ENOMEM and leaks nothing (ASan). */
+Test(hyperbolic, allocation_failures_are_clean) {
+	rva_allocator a = {.alloc = failing_alloc, .free = plain_free};
+	cr_assert_eq(rva_set_allocator(&a), RVA_OK);
+	float q[8], kv[24], out[8];
+	for (int i = 0; i < 8; i++)
+		q[i] = 0.05f * (float)i - 0.2f;
+	for (int i = 0; i < 24; i++)
+		kv[i] = 0.04f * (float)(i % 5) - 0.08f;
+	const float *kp[3] = {kv, kv + 8, kv + 16};
+	bool completed = false;
+	for (fail_at = 0; fail_at < 100 && !completed; fail_at++) {
+		alloc_count = 0;
+		rva_config cfg = rva_hyperbolic(8, -1.0f);
+		cfg.aggregation = fail_at % 2 ? RVA_AGG_FRECHET : RVA_AGG_GYROMIDPOINT;
+		rva_attention *att = NULL;
+		rva_status st = rva_build(&cfg, &att);
+		if (st != RVA_OK) {
+			cr_assert_eq(st, RVA_ENOMEM);
+			continue;
+		}
+		st = rva_compute(att, q, kp, kp, 3, out);
+		cr_assert(st == RVA_OK || st == RVA_ENOMEM, "%s", rva_status_name(st));
+		completed = st == RVA_OK && cfg.aggregation == RVA_AGG_FRECHET;
+		rva_attention_destroy(att);
+	}
+	cr_assert(completed);
+	rva_set_allocator(NULL);
 }

@@ -3,8 +3,9 @@
  * tests/ref/ref_linear.c with the attention's own feature matrix
  * (rva_attention_features), plus: FAVOR+ converging to exact softmax attention as the
  * number of features grows, single query = batch of one, ragged batch = each sequence
- * alone, chunked = single pass, the serial path's determinism, the feature matrix
- * (orthogonal blocks, seeded), rows() (MoE experts) and bad input.
+ * alone, chunked = single pass, the serial path's determinism, the engine (1 and 2
+ * threads) bit-identical to the serial path, the feature matrix (orthogonal blocks,
+ * seeded), rows() (MoE experts), allocation failures and bad input.
  *
  * Tolerance (fp32 vs the double oracle), per element:
  *   |got - want| <= ATOL + RTOL |want|, ATOL = 1e-5, RTOL = 1e-4
@@ -556,4 +557,102 @@ Test(linear, bad_input) {
 	cfg.heads = 4;
 	cfg.kv_heads = 3;
 	cr_expect_eq(rva_build(&cfg, &att), RVA_EDIM);
+}
+
+/* Allocator that fails the k-th allocation (counting from 0). */
+typedef struct fail_alloc {
+	long countdown;
+	long live;
+} fail_alloc;
+
+static void *failing_alloc(size_t size, size_t align, void *user) {
+	fail_alloc *f = user;
+	if (f->countdown-- == 0)
+		return NULL;
+	size = (size + align - 1) / align * align;
+	void *p = aligned_alloc(align, size ? size : align);
+	f->live += p != NULL;
+	return p;
+}
+
+static void failing_free(void *p, void *user) {
+	fail_alloc *f = user;
+	f->live--;
+	free(p);
+}
+
+/* Every allocation failure gives RVA_ENOMEM and leaks nothing. */
+Test(linear, allocation_failures) {
+	size_t hd = 8, heads = 2, dim = heads * hd, nq = 40, nk = 50;
+	float *q = ref_alloc(nq * dim), *k = ref_alloc(nk * dim), *v = ref_alloc(nk * dim);
+	float *out = ref_alloc(nq * dim);
+	ref_fill_uniform(q, nq * dim, -1, 1, 1);
+	ref_fill_uniform(k, nk * dim, -1, 1, 2);
+	ref_fill_uniform(v, nk * dim, -1, 1, 3);
+	for (int causal = 0; causal < 2; causal++) {
+		bool completed = false;
+		for (long fail = 0; fail < 200 && !completed; fail++) {
+			fail_alloc f = {.countdown = fail, .live = 0};
+			rva_allocator a = {.alloc = failing_alloc, .free = failing_free, .user = &f};
+			cr_assert_eq(rva_set_allocator(&a), RVA_OK);
+			rva_config cfg = rva_linear(dim, 24);
+			cfg.heads = heads;
+			cfg.causal = causal;
+			cfg.block_size = 2;
+			rva_attention *att = NULL;
+			rva_status st = rva_build(&cfg, &att);
+			if (st == RVA_OK) {
+				rva_seq s = {.nq = nq, .nk = nk, .q = q, .k = k, .v = v, .out = out};
+				rva_batch b = {.count = 1, .seqs = &s};
+				st = rva_compute_batch(att, &b, NULL, NULL);
+				rva_attention_destroy(att);
+			}
+			rva_set_allocator(NULL);
+			cr_expect(st == RVA_OK || st == RVA_ENOMEM, "fail %ld: %s", fail,
+			          rva_status_name(st));
+			cr_expect_eq(f.live, 0, "causal %d, allocation %ld fails: %ld blocks leak",
+			             causal, fail, f.live);
+			completed = st == RVA_OK && f.countdown >= 0;
+		}
+		cr_expect(completed, "causal %d: never completed", causal);
+	}
+	free(q);
+	free(k);
+	free(v);
+	free(out);
+}
+
+/* The engine runs the same graph: 1 and 2 threads give the serial path's bits. */
+Test(linear, engine_matches_serial_bit_for_bit) {
+	for (int causal = 0; causal < 2; causal++) {
+		lcase c = {.nq = 700, .nk = 900, .heads = 4, .kv_heads = 2, .hd = 16, .features = 48,
+		           .block = 8, .causal = causal, .with_mask = true,
+		           .map = RVA_FEATURES_FAVOR, .orthogonal = true, .lo = -1, .hi = 1,
+		           .seed = 11};
+		lrun r;
+		run_case(&c, &r);
+		float *got = ref_alloc(c.nq * r.qs);
+		for (unsigned t = 1; t <= 2; t++) {
+			rva_engine_config ec = rva_engine_config_defaults();
+			ec.threads = t;
+			rva_engine *e;
+			rva_status st = rva_engine_create(&ec, &e);
+			if (st == RVA_EINVAL && t > 1)
+				continue; /* fewer cores than threads here */
+			cr_assert_eq(st, RVA_OK, "%s", rva_last_error());
+			rva_seq s = {.nq = c.nq, .nk = c.nk, .q = r.q, .q_stride = r.qs, .k = r.k,
+			             .k_stride = r.ks, .v = r.v, .v_stride = r.ks, .out = got,
+			             .out_stride = r.qs, .key_mask = r.mask};
+			rva_batch b = {.count = 1, .seqs = &s};
+			memset(got, 0, c.nq * r.qs * sizeof(float));
+			cr_assert_eq(rva_engine_run(e, r.att, &b, NULL, NULL, NULL), RVA_OK, "%s",
+			             rva_last_error());
+			for (size_t i = 0; i < c.nq; i++)
+				cr_assert(memcmp(got + i * r.qs, r.out + i * r.qs, r.dim * sizeof(float)) == 0,
+				          "causal %d, %u threads: row %zu differs", causal, t, i);
+			rva_engine_destroy(e);
+		}
+		free(got);
+		free_run(&r);
+	}
 }

@@ -366,3 +366,31 @@ Test(selection, large_scale_vision_moe) {
 	rva_attention *att;
 	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
 }
+
+Test(selection, always_buildable) {
+	/* the guide's call for_sequences(512, max_len) selects Bert at dim 512: 8 heads */
+	rva_config c = rva_for_sequences(512, 512);
+	cr_assert_eq(c.mechanism, RVA_MECH_MULTI_HEAD);
+	cr_assert_eq(c.heads, 8);
+	cr_assert_float_eq(c.dropout, 0.1f, 1e-7f);
+	build_ok(&c);
+	c = rva_for_generation(512, 100);
+	cr_assert_eq(c.heads, 8);
+	cr_assert(c.causal);
+	build_ok(&c);
+	c = rva_for_vision(100, 16); /* neither 12 nor 8 divides 100 */
+	cr_assert_eq(c.heads, 1);
+	build_ok(&c);
+	/* where 12 divides dim, exactly the preset */
+	c = rva_for_vision(768, 16);
+	cr_assert_eq(c.heads, 12);
+	for (size_t dim = 1; dim <= 200; dim++) {
+		const rva_config cs[] = {rva_for_sequences(dim, 100), rva_for_sequences(dim, 1000),
+		                         rva_for_sequences(dim, 10000), rva_for_graphs(dim, true),
+		                         rva_for_large_scale(dim), rva_for_vision(dim, 16),
+		                         rva_for_generation(dim, 100), rva_for_generation(dim, 5000)};
+		for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+			cr_assert_eq(dim % cs[i].heads, 0, "dim %zu selection %zu: %zu heads", dim, i,
+			             cs[i].heads);
+	}
+}

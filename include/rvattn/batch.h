@@ -44,8 +44,9 @@ typedef struct rva_batch {
 /*
  * Packed (varlen) form, as FlashAttention's varlen API: the rows of all sequences are
  * stacked; sequence s owns query rows [cu_q[s], cu_q[s+1]) and key rows
- * [cu_k[s], cu_k[s+1]). Strides as in rva_seq (0 = packed). key_mask, when non-NULL,
- * has cu_k[count] bytes.
+ * [cu_k[s], cu_k[s+1]). Row strides (in floats) are required here: the packed form
+ * knows no dim (q_stride = dim for packed rows). key_mask, when non-NULL, has cu_k[count]
+ * bytes.
  */
 typedef struct rva_packed_batch {
 	size_t count;
@@ -61,8 +62,8 @@ typedef struct rva_packed_batch {
 /*
  * Expands a packed batch into `p->count` sequence descriptors written to seqs[], which the
  * caller provides (capacity `cap` entries). The result points into the packed buffers.
- * Errors: RVA_ENULL; RVA_EINVAL when offsets are not nondecreasing from 0;
- * RVA_ERANGE when cap < count.
+ * Errors: RVA_ENULL; RVA_EINVAL when offsets are not nondecreasing from 0 or a stride
+ * is 0; RVA_ERANGE when cap < count.
  */
 rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap);
 

@@ -85,13 +85,15 @@ typedef struct rva_config {
 	size_t heads;       /* number of query heads; default 1 (multi_head: as given) */
 	size_t kv_heads;    /* key/value heads dividing heads; 0 = heads (default) */
 	float scale;        /* logit scale; 0 = 1/sqrt(head_dim) (default); T5 uses 1 */
-	float dropout;      /* attention-probability dropout in training mode, [0, 1); default 0 */
+	float dropout;      /* attention-probability dropout in training mode, [0, 1); default 0
+	                     * (linear attention forms no probabilities and does not apply it) */
 	bool causal;        /* key j visible to query i only if j <= nk - nq + i; default false */
 	uint64_t seed;      /* seeds random features, router init, bias init; default 0x5EED */
 
 	/* Softmax tiling (scaled_dot, multi_head, flash, local_global). The numbers do not
 	 * depend on tiling beyond fp32 rounding, and tiling never depends on thread count. */
-	size_t block_size;  /* keys per tile; 0 = default 128 (flash(dim, block) sets it) */
+	size_t block_size;  /* keys per tile; 0 = default 128 (flash(dim, block) sets it);
+	                     * linear: keys per causal block, 16 blocks per key-state chunk */
 	size_t query_block; /* queries per tile; 0 = default 64 */
 	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic: chunks of
 	                     * 512 keys when nq <= 16 and nk >= 1024; SIZE_MAX = never split */

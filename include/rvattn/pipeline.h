@@ -9,9 +9,11 @@
  * input, or the output of the previous residual stage) and starts a new segment.
  *
  * Modes (rva_runtime.training): dropout is the identity in inference and, in training,
- * a seeded counter-based mask scaled by 1/(1-p), the same whatever the thread count;
- * BatchNorm uses running statistics in inference and the batch's statistics (over every
- * row of every sequence of the call) in training.
+ * a seeded counter-based mask scaled by 1/(1-p), the same whatever the thread count
+ * (element (row r, column c) of sequence s at stage i is kept when
+ * u01(hash(seed, step, i, s, r, c)) >= p; s is the index in the batch, 0 for the single
+ * query); BatchNorm uses running statistics in inference and the batch's statistics (over
+ * every row of every sequence of the call that has not failed before it) in training.
  *
  * Ownership: a pipeline takes ownership of every attention added to it (freed by
  * rva_pipeline_destroy). A pipeline is immutable while it runs; running it from several
@@ -34,8 +36,10 @@ typedef struct rva_pipeline rva_pipeline;
 
 typedef enum rva_norm_type {
 	RVA_NORM_LAYER = 0, /* (x - mean) / sqrt(var + eps) * gain + bias, per row */
-	RVA_NORM_RMS,       /* x / sqrt(mean(x^2) + eps) * gain, per row */
-	RVA_NORM_BATCH,     /* per feature over the batch's rows (training) or running stats */
+	RVA_NORM_RMS,       /* x / sqrt(mean(x^2) + eps) * gain (+ bias when given), per row */
+	RVA_NORM_BATCH,     /* per feature over the batch's rows (training) or running stats:
+	                     * (x - mean) / sqrt(var + eps) * gain + bias, var biased; the
+	                     * running statistics are read, never updated */
 	RVA_NORM_COUNT
 } rva_norm_type;
 
@@ -64,17 +68,19 @@ rva_status rva_pipeline_create(rva_pipeline **out);
 /* Frees the pipeline and the attentions it owns (NULL is fine). */
 rva_status rva_pipeline_destroy(rva_pipeline *p);
 
-/* Appends an attention stage and takes ownership of att (also on failure, att is
- * untouched and stays the caller's). Errors: RVA_ENULL; RVA_EDIM when att's dim differs
- * from the pipeline's; RVA_ENOMEM. */
+/* Appends an attention stage and takes ownership of att (on failure, att is untouched
+ * and stays the caller's). Errors: RVA_ENULL; RVA_EDIM when att's dim, or the width of the
+ * key/value rows it reads (kv_heads * head_dim), differs from the pipeline's earlier
+ * attention stages (they all read the same keys/values); RVA_ENOMEM. */
 rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att);
 
 /* Appends a norm with default parameters (the guide's add_norm(NormType)). */
 rva_status rva_pipeline_add_norm(rva_pipeline *p, rva_norm_type type);
 
-/* Appends a norm with explicit parameters. Errors: RVA_ENULL; RVA_EINVAL (type);
- * RVA_ERANGE (eps <= 0, running_var < 0); RVA_ENOMEM. Arrays need the pipeline dim
- * known, i.e. an attention stage added before. */
+/* Appends a norm with explicit parameters. Errors: RVA_ENULL; RVA_EINVAL (type, or
+ * running statistics for a norm other than BatchNorm); RVA_ERANGE (eps <= 0 or not finite,
+ * running_var < 0 or not finite); RVA_ESTATE when arrays are given before the pipeline dim
+ * is known (arrays need an attention stage added before); RVA_ENOMEM. */
 rva_status rva_pipeline_add_norm_ex(rva_pipeline *p, const rva_norm_config *cfg);
 
 /* Appends dropout with probability prob. Errors: RVA_ERANGE when prob is outside [0, 1). */
@@ -103,7 +109,9 @@ rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
                                const rva_runtime *rt);
 
 /* Runs the pipeline over a batch serially on the calling thread (the engine-free path,
- * same numbers as rva_engine_run_pipeline). */
+ * same numbers as rva_engine_run_pipeline). seq_status as in rva_compute_batch. Outputs
+ * must not overlap the queries, keys or values. Training-mode BatchNorm fails the whole
+ * call with RVA_EINVAL when the batch has a single row (its variance is undefined). */
 rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
                                   const rva_runtime *rt, rva_status *seq_status);
 

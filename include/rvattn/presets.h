@@ -45,7 +45,9 @@ const char *rva_preset_description(rva_preset p);
  * RVA_ENOTFOUND with a message listing the known names. */
 rva_status rva_preset_from_name(const char *name, rva_preset *out);
 
-/* Smart selection, with the guide's thresholds. */
+/* Smart selection, with the guide's thresholds. A selection always builds for its dim:
+ * where it picks a 12-head preset (Bert, Gpt, ViT) for a dim that 12 does not divide, it
+ * uses 8 heads (8 divides dim) or 1 instead, e.g. for_sequences(512, 512). */
 rva_config rva_for_sequences(size_t dim, size_t max_len);  /* <=512 Bert, <=4096 Longformer,
                                                              * else Performer */
 rva_config rva_for_graphs(size_t dim, bool hierarchical);  /* Hyperbolic or multi-head (8) */

@@ -45,6 +45,7 @@
 #include "attention/attention_internal.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "kernels/vexp.h"
 
 #define HYP_EPS 4e-3             /* projection margin: geoopt's value for fp32 */
 #define HYP_ATANH_MAX (1.0 - 1e-7)
@@ -330,13 +331,18 @@ static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_ro
 				sc->mx[i] = rmax;
 			}
 			float m = sc->mx[i], dsum = 0.0f;
-			size_t rowi = r->dropout > 0.0f ? row_index(r, i) : 0;
+			for (size_t j = 0; j < nt; j++)
+				row[j] -= m; /* -inf stays -inf: exp gives 0 */
+			rva__vexp(row, row, nt);
+			if (r->dropout > 0.0f) {
+				size_t rowi = row_index(r, i);
+				for (size_t j = 0; j < nt; j++)
+					if (row[j] != 0.0f && dropped(r, rowi, j0 + j))
+						row[j] = 0.0f;
+			}
 			for (size_t j = 0; j < nt; j++) {
-				float p = row[j] == -INFINITY ? 0.0f : expf(row[j] - m);
-				if (r->dropout > 0.0f && p != 0.0f && dropped(r, rowi, j0 + j))
-					p = 0.0f;
-				dsum += p * sc->vl[j];
-				row[j] = p * sc->vw[j];
+				dsum += row[j] * sc->vl[j];
+				row[j] *= sc->vw[j];
 			}
 			sc->den[i] += dsum;
 		}

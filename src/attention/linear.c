@@ -788,6 +788,8 @@ static rva_status build(rva_attention *att) {
 	L->c = sqrtf(att->scale);
 	L->half_s = 0.5f * att->scale;
 	L->relu_a = 1.0f / sqrtf((float)L->m);
+	if (c->heads > UINT32_MAX)
+		return rva__fail(RVA_ERANGE, "linear: %zu heads exceed 2^32-1", c->heads);
 	L->blk = c->block_size;
 	if (!rva__mul_ok(L->blk, LIN_SUPER, &L->chunk))
 		return rva__fail(RVA_ERANGE, "linear: block_size %zu too large", L->blk);

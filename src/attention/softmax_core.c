@@ -25,6 +25,7 @@
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "kernels/vexp.h"
 
 typedef struct sm_state {
 	rva__pattern pattern;
@@ -39,9 +40,9 @@ typedef struct sm_op {
 	const rva_seq *seqs;
 	rva_runtime rt;
 	uint32_t stream;
-	size_t chunk;               /* split-KV chunk (keys) */
 	float **partials;           /* per sequence: [heads][chunks][rows] x (D + 2), or NULL */
-	size_t *nchunks;            /* per sequence */
+	size_t *nchunks;            /* per sequence: key chunks (split-KV / decode) */
+	size_t *chunk_len;          /* per sequence: keys per chunk */
 } sm_op;
 
 /* ---- build ---------------------------------------------------------------------------- */
@@ -333,7 +334,7 @@ static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
 	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)i;
-	size_t k0 = chunk * op->chunk, k1 = rva__min(seq->nk, k0 + op->chunk);
+	size_t k0 = chunk * op->chunk_len[t->seq], k1 = rva__min(seq->nk, k0 + op->chunk_len[t->seq]);
 	tile_io io = {.q = seq->q + h * D, .qs = seq->q_stride, .qpos = b.qpos, .br = br,
 	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l};
 	attend(att, op, seq, t->seq, &io, b.tile);
@@ -343,6 +344,91 @@ static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
 		p[0] = b.m[i];
 		p[1] = b.l[i];
 		memcpy(p + 2, b.o + i * D, D * sizeof(float));
+	}
+	return RVA_OK;
+}
+
+/* Decode task (few queries): b = key chunk, every head at once so K and V rows are read
+ * front to back. Writes the same (m, l, O) partials as task_chunk. */
+#define DECODE_KB 64
+
+static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
+	size_t H = att->cfg.heads, D = att->head_dim;
+	return H * nq * (DECODE_KB + D + 3) + 4 * 16 + 2 * nq + 64;
+}
+
+static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const sm_state *st = att->state;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t H = att->cfg.heads, G = H / att->kv_heads, D = att->head_dim, nq = seq->nq;
+	size_t chunk = t->b, nch = op->nchunks[t->seq], len = op->chunk_len[t->seq];
+	size_t k0 = chunk * len, k1 = rva__min(seq->nk, k0 + len), HQ = H * nq;
+	float *sc = align16f(x->scratch), *o = align16f(sc + HQ * DECODE_KB);
+	float *m = align16f(o + HQ * D), *l = m + HQ, *alpha = l + HQ;
+	int64_t *qpos = (int64_t *)align16f(alpha + HQ);
+	int64_t off = (int64_t)seq->nk - (int64_t)nq;
+	for (size_t i = 0; i < nq; i++)
+		qpos[i] = off + (int64_t)i;
+	for (size_t r = 0; r < HQ; r++) {
+		m[r] = -INFINITY;
+		l[r] = 0.0f;
+	}
+	memset(o, 0, HQ * D * sizeof(float));
+	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
+	float pdrop = att->cfg.dropout, inv = 1.0f / (1.0f - pdrop);
+	uint64_t dkey = rva__hash3(op->rt.seed, op->rt.step, ((uint64_t)op->stream << 32) | 0xD0);
+	for (size_t b0 = k0; b0 < k1; b0 += DECODE_KB) {
+		size_t nkb = rva__min(DECODE_KB, k1 - b0);
+		if (st->pattern.causal && (int64_t)b0 > qpos[nq - 1])
+			break;
+		rva__tile_class cls = rva__pattern_classify(&st->pattern, qpos[0], qpos[nq - 1],
+		                                            (int64_t)b0, (int64_t)(b0 + nkb - 1));
+		if (cls == RVA__TILE_NONE)
+			continue;
+		size_t pf = rva__min(DECODE_KB, k1 - b0 - nkb);
+		rva__sm_decode_scores(seq->k + b0 * seq->k_stride, seq->k_stride, nkb, pf, seq->q,
+		                      seq->q_stride, nq, H, G, D, att->scale, sc, DECODE_KB);
+		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
+		if (elementwise)
+			for (size_t h = 0; h < H; h++)
+				for (size_t i = 0; i < nq; i++) {
+					float *row = sc + (h * nq + i) * DECODE_KB;
+					for (size_t j = 0; j < nkb; j++) {
+						int64_t kp = (int64_t)(b0 + j);
+						if (st->has_t5)
+							row[j] += att->bias_table[rva__t5_lookup(&st->t5, kp - qpos[i]) * H + h];
+						if ((cls == RVA__TILE_PARTIAL &&
+						     !rva__pattern_allows(&st->pattern, qpos[i], kp)) ||
+						    (seq->key_mask && !seq->key_mask[kp]))
+							row[j] = -INFINITY;
+					}
+				}
+		rva__sm_decode_softmax(seq->v + b0 * seq->v_stride, seq->v_stride, nkb, pf, sc, nq, H,
+		                       G, D, DECODE_KB, m, l, o);
+		if (dropout)
+			for (size_t h = 0; h < H; h++)
+				for (size_t i = 0; i < nq; i++) {
+					float *row = sc + (h * nq + i) * DECODE_KB;
+					uint64_t sh = ((uint64_t)t->seq << 20) ^ h;
+					for (size_t j = 0; j < nkb; j++) {
+						uint64_t ctr = ((uint64_t)(uint32_t)qpos[i] << 32) | (uint32_t)(b0 + j);
+						row[j] *= rva__u01(rva__hash3(dkey, sh, ctr)) >= pdrop ? inv : 0.0f;
+					}
+				}
+		rva__sm_decode_pv(seq->v + b0 * seq->v_stride, seq->v_stride, nkb, pf, sc, nq, H, G,
+		                  D, DECODE_KB, o);
+	}
+	for (size_t h = 0; h < H; h++) {
+		float *part = op->partials[t->seq] + (h * nch + chunk) * nq * (D + 2);
+		for (size_t i = 0; i < nq; i++) {
+			float *p = part + i * (D + 2);
+			size_t r = h * nq + i;
+			p[0] = m[r];
+			p[1] = l[r];
+			memcpy(p + 2, o + r * D, D * sizeof(float));
+		}
 	}
 	return RVA_OK;
 }
@@ -414,7 +500,8 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->stream = io->stream;
 	op->partials = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
 	op->nchunks = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
-	if (!op->partials || !op->nchunks)
+	op->chunk_len = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
+	if (!op->partials || !op->nchunks || !op->chunk_len)
 		return RVA_ENOMEM;
 	size_t H = att->cfg.heads, D = att->head_dim, qb = att->cfg.query_block;
 	rva_status st;
@@ -431,30 +518,43 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		}
 		double pairs = seq_pairs(att, seq);
 		size_t chunk = split_chunk(att, seq);
-		if (chunk) {
-			size_t nch = rva__div_up(seq->nk, chunk);
-			op->chunk = chunk; /* same for every split sequence: fixed by config */
+		bool decode = seq->nq <= 8;
+		if (chunk || decode) {
+			size_t len = chunk ? chunk : seq->nk, nch = rva__div_up(seq->nk, len);
 			op->nchunks[s] = nch;
+			op->chunk_len[s] = len;
 			op->partials[s] = rva__graph_alloc_array(g, H * nch * seq->nq, (D + 2) * sizeof(float));
 			if (!op->partials[s])
 				return RVA_ENOMEM;
-			rva__graph_need_scratch(g, (tile_scratch_floats(att, seq->nq, seq->nq) +
-			                            carve_floats(seq->nq, D)) * sizeof(float));
-			float cost = (float)(4.0 * (double)D * pairs / (double)nch / (double)H);
-			for (size_t h = 0; h < H; h++) {
-				uint32_t merge;
+			rva__graph_need_scratch(g, (decode ? decode_scratch_floats(att, seq->nq)
+			                                   : tile_scratch_floats(att, seq->nq, seq->nq) +
+			                                         carve_floats(seq->nq, D)) * sizeof(float));
+			uint32_t *merges = rva__graph_alloc_array(g, H, sizeof(uint32_t));
+			if (!merges)
+				return RVA_ENOMEM;
+			for (size_t h = 0; h < H; h++)
 				if ((st = rva__graph_add(g, task_merge, op, (uint32_t)s, (uint32_t)h, 0, 0, 0,
-				                         (float)(seq->nq * nch * D), &merge)) != RVA_OK)
+				                         (float)(seq->nq * nch * D), &merges[h])) != RVA_OK ||
+				    (st = rva__graph_edge(g, merges[h], done)) != RVA_OK)
 					return st;
-				for (size_t c = 0; c < nch; c++) {
-					if ((st = rva__graph_add(g, task_chunk, op, (uint32_t)s, (uint32_t)h,
-					                         (uint32_t)c, 0, 0, cost, &id)) != RVA_OK ||
-					    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
-					    (st = rva__graph_edge(g, id, merge)) != RVA_OK)
+			float cost = (float)(4.0 * (double)D * pairs / (double)nch);
+			for (size_t c = 0; c < nch; c++) {
+				if (decode) {
+					if ((st = rva__graph_add(g, task_decode, op, (uint32_t)s, 0, (uint32_t)c, 0,
+					                         0, cost, &id)) != RVA_OK ||
+					    (st = rva__graph_edge(g, after, id)) != RVA_OK)
 						return st;
+					for (size_t h = 0; h < H; h++)
+						if ((st = rva__graph_edge(g, id, merges[h])) != RVA_OK)
+							return st;
+					continue;
 				}
-				if ((st = rva__graph_edge(g, merge, done)) != RVA_OK)
-					return st;
+				for (size_t h = 0; h < H; h++)
+					if ((st = rva__graph_add(g, task_chunk, op, (uint32_t)s, (uint32_t)h,
+					                         (uint32_t)c, 0, 0, cost / (float)H, &id)) != RVA_OK ||
+					    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+					    (st = rva__graph_edge(g, id, merges[h])) != RVA_OK)
+						return st;
 			}
 			continue;
 		}

@@ -68,6 +68,36 @@ static void rescale_ref(float *o, size_t br, size_t D, const float *alpha) {
 				o[i * D + d] *= alpha[i];
 }
 
+static void decode_scores_ref(const float *k, size_t ks, size_t nkb, const float *q,
+                              size_t qs, size_t nq, size_t H, size_t G, size_t D, float scale,
+                              float *sc, size_t kb) {
+	for (size_t j = 0; j < nkb; j++)
+		for (size_t h = 0; h < H; h++) {
+			const float *kj = k + j * ks + (h / G) * D;
+			for (size_t i = 0; i < nq; i++) {
+				const float *qi = q + i * qs + h * D;
+				float acc = 0.0f;
+				for (size_t d = 0; d < D; d++)
+					acc += qi[d] * kj[d];
+				sc[(h * nq + i) * kb + j] = scale * acc;
+			}
+		}
+}
+
+static void decode_pv_ref(const float *v, size_t vs, size_t nkb, const float *p, size_t nq,
+                          size_t H, size_t G, size_t D, size_t kb, float *o) {
+	for (size_t j = 0; j < nkb; j++)
+		for (size_t h = 0; h < H; h++) {
+			const float *vj = v + j * vs + (h / G) * D;
+			for (size_t i = 0; i < nq; i++) {
+				float pj = p[(h * nq + i) * kb + j];
+				float *oi = o + (h * nq + i) * D;
+				for (size_t d = 0; d < D; d++)
+					oi[d] += pj * vj[d];
+			}
+		}
+}
+
 #if defined(__x86_64__)
 /* ---- AVX-512 ------------------------------------------------------------------------ */
 
@@ -257,7 +287,204 @@ static RVA__TARGET_AVX512 void rescale_avx512(float *o, size_t br, size_t D,
 		}
 	}
 }
+static inline void prefetch_row(const float *row, size_t bytes) {
+	for (size_t off = 0; off < bytes; off += 64)
+		_mm_prefetch((const char *)row + off, _MM_HINT_T0);
+}
+
+/* Sums of four accumulators: lane r of the result is sum(a_r), r < 4. */
+static inline RVA__TARGET_AVX512 __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+	__m256 t0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
+	__m256 t1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
+	__m256 t2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
+	__m256 t3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
+	__m256 w = _mm256_hadd_ps(_mm256_hadd_ps(t0, t1), _mm256_hadd_ps(t2, t3));
+	return _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));
+}
+
+/* Head-outer order: the query slice stays in registers across the block's keys (the
+ * block's rows were prefetched whole by the previous block). */
+static RVA__TARGET_AVX512 void decode_scores_avx512(const float *k, size_t ks, size_t nkb,
+                                                    size_t pf, const float *q, size_t qs,
+                                                    size_t nq, size_t H, size_t G, size_t D,
+                                                    float scale, float *sc, size_t kb) {
+	size_t row_bytes = (H / G) * D * sizeof(float);
+	__m512 vscale = _mm512_set1_ps(scale);
+	for (size_t h = 0; h < H; h++) {
+		const float *kh = k + (h / G) * D;
+		for (size_t i = 0; i < nq; i++) {
+			const float *qi = q + i * qs + h * D;
+			float *out = sc + (h * nq + i) * kb;
+			for (size_t d0 = 0; d0 < D; d0 += 64) {
+				size_t dn = rva__min(64, D - d0);
+				__mmask16 m0 = tail_mask(dn), m1 = tail_mask(dn > 16 ? dn - 16 : 0),
+				          m2 = tail_mask(dn > 32 ? dn - 32 : 0),
+				          m3 = tail_mask(dn > 48 ? dn - 48 : 0);
+				__m512 q0 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m0, qi + d0));
+				__m512 q1 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m1, qi + d0 + 16));
+				__m512 q2 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m2, qi + d0 + 32));
+				__m512 q3 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m3, qi + d0 + 48));
+				size_t j = 0;
+				__m512 acc[4];
+				for (; j < nkb; j++) {
+					if (h == 0 && i == 0 && d0 == 0 && j < pf) /* next block, interleaved */
+						prefetch_row(k + (nkb + j) * ks, row_bytes);
+					const float *kj = kh + j * ks + d0;
+					__m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, kj), q0);
+					a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, kj + 16), q1, a);
+					a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m2, kj + 32), q2, a);
+					a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m3, kj + 48), q3, a);
+					acc[j & 3] = a;
+					if ((j & 3) == 3) {
+						__m128 r = reduce4(acc[0], acc[1], acc[2], acc[3]);
+						if (d0 == 0)
+							_mm_storeu_ps(out + j - 3, r);
+						else
+							_mm_storeu_ps(out + j - 3, _mm_add_ps(_mm_loadu_ps(out + j - 3), r));
+					}
+				}
+				for (size_t t = nkb & ~(size_t)3; t < nkb; t++) {
+					float r = _mm512_reduce_add_ps(acc[t & 3]);
+					out[t] = d0 == 0 ? r : out[t] + r;
+				}
+			}
+		}
+	}
+}
+
+/* Online softmax of every (head, query) row over the block, then P.V with the output
+ * row in registers across the block's keys. */
+static RVA__TARGET_AVX512 void decode_softmax_pv_avx512(const float *v, size_t vs, size_t nkb,
+                                                        size_t pf, float *sc, size_t nq,
+                                                        size_t H, size_t G, size_t D,
+                                                        size_t kb, float *m, float *l,
+                                                        float *o) {
+	(void)pf;
+	const __m512 ninf = _mm512_set1_ps(-INFINITY);
+	for (size_t r = 0; r < H * nq; r++) {
+		float *row = sc + r * kb;
+		__m512 mx = ninf;
+		for (size_t j = 0; j < nkb; j += 16)
+			mx = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tail_mask(nkb - j), row + j), mx);
+		float mt = _mm512_reduce_max_ps(mx);
+		mt = m[r] > mt ? m[r] : mt;
+		float ms = mt == -INFINITY ? 0.0f : mt;
+		__m512 vms = _mm512_set1_ps(ms), sum = _mm512_setzero_ps();
+		for (size_t j = 0; j < nkb; j += 16) {
+			__mmask16 mk = tail_mask(nkb - j);
+			__m512 e = rva__exp512(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, row + j), vms));
+			_mm512_mask_storeu_ps(row + j, mk, e);
+			sum = _mm512_add_ps(sum, e);
+		}
+		float a = expf(m[r] - ms);
+		l[r] = a * l[r] + _mm512_reduce_add_ps(sum);
+		m[r] = mt;
+		float *orow = o + r * D;
+		if (a != 1.0f)
+			for (size_t d = 0; d < D; d += 16) {
+				__mmask16 mk = tail_mask(D - d);
+				_mm512_mask_storeu_ps(orow + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, orow + d),
+				                                                  _mm512_set1_ps(a)));
+			}
+	}
+}
+
+static RVA__TARGET_AVX512 void decode_pv_avx512(const float *v, size_t vs, size_t nkb,
+                                                size_t pf, const float *p, size_t nq,
+                                                size_t H, size_t G, size_t D, size_t kb,
+                                                float *o) {
+	size_t row_bytes = (H / G) * D * sizeof(float);
+	for (size_t h = 0; h < H; h++) {
+		const float *vh = v + (h / G) * D;
+		for (size_t i = 0; i < nq; i++) {
+			const float *pr = p + (h * nq + i) * kb;
+			float *orow = o + (h * nq + i) * D;
+			for (size_t d0 = 0; d0 < D; d0 += 64) {
+				size_t dn = rva__min(64, D - d0);
+				__mmask16 m0 = tail_mask(dn), m1 = tail_mask(dn > 16 ? dn - 16 : 0),
+				          m2 = tail_mask(dn > 32 ? dn - 32 : 0),
+				          m3 = tail_mask(dn > 48 ? dn - 48 : 0);
+				__m512 o0 = _mm512_maskz_loadu_ps(m0, orow + d0);
+				__m512 o1 = _mm512_maskz_loadu_ps(m1, orow + d0 + 16);
+				__m512 o2 = _mm512_maskz_loadu_ps(m2, orow + d0 + 32);
+				__m512 o3 = _mm512_maskz_loadu_ps(m3, orow + d0 + 48);
+				for (size_t j = 0; j < nkb; j++) {
+					if (h == 0 && i == 0 && d0 == 0 && j < pf)
+						prefetch_row(v + (nkb + j) * vs, row_bytes);
+					const float *vj = vh + j * vs + d0;
+					__m512 pj = _mm512_set1_ps(pr[j]);
+					o0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m0, vj), o0);
+					o1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m1, vj + 16), o1);
+					o2 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m2, vj + 32), o2);
+					o3 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m3, vj + 48), o3);
+				}
+				_mm512_mask_storeu_ps(orow + d0, m0, o0);
+				_mm512_mask_storeu_ps(orow + d0 + 16, m1, o1);
+				_mm512_mask_storeu_ps(orow + d0 + 32, m2, o2);
+				_mm512_mask_storeu_ps(orow + d0 + 48, m3, o3);
+			}
+		}
+	}
+}
 #endif /* __x86_64__ */
+
+void rva__sm_decode_scores(const float *k, size_t ks, size_t nkb, size_t pf, const float *q,
+                           size_t qs, size_t nq, size_t H, size_t G, size_t D, float scale,
+                           float *sc, size_t kb) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		decode_scores_avx512(k, ks, nkb, pf, q, qs, nq, H, G, D, scale, sc, kb);
+		return;
+	}
+#endif
+	(void)pf;
+	decode_scores_ref(k, ks, nkb, q, qs, nq, H, G, D, scale, sc, kb);
+}
+
+static void decode_softmax_ref(float *sc, size_t nkb, size_t nq, size_t H, size_t D, size_t kb,
+                               float *m, float *l, float *o) {
+	for (size_t r = 0; r < H * nq; r++) {
+		float *row = sc + r * kb, mt = m[r];
+		for (size_t j = 0; j < nkb; j++)
+			mt = row[j] > mt ? row[j] : mt;
+		float ms = mt == -INFINITY ? 0.0f : mt, sum = 0.0f;
+		for (size_t j = 0; j < nkb; j++) {
+			row[j] = expf(row[j] - ms);
+			sum += row[j];
+		}
+		float a = expf(m[r] - ms);
+		l[r] = a * l[r] + sum;
+		m[r] = mt;
+		if (a != 1.0f)
+			for (size_t d = 0; d < D; d++)
+				o[r * D + d] *= a;
+	}
+}
+
+void rva__sm_decode_softmax(const float *v, size_t vs, size_t nkb, size_t pf, float *sc,
+                            size_t nq, size_t H, size_t G, size_t D, size_t kb, float *m,
+                            float *l, float *o) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		decode_softmax_pv_avx512(v, vs, nkb, pf, sc, nq, H, G, D, kb, m, l, o);
+		return;
+	}
+#endif
+	(void)v; (void)vs; (void)pf; (void)G;
+	decode_softmax_ref(sc, nkb, nq, H, D, kb, m, l, o);
+}
+
+void rva__sm_decode_pv(const float *v, size_t vs, size_t nkb, size_t pf, const float *p,
+                       size_t nq, size_t H, size_t G, size_t D, size_t kb, float *o) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		decode_pv_avx512(v, vs, nkb, pf, p, nq, H, G, D, kb, o);
+		return;
+	}
+#endif
+	(void)pf;
+	decode_pv_ref(v, vs, nkb, p, nq, H, G, D, kb, o);
+}
 
 void rva__sm_scores_fused(const float *k, size_t ks, size_t nk, const float *qt, size_t brp,
                           size_t D, float *st) {

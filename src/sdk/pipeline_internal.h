@@ -11,9 +11,12 @@
 
 /*
  * Plans pipeline p over io (io->seqs: the batch; the queries are the pipeline input,
- * outputs go to seqs[s].out). Validates every sequence like rva__attention_plan and
- * records failures per sequence. Intermediate rows live in the graph arena. Returns
- * non-OK only for job-wide failures (RVA_EEMPTY for an empty pipeline, RVA_ENOMEM).
+ * outputs go to seqs[s].out). io->seqs may keep 0 strides: the planner normalises its own
+ * copy with the pipeline's dims. Validates every sequence like rva__attention_plan and
+ * records failures per sequence. Intermediate rows live in the graph arena. Stage i's
+ * random stream is io->stream + i. p must outlive the job. Returns non-OK only for
+ * job-wide failures (RVA_EEMPTY for an empty pipeline or one without attention stage,
+ * RVA_ENOMEM, RVA_EOVERFLOW).
  */
 rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__graph *g);
 

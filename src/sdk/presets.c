@@ -254,11 +254,23 @@ rva_status rva_from_model_name(const char *name, size_t dim, rva_config *out) {
 	return RVA_OK;
 }
 
-/* ---- smart selection (the guide's thresholds) ---------------------------------------- */
+/* ---- smart selection (the guide's thresholds) ----------------------------------------
+ *
+ * Smart selection always gives a config that builds for its dim: where it picks a 12-head
+ * preset (bert, gpt, vit) for a dim that 12 does not divide, it takes the model heads of
+ * that dim instead (8 or 1; the guide's own call for_sequences(512, max_len) selects Bert
+ * at dim 512). Everything else is the preset's.
+ */
+
+static rva_config fit_heads(rva_config c) {
+	if (c.heads == 0 || c.dim % c.heads != 0)
+		c.heads = model_heads(c.dim);
+	return c;
+}
 
 rva_config rva_for_sequences(size_t dim, size_t max_len) {
 	if (max_len <= 512)
-		return rva_preset_config(RVA_PRESET_BERT, dim);
+		return fit_heads(rva_preset_config(RVA_PRESET_BERT, dim));
 	if (max_len <= 4096)
 		return rva_preset_config(RVA_PRESET_LONGFORMER, dim);
 	return rva_preset_config(RVA_PRESET_PERFORMER, dim);
@@ -278,12 +290,12 @@ rva_config rva_for_large_scale(size_t dim) {
  * happens before attention: it does not change the attention configuration. */
 rva_config rva_for_vision(size_t dim, size_t patch_size) {
 	(void)patch_size;
-	return rva_preset_config(RVA_PRESET_VIT, dim);
+	return fit_heads(rva_preset_config(RVA_PRESET_VIT, dim));
 }
 
 rva_config rva_for_generation(size_t dim, size_t context_len) {
 	if (context_len <= 2048)
-		return rva_preset_config(RVA_PRESET_GPT, dim);
+		return fit_heads(rva_preset_config(RVA_PRESET_GPT, dim));
 	rva_config c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, dim);
 	c.causal = true;
 	return c;

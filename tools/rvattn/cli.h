@@ -144,6 +144,7 @@ typedef struct workload {
 	size_t batch, nq, nk;        /* sequences, query rows, key rows per sequence */
 	size_t q_cols, kv_cols;      /* dim, kv_heads * head_dim */
 	bool synthetic;
+	uint64_t seed;                /* of the synthetic inputs */
 	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */
 	rva_npy_array qa, ka, va;
 	size_t out_ndim, out_shape[4];
@@ -215,5 +216,7 @@ int run_workload(const char *cmd, const run_opts *r);
  * not and returns 1. */
 int plot_scaling(const char *path, const char *title, const size_t *threads,
                  const double *gflops, const double *speedup, size_t n);
+/* Whether path ends in .png or .svg (case-insensitive). */
+bool plot_path_ok(const char *path);
 
 #endif

@@ -1,0 +1,297 @@
+/*
+ * attention: the standard shapes of rvattn, timed through the engine, next to the limits
+ * measured in the same process (single-thread sgemm GFLOP/s and streaming read GB/s).
+ *
+ *   G1  B=8  H=12 N=512  D=64            G4  B=1  H=16 N=8192 D=64 causal
+ *   G2  B=4  H=12 N=2048 D=64            G5  B=16 H=12 1 query x 4096 keys, D=64 (decode)
+ *   G3  G2 causal
+ *   + linear, local-global, hyperbolic, MoE (Switch preset) and a Bert transformer block
+ *     at G1/G2 sizes.
+ *
+ * For each row and thread count: median of --repeat runs (default 5) after a warm-up,
+ * GFLOP/s (4*B*H*Nq*Nk*D, unmasked pairs only when causal), fraction of the sgemm limit
+ * (per thread), GB/s for decode (K and V bytes read), and the peak RSS of the row
+ * (VmHWM reset before each row). Buffers are allocated and pre-faulted before timing.
+ *
+ *   build/bench/attention [--threads 1,2] [--repeat R] [--rows G1,G2,...] [--json FILE]
+ */
+#define _GNU_SOURCE 1
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+#include "rvattn/rvattn.h"
+
+typedef enum { OP_ATTN, OP_PIPE } op_kind;
+
+typedef struct row_def {
+	const char *name;
+	const char *what;
+	size_t B, H, nq, nk, D;
+	bool causal;
+	bool decode;
+	rva_config (*make)(size_t dim, size_t H, bool causal);
+	op_kind kind;
+} row_def;
+
+static rva_config mk_flash(size_t dim, size_t H, bool causal) {
+	rva_config c = rva_flash(dim, 128);
+	c.heads = H;
+	c.causal = causal;
+	return c;
+}
+static rva_config mk_linear(size_t dim, size_t H, bool causal) {
+	rva_config c = rva_preset_config(RVA_PRESET_PERFORMER, dim);
+	c.heads = H;
+	c.causal = causal;
+	return c;
+}
+static rva_config mk_local(size_t dim, size_t H, bool causal) {
+	rva_config c = rva_preset_config(RVA_PRESET_LONGFORMER, dim);
+	c.heads = H;
+	c.causal = causal;
+	return c;
+}
+static rva_config mk_hyper(size_t dim, size_t H, bool causal) {
+	rva_config c = rva_preset_config(RVA_PRESET_HYPERBOLIC_TREE, dim);
+	c.heads = H;
+	c.causal = causal;
+	return c;
+}
+static rva_config mk_moe(size_t dim, size_t H, bool causal) {
+	rva_config c = rva_preset_config(RVA_PRESET_SWITCH_TRANSFORMER, dim);
+	c.heads = H;
+	c.causal = causal;
+	return c;
+}
+static rva_config mk_bert(size_t dim, size_t H, bool causal) {
+	rva_config c = rva_preset_config(RVA_PRESET_BERT, dim);
+	c.heads = H;
+	c.causal = causal;
+	return c;
+}
+
+static const row_def rows[] = {
+	{"G1", "flash", 8, 12, 512, 512, 64, false, false, mk_flash, OP_ATTN},
+	{"G2", "flash", 4, 12, 2048, 2048, 64, false, false, mk_flash, OP_ATTN},
+	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, mk_flash, OP_ATTN},
+	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, mk_flash, OP_ATTN},
+	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, mk_flash, OP_ATTN},
+	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, mk_linear, OP_ATTN},
+	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, mk_linear, OP_ATTN},
+	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, mk_local, OP_ATTN},
+	{"HY1", "hyperbolic", 8, 12, 512, 512, 64, false, false, mk_hyper, OP_ATTN},
+	{"MOE1", "MoE (Switch)", 8, 12, 512, 512, 64, false, false, mk_moe, OP_ATTN},
+	{"BERT1", "Bert block (pipeline)", 8, 12, 512, 512, 64, false, false, mk_bert, OP_PIPE},
+	{"BERT2", "Bert block (pipeline)", 4, 12, 2048, 2048, 64, false, false, mk_bert, OP_PIPE},
+};
+#define NROWS (sizeof rows / sizeof rows[0])
+
+static void reset_peak_rss(void) {
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	if (f) {
+		fputs("5", f); /* resets VmHWM to the current RSS */
+		fclose(f);
+	}
+}
+
+static size_t peak_rss_now(void) {
+	FILE *f = fopen("/proc/self/status", "r");
+	size_t kb = 0;
+	char line[256];
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = strtoull(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
+/* Streaming read of the n floats of a and then of b (the K and V buffers decode reads)
+ * with t threads (OpenMP), GB/s, median of reps. */
+static double read_bandwidth(const float *a, const float *b, size_t n, unsigned t, int reps) {
+	double *times = malloc((size_t)reps * sizeof *times);
+	volatile float sink = 0.0f;
+	for (int r = -1; r < reps; r++) {
+		double t0 = bench_now();
+		float total = 0.0f;
+		for (int pass = 0; pass < 2; pass++) {
+			const float *buf = pass ? b : a;
+#pragma omp parallel for num_threads(t) reduction(+ : total) schedule(static)
+			for (size_t i = 0; i < n; i += 16) {
+				float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+				for (size_t j = 0; j < 16; j++)
+					s += buf[i + j];
+				total += s;
+			}
+		}
+		sink += total;
+		if (r >= 0)
+			times[r] = bench_now() - t0;
+	}
+	(void)sink;
+	double med = bench_median(times, (size_t)reps);
+	free(times);
+	return 2.0 * (double)n * sizeof(float) / med * 1e-9;
+}
+
+typedef struct result {
+	double median_s, gflops, frac, gbps, read_gbps;
+	size_t rss;
+	double io_bytes;
+	rva_status st;
+} result;
+
+static result run_row(const row_def *r, unsigned threads, int reps, double limit) {
+	result res = {0};
+	size_t dim = r->H * r->D, B = r->B;
+	size_t nq_rows = B * r->nq, nk_rows = B * r->nk;
+	reset_peak_rss();
+	float *q = bench_buffer(nq_rows * dim, 1), *k = bench_buffer(nk_rows * dim, 2);
+	float *v = bench_buffer(nk_rows * dim, 3), *o = bench_buffer(nq_rows * dim, 4);
+	res.io_bytes = (double)(2 * nq_rows + 2 * nk_rows) * (double)dim * sizeof(float);
+	rva_seq *seqs = calloc(B, sizeof *seqs);
+	for (size_t b = 0; b < B; b++)
+		seqs[b] = (rva_seq){.nq = r->nq, .nk = r->nk, .q = q + b * r->nq * dim,
+		                    .k = k + b * r->nk * dim, .v = v + b * r->nk * dim,
+		                    .out = o + b * r->nq * dim};
+	rva_batch batch = {B, seqs};
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = threads;
+	rva_engine *e = NULL;
+	rva_attention *att = NULL;
+	rva_pipeline *pipe = NULL;
+	rva_config cfg = r->make(dim, r->H, r->causal);
+	double flops = 0.0;
+	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK ||
+	    (res.st = rva_build(&cfg, &att)) != RVA_OK ||
+	    (res.st = rva_attention_flops(att, &batch, &flops)) != RVA_OK)
+		goto out;
+	if (r->kind == OP_PIPE) {
+		if ((res.st = rva_transformer_block(att, 0.1f, &pipe)) != RVA_OK) {
+			att = NULL;
+			goto out;
+		}
+		att = NULL; /* owned by the pipeline */
+	}
+	double *t = malloc((size_t)reps * sizeof *t);
+	for (int i = -1; i < reps; i++) {
+		double t0 = bench_now();
+		res.st = pipe ? rva_engine_run_pipeline(e, pipe, &batch, NULL, NULL, NULL)
+		              : rva_engine_run(e, att, &batch, NULL, NULL, NULL);
+		if (res.st != RVA_OK) {
+			free(t);
+			goto out;
+		}
+		if (i >= 0)
+			t[i] = bench_now() - t0;
+	}
+	res.median_s = bench_median(t, (size_t)reps);
+	free(t);
+	res.gflops = flops / res.median_s * 1e-9;
+	res.frac = res.gflops / (limit * threads);
+	if (r->decode) {
+		res.gbps = 2.0 * (double)nk_rows * (double)dim * sizeof(float) / res.median_s * 1e-9;
+		res.read_gbps = read_bandwidth(k, v, nk_rows * dim, threads, reps);
+	}
+	res.rss = peak_rss_now();
+out:
+	if (res.st != RVA_OK)
+		fprintf(stderr, "attention: %s: %s\n", r->name, rva_last_error());
+	rva_pipeline_destroy(pipe);
+	rva_attention_destroy(att);
+	rva_engine_destroy(e);
+	free(seqs);
+	free(q);
+	free(k);
+	free(v);
+	free(o);
+	return res;
+}
+
+int main(int argc, char **argv) {
+	unsigned tlist[16];
+	size_t nt = 0;
+	int reps = 5;
+	const char *only = NULL, *json = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+			char *s = argv[++i], *tok;
+			while ((tok = strsep(&s, ",")) && nt < 16)
+				tlist[nt++] = (unsigned)atoi(tok);
+		} else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+			reps = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--rows") && i + 1 < argc) {
+			only = argv[++i];
+		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+			json = argv[++i];
+		} else {
+			fprintf(stderr, "usage: attention [--threads 1,2] [--repeat R] [--rows G1,G2] "
+			                "[--json FILE]\n");
+			return 2;
+		}
+	}
+	if (reps < 1)
+		reps = 1;
+	if (nt == 0) {
+		tlist[nt++] = 1;
+		if (bench_cores() > 1)
+			tlist[nt++] = bench_cores();
+	}
+	bench_header(stdout, "attention");
+	double limit = bench_sgemm_gflops(1024, 1024, 1024, 7, 1);
+	printf("# limit: single-thread sgemm 1024^3 = %.1f GFLOP/s (same process)\n", limit);
+	printf("%-6s %-26s %3s %10s %9s %8s %8s %8s %9s\n", "row", "what", "thr", "median ms",
+	       "GFLOP/s", "of-limit", "GB/s", "read", "peakRSS");
+	FILE *jf = json ? fopen(json, "w") : NULL;
+	if (json && !jf) {
+		perror(json);
+		return 1;
+	}
+	if (jf)
+		fprintf(jf, "{\"cpu\": \"%s\", \"sgemm_limit_gflops\": %.3f, \"rows\": [",
+		        bench_cpu_model(), limit);
+	int first = 1, failed = 0;
+	for (size_t i = 0; i < NROWS; i++) {
+		const row_def *r = &rows[i];
+		if (only) {
+			char pat[32];
+			snprintf(pat, sizeof pat, ",%s,", r->name);
+			char list[512];
+			snprintf(list, sizeof list, ",%s,", only);
+			if (!strstr(list, pat))
+				continue;
+		}
+		for (size_t ti = 0; ti < nt; ti++) {
+			result res = run_row(r, tlist[ti], reps, limit);
+			if (res.st != RVA_OK) {
+				failed = 1;
+				continue;
+			}
+			printf("%-6s %-26s %3u %10.2f %9.1f %7.0f%% %8.1f %8.1f %8.0fM  (%.2fx io)\n",
+			       r->name, r->what, tlist[ti], res.median_s * 1e3, res.gflops,
+			       100.0 * res.frac, res.gbps, res.read_gbps, (double)res.rss / 1048576.0,
+			       (double)res.rss / res.io_bytes);
+			fflush(stdout);
+			if (jf) {
+				fprintf(jf, "%s{\"row\": \"%s\", \"what\": \"%s\", \"B\": %zu, \"H\": %zu, "
+				            "\"nq\": %zu, \"nk\": %zu, \"D\": %zu, \"causal\": %s, "
+				            "\"threads\": %u, \"median_ms\": %.4f, \"gflops\": %.3f, "
+				            "\"fraction_of_limit\": %.4f, \"gbps\": %.3f, \"read_gbps\": %.3f, "
+				            "\"peak_rss_bytes\": %zu, \"io_bytes\": %.0f}",
+				        first ? "" : ", ", r->name, r->what, r->B, r->H, r->nq, r->nk, r->D,
+				        r->causal ? "true" : "false", tlist[ti], res.median_s * 1e3, res.gflops,
+				        res.frac, res.gbps, res.read_gbps, res.rss, res.io_bytes);
+				first = 0;
+			}
+		}
+	}
+	if (jf) {
+		fprintf(jf, "]}\n");
+		fclose(jf);
+	}
+	return failed;
+}

@@ -1,0 +1,37 @@
+/* Packed (varlen) batches: expansion into sequence descriptors. */
+#include "core/internal.h"
+#include "rvattn/batch.h"
+
+rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap) {
+	if (!p || (!seqs && cap))
+		return rva__fail(RVA_ENULL, "rva_batch_unpack: %s is NULL", !p ? "batch" : "seqs");
+	if (p->count && (!p->cu_q || !p->cu_k))
+		return rva__fail(RVA_ENULL, "rva_batch_unpack: cu_q/cu_k offsets are NULL");
+	if (cap < p->count)
+		return rva__fail(RVA_ERANGE, "rva_batch_unpack: room for %zu descriptors, batch has %zu",
+		                 cap, p->count);
+	if (p->count && (p->cu_q[0] != 0 || p->cu_k[0] != 0))
+		return rva__fail(RVA_EINVAL, "rva_batch_unpack: cu_q[0] = %zu and cu_k[0] = %zu must "
+		                 "be 0", p->cu_q[0], p->cu_k[0]);
+	if (p->count && (!p->q_stride || !p->k_stride || !p->v_stride || !p->out_stride))
+		return rva__fail(RVA_EINVAL, "rva_batch_unpack: packed batches need explicit row "
+		                 "strides (q %zu, k %zu, v %zu, out %zu)", p->q_stride, p->k_stride,
+		                 p->v_stride, p->out_stride);
+	for (size_t s = 0; s < p->count; s++)
+		if (p->cu_q[s + 1] < p->cu_q[s] || p->cu_k[s + 1] < p->cu_k[s])
+			return rva__fail(RVA_EINVAL, "rva_batch_unpack: offsets decrease at sequence %zu "
+			                 "(cu_q %zu -> %zu, cu_k %zu -> %zu)", s, p->cu_q[s],
+			                 p->cu_q[s + 1], p->cu_k[s], p->cu_k[s + 1]);
+	for (size_t s = 0; s < p->count; s++) {
+		size_t q0 = p->cu_q[s], k0 = p->cu_k[s];
+		seqs[s] = (rva_seq){
+			.nq = p->cu_q[s + 1] - q0, .nk = p->cu_k[s + 1] - k0,
+			.q = p->q ? p->q + q0 * p->q_stride : NULL, .q_stride = p->q_stride,
+			.k = p->k ? p->k + k0 * p->k_stride : NULL, .k_stride = p->k_stride,
+			.v = p->v ? p->v + k0 * p->v_stride : NULL, .v_stride = p->v_stride,
+			.out = p->out ? p->out + q0 * p->out_stride : NULL, .out_stride = p->out_stride,
+			.key_mask = p->key_mask ? p->key_mask + k0 : NULL,
+		};
+	}
+	return RVA_OK;
+}

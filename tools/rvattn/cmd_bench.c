@@ -1,0 +1,324 @@
+/*
+ * `rvattn bench`: the scaling benchmark. One workload (built once), one engine per thread
+ * count; per count a warm-up run, then R timed runs; the table gives the median time,
+ * GFLOP/s, speed-up and parallel efficiency against the first (smallest) count, and
+ * whether the output was bit-identical for every count.
+ */
+#define _GNU_SOURCE 1
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_COUNTS 256
+
+static void print_bench_help(void) {
+	printf("Usage: rvattn bench [OPTIONS]\n"
+	       "\n"
+	       "Scaling benchmark: runs the workload with each thread count (one engine per\n"
+	       "count) and prints threads, median time, GFLOP/s, speed-up and parallel\n"
+	       "efficiency, headed by the machine, the BLIS kernels and the binding.\n"
+	       "\n%s"
+	       "Benchmark:\n"
+	       "  --threads LIST      thread counts, e.g. 1,2,4 or 1-8 (default 1, 2, 4, ... up to\n"
+	       "                      all allowed cores, always including the maximum)\n"
+	       "  --repeat R          timed runs per count (default 5); the median is reported\n"
+	       "  --warmup W          untimed runs per count before timing (default 1)\n"
+	       "  --json FILE         write the results as JSON\n"
+	       "  --csv FILE          write the table as CSV\n"
+	       "  --plot FILE         draw GFLOP/s and speed-up (.png or .svg) with gnuplot\n"
+	       "                      (Debian package gnuplot-nox)\n"
+	       "  --help              this text\n"
+	       "\n"
+	       "Output files are written to a temporary name and renamed.\n",
+	       workload_help);
+}
+
+typedef struct row {
+	size_t threads;
+	unsigned workers, pools;
+	double *times;
+	double med, min, max, gflops, speedup, efficiency;
+	uint64_t fnv1a;
+} row;
+
+static int write_json(const char *path, const char *cpu, const rva_engine_info *info,
+                      workload *w, const row *rows, size_t n, size_t repeat, size_t warmup,
+                      bool same) {
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return cli_error(EXIT_RUNTIME, "%s: out of memory", path);
+	json j;
+	json_init(&j, f, true);
+	json_object_begin(&j);
+	json_kv_string(&j, "command", "bench");
+	json_kv_string(&j, "version", RVATTN_VERSION);
+	json_key(&j, "machine");
+	json_object_begin(&j);
+	json_kv_string(&j, "cpu", cpu);
+	json_kv_uint(&j, "allowed_cores", info->workers);
+	json_kv_string(&j, "cpuset", info->cpuset);
+	json_kv_string(&j, "topology", info->topology);
+	json_kv_uint(&j, "pools", info->pools);
+	json_kv_bool(&j, "binding_real", info->binding_real);
+	json_object_end(&j);
+	json_key(&j, "kernels");
+	json_kernels(&j, info->kernels);
+	json_key(&j, "config");
+	json_config(&j, w);
+	json_kv_number(&j, "flops", w->flops);
+	json_kv_uint(&j, "repeat", repeat);
+	json_kv_uint(&j, "warmup", warmup);
+	json_kv_bool(&j, "bit_identical", same);
+	json_key(&j, "rows");
+	json_array_begin(&j);
+	for (size_t i = 0; i < n; i++) {
+		const row *r = &rows[i];
+		json_object_begin(&j);
+		json_kv_uint(&j, "threads", r->threads);
+		json_kv_uint(&j, "workers", r->workers);
+		json_kv_uint(&j, "pools", r->pools);
+		json_key(&j, "times_s");
+		json_array_begin(&j);
+		for (size_t k = 0; k < repeat; k++)
+			json_number(&j, r->times[k]);
+		json_array_end(&j);
+		json_kv_number(&j, "median_s", r->med);
+		json_kv_number(&j, "min_s", r->min);
+		json_kv_number(&j, "max_s", r->max);
+		json_kv_number(&j, "gflops", r->gflops);
+		json_kv_number(&j, "speedup", r->speedup);
+		json_kv_number(&j, "efficiency", r->efficiency);
+		char hex[20];
+		snprintf(hex, sizeof hex, "%016" PRIx64, r->fnv1a);
+		json_kv_string(&j, "checksum_fnv1a", hex);
+		json_object_end(&j);
+	}
+	json_array_end(&j);
+	json_object_end(&j);
+	json_finish(&j);
+	if (fclose(f) != 0) {
+		free(buf);
+		return cli_error(EXIT_RUNTIME, "%s: out of memory", path);
+	}
+	int rc = write_file_atomic(path, buf, len);
+	free(buf);
+	return rc;
+}
+
+static int write_csv(const char *path, const row *rows, size_t n) {
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return cli_error(EXIT_RUNTIME, "%s: out of memory", path);
+	fprintf(f, "threads,median_s,min_s,max_s,gflops,speedup,efficiency\n");
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%zu,%.9g,%.9g,%.9g,%.6g,%.6g,%.6g\n", rows[i].threads, rows[i].med,
+		        rows[i].min, rows[i].max, rows[i].gflops, rows[i].speedup,
+		        rows[i].efficiency);
+	if (fclose(f) != 0) {
+		free(buf);
+		return cli_error(EXIT_RUNTIME, "%s: out of memory", path);
+	}
+	int rc = write_file_atomic(path, buf, len);
+	free(buf);
+	return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+	static const struct option opts[] = {
+		WORKLOAD_LONG_OPTIONS,
+		{"threads", 1, 0, OPT_THREADS},
+		{"repeat", 1, 0, OPT_REPEAT},
+		{"warmup", 1, 0, OPT_WARMUP},
+		{"json", 1, 0, OPT_JSON},
+		{"csv", 1, 0, OPT_CSV},
+		{"plot", 1, 0, OPT_PLOT},
+		{"help", 0, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	workload_opts o;
+	workload_opts_init(&o);
+	size_t counts[MAX_COUNTS], ncounts = 0, repeat = 5, warmup = 1;
+	const char *json_path = NULL, *csv_path = NULL, *plot_path = NULL;
+	opterr = 0;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		int k = workload_option("bench", &o, c, optarg);
+		if (k < 0)
+			return EXIT_USAGE;
+		if (k > 0)
+			continue;
+		switch (c) {
+		case OPT_THREADS:
+			if (!parse_size_list("bench", "threads", optarg, counts, MAX_COUNTS, &ncounts))
+				return EXIT_USAGE;
+			break;
+		case OPT_REPEAT:
+			if (!parse_size("bench", "repeat", optarg, false, &repeat))
+				return EXIT_USAGE;
+			if (repeat > 100000)
+				return cli_usage("bench", "--repeat %zu is too many", repeat);
+			break;
+		case OPT_WARMUP:
+			if (!parse_size("bench", "warmup", optarg, true, &warmup))
+				return EXIT_USAGE;
+			if (warmup > 100000)
+				return cli_usage("bench", "--warmup %zu is too many", warmup);
+			break;
+		case OPT_JSON: json_path = optarg; break;
+		case OPT_CSV: csv_path = optarg; break;
+		case OPT_PLOT:
+			if (!plot_path_ok(optarg))
+				return cli_usage("bench", "--plot %s: the name must end in .png or .svg",
+				                 optarg);
+			plot_path = optarg;
+			break;
+		case 'h': print_bench_help(); return EXIT_OK;
+		default: return cli_bad_option("bench", c, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
+
+	interrupt_install();
+	/* The allowed cores: an engine with one worker per allowed core. */
+	rva_engine *e = NULL;
+	rva_engine_config ec = workload_engine_config(&o, 0);
+	int rc = engine_make("bench", &ec, &e);
+	if (rc)
+		return rc;
+	rva_engine_info info;
+	if (rva_engine_info_get(e, &info) != RVA_OK) {
+		rc = cli_lib_error(RVA_EINTERNAL, EXIT_RUNTIME, "engine information");
+		rva_engine_destroy(e);
+		return rc;
+	}
+	rva_engine_destroy(e);
+	e = NULL;
+	size_t maxt = info.workers;
+	if (ncounts == 0) {
+		for (size_t t = 1; t < maxt && ncounts < MAX_COUNTS - 1; t *= 2)
+			counts[ncounts++] = t;
+		counts[ncounts++] = maxt;
+	}
+	for (size_t i = 0; i < ncounts; i++)
+		if (counts[i] > maxt)
+			return cli_usage("bench", "--threads %zu is more than the %zu allowed %s",
+			                 counts[i], maxt, o.per_pu ? "PUs" : "cores");
+
+	workload w;
+	if ((rc = workload_make("bench", &o, &w)))
+		return rc;
+	row *rows = calloc(ncounts, sizeof *rows);
+	double *times = calloc(ncounts * repeat, sizeof *times);
+	if (!rows || !times) {
+		rc = cli_error(EXIT_RUNTIME, "out of memory");
+		goto out;
+	}
+
+	char cpu[256], kl[256];
+	cpu_model(cpu, sizeof cpu);
+	kernels_line(info.kernels, kl, sizeof kl);
+	printf("rvattn bench\n");
+	printf("machine: %s, %u allowed %s (cpus %s), %u NUMA pool%s\n", cpu, info.workers,
+	       o.per_pu ? "PUs" : "cores", info.cpuset, info.pools, info.pools == 1 ? "" : "s");
+	printf("BLIS kernels: %s\n", kl);
+	printf("binding: %s, topology %s\n",
+	       info.binding_real ? "real (hwloc)" : "not real (the topology is not this system)",
+	       info.topology);
+	workload_describe(&w, stdout);
+	if (isfinite(w.flops))
+		printf("work: %.6g GFLOP per run; %zu warm-up + %zu timed runs per thread count, "
+		       "median reported\n", w.flops * 1e-9, warmup, repeat);
+	printf("\n%8s %12s %10s %9s %11s\n", "threads", "median (s)", "GFLOP/s", "speed-up",
+	       "efficiency");
+	fflush(stdout);
+
+	progress pg;
+	progress_start(&pg, "runs", ncounts * (warmup + repeat));
+	size_t done = 0;
+	bool same = true;
+	for (size_t i = 0; i < ncounts && !rc; i++) {
+		row *r = &rows[i];
+		r->threads = counts[i];
+		r->times = times + i * repeat;
+		ec = workload_engine_config(&o, (unsigned)counts[i]);
+		if ((rc = engine_make("bench", &ec, &e)))
+			break;
+		rva_engine_info ei;
+		if (rva_engine_info_get(e, &ei) == RVA_OK) {
+			r->workers = ei.workers;
+			r->pools = ei.pools;
+		}
+		for (size_t k = 0; k < warmup + repeat && !rc; k++) {
+			double t = 0;
+			rc = workload_run_once(e, &w, &t, NULL, &pg, done);
+			if (k >= warmup)
+				r->times[k - warmup] = t;
+			progress_update(&pg, ++done);
+		}
+		rva_engine_destroy(e);
+		e = NULL;
+		if (rc)
+			break;
+		r->med = median(r->times, repeat);
+		r->min = r->max = r->times[0];
+		for (size_t k = 1; k < repeat; k++) {
+			r->min = fmin(r->min, r->times[k]);
+			r->max = fmax(r->max, r->times[k]);
+		}
+		r->gflops = w.flops / r->med * 1e-9;
+		r->speedup = rows[0].med / r->med;
+		r->efficiency = r->speedup * (double)rows[0].threads / (double)r->threads;
+		r->fnv1a = workload_checksum(&w).fnv1a;
+		same &= r->fnv1a == rows[0].fnv1a;
+		progress_end(&pg);
+		printf("%8zu %12.6g %10.4g %8.2fx %10.1f%%\n", r->threads, r->med, r->gflops,
+		       r->speedup, 100.0 * r->efficiency);
+		fflush(stdout);
+	}
+	progress_end(&pg);
+	if (rc)
+		goto out;
+	printf("\noutput bit-identical for every thread count: %s\n", same ? "yes" : "NO");
+
+	if (json_path && (rc = write_json(json_path, cpu, &info, &w, rows, ncounts, repeat,
+	                                  warmup, same)))
+		goto out;
+	if (csv_path && (rc = write_csv(csv_path, rows, ncounts)))
+		goto out;
+	if (plot_path) {
+		size_t th[MAX_COUNTS];
+		double gf[MAX_COUNTS], sp[MAX_COUNTS];
+		for (size_t i = 0; i < ncounts; i++) {
+			th[i] = rows[i].threads;
+			gf[i] = rows[i].gflops;
+			sp[i] = rows[i].speedup;
+		}
+		char title[512];
+		rva_config cc;
+		if (rva_attention_config(w.att, &cc) != RVA_OK)
+			cc = w.cfg;
+		snprintf(title, sizeof title, "rvattn %s: %s dim %zu, %zu heads, B %zu, N %zu, M %zu "
+		         "- %s, BLIS %s", w.source, rva_mechanism_name(cc.mechanism), cc.dim,
+		         cc.heads, w.batch, w.nq, w.nk, cpu, rva_kernel_set_name(info.kernels));
+		if ((rc = plot_scaling(plot_path, title, th, gf, sp, ncounts)))
+			goto out;
+		printf("plot: %s\n", plot_path);
+	}
+	if (fflush(stdout) != 0)
+		rc = cli_error(EXIT_RUNTIME, "cannot write to stdout");
+out:
+	free(rows);
+	free(times);
+	workload_free(&w);
+	return rc;
+}

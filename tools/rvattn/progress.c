@@ -1,0 +1,95 @@
+/*
+ * SIGINT handling and the progress line.
+ *
+ * SIGINT sets a flag that the run loops poll: they cancel the running job, remove what
+ * they were writing and exit with status 1 and one line. The handler is installed with
+ * SA_RESETHAND, so a second SIGINT ends the process at once. Output files are written
+ * with SIGINT blocked, so they are either complete or not there.
+ *
+ * The progress line is drawn on stderr only when stderr is a terminal, only once the
+ * work has taken more than a second, and at most ten times a second; it is erased when
+ * the work ends.
+ */
+#define _GNU_SOURCE 1
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static volatile sig_atomic_t got_sigint;
+
+static void on_sigint(int sig) {
+	(void)sig;
+	got_sigint = 1;
+}
+
+void interrupt_install(void) {
+	struct sigaction old;
+	if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+		return; /* started in the background by a shell: keep ignoring it */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGINT, &sa, NULL);
+}
+
+bool interrupted(void) { return got_sigint != 0; }
+
+void interrupt_block(bool block) {
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &s, NULL);
+}
+
+void progress_start(progress *p, const char *what, size_t total) {
+	memset(p, 0, sizeof *p);
+	p->enabled = isatty(STDERR_FILENO) == 1;
+	p->t0 = now_s();
+	p->total = total;
+	p->what = what;
+}
+
+static void fmt_secs(char *buf, size_t cap, double s) {
+	if (s < 60)
+		snprintf(buf, cap, "%.0f s", s);
+	else if (s < 3600)
+		snprintf(buf, cap, "%d min %02d s", (int)(s / 60), (int)s % 60);
+	else
+		snprintf(buf, cap, "%d h %02d min", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+void progress_update(progress *p, size_t done) {
+	if (!p || !p->enabled)
+		return;
+	p->done = done;
+	double t = now_s(), el = t - p->t0;
+	if (el < 1.0 || t - p->last_draw < 0.1)
+		return;
+	p->last_draw = t;
+	char line[160], left[32], elapsed[32];
+	fmt_secs(elapsed, sizeof elapsed, el);
+	if (done > 0) {
+		double rate = (double)done / el;
+		fmt_secs(left, sizeof left, (double)(p->total - done) / rate);
+		snprintf(line, sizeof line, "rvattn: %s %zu/%zu, %.3g/s, %s left", p->what, done,
+		         p->total, rate, left);
+	} else {
+		snprintf(line, sizeof line, "rvattn: %s 0/%zu, %s elapsed", p->what, p->total,
+		         elapsed);
+	}
+	fprintf(stderr, "\r%s\033[K", line);
+	fflush(stderr);
+	p->drawn = true;
+}
+
+void progress_end(progress *p) {
+	if (p && p->drawn) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		p->drawn = false;
+	}
+}

@@ -1,0 +1,866 @@
+/*
+ * The workload shared by `rvattn run`, `rvattn bench` and the default job: options,
+ * resolution into a config and a batch (inputs from .npy files or synthetic), running it
+ * on an engine, checksums and reports.
+ *
+ * Synthetic inputs: Q has B x N rows of dim floats, K and V have B x M rows of
+ * kv_heads * head_dim floats (M = --kv-seq, default N: self-attention shapes). The three
+ * tensors are drawn independently (K = V = Q would make every query attend almost only to
+ * itself, a degenerate case that tells little about speed or numbers): element i of
+ * tensor t (0 = Q, 1 = K, 2 = V) is 2 * u - 1 with u = (h >> 40) / 2^24 and
+ * h = splitmix64(splitmix64(seed) ^ (t << 56) ^ i), so any program can rebuild them.
+ * With --q alone, K = V = Q (self-attention on the given data).
+ */
+#define _GNU_SOURCE 1
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+const char workload_help[] =
+	"Workload (what to compute):\n"
+	"  --preset NAME       a preset: bert gpt longformer performer flash_optimized\n"
+	"                      switch_transformer hyperbolic_tree t5 vit sparse_transformer\n"
+	"                      (default: bert)\n"
+	"  --model NAME        a model name (bert-base, gpt2, t5, vit, ...), as from_model_name\n"
+	"  --mechanism NAME    scaled_dot|multi_head|flash|linear|local_global|hyperbolic|moe\n"
+	"  --dim D             model dimension (default 768, or the width of --q)\n"
+	"  --heads H           query heads (default: the preset's; multi_head/flash: dim/64)\n"
+	"  --kv-heads H        key/value heads, dividing --heads (grouped-query attention)\n"
+	"  --batch B           sequences (default 32)\n"
+	"  --seq N             query rows per sequence (default 512)\n"
+	"  --kv-seq M          key/value rows per sequence (default N)\n"
+	"  --causal            causal masking\n"
+	"  --block N           keys per softmax tile (flash block size)\n"
+	"  --window N          local_global window (even)\n"
+	"  --global N          local_global: number of leading global tokens\n"
+	"  --features N        linear: random features\n"
+	"  --curvature C       hyperbolic: curvature (< 0)\n"
+	"  --experts E         moe: experts\n"
+	"  --top-k K           moe: experts per token\n"
+	"  --capacity F        moe: capacity factor\n"
+	"  --q FILE --k FILE --v FILE\n"
+	"                      inputs as .npy float32 (float64/float16 converted), C order,\n"
+	"                      shape [B, N, dim], [B, N, heads, head_dim] or [N, dim]; K and V\n"
+	"                      may have kv heads. --q alone: K = V = Q. Without --q, Q, K and V\n"
+	"                      are independent seeded uniform(-1, 1) draws.\n"
+	"  --seed S            seed of the synthetic inputs and of the mechanism's random\n"
+	"                      parameters (default: inputs 1, mechanism the library default)\n"
+	"Engine (where it runs):\n"
+	"  --cpus SET          allowed cores: PU list '0-7,16' or TYPE:RANGE ('core:0-3',\n"
+	"                      'numa:1', 'package:0'); default all allowed\n"
+	"  --numa POLICY       local|spread|interleave (default local)\n"
+	"  --per-pu            one worker per PU instead of per core\n"
+	"  --kernels SET       BLIS kernels: auto|skx|zen3|haswell|blis (default auto)\n";
+
+void workload_opts_init(workload_opts *o) {
+	memset(o, 0, sizeof *o);
+	o->global = SIZE_MAX;
+	o->curvature = NAN;
+	o->capacity = NAN;
+	o->seed = 1;
+	o->numa = RVA_NUMA_LOCAL;
+	o->kernels = RVA_KERNELS_AUTO;
+}
+
+int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
+	rva_status st;
+	switch (c) {
+	case OPT_PRESET: {
+		rva_preset p;
+		if ((st = rva_preset_from_name(arg, &p)) != RVA_OK) {
+			cli_usage(cmd, "--preset: %s", rva_last_error());
+			return -1;
+		}
+		o->preset = arg;
+		return 1;
+	}
+	case OPT_MODEL: o->model = arg; return 1;
+	case OPT_MECHANISM: {
+		rva_mechanism m;
+		if ((st = rva_mechanism_parse(arg, &m)) != RVA_OK) {
+			cli_usage(cmd, "--mechanism: %s", rva_last_error());
+			return -1;
+		}
+		o->mechanism = arg;
+		return 1;
+	}
+	case OPT_DIM: return parse_size(cmd, "dim", arg, false, &o->dim) ? 1 : -1;
+	case OPT_HEADS: return parse_size(cmd, "heads", arg, false, &o->heads) ? 1 : -1;
+	case OPT_KV_HEADS: return parse_size(cmd, "kv-heads", arg, false, &o->kv_heads) ? 1 : -1;
+	case OPT_BATCH: return parse_size(cmd, "batch", arg, false, &o->batch) ? 1 : -1;
+	case OPT_SEQ: return parse_size(cmd, "seq", arg, false, &o->seq) ? 1 : -1;
+	case OPT_KV_SEQ: return parse_size(cmd, "kv-seq", arg, false, &o->kv_seq) ? 1 : -1;
+	case OPT_CAUSAL: o->causal = true; return 1;
+	case OPT_BLOCK: return parse_size(cmd, "block", arg, false, &o->block) ? 1 : -1;
+	case OPT_WINDOW: return parse_size(cmd, "window", arg, false, &o->window) ? 1 : -1;
+	case OPT_GLOBAL: return parse_size(cmd, "global", arg, true, &o->global) ? 1 : -1;
+	case OPT_FEATURES: return parse_size(cmd, "features", arg, false, &o->features) ? 1 : -1;
+	case OPT_EXPERTS: return parse_size(cmd, "experts", arg, false, &o->experts) ? 1 : -1;
+	case OPT_TOP_K: return parse_size(cmd, "top-k", arg, false, &o->top_k) ? 1 : -1;
+	case OPT_CURVATURE: return parse_float(cmd, "curvature", arg, &o->curvature) ? 1 : -1;
+	case OPT_CAPACITY: return parse_float(cmd, "capacity", arg, &o->capacity) ? 1 : -1;
+	case OPT_Q: o->q_path = arg; return 1;
+	case OPT_K: o->k_path = arg; return 1;
+	case OPT_V: o->v_path = arg; return 1;
+	case OPT_OUT: o->out_path = arg; return 1;
+	case OPT_CPUS: o->cpus = arg; return 1;
+	case OPT_PER_PU: o->per_pu = true; return 1;
+	case OPT_SEED:
+		if (!parse_u64(cmd, "seed", arg, &o->seed))
+			return -1;
+		o->seed_given = true;
+		return 1;
+	case OPT_NUMA:
+		if (strcmp(arg, "local") == 0)
+			o->numa = RVA_NUMA_LOCAL;
+		else if (strcmp(arg, "spread") == 0)
+			o->numa = RVA_NUMA_SPREAD;
+		else if (strcmp(arg, "interleave") == 0)
+			o->numa = RVA_NUMA_INTERLEAVE;
+		else {
+			cli_usage(cmd, "--numa '%s': expected local, spread or interleave", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_KERNELS:
+		if ((st = rva_kernel_set_parse(arg, &o->kernels)) != RVA_OK) {
+			cli_usage(cmd, "--kernels: %s", rva_last_error());
+			return -1;
+		}
+		return 1;
+	default: return 0;
+	}
+}
+
+/* ---- resolving ------------------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t x) {
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+static void synth_fill(float *x, size_t n, uint64_t seed, uint64_t tensor) {
+	uint64_t key = splitmix64(seed) ^ (tensor << 56);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = splitmix64(key ^ (uint64_t)i);
+		x[i] = (float)(h >> 40) * (2.0f / 16777216.0f) - 1.0f;
+	}
+}
+
+/* An input file's shape as (B, rows, cols, heads): heads is 0 unless the file is 4-D. */
+typedef struct shape4 {
+	size_t b, rows, cols, heads, head_dim;
+} shape4;
+
+static void shape_str(const rva_npy_array *a, char *buf, size_t cap) {
+	size_t n = (size_t)snprintf(buf, cap, "(");
+	for (size_t i = 0; i < a->ndim && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%zu", i ? ", " : "", a->shape[i]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s)", a->ndim == 1 ? "," : "");
+}
+
+static int interpret(const char *path, const rva_npy_array *a, shape4 *s) {
+	char sh[128];
+	shape_str(a, sh, sizeof sh);
+	memset(s, 0, sizeof *s);
+	if (a->ndim == 2) {
+		s->b = 1;
+		s->rows = a->shape[0];
+		s->cols = a->shape[1];
+	} else if (a->ndim == 3) {
+		s->b = a->shape[0];
+		s->rows = a->shape[1];
+		s->cols = a->shape[2];
+	} else if (a->ndim == 4) {
+		s->b = a->shape[0];
+		s->rows = a->shape[1];
+		s->heads = a->shape[2];
+		s->head_dim = a->shape[3];
+		if (__builtin_mul_overflow(s->heads, s->head_dim, &s->cols))
+			return cli_error(EXIT_RUNTIME, "%s: shape %s is too large", path, sh);
+	} else {
+		return cli_error(EXIT_RUNTIME, "%s has shape %s: expected [B, N, dim], "
+		                 "[B, N, heads, head_dim] or [N, dim]", path, sh);
+	}
+	if (a->count == 0)
+		return cli_error(EXIT_RUNTIME, "%s is empty (shape %s)", path, sh);
+	return EXIT_OK;
+}
+
+static int load_input(const char *path, rva_npy_array *a, workload *w) {
+	rva_status st = rva_npy_load(path, a);
+	if (st != RVA_OK)
+		return cli_error(EXIT_RUNTIME, "%s", rva_last_error());
+	if (a->converted && w->n_notes < 3) {
+		char *n = w->notes[w->n_notes++];
+		int len = snprintf(n, sizeof w->notes[0], "%s holds %s%s ('%s'), converted to float32",
+		                   path, a->file.big_endian ? "big-endian " : "",
+		                   rva_npy_dtype_name(a->file.dtype), a->file.descr);
+		if (a->overflowed && len > 0 && (size_t)len < sizeof w->notes[0])
+			snprintf(n + len, sizeof w->notes[0] - (size_t)len,
+			         "; %zu values beyond float32 became infinite", a->overflowed);
+	}
+	return EXIT_OK;
+}
+
+static size_t default_heads(size_t dim) { return dim >= 64 && dim % 64 == 0 ? dim / 64 : 1; }
+
+/* Rejects mechanism-specific flags that the chosen mechanism does not use. */
+static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism m) {
+	bool moe = m == RVA_MECH_MOE;
+	if ((o->window || o->global != SIZE_MAX) && m != RVA_MECH_LOCAL_GLOBAL)
+		return cli_usage(cmd, "--%s applies to local_global, the mechanism is %s",
+		                 o->window ? "window" : "global", rva_mechanism_name(m));
+	if ((o->experts || o->top_k || !isnan(o->capacity)) && !moe)
+		return cli_usage(cmd, "--%s applies to moe, the mechanism is %s",
+		                 o->experts ? "experts" : o->top_k ? "top-k" : "capacity",
+		                 rva_mechanism_name(m));
+	if (o->features && m != RVA_MECH_LINEAR && !moe)
+		return cli_usage(cmd, "--features applies to linear (and moe experts), the "
+		                 "mechanism is %s", rva_mechanism_name(m));
+	if (!isnan(o->curvature) && m != RVA_MECH_HYPERBOLIC && !moe)
+		return cli_usage(cmd, "--curvature applies to hyperbolic (and moe experts), the "
+		                 "mechanism is %s", rva_mechanism_name(m));
+	if (o->block && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC))
+		return cli_usage(cmd, "--block applies to softmax attention, the mechanism is %s",
+		                 rva_mechanism_name(m));
+	return EXIT_OK;
+}
+
+static char source_buf[160];
+
+static int base_config(const char *cmd, const workload_opts *o, size_t dim, rva_config *c,
+                       const char **source) {
+	int given = !!o->preset + !!o->model + !!o->mechanism;
+	if (given > 1)
+		return cli_usage(cmd, "give only one of --preset, --model and --mechanism");
+	rva_status st;
+	if (o->model) {
+		if ((st = rva_from_model_name(o->model, dim, c)) != RVA_OK)
+			return cli_usage(cmd, "--model: %s", rva_last_error());
+		snprintf(source_buf, sizeof source_buf, "model %s", o->model);
+	} else if (o->mechanism) {
+		rva_mechanism m;
+		rva_mechanism_parse(o->mechanism, &m); /* checked when parsed */
+		rva_config d = rva_config_defaults(dim);
+		switch (m) {
+		case RVA_MECH_SCALED_DOT: *c = rva_scaled_dot(dim); break;
+		case RVA_MECH_MULTI_HEAD: *c = rva_multi_head(dim, default_heads(dim)); break;
+		case RVA_MECH_FLASH:
+			*c = rva_flash(dim, o->block ? o->block : 128);
+			c->heads = default_heads(dim);
+			break;
+		case RVA_MECH_LINEAR: *c = rva_linear(dim, o->features ? o->features : d.features);
+			break;
+		case RVA_MECH_LOCAL_GLOBAL:
+			*c = rva_local_global(dim, o->window ? o->window : d.window);
+			break;
+		case RVA_MECH_HYPERBOLIC:
+			*c = rva_hyperbolic(dim, isnan(o->curvature) ? d.curvature : o->curvature);
+			break;
+		case RVA_MECH_MOE:
+			*c = rva_moe(dim, o->experts ? o->experts : d.experts,
+			             o->top_k ? o->top_k : d.top_k);
+			break;
+		default: return cli_usage(cmd, "--mechanism %s is unknown", o->mechanism);
+		}
+		snprintf(source_buf, sizeof source_buf, "mechanism %s", rva_mechanism_name(m));
+	} else {
+		rva_preset p = RVA_PRESET_BERT;
+		if (o->preset)
+			rva_preset_from_name(o->preset, &p); /* checked when parsed */
+		*c = rva_preset_config(p, dim);
+		snprintf(source_buf, sizeof source_buf, "preset %s", rva_preset_name(p));
+	}
+	*source = source_buf;
+	return EXIT_OK;
+}
+
+static bool mul3(size_t a, size_t b, size_t c, size_t *r) {
+	return !__builtin_mul_overflow(a, b, r) && !__builtin_mul_overflow(*r, c, r);
+}
+
+int workload_make(const char *cmd, const workload_opts *o, workload *w) {
+	memset(w, 0, sizeof *w);
+	int rc;
+	if (!!o->k_path != !!o->v_path)
+		return cli_usage(cmd, "--k and --v go together");
+	if (o->k_path && !o->q_path)
+		return cli_usage(cmd, "--k and --v need --q");
+	if (o->q_path && !o->k_path && o->kv_seq)
+		return cli_usage(cmd, "--kv-seq with --q needs --k and --v (--q alone means K = V = Q)");
+
+	/* Inputs. */
+	shape4 qs = {0}, ks = {0};
+	if (o->q_path) {
+		if ((rc = load_input(o->q_path, &w->qa, w)) || (rc = interpret(o->q_path, &w->qa, &qs)))
+			goto fail;
+	}
+	if (o->k_path) {
+		shape4 vs;
+		if ((rc = load_input(o->k_path, &w->ka, w)) || (rc = interpret(o->k_path, &w->ka, &ks)) ||
+		    (rc = load_input(o->v_path, &w->va, w)) || (rc = interpret(o->v_path, &w->va, &vs)))
+			goto fail;
+		if (w->ka.ndim != w->va.ndim || memcmp(w->ka.shape, w->va.shape, sizeof w->ka.shape)) {
+			char a[128], b[128];
+			shape_str(&w->ka, a, sizeof a);
+			shape_str(&w->va, b, sizeof b);
+			rc = cli_error(EXIT_RUNTIME, "%s has shape %s but %s has shape %s", o->k_path, a,
+			               o->v_path, b);
+			goto fail;
+		}
+		if (ks.b != qs.b) {
+			rc = cli_error(EXIT_RUNTIME, "%s holds %zu sequences but %s holds %zu", o->q_path,
+			               qs.b, o->k_path, ks.b);
+			goto fail;
+		}
+	}
+
+	/* The config. */
+	size_t dim = o->dim ? o->dim : o->q_path ? qs.cols : 768;
+	if (o->dim && o->q_path && qs.cols != o->dim) {
+		rc = cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, --dim is %zu", o->q_path,
+		               qs.cols, o->dim);
+		goto fail;
+	}
+	const char *dim_from = o->dim ? "--dim" : o->q_path ? "the dim of --q" : "the default dim";
+	rva_config c;
+	if ((rc = base_config(cmd, o, dim, &c, &w->source)))
+		goto fail;
+	if ((rc = check_applies(cmd, o, c.mechanism)))
+		goto fail;
+	if (o->heads) {
+		if (qs.heads && qs.heads != o->heads) {
+			rc = cli_error(EXIT_RUNTIME, "%s has %zu heads, --heads is %zu", o->q_path,
+			               qs.heads, o->heads);
+			goto fail;
+		}
+		c.heads = o->heads;
+	} else if (qs.heads) {
+		c.heads = qs.heads;
+	}
+	if (dim % c.heads != 0) {
+		rc = o->heads ? cli_usage(cmd, "--heads %zu does not divide %s %zu", c.heads, dim_from,
+		                          dim)
+		              : cli_usage(cmd, "%s: %zu heads do not divide %s %zu", w->source, c.heads,
+		                          dim_from, dim);
+		goto fail;
+	}
+	size_t hd = dim / c.heads;
+	if (qs.heads && qs.head_dim != hd) {
+		rc = cli_error(EXIT_RUNTIME, "%s has head_dim %zu, expected %zu", o->q_path,
+		               qs.head_dim, hd);
+		goto fail;
+	}
+	size_t kvh = c.kv_heads ? c.kv_heads : c.heads;
+	if (o->kv_heads) {
+		kvh = o->kv_heads;
+	} else if (o->k_path) {
+		if (ks.heads)
+			kvh = ks.heads;
+		else if (ks.cols % hd == 0)
+			kvh = ks.cols / hd;
+		else {
+			rc = cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, not a multiple of "
+			               "head_dim %zu", o->k_path, ks.cols, hd);
+			goto fail;
+		}
+	}
+	if (c.heads % kvh != 0) {
+		rc = o->kv_heads ? cli_usage(cmd, "--kv-heads %zu does not divide --heads %zu", kvh,
+		                             c.heads)
+		                 : cli_error(EXIT_RUNTIME, "%s has %zu kv heads, which do not divide "
+		                             "%zu heads", o->k_path ? o->k_path : w->source, kvh,
+		                             c.heads);
+		goto fail;
+	}
+	if (o->q_path && !o->k_path && kvh != c.heads) {
+		rc = cli_usage(cmd, "--kv-heads %zu with --q alone (K = V = Q) needs --k and --v", kvh);
+		goto fail;
+	}
+	c.kv_heads = kvh == c.heads ? 0 : kvh;
+	w->q_cols = dim;
+	w->kv_cols = kvh * hd;
+	if (o->k_path && (ks.cols != w->kv_cols || (ks.heads && ks.head_dim != hd))) {
+		rc = cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, expected %zu (%zu kv heads x "
+		               "head_dim %zu)", o->k_path, ks.cols, w->kv_cols, kvh, hd);
+		goto fail;
+	}
+	if (o->causal)
+		c.causal = true;
+	if (o->block)
+		c.block_size = o->block;
+	if (o->window)
+		c.window = o->window;
+	if (o->global != SIZE_MAX) {
+		c.global_tokens = o->global;
+		c.global_indices = NULL;
+		c.n_global_indices = 0;
+	}
+	if (o->features)
+		c.features = o->features;
+	if (!isnan(o->curvature))
+		c.curvature = o->curvature;
+	if (o->experts)
+		c.experts = o->experts;
+	if (o->top_k)
+		c.top_k = o->top_k;
+	if (!isnan(o->capacity))
+		c.expert_capacity = o->capacity;
+	if (o->seed_given)
+		c.seed = o->seed;
+	w->cfg = c;
+
+	/* Shapes. */
+	if (o->q_path) {
+		if (o->batch && o->batch != qs.b) {
+			rc = cli_error(EXIT_RUNTIME, "%s holds %zu sequences, --batch is %zu", o->q_path,
+			               qs.b, o->batch);
+			goto fail;
+		}
+		if (o->seq && o->seq != qs.rows) {
+			rc = cli_error(EXIT_RUNTIME, "%s has %zu rows per sequence, --seq is %zu",
+			               o->q_path, qs.rows, o->seq);
+			goto fail;
+		}
+		w->batch = qs.b;
+		w->nq = qs.rows;
+	} else {
+		w->batch = o->batch ? o->batch : 32;
+		w->nq = o->seq ? o->seq : 512;
+	}
+	if (o->k_path) {
+		if (o->kv_seq && o->kv_seq != ks.rows) {
+			rc = cli_error(EXIT_RUNTIME, "%s has %zu rows per sequence, --kv-seq is %zu",
+			               o->k_path, ks.rows, o->kv_seq);
+			goto fail;
+		}
+		w->nk = ks.rows;
+	} else {
+		w->nk = o->q_path ? w->nq : o->kv_seq ? o->kv_seq : w->nq;
+	}
+
+	/* Data. */
+	size_t nqel, nkel;
+	if (!mul3(w->batch, w->nq, w->q_cols, &nqel) || !mul3(w->batch, w->nk, w->kv_cols, &nkel) ||
+	    nqel > SIZE_MAX / sizeof(float) || nkel > SIZE_MAX / sizeof(float)) {
+		rc = cli_error(EXIT_RUNTIME, "the batch (%zu x %zu x %zu) is too large", w->batch,
+		               w->nq, w->q_cols);
+		goto fail;
+	}
+	w->synthetic = !o->q_path;
+	w->seed = o->seed;
+	if (w->synthetic) {
+		w->q = malloc(nqel * sizeof(float));
+		w->k = malloc(nkel * sizeof(float));
+		w->v = malloc(nkel * sizeof(float));
+		if (!w->q || !w->k || !w->v) {
+			rc = cli_error(EXIT_RUNTIME, "cannot allocate the synthetic inputs (%zu + 2 x %zu "
+			               "floats)", nqel, nkel);
+			goto fail;
+		}
+		synth_fill(w->q, nqel, o->seed, 0);
+		synth_fill(w->k, nkel, o->seed, 1);
+		synth_fill(w->v, nkel, o->seed, 2);
+	} else {
+		w->q = w->qa.data;
+		w->k = o->k_path ? w->ka.data : w->q;
+		w->v = o->k_path ? w->va.data : w->q;
+	}
+	w->out = malloc(nqel * sizeof(float));
+	w->seqs = calloc(w->batch, sizeof *w->seqs);
+	if (!w->out || !w->seqs) {
+		rc = cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", nqel);
+		goto fail;
+	}
+	memset(w->out, 0, nqel * sizeof(float)); /* pre-fault before any timing */
+	for (size_t s = 0; s < w->batch; s++) {
+		rva_seq *q = &w->seqs[s];
+		q->nq = w->nq;
+		q->nk = w->nk;
+		q->q = w->q + s * w->nq * w->q_cols;
+		q->k = w->k + s * w->nk * w->kv_cols;
+		q->v = w->v + s * w->nk * w->kv_cols;
+		q->out = w->out + s * w->nq * w->q_cols;
+	}
+	w->b.count = w->batch;
+	w->b.seqs = w->seqs;
+	if (o->q_path && w->qa.ndim != 3) {
+		w->out_ndim = w->qa.ndim;
+		memcpy(w->out_shape, w->qa.shape, w->qa.ndim * sizeof(size_t));
+	} else {
+		w->out_ndim = 3;
+		w->out_shape[0] = w->batch;
+		w->out_shape[1] = w->nq;
+		w->out_shape[2] = w->q_cols;
+	}
+
+	rva_status st = rva_build(&w->cfg, &w->att);
+	if (st != RVA_OK) {
+		int code = st == RVA_EINVAL || st == RVA_EDIM || st == RVA_ERANGE ? EXIT_USAGE
+		                                                                    : EXIT_RUNTIME;
+		rc = cli_lib_error(st, code, "invalid configuration (%s)", w->source);
+		goto fail;
+	}
+	if (rva_attention_flops(w->att, &w->b, &w->flops) != RVA_OK)
+		w->flops = NAN;
+	return EXIT_OK;
+fail:
+	workload_free(w);
+	return rc;
+}
+
+void workload_free(workload *w) {
+	rva_attention_destroy(w->att);
+	if (w->synthetic) {
+		free(w->q);
+		free(w->k);
+		free(w->v);
+	}
+	rva_npy_free(&w->qa);
+	rva_npy_free(&w->ka);
+	rva_npy_free(&w->va);
+	free(w->out);
+	free(w->seqs);
+	memset(w, 0, sizeof *w);
+}
+
+/* ---- running ------------------------------------------------------------------------- */
+
+rva_engine_config workload_engine_config(const workload_opts *o, unsigned threads) {
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = threads;
+	ec.cpus = o->cpus;
+	ec.numa = o->numa;
+	ec.per_pu = o->per_pu;
+	ec.kernels = o->kernels;
+	return ec;
+}
+
+int engine_make(const char *cmd, const rva_engine_config *ec, rva_engine **e) {
+	rva_status st = rva_engine_create(ec, e);
+	if (st == RVA_OK)
+		return EXIT_OK;
+	if (st == RVA_EINVAL || st == RVA_ENOTFOUND || st == RVA_ERANGE)
+		return cli_usage(cmd, "%s", *rva_last_error() ? rva_last_error() : rva_strerror(st));
+	return cli_lib_error(st, EXIT_RUNTIME, "cannot create the engine");
+}
+
+int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *stats,
+                      progress *pg, size_t pg_done) {
+	rva_moe_stats moe;
+	memset(&moe, 0, sizeof moe);
+	rva_runtime rt = {0};
+	if (w->cfg.mechanism == RVA_MECH_MOE)
+		rt.moe_stats = &moe;
+	double t0 = now_s();
+	rva_job *job = NULL;
+	rva_status st = rva_engine_submit(e, w->att, &w->b, &rt, &job);
+	if (st != RVA_OK)
+		return cli_lib_error(st, EXIT_RUNTIME, "cannot run the batch");
+	bool done = false, cancelled = false;
+	while (!done) {
+		if (rva_job_poll(job, &done) != RVA_OK)
+			break;
+		if (done)
+			break;
+		if (interrupted() && !cancelled) {
+			rva_job_cancel(job);
+			cancelled = true;
+		}
+		progress_update(pg, pg_done);
+		struct timespec ts = {0, 2000000}; /* 2 ms */
+		nanosleep(&ts, NULL);
+	}
+	st = rva_job_wait(job);
+	double t1 = now_s();
+	int rc = EXIT_OK;
+	if (st == RVA_ECANCELLED || interrupted()) {
+		progress_end(pg);
+		rc = cli_error(EXIT_RUNTIME, "interrupted");
+	} else if (st != RVA_OK) {
+		progress_end(pg);
+		const char *detail = NULL;
+		rva_status sst = st;
+		size_t i;
+		for (i = 0; i < w->b.count; i++)
+			if (rva_job_seq_status(job, i, &sst, &detail) == RVA_OK && sst != RVA_OK)
+				break;
+		if (i < w->b.count)
+			rc = cli_error(EXIT_RUNTIME, "sequence %zu failed: %s", i,
+			               detail && *detail ? detail : rva_strerror(sst));
+		else
+			rc = cli_lib_error(st, EXIT_RUNTIME, "the batch failed");
+	} else {
+		rva_job_stats js;
+		memset(&js, 0, sizeof js);
+		if (rva_job_stats_get(job, &js) == RVA_OK && js.wall_ns > 0)
+			*secs = (double)js.wall_ns * 1e-9;
+		else
+			*secs = t1 - t0;
+		if (w->cfg.mechanism == RVA_MECH_MOE && !js.has_moe) {
+			js.has_moe = true;
+			js.moe = moe;
+		}
+		if (stats)
+			*stats = js;
+	}
+	rva_job_destroy(job);
+	return rc;
+}
+
+checksum workload_checksum(const workload *w) {
+	checksum c = {0, 0, 0xcbf29ce484222325ull};
+	size_t n = w->batch * w->nq * w->q_cols;
+	const unsigned char *bytes = (const unsigned char *)w->out;
+	for (size_t i = 0; i < n; i++) {
+		c.sum += w->out[i];
+		c.abs_sum += fabs((double)w->out[i]);
+	}
+	for (size_t i = 0; i < n * sizeof(float); i++) {
+		c.fnv1a ^= bytes[i];
+		c.fnv1a *= 0x100000001b3ull;
+	}
+	return c;
+}
+
+void workload_describe(const workload *w, FILE *f) {
+	rva_config c;
+	if (rva_attention_config(w->att, &c) != RVA_OK)
+		c = w->cfg;
+	size_t kvh = c.kv_heads ? c.kv_heads : c.heads;
+	fprintf(f, "config: %s -> %s, dim %zu, %zu head%s", w->source,
+	        rva_mechanism_name(c.mechanism), c.dim, c.heads, c.heads == 1 ? "" : "s");
+	if (kvh != c.heads)
+		fprintf(f, " (%zu kv heads)", kvh);
+	fprintf(f, " of %zu, %s", c.dim / c.heads, c.causal ? "causal" : "bidirectional");
+	switch (c.mechanism) {
+	case RVA_MECH_FLASH: fprintf(f, ", block %zu", c.block_size); break;
+	case RVA_MECH_LINEAR: fprintf(f, ", %zu features", c.features); break;
+	case RVA_MECH_LOCAL_GLOBAL:
+		fprintf(f, ", window %zu, %zu global", c.window,
+		        c.global_indices ? c.n_global_indices : c.global_tokens);
+		break;
+	case RVA_MECH_HYPERBOLIC: fprintf(f, ", curvature %g", (double)c.curvature); break;
+	case RVA_MECH_MOE:
+		fprintf(f, ", %zu experts, top-%zu, capacity %g", c.experts, c.top_k,
+		        (double)c.expert_capacity);
+		break;
+	default: break;
+	}
+	if (c.bias == RVA_BIAS_T5)
+		fprintf(f, ", T5 bias");
+	if (c.pattern == RVA_PATTERN_STRIDED)
+		fprintf(f, ", strided sparse (stride %zu)", c.sparse_stride);
+	fputc('\n', f);
+	fprintf(f, "batch: %zu sequence%s x %zu queries x %zu keys", w->batch,
+	        w->batch == 1 ? "" : "s", w->nq, w->nk);
+	if (w->synthetic)
+		fprintf(f, " (synthetic, seed %" PRIu64 ")\n", w->seed);
+	else
+		fprintf(f, " (from .npy files)\n");
+	for (size_t i = 0; i < w->n_notes; i++)
+		fprintf(f, "note: %s\n", w->notes[i]);
+}
+
+/* ---- placement --------------------------------------------------------------------- */
+
+static int cmp_uns(const void *a, const void *b) {
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+	return (x > y) - (x < y);
+}
+
+/* "0-3,8" from n values (sorted in place). */
+static void ranges(unsigned *v, size_t n, char *buf, size_t cap) {
+	qsort(v, n, sizeof *v, cmp_uns);
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < cap;) {
+		size_t j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
+			j++;
+		if (j == i)
+			len += (size_t)snprintf(buf + len, cap - len, "%s%u", i ? "," : "", v[i]);
+		else
+			len += (size_t)snprintf(buf + len, cap - len, "%s%u-%u", i ? "," : "", v[i], v[j]);
+		i = j + 1;
+	}
+}
+
+void print_placement(FILE *f, rva_engine *e, bool per_worker) {
+	rva_engine_info info;
+	if (rva_engine_info_get(e, &info) != RVA_OK) {
+		fprintf(f, "placement: unknown (%s)\n", rva_last_error());
+		return;
+	}
+	fprintf(f, "placement: %u worker%s in %u pool%s (one per NUMA domain), cpus %s, "
+	        "topology %s\n", info.workers, info.workers == 1 ? "" : "s", info.pools,
+	        info.pools == 1 ? "" : "s", info.cpuset, info.topology);
+	unsigned nbound = 0;
+	rva_worker_info *wi = calloc(info.workers ? info.workers : 1, sizeof *wi);
+	unsigned *a = calloc(info.workers ? info.workers : 1, sizeof *a);
+	unsigned *b = calloc(info.workers ? info.workers : 1, sizeof *b);
+	unsigned *c = calloc(info.workers ? info.workers : 1, sizeof *c);
+	if (!wi || !a || !b || !c)
+		goto out;
+	for (unsigned i = 0; i < info.workers; i++) {
+		if (rva_engine_worker_get(e, i, &wi[i]) != RVA_OK)
+			memset(&wi[i], 0, sizeof wi[i]);
+		nbound += wi[i].bound;
+	}
+	if (info.binding_real)
+		fprintf(f, "binding: real (hwloc), %u of %u workers bound\n", nbound, info.workers);
+	else
+		fprintf(f, "binding: not real (the topology is not this system), workers unbound\n");
+	for (unsigned p = 0; p < info.pools; p++) {
+		size_t n = 0;
+		unsigned numa = 0;
+		for (unsigned i = 0; i < info.workers; i++) {
+			if (wi[i].pool != p)
+				continue;
+			a[n] = wi[i].index;
+			b[n] = wi[i].core_os_index;
+			c[n] = wi[i].pu_os_index;
+			numa = wi[i].numa_os_index;
+			n++;
+		}
+		char ws[256], cs[256], ps[256];
+		ranges(a, n, ws, sizeof ws);
+		ranges(b, n, cs, sizeof cs);
+		ranges(c, n, ps, sizeof ps);
+		fprintf(f, "  pool %u (NUMA node %u): %zu worker%s %s -> cores %s (PUs %s)\n", p, numa,
+		        n, n == 1 ? "" : "s", ws, cs, ps);
+	}
+	if (per_worker) {
+		for (unsigned i = 0; i < info.workers; i++) {
+			rva_worker_info *x = &wi[i];
+			fprintf(f, "  worker %u: pool %u, NUMA node %u, core %u, PU %u, bound %s",
+			        x->index, x->pool, x->numa_os_index, x->core_os_index, x->pu_os_index,
+			        x->bound ? "yes" : "no");
+			if (x->observed_pu >= 0)
+				fprintf(f, ", observed on PU %d", x->observed_pu);
+			fprintf(f, ", scratch on its node %s\n", x->scratch_on_node ? "yes" : "no");
+		}
+	}
+out:
+	free(wi);
+	free(a);
+	free(b);
+	free(c);
+}
+
+/* ---- JSON pieces ------------------------------------------------------------------- */
+
+void json_config(json *j, const workload *w) {
+	rva_config c;
+	if (rva_attention_config(w->att, &c) != RVA_OK)
+		c = w->cfg;
+	json_object_begin(j);
+	json_kv_string(j, "source", w->source);
+	json_kv_string(j, "mechanism", rva_mechanism_name(c.mechanism));
+	json_kv_uint(j, "dim", c.dim);
+	json_kv_uint(j, "heads", c.heads);
+	json_kv_uint(j, "kv_heads", c.kv_heads ? c.kv_heads : c.heads);
+	json_kv_uint(j, "head_dim", c.dim / c.heads);
+	json_kv_bool(j, "causal", c.causal);
+	json_kv_float(j, "scale", c.scale);
+	json_kv_float(j, "dropout", c.dropout);
+	json_kv_uint(j, "batch", w->batch);
+	json_kv_uint(j, "seq", w->nq);
+	json_kv_uint(j, "kv_seq", w->nk);
+	json_kv_bool(j, "synthetic", w->synthetic);
+	switch (c.mechanism) {
+	case RVA_MECH_SCALED_DOT:
+	case RVA_MECH_MULTI_HEAD:
+	case RVA_MECH_FLASH: json_kv_uint(j, "block_size", c.block_size); break;
+	case RVA_MECH_LINEAR: json_kv_uint(j, "features", c.features); break;
+	case RVA_MECH_LOCAL_GLOBAL:
+		json_kv_uint(j, "window", c.window);
+		json_kv_uint(j, "global_tokens", c.global_indices ? c.n_global_indices : c.global_tokens);
+		break;
+	case RVA_MECH_HYPERBOLIC: json_kv_float(j, "curvature", c.curvature); break;
+	case RVA_MECH_MOE:
+		json_kv_uint(j, "experts", c.experts);
+		json_kv_uint(j, "top_k", c.top_k);
+		json_kv_float(j, "capacity", c.expert_capacity);
+		break;
+	default: break;
+	}
+	if (c.bias == RVA_BIAS_T5)
+		json_kv_string(j, "bias", "t5");
+	if (c.pattern == RVA_PATTERN_STRIDED)
+		json_kv_uint(j, "sparse_stride", c.sparse_stride);
+	json_object_end(j);
+}
+
+void json_placement(json *j, rva_engine *e) {
+	rva_engine_info info;
+	json_object_begin(j);
+	if (rva_engine_info_get(e, &info) == RVA_OK) {
+		json_kv_uint(j, "workers", info.workers);
+		json_kv_uint(j, "pools", info.pools);
+		json_kv_bool(j, "binding_real", info.binding_real);
+		json_kv_string(j, "topology", info.topology);
+		json_kv_string(j, "cpuset", info.cpuset);
+		json_key(j, "worker_list");
+		json_array_begin(j);
+		for (unsigned i = 0; i < info.workers; i++) {
+			rva_worker_info x;
+			if (rva_engine_worker_get(e, i, &x) != RVA_OK)
+				continue;
+			json_object_begin(j);
+			json_kv_uint(j, "index", x.index);
+			json_kv_uint(j, "pool", x.pool);
+			json_kv_uint(j, "numa", x.numa_os_index);
+			json_kv_uint(j, "core", x.core_os_index);
+			json_kv_uint(j, "pu", x.pu_os_index);
+			json_kv_bool(j, "bound", x.bound);
+			json_key(j, "observed_pu");
+			json_int(j, x.observed_pu);
+			json_kv_bool(j, "scratch_on_node", x.scratch_on_node);
+			json_object_end(j);
+		}
+		json_array_end(j);
+	}
+	json_object_end(j);
+}
+
+void json_kernels(json *j, rva_kernel_set k) {
+	rva_kernel_set cur;
+	const char *note = NULL;
+	json_object_begin(j);
+	json_kv_string(j, "set", rva_kernel_set_name(k));
+	if (rva_kernels_current(&cur, &note) == RVA_OK && cur == k && note)
+		json_kv_string(j, "note", note);
+	else
+		json_kv_string(j, "note", "engine option");
+	json_object_end(j);
+}
+
+void json_moe(json *j, const rva_moe_stats *m) {
+	size_t e = m->experts < RVA_MOE_MAX_EXPERTS ? m->experts : RVA_MOE_MAX_EXPERTS;
+	json_object_begin(j);
+	json_kv_uint(j, "experts", m->experts);
+	json_kv_uint(j, "tokens", m->tokens);
+	json_kv_uint(j, "capacity", m->capacity);
+	json_key(j, "assigned");
+	json_array_begin(j);
+	for (size_t i = 0; i < e; i++)
+		json_uint(j, m->assigned[i]);
+	json_array_end(j);
+	json_key(j, "processed");
+	json_array_begin(j);
+	for (size_t i = 0; i < e; i++)
+		json_uint(j, m->processed[i]);
+	json_array_end(j);
+	json_kv_uint(j, "dropped", m->dropped);
+	json_kv_number(j, "load_balancing_loss", m->load_balancing_loss);
+	json_object_end(j);
+}
