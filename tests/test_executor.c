@@ -31,6 +31,8 @@ typedef struct dag {
 	atomic_uint counter, violations, scratch_bad;
 	uint32_t fail_task;            /* this task fails with RVA_EDIM (UINT32_MAX = none) */
 	unsigned spin_ns;              /* busy time per task */
+	bool wait_two;                 /* tasks wait until two workers have run tasks */
+	atomic_uint workers_seen;      /* bit per worker index */
 	size_t scratch_need;
 } dag;
 
@@ -53,6 +55,14 @@ static rva_status dag_task(const rva__task *t, rva__exec_ctx *x) {
 	else if (d->scratch_need) /* the whole promised scratch is writable */
 		memset(x->scratch, (int)(id & 0xff), d->scratch_need);
 	spin_for(d->spin_ns);
+	atomic_fetch_or(&d->workers_seen, 1u << (x->worker & 31));
+	if (d->wait_two) { /* only a steal can bring a second worker in: wait for it */
+		uint64_t end = rva__now_ns() + 5000000000ull;
+		while (__builtin_popcount(atomic_load(&d->workers_seen)) < 2 && rva__now_ns() < end) {
+			struct timespec ts = {0, 50000};
+			nanosleep(&ts, NULL);
+		}
+	}
 	atomic_fetch_add(&d->runs[id], 1);
 	atomic_store(&d->done[id], atomic_fetch_add(&d->counter, 1) + 1);
 	if (id == d->fail_task)
@@ -114,6 +124,7 @@ static void dag_reset(dag *d) {
 		atomic_store(&d->runs[t], 0);
 	}
 	atomic_store(&d->counter, 0);
+	atomic_store(&d->workers_seen, 0);
 	atomic_store(&d->violations, 0);
 	atomic_store(&d->scratch_bad, 0);
 }
@@ -542,13 +553,15 @@ Test(executor, scratch_grows_at_job_start) {
 
 Test(executor, steals_local_and_remote) {
 	/* one pool of two workers: a task that releases 200 others into its own queue; the
-	 * other worker must steal from it */
+	 * other worker must steal from it (the tasks wait until a second worker shows up, so
+	 * the test does not depend on the machine's load) */
 	rva_engine *e = engine_on("core:2 pu:1", 0, RVA_NUMA_LOCAL);
 	dag d;
 	dag_build(&d, 201, 1, 3, 0, 1, 0);
 	rva__graph_free(&d.g);
 	rva__graph_init(&d.g, 1);
-	d.spin_ns = 30000;
+	d.spin_ns = 10000;
+	d.wait_two = true;
 	uint32_t np = 0;
 	for (uint32_t t = 0; t < 201; t++) {
 		uint32_t id;

@@ -605,11 +605,11 @@ Test(guide, advanced_hierarchical_graph) {
 		ok(create_graph_attention(256, t == 1, &a), "create_graph_attention");
 		cr_assert_eq(config_of(a).mechanism, t ? RVA_MECH_HYPERBOLIC : RVA_MECH_MULTI_HEAD);
 		check_attention(a, 10, 140 + t, "graph");
-		/* tree-like data near the boundary of the ball */
+		/* larger points: projected into the ball first */
 		if (t) {
 			float *q = random_vec(256, 150, -0.2f, 0.2f);
 			kvset kv = kv_random(12, 256, 151, -0.2f, 0.2f);
-			compute_and_check(a, q, &kv, "hyperbolic near the boundary");
+			compute_and_check(a, q, &kv, "hyperbolic, projected inputs");
 			kv_free(&kv);
 			free(q);
 		}

@@ -22,6 +22,7 @@
 #include "rvattn/alloc.h"
 #include "rvattn/attention.h"
 #include "rvattn/engine.h"
+#include "rvattn/pipeline.h"
 
 #define ATOL 5e-5
 #define RTOL 5e-4
@@ -868,4 +869,52 @@ Test(moe, allocation_failures_are_clean) {
 	}
 	cr_assert(completed, "never completed within 400 allocations");
 	rva_set_allocator(NULL);
+}
+
+/* MoE stages inside a pipeline: the stages run one after the other on the previous
+ * stage's output (same numbers as two separate calls), and the statistics reported are
+ * those of the last MoE stage (the finish hooks are chained in stage order). */
+Test(moe, pipeline_of_two_moe_stages) {
+	size_t dim = 8, nq[2] = {9, 20}, nk[2] = {9, 25};
+	rva_config ca = rva_moe(dim, 4, 2), cb = rva_moe(dim, 3, 1);
+	ca.expert_kind = RVA_EXPERTS_HYPERBOLIC;
+	ca.expert_capacity = 0.75f;
+	cb.features = 8;
+	cb.seed = 99;
+	rva_attention *a, *b, *a2, *b2;
+	cr_assert_eq(rva_build(&ca, &a), RVA_OK);
+	cr_assert_eq(rva_build(&cb, &b), RVA_OK);
+	cr_assert_eq(rva_build(&ca, &a2), RVA_OK);
+	cr_assert_eq(rva_build(&cb, &b2), RVA_OK);
+	rva_pipeline *p;
+	cr_assert_eq(rva_pipeline_create(&p), RVA_OK);
+	cr_assert_eq(rva_pipeline_add_attention(p, a2), RVA_OK);
+	cr_assert_eq(rva_pipeline_add_attention(p, b2), RVA_OK);
+	mbatch m, mid, fin;
+	make_batch(&m, a, 2, nq, nk, false, 91);
+	make_batch(&mid, a, 2, nq, nk, false, 91);
+	make_batch(&fin, a, 2, nq, nk, false, 91);
+	rva_moe_stats sp, sa, sb;
+	rva_runtime rp = {.moe_stats = &sp}, ra = {.moe_stats = &sa}, rb = {.moe_stats = &sb};
+	rva_batch bp = {.count = 2, .seqs = m.seqs};
+	cr_assert_eq(rva_pipeline_run_batch(p, &bp, &rp, NULL), RVA_OK, "%s", rva_last_error());
+	/* by hand: a on the queries, then b on a's output */
+	rva_batch b1 = {.count = 2, .seqs = mid.seqs};
+	cr_assert_eq(rva_compute_batch(a, &b1, &ra, NULL), RVA_OK);
+	for (size_t s = 0; s < 2; s++)
+		fin.seqs[s].q = mid.out[s];
+	rva_batch b2b = {.count = 2, .seqs = fin.seqs};
+	cr_assert_eq(rva_compute_batch(b, &b2b, &rb, NULL), RVA_OK);
+	for (size_t s = 0; s < 2; s++)
+		cr_assert(memcmp(m.out[s], fin.out[s], nq[s] * dim * sizeof(float)) == 0,
+		          "sequence %zu", s);
+	cr_assert(memcmp(&sp, &sb, sizeof sp) == 0, "pipeline stats are the last stage's");
+	cr_assert_eq(sa.experts, 4);
+	cr_assert_eq(sb.experts, 3);
+	free_batch(&m);
+	free_batch(&mid);
+	free_batch(&fin);
+	rva_pipeline_destroy(p);
+	rva_attention_destroy(a);
+	rva_attention_destroy(b);
 }

@@ -15,6 +15,7 @@
 
 #include "ref/ref_norms.h"
 #include "ref/ref_util.h"
+#include "rvattn/alloc.h"
 #include "rvattn/attention.h"
 #include "rvattn/pipeline.h"
 
@@ -858,4 +859,105 @@ Test(modes, training_attention_and_pipeline_dropout_repeatable) {
 	for (int i = 0; i < NQ * D; i++)
 		cr_assert(isfinite(o1[i]));
 	rva_pipeline_destroy(p);
+}
+
+/* ---- allocation failures -------------------------------------------------------------------- */
+
+typedef struct failer {
+	long countdown; /* the allocation that sees 0 fails */
+	bool failed;
+} failer;
+
+static void *failing_alloc(size_t size, size_t align, void *user) {
+	failer *f = user;
+	if (f->countdown-- == 0) {
+		f->failed = true;
+		return NULL;
+	}
+	void *p = NULL;
+	return posix_memalign(&p, align, size ? size : 1) == 0 ? p : NULL;
+}
+
+static void plain_free(void *p, void *user) {
+	(void)user;
+	free(p);
+}
+
+/* Builds and runs pipelines through every allocating call; cleans up on every path. */
+static rva_status fault_scenario(const float *q, const float *kv, float *out, size_t nq) {
+	rva_config c = rva_multi_head(16, 2);
+	rva_attention *a = NULL, *b = NULL;
+	rva_pipeline *p = NULL, *blk = NULL;
+	rva_status st = rva_build(&c, &a);
+	if (st != RVA_OK)
+		return st;
+	if ((st = rva_pipeline_create(&p)) != RVA_OK) {
+		rva_attention_destroy(a);
+		return st;
+	}
+	st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_attention(p, a);
+	if (st != RVA_OK) { /* the pipeline did not take a */
+		rva_attention_destroy(a);
+		rva_pipeline_destroy(p);
+		return st;
+	}
+	float gain[16];
+	for (int i = 0; i < 16; i++)
+		gain[i] = 1.0f + 0.01f * (float)i;
+	rva_norm_config nc = rva_norm_defaults(RVA_NORM_BATCH);
+	nc.gain = gain;
+	nc.running_var = gain;
+	if (st == RVA_OK)
+		st = rva_pipeline_add_dropout(p, 0.25f);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_residual(p);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_norm_ex(p, &nc);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_custom(p, times_two, NULL);
+	rva_seq seqs[2] = {{.nq = nq, .nk = 3, .q = q, .k = kv, .v = kv, .out = out},
+	                   {.nq = 2, .nk = 1, .q = q, .k = kv, .v = kv, .out = out + nq * 16}};
+	rva_batch batch = {.count = 2, .seqs = seqs};
+	rva_runtime rt = {.training = true};
+	if (st == RVA_OK)
+		st = rva_pipeline_run_batch(p, &batch, &rt, NULL);
+	if (st == RVA_OK)
+		st = rva_pipeline_run_batch(p, &batch, NULL, NULL);
+	const float *rows[3] = {kv, kv + 16, kv + 32};
+	if (st == RVA_OK)
+		st = rva_pipeline_run(p, q, rows, rows, 3, out);
+	if (st == RVA_OK && (st = rva_build(&c, &b)) == RVA_OK)
+		st = rva_prenorm_transformer_block(b, 0.1f, &blk);
+	if (st == RVA_OK)
+		st = rva_pipeline_run(blk, q, rows, rows, 3, out);
+	rva_pipeline_destroy(blk);
+	rva_pipeline_destroy(p);
+	return st;
+}
+
+Test(faults, every_allocation_failure_is_enomem_and_leaks_nothing) {
+	enum { NQ = 9000 }; /* two row tiles at dim 16 */
+	float *q = ref_alloc((NQ + 2) * 16), *kv = ref_alloc(3 * 16), *out = ref_alloc((NQ + 2) * 16);
+	ref_fill_uniform(q, (NQ + 2) * 16, -1.0f, 1.0f, 191);
+	ref_fill_uniform(kv, 3 * 16, -1.0f, 1.0f, 192);
+	long k;
+	for (k = 0; k < 10000; k++) {
+		failer f = {.countdown = k, .failed = false};
+		rva_allocator al = {failing_alloc, plain_free, &f};
+		ok(rva_set_allocator(&al), "set allocator");
+		rva_status st = fault_scenario(q, kv, out, NQ);
+		ok(rva_set_allocator(NULL), "reset allocator");
+		if (!f.failed) {
+			ok(st, "the scenario without failure");
+			break;
+		}
+		cr_assert_eq(st, RVA_ENOMEM, "allocation %ld failed: %s (%s)", k, rva_status_name(st),
+		             rva_last_error());
+	}
+	cr_assert(k > 10, "the scenario allocates (%ld)", k);
+	free(q);
+	free(kv);
+	free(out);
 }

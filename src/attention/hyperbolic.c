@@ -131,12 +131,44 @@ static size_t hyp_layout(const rva_attention *att, size_t nk, void *base, hyp_sc
 	return rva__round_up(off, RVA__ALIGN);
 }
 
-/* Squared norm of a float vector, accumulated in double. */
+/* Squared norm of a float vector, accumulated in double (8 partial sums in a fixed
+ * order: independent chains, same result whatever the caller). */
 static double norm2(const float *x, size_t n) {
-	double s = 0.0;
-	for (size_t i = 0; i < n; i++)
-		s += (double)x[i] * x[i];
-	return s;
+	double p[8] = {0};
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (size_t l = 0; l < 8; l++)
+			p[l] += (double)x[i + l] * x[i + l];
+	for (; i < n; i++)
+		p[0] += (double)x[i] * x[i];
+	return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+}
+
+/* sum_j a[j] b[j] and max_j a[j] over n floats, 8 lanes in a fixed order. */
+static float dot_f(const float *a, const float *b, size_t n) {
+	float p[8] = {0};
+	size_t j = 0;
+	for (; j + 8 <= n; j += 8)
+		for (size_t l = 0; l < 8; l++)
+			p[l] += a[j + l] * b[j + l];
+	for (; j < n; j++)
+		p[0] += a[j] * b[j];
+	return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+}
+
+static float max_f(const float *a, size_t n) {
+	float p[8];
+	for (size_t l = 0; l < 8; l++)
+		p[l] = -INFINITY;
+	size_t j = 0;
+	for (; j + 8 <= n; j += 8)
+		for (size_t l = 0; l < 8; l++)
+			p[l] = a[j + l] > p[l] ? a[j + l] : p[l];
+	for (; j < n; j++)
+		p[0] = a[j] > p[0] ? a[j] : p[0];
+	for (size_t l = 1; l < 8; l++)
+		p[0] = p[l] > p[0] ? p[l] : p[0];
+	return p[0];
 }
 
 /* Projection factor of a point of squared norm n2 (1 = unchanged). */
@@ -249,6 +281,134 @@ static void load_values(const rva_attention *att, const hyp_state *st, const rva
 }
 
 /*
+ * arcosh(1 + x) = ln(y), y = 1 + x + sqrt(x (x + 2)) >= 1. ln by the cephes logf
+ * polynomial on the mantissa in [sqrt(1/2), sqrt(2)) (absolute error ~1e-7): scores only
+ * enter the weights through exp(s - max), so an absolute error is what matters, and
+ * ln(fl(y)) stays within one ulp of 1 of ln(y) even where y is close to 1.
+ * Scalar, AVX2 and AVX-512 versions compute the same polynomial.
+ */
+#define HYP_LOG_POLY(P, x)                                                                \
+	P(P(P(P(P(P(P(P(7.0376836292E-2f, x, -1.1514610310E-1f), x, 1.1676998740E-1f), x,     \
+	                  -1.2420140846E-1f), x, 1.4249322787E-1f), x, -1.6668057665E-1f), x,   \
+	      2.0000714765E-1f), x, -2.4999993993E-1f), x, 3.3333331174E-1f)
+#define HYP_SQRT_HALF_X2 1.41421356f
+
+static inline float fma_s(float a, float x, float b) {
+	return a * x + b;
+}
+
+static float log_ge1(float y) {
+	uint32_t bits;
+	memcpy(&bits, &y, sizeof bits);
+	int e = (int)(bits >> 23) - 127;
+	uint32_t mb = (bits & 0x7FFFFFu) | 0x3F800000u;
+	float m;
+	memcpy(&m, &mb, sizeof m);
+	if (m > HYP_SQRT_HALF_X2) {
+		m *= 0.5f;
+		e++;
+	}
+	float x = m - 1.0f, z = x * x, fe = (float)e;
+	float r = x * z * HYP_LOG_POLY(fma_s, x);
+	r += fe * -2.12194440e-4f;
+	r += -0.5f * z;
+	return x + r + fe * 0.693359375f;
+}
+
+/* row[j] <- mul * arcosh(1 + max(a * row[j] * kf[j], 0)), j < n: scalar. */
+static void arcosh_row_scalar(float *row, const float *kf, float a, float mul, size_t n) {
+	for (size_t j = 0; j < n; j++) {
+		float x = a * row[j] * kf[j];
+		x = x < 0.0f ? 0.0f : x;
+		row[j] = mul * log_ge1(1.0f + x + sqrtf(x * (x + 2.0f)));
+	}
+}
+
+#if defined(__x86_64__)
+static inline RVA__TARGET_AVX512 __m512 fma512(__m512 a, __m512 x, float b) {
+	return _mm512_fmadd_ps(a, x, _mm512_set1_ps(b));
+}
+static inline RVA__TARGET_AVX512 __m512 fma512c(float a, __m512 x, float b) {
+	return _mm512_fmadd_ps(_mm512_set1_ps(a), x, _mm512_set1_ps(b));
+}
+#define P512(a, x, b) _Generic((a), float: fma512c, default: fma512)(a, x, b)
+
+static RVA__TARGET_AVX512 void arcosh_row_avx512(float *row, const float *kf, float a,
+                                                  float mul, size_t n) {
+	const __m512 va = _mm512_set1_ps(a), vmul = _mm512_set1_ps(mul);
+	const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+	for (size_t j = 0; j < n; j += 16) {
+		__mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1u);
+		__m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + j), va),
+		                         _mm512_maskz_loadu_ps(k, kf + j));
+		x = _mm512_max_ps(_mm512_setzero_ps(), x); /* NaN stays NaN */
+		__m512 y = _mm512_add_ps(_mm512_add_ps(one, x),
+		                         _mm512_sqrt_ps(_mm512_mul_ps(x, _mm512_add_ps(x, two))));
+		__m512 e = _mm512_getexp_ps(y);
+		__m512 m = _mm512_getmant_ps(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+		__mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(HYP_SQRT_HALF_X2), _CMP_GT_OQ);
+		m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+		e = _mm512_mask_add_ps(e, big, e, one);
+		__m512 xm = _mm512_sub_ps(m, one), z = _mm512_mul_ps(xm, xm);
+		__m512 r = _mm512_mul_ps(_mm512_mul_ps(xm, z), HYP_LOG_POLY(P512, xm));
+		r = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), r);
+		r = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, r);
+		r = _mm512_add_ps(xm, r);
+		r = _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), r);
+		_mm512_mask_storeu_ps(row + j, k, _mm512_mul_ps(vmul, r));
+	}
+}
+
+static inline RVA__TARGET_AVX2 __m256 fma256(__m256 a, __m256 x, float b) {
+	return _mm256_fmadd_ps(a, x, _mm256_set1_ps(b));
+}
+static inline RVA__TARGET_AVX2 __m256 fma256c(float a, __m256 x, float b) {
+	return _mm256_fmadd_ps(_mm256_set1_ps(a), x, _mm256_set1_ps(b));
+}
+#define P256(a, x, b) _Generic((a), float: fma256c, default: fma256)(a, x, b)
+
+static RVA__TARGET_AVX2 void arcosh_row_avx2(float *row, const float *kf, float a, float mul,
+                                             size_t n) {
+	const __m256 va = _mm256_set1_ps(a), vmul = _mm256_set1_ps(mul);
+	const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+	size_t j = 0;
+	for (; j + 8 <= n; j += 8) {
+		__m256 x = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), va),
+		                         _mm256_loadu_ps(kf + j));
+		x = _mm256_max_ps(_mm256_setzero_ps(), x);
+		__m256 y = _mm256_add_ps(_mm256_add_ps(one, x),
+		                         _mm256_sqrt_ps(_mm256_mul_ps(x, _mm256_add_ps(x, two))));
+		__m256i bits = _mm256_castps_si256(y);
+		__m256i ei = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+		__m256 m = _mm256_castsi256_ps(_mm256_or_si256(
+			_mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFF)), _mm256_set1_epi32(0x3F800000)));
+		__m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(HYP_SQRT_HALF_X2), _CMP_GT_OQ);
+		m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
+		__m256 e = _mm256_add_ps(_mm256_cvtepi32_ps(ei), _mm256_and_ps(big, one));
+		__m256 xm = _mm256_sub_ps(m, one), z = _mm256_mul_ps(xm, xm);
+		__m256 r = _mm256_mul_ps(_mm256_mul_ps(xm, z), HYP_LOG_POLY(P256, xm));
+		r = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), r);
+		r = _mm256_fmadd_ps(_mm256_set1_ps(-0.5f), z, r);
+		r = _mm256_add_ps(xm, r);
+		r = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), r);
+		_mm256_storeu_ps(row + j, _mm256_mul_ps(vmul, r));
+	}
+	arcosh_row_scalar(row + j, kf + j, a, mul, n - j);
+}
+#endif
+
+static void arcosh_row(float *row, const float *kf, float a, float mul, size_t n) {
+#if defined(__x86_64__)
+	switch (rva__simd_level()) {
+	case RVA__SIMD_AVX512: arcosh_row_avx512(row, kf, a, mul, n); return;
+	case RVA__SIMD_AVX2: arcosh_row_avx2(row, kf, a, mul, n); return;
+	default: break;
+	}
+#endif
+	arcosh_row_scalar(row, kf, a, mul, n);
+}
+
+/*
  * Scores of the tile rows [i0, i0 + ni) against keys [j0, j0 + nt) into sc->s (row
  * stride block_size, first row at sc->s); keys a row may not see get -inf. Needs
  * load_keys for the same key range.
@@ -266,16 +426,12 @@ static void tile_scores(const rva_attention *att, const hyp_state *st, const hyp
 		float *row = sc->s + ii * bk;
 		const float *qrow = sc->q + i * hd;
 		size_t lim = sc->lim[i];
-		float qn = sc->qn[i], qf = sc->qf[i];
-		for (size_t j = 0; j < nt; j++) {
-			size_t key = j0 + j;
-			if (key >= lim || (s->key_mask && !s->key_mask[key])) {
-				row[j] = -INFINITY;
-				continue;
-			}
-			float sum = qn + sc->kn[j];
-			float d2 = sum - 2.0f * sc->ka[j] * row[j];
-			if (d2 < HYP_NEAR * sum) {
+		size_t vis = lim > j0 ? rva__min(nt, lim - j0) : 0;
+		float qn = sc->qn[i];
+		for (size_t j = 0; j < vis; j++)
+			row[j] = qn + sc->kn[j] - 2.0f * sc->ka[j] * row[j];
+		for (size_t j = 0; j < vis; j++)
+			if (row[j] < HYP_NEAR * (qn + sc->kn[j])) {
 				/* close points: |q - k|^2 from the difference, not from the norms */
 				const float *k = kbase + j * s->k_stride;
 				float ka = sc->ka[j], e = 0.0f;
@@ -283,14 +439,17 @@ static void tile_scores(const rva_attention *att, const hyp_state *st, const hyp
 					float t = qrow[d] - ka * k[d];
 					e += t * t;
 				}
-				d2 = e;
+				row[j] = e;
 			}
-			float x = st->two_c * d2 * qf * sc->kf[j];
-			if (x < 0.0f)
-				x = 0.0f; /* arcosh argument 1 + x >= 1 */
-			/* arcosh(1 + x) = log1p(x + sqrt(x (x + 2))), accurate for small x */
-			row[j] = -st->score_mul * log1pf(x + sqrtf(x * (x + 2.0f)));
-		}
+		/* x = 2c |q-k|^2 / ((1 - c|q|^2)(1 - c|k|^2)) clamped >= 0; s = -arcosh(1 + x) /
+		 * (sqrt(c) temperature) */
+		arcosh_row(row, sc->kf, st->two_c * sc->qf[i], -st->score_mul, vis);
+		for (size_t j = vis; j < nt; j++)
+			row[j] = -INFINITY;
+		if (s->key_mask)
+			for (size_t j = 0; j < vis; j++)
+				if (!s->key_mask[j0 + j])
+					row[j] = -INFINITY;
 	}
 }
 
@@ -315,9 +474,7 @@ static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_ro
 		tile_scores(att, st, r, sc, kvh, 0, n, j0, nt);
 		for (size_t i = 0; i < n; i++) {
 			float *row = sc->s + i * bk;
-			float rmax = -INFINITY;
-			for (size_t j = 0; j < nt; j++)
-				rmax = fmaxf(rmax, row[j]);
+			float rmax = max_f(row, nt);
 			if (rmax == -INFINITY) {
 				memset(row, 0, nt * sizeof(float));
 				continue;
@@ -340,10 +497,9 @@ static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_ro
 					if (row[j] != 0.0f && dropped(r, rowi, j0 + j))
 						row[j] = 0.0f;
 			}
-			for (size_t j = 0; j < nt; j++) {
-				dsum += row[j] * sc->vl[j];
+			dsum = dot_f(row, sc->vl, nt);
+			for (size_t j = 0; j < nt; j++)
 				row[j] *= sc->vw[j];
-			}
 			sc->den[i] += dsum;
 		}
 		rva__sgemm(false, false, n, hd, nt, 1.0f, sc->s, bk,

@@ -237,8 +237,11 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
 	for (size_t k0 = io->k_begin; k0 < io->k_end; k0 += bc) {
 		size_t nkt = rva__min(bc, io->k_end - k0);
-		if (s->pattern.causal && (int64_t)k0 > qb)
-			break; /* every later tile lies above the diagonal */
+		if (s->pattern.causal) {
+			if ((int64_t)k0 > qb)
+				break; /* every later tile lies above the diagonal */
+			nkt = rva__min(nkt, (size_t)(qb - (int64_t)k0) + 1); /* trim the diagonal tile */
+		}
 		rva__tile_class cls =
 			rva__pattern_classify(&s->pattern, qa, qb, (int64_t)k0, (int64_t)(k0 + nkt - 1));
 		if (cls == RVA__TILE_NONE)

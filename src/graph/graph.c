@@ -1,4 +1,5 @@
 /* Job graph construction, the job arena, and the serial executor. */
+#include <pthread.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -11,9 +12,84 @@ struct rva__arena_block {
 	unsigned char *data;
 };
 
+/* Below glibc's mmap threshold, so small jobs reuse heap pages instead of faulting. */
+#define ARENA_MIN_BLOCK ((size_t)64 << 10)
+
+struct rva__arena_cache {
+	pthread_mutex_t lock;
+	rva__arena_block *free;   /* blocks not in use, most recently returned first */
+	size_t bytes, max_bytes;
+};
+
+rva_status rva__arena_cache_create(size_t max_bytes, rva__arena_cache **out) {
+	rva__arena_cache *c = rva__calloc(1, sizeof *c);
+	if (!c)
+		return rva__fail(RVA_ENOMEM, "cannot allocate the job memory cache");
+	pthread_mutex_init(&c->lock, NULL);
+	c->max_bytes = max_bytes;
+	*out = c;
+	return RVA_OK;
+}
+
+static void free_blocks(rva__arena_block *b) {
+	for (rva__arena_block *n; b; b = n) {
+		n = b->next;
+		rva__free(b->data);
+		rva__free(b);
+	}
+}
+
+void rva__arena_cache_destroy(rva__arena_cache *c) {
+	if (!c)
+		return;
+	free_blocks(c->free);
+	pthread_mutex_destroy(&c->lock);
+	rva__free(c);
+}
+
+/* A cached block of at least need bytes (best fit), or NULL. */
+static rva__arena_block *cache_take(rva__arena_cache *c, size_t need) {
+	pthread_mutex_lock(&c->lock);
+	rva__arena_block **best = NULL;
+	for (rva__arena_block **p = &c->free; *p; p = &(*p)->next)
+		if ((*p)->size >= need && (!best || (*p)->size < (*best)->size))
+			best = p;
+	rva__arena_block *b = NULL;
+	if (best) {
+		b = *best;
+		*best = b->next;
+		c->bytes -= b->size;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return b;
+}
+
+static void cache_return(rva__arena_cache *c, rva__arena_block *list) {
+	rva__arena_block *drop = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (rva__arena_block *b = list, *n; b; b = n) {
+		n = b->next;
+		if (c->bytes + b->size <= c->max_bytes) {
+			b->next = c->free;
+			c->free = b;
+			c->bytes += b->size;
+		} else {
+			b->next = drop;
+			drop = b;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	free_blocks(drop);
+}
+
 void rva__graph_init(rva__graph *g, size_t nseq) {
 	memset(g, 0, sizeof *g);
 	g->nseq = nseq;
+}
+
+void rva__graph_init_cached(rva__graph *g, size_t nseq, rva__arena_cache *cache) {
+	rva__graph_init(g, nseq);
+	g->cache = cache;
 }
 
 void rva__graph_free(rva__graph *g) {
@@ -23,11 +99,10 @@ void rva__graph_free(rva__graph *g) {
 	rva__free(g->succ);
 	rva__free(g->edge_from);
 	rva__free(g->edge_to);
-	for (rva__arena_block *b = g->arena, *n; b; b = n) {
-		n = b->next;
-		rva__free(b->data);
-		rva__free(b);
-	}
+	if (g->cache)
+		cache_return(g->cache, g->arena);
+	else
+		free_blocks(g->arena);
 	memset(g, 0, sizeof *g);
 }
 
@@ -109,15 +184,20 @@ void *rva__graph_alloc(rva__graph *g, size_t bytes) {
 		need = RVA__ALIGN;
 	rva__arena_block *b = g->arena;
 	if (!b || b->size - b->used < need) {
-		size_t size = rva__max(need, (size_t)1 << 20);
-		b = rva__malloc(sizeof *b);
-		unsigned char *data = b ? rva__malloc(size) : NULL;
-		if (!data) {
-			rva__free(b);
-			rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of job memory", size);
-			return NULL;
+		b = g->cache ? cache_take(g->cache, need) : NULL;
+		if (!b) {
+			size_t size = rva__max(need, ARENA_MIN_BLOCK);
+			b = rva__malloc(sizeof *b);
+			unsigned char *data = b ? rva__malloc(size) : NULL;
+			if (!data) {
+				rva__free(b);
+				rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of job memory", size);
+				return NULL;
+			}
+			*b = (rva__arena_block){.size = size, .data = data};
 		}
-		*b = (rva__arena_block){.next = g->arena, .size = size, .used = 0, .data = data};
+		b->used = 0;
+		b->next = g->arena;
 		g->arena = b;
 	}
 	void *p = b->data + b->used;

@@ -51,6 +51,18 @@ typedef struct rva__task {
 
 typedef struct rva__arena_block rva__arena_block;
 
+/*
+ * A cache of arena blocks kept across jobs (one per engine): fresh memory costs a page
+ * fault per 4 KiB page on first touch, which for a job's intermediates (split-KV
+ * partials, MoE routing tables, pipeline rows) can rival the job itself. Thread-safe.
+ */
+typedef struct rva__arena_cache rva__arena_cache;
+
+/* Errors: RVA_ENOMEM. max_bytes bounds what the cache keeps (older blocks are freed). */
+rva_status rva__arena_cache_create(size_t max_bytes, rva__arena_cache **out);
+/* Frees the cache and every block it holds (NULL is fine). */
+void rva__arena_cache_destroy(rva__arena_cache *c);
+
 typedef struct rva__graph {
 	rva__task *tasks;
 	uint32_t ntasks, cap_tasks;
@@ -61,7 +73,8 @@ typedef struct rva__graph {
 	size_t scratch_bytes;     /* max scratch any task needs */
 	size_t nseq;              /* sequences of the job (for per-sequence status) */
 	double flops;             /* useful FLOPs of the job (statistics) */
-	rva__arena_block *arena;  /* job memory, freed with the graph */
+	rva__arena_block *arena;  /* job memory, freed with the graph (or returned to cache) */
+	rva__arena_cache *cache;  /* NULL, or where arena blocks come from and return to */
 	/* Optional hooks run by the executor, in order, after all tasks (e.g. MoE stats
 	 * reduction into the caller's struct). */
 	rva_status (*finish)(void *finish_ctx, const rva_status *seq_status, size_t nseq);
@@ -71,6 +84,9 @@ typedef struct rva__graph {
 
 /* Initialises an empty graph for a job of nseq sequences. */
 void rva__graph_init(rva__graph *g, size_t nseq);
+
+/* The same, with arena blocks taken from (and, at rva__graph_free, returned to) cache. */
+void rva__graph_init_cached(rva__graph *g, size_t nseq, rva__arena_cache *cache);
 
 /* Frees everything the graph owns (tasks, edges, arena). */
 void rva__graph_free(rva__graph *g);

@@ -120,18 +120,20 @@ static const char *const preset_names[RVA_PRESET_COUNT] = {
 static const char *const preset_descriptions[RVA_PRESET_COUNT] = {
 	[RVA_PRESET_BERT] = "multi_head, 12 heads, dropout 0.1, bidirectional",
 	[RVA_PRESET_GPT] = "multi_head, 12 heads, dropout 0.1, causal",
-	[RVA_PRESET_LONGFORMER] = "local_global, window 512, 1 global token, 12/8/1 heads, "
-	                          "dropout 0.1",
+	[RVA_PRESET_LONGFORMER] = "local_global, window 512, 1 global token, dropout 0.1, "
+	                          "12 heads (8 or 1 if 12 does not divide dim)",
 	[RVA_PRESET_PERFORMER] = "linear FAVOR+, 256 positive orthogonal random features, "
-	                         "12/8/1 heads",
-	[RVA_PRESET_FLASH_OPTIMIZED] = "flash, block 128, 12/8/1 heads",
+	                         "12 heads (8 or 1 if 12 does not divide dim)",
+	[RVA_PRESET_FLASH_OPTIMIZED] = "flash, block 128, "
+	                               "12 heads (8 or 1 if 12 does not divide dim)",
 	[RVA_PRESET_SWITCH_TRANSFORMER] = "moe, 8 experts, top-2, capacity 1.25, jitter 0.01",
 	[RVA_PRESET_HYPERBOLIC_TREE] = "hyperbolic (Poincare ball), curvature -1",
 	[RVA_PRESET_T5] = "multi_head, 12 heads, T5 relative-position bias (32 buckets, max "
 	                  "distance 128), scale 1, dropout 0.1",
 	[RVA_PRESET_VIT] = "multi_head, 12 heads, bidirectional, no dropout",
 	[RVA_PRESET_SPARSE_TRANSFORMER] = "flash, strided sparse pattern (stride 128), causal, "
-	                                  "block 128, 12/8/1 heads",
+	                                  "block 128, 12 heads (8 or 1 if 12 does not divide "
+	                                  "dim)",
 };
 
 const char *rva_preset_name(rva_preset p) {

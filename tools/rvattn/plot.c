@@ -115,8 +115,14 @@ int plot_scaling(const char *path, const char *title, const size_t *threads,
 		for (size_t i = 0; i < n; i++)
 			fprintf(f, "%zu %.17g %.17g %.17g\n", threads[i], gflops[i], speedup[i],
 			        (double)threads[i] / (double)threads[0]);
-		fprintf(f, "EOD\n"
-		           "plot $d using 1:2 with linespoints lw 2 pt 7 title 'GFLOP/s' axes x1y1, \\\n"
+		fprintf(f, "EOD\n");
+		if (n <= 16) {
+			fprintf(f, "set xtics (");
+			for (size_t i = 0; i < n; i++)
+				fprintf(f, "%s%zu", i ? ", " : "", threads[i]);
+			fprintf(f, ")\n");
+		}
+		fprintf(f, "plot $d using 1:2 with linespoints lw 2 pt 7 title 'GFLOP/s' axes x1y1, \\\n"
 		           "     $d using 1:3 with linespoints lw 2 pt 5 title 'speed-up' axes x1y2, \\\n"
 		           "     $d using 1:4 with lines dashtype 2 title 'ideal speed-up' axes x1y2\n"
 		           "set output\n");

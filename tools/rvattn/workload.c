@@ -602,7 +602,7 @@ int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *s
 		rva_job_stats js;
 		memset(&js, 0, sizeof js);
 		if (rva_job_stats_get(job, &js) == RVA_OK && js.wall_ns > 0)
-			*secs = (double)js.wall_ns * 1e-9;
+			*secs = (double)js.wall_ns / 1e9;
 		else
 			*secs = t1 - t0;
 		if (w->cfg.mechanism == RVA_MECH_MOE && !js.has_moe) {

@@ -1,0 +1,75 @@
+# Helpers for the CLI tests (tests/cli/*.sh), sourced by each script.
+# A script is run by ctest as: bash script.sh <rvattn binary> <build dir> <source dir>
+set -u
+RVATTN=$(realpath "${1:?usage: script.sh RVATTN BUILD_DIR SOURCE_DIR}")
+BUILD_DIR=$(realpath "${2:?}")
+SOURCE_DIR=$(realpath "${3:?}")
+# Debian's python3 with numpy (python3 on PATH may be a pyenv without it).
+PY=/usr/bin/python3
+ORACLE="$SOURCE_DIR/tests/cli/attn_oracle.py"
+T=$(mktemp -d "${TMPDIR:-/tmp}/rvattn_cli_XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+FAILS=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	FAILS=$((FAILS + 1))
+}
+
+need_numpy() {
+	if ! "$PY" -c 'import numpy' 2>/dev/null; then
+		echo "FAIL: $PY with numpy is needed (Debian package python3-numpy)" >&2
+		exit 1
+	fi
+}
+
+# expect_rc WANT CMD...: runs CMD, stdout to $T/out, stderr to $T/err; checks the status.
+expect_rc() {
+	local want=$1
+	shift
+	"$@" >"$T/out" 2>"$T/err"
+	local rc=$?
+	if [ "$rc" != "$want" ]; then
+		fail "exit $rc (want $want): $* -- stderr: $(head -c 400 "$T/err")"
+		return 1
+	fi
+	return 0
+}
+
+# expect_err_line PATTERN: stderr is exactly one line starting "rvattn: " and matching PATTERN.
+expect_err_line() {
+	local lines
+	lines=$(wc -l <"$T/err")
+	if [ "$lines" != 1 ]; then
+		fail "stderr has $lines lines, want 1: $(head -c 400 "$T/err")"
+		return 1
+	fi
+	if ! grep -q '^rvattn: ' "$T/err"; then
+		fail "stderr does not start with 'rvattn: ': $(cat "$T/err")"
+		return 1
+	fi
+	if ! grep -qE -- "$1" "$T/err"; then
+		fail "stderr lacks /$1/: $(cat "$T/err")"
+		return 1
+	fi
+	return 0
+}
+
+# no_temp_files DIR: no temporary files (".NAME.tmp-...") are left in DIR.
+no_temp_files() {
+	local left
+	left=$(find "${1:-$T}" -maxdepth 1 -name '.*.tmp-*' | head -5)
+	if [ -n "$left" ]; then
+		fail "temporary files left behind: $left"
+	fi
+}
+
+finish() {
+	if [ "$FAILS" != 0 ]; then
+		echo "$FAILS check(s) failed" >&2
+		exit 1
+	fi
+	echo "all checks passed"
+	exit 0
+}
