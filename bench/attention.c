@@ -14,6 +14,9 @@
  * (VmHWM reset before each row). Buffers are allocated and pre-faulted before timing.
  *
  *   build/bench/attention [--threads 1,2] [--repeat R] [--rows G1,G2,...] [--json FILE]
+ *
+ * Long rows run only when named: M32K (B=1 H=16 N=32768 causal: peak RSS against the
+ * inputs), LIN64K and FL64K (linear vs flash at N = 65536).
  */
 #define _GNU_SOURCE 1
 #include <stdio.h>
@@ -34,6 +37,7 @@ typedef struct row_def {
 	bool decode;
 	rva_config (*make)(size_t dim, size_t H, bool causal);
 	op_kind kind;
+	bool optional;     /* long rows: only when named in --rows */
 } row_def;
 
 static rva_config mk_flash(size_t dim, size_t H, bool causal) {
@@ -74,18 +78,24 @@ static rva_config mk_bert(size_t dim, size_t H, bool causal) {
 }
 
 static const row_def rows[] = {
-	{"G1", "flash", 8, 12, 512, 512, 64, false, false, mk_flash, OP_ATTN},
-	{"G2", "flash", 4, 12, 2048, 2048, 64, false, false, mk_flash, OP_ATTN},
-	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, mk_flash, OP_ATTN},
-	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, mk_flash, OP_ATTN},
-	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, mk_flash, OP_ATTN},
-	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, mk_linear, OP_ATTN},
-	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, mk_linear, OP_ATTN},
-	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, mk_local, OP_ATTN},
-	{"HY1", "hyperbolic", 8, 12, 512, 512, 64, false, false, mk_hyper, OP_ATTN},
-	{"MOE1", "MoE (Switch)", 8, 12, 512, 512, 64, false, false, mk_moe, OP_ATTN},
-	{"BERT1", "Bert block (pipeline)", 8, 12, 512, 512, 64, false, false, mk_bert, OP_PIPE},
-	{"BERT2", "Bert block (pipeline)", 4, 12, 2048, 2048, 64, false, false, mk_bert, OP_PIPE},
+	{"G1", "flash", 8, 12, 512, 512, 64, false, false, mk_flash, OP_ATTN, false},
+	{"G2", "flash", 4, 12, 2048, 2048, 64, false, false, mk_flash, OP_ATTN, false},
+	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, mk_flash, OP_ATTN, false},
+	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, mk_flash, OP_ATTN, false},
+	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, mk_flash, OP_ATTN, false},
+	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, mk_linear, OP_ATTN, false},
+	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, mk_linear, OP_ATTN, false},
+	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, mk_local, OP_ATTN, false},
+	{"HY1", "hyperbolic", 8, 12, 512, 512, 64, false, false, mk_hyper, OP_ATTN, false},
+	{"MOE1", "MoE (Switch)", 8, 12, 512, 512, 64, false, false, mk_moe, OP_ATTN, false},
+	{"BERT1", "Bert block (pipeline)", 8, 12, 512, 512, 64, false, false, mk_bert, OP_PIPE, false},
+	{"BERT2", "Bert block (pipeline)", 4, 12, 2048, 2048, 64, false, false, mk_bert, OP_PIPE, false},
+	/* O(tile) memory at long context, and linear vs flash at N = 65536 */
+	{"M32K", "flash causal, memory", 1, 16, 32768, 32768, 64, true, false, mk_flash, OP_ATTN,
+	 true},
+	{"LIN64K", "linear (Performer)", 1, 12, 65536, 65536, 64, false, false, mk_linear, OP_ATTN,
+	 true},
+	{"FL64K", "flash", 1, 12, 65536, 65536, 64, false, false, mk_flash, OP_ATTN, true},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -142,6 +152,7 @@ typedef struct result {
 	double median_s, gflops, frac, gbps, read_gbps;
 	size_t rss;
 	double io_bytes;
+	double moe_overhead;   /* (routing + assignment + combine) / experts' time */
 	rva_status st;
 } result;
 
@@ -178,10 +189,16 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 		att = NULL; /* owned by the pipeline */
 	}
 	double *t = malloc((size_t)reps * sizeof *t);
+	rva_moe_stats ms = {0};
+	rva_runtime rt = {.moe_stats = cfg.mechanism == RVA_MECH_MOE ? &ms : NULL};
+	double moe_over = 0.0;
 	for (int i = -1; i < reps; i++) {
 		double t0 = bench_now();
-		res.st = pipe ? rva_engine_run_pipeline(e, pipe, &batch, NULL, NULL, NULL)
-		              : rva_engine_run(e, att, &batch, NULL, NULL, NULL);
+		res.st = pipe ? rva_engine_run_pipeline(e, pipe, &batch, &rt, NULL, NULL)
+		              : rva_engine_run(e, att, &batch, &rt, NULL, NULL);
+		if (res.st == RVA_OK && rt.moe_stats && i >= 0 && ms.expert_ns)
+			moe_over += (double)(ms.router_ns + ms.assign_ns + ms.combine_ns) /
+			            (double)ms.expert_ns / reps;
 		if (res.st != RVA_OK) {
 			free(t);
 			goto out;
@@ -190,6 +207,7 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 			t[i] = bench_now() - t0;
 	}
 	res.median_s = bench_median(t, (size_t)reps);
+	res.moe_overhead = moe_over;
 	free(t);
 	res.gflops = flops / res.median_s * 1e-9;
 	res.frac = res.gflops / (limit * threads);
@@ -257,6 +275,8 @@ int main(int argc, char **argv) {
 	int first = 1, failed = 0;
 	for (size_t i = 0; i < NROWS; i++) {
 		const row_def *r = &rows[i];
+		if (r->optional && !only)
+			continue;
 		if (only) {
 			char pat[32];
 			snprintf(pat, sizeof pat, ",%s,", r->name);
@@ -271,20 +291,27 @@ int main(int argc, char **argv) {
 				failed = 1;
 				continue;
 			}
-			printf("%-6s %-26s %3u %10.2f %9.1f %7.0f%% %8.1f %8.1f %8.0fM  (%.2fx io)\n",
+			char note[64] = "";
+			if (r->decode)
+				snprintf(note, sizeof note, "  %.0f%% of read", 100.0 * res.gbps / res.read_gbps);
+			if (res.moe_overhead > 0.0)
+				snprintf(note, sizeof note, "  routing+combine %.1f%% of experts",
+				         100.0 * res.moe_overhead);
+			printf("%-6s %-26s %3u %10.2f %9.1f %7.0f%% %8.1f %8.1f %8.0fM  (%.2fx io)%s\n",
 			       r->name, r->what, tlist[ti], res.median_s * 1e3, res.gflops,
 			       100.0 * res.frac, res.gbps, res.read_gbps, (double)res.rss / 1048576.0,
-			       (double)res.rss / res.io_bytes);
+			       (double)res.rss / res.io_bytes, note);
 			fflush(stdout);
 			if (jf) {
 				fprintf(jf, "%s{\"row\": \"%s\", \"what\": \"%s\", \"B\": %zu, \"H\": %zu, "
 				            "\"nq\": %zu, \"nk\": %zu, \"D\": %zu, \"causal\": %s, "
 				            "\"threads\": %u, \"median_ms\": %.4f, \"gflops\": %.3f, "
 				            "\"fraction_of_limit\": %.4f, \"gbps\": %.3f, \"read_gbps\": %.3f, "
-				            "\"peak_rss_bytes\": %zu, \"io_bytes\": %.0f}",
+				            "\"peak_rss_bytes\": %zu, \"io_bytes\": %.0f, "
+				            "\"moe_overhead\": %.4f}",
 				        first ? "" : ", ", r->name, r->what, r->B, r->H, r->nq, r->nk, r->D,
 				        r->causal ? "true" : "false", tlist[ti], res.median_s * 1e3, res.gflops,
-				        res.frac, res.gbps, res.read_gbps, res.rss, res.io_bytes);
+				        res.frac, res.gbps, res.read_gbps, res.rss, res.io_bytes, res.moe_overhead);
 				first = 0;
 			}
 		}

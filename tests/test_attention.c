@@ -416,6 +416,7 @@ Test(multi_head, fully_masked_rows_are_zero_and_nan_propagates) {
 	/* causal with nq > nk: the first queries precede every key */
 	free(p.mask);
 	p.mask = NULL;
+	s.key_mask = NULL; /* s is reused below: it must not keep the freed mask */
 	rva_attention_destroy(att);
 	c.causal = true;
 	cr_assert_eq(rva_build(&c, &att), RVA_OK);

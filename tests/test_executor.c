@@ -56,7 +56,7 @@ static rva_status dag_task(const rva__task *t, rva__exec_ctx *x) {
 		memset(x->scratch, (int)(id & 0xff), d->scratch_need);
 	spin_for(d->spin_ns);
 	atomic_fetch_or(&d->workers_seen, 1u << (x->worker & 31));
-	if (d->wait_two) { /* only a steal can bring a second worker in: wait for it */
+	if (d->wait_two && id != 0) { /* only a steal brings a second worker in: wait */
 		uint64_t end = rva__now_ns() + 5000000000ull;
 		while (__builtin_popcount(atomic_load(&d->workers_seen)) < 2 && rva__now_ns() < end) {
 			struct timespec ts = {0, 50000};

@@ -33,6 +33,9 @@ typedef struct rva_moe_stats {
 	size_t processed[RVA_MOE_MAX_EXPERTS];   /* tokens e actually processed */
 	size_t dropped;                          /* (token, expert) assignments dropped */
 	double load_balancing_loss;              /* E * sum_e f_e * P_e (Switch, alpha = 1) */
+	/* Time in each phase, summed over its tasks (ns): routing, capacity assignment, the
+	 * experts' own attention work, and combining the weighted expert outputs. */
+	uint64_t router_ns, assign_ns, expert_ns, combine_ns;
 } rva_moe_stats;
 
 /*

@@ -10,7 +10,9 @@
  *       d_c(x, y) = (1/sqrt c) arcosh(1 + 2c|x-y|^2 / ((1 - c|x|^2)(1 - c|y|^2))),
  *     |x-y|^2 = |x|^2 + |y|^2 - 2 x.y: the dot products of a tile are one sgemm, the norms
  *     are per row. Where |x-y|^2 < 1/64 (|x|^2 + |y|^2) the difference is recomputed
- *     directly (cancellation). The arcosh argument is clamped to >= 1.
+ *     directly (cancellation). The arcosh argument is clamped to >= 1; arcosh(1 + x) is
+ *     ln(1 + x + sqrt(x (x + 2))) with a polynomial ln vectorised for AVX-512 / AVX2
+ *     (RVATTN_SIMD selects; the scalar twin computes the same polynomial).
  *   - a_ij = softmax_j(s_ij) (running max subtracted; key mask and causal: query i sits at
  *     position nk - nq + i and sees keys j <= position). A row with no visible key
  *     outputs 0.
@@ -34,7 +36,7 @@
  *     1 - dropout, from counter-based random numbers of (rt.seed, rt.step, stream,
  *     sequence, head, row, key). Both aggregations are invariant to a common scaling of
  *     the weights, so no 1/(1 - p) factor is needed; a row whose visible keys are all
- *     dropped outputs 0.
+ *     dropped outputs 0. rows() (MoE experts) has no stream id and uses stream 0.
  *
  * Job graph: one task per (sequence, query head, query tile of query_block rows); key
  * tiles of block_size keys; causal key tiles past the last visible key are skipped.

@@ -140,11 +140,12 @@ typedef struct moe_job {
 	double *psum;       /* tiles x E: sums of router probabilities */
 	float *eout;        /* tokens x k x dim: expert outputs */
 	rva_moe_stats stats;
+	uint64_t phase_ns[4];  /* router, assign, expert, combine: summed task times (atomic) */
 	rva_status (*prev_finish)(void *, const rva_status *, size_t);
 	void *prev_ctx;
 } moe_job;
 
-static rva_status router_task(const rva__task *t, rva__exec_ctx *x) {
+static rva_status router_body(const rva__task *t, rva__exec_ctx *x) {
 	moe_job *j = (moe_job *)t->ctx;
 	const moe_tile *tl = &j->tiles[t->a];
 	const rva_seq *s = &j->seqs[tl->seq];
@@ -163,7 +164,7 @@ static rva_status router_task(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
-static rva_status capacity_task(const rva__task *t, rva__exec_ctx *x) {
+static rva_status capacity_body(const rva__task *t, rva__exec_ctx *x) {
 	(void)x;
 	moe_job *j = (moe_job *)t->ctx;
 	rva_moe_stats *st = &j->stats;
@@ -208,38 +209,50 @@ static rva_status capacity_task(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
-/* Scratch of an expert task: row list, gathered outputs, then the expert's own. */
-static size_t expert_scratch_head(const moe_job *j) {
-	return rva__round_up(j->qb * sizeof(uint32_t), RVA__ALIGN) +
-	       rva__round_up(j->qb * sizeof(size_t), RVA__ALIGN) +
-	       rva__round_up(j->qb * j->dim * sizeof(float), RVA__ALIGN);
+/* Scratch of an expert task over up to `rows` query rows: row list, gathered outputs,
+ * then the expert's own. */
+static size_t expert_scratch_head(const moe_job *j, size_t rows) {
+	return rva__round_up(rows * sizeof(uint32_t), RVA__ALIGN) +
+	       rva__round_up(rows * sizeof(size_t), RVA__ALIGN) +
+	       rva__round_up(rows * j->dim * sizeof(float), RVA__ALIGN);
 }
 
-static rva_status expert_task(const rva__task *t, rva__exec_ctx *x) {
+/* Expert task: a = expert, b = first query tile of the sequence, c = tiles covered (1,
+ * or every tile for experts whose rows() pays a per-call cost over all keys: linear
+ * attention rebuilds its key state on each call). */
+/* Whether an expert runs once per sequence rather than per query tile. */
+static bool whole_sequence(const rva_attention *ex) {
+	return ex->cfg.mechanism == RVA_MECH_LINEAR;
+}
+
+static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
 	moe_job *j = (moe_job *)t->ctx;
-	size_t e = t->a, k = j->k, dim = j->dim;
-	const moe_tile *tl = &j->tiles[j->tile0[t->seq] + t->b];
-	if (!j->routed[j->tile0[t->seq] + t->b])
-		return RVA_OK;
+	size_t e = t->a, k = j->k, dim = j->dim, cap = (size_t)t->c * j->qb;
 	unsigned char *p = x->scratch;
 	uint32_t *rows = (uint32_t *)p;
-	p += rva__round_up(j->qb * sizeof(uint32_t), RVA__ALIGN);
+	p += rva__round_up(cap * sizeof(uint32_t), RVA__ALIGN);
 	size_t *slots = (size_t *)p;
-	p += rva__round_up(j->qb * sizeof(size_t), RVA__ALIGN);
+	p += rva__round_up(cap * sizeof(size_t), RVA__ALIGN);
 	float *buf = (float *)p;
-	p += rva__round_up(j->qb * dim * sizeof(float), RVA__ALIGN);
-	size_t m = 0, row0 = (size_t)tl->qt * j->qb;
-	for (size_t i = 0; i < tl->n; i++)
-		for (size_t r = 0; r < k; r++) {
-			size_t slot = (tl->tok + i) * k + r;
-			if (j->choice[slot] == e) {
-				if (j->kept[slot]) {
-					rows[m] = (uint32_t)(row0 + i);
-					slots[m++] = slot;
+	p += rva__round_up(cap * dim * sizeof(float), RVA__ALIGN);
+	size_t m = 0;
+	for (size_t ti = j->tile0[t->seq] + t->b; ti < j->tile0[t->seq] + t->b + t->c; ti++) {
+		const moe_tile *tl = &j->tiles[ti];
+		if (!j->routed[ti])
+			continue;
+		size_t row0 = (size_t)tl->qt * j->qb;
+		for (size_t i = 0; i < tl->n; i++)
+			for (size_t r = 0; r < k; r++) {
+				size_t slot = (tl->tok + i) * k + r;
+				if (j->choice[slot] == e) {
+					if (j->kept[slot]) {
+						rows[m] = (uint32_t)(row0 + i);
+						slots[m++] = slot;
+					}
+					break; /* an expert appears once among a token's choices */
 				}
-				break; /* an expert appears once among a token's choices */
 			}
-		}
+	}
 	if (m == 0)
 		return RVA_OK;
 	const rva_attention *ex = j->ms->experts[e];
@@ -252,7 +265,7 @@ static rva_status expert_task(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
-static rva_status combine_task(const rva__task *t, rva__exec_ctx *x) {
+static rva_status combine_body(const rva__task *t, rva__exec_ctx *x) {
 	(void)x;
 	moe_job *j = (moe_job *)t->ctx;
 	size_t k = j->k, dim = j->dim;
@@ -274,11 +287,30 @@ static rva_status combine_task(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
+/* Each phase's tasks are timed (summed over workers) for the MoE statistics. */
+#define MOE_TIMED(name, phase)                                                      \
+	static rva_status name##_task(const rva__task *t, rva__exec_ctx *x) {           \
+		uint64_t t0 = rva__now_ns();                                                \
+		rva_status st = name##_body(t, x);                                          \
+		__atomic_fetch_add(&((moe_job *)t->ctx)->phase_ns[phase], rva__now_ns() - t0, \
+		                   __ATOMIC_RELAXED);                                       \
+		return st;                                                                  \
+	}
+MOE_TIMED(router, 0)
+MOE_TIMED(capacity, 1)
+MOE_TIMED(expert, 2)
+MOE_TIMED(combine, 3)
+#undef MOE_TIMED
+
 static rva_status moe_finish(void *ctx, const rva_status *seq_status, size_t nseq) {
 	moe_job *j = ctx;
 	rva_status st = RVA_OK;
 	if (j->prev_finish)
 		st = j->prev_finish(j->prev_ctx, seq_status, nseq);
+	j->stats.router_ns = j->phase_ns[0];
+	j->stats.assign_ns = j->phase_ns[1];
+	j->stats.expert_ns = j->phase_ns[2];
+	j->stats.combine_ns = j->phase_ns[3];
 	if (j->rt.moe_stats)
 		*j->rt.moe_stats = j->stats;
 	return st;
@@ -346,7 +378,6 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 		return st;
 	size_t ti = 0, tok = 0;
 	bool jitter = rva__router_jitter_active(&j->router, &j->rt);
-	size_t head = expert_scratch_head(j);
 	for (size_t s = 0; s < io->nseq; s++) {
 		uint32_t join, after = rva__plan_after(io, s);
 		if ((st = rva__graph_add_join(g, (uint32_t)s, &join)) != RVA_OK ||
@@ -362,8 +393,9 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 		for (size_t e = 0; e < j->E; e++) {
 			const rva_attention *ex = j->ms->experts[e];
 			expert_flops += ex->ops->flops(ex, seq);
-			size_t need = ex->ops->rows_scratch(ex, seq, rva__min(j->qb, seq->nq));
-			if (!rva__add_ok(need, head, &need))
+			size_t rows = whole_sequence(ex) ? nt * j->qb : j->qb; /* as expert_task carves */
+			size_t need = ex->ops->rows_scratch(ex, seq, rva__min(rows, seq->nq));
+			if (!rva__add_ok(need, expert_scratch_head(j, rows), &need))
 				return rva__fail(RVA_EOVERFLOW, "moe: expert scratch overflows");
 			rva__graph_need_scratch(g, need);
 		}
@@ -388,13 +420,28 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 				return st;
 			float ecost = (float)(row_cost * (double)n / (double)j->k);
 			for (size_t e = 0; e < j->E; e++) {
+				if (whole_sequence(j->ms->experts[e]))
+					continue; /* planned once per sequence below */
 				uint32_t id;
 				if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
-				                         (uint32_t)qt, 0, 0, ecost, &id)) != RVA_OK ||
+				                         (uint32_t)qt, 1, 0, ecost, &id)) != RVA_OK ||
 				    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK ||
 				    (st = rva__graph_edge(g, id, combine_ids[ti])) != RVA_OK)
 					return st;
 			}
+		}
+		for (size_t e = 0; e < j->E; e++) {
+			if (!whole_sequence(j->ms->experts[e]))
+				continue;
+			uint32_t id;
+			if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e, 0,
+			                         (uint32_t)nt, 0, (float)(row_cost * (double)seq->nq /
+			                                                  (double)j->k), &id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK)
+				return st;
+			for (size_t qt = 0; qt < nt; qt++)
+				if ((st = rva__graph_edge(g, id, combine_ids[j->tile0[s] + qt])) != RVA_OK)
+					return st;
 		}
 	}
 	if (io->rt.moe_stats) {

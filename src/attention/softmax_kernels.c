@@ -324,29 +324,32 @@ static RVA__TARGET_AVX512 void decode_scores_avx512(const float *k, size_t ks, s
 				__m512 q1 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m1, qi + d0 + 16));
 				__m512 q2 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m2, qi + d0 + 32));
 				__m512 q3 = _mm512_mul_ps(vscale, _mm512_maskz_loadu_ps(m3, qi + d0 + 48));
+#define DOT64(kj)                                                                          \
+	_mm512_fmadd_ps(_mm512_maskz_loadu_ps(m3, (kj) + 48), q3,                              \
+	                _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m2, (kj) + 32), q2,              \
+	                                _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, (kj) + 16),  \
+	                                                q1, _mm512_mul_ps(                     \
+	                                                        _mm512_maskz_loadu_ps(m0, (kj)), \
+	                                                        q0))))
 				size_t j = 0;
-				__m512 acc[4];
-				for (; j < nkb; j++) {
-					if (h == 0 && i == 0 && d0 == 0 && j < pf) /* next block, interleaved */
-						prefetch_row(k + (nkb + j) * ks, row_bytes);
+				for (; j + 4 <= nkb; j += 4) {
+					if (h == 0 && i == 0 && d0 == 0)
+						for (size_t t = j; t < j + 4 && t < pf; t++) /* next block */
+							prefetch_row(k + (nkb + t) * ks, row_bytes);
 					const float *kj = kh + j * ks + d0;
-					__m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, kj), q0);
-					a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, kj + 16), q1, a);
-					a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m2, kj + 32), q2, a);
-					a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m3, kj + 48), q3, a);
-					acc[j & 3] = a;
-					if ((j & 3) == 3) {
-						__m128 r = reduce4(acc[0], acc[1], acc[2], acc[3]);
-						if (d0 == 0)
-							_mm_storeu_ps(out + j - 3, r);
-						else
-							_mm_storeu_ps(out + j - 3, _mm_add_ps(_mm_loadu_ps(out + j - 3), r));
-					}
+					__m128 r = reduce4(DOT64(kj), DOT64(kj + ks), DOT64(kj + 2 * ks),
+					                   DOT64(kj + 3 * ks));
+					if (d0 != 0)
+						r = _mm_add_ps(_mm_loadu_ps(out + j), r);
+					_mm_storeu_ps(out + j, r);
 				}
-				for (size_t t = nkb & ~(size_t)3; t < nkb; t++) {
-					float r = _mm512_reduce_add_ps(acc[t & 3]);
-					out[t] = d0 == 0 ? r : out[t] + r;
+				for (; j < nkb; j++) {
+					if (h == 0 && i == 0 && d0 == 0 && j < pf)
+						prefetch_row(k + (nkb + j) * ks, row_bytes);
+					float r = _mm512_reduce_add_ps(DOT64(kh + j * ks + d0));
+					out[j] = d0 == 0 ? r : out[j] + r;
 				}
+#undef DOT64
 			}
 		}
 	}
