@@ -13,6 +13,8 @@
 
 #define DEFAULT_SCRATCH ((size_t)8 << 20)
 #define DEFAULT_SPIN_US 100u
+/* Job memory (graph arenas) an engine keeps for reuse; beyond it blocks are freed. */
+#define ARENA_CACHE_BYTES ((size_t)128 << 20)
 
 static atomic_uint_fast64_t engine_generations;
 
@@ -43,6 +45,7 @@ static void engine_free(rva_engine *e, unsigned queues_ready, int sync_ready) {
 	rva__free(e->workers);
 	for (int i = 0; i < 4; i++)
 		rva__free(e->block_cache[i]);
+	rva__arena_cache_destroy(e->arena_cache);
 	rva__sched_plan_free(&e->plan);
 	if (e->topo)
 		hwloc_topology_destroy(e->topo);
@@ -71,6 +74,21 @@ static int init_sync(rva_engine *e) {
 	if (pthread_cond_init(&e->idle_cond, NULL))
 		return 4;
 	return 5;
+}
+
+/* RVA_NUMA_INTERLEAVE: job memory (arena blocks) is spread page by page over the NUMA
+ * nodes allowed to the process, bound before its pages are first touched. Best effort:
+ * where the OS refuses, the memory stays first-touch. */
+static void interleave_job_memory(void *ptr, size_t bytes, void *user) {
+	const rva_engine *e = user;
+	hwloc_nodeset_t nodes = hwloc_bitmap_alloc();
+	if (!nodes)
+		return;
+	hwloc_cpuset_to_nodeset(e->topo, hwloc_topology_get_allowed_cpuset(e->topo), nodes);
+	if (hwloc_bitmap_weight(nodes) > 1)
+		hwloc_set_area_membind(e->topo, ptr, bytes, nodes, HWLOC_MEMBIND_INTERLEAVE,
+		                       HWLOC_MEMBIND_BYNODESET);
+	hwloc_bitmap_free(nodes);
 }
 
 rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out) {
@@ -108,10 +126,13 @@ rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out) {
 	e->spin_us = c.spin_us;
 	e->generation = atomic_fetch_add(&engine_generations, 1) + 1;
 
-	if ((st = rva__sched_topology_load(&c, &e->topo, e->topo_desc, sizeof e->topo_desc)) !=
+	if ((st = rva__arena_cache_create(ARENA_CACHE_BYTES, &e->arena_cache)) != RVA_OK ||
+	    (st = rva__sched_topology_load(&c, &e->topo, e->topo_desc, sizeof e->topo_desc)) !=
 	    RVA_OK)
 		goto fail;
 	e->thissystem = hwloc_topology_is_thissystem(e->topo);
+	if (c.numa == RVA_NUMA_INTERLEAVE && e->thissystem)
+		rva__arena_cache_set_binder(e->arena_cache, interleave_job_memory, e);
 	hwloc_bitmap_t binding = rva__sched_binding(e->topo);
 	if (!binding) {
 		st = RVA_ENOMEM;
@@ -239,10 +260,8 @@ static void job_free(rva_job *job) {
 	if (job->details)
 		for (size_t s = 0; s < job->nseq; s++)
 			rva__free(job->details[s]);
-	if (job->own_status) {
-		rva__free(job->seq_status);
-		rva__free(job->details);
-	}
+	rva__free(job->seq_status);
+	rva__free(job->details);
 	rva__free(job->seq_pool);
 	rva__free(job->block);
 	if (job->kind != RVA__JOB_GRAPH)
@@ -384,6 +403,22 @@ static rva_status launch(rva_engine *e, rva_job *job, const rva_seq *seqs) {
 	return RVA_OK;
 }
 
+/* Allocates the job's per-sequence results (kept until rva_job_destroy, after the
+ * graph has gone back to the engine). */
+static rva_status job_results(rva_job *job, size_t n, const rva_status *init) {
+	size_t m = n ? n : 1;
+	rva_status st = rva__alloc_array((void **)&job->seq_status, m, sizeof *job->seq_status,
+	                                 "job sequence status");
+	if (st != RVA_OK)
+		return st;
+	if (!(job->details = rva__calloc(m, sizeof *job->details)))
+		return rva__fail(RVA_ENOMEM, "engine: cannot allocate %zu sequence details", n);
+	for (size_t s = 0; s < n; s++)
+		job->seq_status[s] = init ? init[s] : RVA_OK;
+	job->nseq = n;
+	return RVA_OK;
+}
+
 rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
                                     const rva_status *init_status, const rva_seq *seqs,
                                     rva_job **out) {
@@ -393,24 +428,11 @@ rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
 	rva_job *job = job_new(RVA__JOB_GRAPH);
 	if (!job)
 		return RVA_ENOMEM;
-	rva_status st;
 	job->g = g;
-	job->nseq = g->nseq;
-	job->own_status = true;
 	job->rt = rva__runtime_or_default(NULL);
-	size_t n = g->nseq ? g->nseq : 1;
-	if ((st = rva__alloc_array((void **)&job->seq_status, n, sizeof *job->seq_status,
-	                           "job sequence status")) != RVA_OK ||
-	    !(job->details = rva__calloc(n, sizeof *job->details))) {
-		if (st == RVA_OK)
-			st = rva__fail(RVA_ENOMEM, "engine: cannot allocate job details");
-		job->nseq = 0;
-		job_free(job);
-		return st;
-	}
-	for (size_t s = 0; s < g->nseq; s++)
-		job->seq_status[s] = init_status ? init_status[s] : RVA_OK;
-	if ((st = launch(e, job, seqs)) != RVA_OK) {
+	rva_status st;
+	if ((st = job_results(job, g->nseq, init_status)) != RVA_OK ||
+	    (st = launch(e, job, seqs)) != RVA_OK) {
 		job_free(job);
 		return st;
 	}
@@ -425,22 +447,20 @@ static rva_status submit_op(rva_engine *e, const rva_attention *att, const rva_p
 	rva_job *job = job_new(att ? RVA__JOB_ATTENTION : RVA__JOB_PIPELINE);
 	if (!job)
 		return RVA_ENOMEM;
+	/* job memory (descriptors, plan data, intermediates) comes from the engine's arena
+	 * cache and goes back to it when the job ends */
 	rva__graph *g = job->g = &job->graph;
-	rva__graph_init(g, n);
-	job->nseq = 0; /* until the details array is in place */
+	rva__graph_init_cached(g, n, e->arena_cache);
 	job->rt = rva__runtime_or_default(rt);
-	rva_status st = RVA_OK;
+	rva_status st = job_results(job, n, NULL);
+	if (st != RVA_OK)
+		goto fail;
 	rva_seq *seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
 	uint32_t *done = rva__graph_alloc_array(g, n ? n : 1, sizeof *done);
-	rva_status *status = rva__graph_alloc_array(g, n ? n : 1, sizeof *status);
-	char **details = rva__graph_alloc_array(g, n ? n : 1, sizeof *details);
-	if (!seqs || !done || !status || !details) {
+	if (!seqs || !done) {
 		st = rva__propagate(RVA_ENOMEM);
 		goto fail;
 	}
-	job->seq_status = status;
-	job->details = details;
-	job->nseq = n;
 	/* The batch's descriptors are copied: the caller's array may go away after submit.
 	 * Attention strides are normalised here; the pipeline planner normalises its own. */
 	for (size_t s = 0; s < n; s++) {
@@ -450,7 +470,8 @@ static rva_status submit_op(rva_engine *e, const rva_attention *att, const rva_p
 			seqs[s] = batch->seqs[s];
 	}
 	rva__plan_io io = {.seqs = seqs, .nseq = n, .rt = job->rt, .after = NULL, .done = done,
-	                   .seq_status = status, .details = details, .stream = 0};
+	                   .seq_status = job->seq_status, .details = job->details,
+	                   .stream = 0};
 	st = att ? rva__attention_plan(att, &io, g) : rva__pipeline_plan(p, &io, g);
 	if (st != RVA_OK)
 		goto fail;

@@ -89,7 +89,6 @@ struct rva_engine {
 	bool dispatcher_started;
 	atomic_uint ready_workers;    /* members that bound themselves */
 	atomic_int team_error;        /* nonzero: the team could not be formed */
-	atomic_bool go;               /* creation checked the team: run */
 	atomic_bool shutdown;
 	_Alignas(RVA__CACHELINE) atomic_uint sleepers;
 	pthread_mutex_t park_lock;
@@ -103,10 +102,10 @@ struct rva_engine {
 	bool destroying;
 	uint64_t next_job_id;
 	size_t scratch_size;          /* usable bytes of every worker's scratch */
+	rva__arena_cache *arena_cache; /* job memory (graph arenas) reused across jobs */
 	/* cache of node/dependency blocks from ended jobs (avoids page faults per job) */
 	void *block_cache[4];
 	size_t block_cache_tasks[4];
-	atomic_uint rr;               /* round-robin counter for cross-pool releases */
 };
 
 typedef enum rva__job_kind { RVA__JOB_GRAPH, RVA__JOB_ATTENTION, RVA__JOB_PIPELINE } rva__job_kind;
@@ -116,11 +115,11 @@ struct rva_job {
 	uint64_t id;
 	rva__job_kind kind;
 	rva__graph *g;                /* the graph run (owned when kind != GRAPH) */
-	rva__graph graph;             /* storage for owned graphs */
+	rva__graph graph;             /* storage for owned graphs (freed when the job ends:
+	                               * its arena goes back to the engine's cache) */
 	size_t nseq;
-	rva_status *seq_status;       /* nseq */
-	char **details;               /* nseq heap strings (rva__strdup) or NULL */
-	bool own_status;              /* seq_status/details allocated with the job */
+	rva_status *seq_status;       /* nseq, owned by the job */
+	char **details;               /* nseq heap strings (rva__strdup) or NULL, owned */
 	unsigned *seq_pool;           /* nseq pools (RVA__ANY_POOL = any) */
 	rva__qnode *nodes;            /* ntasks */
 	atomic_uint *deps;            /* ntasks remaining predecessors */

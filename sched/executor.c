@@ -318,6 +318,12 @@ void rva__exec_finish_job(rva_job *job) {
 		job->stats.has_moe = true;
 		job->stats.moe = *job->rt.moe_stats;
 	}
+	/* An owned graph is done: its arena returns to the engine's cache now, while the
+	 * engine surely exists (the job may outlive it). */
+	if (job->kind != RVA__JOB_GRAPH) {
+		rva__graph_free(&job->graph);
+		job->g = NULL;
+	}
 	/* Unregister (the engine may be destroyed once no job is active: the team, which
 	 * runs this code, is joined before anything is freed), then announce the end. */
 	return_block(job->engine, job);

@@ -61,7 +61,8 @@ typedef struct rva_packed_batch {
 
 /*
  * Expands a packed batch into `p->count` sequence descriptors written to seqs[], which the
- * caller provides (capacity `cap` entries). The result points into the packed buffers.
+ * caller provides (capacity `cap` entries). The result points into the packed buffers
+ * (an empty sequence's pointers, on the side that has no rows, are NULL).
  * Errors: RVA_ENULL; RVA_EINVAL when offsets are not nondecreasing from 0 or a stride
  * is 0; RVA_ERANGE when cap < count.
  */

@@ -81,10 +81,11 @@ static rva_status validate_config(const rva_config *c) {
 		if (c->window % 2 != 0)
 			return rva__fail(RVA_ERANGE, "local_global: window %zu must be even (window/2 "
 			                 "keys each side)", c->window);
-		if (c->n_global_indices > 0 && !c->global_indices)
-			return rva__fail(RVA_ENULL, "local_global: n_global_indices is %zu but "
-			                 "global_indices is NULL", c->n_global_indices);
 	}
+	/* rva_build copies the list whatever the mechanism: a count needs the array. */
+	if (c->n_global_indices > 0 && !c->global_indices)
+		return rva__fail(RVA_ENULL, "%s: n_global_indices is %zu but global_indices is NULL",
+		                 mn, c->n_global_indices);
 	if (c->mechanism == RVA_MECH_LINEAR || moe_uses(c, RVA_EXPERTS_LINEAR)) {
 		if (c->features == 0 && c->feature_map != RVA_FEATURES_ELU)
 			return rva__fail(RVA_ERANGE, "%s: features must be > 0", mn);

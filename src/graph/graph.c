@@ -19,7 +19,18 @@ struct rva__arena_cache {
 	pthread_mutex_t lock;
 	rva__arena_block *free;   /* blocks not in use, most recently returned first */
 	size_t bytes, max_bytes;
+	void (*bind)(void *ptr, size_t bytes, void *user);
+	void *bind_user;
 };
+
+void rva__arena_cache_set_binder(rva__arena_cache *c,
+                                 void (*bind)(void *ptr, size_t bytes, void *user),
+                                 void *user) {
+	pthread_mutex_lock(&c->lock);
+	c->bind = bind;
+	c->bind_user = user;
+	pthread_mutex_unlock(&c->lock);
+}
 
 rva_status rva__arena_cache_create(size_t max_bytes, rva__arena_cache **out) {
 	rva__arena_cache *c = rva__calloc(1, sizeof *c);
@@ -195,6 +206,8 @@ void *rva__graph_alloc(rva__graph *g, size_t bytes) {
 				return NULL;
 			}
 			*b = (rva__arena_block){.size = size, .data = data};
+			if (g->cache && g->cache->bind)
+				g->cache->bind(data, size, g->cache->bind_user);
 		}
 		b->used = 0;
 		b->next = g->arena;

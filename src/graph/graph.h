@@ -63,6 +63,12 @@ rva_status rva__arena_cache_create(size_t max_bytes, rva__arena_cache **out);
 /* Frees the cache and every block it holds (NULL is fine). */
 void rva__arena_cache_destroy(rva__arena_cache *c);
 
+/* Calls bind(ptr, bytes, user) on every block the cache allocates from now on, before its
+ * pages are first touched (e.g. to interleave job memory over NUMA nodes). */
+void rva__arena_cache_set_binder(rva__arena_cache *c,
+                                 void (*bind)(void *ptr, size_t bytes, void *user),
+                                 void *user);
+
 typedef struct rva__graph {
 	rva__task *tasks;
 	uint32_t ntasks, cap_tasks;

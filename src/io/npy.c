@@ -372,7 +372,7 @@ static rva_status parse_header_named(const char *what, const void *buf, size_t l
 	const uint8_t *b = buf;
 	rva_npy_header h;
 	memset(&h, 0, sizeof h);
-	size_t dstart, dlen, dend;
+	size_t dstart = 0, dlen = 0, dend;
 	rva_status st = parse_prefix(what, b, len, &h.version_major, &h.version_minor, &dstart,
 	                             &dlen);
 	if (st != RVA_OK)
@@ -605,7 +605,7 @@ static rva_status load_fd(int fd, const char *path, rva_npy_array *out) {
 	if (err)
 		return io_fail(path, "read", err);
 	unsigned major, minor;
-	size_t dstart, dlen, dend;
+	size_t dstart = 0, dlen = 0, dend;
 	rva_status st = parse_prefix(path, pre, got, &major, &minor, &dstart, &dlen);
 	if (st != RVA_OK)
 		return st;

@@ -24,13 +24,18 @@ rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap
 			                 p->cu_q[s + 1], p->cu_k[s], p->cu_k[s + 1]);
 	for (size_t s = 0; s < p->count; s++) {
 		size_t q0 = p->cu_q[s], k0 = p->cu_k[s];
+		size_t nq = p->cu_q[s + 1] - q0, nk = p->cu_k[s + 1] - k0;
+		/* An empty sequence gets NULL pointers: its first row may lie past the buffers
+		 * (the pointer arithmetic would leave the array). */
+		bool hq = nq > 0, hk = nk > 0;
 		seqs[s] = (rva_seq){
-			.nq = p->cu_q[s + 1] - q0, .nk = p->cu_k[s + 1] - k0,
-			.q = p->q ? p->q + q0 * p->q_stride : NULL, .q_stride = p->q_stride,
-			.k = p->k ? p->k + k0 * p->k_stride : NULL, .k_stride = p->k_stride,
-			.v = p->v ? p->v + k0 * p->v_stride : NULL, .v_stride = p->v_stride,
-			.out = p->out ? p->out + q0 * p->out_stride : NULL, .out_stride = p->out_stride,
-			.key_mask = p->key_mask ? p->key_mask + k0 : NULL,
+			.nq = nq, .nk = nk,
+			.q = p->q && hq ? p->q + q0 * p->q_stride : NULL, .q_stride = p->q_stride,
+			.k = p->k && hk ? p->k + k0 * p->k_stride : NULL, .k_stride = p->k_stride,
+			.v = p->v && hk ? p->v + k0 * p->v_stride : NULL, .v_stride = p->v_stride,
+			.out = p->out && hq ? p->out + q0 * p->out_stride : NULL,
+			.out_stride = p->out_stride,
+			.key_mask = p->key_mask && hk ? p->key_mask + k0 : NULL,
 		};
 	}
 	return RVA_OK;

@@ -829,6 +829,10 @@ void json_placement(json *j, rva_engine *e) {
 			json_key(j, "observed_pu");
 			json_int(j, x.observed_pu);
 			json_kv_bool(j, "scratch_on_node", x.scratch_on_node);
+			json_kv_uint(j, "tasks", x.tasks);
+			json_kv_uint(j, "busy_ns", x.busy_ns);
+			json_kv_uint(j, "steals_local", x.steals_local);
+			json_kv_uint(j, "steals_remote", x.steals_remote);
 			json_object_end(j);
 		}
 		json_array_end(j);

@@ -1,0 +1,271 @@
+/*
+ * libFuzzer target: config validation. An rva_config is filled from the fuzz bytes
+ * (a constructor or preset, then a list of field assignments: sizes including
+ * overflowing ones, floats including NaN/Inf, enum values out of range); the pointer
+ * fields are NULL or point to fuzz-owned arrays of exactly the size rva_build() reads
+ * (global_indices: n_global_indices entries; feature_matrix: features x head_dim;
+ * router_weights: experts x dim; bias_table: bias_buckets x heads). rva_build() must
+ * return one of its documented statuses; when it builds, a tiny batch (two sequences,
+ * up to 8 x 8 rows, maybe masked, maybe training mode) is computed, must succeed, and a
+ * single-query rva_compute() must give the same bits as the batch path for nq = 1.
+ */
+#include <math.h>
+
+#include "fuzz_common.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+	(void)argc;
+	(void)argv;
+	fuzz_install_allocator();
+	return 0;
+}
+
+enum {
+	F_MECH, F_DIM, F_HEADS, F_KV_HEADS, F_SCALE, F_DROPOUT, F_CAUSAL, F_SEED, F_BLOCK,
+	F_QBLOCK, F_KVSPLIT, F_WINDOW, F_GLOBAL_TOKENS, F_N_GLOBAL, F_GLOBAL_PTR, F_FEATURES,
+	F_FEATURE_MAP, F_ORTHOGONAL, F_FEATURE_PTR, F_CURVATURE, F_TEMPERATURE, F_AGGREGATION,
+	F_FRECHET_ITER, F_FRECHET_TOL, F_EXPERTS, F_TOP_K, F_CAPACITY, F_JITTER, F_EXPERT_KIND,
+	F_ROUTER_PTR, F_BIAS, F_BIAS_BUCKETS, F_BIAS_MAX_DIST, F_BIAS_PTR, F_PATTERN,
+	F_SPARSE_STRIDE, F_COUNT
+};
+
+/* An enum value: mostly valid, sometimes just past the end, negative or huge. */
+static int fuzz_enum(fuzz_in *in, int count) {
+	uint8_t b = fuzz_u8(in);
+	if (b < 200)
+		return b % count;
+	static const int odd[] = {-1, -2, INT32_MIN, INT32_MAX, 255, 256};
+	return b < 206 ? odd[b - 200] : count + (b - 206) % 4;
+}
+
+/* Deterministic values in [-1, 1) for inputs. */
+static float lcg_value(uint64_t *s) {
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return (float)((double)(*s >> 40) / 8388608.0 - 1.0);
+}
+
+static size_t mul_or_max(size_t a, size_t b) {
+	size_t r;
+	return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+}
+
+/* Fuzz-owned float array of n elements (NULL when n is too big to hold). */
+static float *owned_floats(size_t n, uint64_t *seed, bool raw_specials) {
+	if (n > ((size_t)1 << 20))
+		return NULL;
+	float *a = malloc((n ? n : 1) * sizeof *a);
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		a[i] = lcg_value(seed);
+	if (raw_specials && n)
+		a[n / 2] = NAN;
+	return a;
+}
+
+static bool uses(const rva_config *c, rva_mechanism m, rva_expert_kind k, size_t first) {
+	if (c->mechanism == m)
+		return true;
+	if (c->mechanism != RVA_MECH_MOE)
+		return false;
+	if (c->expert_kind == k)
+		return true;
+	return c->expert_kind == RVA_EXPERTS_MIXED && c->experts > first;
+}
+
+/* Rough cost of rva_build (random feature draws dominate): skip configs that would make
+ * one execution take seconds (they are valid, only slow). */
+static bool build_too_slow(const rva_config *c) {
+	if (c->heads == 0 || c->dim % c->heads != 0)
+		return false;
+	size_t hd = c->dim / c->heads;
+	double cost = 0.0;
+	if (uses(c, RVA_MECH_LINEAR, RVA_EXPERTS_LINEAR, 2) && c->feature_map != RVA_FEATURES_ELU) {
+		double m = (double)c->features, d = (double)hd;
+		cost = m * d * (m < d ? m : d);
+		if (c->mechanism == RVA_MECH_MOE)
+			cost *= (double)(c->experts < RVA_MOE_MAX_EXPERTS ? c->experts : 256);
+	}
+	if (c->mechanism == RVA_MECH_MOE)
+		cost += (double)c->experts * (double)c->dim * 50.0;
+	if (c->bias == RVA_BIAS_T5)
+		cost += (double)c->bias_max_distance * 100.0 + (double)c->bias_buckets *
+		        (double)c->heads * 50.0;
+	return cost > 2e7;
+}
+
+static rva_status allowed_build_status[] = {RVA_OK, RVA_ENULL, RVA_EINVAL, RVA_EDIM,
+                                            RVA_ERANGE, RVA_EOVERFLOW, RVA_ENOMEM};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+	fuzz_in in = {data, size};
+	uint8_t base = fuzz_u8(&in);
+	size_t dim = fuzz_size(&in), a1 = fuzz_size(&in), a2 = fuzz_size(&in);
+	uint8_t flags = fuzz_u8(&in);
+	size_t nq = fuzz_u8(&in) % 9, nk = fuzz_u8(&in) % 9;
+	uint64_t seed = fuzz_u64(&in);
+
+	rva_config c;
+	switch (base % 17) {
+	case 10: c = rva_scaled_dot(dim); break;
+	case 11: c = rva_multi_head(dim, a1); break;
+	case 12: c = rva_flash(dim, a1); break;
+	case 13: c = rva_linear(dim, a1); break;
+	case 14: c = rva_local_global(dim, a1); break;
+	case 15: c = rva_hyperbolic(dim, -(float)a1 / 8.0f); break;
+	case 16: c = rva_moe(dim, a1, a2); break;
+	default: c = rva_preset_config((rva_preset)(base % 17), dim); break;
+	}
+	bool want_global = false, want_features = false, want_router = false, want_bias = false;
+	bool nan_arrays = false;
+	for (int ops = 0; in.n && ops < 64; ops++) {
+		switch (fuzz_u8(&in) % F_COUNT) {
+		case F_MECH: c.mechanism = (rva_mechanism)fuzz_enum(&in, RVA_MECH_COUNT); break;
+		case F_DIM: c.dim = fuzz_size(&in); break;
+		case F_HEADS: c.heads = fuzz_size(&in); break;
+		case F_KV_HEADS: c.kv_heads = fuzz_size(&in); break;
+		case F_SCALE: c.scale = fuzz_float(&in); break;
+		case F_DROPOUT: c.dropout = fuzz_float(&in); break;
+		case F_CAUSAL: c.causal = fuzz_u8(&in) & 1; break;
+		case F_SEED: c.seed = fuzz_u64(&in); break;
+		case F_BLOCK: c.block_size = fuzz_size(&in); break;
+		case F_QBLOCK: c.query_block = fuzz_size(&in); break;
+		case F_KVSPLIT: c.kv_split = fuzz_size(&in); break;
+		case F_WINDOW: c.window = fuzz_size(&in); break;
+		case F_GLOBAL_TOKENS: c.global_tokens = fuzz_size(&in); break;
+		case F_N_GLOBAL: c.n_global_indices = fuzz_size(&in); break;
+		case F_GLOBAL_PTR: want_global = fuzz_u8(&in) & 1; break;
+		case F_FEATURES: c.features = fuzz_size(&in); break;
+		case F_FEATURE_MAP: c.feature_map = (rva_feature_map)fuzz_enum(&in, RVA_FEATURES_COUNT); break;
+		case F_ORTHOGONAL: c.orthogonal = fuzz_u8(&in) & 1; break;
+		case F_FEATURE_PTR: want_features = fuzz_u8(&in) & 1; break;
+		case F_CURVATURE: c.curvature = fuzz_float(&in); break;
+		case F_TEMPERATURE: c.temperature = fuzz_float(&in); break;
+		case F_AGGREGATION: c.aggregation = (rva_aggregation)fuzz_enum(&in, RVA_AGG_COUNT); break;
+		case F_FRECHET_ITER: c.frechet_max_iter = fuzz_size(&in); break;
+		case F_FRECHET_TOL: c.frechet_tol = fuzz_float(&in); break;
+		case F_EXPERTS: c.experts = fuzz_size(&in); break;
+		case F_TOP_K: c.top_k = fuzz_size(&in); break;
+		case F_CAPACITY: c.expert_capacity = fuzz_float(&in); break;
+		case F_JITTER: c.jitter_noise = fuzz_float(&in); break;
+		case F_EXPERT_KIND: c.expert_kind = (rva_expert_kind)fuzz_enum(&in, RVA_EXPERTS_COUNT); break;
+		case F_ROUTER_PTR: want_router = fuzz_u8(&in) & 1; break;
+		case F_BIAS: c.bias = (rva_position_bias)fuzz_enum(&in, RVA_BIAS_COUNT); break;
+		case F_BIAS_BUCKETS: c.bias_buckets = fuzz_size(&in); break;
+		case F_BIAS_MAX_DIST: c.bias_max_distance = fuzz_size(&in); break;
+		case F_BIAS_PTR: {
+			uint8_t b = fuzz_u8(&in);
+			want_bias = b & 1;
+			nan_arrays = (b & 6) == 6;
+			break;
+		}
+		case F_PATTERN: c.pattern = (rva_sparse_pattern)fuzz_enum(&in, RVA_PATTERN_COUNT); break;
+		case F_SPARSE_STRIDE: c.sparse_stride = fuzz_size(&in); break;
+		}
+	}
+
+	/* Pointer fields: NULL, or arrays of exactly the size rva_build reads. */
+	uint64_t vs = seed;
+	size_t *global = NULL;
+	float *features = NULL, *router = NULL, *bias = NULL;
+	c.global_indices = NULL;
+	if (want_global && c.n_global_indices <= 256) {
+		global = malloc((c.n_global_indices ? c.n_global_indices : 1) * sizeof *global);
+		for (size_t i = 0; global && i < c.n_global_indices; i++)
+			global[i] = (size_t)(lcg_value(&vs) * 6.0f + 6.0f) * (i % 5 == 4 ? 1000 : 1);
+		c.global_indices = global;
+	}
+	size_t hd = c.heads && c.dim % c.heads == 0 ? c.dim / c.heads : 0;
+	c.feature_matrix = c.router_weights = c.bias_table = NULL;
+	if (want_features && hd)
+		c.feature_matrix = features = owned_floats(mul_or_max(c.features, hd), &vs, nan_arrays);
+	if (want_router)
+		c.router_weights = router = owned_floats(mul_or_max(c.experts, c.dim), &vs, nan_arrays);
+	if (want_bias)
+		c.bias_table = bias = owned_floats(mul_or_max(c.bias_buckets, c.heads), &vs, nan_arrays);
+
+	if (build_too_slow(&c))
+		goto out;
+	rva_attention *att = NULL;
+	rva_clear_error();
+	rva_status st = rva_build(&c, &att);
+	bool allowed = false;
+	for (size_t i = 0; i < sizeof allowed_build_status / sizeof allowed_build_status[0]; i++)
+		allowed |= st == allowed_build_status[i];
+	FUZZ_CHECK(allowed, "rva_build status %s", rva_status_name(st));
+	if (st != RVA_OK) {
+		FUZZ_CHECK(att == NULL, "*out set on failure");
+		FUZZ_CHECK(rva_last_error()[0] != '\0', "rva_build %s without a message",
+		           rva_status_name(st));
+		goto out;
+	}
+	rva_config r;
+	FUZZ_CHECK(rva_attention_config(att, &r) == RVA_OK, "rva_attention_config");
+	size_t kvd = r.kv_heads * (r.dim / r.heads);
+	bool slow = r.aggregation == RVA_AGG_FRECHET && r.mechanism == RVA_MECH_HYPERBOLIC &&
+	            r.frechet_max_iter > 200;
+	if (r.dim > 256 || kvd > 256 || slow || nk == 0) {
+		rva_attention_destroy(att);
+		goto out;
+	}
+
+	/* Two sequences: (nq, nk) and a second one (maybe empty), packed rows. */
+	size_t nq2 = flags & 8 ? nq / 2 : 0, nk2 = nk;
+	size_t nfl = (nq + nq2) * r.dim + 2 * (nk + nk2) * kvd;
+	float *buf = malloc(nfl * sizeof(float) + 64);
+	float *out = malloc(((nq + nq2) * r.dim + 1) * sizeof(float));
+	float *out1 = malloc((r.dim + 1) * sizeof(float));
+	uint8_t mask[16];
+	FUZZ_CHECK(buf && out && out1, "malloc");
+	for (size_t i = 0; i < nfl; i++)
+		buf[i] = lcg_value(&vs);
+	for (size_t i = 0; i < 16; i++)
+		mask[i] = (uint8_t)((seed >> (i * 4)) & 3) != 0;
+	float *q = buf, *k = q + (nq + nq2) * r.dim, *v = k + (nk + nk2) * kvd;
+	rva_seq s[2] = {
+		{.nq = nq, .nk = nk, .q = q, .k = k, .v = v, .out = out,
+		 .key_mask = flags & 2 ? mask : NULL},
+		{.nq = nq2, .nk = nk2, .q = q + nq * r.dim, .k = k + nk * kvd, .v = v + nk * kvd,
+		 .out = out + nq * r.dim, .key_mask = flags & 4 ? mask + 8 : NULL},
+	};
+	rva_batch b = {2, s};
+	rva_moe_stats ms;
+	rva_runtime rt = {.training = flags & 1, .seed = seed, .step = seed >> 32,
+	                  .moe_stats = &ms};
+	rva_status ss[2] = {RVA_EINTERNAL, RVA_EINTERNAL};
+	st = rva_compute_batch(att, &b, &rt, ss);
+	FUZZ_CHECK(st == RVA_OK || st == RVA_ENOMEM, "compute_batch %s (seq %s, %s)",
+	           rva_status_name(st), rva_status_name(ss[0]), rva_status_name(ss[1]));
+	if (st == RVA_OK && nq == 1 && (flags & 16)) {
+		/* The single-query call is a batch of one: the same bits. */
+		const float *kp[8], *vp[8];
+		for (size_t i = 0; i < nk; i++) {
+			kp[i] = k + i * kvd;
+			vp[i] = v + i * kvd;
+		}
+		rva_seq one = s[0];
+		rva_batch b1 = {1, &one};
+		st = rva_compute_batch(att, &b1, &rt, NULL);
+		FUZZ_CHECK(st == RVA_OK || st == RVA_ENOMEM, "batch of one: %s", rva_status_name(st));
+		rva_status st1 = rva_compute_ex(att, q, kp, vp, s[0].key_mask, nk, out1, &rt);
+		FUZZ_CHECK(st1 == RVA_OK || st1 == RVA_ENOMEM, "rva_compute_ex %s",
+		           rva_status_name(st1));
+		if (st == RVA_OK && st1 == RVA_OK)
+			FUZZ_CHECK(memcmp(out, out1, r.dim * sizeof(float)) == 0,
+			           "rva_compute_ex differs from the batch path (%s)",
+			           rva_mechanism_name(r.mechanism));
+	}
+	free(buf);
+	free(out);
+	free(out1);
+	rva_attention_destroy(att);
+out:
+	free(global);
+	free(features);
+	free(router);
+	free(bias);
+	return 0;
+}
