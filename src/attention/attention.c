@@ -328,26 +328,22 @@ rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__
 	return RVA_OK;
 }
 
-rva_status rva__run_batch_serial(const rva_attention *att, const rva_batch *batch,
-                                 const rva_runtime *rt, rva_status *seq_status) {
-	size_t n = batch->count;
+rva_status rva__run_serial(rva__plan_fn plan, const void *op, const rva_seq *seqs, size_t n,
+                           const rva_runtime *rt, rva_status *seq_status) {
 	rva__graph g;
 	rva__graph_init(&g, n);
 	rva_status st = RVA_OK;
-	rva_seq *seqs = rva__graph_alloc_array(&g, n ? n : 1, sizeof *seqs);
 	uint32_t *done = rva__graph_alloc_array(&g, n ? n : 1, sizeof *done);
 	rva_status *status = rva__graph_alloc_array(&g, n ? n : 1, sizeof *status);
 	char **details = rva__graph_alloc_array(&g, n ? n : 1, sizeof *details);
-	if (!seqs || !done || !status || !details) {
+	if (!done || !status || !details) {
 		st = RVA_ENOMEM;
 		goto out;
 	}
-	for (size_t s = 0; s < n; s++)
-		rva__normalise_seq(att, &batch->seqs[s], &seqs[s]);
 	rva__plan_io io = {.seqs = seqs, .nseq = n, .rt = rva__runtime_or_default(rt),
 	                   .after = NULL, .done = done, .seq_status = status,
 	                   .details = details, .stream = 0};
-	if ((st = rva__attention_plan(att, &io, &g)) != RVA_OK)
+	if ((st = plan(op, &io, &g)) != RVA_OK)
 		goto out;
 	st = rva__graph_run_serial(&g, status, details);
 	if (st != RVA_OK)
@@ -369,6 +365,23 @@ out:
 			rva__free(details[s]);
 	rva__graph_free(&g);
 	return st;
+}
+
+/* Plans an attention over a caller's batch: descriptors normalised into the arena. */
+static rva_status plan_caller_batch(const void *op, rva__plan_io *io, rva__graph *g) {
+	const rva_attention *att = op;
+	rva_seq *seqs = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof *seqs);
+	if (!seqs)
+		return RVA_ENOMEM;
+	for (size_t s = 0; s < io->nseq; s++)
+		rva__normalise_seq(att, &io->seqs[s], &seqs[s]);
+	io->seqs = seqs;
+	return rva__attention_plan(att, io, g);
+}
+
+rva_status rva__run_batch_serial(const rva_attention *att, const rva_batch *batch,
+                                 const rva_runtime *rt, rva_status *seq_status) {
+	return rva__run_serial(plan_caller_batch, att, batch->seqs, batch->count, rt, seq_status);
 }
 
 rva_status rva_compute_batch(const rva_attention *att, const rva_batch *batch,

@@ -107,6 +107,15 @@ static inline uint32_t rva__plan_after(const rva__plan_io *io, size_t s) {
 	return io->after ? io->after[s] : RVA__NO_TASK;
 }
 
+/* Plans an op (an attention, a pipeline) over io into g. */
+typedef rva_status (*rva__plan_fn)(const void *op, rva__plan_io *io, rva__graph *g);
+
+/* Plans op over n sequences and runs the graph serially on the calling thread: per-
+ * sequence statuses to seq_status (may be NULL); returns RVA_OK or the first failing
+ * sequence's status with its detail (and index when n > 1) in rva_last_error(). */
+rva_status rva__run_serial(rva__plan_fn plan, const void *op, const rva_seq *seqs, size_t n,
+                           const rva_runtime *rt, rva_status *seq_status);
+
 /* Runs a batch serially (rva_compute_batch's body), optionally with seq_status/details. */
 rva_status rva__run_batch_serial(const rva_attention *att, const rva_batch *batch,
                                  const rva_runtime *rt, rva_status *seq_status);

@@ -197,45 +197,14 @@ static rva_status check_runnable(const rva_pipeline *p, const char *who) {
 	return RVA_OK;
 }
 
+static rva_status plan_pipeline(const void *op, rva__plan_io *io, rva__graph *g) {
+	return rva__pipeline_plan(op, io, g);
+}
+
 /* The serial batch path (rva_pipeline_run_batch's body, also used by the single query). */
 static rva_status run_serial(const rva_pipeline *p, const rva_batch *batch,
                              const rva_runtime *rt, rva_status *seq_status) {
-	size_t n = batch->count;
-	rva__graph g;
-	rva__graph_init(&g, n);
-	rva_status st = RVA_OK;
-	uint32_t *done = rva__graph_alloc_array(&g, n ? n : 1, sizeof *done);
-	rva_status *status = rva__graph_alloc_array(&g, n ? n : 1, sizeof *status);
-	char **details = rva__graph_alloc_array(&g, n ? n : 1, sizeof *details);
-	if (!done || !status || !details) {
-		st = RVA_ENOMEM;
-		goto out;
-	}
-	rva__plan_io io = {.seqs = batch->seqs, .nseq = n, .rt = rva__runtime_or_default(rt),
-	                   .after = NULL, .done = done, .seq_status = status,
-	                   .details = details, .stream = 0};
-	if ((st = rva__pipeline_plan(p, &io, &g)) != RVA_OK)
-		goto out;
-	st = rva__graph_run_serial(&g, status, details);
-	if (st != RVA_OK)
-		goto out;
-	for (size_t s = 0; s < n; s++) {
-		if (seq_status)
-			seq_status[s] = status[s];
-		if (status[s] != RVA_OK && st == RVA_OK) {
-			st = status[s];
-			if (n > 1)
-				rva__fail(st, "sequence %zu: %s", s, details[s] ? details[s] : rva_strerror(st));
-			else
-				rva__fail(st, "%s", details[s] ? details[s] : rva_strerror(st));
-		}
-	}
-out:
-	if (details)
-		for (size_t s = 0; s < n; s++)
-			rva__free(details[s]);
-	rva__graph_free(&g);
-	return st;
+	return rva__run_serial(plan_pipeline, p, batch->seqs, batch->count, rt, seq_status);
 }
 
 rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
