@@ -388,6 +388,7 @@ static rva_status launch(rva_engine *e, rva_job *job, const rva_seq *seqs) {
 		atomic_init(&job->deps[t], g->tasks[t].ndeps);
 	}
 	atomic_init(&job->remaining, g->ntasks);
+	job->ntasks = g->ntasks;
 	atomic_init(&job->job_status, RVA_OK);
 	pthread_mutex_lock(&e->lock);
 	if (e->destroying) {
@@ -553,6 +554,17 @@ rva_status rva_job_poll(rva_job *job, bool *done) {
 	if (!job || !done)
 		return rva__fail(RVA_ENULL, "rva_job_poll: %s is NULL", !job ? "job" : "done");
 	*done = atomic_load_explicit(&job->ended, memory_order_acquire);
+	return RVA_OK;
+}
+
+rva_status rva_job_progress(const rva_job *job, uint64_t *done_tasks, uint64_t *total_tasks) {
+	if (!job || !done_tasks || !total_tasks)
+		return rva__fail(RVA_ENULL, "rva_job_progress: NULL argument");
+	uint32_t left = atomic_load_explicit(&((rva_job *)job)->remaining, memory_order_relaxed);
+	if (atomic_load_explicit(&((rva_job *)job)->ended, memory_order_acquire))
+		left = 0;
+	*total_tasks = job->ntasks;
+	*done_tasks = job->ntasks - (left < job->ntasks ? left : job->ntasks);
 	return RVA_OK;
 }
 

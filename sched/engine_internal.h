@@ -126,6 +126,7 @@ struct rva_job {
 	void *block;                  /* the allocation holding nodes and deps */
 	size_t block_tasks;           /* its capacity in tasks */
 	atomic_uint remaining;        /* tasks not yet accounted as done */
+	uint32_t ntasks;              /* tasks in the graph (progress) */
 	atomic_bool cancelled;
 	atomic_int job_status;        /* first failing whole-job task (RVA_OK if none) */
 	rva_runtime rt;

@@ -471,3 +471,34 @@ Test(engine, allocation_failures_leave_engine_usable) {
 	cr_expect_eq(atomic_load(&fi_live), 0);
 	rva_set_allocator(NULL);
 }
+
+Test(engine, job_progress_counts_tasks) {
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = 1;
+	rva_engine *e;
+	cr_assert_eq(rva_engine_create(&ec, &e), RVA_OK);
+	rva_config c = rva_multi_head(64, 4);
+	rva_attention *att;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	enum { PQ = 300, PK = 300 };
+	float *q = calloc(PQ * 64, sizeof(float)), *out = calloc(PQ * 64, sizeof(float));
+	for (size_t i = 0; i < PQ * 64; i++)
+		q[i] = (float)(i % 17) / 17.0f;
+	rva_seq s = {.nq = PQ, .nk = PK, .q = q, .k = q, .v = q, .out = out};
+	rva_batch b = {1, &s};
+	rva_job *job;
+	cr_assert_eq(rva_engine_submit(e, att, &b, NULL, &job), RVA_OK);
+	uint64_t done, total;
+	cr_assert_eq(rva_job_progress(job, &done, &total), RVA_OK);
+	cr_assert_gt(total, 1);
+	cr_assert_leq(done, total);
+	cr_assert_eq(rva_job_wait(job), RVA_OK);
+	cr_assert_eq(rva_job_progress(job, &done, &total), RVA_OK);
+	cr_assert_eq(done, total, "an ended job is complete");
+	cr_assert_eq(rva_job_progress(NULL, &done, &total), RVA_ENULL);
+	rva_job_destroy(job);
+	rva_attention_destroy(att);
+	rva_engine_destroy(e);
+	free(q);
+	free(out);
+}

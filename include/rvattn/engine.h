@@ -146,6 +146,11 @@ rva_status rva_job_wait(rva_job *job);
 /* *done = whether the job has ended. Errors: RVA_ENULL. */
 rva_status rva_job_poll(rva_job *job, bool *done);
 
+/* Progress of a job: tasks finished (or skipped) so far and tasks in its graph. The
+ * count is updated in small batches, so it may lag a little behind the truth; it is
+ * total once the job has ended. Errors: RVA_ENULL. */
+rva_status rva_job_progress(const rva_job *job, uint64_t *done_tasks, uint64_t *total_tasks);
+
 /* Requests cancellation: tasks not yet started are skipped; the job ends with
  * RVA_ECANCELLED unless it had already ended. Errors: RVA_ENULL. */
 rva_status rva_job_cancel(rva_job *job);

@@ -72,7 +72,9 @@ rva_status rva__softmax_build(rva_attention *att) {
 	s->pattern.causal = c->causal;
 	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
 		s->pattern.kind = RVA__PAT_LOCAL_GLOBAL;
-		s->pattern.window = (int64_t)c->window;
+		/* Positions stay below 2^32: a wider window (or stride, below) is the same as
+		 * 2^40, and the pattern's int64 arithmetic must not overflow. */
+		s->pattern.window = (int64_t)rva__min(c->window, (size_t)1 << 40);
 		if (c->n_global_indices > 0) {
 			rva_status st = rva__alloc_array((void **)&s->global_sorted, c->n_global_indices,
 			                                 sizeof(size_t), "global token list");
@@ -91,7 +93,7 @@ rva_status rva__softmax_build(rva_attention *att) {
 		}
 	} else if (c->pattern == RVA_PATTERN_STRIDED) {
 		s->pattern.kind = RVA__PAT_STRIDED;
-		s->pattern.stride = (int64_t)c->sparse_stride;
+		s->pattern.stride = (int64_t)rva__min(c->sparse_stride, (size_t)1 << 40);
 	}
 	if (c->bias == RVA_BIAS_T5) {
 		rva_status st = rva__t5_buckets_init(&s->t5, !c->causal, c->bias_buckets,

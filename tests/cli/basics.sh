@@ -51,12 +51,17 @@ expect_rc 2 "$RVATTN" run --dim 16 && expect_err_line "preset bert: 12 heads do 
 expect_rc 2 "$RVATTN" topo --frob && expect_err_line "unknown option --frob"
 expect_rc 2 "$RVATTN" presets --dim x && expect_err_line "--dim 'x'"
 
-# The default job: bert 768/12 over 32 x 512, with time, GFLOP/s and a checksum.
-expect_rc 0 "$RVATTN" || true
-for pat in 'preset bert -> multi_head, dim 768, 12 heads' '32 sequences x 512 queries' \
-	'BLIS kernels:' 'placement:' '^time:' 'GFLOP/s' '^checksum: sum '; do
-	grep -qE -- "$pat" "$T/out" || fail "default job output lacks /$pat/"
-done
+# The default job: bert 768/12 over 32 x 512, with time, GFLOP/s and a checksum. It is
+# 3 x 26 GFLOP: too slow for a sanitizer build (the code path is the one `run` tests).
+if ldd "$RVATTN" 2>/dev/null | grep -qE 'lib(asan|ubsan|tsan)'; then
+	echo "note: sanitizer build, the default job is not run"
+else
+	expect_rc 0 "$RVATTN" || true
+	for pat in 'preset bert -> multi_head, dim 768, 12 heads' '32 sequences x 512 queries' \
+		'BLIS kernels:' 'placement:' '^time:' 'GFLOP/s' '^checksum: sum '; do
+		grep -qE -- "$pat" "$T/out" || fail "default job output lacks /$pat/"
+	done
+fi
 
 # presets lists all ten, with what each resolves to.
 expect_rc 0 "$RVATTN" presets

@@ -84,8 +84,9 @@ static bool build_too_slow(const rva_config *c) {
 	size_t hd = c->dim / c->heads;
 	double cost = 0.0;
 	if (uses(c, RVA_MECH_LINEAR, RVA_EXPERTS_LINEAR, 2) && c->feature_map != RVA_FEATURES_ELU) {
+		/* ceil(m/d) blocks of d x d Gram-Schmidt (two passes), or m x d draws */
 		double m = (double)c->features, d = (double)hd;
-		cost = m * d * (m < d ? m : d);
+		cost = c->orthogonal ? (m / d + 1.0) * d * d * d * 2.0 : m * d;
 		if (c->mechanism == RVA_MECH_MOE)
 			cost *= (double)(c->experts < RVA_MOE_MAX_EXPERTS ? c->experts : 256);
 	}
@@ -175,7 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	if (want_global && c.n_global_indices <= 256) {
 		global = malloc((c.n_global_indices ? c.n_global_indices : 1) * sizeof *global);
 		for (size_t i = 0; global && i < c.n_global_indices; i++)
-			global[i] = (size_t)(lcg_value(&vs) * 6.0f + 6.0f) * (i % 5 == 4 ? 1000 : 1);
+			global[i] = i % 7 == 6 ? SIZE_MAX - i :
+			            (size_t)(lcg_value(&vs) * 6.0f + 6.0f) * (i % 5 == 4 ? 1000 : 1);
 		c.global_indices = global;
 	}
 	size_t hd = c.heads && c.dim % c.heads == 0 ? c.dim / c.heads : 0;

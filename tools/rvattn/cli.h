@@ -85,6 +85,8 @@ typedef struct progress {
 void progress_start(progress *p, const char *what, size_t total);
 /* Redraws the line (at most 10 times a second, only after the first second). */
 void progress_update(progress *p, size_t done);
+/* The same with a fraction of a unit done (tasks of the running job). */
+void progress_update_frac(progress *p, double done_units);
 void progress_end(progress *p);
 
 /* ---- the workload shared by run, bench and the default job (workload.c) --------------- */

@@ -62,9 +62,12 @@ static void fmt_secs(char *buf, size_t cap, double s) {
 		snprintf(buf, cap, "%d h %02d min", (int)(s / 3600), (int)(s / 60) % 60);
 }
 
-void progress_update(progress *p, size_t done) {
+void progress_update(progress *p, size_t done) { progress_update_frac(p, (double)done); }
+
+void progress_update_frac(progress *p, double done_units) {
 	if (!p || !p->enabled)
 		return;
+	size_t done = (size_t)done_units;
 	p->done = done;
 	double t = now_s(), el = t - p->t0;
 	if (el < 1.0 || t - p->last_draw < 0.1)
@@ -72,11 +75,11 @@ void progress_update(progress *p, size_t done) {
 	p->last_draw = t;
 	char line[160], left[32], elapsed[32];
 	fmt_secs(elapsed, sizeof elapsed, el);
-	if (done > 0) {
-		double rate = (double)done / el;
-		fmt_secs(left, sizeof left, (double)(p->total - done) / rate);
-		snprintf(line, sizeof line, "rvattn: %s %zu/%zu, %.3g/s, %s left", p->what, done,
-		         p->total, rate, left);
+	if (done_units > 0.0) {
+		double rate = done_units / el;
+		fmt_secs(left, sizeof left, ((double)p->total - done_units) / rate);
+		snprintf(line, sizeof line, "rvattn: %s %.1f/%zu, %.3g/s, %s left", p->what,
+		         done_units, p->total, rate, left);
 	} else {
 		snprintf(line, sizeof line, "rvattn: %s 0/%zu, %s elapsed", p->what, p->total,
 		         elapsed);

@@ -577,7 +577,10 @@ int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *s
 			rva_job_cancel(job);
 			cancelled = true;
 		}
-		progress_update(pg, pg_done);
+		uint64_t tdone = 0, ttotal = 0;
+		rva_job_progress(job, &tdone, &ttotal);
+		progress_update_frac(pg, (double)pg_done +
+		                             (ttotal ? (double)tdone / (double)ttotal : 0.0));
 		struct timespec ts = {0, sleep_ns};
 		nanosleep(&ts, NULL);
 		if (sleep_ns < 2000000)
