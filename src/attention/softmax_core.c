@@ -355,11 +355,11 @@ static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
 
 /* Decode task (few queries): b = key chunk, every head at once so K and V rows are read
  * front to back. Writes the same (m, l, O) partials as task_chunk. */
-#define DECODE_KB 64
+#define DECODE_KB 32
 
 static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
 	size_t H = att->cfg.heads, D = att->head_dim;
-	return H * nq * (DECODE_KB + D + 3) + 4 * 16 + 2 * nq + 64;
+	return H * nq * (2 * DECODE_KB + D + 3) + 5 * 16 + 2 * nq + 64;
 }
 
 static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
@@ -370,7 +370,8 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 	size_t H = att->cfg.heads, G = H / att->kv_heads, D = att->head_dim, nq = seq->nq;
 	size_t chunk = t->b, nch = op->nchunks[t->seq], len = op->chunk_len[t->seq];
 	size_t k0 = chunk * len, k1 = rva__min(seq->nk, k0 + len), HQ = H * nq;
-	float *sc = align16f(x->scratch), *o = align16f(sc + HQ * DECODE_KB);
+	float *sc = align16f(x->scratch), *sc_prev = align16f(sc + HQ * DECODE_KB);
+	float *o = align16f(sc_prev + HQ * DECODE_KB);
 	float *m = align16f(o + HQ * D), *l = m + HQ, *alpha = l + HQ;
 	int64_t *qpos = (int64_t *)align16f(alpha + HQ);
 	int64_t off = (int64_t)seq->nk - (int64_t)nq;
@@ -384,6 +385,9 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
 	float pdrop = att->cfg.dropout, inv = 1.0f / (1.0f - pdrop);
 	uint64_t dkey = rva__hash3(op->rt.seed, op->rt.step, ((uint64_t)op->stream << 32) | 0xD0);
+	/* Block b's scores are computed together with block b-1's P.V (software pipeline):
+	 * the softmax of block b rescales O only after O holds block b-1 in full. */
+	size_t prev0 = 0, nprev = 0;
 	for (size_t b0 = k0; b0 < k1; b0 += DECODE_KB) {
 		size_t nkb = rva__min(DECODE_KB, k1 - b0);
 		if (st->pattern.causal && (int64_t)b0 > qpos[nq - 1])
@@ -392,9 +396,9 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 		                                            (int64_t)b0, (int64_t)(b0 + nkb - 1));
 		if (cls == RVA__TILE_NONE)
 			continue;
-		size_t pf = rva__min(DECODE_KB, k1 - b0 - nkb);
-		rva__sm_decode_scores(seq->k + b0 * seq->k_stride, seq->k_stride, nkb, pf, seq->q,
-		                      seq->q_stride, nq, H, G, D, att->scale, sc, DECODE_KB);
+		rva__sm_decode_step(seq->k + b0 * seq->k_stride, seq->k_stride, nkb,
+		                    seq->v + prev0 * seq->v_stride, seq->v_stride, nprev, seq->q,
+		                    seq->q_stride, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB, o);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
 		if (elementwise)
 			for (size_t h = 0; h < H; h++)
@@ -410,8 +414,7 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 							row[j] = -INFINITY;
 					}
 				}
-		rva__sm_decode_softmax(seq->v + b0 * seq->v_stride, seq->v_stride, nkb, pf, sc, nq, H,
-		                       G, D, DECODE_KB, m, l, o);
+		rva__sm_decode_softmax(nkb, sc, HQ, D, DECODE_KB, m, l, o);
 		if (dropout)
 			for (size_t h = 0; h < H; h++)
 				for (size_t i = 0; i < nq; i++) {
@@ -422,9 +425,16 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 						row[j] *= rva__u01(rva__hash3(dkey, sh, ctr)) >= pdrop ? inv : 0.0f;
 					}
 				}
-		rva__sm_decode_pv(seq->v + b0 * seq->v_stride, seq->v_stride, nkb, pf, sc, nq, H, G,
-		                  D, DECODE_KB, o);
+		float *tmp = sc_prev;
+		sc_prev = sc;
+		sc = tmp;
+		prev0 = b0;
+		nprev = nkb;
 	}
+	if (nprev) /* the last block's P.V */
+		rva__sm_decode_step(NULL, 0, 0, seq->v + prev0 * seq->v_stride, seq->v_stride, nprev,
+		                    seq->q, seq->q_stride, nq, H, G, D, att->scale, sc, sc_prev,
+		                    DECODE_KB, o);
 	for (size_t h = 0; h < H; h++) {
 		float *part = op->partials[t->seq] + (h * nch + chunk) * nq * (D + 2);
 		for (size_t i = 0; i < nq; i++) {

@@ -48,22 +48,19 @@ bool rva__sm_online_softmax(float *st, size_t brp, size_t nk, float *m, float *l
 void rva__sm_rescale(float *o, size_t br, size_t D, const float *alpha);
 
 /*
- * Decoding (few queries): all heads of a block of nkb key rows at once, reading every K
- * and V row front to back (streaming), with software prefetch of the rows ahead.
- * sc[(h * nq + i) * kb + j] = scale * q_i,h . K[j], kv head of h = h / G;
- * o[(h * nq + i) * D + :] += sum_j p[(h * nq + i) * kb + j] * V[j] (kv head h / G).
- * prefetch_rows: rows after the block to prefetch (0 at the end of the range).
+ * Decoding (few queries): all heads of a key row at once, every K and V row read front to
+ * back, software-pipelined: one step scores the current block (ncur K rows at kc into
+ * sc_cur) while it adds the previous block's P.V (nprev V rows at vp, probabilities in
+ * sc_prev), row by row, so both streams are read together.
+ *   sc[(h * nq + i) * kb + j] = scale * q_i,h . K[j]   (kv head of h = h / G)
+ *   o[(h * nq + i) * D + :]  += sum_j p[(h * nq + i) * kb + j] * V[j]
+ * rva__sm_decode_softmax: per row r < rows of sc, the online update of
+ * rva__sm_online_softmax (scores become probabilities, o rows rescaled).
  */
-void rva__sm_decode_scores(const float *k, size_t ks, size_t nkb, size_t prefetch_rows,
-                           const float *q, size_t qs, size_t nq, size_t H, size_t G,
-                           size_t D, float scale, float *sc, size_t kb);
-/* Online softmax of each (head, query) row of sc over the block (in place: scores become
- * probabilities), m/l/o updated as in rva__sm_online_softmax; also prefetches the V rows
- * of the block ahead. */
-void rva__sm_decode_softmax(const float *v, size_t vs, size_t nkb, size_t prefetch_rows,
-                            float *sc, size_t nq, size_t H, size_t G, size_t D, size_t kb,
-                            float *m, float *l, float *o);
-void rva__sm_decode_pv(const float *v, size_t vs, size_t nkb, size_t prefetch_rows,
-                       const float *p, size_t nq, size_t H, size_t G, size_t D, size_t kb,
-                       float *o);
+void rva__sm_decode_step(const float *kc, size_t ks, size_t ncur, const float *vp, size_t vs,
+                         size_t nprev, const float *q, size_t qs, size_t nq, size_t H, size_t G,
+                         size_t D, float scale, float *sc_cur, const float *sc_prev, size_t kb,
+                         float *o);
+void rva__sm_decode_softmax(size_t nkb, float *sc, size_t rows, size_t D, size_t kb, float *m,
+                            float *l, float *o);
 #endif
