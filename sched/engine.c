@@ -103,13 +103,16 @@ rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out) {
 	const rva__gemm_ctx *gemm = NULL;
 	rva_kernel_set kernels;
 	rva_status st;
-	if (c.kernels == RVA_KERNELS_AUTO) {
+	/* The engine holds a concrete context: AUTO is the process default at creation, so a
+	 * later rva_kernels_select() never switches kernels under a running job, and workers
+	 * never go through the process-default lookup. */
+	if (c.kernels == RVA_KERNELS_AUTO)
 		rva_kernels_current(&kernels, NULL);
-	} else {
-		if ((st = rva__gemm_ctx_get(c.kernels, &gemm)) != RVA_OK)
-			return st;
-		kernels = rva__gemm_ctx_kernels(gemm);
-	}
+	else
+		kernels = c.kernels;
+	if ((st = rva__gemm_ctx_get(kernels, &gemm)) != RVA_OK)
+		return st;
+	kernels = rva__gemm_ctx_kernels(gemm);
 
 	rva_engine *e = rva__calloc(1, sizeof *e);
 	if (!e)
@@ -186,7 +189,7 @@ rva_status rva_engine_destroy(rva_engine *e) {
 		return RVA_OK;
 	pthread_mutex_lock(&e->lock);
 	e->destroying = true;
-	while (e->active_jobs)
+	while (e->active_jobs || e->submitters)
 		pthread_cond_wait(&e->idle_cond, &e->lock);
 	pthread_mutex_unlock(&e->lock);
 	rva__team_stop(e);
@@ -221,7 +224,7 @@ rva_status rva_engine_worker_get(const rva_engine *e, unsigned i, rva_worker_inf
 	rva__worker *w = &e->workers[i];
 	*out = (rva_worker_info){
 		.index = i, .pool = p->pool, .numa_os_index = p->numa_os,
-		.core_os_index = p->core_logical, .pu_os_index = p->pu_os, .bound = w->bound,
+		.core_index = p->core_logical, .pu_os_index = p->pu_os, .bound = w->bound,
 		.observed_pu = w->observed_pu,
 		.scratch_on_node = atomic_load_explicit(&w->scratch_on_node, memory_order_relaxed),
 		.tasks = atomic_load_explicit(&w->tasks, memory_order_relaxed),
@@ -420,24 +423,51 @@ static rva_status job_results(rva_job *job, size_t n, const rva_status *init) {
 	return RVA_OK;
 }
 
+/* A submitter registers before it touches the engine and leaves after its last access
+ * (the wake-up of the workers), so rva_engine_destroy never frees the engine under a
+ * submitting thread; submissions that start after destroy began get RVA_ESTATE. */
+static rva_status submit_enter(rva_engine *e) {
+	pthread_mutex_lock(&e->lock);
+	if (e->destroying) {
+		pthread_mutex_unlock(&e->lock);
+		return rva__fail(RVA_ESTATE, "engine: cannot submit, the engine is being destroyed");
+	}
+	e->submitters++;
+	pthread_mutex_unlock(&e->lock);
+	return RVA_OK;
+}
+
+static void submit_leave(rva_engine *e) {
+	pthread_mutex_lock(&e->lock);
+	if (--e->submitters == 0)
+		pthread_cond_broadcast(&e->idle_cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
 rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
                                     const rva_status *init_status, const rva_seq *seqs,
                                     rva_job **out) {
 	if (!e || !g || !out)
 		return rva__fail(RVA_ENULL, "engine: submit_graph: %s is NULL",
 		                 !e ? "engine" : !g ? "graph" : "out");
+	rva_status st = submit_enter(e);
+	if (st != RVA_OK)
+		return st;
 	rva_job *job = job_new(RVA__JOB_GRAPH);
-	if (!job)
+	if (!job) {
+		submit_leave(e);
 		return RVA_ENOMEM;
+	}
 	job->g = g;
 	job->rt = rva__runtime_or_default(NULL);
-	rva_status st;
 	if ((st = job_results(job, g->nseq, init_status)) != RVA_OK ||
 	    (st = launch(e, job, seqs)) != RVA_OK) {
 		job_free(job);
+		submit_leave(e);
 		return st;
 	}
 	*out = job;
+	submit_leave(e);
 	return RVA_OK;
 }
 
@@ -505,7 +535,11 @@ rva_status rva_engine_submit(rva_engine *e, const rva_attention *att,
 		return st;
 	if (!job)
 		return rva__fail(RVA_ENULL, "rva_engine_submit: job is NULL");
-	return submit_op(e, att, NULL, batch, rt, job);
+	if ((st = submit_enter(e)) != RVA_OK)
+		return st;
+	st = submit_op(e, att, NULL, batch, rt, job);
+	submit_leave(e);
+	return st;
 }
 
 rva_status rva_engine_submit_pipeline(rva_engine *e, const rva_pipeline *p,
@@ -516,14 +550,19 @@ rva_status rva_engine_submit_pipeline(rva_engine *e, const rva_pipeline *p,
 		return st;
 	if (!job)
 		return rva__fail(RVA_ENULL, "rva_engine_submit_pipeline: job is NULL");
-	return submit_op(e, NULL, p, batch, rt, job);
+	if ((st = submit_enter(e)) != RVA_OK)
+		return st;
+	st = submit_op(e, NULL, p, batch, rt, job);
+	submit_leave(e);
+	return st;
 }
 
 /* ---- waiting and results ------------------------------------------------------------ */
 
+/* Always through the lock: the finishing worker sets `ended` and broadcasts under it, so
+ * taking the lock here guarantees that worker is out of the mutex and condition variable
+ * before the caller may destroy the job. */
 static void wait_ended(rva_job *job) {
-	if (atomic_load_explicit(&job->ended, memory_order_acquire))
-		return;
 	pthread_mutex_lock(&job->lock);
 	while (!atomic_load_explicit(&job->ended, memory_order_acquire))
 		pthread_cond_wait(&job->cond, &job->lock);

@@ -99,6 +99,7 @@ struct rva_engine {
 	pthread_mutex_t lock;         /* guards the fields below */
 	pthread_cond_t idle_cond;     /* signalled when active_jobs drops to 0 */
 	size_t active_jobs;
+	size_t submitters;            /* threads inside a submit call (destroy waits for them) */
 	bool destroying;
 	uint64_t next_job_id;
 	size_t scratch_size;          /* usable bytes of every worker's scratch */

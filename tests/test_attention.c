@@ -499,6 +499,20 @@ Test(attention, bad_config_statuses) {
 	c = rva_multi_head(64, 4);
 	c.scale = NAN;
 	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
+	c = rva_multi_head(64, 4);
+	c.block_size = (size_t)1 << 62; /* tile scratch would overflow */
+	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
+	c = rva_multi_head(64, 4);
+	c.query_block = SIZE_MAX;
+	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
+	c = rva_multi_head(64, 4);
+	c.bias = RVA_BIAS_T5;
+	c.pattern = RVA_PATTERN_STRIDED; /* forces causal: decoder buckets, 2 suffice */
+	c.bias_buckets = 2;
+	c.bias_max_distance = 4;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	rva_attention_destroy(att);
+	att = NULL;
 	cr_assert_eq(rva_build(NULL, &att), RVA_ENULL);
 	cr_assert_eq(rva_build(&c, NULL), RVA_ENULL);
 	cr_assert_null(att);

@@ -953,3 +953,42 @@ Test(moe, phase_timings_are_reported) {
 	free(out);
 	rva_attention_destroy(att);
 }
+
+/* Linear experts run in groups of query tiles (at most 4096 rows a task); a sequence
+ * longer than one group gives the same numbers as one expert task per tile. */
+Test(moe, linear_expert_groups_match_per_tile_tasks) {
+	enum { LQ = 4096 + 300, LK = 24, LD = 8 };
+	float *q = malloc(sizeof(float) * LQ * LD), *kv = malloc(sizeof(float) * LK * LD);
+	float *o1 = malloc(sizeof(float) * LQ * LD), *o2 = malloc(sizeof(float) * LQ * LD);
+	for (size_t i = 0; i < LQ * LD; i++)
+		q[i] = (float)((i * 7919) % 101) / 101.0f - 0.5f;
+	for (size_t i = 0; i < LK * LD; i++)
+		kv[i] = (float)((i * 104729) % 97) / 97.0f - 0.5f;
+	rva_config c = rva_moe(LD, 3, 1);
+	c.expert_kind = RVA_EXPERTS_LINEAR;
+	c.features = 16;
+	c.expert_capacity = 10.0f;
+	c.query_block = 64;              /* 70 tiles: groups of 64 tiles */
+	rva_attention *grouped, *per_tile;
+	cr_assert_eq(rva_build(&c, &grouped), RVA_OK);
+	c.query_block = 4096;            /* 2 tiles: one task each */
+	cr_assert_eq(rva_build(&c, &per_tile), RVA_OK);
+	rva_seq s1 = {.nq = LQ, .nk = LK, .q = q, .k = kv, .v = kv, .out = o1};
+	rva_seq s2 = s1;
+	s2.out = o2;
+	rva_batch b1 = {1, &s1}, b2 = {1, &s2};
+	cr_assert_eq(rva_compute_batch(grouped, &b1, NULL, NULL), RVA_OK);
+	cr_assert_eq(rva_compute_batch(per_tile, &b2, NULL, NULL), RVA_OK);
+	size_t nonzero = 0;
+	for (size_t i = 0; i < LQ * LD; i++) {
+		cr_assert(fabsf(o1[i] - o2[i]) <= 1e-5f + 1e-4f * fabsf(o2[i]), "element %zu", i);
+		nonzero += o1[i] != 0.0f;
+	}
+	cr_assert_gt(nonzero, LQ * LD / 2);
+	rva_attention_destroy(grouped);
+	rva_attention_destroy(per_tile);
+	free(q);
+	free(kv);
+	free(o1);
+	free(o2);
+}

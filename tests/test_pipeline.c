@@ -961,3 +961,17 @@ Test(faults, every_allocation_failure_is_enomem_and_leaks_nothing) {
 	free(kv);
 	free(out);
 }
+
+Test(pipeline, same_attention_twice_is_refused) {
+	rva_config c = rva_multi_head(16, 2);
+	rva_attention *att;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	rva_pipeline *p;
+	cr_assert_eq(rva_pipeline_create(&p), RVA_OK);
+	cr_assert_eq(rva_pipeline_add_attention(p, att), RVA_OK);
+	cr_assert_eq(rva_pipeline_add_attention(p, att), RVA_EINVAL);
+	size_t n;
+	cr_assert_eq(rva_pipeline_stage_count(p, &n), RVA_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(rva_pipeline_destroy(p), RVA_OK); /* frees att once */
+}

@@ -363,7 +363,7 @@ Test(engine_topology, synthetic_not_this_system) {
 		cr_expect_eq(w.index, i);
 		cr_expect_eq(w.pool, i / 4);
 		cr_expect_eq(w.numa_os_index, i / 4);
-		cr_expect_eq(w.core_os_index, i);
+		cr_expect_eq(w.core_index, i);
 		cr_expect_eq(w.pu_os_index, i);
 		cr_expect_not(w.bound, "binding is a no-op on a topology that is not this system");
 		cr_expect_eq(w.observed_pu, -1);

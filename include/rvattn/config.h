@@ -92,11 +92,13 @@ typedef struct rva_config {
 
 	/* Softmax tiling (scaled_dot, multi_head, flash, local_global). The numbers do not
 	 * depend on tiling beyond fp32 rounding, and tiling never depends on thread count. */
-	size_t block_size;  /* keys per tile; 0 = default 128 (flash(dim, block) sets it);
+	size_t block_size;  /* keys per tile; 0 = default 128, at most 65536 (flash(dim,
+	                     * block) sets it);
 	                     * linear: keys per causal block, 16 blocks per key-state chunk */
-	size_t query_block; /* queries per tile; 0 = default 64 */
+	size_t query_block; /* queries per tile; 0 = default 64; at most 4096 */
 	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic: chunks of
-	                     * 512 keys when nq <= 16 and nk >= 1024; SIZE_MAX = never split */
+	                     * 512 keys when nq <= 16 and nk >= 1024; SIZE_MAX = never split;
+	                     * an explicit chunk applies when nq <= query_block */
 
 	/* Local-global (Longformer). */
 	size_t window;                 /* window size, even, > 0: keys |i-j| <= window/2, or

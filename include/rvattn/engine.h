@@ -84,7 +84,7 @@ typedef struct rva_worker_info {
 	unsigned index;            /* worker index */
 	unsigned pool;             /* pool (NUMA domain) index */
 	unsigned numa_os_index;    /* OS index of its NUMA node */
-	unsigned core_os_index;    /* the core it is bound to (logical index in hwloc) */
+	unsigned core_index;       /* the core it is bound to (hwloc logical index) */
 	unsigned pu_os_index;      /* the PU it is bound to (OS index) */
 	bool bound;                /* binding succeeded */
 	int observed_pu;           /* PU read back after binding (-1 unknown) */

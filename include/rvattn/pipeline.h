@@ -71,7 +71,8 @@ rva_status rva_pipeline_destroy(rva_pipeline *p);
 /* Appends an attention stage and takes ownership of att (on failure, att is untouched
  * and stays the caller's). Errors: RVA_ENULL; RVA_EDIM when att's dim, or the width of the
  * key/value rows it reads (kv_heads * head_dim), differs from the pipeline's earlier
- * attention stages (they all read the same keys/values); RVA_ENOMEM. */
+ * attention stages (they all read the same keys/values); RVA_EINVAL when att is already
+ * a stage of this pipeline; RVA_ENOMEM. */
 rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att);
 
 /* Appends a norm with default parameters (the guide's add_norm(NormType)). */

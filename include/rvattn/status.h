@@ -9,8 +9,9 @@
  * until that thread's next rvattn call that fails.
  *
  * The only exceptions are pure value constructors (rva_multi_head(), rva_preset_config(),
- * ...) which cannot fail and return a value, and the string accessors (rva_strerror(),
- * rva_status_name(), rva_last_error()) which return static or thread-local strings.
+ * ...) which cannot fail and return a value, the string accessors (rva_strerror(),
+ * rva_status_name(), rva_last_error(), ..._name()) which return static or thread-local
+ * strings, and rva_clear_error(), which cannot fail.
  */
 #ifndef RVATTN_STATUS_H
 #define RVATTN_STATUS_H

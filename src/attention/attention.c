@@ -61,6 +61,13 @@ static rva_status validate_config(const rva_config *c) {
 		return rva__fail(RVA_ERANGE, "%s: dropout %g outside [0, 1)", mn, (double)c->dropout);
 	if (c->mechanism == RVA_MECH_FLASH && c->block_size == 0)
 		return rva__fail(RVA_ERANGE, "flash: block_size must be > 0");
+	/* Tiles live in per-worker scratch: bounded so their sizes cannot overflow. */
+	if (c->block_size > RVA__MAX_BLOCK)
+		return rva__fail(RVA_ERANGE, "%s: block_size %zu exceeds %d", mn, c->block_size,
+		                 RVA__MAX_BLOCK);
+	if (c->query_block > RVA__MAX_QUERY_BLOCK)
+		return rva__fail(RVA_ERANGE, "%s: query_block %zu exceeds %d", mn, c->query_block,
+		                 RVA__MAX_QUERY_BLOCK);
 	if ((unsigned)c->feature_map >= RVA_FEATURES_COUNT)
 		return rva__fail(RVA_EINVAL, "%s: invalid feature_map value %d", mn,
 		                 (int)c->feature_map);
@@ -120,10 +127,16 @@ static rva_status validate_config(const rva_config *c) {
 	if (c->bias == RVA_BIAS_T5) {
 		if (!is_softmax(c->mechanism) && c->mechanism != RVA_MECH_MOE)
 			return rva__fail(RVA_EINVAL, "%s: T5 position bias needs a softmax mechanism", mn);
-		size_t nb = c->causal ? c->bias_buckets : c->bias_buckets / 2;
+		/* The strided pattern forces causal (decoder buckets). */
+		bool causal = c->causal || c->pattern == RVA_PATTERN_STRIDED;
+		if (c->bias_buckets > 65535 || c->bias_max_distance > ((size_t)1 << 24))
+			return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu (max 65535) or "
+			                 "bias_max_distance %zu (max 2^24) too large", mn, c->bias_buckets,
+			                 c->bias_max_distance);
+		size_t nb = causal ? c->bias_buckets : c->bias_buckets / 2;
 		if (nb < 2)
 			return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu too small (needs >= %d)", mn,
-			                 c->bias_buckets, c->causal ? 2 : 4);
+			                 c->bias_buckets, causal ? 2 : 4);
 		if (c->bias_max_distance <= nb / 2)
 			return rva__fail(RVA_ERANGE, "%s: bias_max_distance %zu must exceed %zu", mn,
 			                 c->bias_max_distance, nb / 2);
@@ -330,6 +343,8 @@ rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__
 
 rva_status rva__run_serial(rva__plan_fn plan, const void *op, const rva_seq *seqs, size_t n,
                            const rva_runtime *rt, rva_status *seq_status) {
+	if (n > SIZE_MAX / sizeof(rva_seq)) /* the job's per-sequence arrays would overflow */
+		return rva__fail(RVA_EOVERFLOW, "batch of %zu sequences overflows size_t", n);
 	rva__graph g;
 	rva__graph_init(&g, n);
 	rva_status st = RVA_OK;

@@ -19,6 +19,10 @@
 #include "rvattn/batch.h"
 #include "rvattn/config.h"
 
+/* Upper bounds of the tile sizes (config validation). */
+#define RVA__MAX_BLOCK 65536
+#define RVA__MAX_QUERY_BLOCK 4096
+
 /* Inputs of one op (an attention over a batch) being planned into a graph. */
 typedef struct rva__plan_io {
 	const rva_seq *seqs;        /* nseq descriptors, strides normalised (never 0), owned by

@@ -217,12 +217,17 @@ static size_t expert_scratch_head(const moe_job *j, size_t rows) {
 	       rva__round_up(rows * j->dim * sizeof(float), RVA__ALIGN);
 }
 
-/* Expert task: a = expert, b = first query tile of the sequence, c = tiles covered (1,
- * or every tile for experts whose rows() pays a per-call cost over all keys: linear
- * attention rebuilds its key state on each call). */
-/* Whether an expert runs once per sequence rather than per query tile. */
-static bool whole_sequence(const rva_attention *ex) {
-	return ex->cfg.mechanism == RVA_MECH_LINEAR;
+/* Expert task: a = expert, b = first query tile of the sequence, c = tiles covered
+ * (tiles_per_task). */
+/* Query tiles per expert task: 1, or for experts whose rows() pays a per-call cost over
+ * all keys (linear attention rebuilds its key state) as many tiles as fit in
+ * MOE_GROUP_ROWS rows, which bounds both that cost and the task's scratch. */
+#define MOE_GROUP_ROWS 4096
+
+static size_t tiles_per_task(const rva_attention *ex, size_t qb, size_t nt) {
+	if (ex->cfg.mechanism != RVA_MECH_LINEAR)
+		return 1;
+	return rva__min(nt, rva__max(1, MOE_GROUP_ROWS / qb));
 }
 
 static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
@@ -257,7 +262,10 @@ static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
 		return RVA_OK;
 	const rva_attention *ex = j->ms->experts[e];
 	const rva_seq *s = &j->seqs[t->seq];
-	rva_status st = ex->ops->rows(ex, s, t->seq, &j->rt, rows, m, buf, dim, p);
+	/* Each expert and each pipeline stage draws its own dropout stream. */
+	rva_runtime rt = j->rt;
+	rt.seed = rva__hash3(j->rt.seed, j->stream, e);
+	rva_status st = ex->ops->rows(ex, s, t->seq, &rt, rows, m, buf, dim, p);
 	if (st != RVA_OK)
 		return rva__propagate(st);
 	for (size_t i = 0; i < m; i++)
@@ -393,7 +401,7 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 		for (size_t e = 0; e < j->E; e++) {
 			const rva_attention *ex = j->ms->experts[e];
 			expert_flops += ex->ops->flops(ex, seq);
-			size_t rows = whole_sequence(ex) ? nt * j->qb : j->qb; /* as expert_task carves */
+			size_t rows = tiles_per_task(ex, j->qb, nt) * j->qb; /* as expert_task carves */
 			size_t need = ex->ops->rows_scratch(ex, seq, rva__min(rows, seq->nq));
 			if (!rva__add_ok(need, expert_scratch_head(j, rows), &need))
 				return rva__fail(RVA_EOVERFLOW, "moe: expert scratch overflows");
@@ -420,8 +428,8 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 				return st;
 			float ecost = (float)(row_cost * (double)n / (double)j->k);
 			for (size_t e = 0; e < j->E; e++) {
-				if (whole_sequence(j->ms->experts[e]))
-					continue; /* planned once per sequence below */
+				if (tiles_per_task(j->ms->experts[e], j->qb, nt) > 1)
+					continue; /* planned by tile groups below */
 				uint32_t id;
 				if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
 				                         (uint32_t)qt, 1, 0, ecost, &id)) != RVA_OK ||
@@ -431,17 +439,23 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 			}
 		}
 		for (size_t e = 0; e < j->E; e++) {
-			if (!whole_sequence(j->ms->experts[e]))
+			size_t per = tiles_per_task(j->ms->experts[e], j->qb, nt);
+			if (per == 1)
 				continue;
-			uint32_t id;
-			if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e, 0,
-			                         (uint32_t)nt, 0, (float)(row_cost * (double)seq->nq /
-			                                                  (double)j->k), &id)) != RVA_OK ||
-			    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK)
-				return st;
-			for (size_t qt = 0; qt < nt; qt++)
-				if ((st = rva__graph_edge(g, id, combine_ids[j->tile0[s] + qt])) != RVA_OK)
+			for (size_t t0 = 0; t0 < nt; t0 += per) {
+				size_t ntl = rva__min(per, nt - t0);
+				size_t rows = rva__min(seq->nq - t0 * j->qb, ntl * j->qb);
+				uint32_t id;
+				if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
+				                         (uint32_t)t0, (uint32_t)ntl, 0,
+				                         (float)(row_cost * (double)rows / (double)j->k),
+				                         &id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK)
 					return st;
+				for (size_t qt = t0; qt < t0 + ntl; qt++)
+					if ((st = rva__graph_edge(g, id, combine_ids[j->tile0[s] + qt])) != RVA_OK)
+						return st;
+			}
 		}
 	}
 	if (io->rt.moe_stats) {

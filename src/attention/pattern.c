@@ -1,4 +1,6 @@
 /* Pattern predicates and tile classification (see pattern.h). */
+#include <math.h>
+
 #include "attention/pattern.h"
 
 static bool any_global_in(const rva__pattern *p, int64_t a, int64_t b) {
@@ -69,6 +71,63 @@ rva__tile_class rva__pattern_classify(const rva__pattern *p, int64_t qa, int64_t
 		return causal_full && qb - ka < p->stride ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
 	default:
 		return causal_full ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
+	}
+}
+
+void rva__pattern_mask_tile(const rva__pattern *p, const int64_t *qpos, size_t br,
+                            size_t k0, size_t nkt, float *st, size_t ld) {
+	bool contiguous = qpos[br - 1] - qpos[0] == (int64_t)br - 1;
+	unsigned char qglobal[4096]; /* br <= RVA__MAX_QUERY_BLOCK */
+	if (p->kind == RVA__PAT_LOCAL_GLOBAL)
+		for (size_t i = 0; i < br && i < sizeof qglobal; i++)
+			qglobal[i] = rva__pattern_is_global(p, qpos[i]);
+	for (size_t j = 0; j < nkt; j++) {
+		int64_t kp = (int64_t)(k0 + j);
+		float *row = st + j * ld;
+		/* causal: the queries before kp (a prefix: positions ascend) */
+		size_t first = 0;
+		if (p->causal)
+			while (first < br && qpos[first] < kp)
+				row[first++] = -INFINITY;
+		switch (p->kind) {
+		case RVA__PAT_LOCAL_GLOBAL: {
+			if (rva__pattern_is_global(p, kp))
+				break; /* a global key is seen by every query */
+			int64_t lo = p->causal ? 0 : -(p->window / 2);
+			int64_t hi = p->causal ? p->window : p->window / 2;
+			for (size_t i = first; i < br; i++) {
+				int64_t d = qpos[i] - kp;
+				bool g = i < sizeof qglobal ? qglobal[i] : rva__pattern_is_global(p, qpos[i]);
+				if (!g && (d < lo || d > hi))
+					row[i] = -INFINITY;
+			}
+			break;
+		}
+		case RVA__PAT_STRIDED: {
+			/* d = qp - kp >= 0 here; visible when d < l or d % l == 0. Along contiguous
+			 * queries d grows by one: track d mod l without dividing per element. */
+			int64_t l = p->stride;
+			if (first >= br)
+				break;
+			int64_t d = qpos[first] - kp, r = d % l;
+			for (size_t i = first; i < br; i++) {
+				if (!contiguous) {
+					d = qpos[i] - kp;
+					r = d % l;
+				}
+				if (d >= l && r != 0)
+					row[i] = -INFINITY;
+				if (contiguous) {
+					d++;
+					if (++r == l)
+						r = 0;
+				}
+			}
+			break;
+		}
+		default:
+			break;
+		}
 	}
 }
 

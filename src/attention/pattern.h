@@ -47,6 +47,14 @@ bool rva__pattern_allows(const rva__pattern *p, int64_t qp, int64_t kp);
 rva__tile_class rva__pattern_classify(const rva__pattern *p, int64_t qa, int64_t qb,
                                       int64_t ka, int64_t kb);
 
+/*
+ * Sets st[j * ld + i] = -inf for every masked pair of query positions qpos[0..br)
+ * (ascending) and key positions k0 + j, j < nkt: the per-element work of a partial tile,
+ * with the pattern's per-row and per-key facts hoisted out of the inner loop.
+ */
+void rva__pattern_mask_tile(const rva__pattern *p, const int64_t *qpos, size_t br,
+                            size_t k0, size_t nkt, float *st, size_t ld);
+
 /* Number of visible (query, key) pairs of a sequence, for FLOP counts. */
 double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk);
 

@@ -12,9 +12,9 @@ size_t rva__t5_bucket(int64_t rp, bool bidirectional, size_t buckets, size_t max
 		nb /= 2;
 		if (rp > 0)
 			bucket += nb;
-		n = (uint64_t)(rp < 0 ? -rp : rp);
+		n = rp < 0 ? 0 - (uint64_t)rp : (uint64_t)rp; /* INT64_MIN too */
 	} else {
-		n = (uint64_t)(rp < 0 ? -rp : 0); /* future keys all land in bucket 0 */
+		n = rp < 0 ? 0 - (uint64_t)rp : 0; /* future keys all land in bucket 0 */
 	}
 	size_t max_exact = nb / 2;
 	if (n < max_exact)
@@ -24,7 +24,7 @@ size_t rva__t5_bucket(int64_t rp, bool bidirectional, size_t buckets, size_t max
 	float num = logf((float)n / (float)max_exact);
 	float den = (float)log((double)max_distance / (double)max_exact);
 	float large = (float)max_exact + num / den * (float)(nb - max_exact);
-	size_t v = (size_t)(int64_t)large;
+	size_t v = large < (float)nb ? (size_t)large : nb - 1; /* no float->int overflow */
 	if (v > nb - 1)
 		v = nb - 1;
 	return bucket + v;

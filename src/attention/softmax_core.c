@@ -176,13 +176,7 @@ static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rv
 		}
 	}
 	if (partial)
-		for (size_t j = 0; j < nkt; j++) {
-			float *row = st + j * brp;
-			int64_t kp = (int64_t)(k0 + j);
-			for (size_t i = 0; i < br; i++)
-				if (!rva__pattern_allows(&s->pattern, qp[i], kp))
-					row[i] = -INFINITY;
-		}
+		rva__pattern_mask_tile(&s->pattern, qp, br, k0, nkt, st, brp);
 	if (seq->key_mask)
 		for (size_t j = 0; j < nkt; j++)
 			if (!seq->key_mask[k0 + j]) {
@@ -501,6 +495,9 @@ static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
 			return 0;
 		ks = 512;
 	}
+	/* A chunk task holds every query row in one tile: only for few queries. */
+	if (s->nq > att->cfg.query_block || ks >= s->nk)
+		return 0;
 	ks = rva__round_up(ks, bc); /* chunks hold whole tiles */
 	return s->nk > ks ? ks : 0;
 }

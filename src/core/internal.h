@@ -55,7 +55,7 @@ static inline bool rva__add_ok(size_t a, size_t b, size_t *r) {
 
 static inline size_t rva__min(size_t a, size_t b) { return a < b ? a : b; }
 static inline size_t rva__max(size_t a, size_t b) { return a > b ? a : b; }
-static inline size_t rva__div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static inline size_t rva__div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
 static inline size_t rva__round_up(size_t a, size_t b) { return rva__div_up(a, b) * b; }
 
 /* Monotonic clock in nanoseconds. */

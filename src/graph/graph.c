@@ -163,6 +163,8 @@ rva_status rva__graph_edge(rva__graph *g, uint32_t from, uint32_t to) {
 	if (from >= g->ntasks || to >= g->ntasks)
 		return rva__fail(RVA_EINTERNAL, "graph edge %u -> %u out of range (%u tasks)", from,
 		                 to, g->ntasks);
+	if (g->nedges >= UINT32_MAX) /* successor offsets are 32-bit */
+		return rva__fail(RVA_EOVERFLOW, "job graph exceeds 2^32-1 edges");
 	size_t cap = g->cap_edges;
 	rva_status st = grow((void **)&g->edge_from, &cap, g->nedges + 1, sizeof(uint32_t));
 	if (st != RVA_OK)

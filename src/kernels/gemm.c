@@ -57,15 +57,18 @@ static void fill_context(rva_kernel_set k, rva__gemm_ctx *c) {
 	}
 }
 
-/* The context of an already resolved (runnable) kernel set, filled on first use. */
+/* The context of an already resolved (runnable) kernel set, filled on first use; after
+ * that, lock-free (these lookups sit on every GEMM call). */
 static const rva__gemm_ctx *ctx_for(rva_kernel_set k) {
-	pthread_mutex_lock(&ctx_lock);
-	if (!context_ready[k]) {
-		bli_init();
-		fill_context(k, &contexts[k]);
-		context_ready[k] = true;
+	if (!__atomic_load_n(&context_ready[k], __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&ctx_lock);
+		if (!context_ready[k]) {
+			bli_init();
+			fill_context(k, &contexts[k]);
+			__atomic_store_n(&context_ready[k], true, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&ctx_lock);
 	}
-	pthread_mutex_unlock(&ctx_lock);
 	return &contexts[k];
 }
 
@@ -78,11 +81,22 @@ rva_status rva__gemm_ctx_get(rva_kernel_set want, const rva__gemm_ctx **out) {
 	return RVA_OK;
 }
 
-/* The process default (rva_kernels_current never returns an unrunnable set). */
+/* The process default, cached; rva_kernels_select() clears the cache. */
+static const rva__gemm_ctx *cached_default;
+
+void rva__gemm_default_changed(void) {
+	__atomic_store_n(&cached_default, NULL, __ATOMIC_RELEASE);
+}
+
 static const rva__gemm_ctx *default_ctx(void) {
+	const rva__gemm_ctx *c = __atomic_load_n(&cached_default, __ATOMIC_ACQUIRE);
+	if (c)
+		return c;
 	rva_kernel_set k;
-	rva_kernels_current(&k, NULL);
-	return ctx_for(k);
+	rva_kernels_current(&k, NULL); /* never an unrunnable set */
+	c = ctx_for(k);
+	__atomic_store_n(&cached_default, c, __ATOMIC_RELEASE);
+	return c;
 }
 
 const rva__gemm_ctx *rva__gemm_ctx_current(void) {

@@ -28,6 +28,9 @@ rva_status rva__gemm_ctx_get(rva_kernel_set k, const rva__gemm_ctx **out);
  * thread, else the process default (rva_kernels_current). Never NULL. */
 const rva__gemm_ctx *rva__gemm_ctx_current(void);
 
+/* Forgets the cached process-default context (rva_kernels_select changed it). */
+void rva__gemm_default_changed(void);
+
 /* Makes ctx (NULL = process default) the calling thread's context (engine workers). */
 void rva__gemm_ctx_use(const rva__gemm_ctx *ctx);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
+#include "kernels/gemm.h"
 #include "rvattn/kernels.h"
 
 static const char *const set_names[RVA_KERNELS_COUNT] = {
@@ -122,6 +123,7 @@ rva_status rva_kernels_select(rva_kernel_set k) {
 	snprintf(default_note, sizeof default_note, "%s", why);
 	default_set = true;
 	pthread_mutex_unlock(&default_lock);
+	rva__gemm_default_changed();
 	return RVA_OK;
 }
 
@@ -141,7 +143,6 @@ static void ensure_default(void) {
 			rva_cpu_detect(&f);
 			r = by_features(&f, &why);
 			snprintf(default_note, sizeof default_note, "%s; ignored: %s", why, reason);
-			fprintf(stderr, "rvattn: %s; using %s\n", reason, set_names[r]);
 		}
 		default_kernels = r;
 		default_set = true;

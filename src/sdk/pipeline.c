@@ -75,6 +75,11 @@ rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att) {
 		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: attention reads key/value "
 		                 "rows of %zu floats, the pipeline's earlier attention %zu",
 		                 att->kv_dim, p->kv_dim);
+	for (size_t i = 0; i < p->n; i++) /* it would be freed twice */
+		if (p->stages[i].kind == RVA__STAGE_ATTENTION && p->stages[i].att == att)
+			return rva__fail(RVA_EINVAL, "rva_pipeline_add_attention: this attention is "
+			                 "already stage %zu of the pipeline (it owns it); build another",
+			                 i);
 	rva_status st = reserve(p);
 	if (st != RVA_OK)
 		return st;

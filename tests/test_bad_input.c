@@ -1,0 +1,901 @@
+/*
+ * The bad-input matrix: one table of bad inputs x public functions -> the status the
+ * headers document. NULL for every pointer argument of every public function, zero and
+ * huge sizes, size products that overflow size_t, strides narrower than rows, bad
+ * sequences in a batch, NaN/Inf in every config float that matters (scale, dropout,
+ * curvature, temperature, capacity, jitter, Frechet tolerance, norm eps), invalid enum
+ * values and out-of-range options. Every failing call must also leave a message in
+ * rva_last_error() and (where checked) leave its output arguments untouched.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rvattn/rvattn.h"
+
+/* ---- fixtures: objects and buffers shared by the rows (set up once) -------------------- */
+
+#define DIM 16
+#define KVD 8 /* multi_head 16/4 with kv_heads 2 */
+#define NQ 4
+#define NK 8
+
+static struct {
+	rva_attention *att, *lin, *moe, *t5;
+	rva_engine *e;
+	rva_pipeline *pipe, *empty, *norm_only;
+	rva_job *job; /* an ended job of 2 sequences */
+	float q[NQ * DIM], k[NK * KVD], v[NK * KVD], out[NQ * DIM], kfull[NK * DIM];
+	const float *krow[NK], *vrow[NK], *kfull_row[NK];
+	const float *krow_hole[NK];
+	rva_seq good;
+	char dir[64];
+} F;
+
+static rva_config cfg_base(void) {
+	rva_config c = rva_multi_head(DIM, 4);
+	c.kv_heads = 2;
+	return c;
+}
+
+static void fixtures_up(void) {
+	for (size_t i = 0; i < sizeof F.q / sizeof F.q[0]; i++)
+		F.q[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+	for (size_t i = 0; i < sizeof F.k / sizeof F.k[0]; i++) {
+		F.k[i] = (float)((i * 5) % 13) / 13.0f - 0.5f;
+		F.v[i] = (float)((i * 3) % 7) / 7.0f - 0.5f;
+	}
+	for (size_t i = 0; i < sizeof F.kfull / sizeof F.kfull[0]; i++)
+		F.kfull[i] = (float)((i * 5) % 13) / 13.0f - 0.5f;
+	for (int i = 0; i < NK; i++) {
+		F.krow[i] = F.k + i * KVD;
+		F.vrow[i] = F.v + i * KVD;
+		F.kfull_row[i] = F.kfull + i * DIM;
+		F.krow_hole[i] = i == 1 ? NULL : F.krow[i];
+	}
+	F.good = (rva_seq){.nq = NQ, .nk = NK, .q = F.q, .k = F.k, .v = F.v, .out = F.out};
+	rva_config c = cfg_base();
+	cr_assert_eq(rva_build(&c, &F.att), RVA_OK);
+	c = rva_linear(DIM, 8);
+	cr_assert_eq(rva_build(&c, &F.lin), RVA_OK);
+	c = rva_moe(DIM, 4, 2);
+	cr_assert_eq(rva_build(&c, &F.moe), RVA_OK);
+	c = rva_preset_config(RVA_PRESET_T5, DIM);
+	c.heads = 2;
+	cr_assert_eq(rva_build(&c, &F.t5), RVA_OK);
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = 1;
+	ec.spin_us = 0;
+	cr_assert_eq(rva_engine_create(&ec, &F.e), RVA_OK);
+	rva_attention *a;
+	c = rva_multi_head(DIM, 4);
+	cr_assert_eq(rva_build(&c, &a), RVA_OK);
+	cr_assert_eq(rva_transformer_block(a, 0.1f, &F.pipe), RVA_OK);
+	cr_assert_eq(rva_pipeline_create(&F.empty), RVA_OK);
+	cr_assert_eq(rva_pipeline_create(&F.norm_only), RVA_OK);
+	cr_assert_eq(rva_pipeline_add_norm(F.norm_only, RVA_NORM_LAYER), RVA_OK);
+	rva_seq two[2] = {F.good, F.good};
+	two[1].nq = 1;
+	rva_batch b = {2, two};
+	cr_assert_eq(rva_engine_submit(F.e, F.att, &b, NULL, &F.job), RVA_OK);
+	cr_assert_eq(rva_job_wait(F.job), RVA_OK);
+	snprintf(F.dir, sizeof F.dir, "/tmp/rvattn_bad_input_%ld", (long)getpid());
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "mkdir -p %s", F.dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static void fixtures_down(void) {
+	rva_job_destroy(F.job);
+	rva_engine_destroy(F.e);
+	rva_pipeline_destroy(F.pipe);
+	rva_pipeline_destroy(F.empty);
+	rva_pipeline_destroy(F.norm_only);
+	rva_attention_destroy(F.att);
+	rva_attention_destroy(F.lin);
+	rva_attention_destroy(F.moe);
+	rva_attention_destroy(F.t5);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", F.dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+/* A row's own check failed (an output argument changed on failure, a wrong string): the
+ * row reports this pseudo-status, which never equals an expected one. */
+#define BROKEN ((rva_status)1000)
+
+static rva_status str_is(const char *got, const char *want) {
+	return strcmp(got, want) == 0 ? RVA_OK : BROKEN;
+}
+
+/* ---- helpers for rows that need more than one expression -------------------------------- */
+
+/* rva_build on c; *out must stay untouched on failure; a success is destroyed. */
+static rva_status build(rva_config c) {
+	rva_attention *a = (rva_attention *)&F; /* sentinel */
+	rva_status st = rva_build(&c, &a);
+	if (st != RVA_OK)
+		return a == (rva_attention *)&F ? st : BROKEN;
+	rva_attention_destroy(a);
+	return st;
+}
+
+#define WITH(field, value)                                                             \
+	({                                                                                 \
+		rva_config c_ = cfg_base();                                                    \
+		c_.field = (value);                                                            \
+		build(c_);                                                                     \
+	})
+
+static rva_config mech(rva_mechanism m) {
+	rva_config c = cfg_base();
+	c.mechanism = m;
+	return c;
+}
+
+#define MECH_WITH(m, field, value)                                                     \
+	({                                                                                 \
+		rva_config c_ = mech(m);                                                       \
+		c_.field = (value);                                                            \
+		build(c_);                                                                     \
+	})
+
+static const size_t two_globals[2] = {0, 5};
+static float dummy_floats[64];
+
+/* One sequence through rva_compute_batch (seq_status checked against the result). */
+static rva_status batch1(rva_seq s) {
+	rva_batch b = {1, &s};
+	rva_status ss = BROKEN;
+	rva_status st = rva_compute_batch(F.att, &b, NULL, &ss);
+	return ss == st ? st : BROKEN;
+}
+
+static rva_seq good_with(int which, size_t value) {
+	rva_seq s = F.good;
+	switch (which) {
+	case 0: s.q_stride = value; break;
+	case 1: s.k_stride = value; break;
+	case 2: s.v_stride = value; break;
+	case 3: s.out_stride = value; break;
+	case 4: s.nq = value; break;
+	case 5: s.nk = value; break;
+	}
+	return s;
+}
+
+static rva_seq good_null(int which) {
+	rva_seq s = F.good;
+	switch (which) {
+	case 0: s.q = NULL; break;
+	case 1: s.k = NULL; break;
+	case 2: s.v = NULL; break;
+	case 3: s.out = NULL; break;
+	}
+	return s;
+}
+
+/* A batch of three where the middle sequence is bad: it fails alone, the others run. */
+static rva_status batch_one_bad(bool engine) {
+	rva_seq s[3] = {F.good, good_with(0, DIM - 1), F.good};
+	s[2].nq = 1;
+	rva_batch b = {3, s};
+	rva_status ss[3] = {BROKEN, BROKEN, BROKEN};
+	rva_status st = engine ? rva_engine_run(F.e, F.att, &b, NULL, ss, NULL)
+	                       : rva_compute_batch(F.att, &b, NULL, ss);
+	if (ss[0] != RVA_OK || ss[2] != RVA_OK || ss[1] != st)
+		return BROKEN;
+	return st;
+}
+
+static rva_status engine_batch1(rva_seq s) {
+	rva_batch b = {1, &s};
+	rva_status ss = BROKEN;
+	rva_status st = rva_engine_run(F.e, F.att, &b, NULL, &ss, NULL);
+	return ss == st ? st : BROKEN;
+}
+
+static rva_status engine_cfg(int which) {
+	rva_engine_config c = rva_engine_config_defaults();
+	c.spin_us = 0;
+	switch (which) {
+	case 0: c.numa = RVA_NUMA_COUNT; break;
+	case 1: c.numa = (rva_numa_policy)-1; break;
+	case 2: c.kernels = (rva_kernel_set)99; break;
+	case 3: c.cpus = "abc"; break;
+	case 4: c.cpus = "0-"; break;
+	case 5: c.cpus = "3-1"; break;
+	case 6: c.cpus = "4095"; break;
+	case 7: c.cpus = "core:4095"; break;
+	case 8: c.threads = 100000; break;
+	case 9: c.topology_synthetic = "no such topology"; break;
+	case 10: c.topology_xml = "/nonexistent/topology.xml"; break;
+	case 11: c.cpus = "99999999999"; break;
+	case 12: c.cpus = ","; break;
+	case 13: c.cpus = ""; c.threads = 1; break;
+	}
+	rva_engine *e = (rva_engine *)&F;
+	rva_status st = rva_engine_create(&c, &e);
+	if (st != RVA_OK)
+		return e == (rva_engine *)&F ? st : BROKEN;
+	rva_engine_destroy(e);
+	return st;
+}
+
+static rva_status unpack(int which) {
+	size_t cu_q[3] = {0, 2, 5}, cu_k[3] = {0, 3, 3};
+	rva_packed_batch p = {.count = 2, .cu_q = cu_q, .cu_k = cu_k, .q = F.q, .q_stride = DIM,
+	                      .k = F.k, .k_stride = KVD, .v = F.v, .v_stride = KVD,
+	                      .out = F.out, .out_stride = DIM};
+	rva_seq seqs[2];
+	size_t cap = 2;
+	switch (which) {
+	case 0: return rva_batch_unpack(NULL, seqs, 2);
+	case 1: return rva_batch_unpack(&p, NULL, 2);
+	case 2: p.cu_q = NULL; break;
+	case 3: p.cu_k = NULL; break;
+	case 4: cap = 1; break;
+	case 5: cu_q[0] = 1; break;
+	case 6: cu_k[2] = 2; break; /* decreasing */
+	case 7: p.k_stride = 0; break;
+	case 8: p.count = 0; return rva_batch_unpack(&p, NULL, 0);
+	case 9: cu_q[1] = 6; break; /* cu_q[2] < cu_q[1]: sequence lengths mismatch */
+	}
+	return rva_batch_unpack(&p, seqs, cap);
+}
+
+static rva_status pipe_norm(int which) {
+	rva_norm_config n = rva_norm_defaults(RVA_NORM_LAYER);
+	rva_pipeline *p = F.pipe;
+	float neg[DIM], nan_[DIM];
+	for (int i = 0; i < DIM; i++) {
+		neg[i] = i == 3 ? -1.0f : 1.0f;
+		nan_[i] = i == 5 ? NAN : 1.0f;
+	}
+	switch (which) {
+	case 0: return rva_pipeline_add_norm_ex(p, NULL);
+	case 1: return rva_pipeline_add_norm_ex(NULL, &n);
+	case 2: n.eps = 0.0f; break;
+	case 3: n.eps = -1e-5f; break;
+	case 4: n.eps = NAN; break;
+	case 5: n.eps = INFINITY; break;
+	case 6: n.type = RVA_NORM_COUNT; break;
+	case 7: n.type = (rva_norm_type)-1; break;
+	case 8: n.running_mean = dummy_floats; break; /* running stats on LayerNorm */
+	case 9: n.type = RVA_NORM_BATCH; n.running_var = neg; break;
+	case 10: n.type = RVA_NORM_BATCH; n.running_var = nan_; break;
+	case 11: n.gain = dummy_floats; p = F.empty; break; /* arrays before the dim */
+	}
+	size_t before, after;
+	rva_pipeline_stage_count(p, &before);
+	rva_status st = rva_pipeline_add_norm_ex(p, &n);
+	rva_pipeline_stage_count(p, &after);
+	return st != RVA_OK && before != after ? BROKEN : st;
+}
+
+/* rva_pipeline_add_attention with an attention that must stay the caller's on failure. */
+static rva_status pipe_add_att(rva_config c) {
+	rva_attention *a;
+	if (rva_build(&c, &a) != RVA_OK)
+		return BROKEN;
+	rva_status st = rva_pipeline_add_attention(F.pipe, a);
+	rva_attention_destroy(a); /* still ours: a failure did not take it (ASan checks) */
+	return st == RVA_OK ? BROKEN : st;
+}
+
+/* transformer blocks take att also on failure (LeakSanitizer checks). */
+static rva_status block(bool prenorm, float dropout, bool null_out) {
+	rva_attention *a;
+	rva_config c = rva_multi_head(DIM, 4);
+	if (rva_build(&c, &a) != RVA_OK)
+		return BROKEN;
+	rva_pipeline *p = NULL;
+	rva_status st = prenorm ? rva_prenorm_transformer_block(a, dropout, null_out ? NULL : &p)
+	                        : rva_transformer_block(a, dropout, null_out ? NULL : &p);
+	rva_pipeline_destroy(p);
+	return st;
+}
+
+static rva_status halve(const float *in, float *out, size_t dim, void *user) {
+	(void)user;
+	for (size_t i = 0; i < dim; i++)
+		out[i] = 0.5f * in[i];
+	return RVA_OK;
+}
+
+static rva_status bn_single_row(void) {
+	rva_pipeline *p;
+	rva_attention *a;
+	rva_config c = rva_multi_head(DIM, 4);
+	if (rva_pipeline_create(&p) != RVA_OK || rva_build(&c, &a) != RVA_OK)
+		return BROKEN;
+	rva_status st = rva_pipeline_add_attention(p, a);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_norm(p, RVA_NORM_BATCH);
+	if (st != RVA_OK) {
+		rva_pipeline_destroy(p);
+		return BROKEN;
+	}
+	rva_seq s = F.good;
+	s.k = F.kfull;
+	s.v = F.kfull;
+	s.nq = 1;
+	rva_batch b = {1, &s};
+	rva_runtime rt = {.training = true};
+	st = rva_pipeline_run_batch(p, &b, &rt, NULL);
+	rva_pipeline_destroy(p);
+	return st;
+}
+
+/* A good .npy file of two floats, as rva_npy_header_write lays it out. */
+static unsigned char npy_ok[256];
+static size_t npy_ok_len;
+
+static void npy_ok_make(void) {
+	static const size_t two[1] = {2};
+	size_t h;
+	cr_assert_eq(rva_npy_header_write(1, two, 1, npy_ok, sizeof npy_ok, &h), RVA_OK);
+	float d[2] = {1.0f, 2.0f};
+	memcpy(npy_ok + h, d, sizeof d);
+	npy_ok_len = h + sizeof d;
+}
+
+static void replace_in(unsigned char *buf, size_t n, const char *from, const char *to) {
+	size_t k = strlen(from);
+	for (size_t i = 0; i + k <= n; i++)
+		if (memcmp(buf + i, from, k) == 0) {
+			memcpy(buf + i, to, k);
+			return;
+		}
+	cr_assert_fail("'%s' not found in the test header", from);
+}
+
+static rva_status npy_parse_variant(int which) {
+	unsigned char buf[300];
+	size_t n = npy_ok_len;
+	memcpy(buf, npy_ok, n);
+	rva_npy_array a;
+	memset(&a, 0x5a, sizeof a);
+	unsigned char before[sizeof a];
+	memcpy(before, &a, sizeof a);
+	switch (which) {
+	case 0: break;                   /* the good file */
+	case 1: n -= 3; break;           /* truncated data */
+	case 2: buf[n++] = 0; break;     /* trailing byte */
+	case 3: buf[8] = 0xff; break;    /* header length beyond the buffer */
+	case 4: replace_in(buf, n, "<f4", "<i4"); break; /* wrong dtype */
+	case 5: buf[6] = 9; break;       /* unknown version */
+	case 6: n = 5; break;            /* shorter than the magic */
+	case 7: replace_in(buf, n, "(2,)", "(4,)"); break; /* shape lies: 4 elements, data for 2 */
+	case 8: replace_in(buf, n, "(2,)", "(1,)"); break; /* shape lies the other way */
+	case 9: replace_in(buf, n, "False", "True "); break; /* Fortran order */
+	}
+	rva_status st = rva_npy_parse(buf, n, &a);
+	if (st == RVA_OK) {
+		rva_npy_free(&a);
+		return st;
+	}
+	return memcmp(&a, before, sizeof a) == 0 ? st : BROKEN;
+}
+
+static rva_status npy_overflow_header(void) {
+	char hdr[128];
+	int len = snprintf(hdr, sizeof hdr,
+	                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, 4), }",
+	                   SIZE_MAX / 2);
+	unsigned char buf[256];
+	memcpy(buf, "\x93NUMPY\x01\x00", 8);
+	buf[8] = (unsigned char)(len + 1);
+	buf[9] = 0;
+	memcpy(buf + 10, hdr, (size_t)len);
+	buf[10 + len] = '\n';
+	rva_npy_header h;
+	return rva_npy_parse_header(buf, (size_t)len + 11, &h);
+}
+
+static rva_status npy_save_to(const char *name, const float *data, size_t ndim,
+                              const size_t *shape, unsigned version) {
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", F.dir, name);
+	return rva_npy_save_ex(path, data, ndim, shape, version);
+}
+
+static const size_t shape3[1] = {3}, shape0[1] = {0};
+static const size_t shape_huge[2] = {SIZE_MAX / 2, 4};
+static size_t shape33[33];
+
+static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
+	rva_status st;
+	const char *d;
+	return rva_job_seq_status(F.job, i, null_st ? NULL : &st, null_detail ? NULL : &d);
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+#define ROWS(X)                                                                                  \
+	/* status.h: out-of-range values give fixed strings */                                       \
+	X("rva_strerror(99)", RVA_OK, str_is(rva_strerror((rva_status)99), "unknown status"))        \
+	X("rva_strerror(-1)", RVA_OK, str_is(rva_strerror((rva_status)-1), "unknown status"))        \
+	X("rva_status_name(99)", RVA_OK, str_is(rva_status_name((rva_status)99), "RVA_UNKNOWN"))     \
+	X("rva_mechanism_name(99)", RVA_OK, str_is(rva_mechanism_name((rva_mechanism)99), "unknown")) \
+	X("rva_kernel_set_name(-1)", RVA_OK, str_is(rva_kernel_set_name((rva_kernel_set)-1), "unknown")) \
+	X("rva_preset_name(99)", RVA_OK, str_is(rva_preset_name((rva_preset)99), "unknown"))         \
+	X("rva_preset_description(99)", RVA_OK,                                                      \
+	  str_is(rva_preset_description((rva_preset)99), "unknown preset"))                          \
+	X("rva_npy_dtype_name(9)", RVA_OK, str_is(rva_npy_dtype_name((rva_npy_dtype)9), "unknown"))  \
+	/* alloc.h */                                                                                \
+	X("rva_set_allocator alloc NULL", RVA_EINVAL,                                                \
+	  rva_set_allocator(&(rva_allocator){NULL, (void (*)(void *, void *))1, NULL}))              \
+	X("rva_set_allocator free NULL", RVA_EINVAL,                                                 \
+	  rva_set_allocator(&(rva_allocator){(void *(*)(size_t, size_t, void *))1, NULL, NULL}))     \
+	X("rva_get_allocator(NULL)", RVA_ENULL, rva_get_allocator(NULL))                             \
+	/* kernels.h */                                                                              \
+	X("rva_cpu_detect(NULL)", RVA_ENULL, rva_cpu_detect(NULL))                                   \
+	X("rva_kernel_set_parse name NULL", RVA_ENULL, rva_kernel_set_parse(NULL, &(rva_kernel_set){0})) \
+	X("rva_kernel_set_parse out NULL", RVA_ENULL, rva_kernel_set_parse("skx", NULL))             \
+	X("rva_kernel_set_parse \"\"", RVA_ENOTFOUND, rva_kernel_set_parse("", &(rva_kernel_set){0})) \
+	X("rva_kernel_set_parse unknown", RVA_ENOTFOUND,                                             \
+	  rva_kernel_set_parse("avx9000", &(rva_kernel_set){0}))                                     \
+	X("rva_kernels_resolve COUNT", RVA_EINVAL,                                                   \
+	  rva_kernels_resolve(RVA_KERNELS_COUNT, &(rva_kernel_set){0}))                              \
+	X("rva_kernels_resolve -1", RVA_EINVAL,                                                      \
+	  rva_kernels_resolve((rva_kernel_set)-1, &(rva_kernel_set){0}))                             \
+	X("rva_kernels_resolve out NULL", RVA_ENULL, rva_kernels_resolve(RVA_KERNELS_AUTO, NULL))    \
+	X("rva_kernels_select COUNT", RVA_EINVAL, rva_kernels_select(RVA_KERNELS_COUNT))             \
+	X("rva_kernels_current out NULL", RVA_ENULL, rva_kernels_current(NULL, NULL))                \
+	/* config.h */                                                                               \
+	X("rva_mechanism_parse name NULL", RVA_ENULL, rva_mechanism_parse(NULL, &(rva_mechanism){0})) \
+	X("rva_mechanism_parse out NULL", RVA_ENULL, rva_mechanism_parse("flash", NULL))            \
+	X("rva_mechanism_parse \"\"", RVA_ENOTFOUND, rva_mechanism_parse("", &(rva_mechanism){0}))   \
+	X("rva_mechanism_parse \"multi head\"", RVA_ENOTFOUND,                                      \
+	  rva_mechanism_parse("multi head", &(rva_mechanism){0}))                                    \
+	/* rva_build: pointers, enums */                                                             \
+	X("rva_build cfg NULL", RVA_ENULL, rva_build(NULL, &(rva_attention *){NULL}))                \
+	X("rva_build out NULL", RVA_ENULL, rva_build(&(rva_config){0}, NULL))                        \
+	X("build: the base config", RVA_OK, build(cfg_base()))                                       \
+	X("build: mechanism COUNT", RVA_EINVAL, WITH(mechanism, RVA_MECH_COUNT))                     \
+	X("build: mechanism -1", RVA_EINVAL, WITH(mechanism, (rva_mechanism)-1))                     \
+	X("build: feature_map COUNT", RVA_EINVAL, WITH(feature_map, RVA_FEATURES_COUNT))             \
+	X("build: aggregation COUNT", RVA_EINVAL, WITH(aggregation, RVA_AGG_COUNT))                  \
+	X("build: expert_kind COUNT", RVA_EINVAL, WITH(expert_kind, RVA_EXPERTS_COUNT))              \
+	X("build: bias COUNT", RVA_EINVAL, WITH(bias, RVA_BIAS_COUNT))                               \
+	X("build: bias -5", RVA_EINVAL, WITH(bias, (rva_position_bias)-5))                           \
+	X("build: pattern COUNT", RVA_EINVAL, WITH(pattern, RVA_PATTERN_COUNT))                      \
+	X("build: preset 99", RVA_EINVAL, build(rva_preset_config((rva_preset)99, 64)))              \
+	/* rva_build: sizes */                                                                       \
+	X("build: dim 0", RVA_ERANGE, WITH(dim, 0))                                                  \
+	X("build: heads 0", RVA_ERANGE, WITH(heads, 0))                                              \
+	X("build: heads 3 do not divide dim 16", RVA_EDIM, WITH(heads, 3))                           \
+	X("build: kv_heads 3 do not divide heads 4", RVA_EDIM, WITH(kv_heads, 3))                    \
+	X("build: kv_heads 8 > heads 4", RVA_EDIM, WITH(kv_heads, 8))                                \
+	X("build: bert dim 100", RVA_EDIM, build(rva_preset_config(RVA_PRESET_BERT, 100)))           \
+	X("build: for_sequences dim 0", RVA_ERANGE, build(rva_for_sequences(0, 100)))                \
+	X("build: flash block_size 0", RVA_ERANGE, build(rva_flash(DIM, 0)))                         \
+	X("build: local_global window 0", RVA_ERANGE, build(rva_local_global(DIM, 0)))               \
+	X("build: local_global window 3", RVA_ERANGE, build(rva_local_global(DIM, 3)))               \
+	X("build: local_global n_global 2, NULL list", RVA_ENULL,                                    \
+	  MECH_WITH(RVA_MECH_LOCAL_GLOBAL, n_global_indices, 2))                                     \
+	X("build: multi_head n_global 2, NULL list", RVA_ENULL, WITH(n_global_indices, 2))           \
+	X("build: local_global, 2 globals", RVA_OK,                                                  \
+	  ({ rva_config c_ = rva_local_global(DIM, 4); c_.global_indices = two_globals;              \
+	     c_.n_global_indices = 2; build(c_); }))                                                 \
+	X("build: n_global SIZE_MAX/4 (overflow)", RVA_EOVERFLOW,                                    \
+	  ({ rva_config c_ = rva_local_global(DIM, 4); c_.global_indices = two_globals;              \
+	     c_.n_global_indices = SIZE_MAX / 4; build(c_); }))                                      \
+	X("build: linear features 0", RVA_ERANGE, build(rva_linear(DIM, 0)))                         \
+	X("build: linear ELU features 0", RVA_OK,                                                    \
+	  ({ rva_config c_ = rva_linear(DIM, 0); c_.feature_map = RVA_FEATURES_ELU; build(c_); }))   \
+	X("build: linear dim SIZE_MAX (features x dim overflows)", RVA_EOVERFLOW,                    \
+	  build(rva_linear(SIZE_MAX, 8)))                                                            \
+	X("build: linear feature_matrix features x dim overflows", RVA_EOVERFLOW,                    \
+	  ({ rva_config c_ = rva_linear(DIM, SIZE_MAX / 2); c_.feature_matrix = dummy_floats;        \
+	     build(c_); }))                                                                          \
+	X("build: linear block_size SIZE_MAX", RVA_ERANGE,                                           \
+	  ({ rva_config c_ = rva_linear(DIM, 8); c_.block_size = SIZE_MAX; build(c_); }))            \
+	X("build: moe dim 2^61 (router overflows)", RVA_EOVERFLOW,                                   \
+	  build(rva_moe((size_t)1 << 61, 2, 1)))                                                     \
+	/* rva_build: floats (NaN/Inf where it matters) */                                           \
+	X("build: scale NaN", RVA_ERANGE, WITH(scale, NAN))                                          \
+	X("build: scale +Inf", RVA_ERANGE, WITH(scale, INFINITY))                                    \
+	X("build: scale -1", RVA_ERANGE, WITH(scale, -1.0f))                                         \
+	X("build: dropout NaN", RVA_ERANGE, WITH(dropout, NAN))                                      \
+	X("build: dropout 1", RVA_ERANGE, WITH(dropout, 1.0f))                                       \
+	X("build: dropout -0.1", RVA_ERANGE, WITH(dropout, -0.1f))                                   \
+	X("build: dropout +Inf", RVA_ERANGE, WITH(dropout, INFINITY))                                \
+	X("build: hyperbolic curvature 0", RVA_ERANGE, build(rva_hyperbolic(DIM, 0.0f)))             \
+	X("build: hyperbolic curvature +1", RVA_ERANGE, build(rva_hyperbolic(DIM, 1.0f)))            \
+	X("build: hyperbolic curvature NaN", RVA_ERANGE, build(rva_hyperbolic(DIM, NAN)))            \
+	X("build: hyperbolic curvature -Inf", RVA_ERANGE, build(rva_hyperbolic(DIM, -INFINITY)))     \
+	X("build: hyperbolic temperature 0", RVA_ERANGE,                                             \
+	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, 0.0f))                                         \
+	X("build: hyperbolic temperature -1", RVA_ERANGE,                                            \
+	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, -1.0f))                                        \
+	X("build: hyperbolic temperature NaN", RVA_ERANGE,                                           \
+	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, NAN))                                          \
+	X("build: hyperbolic temperature +Inf", RVA_ERANGE,                                          \
+	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, INFINITY))                                     \
+	X("build: Frechet max_iter 0", RVA_ERANGE,                                                   \
+	  ({ rva_config c_ = rva_hyperbolic(DIM, -1.0f); c_.aggregation = RVA_AGG_FRECHET;           \
+	     c_.frechet_max_iter = 0; build(c_); }))                                                 \
+	X("build: Frechet tol NaN", RVA_ERANGE,                                                      \
+	  ({ rva_config c_ = rva_hyperbolic(DIM, -1.0f); c_.aggregation = RVA_AGG_FRECHET;           \
+	     c_.frechet_tol = NAN; build(c_); }))                                                    \
+	X("build: moe experts 0", RVA_ERANGE, build(rva_moe(DIM, 0, 1)))                             \
+	X("build: moe experts 257", RVA_ERANGE, build(rva_moe(DIM, 257, 1)))                         \
+	X("build: moe experts SIZE_MAX", RVA_ERANGE, build(rva_moe(DIM, SIZE_MAX, 1)))               \
+	X("build: moe top_k 0", RVA_ERANGE, build(rva_moe(DIM, 4, 0)))                               \
+	X("build: moe top_k 5 > experts 4", RVA_ERANGE, build(rva_moe(DIM, 4, 5)))                   \
+	X("build: moe capacity NaN", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, expert_capacity, NAN))      \
+	X("build: moe capacity -1", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, expert_capacity, -1.0f))     \
+	X("build: moe capacity +Inf", RVA_ERANGE,                                                    \
+	  MECH_WITH(RVA_MECH_MOE, expert_capacity, INFINITY))                                        \
+	X("build: moe jitter NaN", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, NAN))           \
+	X("build: moe jitter 1", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, 1.0f))            \
+	X("build: moe jitter -0.1", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, -0.1f))        \
+	X("build: moe hyperbolic experts, curvature NaN", RVA_ERANGE,                                \
+	  ({ rva_config c_ = rva_moe(DIM, 4, 2); c_.curvature = NAN; build(c_); }))                  \
+	X("build: moe linear experts, features 0", RVA_ERANGE,                                       \
+	  ({ rva_config c_ = rva_moe(DIM, 4, 2); c_.features = 0; build(c_); }))                     \
+	X("build: T5 bias on linear", RVA_EINVAL,                                                    \
+	  ({ rva_config c_ = rva_linear(DIM, 8); c_.bias = RVA_BIAS_T5; build(c_); }))               \
+	X("build: T5 bias_buckets 3 (bidirectional)", RVA_ERANGE,                                    \
+	  ({ rva_config c_ = cfg_base(); c_.bias = RVA_BIAS_T5; c_.bias_buckets = 3; build(c_); }))  \
+	X("build: T5 bias_max_distance 2", RVA_ERANGE,                                               \
+	  ({ rva_config c_ = cfg_base(); c_.bias = RVA_BIAS_T5; c_.bias_max_distance = 2;            \
+	     build(c_); }))                                                                          \
+	X("build: T5 bias_max_distance SIZE_MAX", RVA_ERANGE,                                     \
+	  ({ rva_config c_ = cfg_base(); c_.bias = RVA_BIAS_T5; c_.bias_max_distance = SIZE_MAX;     \
+	     build(c_); }))                                                                          \
+	X("build: T5 bias_table buckets x heads overflows", RVA_ERANGE,                           \
+	  ({ rva_config c_ = cfg_base(); c_.bias = RVA_BIAS_T5; c_.bias_buckets = SIZE_MAX / 2;      \
+	     c_.bias_max_distance = SIZE_MAX; c_.bias_table = dummy_floats; build(c_); }))           \
+	X("build: strided pattern on linear", RVA_EINVAL,                                            \
+	  ({ rva_config c_ = rva_linear(DIM, 8); c_.pattern = RVA_PATTERN_STRIDED; build(c_); }))    \
+	X("build: strided pattern on local_global", RVA_EINVAL,                                      \
+	  ({ rva_config c_ = rva_local_global(DIM, 4); c_.pattern = RVA_PATTERN_STRIDED;             \
+	     build(c_); }))                                                                          \
+	X("build: sparse_stride 0", RVA_ERANGE,                                                      \
+	  ({ rva_config c_ = cfg_base(); c_.pattern = RVA_PATTERN_STRIDED; c_.sparse_stride = 0;     \
+	     build(c_); }))                                                                          \
+	/* accessors of built attentions */                                                          \
+	X("rva_attention_config att NULL", RVA_ENULL, rva_attention_config(NULL, &(rva_config){0}))  \
+	X("rva_attention_config out NULL", RVA_ENULL, rva_attention_config(F.att, NULL))             \
+	X("rva_attention_destroy(NULL)", RVA_OK, rva_attention_destroy(NULL))                        \
+	X("rva_attention_features att NULL", RVA_ENULL,                                              \
+	  rva_attention_features(NULL, &(const float *){0}, &(size_t){0}, &(size_t){0}))             \
+	X("rva_attention_features w NULL", RVA_ENULL,                                                \
+	  rva_attention_features(F.lin, NULL, &(size_t){0}, &(size_t){0}))                           \
+	X("rva_attention_features not linear", RVA_EINVAL,                                           \
+	  rva_attention_features(F.att, &(const float *){0}, &(size_t){0}, &(size_t){0}))            \
+	X("rva_attention_router not moe", RVA_EINVAL,                                                \
+	  rva_attention_router(F.att, &(const float *){0}, &(size_t){0}, &(size_t){0}))              \
+	X("rva_attention_router dim NULL", RVA_ENULL,                                                \
+	  rva_attention_router(F.moe, &(const float *){0}, &(size_t){0}, NULL))                      \
+	X("rva_attention_expert 4 of 4", RVA_ERANGE,                                                 \
+	  rva_attention_expert(F.moe, 4, &(const rva_attention *){0}))                               \
+	X("rva_attention_expert SIZE_MAX", RVA_ERANGE,                                               \
+	  rva_attention_expert(F.moe, SIZE_MAX, &(const rva_attention *){0}))                        \
+	X("rva_attention_expert out NULL", RVA_ENULL, rva_attention_expert(F.moe, 0, NULL))          \
+	X("rva_attention_expert not moe", RVA_EINVAL,                                                \
+	  rva_attention_expert(F.att, 0, &(const rva_attention *){0}))                               \
+	X("rva_attention_bias_table no T5", RVA_EINVAL,                                              \
+	  rva_attention_bias_table(F.att, &(const float *){0}, &(size_t){0}, &(size_t){0}))          \
+	X("rva_attention_bias_table heads NULL", RVA_ENULL,                                          \
+	  rva_attention_bias_table(F.t5, &(const float *){0}, &(size_t){0}, NULL))                   \
+	X("rva_t5_bucket out NULL", RVA_ENULL, rva_t5_bucket(3, true, 32, 128, NULL))                \
+	X("rva_t5_bucket buckets 1 (causal)", RVA_ERANGE, rva_t5_bucket(3, false, 1, 128, &(size_t){0})) \
+	X("rva_t5_bucket buckets 3 (bidirectional)", RVA_ERANGE,                                     \
+	  rva_t5_bucket(3, true, 3, 128, &(size_t){0}))                                              \
+	X("rva_t5_bucket max_distance 8 <= 32/4", RVA_ERANGE,                                        \
+	  rva_t5_bucket(3, true, 32, 8, &(size_t){0}))                                               \
+	X("rva_t5_bucket INT64_MIN", RVA_OK, rva_t5_bucket(INT64_MIN, true, 32, 128, &(size_t){0}))  \
+	X("rva_t5_bucket INT64_MIN, causal", RVA_OK,                                                 \
+	  rva_t5_bucket(INT64_MIN, false, 32, 128, &(size_t){0}))                                    \
+	X("rva_t5_bucket 2^62 buckets, distance just above", RVA_OK,                                 \
+	  rva_t5_bucket(INT64_MIN, false, (size_t)1 << 62, ((size_t)1 << 61) + ((size_t)1 << 38),    \
+	                &(size_t){0}))                                                               \
+	X("rva_attention_flops att NULL", RVA_ENULL,                                                 \
+	  rva_attention_flops(NULL, &(rva_batch){1, &F.good}, &(double){0}))                         \
+	X("rva_attention_flops batch NULL", RVA_ENULL, rva_attention_flops(F.att, NULL, &(double){0})) \
+	X("rva_attention_flops out NULL", RVA_ENULL,                                                 \
+	  rva_attention_flops(F.att, &(rva_batch){1, &F.good}, NULL))                                \
+	X("rva_attention_flops seqs NULL", RVA_ENULL,                                                \
+	  rva_attention_flops(F.att, &(rva_batch){2, NULL}, &(double){0}))                           \
+	/* single-query calls */                                                                     \
+	X("rva_compute good", RVA_OK, rva_compute(F.att, F.q, F.krow, F.vrow, NK, F.out))            \
+	X("rva_compute att NULL", RVA_ENULL, rva_compute(NULL, F.q, F.krow, F.vrow, NK, F.out))      \
+	X("rva_compute query NULL", RVA_ENULL, rva_compute(F.att, NULL, F.krow, F.vrow, NK, F.out))  \
+	X("rva_compute keys NULL", RVA_ENULL, rva_compute(F.att, F.q, NULL, F.vrow, NK, F.out))      \
+	X("rva_compute values NULL", RVA_ENULL, rva_compute(F.att, F.q, F.krow, NULL, NK, F.out))    \
+	X("rva_compute out NULL", RVA_ENULL, rva_compute(F.att, F.q, F.krow, F.vrow, NK, NULL))      \
+	X("rva_compute keys[1] NULL", RVA_ENULL,                                                     \
+	  rva_compute(F.att, F.q, F.krow_hole, F.vrow, NK, F.out))                                   \
+	X("rva_compute values[1] NULL", RVA_ENULL,                                                   \
+	  rva_compute(F.att, F.q, F.krow, F.krow_hole, NK, F.out))                                   \
+	X("rva_compute n_keys 0", RVA_EEMPTY, rva_compute(F.att, F.q, F.krow, F.vrow, 0, F.out))     \
+	X("rva_compute n_keys 0, keys NULL", RVA_EEMPTY,                                             \
+	  rva_compute(F.att, F.q, NULL, NULL, 0, F.out))                                             \
+	X("rva_compute_masked all masked", RVA_OK,                                                   \
+	  rva_compute_masked(F.att, F.q, F.krow, F.vrow, (const uint8_t[NK]){0}, NK, F.out))         \
+	X("rva_compute_masked query NULL", RVA_ENULL,                                                \
+	  rva_compute_masked(F.att, NULL, F.krow, F.vrow, NULL, NK, F.out))                          \
+	X("rva_compute_ex out NULL", RVA_ENULL,                                                      \
+	  rva_compute_ex(F.att, F.q, F.krow, F.vrow, NULL, NK, NULL, &(rva_runtime){0}))             \
+	X("rva_compute_ex keys NULL", RVA_ENULL,                                                     \
+	  rva_compute_ex(F.att, F.q, NULL, F.vrow, NULL, NK, F.out, NULL))                           \
+	/* rva_compute_batch */                                                                      \
+	X("rva_compute_batch good", RVA_OK, batch1(F.good))                                          \
+	X("rva_compute_batch att NULL", RVA_ENULL,                                                   \
+	  rva_compute_batch(NULL, &(rva_batch){1, &F.good}, NULL, NULL))                             \
+	X("rva_compute_batch batch NULL", RVA_ENULL, rva_compute_batch(F.att, NULL, NULL, NULL))     \
+	X("rva_compute_batch count 2, seqs NULL", RVA_ENULL,                                         \
+	  rva_compute_batch(F.att, &(rva_batch){2, NULL}, NULL, NULL))                               \
+	X("rva_compute_batch count 0", RVA_OK, rva_compute_batch(F.att, &(rva_batch){0, NULL}, NULL, NULL)) \
+	X("rva_compute_batch count SIZE_MAX/2 (overflow)", RVA_EOVERFLOW,                            \
+	  rva_compute_batch(F.att, &(rva_batch){SIZE_MAX / 2, &F.good}, NULL, NULL))                 \
+	X("seq: q NULL", RVA_ENULL, batch1(good_null(0)))                                            \
+	X("seq: k NULL", RVA_ENULL, batch1(good_null(1)))                                            \
+	X("seq: v NULL", RVA_ENULL, batch1(good_null(2)))                                            \
+	X("seq: out NULL", RVA_ENULL, batch1(good_null(3)))                                          \
+	X("seq: nq 0, all NULL", RVA_OK, batch1((rva_seq){.nq = 0, .nk = 5}))                        \
+	X("seq: nk 0", RVA_EEMPTY, batch1(good_with(5, 0)))                                          \
+	X("seq: q_stride 15 < dim 16", RVA_EDIM, batch1(good_with(0, DIM - 1)))                      \
+	X("seq: k_stride 7 < kv width 8", RVA_EDIM, batch1(good_with(1, KVD - 1)))                   \
+	X("seq: v_stride 1 < kv width 8", RVA_EDIM, batch1(good_with(2, 1)))                         \
+	X("seq: out_stride 8 < dim 16", RVA_EDIM, batch1(good_with(3, 8)))                           \
+	X("seq: nq 2^32", RVA_ERANGE, batch1(good_with(4, (size_t)UINT32_MAX + 1)))                  \
+	X("seq: nk SIZE_MAX", RVA_ERANGE, batch1(good_with(5, SIZE_MAX)))                            \
+	X("seq: nq 2^31 x q_stride 2^62 overflows", RVA_EOVERFLOW,                                   \
+	  batch1(({ rva_seq s_ = good_with(4, (size_t)1 << 31); s_.q_stride = (size_t)1 << 62; s_; }))) \
+	X("seq: nk 2^31 x v_stride 2^60 overflows", RVA_EOVERFLOW,                                   \
+	  batch1(({ rva_seq s_ = good_with(5, (size_t)1 << 31); s_.v_stride = (size_t)1 << 60; s_; }))) \
+	X("seq: out_stride SIZE_MAX", RVA_EOVERFLOW, batch1(good_with(3, SIZE_MAX)))                 \
+	X("batch of 3, the middle one bad (serial)", RVA_EDIM, batch_one_bad(false))                 \
+	X("batch of 3, the middle one bad (engine)", RVA_EDIM, batch_one_bad(true))                  \
+	/* rva_batch_unpack */                                                                       \
+	X("unpack good", RVA_OK, unpack(-1))                                                         \
+	X("unpack p NULL", RVA_ENULL, unpack(0))                                                     \
+	X("unpack seqs NULL, cap 2", RVA_ENULL, unpack(1))                                           \
+	X("unpack cu_q NULL", RVA_ENULL, unpack(2))                                                  \
+	X("unpack cu_k NULL", RVA_ENULL, unpack(3))                                                  \
+	X("unpack cap 1 < count 2", RVA_ERANGE, unpack(4))                                           \
+	X("unpack cu_q[0] = 1", RVA_EINVAL, unpack(5))                                               \
+	X("unpack cu_k decreasing", RVA_EINVAL, unpack(6))                                           \
+	X("unpack k_stride 0", RVA_EINVAL, unpack(7))                                                \
+	X("unpack count 0, seqs NULL", RVA_OK, unpack(8))                                            \
+	X("unpack cu_q[2] < cu_q[1]", RVA_EINVAL, unpack(9))                                         \
+	/* engine.h */                                                                               \
+	X("rva_engine_create out NULL", RVA_ENULL, rva_engine_create(NULL, NULL))                    \
+	X("engine: numa COUNT", RVA_EINVAL, engine_cfg(0))                                           \
+	X("engine: numa -1", RVA_EINVAL, engine_cfg(1))                                              \
+	X("engine: kernels 99", RVA_EINVAL, engine_cfg(2))                                           \
+	X("engine: cpus \"abc\"", RVA_EINVAL, engine_cfg(3))                                         \
+	X("engine: cpus \"0-\"", RVA_EINVAL, engine_cfg(4))                                          \
+	X("engine: cpus \"3-1\"", RVA_EINVAL, engine_cfg(5))                                         \
+	X("engine: cpus \"4095\" (no such PU)", RVA_ENOTFOUND, engine_cfg(6))                        \
+	X("engine: cpus \"core:4095\"", RVA_ENOTFOUND, engine_cfg(7))                                \
+	X("engine: threads 100000", RVA_EINVAL, engine_cfg(8))                                       \
+	X("engine: bad synthetic topology", RVA_EINVAL, engine_cfg(9))                              \
+	X("engine: missing topology XML", RVA_ESYSTEM, engine_cfg(10))                               \
+	X("engine: cpus index too large", RVA_EINVAL, engine_cfg(11))                                \
+	X("engine: cpus \",\"", RVA_EINVAL, engine_cfg(12))                                          \
+	X("engine: cpus \"\" = all", RVA_OK, engine_cfg(13))                                         \
+	X("rva_engine_destroy(NULL)", RVA_OK, rva_engine_destroy(NULL))                              \
+	X("rva_engine_info_get e NULL", RVA_ENULL, rva_engine_info_get(NULL, &(rva_engine_info){0}))  \
+	X("rva_engine_info_get out NULL", RVA_ENULL, rva_engine_info_get(F.e, NULL))                 \
+	X("rva_engine_worker_get e NULL", RVA_ENULL, rva_engine_worker_get(NULL, 0, &(rva_worker_info){0})) \
+	X("rva_engine_worker_get out NULL", RVA_ENULL, rva_engine_worker_get(F.e, 0, NULL))          \
+	X("rva_engine_worker_get 99", RVA_ERANGE, rva_engine_worker_get(F.e, 99, &(rva_worker_info){0})) \
+	X("rva_engine_run good", RVA_OK, engine_batch1(F.good))                                      \
+	X("rva_engine_run e NULL", RVA_ENULL,                                                        \
+	  rva_engine_run(NULL, F.att, &(rva_batch){1, &F.good}, NULL, NULL, NULL))                   \
+	X("rva_engine_run att NULL", RVA_ENULL,                                                      \
+	  rva_engine_run(F.e, NULL, &(rva_batch){1, &F.good}, NULL, NULL, NULL))                     \
+	X("rva_engine_run batch NULL", RVA_ENULL, rva_engine_run(F.e, F.att, NULL, NULL, NULL, NULL)) \
+	X("rva_engine_run seqs NULL", RVA_ENULL,                                                     \
+	  rva_engine_run(F.e, F.att, &(rva_batch){3, NULL}, NULL, NULL, NULL))                       \
+	X("rva_engine_run count SIZE_MAX/2 (overflow)", RVA_EOVERFLOW,                               \
+	  rva_engine_run(F.e, F.att, &(rva_batch){SIZE_MAX / 2, &F.good}, NULL, NULL, NULL))         \
+	X("rva_engine_run_pipeline count SIZE_MAX/2 (overflow)", RVA_EOVERFLOW,                      \
+	  rva_engine_run_pipeline(F.e, F.pipe, &(rva_batch){SIZE_MAX / 2, &F.good}, NULL, NULL, NULL)) \
+	X("rva_engine_run count 0", RVA_OK,                                                          \
+	  rva_engine_run(F.e, F.att, &(rva_batch){0, NULL}, NULL, NULL, NULL))                       \
+	X("rva_engine_run seq q NULL", RVA_ENULL, engine_batch1(good_null(0)))                       \
+	X("rva_engine_run seq nk 0", RVA_EEMPTY, engine_batch1(good_with(5, 0)))                     \
+	X("rva_engine_run seq k_stride 1", RVA_EDIM, engine_batch1(good_with(1, 1)))                 \
+	X("rva_engine_run seq nq 2^32", RVA_ERANGE, engine_batch1(good_with(4, (size_t)1 << 32)))    \
+	X("rva_engine_run seq extent overflows", RVA_EOVERFLOW, engine_batch1(good_with(3, SIZE_MAX))) \
+	X("rva_engine_run_pipeline p NULL", RVA_ENULL,                                               \
+	  rva_engine_run_pipeline(F.e, NULL, &(rva_batch){1, &F.good}, NULL, NULL, NULL))            \
+	X("rva_engine_run_pipeline batch NULL", RVA_ENULL,                                           \
+	  rva_engine_run_pipeline(F.e, F.pipe, NULL, NULL, NULL, NULL))                              \
+	X("rva_engine_submit job NULL", RVA_ENULL,                                                   \
+	  rva_engine_submit(F.e, F.att, &(rva_batch){1, &F.good}, NULL, NULL))                       \
+	X("rva_engine_submit e NULL", RVA_ENULL,                                                     \
+	  rva_engine_submit(NULL, F.att, &(rva_batch){1, &F.good}, NULL, &(rva_job *){NULL}))        \
+	X("rva_engine_submit_pipeline job NULL", RVA_ENULL,                                          \
+	  rva_engine_submit_pipeline(F.e, F.pipe, &(rva_batch){1, &F.good}, NULL, NULL))             \
+	X("rva_engine_submit_pipeline p NULL", RVA_ENULL,                                            \
+	  rva_engine_submit_pipeline(F.e, NULL, &(rva_batch){1, &F.good}, NULL, &(rva_job *){NULL})) \
+	X("rva_job_wait(NULL)", RVA_ENULL, rva_job_wait(NULL))                                       \
+	X("rva_job_poll job NULL", RVA_ENULL, rva_job_poll(NULL, &(bool){0}))                        \
+	X("rva_job_poll done NULL", RVA_ENULL, rva_job_poll(F.job, NULL))                            \
+	X("rva_job_cancel(NULL)", RVA_ENULL, rva_job_cancel(NULL))                                   \
+	X("rva_job_seq_status job NULL", RVA_ENULL,                                                  \
+	  rva_job_seq_status(NULL, 0, &(rva_status){0}, NULL))                                       \
+	X("rva_job_seq_status st NULL", RVA_ENULL, job_seq(0, true, false))                          \
+	X("rva_job_seq_status 2 of 2", RVA_ERANGE, job_seq(2, false, false))                         \
+	X("rva_job_seq_status SIZE_MAX", RVA_ERANGE, job_seq(SIZE_MAX, false, true))                 \
+	X("rva_job_seq_status 1, detail NULL", RVA_OK, job_seq(1, false, true))                      \
+	X("rva_job_stats_get job NULL", RVA_ENULL, rva_job_stats_get(NULL, &(rva_job_stats){0}))     \
+	X("rva_job_stats_get out NULL", RVA_ENULL, rva_job_stats_get(F.job, NULL))                   \
+	X("rva_job_destroy(NULL)", RVA_OK, rva_job_destroy(NULL))                                    \
+	/* pipeline.h */                                                                             \
+	X("rva_pipeline_create(NULL)", RVA_ENULL, rva_pipeline_create(NULL))                         \
+	X("rva_pipeline_destroy(NULL)", RVA_OK, rva_pipeline_destroy(NULL))                          \
+	X("rva_pipeline_add_attention p NULL", RVA_ENULL, rva_pipeline_add_attention(NULL, F.att))   \
+	X("rva_pipeline_add_attention att NULL", RVA_ENULL, rva_pipeline_add_attention(F.pipe, NULL)) \
+	X("rva_pipeline_add_attention dim 32 after 16", RVA_EDIM, pipe_add_att(rva_multi_head(32, 4))) \
+	X("rva_pipeline_add_attention kv width 8 after 16", RVA_EDIM, pipe_add_att(cfg_base()))      \
+	X("rva_pipeline_add_norm p NULL", RVA_ENULL, rva_pipeline_add_norm(NULL, RVA_NORM_LAYER))    \
+	X("rva_pipeline_add_norm type COUNT", RVA_EINVAL, rva_pipeline_add_norm(F.pipe, RVA_NORM_COUNT)) \
+	X("add_norm_ex cfg NULL", RVA_ENULL, pipe_norm(0))                                           \
+	X("add_norm_ex p NULL", RVA_ENULL, pipe_norm(1))                                             \
+	X("add_norm_ex eps 0", RVA_ERANGE, pipe_norm(2))                                             \
+	X("add_norm_ex eps -1e-5", RVA_ERANGE, pipe_norm(3))                                         \
+	X("add_norm_ex eps NaN", RVA_ERANGE, pipe_norm(4))                                           \
+	X("add_norm_ex eps +Inf", RVA_ERANGE, pipe_norm(5))                                          \
+	X("add_norm_ex type COUNT", RVA_EINVAL, pipe_norm(6))                                        \
+	X("add_norm_ex type -1", RVA_EINVAL, pipe_norm(7))                                           \
+	X("add_norm_ex running stats on LayerNorm", RVA_EINVAL, pipe_norm(8))                        \
+	X("add_norm_ex running_var < 0", RVA_ERANGE, pipe_norm(9))                                   \
+	X("add_norm_ex running_var NaN", RVA_ERANGE, pipe_norm(10))                                  \
+	X("add_norm_ex gain before the dim is known", RVA_ESTATE, pipe_norm(11))                     \
+	X("rva_pipeline_add_dropout p NULL", RVA_ENULL, rva_pipeline_add_dropout(NULL, 0.1f))        \
+	X("rva_pipeline_add_dropout 1", RVA_ERANGE, rva_pipeline_add_dropout(F.pipe, 1.0f))          \
+	X("rva_pipeline_add_dropout -0.1", RVA_ERANGE, rva_pipeline_add_dropout(F.pipe, -0.1f))      \
+	X("rva_pipeline_add_dropout NaN", RVA_ERANGE, rva_pipeline_add_dropout(F.pipe, NAN))         \
+	X("rva_pipeline_add_dropout +Inf", RVA_ERANGE, rva_pipeline_add_dropout(F.pipe, INFINITY))   \
+	X("rva_pipeline_add_residual(NULL)", RVA_ENULL, rva_pipeline_add_residual(NULL))             \
+	X("rva_pipeline_add_custom fn NULL", RVA_ENULL, rva_pipeline_add_custom(F.pipe, NULL, NULL)) \
+	X("rva_pipeline_add_custom p NULL", RVA_ENULL,                                               \
+	  rva_pipeline_add_custom(NULL, halve, NULL))               \
+	X("rva_pipeline_stage_count p NULL", RVA_ENULL, rva_pipeline_stage_count(NULL, &(size_t){0})) \
+	X("rva_pipeline_stage_count n NULL", RVA_ENULL, rva_pipeline_stage_count(F.pipe, NULL))      \
+	X("rva_pipeline_run good", RVA_OK,                                                           \
+	  rva_pipeline_run(F.pipe, F.q, F.kfull_row, F.kfull_row, NK, F.out))                        \
+	X("rva_pipeline_run empty pipeline", RVA_EEMPTY,                                             \
+	  rva_pipeline_run(F.empty, F.q, F.kfull_row, F.kfull_row, NK, F.out))                       \
+	X("rva_pipeline_run no attention stage", RVA_EEMPTY,                                         \
+	  rva_pipeline_run(F.norm_only, F.q, F.kfull_row, F.kfull_row, NK, F.out))                   \
+	X("rva_pipeline_run p NULL", RVA_ENULL,                                                      \
+	  rva_pipeline_run(NULL, F.q, F.kfull_row, F.kfull_row, NK, F.out))                          \
+	X("rva_pipeline_run query NULL", RVA_ENULL,                                                  \
+	  rva_pipeline_run(F.pipe, NULL, F.kfull_row, F.kfull_row, NK, F.out))                       \
+	X("rva_pipeline_run keys NULL", RVA_ENULL,                                                   \
+	  rva_pipeline_run(F.pipe, F.q, NULL, F.kfull_row, NK, F.out))                               \
+	X("rva_pipeline_run out NULL", RVA_ENULL,                                                    \
+	  rva_pipeline_run(F.pipe, F.q, F.kfull_row, F.kfull_row, NK, NULL))                         \
+	X("rva_pipeline_run n_keys 0", RVA_EEMPTY,                                                   \
+	  rva_pipeline_run(F.pipe, F.q, F.kfull_row, F.kfull_row, 0, F.out))                         \
+	X("rva_pipeline_run_ex values NULL", RVA_ENULL,                                              \
+	  rva_pipeline_run_ex(F.pipe, F.q, F.kfull_row, NULL, NULL, NK, F.out, NULL))                \
+	X("rva_pipeline_run_batch p NULL", RVA_ENULL,                                                \
+	  rva_pipeline_run_batch(NULL, &(rva_batch){0, NULL}, NULL, NULL))                           \
+	X("rva_pipeline_run_batch batch NULL", RVA_ENULL, rva_pipeline_run_batch(F.pipe, NULL, NULL, NULL)) \
+	X("rva_pipeline_run_batch seqs NULL", RVA_ENULL,                                             \
+	  rva_pipeline_run_batch(F.pipe, &(rva_batch){2, NULL}, NULL, NULL))                         \
+	X("rva_pipeline_run_batch count SIZE_MAX/2 (overflow)", RVA_EOVERFLOW,                       \
+	  rva_pipeline_run_batch(F.pipe, &(rva_batch){SIZE_MAX / 2, &F.good}, NULL, NULL))           \
+	X("training BatchNorm over a single row", RVA_EINVAL, bn_single_row())                       \
+	X("rva_transformer_block att NULL", RVA_ENULL, rva_transformer_block(NULL, 0.1f, &(rva_pipeline *){NULL})) \
+	X("rva_transformer_block out NULL", RVA_ENULL, block(false, 0.1f, true))                     \
+	X("rva_transformer_block dropout 1", RVA_ERANGE, block(false, 1.0f, false))                  \
+	X("rva_transformer_block dropout NaN", RVA_ERANGE, block(false, NAN, false))                 \
+	X("rva_prenorm_transformer_block dropout -1", RVA_ERANGE, block(true, -1.0f, false))         \
+	X("rva_prenorm_transformer_block out NULL", RVA_ENULL, block(true, 0.0f, true))              \
+	/* presets.h */                                                                              \
+	X("rva_preset_from_name name NULL", RVA_ENULL, rva_preset_from_name(NULL, &(rva_preset){0})) \
+	X("rva_preset_from_name out NULL", RVA_ENULL, rva_preset_from_name("bert", NULL))            \
+	X("rva_preset_from_name \"bort\"", RVA_ENOTFOUND, rva_preset_from_name("bort", &(rva_preset){0})) \
+	X("rva_preset_from_name \"\"", RVA_ENOTFOUND, rva_preset_from_name("", &(rva_preset){0}))    \
+	X("rva_from_model_name name NULL", RVA_ENULL, rva_from_model_name(NULL, 64, &(rva_config){0})) \
+	X("rva_from_model_name out NULL", RVA_ENULL, rva_from_model_name("bert", 64, NULL))          \
+	X("rva_from_model_name \"llama\"", RVA_ENOTFOUND,                                            \
+	  rva_from_model_name("llama", 64, &(rva_config){0}))                                        \
+	/* npy.h */                                                                                  \
+	X("rva_npy_parse_header buf NULL, len 10", RVA_ENULL,                                        \
+	  rva_npy_parse_header(NULL, 10, &(rva_npy_header){0}))                                      \
+	X("rva_npy_parse_header out NULL", RVA_ENULL, rva_npy_parse_header(npy_ok, npy_ok_len, NULL))        \
+	X("rva_npy_parse_header empty", RVA_EFORMAT, rva_npy_parse_header(NULL, 0, &(rva_npy_header){0})) \
+	X("rva_npy_parse_header not npy", RVA_EFORMAT,                                               \
+	  rva_npy_parse_header("hello world", 11, &(rva_npy_header){0}))                             \
+	X("rva_npy_parse_header shape overflows", RVA_EOVERFLOW, npy_overflow_header())              \
+	X("rva_npy_parse buf NULL, len 5", RVA_ENULL, rva_npy_parse(NULL, 5, &(rva_npy_array){0}))   \
+	X("rva_npy_parse out NULL", RVA_ENULL, rva_npy_parse(npy_ok, npy_ok_len, NULL))       \
+	X("rva_npy_parse good", RVA_OK, npy_parse_variant(0))                                        \
+	X("rva_npy_parse truncated data", RVA_EFORMAT, npy_parse_variant(1))                         \
+	X("rva_npy_parse trailing byte", RVA_EFORMAT, npy_parse_variant(2))                          \
+	X("rva_npy_parse header length beyond the buffer", RVA_EFORMAT, npy_parse_variant(3))        \
+	X("rva_npy_parse dtype <i4", RVA_EFORMAT, npy_parse_variant(4))                              \
+	X("rva_npy_parse version 9", RVA_EFORMAT, npy_parse_variant(5))                              \
+	X("rva_npy_parse 5 bytes", RVA_EFORMAT, npy_parse_variant(6))                                \
+	X("rva_npy_parse shape lies (4 for 2)", RVA_EFORMAT, npy_parse_variant(7))                   \
+	X("rva_npy_parse shape lies (1 for 2)", RVA_EFORMAT, npy_parse_variant(8))                   \
+	X("rva_npy_parse fortran_order True", RVA_EFORMAT, npy_parse_variant(9))                     \
+	X("rva_npy_load path NULL", RVA_ENULL, rva_npy_load(NULL, &(rva_npy_array){0}))              \
+	X("rva_npy_load out NULL", RVA_ENULL, rva_npy_load("x.npy", NULL))                           \
+	X("rva_npy_load missing file", RVA_EIO,                                                      \
+	  rva_npy_load("/nonexistent/rvattn/x.npy", &(rva_npy_array){0}))                            \
+	X("rva_npy_load a directory", RVA_EIO, rva_npy_load("/", &(rva_npy_array){0}))              \
+	X("rva_npy_free(NULL)", RVA_OK, rva_npy_free(NULL))                                          \
+	X("rva_npy_header_write len NULL", RVA_ENULL, rva_npy_header_write(1, shape3, 0, NULL, 0, NULL)) \
+	X("rva_npy_header_write shape NULL", RVA_ENULL,                                              \
+	  rva_npy_header_write(2, NULL, 0, NULL, 0, &(size_t){0}))                                   \
+	X("rva_npy_header_write version 4", RVA_EINVAL,                                              \
+	  rva_npy_header_write(1, shape3, 4, NULL, 0, &(size_t){0}))                                 \
+	X("rva_npy_header_write ndim 33", RVA_EINVAL,                                                \
+	  rva_npy_header_write(33, shape33, 0, NULL, 0, &(size_t){0}))                               \
+	X("rva_npy_header_write shape overflows", RVA_EOVERFLOW,                                     \
+	  rva_npy_header_write(2, shape_huge, 0, NULL, 0, &(size_t){0}))                             \
+	X("rva_npy_header_write cap 10", RVA_ERANGE,                                                 \
+	  rva_npy_header_write(1, shape3, 0, (char[10]){0}, 10, &(size_t){0}))                       \
+	X("rva_npy_save path NULL", RVA_ENULL, rva_npy_save(NULL, F.q, 1, shape3))                   \
+	X("rva_npy_save data NULL", RVA_ENULL, npy_save_to("a.npy", NULL, 1, shape3, 0))             \
+	X("rva_npy_save data NULL, 0 elements", RVA_OK, npy_save_to("b.npy", NULL, 1, shape0, 0))    \
+	X("rva_npy_save shape NULL", RVA_ENULL, npy_save_to("c.npy", F.q, 1, NULL, 0))               \
+	X("rva_npy_save ndim 33", RVA_EINVAL, npy_save_to("d.npy", F.q, 33, shape33, 0))             \
+	X("rva_npy_save shape overflows", RVA_EOVERFLOW, npy_save_to("e.npy", F.q, 2, shape_huge, 0)) \
+	X("rva_npy_save_ex version 7", RVA_EINVAL, npy_save_to("f.npy", F.q, 1, shape3, 7))          \
+	X("rva_npy_save missing directory", RVA_EIO,                                                 \
+	  rva_npy_save("/nonexistent/rvattn/x.npy", F.q, 1, shape3))                                 \
+	X("rva_npy_save onto a directory", RVA_EIO, npy_save_to("", F.q, 1, shape3, 0))
+
+/* Row i's call (a chain of ifs generated from the table). */
+static rva_status run_row(int i) {
+	int n = 0;
+#define ROW_CALL(what, want, expr)                                                     \
+	if (i == n++)                                                                      \
+		return (expr);
+	ROWS(ROW_CALL)
+#undef ROW_CALL
+	return BROKEN;
+}
+
+static const struct {
+	const char *what;
+	rva_status want;
+} rows[] = {
+#define ROW_DESC(what, want, expr) {what, want},
+	ROWS(ROW_DESC)
+#undef ROW_DESC
+};
+
+Test(bad_input, matrix) {
+	fixtures_up();
+	npy_ok_make();
+	size_t n = sizeof rows / sizeof rows[0], bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		rva_clear_error();
+		rva_status got = run_row((int)i);
+		bool ok = got == rows[i].want;
+		if (ok && got != RVA_OK && rva_last_error()[0] == '\0') {
+			cr_expect(false, "%s: %s without a message in rva_last_error()", rows[i].what,
+			          rva_status_name(got));
+			ok = false;
+		}
+		if (!ok) {
+			bad++;
+			cr_expect_eq(got, rows[i].want, "%s: got %s (%d), want %s -- %s", rows[i].what,
+			             got == BROKEN ? "a broken promise (output changed or wrong string)"
+			                           : rva_status_name(got),
+			             (int)got, rva_status_name(rows[i].want), rva_last_error());
+		}
+	}
+	fprintf(stderr, "bad_input: %zu rows, %zu as documented\n", n, n - bad);
+	fixtures_down();
+}
