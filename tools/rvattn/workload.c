@@ -733,7 +733,7 @@ void print_placement(FILE *f, rva_engine *e, bool per_worker) {
 			if (wi[i].pool != p)
 				continue;
 			a[n] = wi[i].index;
-			b[n] = wi[i].core_os_index;
+			b[n] = wi[i].core_index;
 			c[n] = wi[i].pu_os_index;
 			numa = wi[i].numa_os_index;
 			n++;
@@ -749,7 +749,7 @@ void print_placement(FILE *f, rva_engine *e, bool per_worker) {
 		for (unsigned i = 0; i < info.workers; i++) {
 			rva_worker_info *x = &wi[i];
 			fprintf(f, "  worker %u: pool %u, NUMA node %u, core %u, PU %u, bound %s",
-			        x->index, x->pool, x->numa_os_index, x->core_os_index, x->pu_os_index,
+			        x->index, x->pool, x->numa_os_index, x->core_index, x->pu_os_index,
 			        x->bound ? "yes" : "no");
 			if (x->observed_pu >= 0)
 				fprintf(f, ", observed on PU %d", x->observed_pu);
@@ -826,7 +826,7 @@ void json_placement(json *j, rva_engine *e) {
 			json_kv_uint(j, "index", x.index);
 			json_kv_uint(j, "pool", x.pool);
 			json_kv_uint(j, "numa", x.numa_os_index);
-			json_kv_uint(j, "core", x.core_os_index);
+			json_kv_uint(j, "core", x.core_index);
 			json_kv_uint(j, "pu", x.pu_os_index);
 			json_kv_bool(j, "bound", x.bound);
 			json_key(j, "observed_pu");
