@@ -4,7 +4,7 @@
  *
  *   G1  B=8  H=12 N=512  D=64            G4  B=1  H=16 N=8192 D=64 causal
  *   G2  B=4  H=12 N=2048 D=64            G5  B=16 H=12 1 query x 4096 keys, D=64 (decode)
- *   G3  G2 causal
+ *   G3  G2 causal                         B256 B=256 H=12 N=128 D=64 (many short seqs)
  *   + linear, local-global, hyperbolic, MoE (Switch preset) and a Bert transformer block
  *     at G1/G2 sizes.
  *
@@ -83,6 +83,8 @@ static const row_def rows[] = {
 	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, mk_flash, OP_ATTN, false},
 	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, mk_flash, OP_ATTN, false},
 	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, mk_flash, OP_ATTN, false},
+	{"B256", "flash, 256 short seqs", 256, 12, 128, 128, 64, false, false, mk_flash, OP_ATTN,
+	 false},
 	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, mk_linear, OP_ATTN, false},
 	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, mk_linear, OP_ATTN, false},
 	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, mk_local, OP_ATTN, false},

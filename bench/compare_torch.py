@@ -78,9 +78,23 @@ def torch_methods(torch, F):
     return {"matmul-softmax-matmul": matmul, "torch sdpa": sdpa}
 
 
+def set_threads(torch, threads):
+    """torch.set_num_threads does not reach OpenBLAS's own pool (it stays at all cores):
+    set both, the latter through openblas_set_num_threads in the loaded library."""
+    import ctypes
+    torch.set_num_threads(threads)
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "openblas" in line and ".so" in line}
+    for lib in libs:
+        try:
+            ctypes.CDLL(lib).openblas_set_num_threads(threads)
+        except (OSError, AttributeError):
+            pass
+
+
 def time_torch(torch, F, row, threads, reps):
     B, H, nq, nk, D, causal = ROWS[row]
-    torch.set_num_threads(threads)
+    set_threads(torch, threads)
     g = torch.Generator().manual_seed(1)
     q = torch.rand(B, H, nq, D, generator=g) * 2 - 1
     k = torch.rand(B, H, nk, D, generator=g) * 2 - 1

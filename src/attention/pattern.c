@@ -131,13 +131,14 @@ void rva__pattern_mask_tile(const rva__pattern *p, const int64_t *qpos, size_t b
 	}
 }
 
-double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk) {
+double rva__pattern_pairs_rows(const rva__pattern *p, size_t nq, size_t nk, size_t r0,
+                                size_t r1) {
 	int64_t off = (int64_t)nk - (int64_t)nq;
 	if (p->kind == RVA__PAT_DENSE) {
 		if (!p->causal)
-			return (double)nq * (double)nk;
+			return (double)(r1 - r0) * (double)nk;
 		double pairs = 0.0;
-		for (size_t i = 0; i < nq; i++) {
+		for (size_t i = r0; i < r1; i++) {
 			int64_t vis = off + (int64_t)i + 1;
 			pairs += vis < 0 ? 0.0 : (double)(vis > (int64_t)nk ? (int64_t)nk : vis);
 		}
@@ -145,7 +146,7 @@ double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk) {
 	}
 	/* Patterns: count per query row by intervals where cheap, else exactly. */
 	double pairs = 0.0;
-	for (size_t i = 0; i < nq; i++) {
+	for (size_t i = r0; i < r1; i++) {
 		int64_t qp = off + (int64_t)i;
 		if (p->kind == RVA__PAT_LOCAL_GLOBAL && !rva__pattern_is_global(p, qp)) {
 			int64_t a = p->causal ? qp - p->window : qp - p->window / 2;
@@ -183,4 +184,8 @@ double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk) {
 		}
 	}
 	return pairs;
+}
+
+double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk) {
+	return rva__pattern_pairs_rows(p, nq, nk, 0, nq);
 }

@@ -55,7 +55,10 @@ rva__tile_class rva__pattern_classify(const rva__pattern *p, int64_t qa, int64_t
 void rva__pattern_mask_tile(const rva__pattern *p, const int64_t *qpos, size_t br,
                             size_t k0, size_t nkt, float *st, size_t ld);
 
-/* Number of visible (query, key) pairs of a sequence, for FLOP counts. */
+/* Number of visible (query, key) pairs of a sequence, for FLOP counts; and of its query
+ * rows [r0, r1) (task costs). */
 double rva__pattern_pairs(const rva__pattern *p, size_t nq, size_t nk);
+double rva__pattern_pairs_rows(const rva__pattern *p, size_t nq, size_t nk, size_t r0,
+                               size_t r1);
 
 #endif
