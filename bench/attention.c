@@ -35,69 +35,43 @@ typedef struct row_def {
 	size_t B, H, nq, nk, D;
 	bool causal;
 	bool decode;
-	rva_config (*make)(size_t dim, size_t H, bool causal);
+	int preset;        /* FLASH_ROW or an rva_preset */
 	op_kind kind;
 	bool optional;     /* long rows: only when named in --rows */
 } row_def;
 
-static rva_config mk_flash(size_t dim, size_t H, bool causal) {
-	rva_config c = rva_flash(dim, 128);
-	c.heads = H;
-	c.causal = causal;
-	return c;
-}
-static rva_config mk_linear(size_t dim, size_t H, bool causal) {
-	rva_config c = rva_preset_config(RVA_PRESET_PERFORMER, dim);
-	c.heads = H;
-	c.causal = causal;
-	return c;
-}
-static rva_config mk_local(size_t dim, size_t H, bool causal) {
-	rva_config c = rva_preset_config(RVA_PRESET_LONGFORMER, dim);
-	c.heads = H;
-	c.causal = causal;
-	return c;
-}
-static rva_config mk_hyper(size_t dim, size_t H, bool causal) {
-	rva_config c = rva_preset_config(RVA_PRESET_HYPERBOLIC_TREE, dim);
-	c.heads = H;
-	c.causal = causal;
-	return c;
-}
-static rva_config mk_moe(size_t dim, size_t H, bool causal) {
-	rva_config c = rva_preset_config(RVA_PRESET_SWITCH_TRANSFORMER, dim);
-	c.heads = H;
-	c.causal = causal;
-	return c;
-}
-static rva_config mk_bert(size_t dim, size_t H, bool causal) {
-	rva_config c = rva_preset_config(RVA_PRESET_BERT, dim);
+/* The row's mechanism: flash(dim, 128), or a preset; then its heads and causality. */
+#define FLASH_ROW (-1)
+
+static rva_config row_config(int preset, size_t dim, size_t H, bool causal) {
+	rva_config c = preset == FLASH_ROW ? rva_flash(dim, 128)
+	                                   : rva_preset_config((rva_preset)preset, dim);
 	c.heads = H;
 	c.causal = causal;
 	return c;
 }
 
 static const row_def rows[] = {
-	{"G1", "flash", 8, 12, 512, 512, 64, false, false, mk_flash, OP_ATTN, false},
-	{"G2", "flash", 4, 12, 2048, 2048, 64, false, false, mk_flash, OP_ATTN, false},
-	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, mk_flash, OP_ATTN, false},
-	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, mk_flash, OP_ATTN, false},
-	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, mk_flash, OP_ATTN, false},
-	{"B256", "flash, 256 short seqs", 256, 12, 128, 128, 64, false, false, mk_flash, OP_ATTN,
+	{"G1", "flash", 8, 12, 512, 512, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"G2", "flash", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, FLASH_ROW, OP_ATTN, false},
+	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, FLASH_ROW, OP_ATTN, false},
+	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, FLASH_ROW, OP_ATTN, false},
+	{"B256", "flash, 256 short seqs", 256, 12, 128, 128, 64, false, false, FLASH_ROW, OP_ATTN,
 	 false},
-	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, mk_linear, OP_ATTN, false},
-	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, mk_linear, OP_ATTN, false},
-	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, mk_local, OP_ATTN, false},
-	{"HY1", "hyperbolic", 8, 12, 512, 512, 64, false, false, mk_hyper, OP_ATTN, false},
-	{"MOE1", "MoE (Switch)", 8, 12, 512, 512, 64, false, false, mk_moe, OP_ATTN, false},
-	{"BERT1", "Bert block (pipeline)", 8, 12, 512, 512, 64, false, false, mk_bert, OP_PIPE, false},
-	{"BERT2", "Bert block (pipeline)", 4, 12, 2048, 2048, 64, false, false, mk_bert, OP_PIPE, false},
+	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_PERFORMER, OP_ATTN, false},
+	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, RVA_PRESET_PERFORMER, OP_ATTN, false},
+	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, RVA_PRESET_LONGFORMER, OP_ATTN, false},
+	{"HY1", "hyperbolic", 8, 12, 512, 512, 64, false, false, RVA_PRESET_HYPERBOLIC_TREE, OP_ATTN, false},
+	{"MOE1", "MoE (Switch)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_SWITCH_TRANSFORMER, OP_ATTN, false},
+	{"BERT1", "Bert block (pipeline)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_BERT, OP_PIPE, false},
+	{"BERT2", "Bert block (pipeline)", 4, 12, 2048, 2048, 64, false, false, RVA_PRESET_BERT, OP_PIPE, false},
 	/* O(tile) memory at long context, and linear vs flash at N = 65536 */
-	{"M32K", "flash causal, memory", 1, 16, 32768, 32768, 64, true, false, mk_flash, OP_ATTN,
+	{"M32K", "flash causal, memory", 1, 16, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN,
 	 true},
-	{"LIN64K", "linear (Performer)", 1, 12, 65536, 65536, 64, false, false, mk_linear, OP_ATTN,
+	{"LIN64K", "linear (Performer)", 1, 12, 65536, 65536, 64, false, false, RVA_PRESET_PERFORMER, OP_ATTN,
 	 true},
-	{"FL64K", "flash", 1, 12, 65536, 65536, 64, false, false, mk_flash, OP_ATTN, true},
+	{"FL64K", "flash", 1, 12, 65536, 65536, 64, false, false, FLASH_ROW, OP_ATTN, true},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -177,7 +151,7 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 	rva_engine *e = NULL;
 	rva_attention *att = NULL;
 	rva_pipeline *pipe = NULL;
-	rva_config cfg = r->make(dim, r->H, r->causal);
+	rva_config cfg = row_config(r->preset, dim, r->H, r->causal);
 	double flops = 0.0;
 	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK ||
 	    (res.st = rva_build(&cfg, &att)) != RVA_OK ||

@@ -145,7 +145,7 @@ static rva_config mech(rva_mechanism m) {
 	})
 
 static const size_t two_globals[2] = {0, 5};
-static float dummy_floats[64];
+static float spare_floats[64];
 
 /* One sequence through rva_compute_batch (seq_status checked against the result). */
 static rva_status batch1(rva_seq s) {
@@ -265,10 +265,10 @@ static rva_status pipe_norm(int which) {
 	case 5: n.eps = INFINITY; break;
 	case 6: n.type = RVA_NORM_COUNT; break;
 	case 7: n.type = (rva_norm_type)-1; break;
-	case 8: n.running_mean = dummy_floats; break; /* running stats on LayerNorm */
+	case 8: n.running_mean = spare_floats; break; /* running stats on LayerNorm */
 	case 9: n.type = RVA_NORM_BATCH; n.running_var = neg; break;
 	case 10: n.type = RVA_NORM_BATCH; n.running_var = nan_; break;
-	case 11: n.gain = dummy_floats; p = F.empty; break; /* arrays before the dim */
+	case 11: n.gain = spare_floats; p = F.empty; break; /* arrays before the dim */
 	}
 	size_t before, after;
 	rva_pipeline_stage_count(p, &before);
@@ -492,7 +492,7 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	X("build: linear dim SIZE_MAX (features x dim overflows)", RVA_EOVERFLOW,                    \
 	  build(rva_linear(SIZE_MAX, 8)))                                                            \
 	X("build: linear feature_matrix features x dim overflows", RVA_EOVERFLOW,                    \
-	  ({ rva_config c_ = rva_linear(DIM, SIZE_MAX / 2); c_.feature_matrix = dummy_floats;        \
+	  ({ rva_config c_ = rva_linear(DIM, SIZE_MAX / 2); c_.feature_matrix = spare_floats;        \
 	     build(c_); }))                                                                          \
 	X("build: linear block_size SIZE_MAX", RVA_ERANGE,                                           \
 	  ({ rva_config c_ = rva_linear(DIM, 8); c_.block_size = SIZE_MAX; build(c_); }))            \
@@ -552,7 +552,7 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	     build(c_); }))                                                                          \
 	X("build: T5 bias_table buckets x heads overflows", RVA_ERANGE,                           \
 	  ({ rva_config c_ = cfg_base(); c_.bias = RVA_BIAS_T5; c_.bias_buckets = SIZE_MAX / 2;      \
-	     c_.bias_max_distance = SIZE_MAX; c_.bias_table = dummy_floats; build(c_); }))           \
+	     c_.bias_max_distance = SIZE_MAX; c_.bias_table = spare_floats; build(c_); }))           \
 	X("build: strided pattern on linear", RVA_EINVAL,                                            \
 	  ({ rva_config c_ = rva_linear(DIM, 8); c_.pattern = RVA_PATTERN_STRIDED; build(c_); }))    \
 	X("build: strided pattern on local_global", RVA_EINVAL,                                      \

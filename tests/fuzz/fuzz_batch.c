@@ -154,9 +154,9 @@ static void run_descriptors(fuzz_in *in, const rva_attention *att, size_t dim, s
 	void *owned[MAXSEQ][5];
 	unsigned pred[MAXSEQ];
 	size_t out_floats[MAXSEQ];
-	static float dummy[64];
-	uint8_t dummy_mask[64];
-	memset(dummy_mask, 1, sizeof dummy_mask);
+	static float unread[64]; /* stands for a non-NULL pointer the validator must not read */
+	uint8_t unread_mask[64];
+	memset(unread_mask, 1, sizeof unread_mask);
 	memset(owned, 0, sizeof owned);
 	for (size_t i = 0; i < count; i++) {
 		rva_seq *s = &seqs[i];
@@ -168,11 +168,12 @@ static void run_descriptors(fuzz_in *in, const rva_attention *att, size_t dim, s
 		s->v_stride = pick_stride(in, kvd);
 		s->out_stride = pick_stride(in, dim);
 		uint8_t nulls = fuzz_u8(in);
-		/* Pointers are placeholders for now: only their NULL-ness matters to predict. */
-		s->q = nulls & 1 ? NULL : dummy;
-		s->k = nulls & 2 ? NULL : dummy;
-		s->v = nulls & 4 ? NULL : dummy;
-		s->out = nulls & 8 ? NULL : dummy;
+		/* First only the NULL-ness of the pointers matters (the prediction); real buffers
+		 * of the claimed extents replace them below when the claim fits in memory. */
+		s->q = nulls & 1 ? NULL : unread;
+		s->k = nulls & 2 ? NULL : unread;
+		s->v = nulls & 4 ? NULL : unread;
+		s->out = nulls & 8 ? NULL : unread;
 		bool mask = nulls & 16;
 		pred[i] = predict(s, dim, kvd);
 		size_t eq = extent(s->nq, s->q_stride ? s->q_stride : dim, dim);
@@ -226,7 +227,7 @@ static void run_descriptors(fuzz_in *in, const rva_attention *att, size_t dim, s
 			/* Invalid: the validator must refuse before reading anything. */
 			FUZZ_CHECK(pred[i] != P_OK, "internal: an unbacked valid descriptor");
 			if (mask)
-				s->key_mask = dummy_mask;
+				s->key_mask = unread_mask;
 		}
 	}
 
