@@ -718,13 +718,16 @@ static rva_status draw_features(size_t m, size_t d, bool orthogonal, uint64_t se
 			w[i] = (float)rva__rng_normal(&rng);
 		return RVA_OK;
 	}
+	/* Only the rows used are drawn and orthogonalised: O(rows^2 d) per block, not
+	 * O(d^3) (a head_dim of thousands with few features would take minutes). */
 	double *blk;
-	rva_status st = rva__alloc_array((void **)&blk, d, d * sizeof(double),
+	rva_status st = rva__alloc_array((void **)&blk, rva__min(d, m), d * sizeof(double),
 	                                 "linear: orthogonal block");
 	if (st != RVA_OK)
 		return st;
 	for (size_t r0 = 0; r0 < m; r0 += d) {
-		for (size_t i = 0; i < d; i++) {
+		size_t rows = rva__min(d, m - r0);
+		for (size_t i = 0; i < rows; i++) {
 			double *bi = blk + i * d;
 			for (int attempt = 0;; attempt++) {
 				if (attempt == 64) {
@@ -756,7 +759,6 @@ static rva_status draw_features(size_t m, size_t d, bool orthogonal, uint64_t se
 				}
 			}
 		}
-		size_t rows = rva__min(d, m - r0);
 		for (size_t i = 0; i < rows * d; i++)
 			w[r0 * d + i] = (float)blk[i];
 	}
