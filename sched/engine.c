@@ -197,7 +197,6 @@ rva_status rva_engine_destroy(rva_engine *e) {
 	return RVA_OK;
 }
 
-hwloc_topology_t rva__engine_topology(const rva_engine *e) { return e->topo; }
 const rva__sched_plan *rva__engine_plan(const rva_engine *e) { return &e->plan; }
 
 /* ---- queries ------------------------------------------------------------------------- */

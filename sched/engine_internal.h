@@ -168,8 +168,7 @@ rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
 rva_status rva__engine_run_graph(rva_engine *e, rva__graph *g, rva_status *seq_status,
                                  rva_job_stats *stats);
 
-/* The engine's topology (valid while the engine lives) and plan. */
-hwloc_topology_t rva__engine_topology(const rva_engine *e);
+/* The engine's placement plan (valid while the engine lives). */
 const rva__sched_plan *rva__engine_plan(const rva_engine *e);
 
 /* Executor (sched/executor.c). */

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ref/fault_alloc.h"
 #include "rvattn/rvattn.h"
 
 #define THREADS 8
@@ -29,23 +30,6 @@
 #define IN_FLIGHT 4
 #define MAXSEQ 4
 #define WATCHDOG_S 300
-
-static atomic_long live_blocks;
-
-static void *count_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	void *p = NULL;
-	if (posix_memalign(&p, align, size ? size : 1) != 0)
-		return NULL;
-	atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
-	return p;
-}
-
-static void count_free(void *p, void *user) {
-	(void)user;
-	atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
-	free(p);
-}
 
 static atomic_int failures;
 
@@ -326,8 +310,7 @@ static double now_s(void) {
 int main(void) {
 	signal(SIGALRM, on_alarm);
 	alarm(WATCHDOG_S);
-	rva_allocator a = {count_alloc, count_free, NULL};
-	if (rva_set_allocator(&a) != RVA_OK)
+	if (ref_fault_install() != RVA_OK) /* counts live blocks; never refuses here */
 		return 1;
 	/* warm-up of process-wide state (kernel choice) before the baseline */
 	{
@@ -339,7 +322,7 @@ int main(void) {
 			return 1;
 		rva_attention_destroy(att);
 	}
-	long base = atomic_load(&live_blocks);
+	long base = ref_fault_live();
 
 	templates_make();
 	rva_engine_config ec = rva_engine_config_defaults();
@@ -367,9 +350,9 @@ int main(void) {
 	long total = (long)THREADS * JOBS_PER_THREAD;
 	CHECK(done + cancelled == total, "%ld done + %ld cancelled != %ld jobs", done, cancelled,
 	      total);
-	CHECK(atomic_load(&live_blocks) == base, "%ld blocks still allocated after destroying "
-	      "everything", atomic_load(&live_blocks) - base);
-	rva_set_allocator(NULL);
+	CHECK(ref_fault_live() == base, "%ld blocks still allocated after destroying "
+	      "everything", ref_fault_live() - base);
+	ref_fault_uninstall();
 	printf("plain_load: %ld jobs from %d threads on %u workers: %ld done (outputs "
 	       "byte-identical), %ld cancelled of %ld cancel requests, %.2f s, %.0f jobs/s; "
 	       "memory back to its start\n", total, THREADS, info.workers, done, cancelled,

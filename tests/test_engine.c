@@ -7,10 +7,10 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref/fault_alloc.h"
 #include "rvattn/alloc.h"
 #include "rvattn/attention.h"
 #include "rvattn/config.h"
@@ -374,11 +374,6 @@ Test(engine, moe_statistics) {
 	memset(&serial, 0, sizeof serial);
 	rva_runtime rt = {.moe_stats = &serial};
 	rva_status st = rva_compute_batch(att, &rb, &rt, NULL);
-	if (st == RVA_EUNSUPPORTED) {
-		batch_free(&b);
-		rva_attention_destroy(att);
-		cr_skip_test("MoE is not implemented yet: %s", rva_last_error());
-	}
 	cr_assert_eq(st, RVA_OK, "%s", rva_last_error());
 	rva_engine *e = engine_with(0, NULL, RVA_NUMA_LOCAL);
 	memset(&eng, 0, sizeof eng);
@@ -400,36 +395,9 @@ Test(engine, moe_statistics) {
 
 /* ---- allocation failure at every allocation of a run ---------------------------------- */
 
-static atomic_long fi_count, fi_live;
-static long fi_fail_at = -1;
-
-static void *fi_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	long k = atomic_fetch_add(&fi_count, 1);
-	if (k == __atomic_load_n(&fi_fail_at, __ATOMIC_RELAXED))
-		return NULL;
-	void *p = NULL;
-	if (posix_memalign(&p, align, size))
-		return NULL;
-	atomic_fetch_add(&fi_live, 1);
-	return p;
-}
-
-static void fi_free(void *p, void *user) {
-	(void)user;
-	atomic_fetch_sub(&fi_live, 1);
-	free(p);
-}
-
-static void fi_arm(long k) {
-	atomic_store(&fi_count, 0);
-	__atomic_store_n(&fi_fail_at, k, __ATOMIC_RELAXED);
-}
 
 Test(engine, allocation_failures_leave_engine_usable) {
-	rva_allocator a = {fi_alloc, fi_free, NULL};
-	cr_assert_eq(rva_set_allocator(&a), RVA_OK);
-	fi_arm(-1);
+	cr_assert_eq(ref_fault_install(), RVA_OK);
 	rva_config c = rva_multi_head(32, 2);
 	rva_attention *att;
 	cr_assert_eq(rva_build(&c, &att), RVA_OK);
@@ -443,18 +411,18 @@ Test(engine, allocation_failures_leave_engine_usable) {
 	float *want = outputs(&b, &n);
 	/* one run first: the engine keeps the job's task state block cached for reuse */
 	cr_assert_eq(rva_engine_run(e, att, &rb, NULL, NULL, NULL), RVA_OK);
-	long base = atomic_load(&fi_live);
+	long base = ref_fault_live();
 	long k = 0;
 	for (;; k++) {
-		fi_arm(k);
+		ref_fault_arm(k, false);
 		rva_status st = rva_engine_run(e, att, &rb, NULL, NULL, NULL);
-		long used = atomic_load(&fi_count);
-		fi_arm(-1);
+		long used = ref_fault_count();
+		ref_fault_arm(-1, false);
 		if (st == RVA_OK && k >= used)
 			break;
 		cr_expect(st == RVA_OK || st == RVA_ENOMEM, "allocation %ld: %s", k,
 		          rva_status_name(st));
-		cr_expect_eq(atomic_load(&fi_live), base, "allocation %ld leaks", k);
+		cr_expect_eq(ref_fault_live(), base, "allocation %ld leaks", k);
 		/* usable afterwards, same numbers */
 		clear_out(&b);
 		cr_assert_eq(rva_engine_run(e, att, &rb, NULL, NULL, NULL), RVA_OK);
@@ -468,8 +436,8 @@ Test(engine, allocation_failures_leave_engine_usable) {
 	batch_free(&b);
 	rva_engine_destroy(e);
 	rva_attention_destroy(att);
-	cr_expect_eq(atomic_load(&fi_live), 0);
-	rva_set_allocator(NULL);
+	cr_expect_eq(ref_fault_live(), 0);
+	ref_fault_uninstall();
 }
 
 Test(engine, job_progress_counts_tasks) {

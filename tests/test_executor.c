@@ -15,6 +15,7 @@
 
 #include "core/internal.h"
 #include "graph/graph.h"
+#include "ref/fault_alloc.h"
 #include "rvattn/alloc.h"
 #include "rvattn/engine.h"
 #include "sched/engine_internal.h"
@@ -623,71 +624,45 @@ Test(executor, destroy_waits_for_submitted_jobs) {
 
 /* ---- allocation failure at every allocation ------------------------------------------ */
 
-static atomic_long fi_count, fi_live;
-static long fi_fail_at = -1;
-
-static void *fi_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	long k = atomic_fetch_add(&fi_count, 1);
-	if (k == __atomic_load_n(&fi_fail_at, __ATOMIC_RELAXED))
-		return NULL;
-	void *p = NULL;
-	if (posix_memalign(&p, align, size))
-		return NULL;
-	atomic_fetch_add(&fi_live, 1);
-	return p;
-}
-
-static void fi_free(void *p, void *user) {
-	(void)user;
-	atomic_fetch_sub(&fi_live, 1);
-	free(p);
-}
-
-static void fi_arm(long k) {
-	atomic_store(&fi_count, 0);
-	__atomic_store_n(&fi_fail_at, k, __ATOMIC_RELAXED);
-}
 
 Test(executor, allocation_failures) {
-	rva_allocator a = {fi_alloc, fi_free, NULL};
-	cr_assert_eq(rva_set_allocator(&a), RVA_OK);
+	cr_assert_eq(ref_fault_install(), RVA_OK);
 	rva_engine_config c = rva_engine_config_defaults();
 	c.topology_synthetic = "numa:2 core:2 pu:1";
 	c.scratch_bytes = 4096;
 	/* engine creation */
-	fi_arm(-1);
+	ref_fault_arm(-1, false);
 	rva_engine *e;
 	cr_assert_eq(rva_engine_create(&c, &e), RVA_OK);
 	rva_engine_destroy(e);
-	long total = atomic_load(&fi_count);
-	cr_assert_eq(atomic_load(&fi_live), 0);
+	long total = ref_fault_count();
+	cr_assert_eq(ref_fault_live(), 0);
 	cr_log_info("engine creation: %ld allocations failed in turn", total);
 	cr_expect_gt(total, 5);
 	for (long k = 0; k < total; k++) {
-		fi_arm(k);
+		ref_fault_arm(k, false);
 		rva_status st = rva_engine_create(&c, &e);
-		fi_arm(-1);
+		ref_fault_arm(-1, false);
 		if (st == RVA_OK)
 			rva_engine_destroy(e);
 		else
 			cr_expect_eq(st, RVA_ENOMEM, "allocation %ld: %s", k, rva_status_name(st));
-		cr_expect_eq(atomic_load(&fi_live), 0, "allocation %ld leaks", k);
+		cr_expect_eq(ref_fault_live(), 0, "allocation %ld leaks", k);
 	}
 	/* submission: a fresh engine per k, so that the engine's caches start empty */
 	dag d;
 	dag_build(&d, 200, 4, 11, 2, 8, 0);
 	d.scratch_need = 100000; /* needs scratch growth too */
 	rva__graph_need_scratch(&d.g, d.scratch_need);
-	long base = atomic_load(&fi_live); /* the graph's own memory */
+	long base = ref_fault_live(); /* the graph's own memory */
 	for (long k = 0;; k++) {
-		fi_arm(-1);
+		ref_fault_arm(-1, false);
 		cr_assert_eq(rva_engine_create(&c, &e), RVA_OK);
 		dag_reset(&d);
-		fi_arm(k);
+		ref_fault_arm(k, false);
 		rva_status st = rva__engine_run_graph(e, &d.g, NULL, NULL);
-		long used = atomic_load(&fi_count);
-		fi_arm(-1);
+		long used = ref_fault_count();
+		ref_fault_arm(-1, false);
 		if (st == RVA_OK) {
 			dag_check_ran_once(&d);
 			rva_engine_destroy(e);
@@ -705,9 +680,9 @@ Test(executor, allocation_failures) {
 		cr_expect_eq(rva__engine_run_graph(e, &d.g, NULL, NULL), RVA_OK);
 		dag_check_ran_once(&d);
 		rva_engine_destroy(e);
-		cr_expect_eq(atomic_load(&fi_live), base, "allocation %ld leaks", k);
+		cr_expect_eq(ref_fault_live(), base, "allocation %ld leaks", k);
 	}
 	dag_free(&d);
-	cr_expect_eq(atomic_load(&fi_live), 0);
-	rva_set_allocator(NULL);
+	cr_expect_eq(ref_fault_live(), 0);
+	ref_fault_uninstall();
 }

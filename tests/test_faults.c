@@ -11,57 +11,13 @@
  * themselves does not go through the hook and is not counted.
  */
 #include <criterion/criterion.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ref/fault_alloc.h"
 #include "rvattn/rvattn.h"
-
-/* ---- the allocator -------------------------------------------------------------------- */
-
-static atomic_long fi_count;   /* allocations asked for since fi_arm */
-static atomic_long fi_fail_at; /* 1-based index of the first failing one; 0 = none */
-static atomic_bool fi_sticky;  /* fail every allocation from fi_fail_at on */
-static atomic_long fi_failed;  /* allocations refused since fi_arm */
-static atomic_long fi_live;    /* blocks currently allocated */
-
-static void *fi_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	long n = atomic_fetch_add(&fi_count, 1) + 1;
-	long at = atomic_load(&fi_fail_at);
-	if (at && (n == at || (n > at && atomic_load(&fi_sticky)))) {
-		atomic_fetch_add(&fi_failed, 1);
-		return NULL;
-	}
-	void *p = NULL;
-	if (posix_memalign(&p, align, size ? size : 1) != 0)
-		return NULL;
-	atomic_fetch_add(&fi_live, 1);
-	return p;
-}
-
-static void fi_free(void *p, void *user) {
-	(void)user;
-	atomic_fetch_sub(&fi_live, 1);
-	free(p);
-}
-
-static void fi_install(void) {
-	rva_allocator a = {fi_alloc, fi_free, NULL};
-	cr_assert_eq(rva_set_allocator(&a), RVA_OK);
-}
-
-static void fi_arm(long at, bool sticky) {
-	atomic_store(&fi_count, 0);
-	atomic_store(&fi_failed, 0);
-	atomic_store(&fi_sticky, sticky);
-	atomic_store(&fi_fail_at, at);
-}
-
-/* Stops injecting (for the recovery run after a failure). */
-static void fi_disarm(void) { atomic_store(&fi_fail_at, 0); }
 
 /* ---- a small ragged problem ------------------------------------------------------------- */
 
@@ -146,7 +102,7 @@ typedef rva_status (*scenario)(const void *arg, prob *p, bool *recovered);
 			          rva_status_name(s_));                                            \
 			if (first == RVA_OK)                                                       \
 				first = s_;                                                            \
-			fi_disarm();                                                               \
+			ref_fault_disarm();                                                               \
 			rva_status again_ = (call);                                                \
 			cr_expect_eq(again_, RVA_OK, "%s: repeated after %s: %s (%s)", #call,      \
 			             rva_status_name(s_), rva_status_name(again_), rva_last_error()); \
@@ -157,21 +113,21 @@ typedef rva_status (*scenario)(const void *arg, prob *p, bool *recovered);
 static void walk(const char *name, scenario run, const void *arg, size_t dim, size_t kvd) {
 	prob p;
 	prob_make(&p, dim, kvd);
-	fi_install();
+	cr_assert_eq(ref_fault_install(), RVA_OK);
 	/* Reference run (also warms one-time state: kernel choice, BLIS contexts). */
-	fi_arm(0, false);
+	ref_fault_arm(-1, false);
 	bool rec = false;
 	memset(p.out, 0xff, p.out_floats * sizeof(float));
 	cr_assert_eq(run(arg, &p, &rec), RVA_OK, "%s: reference run: %s", name, rva_last_error());
 	float *ref = malloc(p.out_floats * sizeof(float));
 	cr_assert(ref);
 	memcpy(ref, p.out, p.out_floats * sizeof(float));
-	long base = atomic_load(&fi_live);
-	fi_arm(0, false);
+	long base = ref_fault_live();
+	ref_fault_arm(-1, false);
 	rec = false;
 	memset(p.out, 0xff, p.out_floats * sizeof(float));
 	cr_assert_eq(run(arg, &p, &rec), RVA_OK, "%s: second clean run", name);
-	long n = atomic_load(&fi_count);
+	long n = ref_fault_count();
 	cr_assert(n > 0, "%s: no allocation goes through the hook", name);
 	cr_expect(memcmp(p.out, ref, p.out_floats * sizeof(float)) == 0,
 	          "%s: two clean runs differ", name);
@@ -179,11 +135,11 @@ static void walk(const char *name, scenario run, const void *arg, size_t dim, si
 	for (int sticky = 0; sticky < 2; sticky++) {
 		for (long k = 1; k <= n; k++) {
 			memset(p.out, 0xff, p.out_floats * sizeof(float));
-			fi_arm(k, sticky);
+			ref_fault_arm(k - 1, sticky); /* k counts from 1 */
 			rec = false;
 			rva_status st = run(arg, &p, &rec);
-			fi_disarm();
-			long failed = atomic_load(&fi_failed);
+			ref_fault_disarm();
+			long failed = ref_fault_failed();
 			cr_expect(st == RVA_OK || st == RVA_ENOMEM,
 			          "%s: allocation %ld of %ld (%s): status %s (%s)", name, k, n,
 			          sticky ? "and all later" : "alone", rva_status_name(st),
@@ -191,9 +147,9 @@ static void walk(const char *name, scenario run, const void *arg, size_t dim, si
 			if (st == RVA_ENOMEM && !rec)
 				cr_expect(rva_last_error()[0] != '\0', "%s: ENOMEM without a message",
 				          name);
-			cr_expect_eq(atomic_load(&fi_live), base,
+			cr_expect_eq(ref_fault_live(), base,
 			             "%s: allocation %ld (%s) failed: %ld blocks leaked", name, k,
-			             sticky ? "and all later" : "alone", atomic_load(&fi_live) - base);
+			             sticky ? "and all later" : "alone", ref_fault_live() - base);
 			if (st == RVA_OK || rec)
 				cr_expect(memcmp(p.out, ref, p.out_floats * sizeof(float)) == 0,
 				          "%s: allocation %ld (%s) failed (status %s, recovered %d): "
@@ -204,12 +160,12 @@ static void walk(const char *name, scenario run, const void *arg, size_t dim, si
 			else if (failed)
 				absorbed++;
 			/* Re-base: a leak must not cascade into every later point. */
-			base = atomic_load(&fi_live);
+			base = ref_fault_live();
 		}
 	}
 	fprintf(stderr, "faults: %-28s %3ld allocations x 2 modes: %ld ENOMEM, %ld absorbed "
 	        "(the call still succeeded)\n", name, n, enomem, absorbed);
-	rva_set_allocator(NULL);
+	ref_fault_uninstall();
 	free(ref);
 	prob_free(&p);
 }

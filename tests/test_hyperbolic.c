@@ -12,6 +12,7 @@
 
 #include "attention/attention_internal.h"
 #include "ref/ref_hyperbolic.h"
+#include "ref/fault_alloc.h"
 #include "rvattn/alloc.h"
 #include "rvattn/attention.h"
 #include "rvattn/engine.h"
@@ -608,24 +609,9 @@ Test(hyperbolic, engine_threads_bit_identical) {
 	}
 }
 
-static long fail_at = -1, alloc_count = 0;
-
-static void *failing_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	if (alloc_count++ == fail_at)
-		return NULL;
-	return aligned_alloc(align, (size + align - 1) / align * align);
-}
-
-static void plain_free(void *p, void *user) {
-	(void)user;
-	free(p);
-}
-
 /* Failing the k-th allocation of build + run gives RVA_ENOMEM and leaks nothing (ASan). */
 Test(hyperbolic, allocation_failures_are_clean) {
-	rva_allocator a = {.alloc = failing_alloc, .free = plain_free};
-	cr_assert_eq(rva_set_allocator(&a), RVA_OK);
+	cr_assert_eq(ref_fault_install(), RVA_OK);
 	float q[8], kv[24], out[8];
 	for (int i = 0; i < 8; i++)
 		q[i] = 0.05f * (float)i - 0.2f;
@@ -633,8 +619,8 @@ Test(hyperbolic, allocation_failures_are_clean) {
 		kv[i] = 0.04f * (float)(i % 5) - 0.08f;
 	const float *kp[3] = {kv, kv + 8, kv + 16};
 	bool completed = false;
-	for (fail_at = 0; fail_at < 100 && !completed; fail_at++) {
-		alloc_count = 0;
+	for (long fail_at = 0; fail_at < 100 && !completed; fail_at++) {
+		ref_fault_arm(fail_at, false);
 		rva_config cfg = rva_hyperbolic(8, -1.0f);
 		cfg.aggregation = fail_at % 2 ? RVA_AGG_FRECHET : RVA_AGG_GYROMIDPOINT;
 		rva_attention *att = NULL;
@@ -649,5 +635,5 @@ Test(hyperbolic, allocation_failures_are_clean) {
 		rva_attention_destroy(att);
 	}
 	cr_assert(completed);
-	rva_set_allocator(NULL);
+	ref_fault_uninstall();
 }

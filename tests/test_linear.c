@@ -19,6 +19,7 @@
 
 #include "attention/attention_internal.h"
 #include "ref/ref_linear.h"
+#include "ref/fault_alloc.h"
 #include "ref/ref_util.h"
 #include "rvattn/rvattn.h"
 
@@ -559,28 +560,6 @@ Test(linear, bad_input) {
 	cr_expect_eq(rva_build(&cfg, &att), RVA_EDIM);
 }
 
-/* Allocator that fails the k-th allocation (counting from 0). */
-typedef struct fail_alloc {
-	long countdown;
-	long live;
-} fail_alloc;
-
-static void *failing_alloc(size_t size, size_t align, void *user) {
-	fail_alloc *f = user;
-	if (f->countdown-- == 0)
-		return NULL;
-	size = (size + align - 1) / align * align;
-	void *p = aligned_alloc(align, size ? size : align);
-	f->live += p != NULL;
-	return p;
-}
-
-static void failing_free(void *p, void *user) {
-	fail_alloc *f = user;
-	f->live--;
-	free(p);
-}
-
 /* Every allocation failure gives RVA_ENOMEM and leaks nothing. */
 Test(linear, allocation_failures) {
 	size_t hd = 8, heads = 2, dim = heads * hd, nq = 40, nk = 50;
@@ -592,9 +571,9 @@ Test(linear, allocation_failures) {
 	for (int causal = 0; causal < 2; causal++) {
 		bool completed = false;
 		for (long fail = 0; fail < 200 && !completed; fail++) {
-			fail_alloc f = {.countdown = fail, .live = 0};
-			rva_allocator a = {.alloc = failing_alloc, .free = failing_free, .user = &f};
-			cr_assert_eq(rva_set_allocator(&a), RVA_OK);
+			cr_assert_eq(ref_fault_install(), RVA_OK);
+			long base = ref_fault_live();
+			ref_fault_arm(fail, false);
 			rva_config cfg = rva_linear(dim, 24);
 			cfg.heads = heads;
 			cfg.causal = causal;
@@ -607,12 +586,14 @@ Test(linear, allocation_failures) {
 				st = rva_compute_batch(att, &b, NULL, NULL);
 				rva_attention_destroy(att);
 			}
-			rva_set_allocator(NULL);
+			long leaked = ref_fault_live() - base;
+			bool refused = ref_fault_failed() > 0;
+			ref_fault_uninstall();
 			cr_expect(st == RVA_OK || st == RVA_ENOMEM, "fail %ld: %s", fail,
 			          rva_status_name(st));
-			cr_expect_eq(f.live, 0, "causal %d, allocation %ld fails: %ld blocks leak",
-			             causal, fail, f.live);
-			completed = st == RVA_OK && f.countdown >= 0;
+			cr_expect_eq(leaked, 0, "causal %d, allocation %ld fails: %ld blocks leak",
+			             causal, fail, leaked);
+			completed = st == RVA_OK && !refused;
 		}
 		cr_expect(completed, "causal %d: never completed", causal);
 	}

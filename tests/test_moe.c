@@ -18,6 +18,7 @@
 #include "ref/ref_linear.h"
 #include "ref/ref_moe.h"
 #include "ref/ref_softmax.h"
+#include "ref/fault_alloc.h"
 #include "ref/ref_util.h"
 #include "rvattn/alloc.h"
 #include "rvattn/attention.h"
@@ -821,25 +822,10 @@ Test(moe, engine_threads_bit_identical) {
 
 /* ---- allocation failures ---------------------------------------------------------------- */
 
-static long fail_at = -1, alloc_count = 0;
-
-static void *failing_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	if (alloc_count++ == fail_at)
-		return NULL;
-	return aligned_alloc(align, (size + align - 1) / align * align);
-}
-
-static void plain_free(void *p, void *user) {
-	(void)user;
-	free(p);
-}
-
 /* Failing the k-th allocation of build + run gives RVA_ENOMEM (nothing leaks: ASan), and
  * the same attention works once memory is back. */
 Test(moe, allocation_failures_are_clean) {
-	rva_allocator a = {.alloc = failing_alloc, .free = plain_free};
-	cr_assert_eq(rva_set_allocator(&a), RVA_OK);
+	cr_assert_eq(ref_fault_install(), RVA_OK);
 	float q[2 * 8], kv[3 * 8], out[2 * 8];
 	for (int i = 0; i < 16; i++)
 		q[i] = 0.05f * (float)(i % 7) - 0.1f;
@@ -848,8 +834,8 @@ Test(moe, allocation_failures_are_clean) {
 	rva_seq s = {.nq = 2, .nk = 3, .q = q, .k = kv, .v = kv, .out = out};
 	rva_batch b = {.count = 1, .seqs = &s};
 	bool completed = false;
-	for (fail_at = 0; fail_at < 400 && !completed; fail_at++) {
-		alloc_count = 0;
+	for (long fail_at = 0; fail_at < 400 && !completed; fail_at++) {
+		ref_fault_arm(fail_at, false);
 		rva_config cfg = rva_moe(8, 3, 2);
 		cfg.features = 8;
 		rva_attention *att = NULL;
@@ -868,15 +854,13 @@ Test(moe, allocation_failures_are_clean) {
 		} else {
 			cr_assert_eq(st, RVA_ENOMEM, "run, allocation %ld: %s (%s)", fail_at,
 			             rva_status_name(st), rva_last_error());
-			long saved = fail_at;
-			fail_at = -1; /* memory is back: the attention still works */
+			ref_fault_disarm(); /* memory is back: the attention still works */
 			cr_assert_eq(rva_compute_batch(att, &b, &rt, NULL), RVA_OK);
-			fail_at = saved;
 		}
 		rva_attention_destroy(att);
 	}
 	cr_assert(completed, "never completed within 400 allocations");
-	rva_set_allocator(NULL);
+	ref_fault_uninstall();
 }
 
 /* MoE stages inside a pipeline: the stages run one after the other on the previous

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ref/fault_alloc.h"
 #include "rvattn/alloc.h"
 #include "rvattn/npy.h"
 
@@ -608,25 +609,6 @@ Test(npy, save_is_atomic) {
 
 /* ---- allocation failures ---------------------------------------------------------------- */
 
-static int allocs_left, live;
-
-static void *failing_alloc(size_t size, size_t align, void *user) {
-	(void)user;
-	if (allocs_left-- <= 0)
-		return NULL;
-	void *p = NULL;
-	if (posix_memalign(&p, align, size) != 0)
-		return NULL;
-	live++;
-	return p;
-}
-
-static void counting_free(void *p, void *user) {
-	(void)user;
-	live--;
-	free(p);
-}
-
 Test(npy, allocation_failures) {
 	double d[40];
 	for (int i = 0; i < 40; i++)
@@ -639,33 +621,32 @@ Test(npy, allocation_failures) {
 	write_file(p, b.b, b.n);
 	float v[4] = {1, 2, 3, 4};
 	size_t s4[] = {4};
-	rva_allocator al = {failing_alloc, counting_free, NULL};
-	cr_assert_eq(rva_set_allocator(&al), RVA_OK);
+	cr_assert_eq(ref_fault_install(), RVA_OK);
 	for (int k = 0; k < 8; k++) {
 		rva_npy_array a;
-		allocs_left = k;
-		live = 0;
+		ref_fault_arm(k, true); /* k allocations allowed, then none */
+		long base = ref_fault_live();
 		rva_status st = rva_npy_parse(b.b, b.n, &a);
 		cr_assert(st == RVA_OK || st == RVA_ENOMEM);
 		if (st == RVA_OK)
 			rva_npy_free(&a);
-		cr_assert_eq(live, 0, "parse leaked with %d allocations allowed", k);
-		allocs_left = k;
+		cr_assert_eq(ref_fault_live(), base, "parse leaked with %d allocations allowed", k);
+		ref_fault_arm(k, true);
 		st = rva_npy_load(p, &a);
 		cr_assert(st == RVA_OK || st == RVA_ENOMEM, "%s", rva_last_error());
 		if (st == RVA_OK) {
 			cr_assert_eq(a.data[39], 39.0f);
 			rva_npy_free(&a);
 		}
-		cr_assert_eq(live, 0, "load leaked with %d allocations allowed", k);
-		allocs_left = k;
+		cr_assert_eq(ref_fault_live(), base, "load leaked with %d allocations allowed", k);
+		ref_fault_arm(k, true);
 		st = rva_npy_save(tmp_path("s.npy"), v, 1, s4);
 		cr_assert(st == RVA_OK || st == RVA_ENOMEM);
-		cr_assert_eq(live, 0, "save leaked with %d allocations allowed", k);
+		cr_assert_eq(ref_fault_live(), base, "save leaked with %d allocations allowed", k);
 		if (k == 0) {
 			cr_assert_eq(st, RVA_ENOMEM);
 			cr_assert_eq(access(tmp_path("s.npy"), F_OK), -1);
 		}
 	}
-	rva_set_allocator(NULL);
+	ref_fault_uninstall();
 }

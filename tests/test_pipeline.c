@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ref/ref_norms.h"
+#include "ref/fault_alloc.h"
 #include "ref/ref_util.h"
 #include "rvattn/alloc.h"
 #include "rvattn/attention.h"
@@ -863,26 +864,6 @@ Test(modes, training_attention_and_pipeline_dropout_repeatable) {
 
 /* ---- allocation failures -------------------------------------------------------------------- */
 
-typedef struct failer {
-	long countdown; /* the allocation that sees 0 fails */
-	bool failed;
-} failer;
-
-static void *failing_alloc(size_t size, size_t align, void *user) {
-	failer *f = user;
-	if (f->countdown-- == 0) {
-		f->failed = true;
-		return NULL;
-	}
-	void *p = NULL;
-	return posix_memalign(&p, align, size ? size : 1) == 0 ? p : NULL;
-}
-
-static void plain_free(void *p, void *user) {
-	(void)user;
-	free(p);
-}
-
 /* Builds and runs pipelines through every allocating call; cleans up on every path. */
 static rva_status fault_scenario(const float *q, const float *kv, float *out, size_t nq) {
 	rva_config c = rva_multi_head(16, 2);
@@ -944,12 +925,12 @@ Test(faults, every_allocation_failure_is_enomem_and_leaks_nothing) {
 	ref_fill_uniform(kv, 3 * 16, -1.0f, 1.0f, 192);
 	long k;
 	for (k = 0; k < 10000; k++) {
-		failer f = {.countdown = k, .failed = false};
-		rva_allocator al = {failing_alloc, plain_free, &f};
-		ok(rva_set_allocator(&al), "set allocator");
+		ok(ref_fault_install(), "set allocator");
+		ref_fault_arm(k, false);
 		rva_status st = fault_scenario(q, kv, out, NQ);
-		ok(rva_set_allocator(NULL), "reset allocator");
-		if (!f.failed) {
+		bool refused = ref_fault_failed() > 0;
+		ref_fault_uninstall();
+		if (!refused) {
 			ok(st, "the scenario without failure");
 			break;
 		}

@@ -190,8 +190,6 @@ rva_status rva_pipeline_stage_count(const rva_pipeline *p, size_t *n) {
 	return RVA_OK;
 }
 
-size_t rva__pipeline_dim(const rva_pipeline *p) { return p ? p->dim : 0; }
-
 /* RVA_EEMPTY for a pipeline that cannot run (no stage, or no attention stage). */
 static rva_status check_runnable(const rva_pipeline *p, const char *who) {
 	if (p->n == 0)

@@ -20,7 +20,4 @@
  */
 rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__graph *g);
 
-/* The pipeline's dimension (from its first attention stage), 0 when it has none. */
-size_t rva__pipeline_dim(const rva_pipeline *p);
-
 #endif
