@@ -5,7 +5,8 @@
  * default, the caller changes fields with ordinary assignments, and rva_build() (see
  * attention.h) validates the whole thing and allocates. Nothing is allocated before
  * rva_build(); pointers inside a config (global_indices, router_weights, bias_table,
- * feature_matrix) are borrowed by the config and copied by rva_build().
+ * feature_matrix, the expert_w* matrix lists) are borrowed by the config and copied by
+ * rva_build().
  *
  *     rva_config c = rva_multi_head(768, 12);   // multi_head(768, 12)
  *     c.dropout = 0.1f; c.causal = true;         //   .dropout(0.1).causal(true)
@@ -63,6 +64,46 @@ typedef enum rva_expert_kind {
 	RVA_EXPERTS_LINEAR,
 	RVA_EXPERTS_COUNT
 } rva_expert_kind;
+
+/* Gates of an MoE attention (rva_config.normalize_gates). */
+typedef enum rva_gate_norm {
+	RVA_GATES_AUTO = 0,     /* raw for top_k = 1, renormalised for top_k > 1 (default) */
+	RVA_GATES_RAW,          /* gate = router probability p_e(x) (Switch Transformer,
+	                         * Fedus et al. 2021: y = p_i(x) E_i(x), not renormalised) */
+	RVA_GATES_NORMALIZED,   /* gate = p_e(x) / sum of p over the k chosen experts
+	                         * (GShard, Lepikhin et al. 2020; Mixtral) */
+	RVA_GATES_COUNT
+} rva_gate_norm;
+
+/* Where MoE expert capacity is counted (rva_config.capacity_scope). */
+typedef enum rva_capacity_scope {
+	RVA_CAPACITY_PER_SEQUENCE = 0, /* C = ceil(factor * nq * k / E) per sequence, priority
+	                                * within the sequence: a sequence's output never
+	                                * depends on its batch-mates (default) */
+	RVA_CAPACITY_PER_BATCH,        /* C = ceil(factor * tokens * k / E) over the whole
+	                                * batch, priority over all its tokens (GShard): one
+	                                * sequence's output can depend on the others */
+	RVA_CAPACITY_COUNT
+} rva_capacity_scope;
+
+/* K/V projections of MoE experts (rva_config.kv_projection). */
+typedef enum rva_moe_kv {
+	RVA_MOE_KV_SHARED = 0,  /* one W_k and one W_v for all experts (Mixture of Attention
+	                         * Heads), computed once per sequence (default) */
+	RVA_MOE_KV_PER_EXPERT,  /* each expert its own W_k and W_v */
+	RVA_MOE_KV_COUNT
+} rva_moe_kv;
+
+/*
+ * A list of caller-supplied weight matrices (MoE expert projections): `data` is NULL
+ * (seeded initialisation) or an array of pointers, one per matrix, each matrix row-major
+ * with `stride` floats between rows (0 = packed: stride = columns). Borrowed by the
+ * config, copied by rva_build(); every element must be finite.
+ */
+typedef struct rva_matrix_list {
+	const float *const *data;
+	size_t stride;
+} rva_matrix_list;
 
 /* Additive position bias on the logits. */
 typedef enum rva_position_bias {
@@ -124,12 +165,31 @@ typedef struct rva_config {
 	/* Mixture of experts. */
 	size_t experts;                /* E >= 1 */
 	size_t top_k;                  /* 1 <= k <= E */
-	float expert_capacity;         /* capacity factor >= 0, default 1.25; per-batch capacity
-	                                * per expert = ceil(factor * tokens * k / E) */
+	float expert_capacity;         /* capacity factor >= 0, default 1.25; capacity per
+	                                * expert = ceil(factor * tokens * k / E), tokens of
+	                                * the sequence or of the batch (capacity_scope) */
 	float jitter_noise;            /* epsilon in [0, 1), training only; default 0 */
 	rva_expert_kind expert_kind;   /* default RVA_EXPERTS_MIXED */
-	const float *router_weights;   /* optional E x dim row-major gate weights (copied);
-	                                * NULL = seeded init N(0, 1/dim) */
+	const float *router_weights;   /* optional E x dim row-major gate weights (copied,
+	                                * finite); NULL = seeded init N(0, 1/dim) */
+	size_t router_stride;          /* floats between router rows; 0 = dim */
+	rva_gate_norm normalize_gates; /* default RVA_GATES_AUTO: Switch (raw) for k = 1,
+	                                * GShard (renormalised over the k) for k > 1 */
+	rva_capacity_scope capacity_scope; /* default RVA_CAPACITY_PER_SEQUENCE */
+	/*
+	 * Expert parameters (Mixture of Attention Heads, Zhang et al. 2022; SwitchHead,
+	 * Csordas et al. 2023). Row vectors times matrices stored [in x out]:
+	 *   q_e = x W_q[e]        W_q[e]: dim x dim      (per expert)
+	 *   K'  = K W_k           W_k:    kv_dim x kv_dim (shared, or per expert)
+	 *   V'  = V W_v           W_v:    kv_dim x kv_dim (shared, or per expert)
+	 *   E_e(x) = attention_e(q_e, K', V') W_o[e]   W_o[e]: dim x dim (per expert)
+	 * with kv_dim = kv_heads * head_dim and attention_e the expert's mechanism. Each list
+	 * holds `experts` matrices (W_k, W_v: 1 when shared, `experts` when per expert).
+	 * NULL data = seeded LeCun-normal initialisation N(0, 1/fan_in) (fan_in = rows),
+	 * distinct per expert (drawn from seed); rva_attention_moe_weights returns them.
+	 */
+	rva_moe_kv kv_projection;      /* default RVA_MOE_KV_SHARED */
+	rva_matrix_list expert_wq, expert_wo, expert_wk, expert_wv;
 
 	/* Position bias (T5). */
 	rva_position_bias bias;        /* default RVA_BIAS_NONE */
