@@ -100,6 +100,13 @@ rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out) {
 	if ((unsigned)c.kernels >= RVA_KERNELS_COUNT)
 		return rva__fail(RVA_EINVAL, "rva_engine_create: unknown kernel set %d",
 		                 (int)c.kernels);
+	/* Scratch is rounded up to whole (huge) pages plus a header: a size that cannot be
+	 * rounded must not wrap around to a tiny buffer. */
+	size_t scratch_round;
+	if (!rva__round_up_ok(c.scratch_bytes, (size_t)2 << 20, &scratch_round) ||
+	    scratch_round > SIZE_MAX - ((size_t)4 << 20))
+		return rva__fail(RVA_EOVERFLOW, "rva_engine_create: scratch_bytes %zu overflows when "
+		                 "rounded up to whole pages", c.scratch_bytes);
 	const rva__gemm_ctx *gemm = NULL;
 	rva_kernel_set kernels;
 	rva_status st;
@@ -288,7 +295,13 @@ static rva_status ensure_scratch(rva_engine *e, size_t need) {
 		pthread_mutex_unlock(&e->lock);
 		return st;
 	}
-	size_t size = rva__round_up(need, (size_t)64 << 10);
+	size_t size;
+	if (!rva__round_up_ok(need, (size_t)64 << 10, &size)) {
+		pthread_mutex_unlock(&e->lock);
+		rva__free(fresh);
+		return rva__fail(RVA_EOVERFLOW, "engine: a job needs %zu bytes of scratch per worker, "
+		                 "which overflows when rounded up", need);
+	}
 	for (unsigned i = 0; i < e->nworkers; i++) {
 		if (!(fresh[i] = rva__scratch_new(e, size, e->plan.workers[i].numa_os))) {
 			for (unsigned j = 0; j < i; j++)

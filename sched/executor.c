@@ -32,10 +32,11 @@ static size_t page_size(void) {
 }
 
 rva__scratch *rva__scratch_new(rva_engine *e, size_t size, unsigned numa_os) {
-	size_t pg = page_size(), usable = rva__round_up(size ? size : 1, pg), total;
+	size_t pg = page_size(), usable = 0, total;
 	/* header + padding up to a page boundary + whole pages, so binding the data pages
 	 * never changes the policy of a neighbour's memory */
-	if (!rva__add_ok(usable, pg + RVA__ALIGN, &total)) {
+	if (!rva__round_up_ok(size ? size : 1, pg, &usable) ||
+	    !rva__add_ok(usable, pg + RVA__ALIGN, &total)) {
 		rva__fail(RVA_EOVERFLOW, "engine: scratch of %zu bytes overflows", size);
 		return NULL;
 	}

@@ -217,6 +217,8 @@ static rva_status engine_cfg(int which) {
 	case 11: c.cpus = "99999999999"; break;
 	case 12: c.cpus = ","; break;
 	case 13: c.cpus = ""; c.threads = 1; break;
+	case 14: c.scratch_bytes = SIZE_MAX; break;          /* wraps when rounded to pages */
+	case 15: c.scratch_bytes = SIZE_MAX - 4095; break;
 	}
 	rva_engine *e = (rva_engine *)&F;
 	rva_status st = rva_engine_create(&c, &e);
@@ -684,6 +686,8 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	X("engine: cpus index too large", RVA_EINVAL, engine_cfg(11))                                \
 	X("engine: cpus \",\"", RVA_EINVAL, engine_cfg(12))                                          \
 	X("engine: cpus \"\" = all", RVA_OK, engine_cfg(13))                                         \
+	X("engine: scratch_bytes SIZE_MAX (rounding overflows)", RVA_EOVERFLOW, engine_cfg(14))     \
+	X("engine: scratch_bytes SIZE_MAX - 4095", RVA_EOVERFLOW, engine_cfg(15))                   \
 	X("rva_engine_destroy(NULL)", RVA_OK, rva_engine_destroy(NULL))                              \
 	X("rva_engine_info_get e NULL", RVA_ENULL, rva_engine_info_get(NULL, &(rva_engine_info){0}))  \
 	X("rva_engine_info_get out NULL", RVA_ENULL, rva_engine_info_get(F.e, NULL))                 \

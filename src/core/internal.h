@@ -53,6 +53,17 @@ static inline bool rva__add_ok(size_t a, size_t b, size_t *r) {
 	return !__builtin_add_overflow(a, b, r);
 }
 
+/* a rounded up to a multiple of b (b > 0); false when the result does not fit. */
+static inline bool rva__round_up_ok(size_t a, size_t b, size_t *r) {
+	size_t q = a / b + (a % b != 0);
+	return rva__mul_ok(q, b, r);
+}
+/* a * b * c, false on overflow. */
+static inline bool rva__mul3_ok(size_t a, size_t b, size_t c, size_t *r) {
+	size_t t;
+	return rva__mul_ok(a, b, &t) && rva__mul_ok(t, c, r);
+}
+
 static inline size_t rva__min(size_t a, size_t b) { return a < b ? a : b; }
 static inline size_t rva__max(size_t a, size_t b) { return a > b ? a : b; }
 static inline size_t rva__div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
