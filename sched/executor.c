@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -549,7 +550,25 @@ static void bind_self(rva_engine *e, unsigned id) {
 	tl_bound_worker = id;
 }
 
+/* Blocks every asynchronous signal in the calling thread (old, when non-NULL, gets the
+ * previous mask). Every thread the engine creates runs with them blocked for its whole
+ * life, so the signals a program handles (SIGINT, SIGTERM, SIGHUP, SIGCHLD, ...) are
+ * delivered to the program's own threads, never to a worker: a handler runs where the
+ * program expects it, and a program that blocks a signal in its thread really holds it
+ * off. Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) stay deliverable. */
+static void block_async_signals(sigset_t *old) {
+	sigset_t s;
+	sigfillset(&s);
+	static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+	for (size_t i = 0; i < sizeof sync_signals / sizeof sync_signals[0]; i++)
+		sigdelset(&s, sync_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
 static void member(rva_engine *e, unsigned tid, unsigned nthreads) {
+	/* OpenMP threads inherit the dispatcher's mask when libgomp creates them; block
+	 * again in case the runtime made them elsewhere (a reused pool). */
+	block_async_signals(NULL);
 	if (nthreads < e->nworkers) {
 		if (tid == 0) {
 			pthread_mutex_lock(&e->park_lock);
@@ -576,6 +595,7 @@ static void member(rva_engine *e, unsigned tid, unsigned nthreads) {
 
 static void *dispatcher_main(void *arg) {
 	rva_engine *e = arg;
+	block_async_signals(NULL); /* already inherited blocked from rva__team_start */
 	int n = (int)e->nworkers;
 	omp_set_dynamic(0);
 	/* The one flat team of the engine: every member runs the executor loop until the
@@ -586,7 +606,12 @@ static void *dispatcher_main(void *arg) {
 }
 
 rva_status rva__team_start(rva_engine *e) {
+	/* The dispatcher starts with every asynchronous signal blocked (no window in which
+	 * a signal could reach it), and the workers it creates inherit that mask. */
+	sigset_t old;
+	block_async_signals(&old);
 	int rc = pthread_create(&e->dispatcher, NULL, dispatcher_main, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
 		return rva__fail(RVA_ESYSTEM, "engine: cannot start the dispatcher thread: %s",
 		                 strerror(rc));
