@@ -56,10 +56,11 @@ expect_err_line() {
 	return 0
 }
 
-# no_temp_files DIR: no temporary files (".NAME.tmp-...") are left in DIR.
+# no_temp_files DIR: no temporary files (the CLI's ".rvattn-XXXXXX", the library's
+# ".NAME.tmp-...") are left in DIR.
 no_temp_files() {
 	local left
-	left=$(find "${1:-$T}" -maxdepth 1 -name '.*.tmp-*' | head -5)
+	left=$(find "${1:-$T}" -maxdepth 1 \( -name '.rvattn-*' -o -name '.*.tmp-*' \) | head -5)
 	if [ -n "$left" ]; then
 		fail "temporary files left behind: $left"
 	fi

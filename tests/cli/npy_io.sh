@@ -138,7 +138,7 @@ bad "q8.npy has rows of 8 floats, --dim is 16" --q q8.npy --dim 16
 bad "q8.npy holds 2 sequences, --batch is 3" --q q8.npy --batch 3
 rm -f out.npy
 expect_rc 1 "$RVATTN" run --mechanism multi_head --heads 2 --q q8.npy --out no/such/dir/o.npy &&
-	expect_err_line "no/such/dir/o.npy: cannot create a temporary file next to it"
+	expect_err_line "no/such/dir/o.npy: cannot write: directory no/such/dir: No such file"
 expect_rc 1 "$RVATTN" run --mechanism multi_head --heads 2 --q q8.npy --out "$T" &&
 	expect_err_line "cannot"
 no_temp_files

@@ -61,17 +61,52 @@ void kernels_line(rva_kernel_set k, char *buf, size_t cap);
 /* Median of n values (sorts a copy). */
 double median(const double *v, size_t n);
 
-/* Writes a whole buffer to path atomically (temporary file, fsync, rename). Returns 0, or
+/* ---- output files (outfile.c: the rules are stated at the top of that file) ----------- */
+
+/* Checks the n output options of a command before any work (flags[i] is the option's
+ * name without "--", paths[i] its value or NULL): each path resolves, no two name the
+ * same file, none is the regular file or FIFO stdout writes to. When one names stdout
+ * (/dev/stdout, /dev/fd/1, ...), the report moves to stderr. Returns 0, 1 or 2 (after
+ * printing why). */
+int outputs_check(const char *cmd, size_t n, const char *const *flags,
+                  const char *const *paths);
+
+typedef struct outfile {
+	const char *path;  /* as given, for messages */
+	char *target;      /* the regular file replaced (resolved), or NULL */
+	char *tmp;         /* the temporary file beside it, or NULL */
+	int fd;
+	bool in_place;     /* a descriptor, device or FIFO written in place */
+	bool blocked;      /* the interrupt signals are blocked while tmp exists */
+} outfile;
+
+/* Opens an output (in place, or a temporary file for a regular target). Returns 0, or
  * prints an error and returns 1. */
-int write_file_atomic(const char *path, const char *data, size_t len);
+int outfile_open(outfile *o, const char *path);
+/* Writes len bytes; on failure or interrupt removes the temporary file, prints one line
+ * and returns 1. */
+int outfile_write(outfile *o, const void *data, size_t len);
+/* Finishes: fsync, rename over the target (or close a descriptor written in place).
+ * Returns 0, or removes the temporary file, prints one line and returns 1. */
+int outfile_commit(outfile *o);
+/* Gives up: closes, removes the temporary file (idempotent). */
+void outfile_abort(outfile *o);
+
+/* A whole buffer, or a float32 .npy array, to an output. Return 0, or print and return 1. */
+int write_output(const char *path, const void *data, size_t len);
+int write_npy_output(const char *path, const float *data, size_t ndim, const size_t *shape);
 
 /* ---- interrupts and progress (progress.c) -------------------------------------------- */
 
-/* Installs the SIGINT handler (sets a flag; a second SIGINT kills). SIGINT inherited as
- * ignored stays ignored. */
+/* Installs the handler of SIGINT, SIGTERM and SIGHUP (sets a flag; the same signal again
+ * kills). A signal inherited as ignored stays ignored. */
 void interrupt_install(void);
+/* Whether one of those signals arrived (and was handled). */
 bool interrupted(void);
-/* Blocks / unblocks SIGINT around a critical section (writing an output file). */
+/* Whether one of them is pending (arrived while blocked) on this thread or the process. */
+bool interrupt_pending(void);
+/* Blocks / unblocks the three signals in the calling thread around a critical section
+ * (a temporary output file exists). Nests. */
 void interrupt_block(bool block);
 
 typedef struct progress {

@@ -33,7 +33,12 @@ static void print_bench_help(void) {
 	       "                      (Debian package gnuplot-nox)\n"
 	       "  --help              this text\n"
 	       "\n"
-	       "Output files are written to a temporary name and renamed.\n",
+	       "Output files: a regular file (a symlink's target) is replaced atomically through a\n"
+	       "temporary file in its directory, keeping its mode and owner; a device, FIFO or\n"
+	       "/dev/stdout is written in place (with /dev/stdout the table goes to stderr). Two\n"
+	       "options naming the same file are a usage error. SIGINT, SIGTERM and SIGHUP\n"
+	       "cancel the benchmark and leave no temporary file. Exit status: 0 success,\n"
+	       "1 runtime error (also: stdout not writable), 2 usage error.\n",
 	       workload_help);
 }
 
@@ -106,7 +111,7 @@ static int write_json(const char *path, const char *cpu, const rva_engine_info *
 		free(buf);
 		return cli_error(EXIT_RUNTIME, "%s: out of memory", path);
 	}
-	int rc = write_file_atomic(path, buf, len);
+	int rc = write_output(path, buf, len);
 	free(buf);
 	return rc;
 }
@@ -126,7 +131,7 @@ static int write_csv(const char *path, const row *rows, size_t n) {
 		free(buf);
 		return cli_error(EXIT_RUNTIME, "%s: out of memory", path);
 	}
-	int rc = write_file_atomic(path, buf, len);
+	int rc = write_output(path, buf, len);
 	free(buf);
 	return rc;
 }
@@ -188,12 +193,16 @@ int cmd_bench(int argc, char **argv) {
 	if (optind < argc)
 		return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
 
+	const char *out_flags[] = {"json", "csv", "plot"};
+	const char *out_paths[] = {json_path, csv_path, plot_path};
+	int rc = outputs_check("bench", 3, out_flags, out_paths);
+	if (rc)
+		return rc;
 	interrupt_install();
 	/* The allowed cores: an engine with one worker per allowed core. */
 	rva_engine *e = NULL;
 	rva_engine_config ec = workload_engine_config(&o, 0);
-	int rc = engine_make("bench", &ec, &e);
-	if (rc)
+	if ((rc = engine_make("bench", &ec, &e)))
 		return rc;
 	rva_engine_info info;
 	if (rva_engine_info_get(e, &info) != RVA_OK) {

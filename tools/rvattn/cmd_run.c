@@ -18,13 +18,16 @@ static void print_run_help(void) {
 	       "  --threads T         workers (default: one per allowed core)\n"
 	       "  --repeat R          runs (default 1); the median time is reported\n"
 	       "  --out FILE          write the output as .npy float32 (the shape of --q, or\n"
-	       "                      [B, N, dim]); written to a temporary file in the same\n"
-	       "                      directory and renamed, never left partial\n"
+	       "                      [B, N, dim]). A regular file (a symlink's target) is\n"
+	       "                      replaced atomically, keeping its mode and owner, never\n"
+	       "                      left partial; a device, FIFO or /dev/stdout is written\n"
+	       "                      in place (with /dev/stdout the report goes to stderr)\n"
 	       "  --json              print one JSON object on stdout instead of text\n"
 	       "  --help              this text\n"
 	       "\n"
-	       "Exit status: 0 success, 1 runtime error (bad input file, failure, interrupted),\n"
-	       "2 usage error.\n",
+	       "SIGINT, SIGTERM and SIGHUP cancel the run: no output file, no temporary file.\n"
+	       "Exit status: 0 success, 1 runtime error (bad input file, failure, interrupted,\n"
+	       "stdout not writable), 2 usage error.\n",
 	       workload_help);
 }
 
@@ -135,10 +138,13 @@ static void print_json(const run_opts *r, workload *w, rva_engine *e, const doub
 }
 
 int run_workload(const char *cmd, const run_opts *r) {
+	const char *out_flag[] = {"out"}, *out_path[] = {r->w.out_path};
+	int rc = outputs_check(cmd, 1, out_flag, out_path);
+	if (rc)
+		return rc;
 	interrupt_install();
 	workload w;
-	int rc = workload_make(cmd, &r->w, &w);
-	if (rc)
+	if ((rc = workload_make(cmd, &r->w, &w)))
 		return rc;
 	rva_engine *e = NULL;
 	rva_engine_config ec = workload_engine_config(&r->w, r->threads);
@@ -166,16 +172,9 @@ int run_workload(const char *cmd, const run_opts *r) {
 		rc = cli_error(EXIT_RUNTIME, "interrupted");
 		goto out;
 	}
-	if (r->w.out_path) {
-		/* SIGINT waits until the file is complete or removed. */
-		interrupt_block(true);
-		rva_status st = rva_npy_save(r->w.out_path, w.out, w.out_ndim, w.out_shape);
-		interrupt_block(false);
-		if (st != RVA_OK) {
-			rc = cli_error(EXIT_RUNTIME, "%s", rva_last_error());
-			goto out;
-		}
-	}
+	if (r->w.out_path &&
+	    (rc = write_npy_output(r->w.out_path, w.out, w.out_ndim, w.out_shape)))
+		goto out;
 	if (r->json)
 		print_json(r, &w, e, times, r->repeat, &js);
 	else

@@ -3,6 +3,7 @@
  * the default job (`rvattn` with no arguments).
  */
 #define _GNU_SOURCE 1
+#include <errno.h>
 #include <hwloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,27 @@ static int dispatch(const char *cmd, int argc, char **argv) {
 	return cli_usage(NULL, "unknown command '%s' (run, bench, topo, presets)", cmd);
 }
 
-int main(int argc, char **argv) {
+/* Every command, --help and --version included, fails when its stdout could not be
+ * written (a full disk, /dev/full): flush and close it and say so, once. */
+static int finish_stdout(int rc) {
+	errno = 0;
+	bool bad = fflush(stdout) != 0 || ferror(stdout);
+	int e = errno;
+	if (fclose(stdout) != 0 && !bad) {
+		bad = true;
+		e = errno;
+	}
+	if (bad && rc == EXIT_OK)
+		rc = e ? cli_error(EXIT_RUNTIME, "cannot write to stdout: %s", strerror(e))
+		       : cli_error(EXIT_RUNTIME, "cannot write to stdout");
+	return rc;
+}
+
+static int run_main(int argc, char **argv);
+
+int main(int argc, char **argv) { return finish_stdout(run_main(argc, argv)); }
+
+static int run_main(int argc, char **argv) {
 	if (argc < 2)
 		return cmd_default();
 	const char *cmd = argv[1];

@@ -1,8 +1,9 @@
 /*
  * Scaling plots with gnuplot (an optional runtime dependency: the Debian package
- * gnuplot-nox). The script is fed on gnuplot's stdin with the data inline; the picture is
- * drawn to a temporary file in the destination's directory and renamed when gnuplot
- * succeeded, so no partial picture is ever left.
+ * gnuplot-nox). The script is fed on gnuplot's stdin with the data inline; gnuplot draws
+ * on its stdout, which is the output file opened by outfile.c: a temporary file renamed
+ * over a regular destination when gnuplot succeeded (no partial picture is ever left), or
+ * the device, FIFO or descriptor itself, written in place.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -62,30 +63,31 @@ int plot_scaling(const char *path, const char *title, const size_t *threads,
 	if (!find_in_path("gnuplot", gp, sizeof gp))
 		return cli_error(EXIT_RUNTIME, "cannot draw %s: gnuplot is not installed (install "
 		                 "the Debian package gnuplot-nox)", path);
-	size_t plen = strlen(path);
-	const char *slash = strrchr(path, '/');
-	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
-	char *tmp = malloc(plen + 64);
-	if (!tmp)
-		return cli_error(EXIT_RUNTIME, "out of memory");
-	/* gnuplot picks the format from the terminal, not the name: keep the extension. */
-	snprintf(tmp, plen + 64, "%.*s.%s.tmp-%ld%s", (int)dirlen, path, path + dirlen,
-	         (long)getpid(), ends_with(path, ".svg") ? ".svg" : ".png");
-
+	outfile o;
+	int orc = outfile_open(&o, path);
+	if (orc)
+		return orc;
 	int fds[2];
 	if (pipe(fds) != 0) {
-		free(tmp);
-		return cli_error(EXIT_RUNTIME, "cannot draw %s: pipe: %s", path, strerror(errno));
+		int e = errno;
+		outfile_abort(&o);
+		return cli_error(EXIT_RUNTIME, "cannot draw %s: pipe: %s", path, strerror(e));
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
+		int e = errno;
 		close(fds[0]);
 		close(fds[1]);
-		free(tmp);
-		return cli_error(EXIT_RUNTIME, "cannot draw %s: fork: %s", path, strerror(errno));
+		outfile_abort(&o);
+		return cli_error(EXIT_RUNTIME, "cannot draw %s: fork: %s", path, strerror(e));
 	}
 	if (pid == 0) {
+		/* gnuplot gets the signals we block while the temporary file exists. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(fds[0], STDIN_FILENO);
+		dup2(o.fd, STDOUT_FILENO);
 		close(fds[0]);
 		close(fds[1]);
 		execl(gp, "gnuplot", (char *)NULL);
@@ -103,9 +105,8 @@ int plot_scaling(const char *path, const char *title, const size_t *threads,
 			fprintf(f, "set terminal svg size 900,560 dynamic enhanced font 'sans,11'\n");
 		else
 			fprintf(f, "set terminal pngcairo size 900,560 enhanced font 'sans,10'\n");
-		fprintf(f, "set output ");
-		gp_string(f, tmp);
-		fprintf(f, "\nset title ");
+		/* No file name: gnuplot draws on its stdout, our output. */
+		fprintf(f, "set output\nset title ");
 		gp_string(f, title);
 		fprintf(f, " noenhanced\n"
 		           "set xlabel 'threads'\nset ylabel 'GFLOP/s'\nset y2label 'speed-up'\n"
@@ -135,18 +136,17 @@ int plot_scaling(const char *path, const char *title, const size_t *threads,
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	struct stat sb;
-	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && stat(tmp, &sb) == 0 &&
-	          sb.st_size > 0;
-	int rc = EXIT_OK;
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	          (o.in_place || (fstat(o.fd, &sb) == 0 && sb.st_size > 0));
 	if (!ok) {
-		unlink(tmp);
-		rc = cli_error(EXIT_RUNTIME, "cannot draw %s: gnuplot failed (exit status %d)", path,
-		               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	} else if (rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		rc = cli_error(EXIT_RUNTIME, "cannot write %s: %s", path, strerror(e));
+		outfile_abort(&o);
+		if (interrupted() || interrupt_pending())
+			return cli_error(EXIT_RUNTIME, "interrupted");
+		if (WIFSIGNALED(status))
+			return cli_error(EXIT_RUNTIME, "cannot draw %s: gnuplot was killed by signal %d",
+			                 path, WTERMSIG(status));
+		return cli_error(EXIT_RUNTIME, "cannot draw %s: gnuplot failed (exit status %d)", path,
+		                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	}
-	free(tmp);
-	return rc;
+	return outfile_commit(&o);
 }

@@ -1,48 +1,73 @@
 /*
- * SIGINT handling and the progress line.
+ * Interrupts (SIGINT, SIGTERM, SIGHUP) and the progress line.
  *
- * SIGINT sets a flag that the run loops poll: they cancel the running job, remove what
- * they were writing and exit with status 1 and one line. The handler is installed with
- * SA_RESETHAND, so a second SIGINT ends the process at once. Output files are written
- * with SIGINT blocked, so they are either complete or not there.
+ * The three signals set a flag that the run loops poll: they cancel the running job,
+ * remove what they were writing and exit with status 1 and one line ("rvattn:
+ * interrupted"). The handlers are installed with SA_RESETHAND and without SA_RESTART: the
+ * same signal a second time ends the process at once, and a write waiting on a FIFO or a
+ * device returns EINTR so the writer sees the flag. While a temporary output file exists
+ * the signals are blocked in the main thread; every thread the library creates blocks
+ * them for its whole life (sched/executor.c), so they are only ever delivered to the main
+ * thread, and a second signal during the write cannot leave the temporary file behind.
  *
  * The progress line is drawn on stderr only when stderr is a terminal, only once the
  * work has taken more than a second, and at most ten times a second; it is erased when
  * the work ends.
  */
 #define _GNU_SOURCE 1
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-static volatile sig_atomic_t got_sigint;
+static volatile sig_atomic_t got_signal;
+static const int interrupt_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_INTERRUPT_SIGNALS (sizeof interrupt_signals / sizeof interrupt_signals[0])
 
-static void on_sigint(int sig) {
-	(void)sig;
-	got_sigint = 1;
+static void on_signal(int sig) { got_signal = sig; }
+
+static void interrupt_set(sigset_t *s) {
+	sigemptyset(s);
+	for (size_t i = 0; i < N_INTERRUPT_SIGNALS; i++)
+		sigaddset(s, interrupt_signals[i]);
 }
 
 void interrupt_install(void) {
-	struct sigaction old;
-	if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-		return; /* started in the background by a shell: keep ignoring it */
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGINT, &sa, NULL);
+	for (size_t i = 0; i < N_INTERRUPT_SIGNALS; i++) {
+		struct sigaction old;
+		if (sigaction(interrupt_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue; /* started with it ignored (nohup, a background job): keep that */
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESETHAND;
+		sigaction(interrupt_signals[i], &sa, NULL);
+	}
 }
 
-bool interrupted(void) { return got_sigint != 0; }
+bool interrupted(void) { return got_signal != 0; }
+
+bool interrupt_pending(void) {
+	sigset_t p;
+	if (sigpending(&p) != 0)
+		return false;
+	for (size_t i = 0; i < N_INTERRUPT_SIGNALS; i++)
+		if (sigismember(&p, interrupt_signals[i]) == 1)
+			return true;
+	return false;
+}
+
+static int block_depth;
 
 void interrupt_block(bool block) {
+	if (block ? block_depth++ != 0 : --block_depth != 0)
+		return;
 	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGINT);
-	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &s, NULL);
+	interrupt_set(&s);
+	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &s, NULL);
 }
 
 void progress_start(progress *p, const char *what, size_t total) {
