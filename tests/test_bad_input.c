@@ -246,6 +246,9 @@ static rva_status unpack(int which) {
 	case 7: p.k_stride = 0; break;
 	case 8: p.count = 0; return rva_batch_unpack(&p, NULL, 0);
 	case 9: cu_q[1] = 6; break; /* cu_q[2] < cu_q[1]: sequence lengths mismatch */
+	case 10: p.q_stride = SIZE_MAX / 4; break;          /* 5 rows x stride overflow */
+	case 11: cu_k[1] = cu_k[2] = SIZE_MAX / 2; break;   /* key rows x stride overflow */
+	case 12: p.out_stride = (size_t)1 << 62; break;     /* x sizeof(float) overflows */
 	}
 	return rva_batch_unpack(&p, seqs, cap);
 }
@@ -416,6 +419,70 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	return rva_job_seq_status(F.job, i, null_st ? NULL : &st, null_detail ? NULL : &d);
 }
 
+/* A T5 config whose caller-supplied bias table (32 buckets x 4 heads) holds `bad` at one
+ * entry (0 = all finite). */
+static rva_status t5_table_with(float bad) {
+	static float table[32 * 4];
+	for (size_t i = 0; i < 32 * 4; i++)
+		table[i] = 0.01f * (float)i;
+	if (bad != 0.0f)
+		table[77] = bad;
+	rva_config c = cfg_base();
+	c.bias = RVA_BIAS_T5;
+	c.bias_table = table;
+	return build(c);
+}
+
+/* Global indices {0, 5, x}. */
+static rva_status globals_with(size_t x) {
+	static size_t g[3];
+	g[0] = 0;
+	g[1] = 5;
+	g[2] = x;
+	rva_config c = rva_local_global(DIM, 4);
+	c.global_indices = g;
+	c.n_global_indices = 3;
+	return build(c);
+}
+
+/* A Frechet-mean hyperbolic config with max_iter n. */
+static rva_status frechet_iters(size_t n) {
+	rva_config c = rva_hyperbolic(DIM, -1.0f);
+	c.aggregation = RVA_AGG_FRECHET;
+	c.frechet_max_iter = n;
+	return build(c);
+}
+
+/* The good sequence with its output moved onto one of its inputs (aliasing). */
+static float alias_buf[NQ * DIM + NK * KVD * 2 + 64];
+
+static rva_seq aliased(int which) {
+	rva_seq s = F.good;
+	float *k = alias_buf, *v = alias_buf + NK * KVD, *q = alias_buf + 2 * NK * KVD;
+	memcpy(k, F.k, sizeof F.k);
+	memcpy(v, F.v, sizeof F.v);
+	memcpy(q, F.q, sizeof F.q);
+	s.k = k;
+	s.v = v;
+	s.q = q;
+	switch (which) {
+	case 0: s.out = k; break;                       /* out == k */
+	case 1: s.out = v + NK * KVD - 1; break;        /* out's first float is v's last */
+	case 2: s.out = q; break;                       /* in place */
+	case 3: s.out = q + 1; s.out_stride = DIM; break; /* shifted by one float */
+	case 4: s.key_mask = (const uint8_t *)(q + NQ * DIM + 8); s.out = q + NQ * DIM;
+		memset(q + NQ * DIM + 8, 1, NK); s.q = F.q; break; /* out over the key mask */
+	case 5: s.out = q + NQ * DIM; s.q = F.q; break;  /* adjacent to k/v, no overlap */
+	}
+	return s;
+}
+
+static rva_status pipe_run_batch(rva_seq s) {
+	rva_status ss = BROKEN;
+	rva_status st = rva_pipeline_run_batch(F.pipe, &(rva_batch){1, &s}, NULL, &ss);
+	return ss == st ? st : BROKEN;
+}
+
 /* ---- the table ------------------------------------------------------------------------- */
 
 #define ROWS(X)                                                                                  \
@@ -493,7 +560,7 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	  ({ rva_config c_ = rva_linear(DIM, 0); c_.feature_map = RVA_FEATURES_ELU; build(c_); }))   \
 	X("build: linear dim SIZE_MAX (features x dim overflows)", RVA_EOVERFLOW,                    \
 	  build(rva_linear(SIZE_MAX, 8)))                                                            \
-	X("build: linear feature_matrix features x dim overflows", RVA_EOVERFLOW,                    \
+	X("build: linear features SIZE_MAX/2 > 65536 (with a feature_matrix)", RVA_ERANGE,           \
 	  ({ rva_config c_ = rva_linear(DIM, SIZE_MAX / 2); c_.feature_matrix = spare_floats;        \
 	     build(c_); }))                                                                          \
 	X("build: linear block_size SIZE_MAX", RVA_ERANGE,                                           \
@@ -563,6 +630,37 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	X("build: sparse_stride 0", RVA_ERANGE,                                                      \
 	  ({ rva_config c_ = cfg_base(); c_.pattern = RVA_PATTERN_STRIDED; c_.sparse_stride = 0;     \
 	     build(c_); }))                                                                          \
+	/* rva_build: counts that would set the work, not the data; caller arrays */                \
+	X("build: global_indices {0, 5, 2^32-2}", RVA_OK, globals_with((size_t)UINT32_MAX - 1))      \
+	X("build: global_indices value 2^32-1 (beyond any sequence)", RVA_ERANGE,                    \
+	  globals_with(UINT32_MAX))                                                                  \
+	X("build: global_indices value SIZE_MAX", RVA_ERANGE, globals_with(SIZE_MAX))               \
+	X("build: local_global global_tokens SIZE_MAX (all global)", RVA_OK,                         \
+	  ({ rva_config c_ = rva_local_global(DIM, 4); c_.global_tokens = SIZE_MAX; build(c_); }))   \
+	X("build: local_global window SIZE_MAX-1 (wider than any sequence)", RVA_OK,                 \
+	  build(rva_local_global(DIM, SIZE_MAX - 1)))                                                \
+	X("build: linear features 65536", RVA_OK, build(rva_linear(DIM, 65536)))                    \
+	X("build: linear features 65537", RVA_ERANGE, build(rva_linear(DIM, 65537)))                \
+	X("build: moe linear experts, features 2^40", RVA_ERANGE,                                    \
+	  ({ rva_config c_ = rva_moe(DIM, 4, 2); c_.features = (size_t)1 << 40; build(c_); }))       \
+	X("build: Frechet max_iter 10000", RVA_OK, frechet_iters(10000))                            \
+	X("build: Frechet max_iter 10001", RVA_ERANGE, frechet_iters(10001))                        \
+	X("build: Frechet max_iter SIZE_MAX", RVA_ERANGE, frechet_iters(SIZE_MAX))                  \
+	/* rva_build: every float field finite, used by the mechanism or not */                     \
+	X("build: scale -Inf", RVA_ERANGE, WITH(scale, -INFINITY))                                   \
+	X("build: Frechet tol +Inf", RVA_ERANGE,                                                     \
+	  ({ rva_config c_ = rva_hyperbolic(DIM, -1.0f); c_.aggregation = RVA_AGG_FRECHET;           \
+	     c_.frechet_tol = INFINITY; build(c_); }))                                               \
+	X("build: multi_head with curvature NaN", RVA_ERANGE, WITH(curvature, NAN))                  \
+	X("build: multi_head with temperature +Inf", RVA_ERANGE, WITH(temperature, INFINITY))        \
+	X("build: multi_head with frechet_tol NaN", RVA_ERANGE, WITH(frechet_tol, NAN))              \
+	X("build: multi_head with expert_capacity -Inf", RVA_ERANGE, WITH(expert_capacity, -INFINITY)) \
+	X("build: multi_head with jitter_noise NaN", RVA_ERANGE, WITH(jitter_noise, NAN))            \
+	X("build: moe jitter +Inf", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, INFINITY))     \
+	X("build: T5 bias_table all finite", RVA_OK, t5_table_with(0.0f))                          \
+	X("build: T5 bias_table with a NaN", RVA_ERANGE, t5_table_with(NAN))                        \
+	X("build: T5 bias_table with +Inf", RVA_ERANGE, t5_table_with(INFINITY))                    \
+	X("build: T5 bias_table with -Inf", RVA_ERANGE, t5_table_with(-INFINITY))                   \
 	/* accessors of built attentions */                                                          \
 	X("rva_attention_config att NULL", RVA_ENULL, rva_attention_config(NULL, &(rva_config){0}))  \
 	X("rva_attention_config out NULL", RVA_ENULL, rva_attention_config(F.att, NULL))             \
@@ -656,6 +754,24 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	X("seq: nk 2^31 x v_stride 2^60 overflows", RVA_EOVERFLOW,                                   \
 	  batch1(({ rva_seq s_ = good_with(5, (size_t)1 << 31); s_.v_stride = (size_t)1 << 60; s_; }))) \
 	X("seq: out_stride SIZE_MAX", RVA_EOVERFLOW, batch1(good_with(3, SIZE_MAX)))                 \
+	X("seq: out == k (aliasing)", RVA_EINVAL, batch1(aliased(0)))                               \
+	X("seq: out starts on v's last float", RVA_EINVAL, batch1(aliased(1)))                      \
+	X("seq: out == q (in place)", RVA_EINVAL, batch1(aliased(2)))                               \
+	X("seq: out == q + 1", RVA_EINVAL, batch1(aliased(3)))                                      \
+	X("seq: out over the key mask", RVA_EINVAL, batch1(aliased(4)))                             \
+	X("seq: out adjacent to k, v, q (no overlap)", RVA_OK, batch1(aliased(5)))                  \
+	X("rva_engine_run seq out == k", RVA_EINVAL, engine_batch1(aliased(0)))                     \
+	X("rva_compute out == query (in place is supported)", RVA_OK,                                \
+	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \
+	     rva_compute(F.att, alias_buf, F.krow, F.vrow, NK, alias_buf); }))                       \
+	X("rva_compute_masked out over the mask", RVA_EINVAL,                                        \
+	  ({ memset(alias_buf, 1, NK);                                                               \
+	     rva_compute_masked(F.att, F.q, F.krow, F.vrow, (const uint8_t *)alias_buf, NK,          \
+	                        alias_buf); }))                                                      \
+	X("rva_pipeline_run_batch out == input", RVA_EINVAL, pipe_run_batch(aliased(2)))            \
+	X("rva_pipeline_run out == query", RVA_EINVAL,                                               \
+	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \
+	     rva_pipeline_run(F.pipe, alias_buf, F.kfull_row, F.kfull_row, NK, alias_buf); }))       \
 	X("batch of 3, the middle one bad (serial)", RVA_EDIM, batch_one_bad(false))                 \
 	X("batch of 3, the middle one bad (engine)", RVA_EDIM, batch_one_bad(true))                  \
 	/* rva_batch_unpack */                                                                       \
@@ -670,6 +786,9 @@ static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	X("unpack k_stride 0", RVA_EINVAL, unpack(7))                                                \
 	X("unpack count 0, seqs NULL", RVA_OK, unpack(8))                                            \
 	X("unpack cu_q[2] < cu_q[1]", RVA_EINVAL, unpack(9))                                         \
+	X("unpack q rows x q_stride overflows", RVA_EOVERFLOW, unpack(10))                           \
+	X("unpack k rows SIZE_MAX/2 x k_stride overflows", RVA_EOVERFLOW, unpack(11))                \
+	X("unpack out rows x out_stride x 4 bytes overflows", RVA_EOVERFLOW, unpack(12))             \
 	/* engine.h */                                                                               \
 	X("rva_engine_create out NULL", RVA_ENULL, rva_engine_create(NULL, NULL))                    \
 	X("engine: numa COUNT", RVA_EINVAL, engine_cfg(0))                                           \

@@ -9,6 +9,10 @@
 #include "attention/attention_internal.h"
 #include "core/internal.h"
 
+/* Upper bounds of work-defining counts (documented in config.h). */
+#define RVA__MAX_FEATURES 65536
+#define RVA__MAX_FRECHET_ITER 10000
+
 static const rva__mech_ops *ops_for(rva_mechanism m) {
 	switch (m) {
 	case RVA_MECH_SCALED_DOT: return &rva__scaled_dot_ops;
@@ -43,6 +47,22 @@ static rva_status validate_config(const rva_config *c) {
 	const char *mn = rva_mechanism_name(c->mechanism);
 	if ((unsigned)c->mechanism >= RVA_MECH_COUNT)
 		return rva__fail(RVA_EINVAL, "invalid mechanism value %d", (int)c->mechanism);
+	/* Every float a caller hands in is finite, whether or not the mechanism reads it
+	 * (a NaN left in an unused field is a bug on the caller's side all the same). */
+	const struct {
+		const char *name;
+		float v;
+	} floats[] = {{"scale", c->scale},
+	              {"dropout", c->dropout},
+	              {"curvature", c->curvature},
+	              {"temperature", c->temperature},
+	              {"frechet_tol", c->frechet_tol},
+	              {"expert_capacity", c->expert_capacity},
+	              {"jitter_noise", c->jitter_noise}};
+	for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+		if (!isfinite(floats[i].v))
+			return rva__fail(RVA_ERANGE, "%s: %s is %g, not a finite number", mn,
+			                 floats[i].name, (double)floats[i].v);
 	if (c->dim == 0)
 		return rva__fail(RVA_ERANGE, "%s: dim must be > 0", mn);
 	if (c->heads == 0)
@@ -93,9 +113,22 @@ static rva_status validate_config(const rva_config *c) {
 	if (c->n_global_indices > 0 && !c->global_indices)
 		return rva__fail(RVA_ENULL, "%s: n_global_indices is %zu but global_indices is NULL",
 		                 mn, c->n_global_indices);
+	/* Key positions are below 2^32 - 1 (nk <= 2^32 - 1): a larger index names no token of
+	 * any sequence. The count is bounded by the array the caller hands in. */
+	if (c->n_global_indices > 0 && c->n_global_indices <= SIZE_MAX / sizeof(size_t))
+		for (size_t i = 0; i < c->n_global_indices; i++)
+			if (c->global_indices[i] >= UINT32_MAX)
+				return rva__fail(RVA_ERANGE, "%s: global_indices[%zu] = %zu is beyond any "
+				                 "sequence (positions are below 2^32 - 1)", mn, i,
+				                 c->global_indices[i]);
 	if (c->mechanism == RVA_MECH_LINEAR || moe_uses(c, RVA_EXPERTS_LINEAR)) {
 		if (c->features == 0 && c->feature_map != RVA_FEATURES_ELU)
 			return rva__fail(RVA_ERANGE, "%s: features must be > 0", mn);
+		/* Drawing m features costs O(m * head_dim * min(m, head_dim)) at build and every
+		 * row O(m * head_dim): bounded, so a typo cannot run for hours. */
+		if (c->features > RVA__MAX_FEATURES && c->feature_map != RVA_FEATURES_ELU)
+			return rva__fail(RVA_ERANGE, "%s: features %zu exceeds %d", mn, c->features,
+			                 RVA__MAX_FEATURES);
 	}
 	if (c->mechanism == RVA_MECH_HYPERBOLIC || moe_uses(c, RVA_EXPERTS_HYPERBOLIC)) {
 		if (!(c->curvature < 0.0f) || !isfinite(c->curvature))
@@ -105,10 +138,11 @@ static rva_status validate_config(const rva_config *c) {
 			return rva__fail(RVA_ERANGE, "%s: temperature %g must be > 0", mn,
 			                 (double)c->temperature);
 		if (c->aggregation == RVA_AGG_FRECHET &&
-		    (c->frechet_max_iter == 0 || !(c->frechet_tol >= 0.0f)))
-			return rva__fail(RVA_ERANGE, "%s: Frechet mean needs max_iter > 0 (got %zu) and "
-			                 "tol >= 0 (got %g)", mn, c->frechet_max_iter,
-			                 (double)c->frechet_tol);
+		    (c->frechet_max_iter == 0 || c->frechet_max_iter > RVA__MAX_FRECHET_ITER ||
+		     !(c->frechet_tol >= 0.0f)))
+			return rva__fail(RVA_ERANGE, "%s: Frechet mean needs max_iter in [1, %d] (got "
+			                 "%zu) and tol >= 0 (got %g)", mn, RVA__MAX_FRECHET_ITER,
+			                 c->frechet_max_iter, (double)c->frechet_tol);
 	}
 	if (c->mechanism == RVA_MECH_MOE) {
 		if (c->experts == 0 || c->experts > RVA_MOE_MAX_EXPERTS)
@@ -218,13 +252,23 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	                      att->head_dim, "feature_matrix")) != RVA_OK)
 		goto fail;
 	c->feature_matrix = att->feature_matrix;
-	if ((st = copy_floats(&att->router_weights, cfg->router_weights, c->experts, c->dim,
-	                      "router_weights")) != RVA_OK)
-		goto fail;
-	c->router_weights = att->router_weights;
+	/* MoE copies and checks its router and expert weights itself (moe.c); the other
+	 * mechanisms have none. */
+	if (c->mechanism != RVA_MECH_MOE) {
+		c->router_weights = NULL;
+		c->expert_wq = c->expert_wo = c->expert_wk = c->expert_wv = (rva_matrix_list){0};
+	}
 	if ((st = copy_floats(&att->bias_table, cfg->bias_table, c->bias_buckets, c->heads,
 	                      "bias_table")) != RVA_OK)
 		goto fail;
+	if (att->bias_table)
+		for (size_t i = 0; i < c->bias_buckets * c->heads; i++)
+			if (!isfinite(att->bias_table[i])) {
+				st = rva__fail(RVA_ERANGE, "%s: bias_table[%zu][%zu] = %g is not finite",
+				               rva_mechanism_name(c->mechanism), i / c->heads, i % c->heads,
+				               (double)att->bias_table[i]);
+				goto fail;
+			}
 	c->bias_table = att->bias_table;
 	if (att->ops->build && (st = att->ops->build(att)) != RVA_OK)
 		goto fail;
@@ -283,6 +327,61 @@ static rva_status check_extent(size_t rows, size_t stride, size_t width, const c
 	return RVA_OK;
 }
 
+/* The bytes a strided matrix covers: rows of `width` bytes, `stride` bytes apart. Its
+ * extent was checked not to overflow (check_extent). */
+typedef struct byte_span {
+	uintptr_t lo, hi;   /* [lo, hi) from the first byte of the first row to the end of the
+	                     * last row */
+	size_t rows, stride, width;
+} byte_span;
+
+static byte_span span_of(const void *p, size_t rows, size_t stride_elems, size_t width_elems,
+                         size_t elem) {
+	byte_span b = {.lo = (uintptr_t)p, .rows = rows, .stride = stride_elems * elem,
+	               .width = width_elems * elem};
+	size_t bytes = rows ? (rows - 1) * b.stride + b.width : 0;
+	b.hi = b.lo + bytes < b.lo ? UINTPTR_MAX : b.lo + bytes;
+	return b;
+}
+
+/* Whether two strided matrices may share a byte. Exact "no" for disjoint address ranges,
+ * and for matrices with the same row stride whose columns sit in disjoint bands of each
+ * row (an output interleaved with its inputs in one [rows, q | out] buffer); every other
+ * case of intersecting ranges counts as an overlap (conservative). */
+static bool spans_overlap(const byte_span *a, const byte_span *b) {
+	if (a->lo >= b->hi || b->lo >= a->hi || a->lo == a->hi || b->lo == b->hi)
+		return false;
+	if (a->rows > 1 && b->rows > 1 && a->stride != b->stride)
+		return true;
+	if (a->rows <= 1 && b->rows <= 1)
+		return true;
+	size_t S = a->rows > 1 ? a->stride : b->stride;
+	if (S == 0 || a->width > S || b->width > S)
+		return true;
+	/* Bytes of a lie at offsets [0, a->width) modulo S from a->lo; those of b at
+	 * [d, d + b->width) with d = (b->lo - a->lo) mod S. */
+	size_t d = b->lo >= a->lo ? (size_t)((b->lo - a->lo) % S)
+	                          : (size_t)((S - (a->lo - b->lo) % S) % S);
+	return !(d >= a->width && d + b->width <= S);
+}
+
+/* Refuses an output that shares memory with the sequence's inputs (the numbers would be
+ * wrong: tiles read inputs after other tiles wrote outputs). */
+static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, size_t index) {
+	size_t dim = att->cfg.dim, kvd = att->kv_dim;
+	byte_span out = span_of(s->out, s->nq, s->out_stride, dim, sizeof(float));
+	byte_span in[4] = {span_of(s->q, s->nq, s->q_stride, dim, sizeof(float)),
+	                   span_of(s->k, s->nk, s->k_stride, kvd, sizeof(float)),
+	                   span_of(s->v, s->nk, s->v_stride, kvd, sizeof(float)),
+	                   span_of(s->key_mask, s->key_mask ? 1 : 0, s->nk, s->nk, 1)};
+	static const char *const names[4] = {"query", "key", "value", "key mask"};
+	for (int i = 0; i < 4; i++)
+		if (spans_overlap(&out, &in[i]))
+			return rva__fail(RVA_EINVAL, "sequence %zu: the output overlaps the %s (outputs "
+			                 "must not share memory with inputs)", index, names[i]);
+	return RVA_OK;
+}
+
 rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index) {
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
 	if (s->nq == 0)
@@ -314,7 +413,7 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 	    (st = check_extent(s->nk, s->k_stride, kvd, "key", index)) != RVA_OK ||
 	    (st = check_extent(s->nk, s->v_stride, kvd, "value", index)) != RVA_OK)
 		return st;
-	return RVA_OK;
+	return check_aliasing(att, s, index);
 }
 
 static void set_detail(rva__plan_io *io, size_t s) {
@@ -450,10 +549,24 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 	rva_status st = rva__gather_kv("rva_compute", keys, values, n_keys, kvd, &kv);
 	if (st != RVA_OK)
 		return st;
+	/* In place (out overlapping the query) is supported: the query is read from a copy.
+	 * The key/value rows are copies already; only the mask can still be overwritten. */
+	size_t dim = att->cfg.dim, bytes = dim * sizeof(float);
+	float *qcopy = NULL;
+	if ((uintptr_t)out < (uintptr_t)query + bytes && (uintptr_t)query < (uintptr_t)out + bytes) {
+		if ((st = rva__alloc_array((void **)&qcopy, dim, sizeof(float), "query copy")) !=
+		    RVA_OK) {
+			rva__free(kv);
+			return st;
+		}
+		memcpy(qcopy, query, bytes);
+		query = qcopy;
+	}
 	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .k = kv, .v = kv + n_keys * kvd,
 	             .out = out, .key_mask = mask};
 	rva_batch b = {.count = 1, .seqs = &s};
 	st = rva__run_batch_serial(att, &b, rt, NULL);
+	rva__free(qcopy);
 	rva__free(kv);
 	return st;
 }

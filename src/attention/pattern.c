@@ -6,8 +6,8 @@
 static bool any_global_in(const rva__pattern *p, int64_t a, int64_t b) {
 	if (p->kind != RVA__PAT_LOCAL_GLOBAL || b < a || b < 0)
 		return false;
-	if (!p->global)
-		return a < (int64_t)p->global_first;
+	if (!p->global) /* [a, b] meets [0, global_first); global_first may be any size_t */
+		return a < 0 ? p->global_first > 0 : (size_t)a < p->global_first;
 	/* first global >= a, by binary search over the sorted list */
 	size_t lo = 0, hi = p->nglobal;
 	int64_t aa = a < 0 ? 0 : a;
@@ -19,6 +19,24 @@ static bool any_global_in(const rva__pattern *p, int64_t a, int64_t b) {
 			hi = mid;
 	}
 	return lo < p->nglobal && (int64_t)p->global[lo] <= b;
+}
+
+/* Number of global positions < x (local-global only): O(log n), never a loop over the
+ * count, so a global_tokens far beyond the sequence costs nothing. */
+static size_t globals_below(const rva__pattern *p, int64_t x) {
+	if (x <= 0)
+		return 0;
+	if (!p->global)
+		return (size_t)x < p->global_first ? (size_t)x : p->global_first;
+	size_t lo = 0, hi = p->nglobal;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)p->global[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 bool rva__pattern_is_global(const rva__pattern *p, int64_t pos) {
@@ -156,16 +174,13 @@ double rva__pattern_pairs_rows(const rva__pattern *p, size_t nq, size_t nk, size
 			if (b > (int64_t)nk - 1)
 				b = (int64_t)nk - 1;
 			double cnt = b >= a ? (double)(b - a + 1) : 0.0;
-			/* global keys outside the band */
-			size_t ng = p->global ? p->nglobal : p->global_first;
-			for (size_t g = 0; g < ng; g++) {
-				int64_t kp = p->global ? (int64_t)p->global[g] : (int64_t)g;
-				if (kp >= (int64_t)nk || (p->causal && kp > qp))
-					continue;
-				if (kp < a || kp > b)
-					cnt += 1.0;
-			}
-			pairs += cnt;
+			/* global keys outside the band: the visible globals [0, lim] less those
+			 * inside [a, b] (a subset of [0, lim]) */
+			int64_t lim = p->causal && qp < (int64_t)nk - 1 ? qp : (int64_t)nk - 1;
+			size_t outside = globals_below(p, lim + 1);
+			if (b >= a)
+				outside -= globals_below(p, b + 1) - globals_below(p, a);
+			pairs += cnt + (double)outside;
 			continue;
 		}
 		int64_t kmax = p->causal ? qp : (int64_t)nk - 1;

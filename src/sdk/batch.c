@@ -22,6 +22,22 @@ rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap
 			return rva__fail(RVA_EINVAL, "rva_batch_unpack: offsets decrease at sequence %zu "
 			                 "(cu_q %zu -> %zu, cu_k %zu -> %zu)", s, p->cu_q[s],
 			                 p->cu_q[s + 1], p->cu_k[s], p->cu_k[s + 1]);
+	/* Row offsets become pointer offsets: the last one (rows x stride floats, in bytes)
+	 * must not overflow, whatever the buffers hold. */
+	if (p->count) {
+		size_t nqr = p->cu_q[p->count], nkr = p->cu_k[p->count], bytes;
+		const struct {
+			const char *name;
+			size_t rows, stride;
+		} m[4] = {{"query", nqr, p->q_stride},
+		          {"key", nkr, p->k_stride},
+		          {"value", nkr, p->v_stride},
+		          {"output", nqr, p->out_stride}};
+		for (int i = 0; i < 4; i++)
+			if (!rva__mul3_ok(m[i].rows, m[i].stride, sizeof(float), &bytes))
+				return rva__fail(RVA_EOVERFLOW, "rva_batch_unpack: %s rows %zu x stride %zu "
+				                 "floats overflow size_t", m[i].name, m[i].rows, m[i].stride);
+	}
 	for (size_t s = 0; s < p->count; s++) {
 		size_t q0 = p->cu_q[s], k0 = p->cu_k[s];
 		size_t nq = p->cu_q[s + 1] - q0, nk = p->cu_k[s + 1] - k0;
