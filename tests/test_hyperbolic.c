@@ -459,8 +459,15 @@ Test(hyperbolic, rows_subset_matches_full_batch) {
 		size_t bytes = att->ops->rows_scratch(att, &s, nr);
 		void *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
 		float *sub = calloc(nr * (dim + 1), sizeof(float));
-		cr_assert_eq(att->ops->rows(att, &s, 0, NULL, rows, nr, sub, dim + 1, scratch),
+		/* rows() takes the query vectors gathered: row r of qg is query rows[r] */
+		float *qg = calloc(nr * dim, sizeof(float));
+		for (size_t r = 0; r < nr; r++)
+			memcpy(qg + r * dim, q + rows[r] * dim, dim * sizeof(float));
+		rva_seq sg = s;
+		sg.q = qg;
+		cr_assert_eq(att->ops->rows(att, &sg, 0, NULL, rows, nr, sub, dim + 1, scratch),
 		             RVA_OK);
+		free(qg);
 		for (size_t r = 0; r < nr; r++)
 			for (size_t d = 0; d < dim; d++)
 				cr_assert(fabs(sub[r * (dim + 1) + d] - out[rows[r] * dim + d]) < 1e-6,

@@ -483,7 +483,11 @@ Test(linear, rows_match_batch) {
 				rows[n++] = i;
 			rows[n - 1] = (uint32_t)c.nq - 1;
 			rows[n - 2] = rows[n - 3]; /* a duplicate is fine */
-			rva_seq s = {.nq = c.nq, .nk = c.nk, .q = r.q, .q_stride = r.qs, .k = r.k,
+			/* rows() takes the query vectors gathered (row i of qg is query rows[i]) */
+			float *qg = ref_alloc(n * r.qs);
+			for (size_t i = 0; i < n; i++)
+				memcpy(qg + i * r.qs, r.q + rows[i] * r.qs, r.qs * sizeof(float));
+			rva_seq s = {.nq = c.nq, .nk = c.nk, .q = qg, .q_stride = r.qs, .k = r.k,
 			             .k_stride = r.ks, .v = r.v, .v_stride = r.ks, .out = r.out,
 			             .out_stride = r.qs, .key_mask = r.mask};
 			const rva__mech_ops *ops = r.att->ops;
@@ -502,6 +506,7 @@ Test(linear, rows_match_batch) {
 						break;
 					}
 				}
+			free(qg);
 			free(scratch);
 			free(got);
 			free_run(&r);

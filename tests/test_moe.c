@@ -126,6 +126,42 @@ static void expert_oracle(const rva_attention *ex, const rva_seq *s, double *out
 	}
 }
 
+/* The whole expert e of an MoE attention over a sequence, in double precision:
+ * A_e(Q W_q[e], K W_k, V W_v) W_o[e] (the projected inputs rounded to fp32 for the
+ * attention oracles, as the fp32 path holds them): nq x dim doubles. */
+static void expert_full_oracle(const rva_attention *att, size_t e, const rva_seq *s,
+                               double *out) {
+	rva_config c;
+	rva_attention_config(att, &c);
+	size_t dim = c.dim, kvd = c.kv_heads * (c.dim / c.heads), nq = s->nq, nk = s->nk;
+	const float *wq, *wo, *wk, *wv;
+	cr_assert_eq(rva_attention_moe_weights(att, e, &wq, &wo, &wk, &wv), RVA_OK);
+	double *tq = calloc(nq * dim + 1, sizeof(double));
+	double *tk = calloc(nk * kvd + 1, sizeof(double)), *tv = calloc(nk * kvd + 1, sizeof(double));
+	float *fq = ref_alloc(nq * dim + 1), *fk = ref_alloc(nk * kvd + 1), *fv = ref_alloc(nk * kvd + 1);
+	ref_moe_project(s->q, s->q_stride, nq, wq, dim, dim, dim, tq);
+	ref_moe_project(s->k, s->k_stride, nk, wk, kvd, kvd, kvd, tk);
+	ref_moe_project(s->v, s->v_stride, nk, wv, kvd, kvd, kvd, tv);
+	for (size_t i = 0; i < nq * dim; i++)
+		fq[i] = (float)tq[i];
+	for (size_t i = 0; i < nk * kvd; i++) {
+		fk[i] = (float)tk[i];
+		fv[i] = (float)tv[i];
+	}
+	rva_seq ps = {.nq = nq, .nk = nk, .q = fq, .q_stride = dim, .k = fk, .k_stride = kvd,
+	              .v = fv, .v_stride = kvd, .key_mask = s->key_mask};
+	const rva_attention *ex;
+	cr_assert_eq(rva_attention_expert(att, e, &ex), RVA_OK);
+	expert_oracle(ex, &ps, tq);
+	ref_moe_project_d(tq, nq, wo, dim, dim, dim, out);
+	free(tq);
+	free(tk);
+	free(tv);
+	free(fq);
+	free(fk);
+	free(fv);
+}
+
 typedef struct moe_expect {
 	size_t tokens, capacity, dropped;
 	size_t assigned[RVA_MOE_MAX_EXPERTS], processed[RVA_MOE_MAX_EXPERTS];
@@ -137,7 +173,8 @@ typedef struct moe_expect {
 	double *probs;           /* tokens x E */
 } moe_expect;
 
-/* The whole MoE of the oracles over the valid (RVA_OK in ok[], or all) sequences. */
+/* The whole MoE of the oracles over the valid (valid[s], or all) sequences, with the
+ * attention's gate rule and capacity scope. */
 static void expect_moe(const rva_attention *att, const mbatch *b, const bool *valid,
                        moe_expect *x) {
 	rva_config c;
@@ -146,6 +183,8 @@ static void expect_moe(const rva_attention *att, const mbatch *b, const bool *va
 	size_t E, dim;
 	cr_assert_eq(rva_attention_router(att, &w, &E, &dim), RVA_OK);
 	size_t k = c.top_k, T = 0;
+	int normalize = c.normalize_gates == RVA_GATES_NORMALIZED ||
+	                (c.normalize_gates == RVA_GATES_AUTO && k > 1);
 	for (size_t s = 0; s < b->n; s++)
 		if (!valid || valid[s])
 			T += b->seqs[s].nq;
@@ -160,15 +199,33 @@ static void expect_moe(const rva_attention *att, const mbatch *b, const bool *va
 		if (valid && !valid[s])
 			continue;
 		for (size_t i = 0; i < b->seqs[s].nq; i++, t++) {
-			ref_moe_route(w, E, dim, b->seqs[s].q + i * b->seqs[s].q_stride, k,
+			ref_moe_route(w, E, dim, b->seqs[s].q + i * b->seqs[s].q_stride, k, normalize,
 			              x->probs + t * E, x->choice + t * k, x->weight + t * k);
 			double m = ref_moe_margin(x->probs + t * E, E, k);
 			cr_assert(m > TIE_MARGIN, "token %zu is within %g of a routing tie", t, m);
 		}
 	}
-	x->capacity = ref_moe_capacity(c.expert_capacity, T, k, E);
-	ref_moe_assign(x->choice, T, k, E, x->capacity, x->kept, x->assigned, x->processed,
-	               &x->dropped);
+	if (c.capacity_scope == RVA_CAPACITY_PER_BATCH) {
+		x->capacity = ref_moe_capacity(c.expert_capacity, T, k, E);
+		ref_moe_assign(x->choice, T, k, E, x->capacity, x->kept, x->assigned, x->processed,
+		               &x->dropped);
+	} else { /* per sequence: each sequence alone */
+		t = 0;
+		for (size_t s = 0; s < b->n; s++) {
+			if (valid && !valid[s])
+				continue;
+			size_t nq = b->seqs[s].nq, as[RVA_MOE_MAX_EXPERTS], pr[RVA_MOE_MAX_EXPERTS], dr;
+			size_t cap = ref_moe_capacity(c.expert_capacity, nq, k, E);
+			ref_moe_assign(x->choice + t * k, nq, k, E, cap, x->kept + t * k, as, pr, &dr);
+			x->capacity += cap;
+			x->dropped += dr;
+			for (size_t e = 0; e < E; e++) {
+				x->assigned[e] += as[e];
+				x->processed[e] += pr[e];
+			}
+			t += nq;
+		}
+	}
 	x->loss = ref_moe_loss(x->probs, x->assigned, T, E);
 	/* outputs: the gates times the expert oracles, kept pairs only */
 	t = 0;
@@ -184,9 +241,7 @@ static void expect_moe(const rva_attention *att, const mbatch *b, const bool *va
 				used |= x->choice[t * k + i] == e && x->kept[t * k + i];
 			if (!used)
 				continue;
-			const rva_attention *ex;
-			cr_assert_eq(rva_attention_expert(att, e, &ex), RVA_OK);
-			expert_oracle(ex, sq, eo);
+			expert_full_oracle(att, e, sq, eo);
 			for (size_t i = 0; i < sq->nq; i++)
 				for (size_t r = 0; r < k; r++) {
 					size_t slot = (t + i) * k + r;
@@ -267,15 +322,17 @@ Test(moe, routing_matches_oracle) {
 	cr_assert(e_out == E && d_out == dim);
 	float *q = ref_alloc(n * dim);
 	ref_fill_uniform(q, n * dim, -2.0f, 2.0f, 99);
-	rva__router r = {.w = w, .experts = E, .dim = dim, .top_k = k, .jitter = 0.0f};
 	float *probs = ref_alloc(n * E), *weight = ref_alloc(n * k);
 	uint32_t *choice = calloc(n * k, sizeof *choice);
+	for (int norm = 0; norm < 2; norm++) {
+	rva__router r = {.w = w, .experts = E, .dim = dim, .top_k = k, .jitter = 0.0f,
+	                 .normalize = norm};
 	rva__router_rows(&r, NULL, 0, 0, q, dim, 0, n, probs, choice, weight, NULL);
 	size_t checked = 0;
 	for (size_t i = 0; i < n; i++) {
 		double p[8], wt[3];
 		uint32_t ch[3];
-		ref_moe_route(w, E, dim, q + i * dim, k, p, ch, wt);
+		ref_moe_route(w, E, dim, q + i * dim, k, norm, p, ch, wt);
 		for (size_t e = 0; e < E; e++)
 			cr_assert(fabs(probs[i * E + e] - p[e]) < 1e-6, "p[%zu][%zu] %g vs %g", i, e,
 			          probs[i * E + e], p[e]);
@@ -290,9 +347,14 @@ Test(moe, routing_matches_oracle) {
 			if (t > 0)
 				cr_assert(weight[i * k + t] <= weight[i * k + t - 1]);
 		}
-		cr_assert(fabs(wsum - 1.0) < 1e-6);
+		/* GShard gates sum to 1; Switch gates are the probabilities (sum below 1) */
+		if (norm)
+			cr_assert(fabs(wsum - 1.0) < 1e-6);
+		else
+			cr_assert(wsum < 1.0 - 1e-3 && fabs(weight[i * k] - p[ch[0]]) < 1e-6);
 	}
 	cr_assert(checked >= n - 2, "too many near-ties (%zu of %zu checked)", checked, n);
+	}
 	free(q);
 	free(probs);
 	free(weight);
@@ -363,14 +425,17 @@ Test(moe, caller_router_weights_are_honoured) {
 	cr_assert_eq(st.assigned[2] + st.assigned[3] + st.assigned[4], 0);
 	cr_assert(fabs(st.load_balancing_loss - (double)k) < 1e-6, "loss %g",
 	          st.load_balancing_loss);
-	/* hyperbolic experts are identical: the output is the expert's output (gates 1/2) */
-	const rva_attention *ex;
-	cr_assert_eq(rva_attention_expert(att, 0, &ex), RVA_OK);
+	/* every token goes to experts 0 and 1 with GShard gates 1/2 each (k = 2) */
 	for (size_t s = 0; s < 2; s++) {
 		double *want = calloc(nq[s] * dim, sizeof(double));
-		expert_oracle(ex, &b.seqs[s], want);
+		double *e1 = calloc(nq[s] * dim, sizeof(double));
+		expert_full_oracle(att, 0, &b.seqs[s], want);
+		expert_full_oracle(att, 1, &b.seqs[s], e1);
+		for (size_t i = 0; i < nq[s] * dim; i++)
+			want[i] = 0.5 * want[i] + 0.5 * e1[i];
 		cr_assert(ref_err_ratio(b.out[s], want, nq[s] * dim, ATOL, RTOL) <= 1.0);
 		free(want);
+		free(e1);
 	}
 	/* explicit weights steer the routing: row e of W picks out feature e */
 	free_batch(&b);
@@ -480,16 +545,15 @@ Test(moe, priority_is_rank_major) {
 	cr_assert_eq(st.processed[0], 1);
 	cr_assert_eq(st.processed[1], 1);
 	cr_assert_eq(st.dropped, 2);
-	double p[3], wt[2], h[4];
+	double p[3], wt[2], h[2][4];
 	uint32_t ch[2];
-	const rva_attention *ex;
-	rva_attention_expert(att, 0, &ex);
-	expert_oracle(ex, &s, h);
+	expert_full_oracle(att, 0, &s, h[0]);
+	expert_full_oracle(att, 1, &s, h[1]);
 	for (size_t t = 0; t < 2; t++) {
-		ref_moe_route(w, E, dim, q + t * dim, k, p, ch, wt);
+		ref_moe_route(w, E, dim, q + t * dim, k, 1, p, ch, wt);
 		cr_assert_eq(ch[0], t == 0 ? 0u : 1u);
 		for (size_t d = 0; d < dim; d++) {
-			double want = wt[0] * h[t * dim + d]; /* the first choice only */
+			double want = wt[0] * h[t][t * dim + d]; /* the first choice only */
 			cr_assert(fabs(out[t * dim + d] - want) <= ATOL + RTOL * fabs(want),
 			          "token %zu: %g vs %g", t, out[t * dim + d], want);
 		}
@@ -538,7 +602,7 @@ Test(moe, mixed_experts_match_oracle) {
 	rva_config cfg = rva_moe(16, 6, 2);
 	cfg.heads = 2;
 	cfg.features = 32;
-	cfg.expert_capacity = 0.8f;
+	cfg.expert_capacity = 0.75f; /* exact in binary, as the oracle's capacity needs */
 	rva_attention *att;
 	cr_assert_eq(rva_build(&cfg, &att), RVA_OK);
 	static const rva_mechanism kinds[3] = {RVA_MECH_MULTI_HEAD, RVA_MECH_HYPERBOLIC,
@@ -770,8 +834,18 @@ Test(moe, flops_are_router_plus_k_experts) {
 	rva_batch b = {.count = 1, .seqs = &s};
 	double f;
 	cr_assert_eq(rva_attention_flops(att, &b, &f), RVA_OK);
-	/* router 2*10*8*4 + k/E * E * (hyperbolic 4*10*20*8) */
-	cr_assert_float_eq(f, 2.0 * 10 * 8 * 4 + 2.0 * 4.0 * 10 * 20 * 8, 1e-6);
+	/* router 2*10*8*4 + per row k (W_q, W_o) 2*4*8*8 + shared K/V projections
+	 * 4*20*8*8 + k/E * E * (hyperbolic 4*10*20*8) */
+	double want = 2.0 * 10 * 8 * 4 + 10.0 * 2 * 4 * 8 * 8 + 4.0 * 20 * 8 * 8 +
+	              2.0 * 4.0 * 10 * 20 * 8;
+	cr_assert(fabs(f - want) <= 1e-9 * want, "flops %g vs %g", f, want);
+	/* per-expert K/V projections count once per expert */
+	rva_attention_destroy(att);
+	c.kv_projection = RVA_MOE_KV_PER_EXPERT;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	cr_assert_eq(rva_attention_flops(att, &b, &f), RVA_OK);
+	want += 3.0 * 4.0 * 20 * 8 * 8;
+	cr_assert(fabs(f - want) <= 1e-9 * want, "flops %g vs %g", f, want);
 	rva_attention_destroy(att);
 }
 

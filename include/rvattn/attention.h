@@ -28,7 +28,8 @@ typedef struct rva_attention rva_attention;
 typedef struct rva_moe_stats {
 	size_t experts;                          /* E */
 	size_t tokens;                           /* query rows routed */
-	size_t capacity;                         /* per-expert capacity used */
+	size_t capacity;                         /* per-expert capacity used (per-sequence
+	                                          * scope: summed over the sequences) */
 	size_t assigned[RVA_MOE_MAX_EXPERTS];    /* tokens routed to e before capacity */
 	size_t processed[RVA_MOE_MAX_EXPERTS];   /* tokens e actually processed */
 	size_t dropped;                          /* (token, expert) assignments dropped */
@@ -115,6 +116,14 @@ rva_status rva_attention_router(const rva_attention *att, const float **w,
                                 size_t *experts, size_t *dim);
 rva_status rva_attention_expert(const rva_attention *att, size_t e,
                                 const rva_attention **expert);
+
+/* The projection weights of expert e of an MoE attention (shapes in config.h), packed
+ * row-major and owned by att (valid while it lives): *wq and *wo dim x dim, *wk and *wv
+ * kv_dim x kv_dim (the shared ones unless kv_projection is per expert). Any output
+ * pointer may be NULL. Errors: RVA_ENULL (att); RVA_EINVAL if not MoE; RVA_ERANGE for
+ * e >= experts. */
+rva_status rva_attention_moe_weights(const rva_attention *att, size_t e, const float **wq,
+                                     const float **wo, const float **wk, const float **wv);
 
 /* The T5 bias table (buckets x heads, row-major) of an attention with RVA_BIAS_T5.
  * Errors: RVA_ENULL; RVA_EINVAL when the attention has no T5 bias. */

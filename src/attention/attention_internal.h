@@ -53,8 +53,11 @@ typedef struct rva__mech_ops {
 	 * validate_seq). Returns non-OK only for job-wide failures (RVA_ENOMEM). */
 	rva_status (*plan)(const rva_attention *att, rva__plan_io *io, rva__graph *g);
 	/* Computes output rows for the query rows rows[0..nrows) (ascending row indices of
-	 * seq) into out (row r of the result at out + r*out_stride), synchronously on the
-	 * calling thread with `scratch` of at least rows_scratch(att, seq, nrows) bytes.
+	 * seq: their positions) into out (row r of the result at out + r*out_stride),
+	 * synchronously on the calling thread with `scratch` of at least
+	 * rows_scratch(att, seq, nrows) bytes. The query vectors come gathered: the one of
+	 * rows[r] is at seq->q + r * seq->q_stride (MoE passes its projected rows); nq, nk,
+	 * K, V and the key mask are the sequence's.
 	 * seq_index and rt select random streams. May be NULL for mechanisms that cannot be
 	 * MoE experts (MoE itself). */
 	rva_status (*rows)(const rva_attention *att, const rva_seq *seq, uint32_t seq_index,

@@ -67,6 +67,7 @@ typedef struct hyp_rows {
 	const rva_seq *seq;
 	size_t h;
 	const uint32_t *idx;  /* row indices, or NULL for row0, row0 + 1, ... */
+	const float *qrows;   /* with idx: query i's vector at qrows + i * seq->q_stride */
 	size_t row0, n;       /* n <= query_block */
 	float *out;           /* result row r at out + r * ostride (head slice) */
 	size_t ostride;
@@ -239,7 +240,8 @@ static void load_queries(const rva_attention *att, const hyp_state *st, const hy
 	const rva_seq *s = r->seq;
 	for (size_t i = 0; i < r->n; i++) {
 		size_t row = row_index(r, i);
-		const float *src = s->q + row * s->q_stride + r->h * hd;
+		const float *src = (r->qrows ? r->qrows + i * s->q_stride : s->q + row * s->q_stride) +
+		                   r->h * hd;
 		double n2 = norm2(src, hd);
 		double f = proj_factor(st, n2);
 		float *dst = sc->q + i * hd;
@@ -761,7 +763,8 @@ static rva_status rows_fn(const rva_attention *att, const rva_seq *seq, uint32_t
 	float dropout = dropout_of(att, &r0);
 	for (size_t h = 0; h < att->cfg.heads; h++)
 		for (size_t i = 0; i < nrows; i += qb) {
-			hyp_rows r = {.seq = seq, .h = h, .idx = rows + i, .row0 = 0,
+			hyp_rows r = {.seq = seq, .h = h, .idx = rows + i,
+			              .qrows = seq->q + i * seq->q_stride, .row0 = 0,
 			              .n = rva__min(qb, nrows - i), .out = out + i * out_stride + h * hd,
 			              .ostride = out_stride, .dropout = dropout};
 			if (dropout > 0.0f)

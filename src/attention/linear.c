@@ -592,10 +592,10 @@ static size_t rows_scratch(const rva_attention *att, const rva_seq *seq, size_t 
 	return L->scratch[L->causal ? LIN_K_ROWS_C : LIN_K_ROWS_NC];
 }
 
-static void gather(const float *q, size_t ldq, const uint32_t *rows, size_t n, size_t d,
-                   float *dst) {
+/* Copies n query rows (head slice of d floats, row stride ldq) into a packed block. */
+static void gather(const float *q, size_t ldq, size_t n, size_t d, float *dst) {
 	for (size_t r = 0; r < n; r++)
-		memcpy(dst + r * d, q + (size_t)rows[r] * ldq, d * sizeof(float));
+		memcpy(dst + r * d, q + r * ldq, d * sizeof(float));
 }
 
 static void rows_nc(const rva_attention *att, const rva_seq *s, const uint32_t *rows,
@@ -611,7 +611,7 @@ static void rows_nc(const rva_attention *att, const rva_seq *s, const uint32_t *
 		for (size_t h = g * group; h < (g + 1) * group; h++)
 			for (size_t r = 0; r < nrows; r += L->nb) {
 				size_t n = rva__min(L->nb, nrows - r);
-				gather(s->q + h * d, s->q_stride, rows + r, n, d, b.qg);
+				gather(s->q + r * s->q_stride + h * d, s->q_stride, n, d, b.qg);
 				emit_rows(L, b.st, b.qg, d, n, out + r * ldo + h * d, ldo, &b);
 			}
 	}
@@ -645,7 +645,7 @@ static void rows_c(const rva_attention *att, const rva_seq *s, const uint32_t *r
 					b.vis[n] = (size_t)(off + (int64_t)rows[r + n]) - b0 + 1;
 					n++;
 				}
-				gather(s->q + h * d, s->q_stride, rows + r, n, d, b.qg);
+				gather(s->q + r * s->q_stride + h * d, s->q_stride, n, d, b.qg);
 				causal_rows(L, b.st, nb, b.qg, d, n, out + r * ldo + h * d, ldo, &b);
 				r += n;
 			}

@@ -1,38 +1,48 @@
 /*
- * Mixture-of-experts attention (Switch Transformer / GShard routing, ANCHORS C.4) whose
- * experts are attention mechanisms.
+ * Mixture-of-experts attention: Switch Transformer / GShard routing over experts that
+ * are attention mechanisms owning parameters, as in Mixture of Attention Heads (Zhang et
+ * al. 2022) and SwitchHead (Csordas et al. 2023).
  *
- * Build: the router weights (E x dim) are the config's copy, or a seeded draw
- * N(0, 1/dim) from cfg.seed stored in att->router_weights (so rva_attention_router
- * returns them). Expert e is built with rva__build_variant from the MoE config with
- * the mechanism of its kind (RVA_EXPERTS_MIXED: multi-head softmax, hyperbolic, linear
- * for e % 3 = 0, 1, 2) and its own seed hash(cfg.seed, e), so seeded experts (random
- * features, T5 tables) differ from one another.
+ * Build: the router weights (E x dim) are a checked copy of the config's (row stride
+ * router_stride), or a seeded draw N(0, 1/dim). Expert e owns W_q[e] and W_o[e]
+ * (dim x dim); W_k and W_v (kv_dim x kv_dim) are shared by all experts or one per expert
+ * (kv_projection). Caller matrices are copied (finite values only); the others are
+ * LeCun-normal N(0, 1/fan_in) draws from hash(seed, tag, e), distinct per expert. Expert
+ * e's attention is built with rva__build_variant with the mechanism of its kind
+ * (RVA_EXPERTS_MIXED: multi-head softmax, hyperbolic, linear for e % 3 = 0, 1, 2) and
+ * its own seed, so seeded experts (random features, T5 tables) differ too.
  *
- * Semantics of one batch (all valid sequences of the job together):
- *   - tokens are the query rows of the valid sequences, in (sequence, row) order;
- *   - the router maps the query row x (dim floats; training mode with jitter_noise eps > 0:
- *     x times U(1 - eps, 1 + eps) elementwise) to p = softmax(W x) in fp32 and picks the
- *     top-k experts (ties to the lower index), gates renormalised over the k;
- *   - capacity per expert C = ceil(expert_capacity * tokens * k / E) (router.h:
- *     rva__moe_capacity for the rounding of the float factor);
- *   - assignment priority (GShard): every token's first choice in token order, then every
- *     second choice in token order, and so on. An expert that already holds C
- *     assignments drops the later ones: a dropped (token, expert) pair contributes exactly
- *     0 (the remaining gates are not renormalised);
- *   - output row = sum over the token's k choices in rank order of gate x expert output
- *     (the expert's rows() on that query row, against the whole sequence's keys); a token
+ * Semantics of one sequence (x = query row, K, V the sequence's keys and values):
+ *   - router: training mode with jitter eps > 0 multiplies x by U(1 - eps, 1 + eps)
+ *     elementwise; p = softmax(W x) in fp32; the top-k experts (ties to the lower
+ *     index); gate g_e = p_e (Switch) or p_e / sum of the chosen p (GShard), per
+ *     normalize_gates (router.h);
+ *   - capacity C = ceil(expert_capacity * tokens * k / E) (router.h: rva__moe_capacity
+ *     for the rounding of the float factor), tokens = the sequence's query rows
+ *     (capacity_scope per sequence, the default: batch-invariant) or those of every
+ *     valid sequence of the job (per batch, GShard);
+ *   - assignment priority within the scope (GShard): every token's first choice in
+ *     token order, then every second choice, and so on; an expert already holding C
+ *     assignments drops the later ones, and a dropped (token, expert) pair contributes
+ *     exactly 0 (the other gates are not renormalised);
+ *   - expert e: E_e(x) = A_e(x W_q[e], K W_k, V W_v) W_o[e], A_e its attention over the
+ *     whole sequence's projected keys (positions, causality and key mask unchanged);
+ *   - output row = sum over the token's k choices in rank order of g_e E_e(x); a token
  *     dropped by all its experts gets 0;
- *   - statistics (rt.moe_stats, written by the graph's finish hook): tokens, capacity,
- *     assigned[e] (before capacity), processed[e] (after), dropped (pairs), and the
- *     Switch load-balancing loss E * sum_e f_e P_e, f_e = assigned[e] / tokens (so
- *     sum f = k), P_e = the mean router probability of e.
+ *   - statistics (rt.moe_stats, written by the graph's finish hook): tokens, capacity
+ *     (per batch: C; per sequence: the sum of the sequences' C), assigned[e] (before
+ *     capacity), processed[e] (after), dropped pairs, and the Switch load-balancing loss
+ *     E * sum_e f_e P_e over all routed tokens, f_e = assigned[e] / tokens (sum f = k),
+ *     P_e = mean router probability of e.
  *
- * Job graph: router tasks per (sequence, query tile) -> one capacity-assignment task
- * (whole job) -> expert tasks per (expert, sequence, query tile) computing that tile's
- * rows kept by the expert -> combine tasks per (sequence, query tile) -> a join per
- * sequence. Routing tables and the per-(token, rank) expert outputs live in the job
- * arena (tokens * k * dim floats).
+ * Job graph, per sequence: router tasks per query tile -> a capacity-assignment task
+ * (per sequence, or one for the whole job per batch) -> expert tasks per (expert, group
+ * of query tiles) -> combine tasks per query tile -> a join. K/V projection tasks per
+ * block of keys (shared: from the start, in parallel with the routers; per expert: after
+ * the assignment, skipped for experts that got no token of the sequence) feed the
+ * expert tasks. An expert task gathers its kept rows, projects them (one sgemm by
+ * W_q[e]), runs the expert's rows() on them, projects the result (one sgemm by W_o[e])
+ * and scatters it to the per-(token, rank) outputs in the job arena.
  */
 #include <math.h>
 #include <stdio.h>
@@ -41,13 +51,33 @@
 #include "attention/attention_internal.h"
 #include "attention/router.h"
 #include "core/internal.h"
+#include "kernels/gemm.h"
 
 #define MOE_ROUTER_INIT_TAG 0x524F55544552494Eull /* "ROUTERIN" */
 #define MOE_EXPERT_SEED_TAG 0x4558504552545345ull /* "EXPERTSE" */
+#define MOE_WQ_TAG 0x4D4F452D57512D2Dull          /* "MOE-WQ--" */
+#define MOE_WO_TAG 0x4D4F452D574F2D2Dull
+#define MOE_WK_TAG 0x4D4F452D574B2D2Dull
+#define MOE_WV_TAG 0x4D4F452D57562D2Dull
+
+/* Query rows of one expert task: softmax and hyperbolic experts take groups of up to
+ * MOE_GROUP_ROWS rows (so the projection GEMMs see enough rows to run near the sgemm
+ * limit), linear experts up to MOE_LINEAR_GROUP_ROWS (their rows() rebuilds the key
+ * state once per call). The rows a task actually gathers are also bounded by the
+ * capacity, which bounds its scratch. */
+#define MOE_GROUP_ROWS 1024
+#define MOE_LINEAR_GROUP_ROWS 4096
+/* Keys per K/V projection task. */
+#define MOE_KV_ROWS 512
 
 typedef struct moe_state {
 	rva_attention **experts;
 	size_t count;
+	float *wq, *wo;              /* experts x dim x dim, packed */
+	float *wk, *wv;              /* nkv x kv_dim x kv_dim, packed */
+	size_t nkv;                  /* 1 (shared K/V projections) or experts */
+	const float **lists;         /* 2 * experts + 2 * nkv pointers into the above: the
+	                              * normalised config's matrix lists */
 } moe_state;
 
 static rva_mechanism expert_mechanism(rva_expert_kind kind, size_t e) {
@@ -65,34 +95,147 @@ static void destroy(rva_attention *att) {
 	moe_state *ms = att->state;
 	if (!ms)
 		return;
-	for (size_t e = 0; e < ms->count; e++)
-		rva_attention_destroy(ms->experts[e]);
+	if (ms->experts)
+		for (size_t e = 0; e < ms->count; e++)
+			rva_attention_destroy(ms->experts[e]);
 	rva__free(ms->experts);
+	rva__free(ms->wq);
+	rva__free(ms->wo);
+	rva__free(ms->wk);
+	rva__free(ms->wv);
+	rva__free(ms->lists);
 	rva__free(ms);
 	att->state = NULL;
 }
 
-static rva_status build(rva_attention *att) {
+/*
+ * Fills *dst with count matrices of rows x cols floats (packed): a checked copy of the
+ * caller's list (non-NULL pointers, stride >= cols, finite values), or seeded
+ * N(0, 1/rows) draws, matrix m from hash(seed, tag, m).
+ */
+static rva_status load_matrices(float **dst, const rva_matrix_list *src, size_t count,
+                                size_t rows, size_t cols, uint64_t seed, uint64_t tag,
+                                const char *what) {
+	size_t per, bytes;
+	if (!rva__mul_ok(rows, cols, &per) || !rva__mul_ok(per, sizeof(float), &bytes))
+		return rva__fail(RVA_EOVERFLOW, "moe: %s of %zu x %zu overflows", what, rows, cols);
+	rva_status st = rva__alloc_array((void **)dst, count, bytes, what);
+	if (st != RVA_OK)
+		return st;
+	float *w = *dst;
+	if (src && src->data) {
+		size_t ld = src->stride ? src->stride : cols;
+		if (ld < cols)
+			return rva__fail(RVA_EDIM, "moe: %s stride %zu is narrower than its %zu "
+			                 "columns", what, src->stride, cols);
+		for (size_t m = 0; m < count; m++) {
+			const float *a = src->data[m];
+			if (!a)
+				return rva__fail(RVA_ENULL, "moe: %s[%zu] is NULL", what, m);
+			for (size_t i = 0; i < rows; i++)
+				for (size_t j = 0; j < cols; j++) {
+					float x = a[i * ld + j];
+					if (!isfinite(x))
+						return rva__fail(RVA_ERANGE, "moe: %s[%zu][%zu][%zu] = %g is not "
+						                 "finite", what, m, i, j, (double)x);
+					w[m * per + i * cols + j] = x;
+				}
+		}
+		return RVA_OK;
+	}
+	double sd = 1.0 / sqrt((double)rows);
+	for (size_t m = 0; m < count; m++) {
+		rva__rng rng;
+		rva__rng_seed(&rng, rva__hash3(seed, tag, m));
+		for (size_t i = 0; i < per; i++)
+			w[m * per + i] = (float)(rva__rng_normal(&rng) * sd);
+	}
+	return RVA_OK;
+}
+
+static rva_status build_router(rva_attention *att) {
 	rva_config *c = &att->cfg;
 	size_t E = c->experts, dim = c->dim;
-	rva_status st;
-	if (!att->router_weights) {
-		float *w;
-		if ((st = rva__alloc_array((void **)&w, E, dim * sizeof(float), "moe router weights")) !=
-		    RVA_OK)
-			return st;
+	float *w;
+	rva_status st = rva__alloc_array((void **)&w, E, dim * sizeof(float), "moe router weights");
+	if (st != RVA_OK)
+		return st;
+	att->router_weights = w;
+	if (c->router_weights) {
+		size_t ld = c->router_stride ? c->router_stride : dim;
+		if (ld < dim)
+			return rva__fail(RVA_EDIM, "moe: router_stride %zu is narrower than dim %zu",
+			                 c->router_stride, dim);
+		for (size_t e = 0; e < E; e++)
+			for (size_t d = 0; d < dim; d++) {
+				float x = c->router_weights[e * ld + d];
+				if (!isfinite(x))
+					return rva__fail(RVA_ERANGE, "moe: router_weights[%zu][%zu] = %g is not "
+					                 "finite", e, d, (double)x);
+				w[e * dim + d] = x;
+			}
+	} else {
 		rva__rng rng;
 		rva__rng_seed(&rng, rva__hash3(c->seed, MOE_ROUTER_INIT_TAG, 0));
 		double sd = 1.0 / sqrt((double)dim);
 		for (size_t i = 0; i < E * dim; i++)
 			w[i] = (float)(rva__rng_normal(&rng) * sd);
-		att->router_weights = w;
-		c->router_weights = w;
 	}
+	c->router_weights = w;
+	c->router_stride = dim;
+	return RVA_OK;
+}
+
+static rva_status build(rva_attention *att) {
+	rva_config *c = &att->cfg;
+	size_t E = c->experts, dim = c->dim, kvd = att->kv_dim;
+	rva_status st;
+	if ((unsigned)c->normalize_gates >= RVA_GATES_COUNT)
+		return rva__fail(RVA_EINVAL, "moe: invalid normalize_gates value %d",
+		                 (int)c->normalize_gates);
+	if ((unsigned)c->capacity_scope >= RVA_CAPACITY_COUNT)
+		return rva__fail(RVA_EINVAL, "moe: invalid capacity_scope value %d",
+		                 (int)c->capacity_scope);
+	if ((unsigned)c->kv_projection >= RVA_MOE_KV_COUNT)
+		return rva__fail(RVA_EINVAL, "moe: invalid kv_projection value %d",
+		                 (int)c->kv_projection);
+	if (c->normalize_gates == RVA_GATES_AUTO)
+		c->normalize_gates = c->top_k > 1 ? RVA_GATES_NORMALIZED : RVA_GATES_RAW;
+	if ((st = build_router(att)) != RVA_OK)
+		return st;
+
 	moe_state *ms = rva__calloc(1, sizeof *ms);
 	if (!ms)
 		return rva__fail(RVA_ENOMEM, "moe: cannot allocate the state");
 	att->state = ms;
+	ms->nkv = c->kv_projection == RVA_MOE_KV_PER_EXPERT ? E : 1;
+	if ((st = load_matrices(&ms->wq, &c->expert_wq, E, dim, dim, c->seed, MOE_WQ_TAG,
+	                        "expert_wq")) != RVA_OK ||
+	    (st = load_matrices(&ms->wo, &c->expert_wo, E, dim, dim, c->seed, MOE_WO_TAG,
+	                        "expert_wo")) != RVA_OK ||
+	    (st = load_matrices(&ms->wk, &c->expert_wk, ms->nkv, kvd, kvd, c->seed, MOE_WK_TAG,
+	                        "expert_wk")) != RVA_OK ||
+	    (st = load_matrices(&ms->wv, &c->expert_wv, ms->nkv, kvd, kvd, c->seed, MOE_WV_TAG,
+	                        "expert_wv")) != RVA_OK)
+		return st;
+	/* The normalised config points to the attention's own copies. */
+	if ((st = rva__alloc_array((void **)&ms->lists, 2 * (E + ms->nkv), sizeof(float *),
+	                           "moe weight lists")) != RVA_OK)
+		return st;
+	const float **lq = ms->lists, **lo = lq + E, **lk = lo + E, **lv = lk + ms->nkv;
+	for (size_t e = 0; e < E; e++) {
+		lq[e] = ms->wq + e * dim * dim;
+		lo[e] = ms->wo + e * dim * dim;
+	}
+	for (size_t e = 0; e < ms->nkv; e++) {
+		lk[e] = ms->wk + e * kvd * kvd;
+		lv[e] = ms->wv + e * kvd * kvd;
+	}
+	c->expert_wq = (rva_matrix_list){lq, dim};
+	c->expert_wo = (rva_matrix_list){lo, dim};
+	c->expert_wk = (rva_matrix_list){lk, kvd};
+	c->expert_wv = (rva_matrix_list){lv, kvd};
+
 	ms->experts = rva__calloc(E, sizeof *ms->experts);
 	if (!ms->experts)
 		return rva__fail(RVA_ENOMEM, "moe: cannot allocate %zu experts", E);
@@ -100,6 +243,8 @@ static rva_status build(rva_attention *att) {
 	for (size_t e = 0; e < E; e++) {
 		rva_config base = *c;
 		base.seed = rva__hash3(c->seed, MOE_EXPERT_SEED_TAG, e);
+		base.expert_wq = base.expert_wo = base.expert_wk = base.expert_wv =
+			(rva_matrix_list){NULL, 0};
 		rva_mechanism m = expert_mechanism(c->expert_kind, e);
 		if ((st = rva__build_variant(&base, m, &ms->experts[e])) != RVA_OK) {
 			char why[256];
@@ -126,21 +271,28 @@ typedef struct moe_job {
 	const rva_attention *att;
 	const moe_state *ms;
 	const rva_seq *seqs;
+	size_t nseq;
 	rva_runtime rt;
 	uint32_t stream;
 	rva__router router;
-	size_t E, k, dim, qb;
+	size_t E, k, dim, kvd, qb;
+	bool per_batch;
 	size_t ntiles;
 	moe_tile *tiles;    /* in token order */
 	size_t *tile0;      /* per sequence: its first tile */
 	uint32_t *choice;   /* tokens x k */
-	float *weight;      /* tokens x k */
+	float *weight;      /* tokens x k: gates */
 	uint8_t *kept;      /* tokens x k: 1 when the expert processes the pair */
 	uint8_t *routed;    /* per tile: its router task ran */
 	double *psum;       /* tiles x E: sums of router probabilities */
-	float *eout;        /* tokens x k x dim: expert outputs */
-	rva_moe_stats stats;
-	uint64_t phase_ns[4];  /* router, assign, expert, combine: summed task times (atomic) */
+	float *eout;        /* tokens x k x dim: expert outputs (projected by W_o) */
+	float **kp, **vp;   /* per sequence: K W_k and V W_v, nkv x nk x kv_dim each */
+	size_t *seq_cap;    /* per sequence: its capacity (per-sequence scope) */
+	size_t batch_cap;   /* the job's capacity (per-batch scope) */
+	size_t *assigned;   /* nseq x E: pairs routed to e before capacity */
+	size_t *processed;  /* nseq x E: pairs e processes */
+	size_t *dropped;    /* per sequence: dropped pairs */
+	uint64_t phase_ns[4];  /* router, assign, expert (+ projections), combine (atomic) */
 	rva_status (*prev_finish)(void *, const rva_status *, size_t);
 	void *prev_ctx;
 } moe_job;
@@ -164,82 +316,102 @@ static rva_status router_body(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
-static rva_status capacity_body(const rva__task *t, rva__exec_ctx *x) {
-	(void)x;
-	moe_job *j = (moe_job *)t->ctx;
-	rva_moe_stats *st = &j->stats;
-	size_t E = j->E, k = j->k, tokens = 0;
-	for (size_t i = 0; i < j->ntiles; i++)
-		if (j->routed[i])
-			tokens += j->tiles[i].n;
-	size_t cap = rva__moe_capacity(j->att->cfg.expert_capacity, tokens, k, E);
-	memset(st, 0, sizeof *st);
-	st->experts = E;
-	st->tokens = tokens;
-	st->capacity = cap;
-	/* GShard priority: all first choices in token order, then all second choices, ... */
+/* GShard assignment of the routed tiles [t0, t1) with capacity cap: all first choices
+ * in token order, then all second choices, ...; counts per sequence. */
+static void assign(moe_job *j, size_t t0, size_t t1, size_t cap) {
+	size_t E = j->E, k = j->k;
+	size_t held[RVA_MOE_MAX_EXPERTS] = {0};
 	for (size_t r = 0; r < k; r++)
-		for (size_t i = 0; i < j->ntiles; i++) {
+		for (size_t i = t0; i < t1; i++) {
 			const moe_tile *tl = &j->tiles[i];
 			if (!j->routed[i])
 				continue;
+			size_t *as = j->assigned + (size_t)tl->seq * E, *pr = j->processed + (size_t)tl->seq * E;
 			for (size_t tok = tl->tok; tok < tl->tok + tl->n; tok++) {
 				size_t slot = tok * k + r;
 				uint32_t e = j->choice[slot];
-				st->assigned[e]++;
-				if (st->processed[e] < cap) {
-					st->processed[e]++;
+				as[e]++;
+				if (held[e] < cap) {
+					held[e]++;
+					pr[e]++;
 					j->kept[slot] = 1;
 				} else {
 					j->kept[slot] = 0;
-					st->dropped++;
+					j->dropped[tl->seq]++;
 				}
 			}
 		}
-	double loss = 0.0;
-	if (tokens > 0)
-		for (size_t e = 0; e < E; e++) {
-			double p = 0.0;
-			for (size_t i = 0; i < j->ntiles; i++)
-				if (j->routed[i])
-					p += j->psum[i * E + e];
-			loss += (double)st->assigned[e] / (double)tokens * (p / (double)tokens);
-		}
-	st->load_balancing_loss = (double)E * loss;
+}
+
+/* Per-batch scope: one task for the whole job, after every router task. */
+static rva_status capacity_batch_body(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	moe_job *j = (moe_job *)t->ctx;
+	size_t tokens = 0;
+	for (size_t i = 0; i < j->ntiles; i++)
+		if (j->routed[i])
+			tokens += j->tiles[i].n;
+	j->batch_cap = rva__moe_capacity(j->att->cfg.expert_capacity, tokens, j->k, j->E);
+	assign(j, 0, j->ntiles, j->batch_cap);
 	return RVA_OK;
 }
 
-/* Scratch of an expert task over up to `rows` query rows: row list, gathered outputs,
- * then the expert's own. */
-static size_t expert_scratch_head(const moe_job *j, size_t rows) {
+/* Per-sequence scope: one task per sequence, after its router tasks. */
+static rva_status capacity_seq_body(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	moe_job *j = (moe_job *)t->ctx;
+	const rva_seq *s = &j->seqs[t->seq];
+	size_t t0 = j->tile0[t->seq], t1 = t0 + rva__div_up(s->nq, j->qb);
+	j->seq_cap[t->seq] = rva__moe_capacity(j->att->cfg.expert_capacity, s->nq, j->k, j->E);
+	assign(j, t0, t1, j->seq_cap[t->seq]);
+	return RVA_OK;
+}
+
+/* K/V projection task: a = projection index (0 shared, else the expert), b = first key,
+ * c = keys. Per expert, skipped when the expert processes no token of the sequence. */
+static rva_status kvproj_body(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	moe_job *j = (moe_job *)t->ctx;
+	const moe_state *ms = j->ms;
+	const rva_seq *s = &j->seqs[t->seq];
+	size_t kvd = j->kvd, m = t->a, k0 = t->b, n = t->c;
+	if (ms->nkv > 1 && j->processed[(size_t)t->seq * j->E + m] == 0)
+		return RVA_OK;
+	size_t off = (m * s->nk + k0) * kvd;
+	rva__sgemm(false, false, n, kvd, kvd, 1.0f, s->k + k0 * s->k_stride, s->k_stride,
+	           ms->wk + m * kvd * kvd, kvd, 0.0f, j->kp[t->seq] + off, kvd);
+	rva__sgemm(false, false, n, kvd, kvd, 1.0f, s->v + k0 * s->v_stride, s->v_stride,
+	           ms->wv + m * kvd * kvd, kvd, 0.0f, j->vp[t->seq] + off, kvd);
+	return RVA_OK;
+}
+
+/* Scratch of an expert task gathering up to `rows` rows: row list, slots, three
+ * rows x dim buffers, then the expert's own. */
+static size_t expert_scratch_head(size_t dim, size_t rows) {
 	return rva__round_up(rows * sizeof(uint32_t), RVA__ALIGN) +
 	       rva__round_up(rows * sizeof(size_t), RVA__ALIGN) +
-	       rva__round_up(rows * j->dim * sizeof(float), RVA__ALIGN);
+	       3 * rva__round_up(rows * dim * sizeof(float), RVA__ALIGN);
 }
 
-/* Expert task: a = expert, b = first query tile of the sequence, c = tiles covered
- * (tiles_per_task). */
-/* Query tiles per expert task: 1, or for experts whose rows() pays a per-call cost over
- * all keys (linear attention rebuilds its key state) as many tiles as fit in
- * MOE_GROUP_ROWS rows, which bounds both that cost and the task's scratch. */
-#define MOE_GROUP_ROWS 4096
+static size_t group_rows(const rva_attention *ex) {
+	return ex->cfg.mechanism == RVA_MECH_LINEAR ? MOE_LINEAR_GROUP_ROWS : MOE_GROUP_ROWS;
+}
 
+/* Query tiles per expert task (fixed by config and shape, never by thread count). */
 static size_t tiles_per_task(const rva_attention *ex, size_t qb, size_t nt) {
-	if (ex->cfg.mechanism != RVA_MECH_LINEAR)
-		return 1;
-	return rva__min(nt, rva__max(1, MOE_GROUP_ROWS / qb));
+	return rva__min(nt, rva__max(1, group_rows(ex) / qb));
 }
 
+/* Expert task: a = expert, b = first query tile of the sequence, c = tiles covered. */
 static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
 	moe_job *j = (moe_job *)t->ctx;
-	size_t e = t->a, k = j->k, dim = j->dim, cap = (size_t)t->c * j->qb;
+	const moe_state *ms = j->ms;
+	size_t e = t->a, k = j->k, dim = j->dim;
+	/* rows and slots first (their bound is the group's row count), buffers after */
+	size_t bound = (size_t)t->c * j->qb;
 	unsigned char *p = x->scratch;
 	uint32_t *rows = (uint32_t *)p;
-	p += rva__round_up(cap * sizeof(uint32_t), RVA__ALIGN);
-	size_t *slots = (size_t *)p;
-	p += rva__round_up(cap * sizeof(size_t), RVA__ALIGN);
-	float *buf = (float *)p;
-	p += rva__round_up(cap * dim * sizeof(float), RVA__ALIGN);
+	size_t *slots = (size_t *)(p + rva__round_up(bound * sizeof(uint32_t), RVA__ALIGN));
 	size_t m = 0;
 	for (size_t ti = j->tile0[t->seq] + t->b; ti < j->tile0[t->seq] + t->b + t->c; ti++) {
 		const moe_tile *tl = &j->tiles[ti];
@@ -260,16 +432,39 @@ static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
 	}
 	if (m == 0)
 		return RVA_OK;
-	const rva_attention *ex = j->ms->experts[e];
+	p += rva__round_up(bound * sizeof(uint32_t), RVA__ALIGN) +
+	     rva__round_up(bound * sizeof(size_t), RVA__ALIGN);
+	float *xb = (float *)p, *qp, *ab;
+	p += rva__round_up(m * dim * sizeof(float), RVA__ALIGN);
+	qp = (float *)p;
+	p += rva__round_up(m * dim * sizeof(float), RVA__ALIGN);
+	ab = (float *)p;
+	p += rva__round_up(m * dim * sizeof(float), RVA__ALIGN);
+
 	const rva_seq *s = &j->seqs[t->seq];
+	for (size_t i = 0; i < m; i++)
+		memcpy(xb + i * dim, s->q + (size_t)rows[i] * s->q_stride, dim * sizeof(float));
+	rva__sgemm(false, false, m, dim, dim, 1.0f, xb, dim, ms->wq + e * dim * dim, dim, 0.0f,
+	           qp, dim);
+	size_t kv = ms->nkv > 1 ? e : 0, off = kv * s->nk * j->kvd;
+	rva_seq ps = *s;
+	ps.q = qp;
+	ps.q_stride = dim;
+	ps.k = j->kp[t->seq] + off;
+	ps.v = j->vp[t->seq] + off;
+	ps.k_stride = ps.v_stride = j->kvd;
+	ps.out = NULL;
+	const rva_attention *ex = ms->experts[e];
 	/* Each expert and each pipeline stage draws its own dropout stream. */
 	rva_runtime rt = j->rt;
 	rt.seed = rva__hash3(j->rt.seed, j->stream, e);
-	rva_status st = ex->ops->rows(ex, s, t->seq, &rt, rows, m, buf, dim, p);
+	rva_status st = ex->ops->rows(ex, &ps, t->seq, &rt, rows, m, ab, dim, p);
 	if (st != RVA_OK)
 		return rva__propagate(st);
+	rva__sgemm(false, false, m, dim, dim, 1.0f, ab, dim, ms->wo + e * dim * dim, dim, 0.0f,
+	           xb, dim);
 	for (size_t i = 0; i < m; i++)
-		memcpy(j->eout + slots[i] * dim, buf + i * dim, dim * sizeof(float));
+		memcpy(j->eout + slots[i] * dim, xb + i * dim, dim * sizeof(float));
 	return RVA_OK;
 }
 
@@ -305,22 +500,54 @@ static rva_status combine_body(const rva__task *t, rva__exec_ctx *x) {
 		return st;                                                                  \
 	}
 MOE_TIMED(router, 0)
-MOE_TIMED(capacity, 1)
+MOE_TIMED(capacity_batch, 1)
+MOE_TIMED(capacity_seq, 1)
+MOE_TIMED(kvproj, 2)
 MOE_TIMED(expert, 2)
 MOE_TIMED(combine, 3)
 #undef MOE_TIMED
 
+/* Reduces the per-sequence counts into the caller's statistics. */
 static rva_status moe_finish(void *ctx, const rva_status *seq_status, size_t nseq) {
 	moe_job *j = ctx;
 	rva_status st = RVA_OK;
 	if (j->prev_finish)
 		st = j->prev_finish(j->prev_ctx, seq_status, nseq);
-	j->stats.router_ns = j->phase_ns[0];
-	j->stats.assign_ns = j->phase_ns[1];
-	j->stats.expert_ns = j->phase_ns[2];
-	j->stats.combine_ns = j->phase_ns[3];
-	if (j->rt.moe_stats)
-		*j->rt.moe_stats = j->stats;
+	rva_moe_stats *ms = j->rt.moe_stats, r;
+	memset(&r, 0, sizeof r);
+	size_t E = j->E;
+	r.experts = E;
+	for (size_t s = 0; s < j->nseq; s++) {
+		bool any = false;
+		for (size_t e = 0; e < E; e++) {
+			r.assigned[e] += j->assigned[s * E + e];
+			r.processed[e] += j->processed[s * E + e];
+			any |= j->assigned[s * E + e] > 0;
+		}
+		r.dropped += j->dropped[s];
+		if (any && !j->per_batch)
+			r.capacity += j->seq_cap[s];
+	}
+	if (j->per_batch)
+		r.capacity = j->batch_cap;
+	for (size_t i = 0; i < j->ntiles; i++)
+		if (j->routed[i])
+			r.tokens += j->tiles[i].n;
+	double loss = 0.0;
+	if (r.tokens > 0)
+		for (size_t e = 0; e < E; e++) {
+			double p = 0.0;
+			for (size_t i = 0; i < j->ntiles; i++)
+				if (j->routed[i])
+					p += j->psum[i * E + e];
+			loss += (double)r.assigned[e] / (double)r.tokens * (p / (double)r.tokens);
+		}
+	r.load_balancing_loss = (double)E * loss;
+	r.router_ns = j->phase_ns[0];
+	r.assign_ns = j->phase_ns[1];
+	r.expert_ns = j->phase_ns[2];
+	r.combine_ns = j->phase_ns[3];
+	*ms = r;
 	return st;
 }
 
@@ -334,6 +561,105 @@ static bool planned(const rva__plan_io *io, size_t s) {
 			return RVA_ENOMEM;                                            \
 	} while (0)
 
+/* Useful FLOPs of one query row through expert e: its attention's share plus the W_q
+ * and W_o products. */
+static double expert_row_flops(const moe_job *j, const rva_attention *ex, const rva_seq *s) {
+	return ex->ops->flops(ex, s) / (double)s->nq + 4.0 * (double)j->dim * (double)j->dim;
+}
+
+/* The tasks of one planned sequence s: K/V projections, routers, capacity (per
+ * sequence), experts, combines. cap_task is the job's capacity task (per batch) or
+ * RVA__NO_TASK. */
+static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s,
+                           uint32_t join, uint32_t cap_task, size_t *ti_io, size_t *tok_io,
+                           size_t tokens) {
+	const rva_seq *seq = &io->seqs[s];
+	const moe_state *ms = j->ms;
+	uint32_t after = rva__plan_after(io, s), id;
+	size_t nt = rva__div_up(seq->nq, j->qb), ti = *ti_io, tok = *tok_io;
+	rva_status st;
+	j->tile0[s] = ti;
+	size_t cap_bound;
+	if (cap_task == RVA__NO_TASK) {
+		if ((st = rva__graph_add(g, capacity_seq_task, j, (uint32_t)s, 0, 0, 0, 0,
+		                         (float)(seq->nq * j->k), &cap_task)) != RVA_OK)
+			return st;
+		cap_bound = rva__moe_capacity(j->att->cfg.expert_capacity, seq->nq, j->k, j->E);
+	} else {
+		cap_bound = rva__moe_capacity(j->att->cfg.expert_capacity, tokens, j->k, j->E);
+	}
+
+	/* K/V projections into the arena: one join per projection feeds the experts. */
+	size_t kvn;
+	if (!rva__mul_ok(ms->nkv, seq->nk, &kvn) || !rva__mul_ok(kvn, j->kvd, &kvn))
+		return rva__fail(RVA_EOVERFLOW, "moe: projected keys overflow");
+	MOE_ALLOC(j->kp[s], kvn);
+	MOE_ALLOC(j->vp[s], kvn);
+	uint32_t kvjoin[RVA_MOE_MAX_EXPERTS];
+	for (size_t m = 0; m < ms->nkv; m++) {
+		if ((st = rva__graph_add_join(g, (uint32_t)s, &kvjoin[m])) != RVA_OK)
+			return st;
+		for (size_t k0 = 0; k0 < seq->nk; k0 += MOE_KV_ROWS) {
+			size_t n = rva__min(MOE_KV_ROWS, seq->nk - k0);
+			float cost = (float)(4.0 * (double)n * (double)j->kvd * (double)j->kvd);
+			if ((st = rva__graph_add(g, kvproj_task, j, (uint32_t)s, (uint32_t)m,
+			                         (uint32_t)k0, (uint32_t)n, 0, cost, &id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, ms->nkv > 1 ? cap_task : after, id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, id, kvjoin[m])) != RVA_OK)
+				return st;
+		}
+	}
+
+	uint32_t *combine_ids;
+	MOE_ALLOC(combine_ids, nt);
+	for (size_t qt = 0; qt < nt; qt++, ti++) {
+		size_t n = rva__min(j->qb, seq->nq - qt * j->qb);
+		j->tiles[ti] = (moe_tile){.seq = (uint32_t)s, .qt = (uint32_t)qt, .tok = tok, .n = n};
+		tok += n;
+		bool jitter = rva__router_jitter_active(&j->router, &j->rt);
+		rva__graph_need_scratch(g, rva__router_scratch(&j->router, n, jitter) +
+		                               n * j->E * sizeof(float));
+		float rcost = (float)(2.0 * (double)n * (double)j->dim * (double)j->E);
+		if ((st = rva__graph_add(g, router_task, j, (uint32_t)s, (uint32_t)ti, 0, 0, 0, rcost,
+		                         &id)) != RVA_OK ||
+		    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+		    (st = rva__graph_edge(g, id, cap_task)) != RVA_OK ||
+		    (st = rva__graph_add(g, combine_task, j, (uint32_t)s, 0, (uint32_t)qt, 0, 0,
+		                         (float)(n * j->k * j->dim), &combine_ids[qt])) != RVA_OK ||
+		    (st = rva__graph_edge(g, combine_ids[qt], join)) != RVA_OK)
+			return st;
+	}
+
+	for (size_t e = 0; e < j->E; e++) {
+		const rva_attention *ex = ms->experts[e];
+		size_t per = tiles_per_task(ex, j->qb, nt);
+		double row_cost = expert_row_flops(j, ex, seq) * (double)j->k / (double)j->E;
+		for (size_t t0 = 0; t0 < nt; t0 += per) {
+			size_t ntl = rva__min(per, nt - t0);
+			size_t rows = rva__min(seq->nq - t0 * j->qb, ntl * j->qb);
+			size_t mmax = rva__min(rows, cap_bound);
+			size_t need = ex->ops->rows_scratch(ex, seq, rva__max(mmax, 1));
+			if (!rva__add_ok(need, expert_scratch_head(j->dim, rva__max(mmax, 1)), &need) ||
+			    !rva__add_ok(need, 2 * rva__round_up(ntl * j->qb * sizeof(size_t), RVA__ALIGN),
+			                 &need))
+				return rva__fail(RVA_EOVERFLOW, "moe: expert scratch overflows");
+			rva__graph_need_scratch(g, need);
+			if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
+			                         (uint32_t)t0, (uint32_t)ntl, 0,
+			                         (float)(row_cost * (double)rows), &id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, kvjoin[ms->nkv > 1 ? e : 0], id)) != RVA_OK)
+				return st;
+			for (size_t qt = t0; qt < t0 + ntl; qt++)
+				if ((st = rva__graph_edge(g, id, combine_ids[qt])) != RVA_OK)
+					return st;
+		}
+	}
+	*ti_io = ti;
+	*tok_io = tok;
+	return RVA_OK;
+}
+
 static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
 	const rva_config *c = &att->cfg;
 	moe_job *j;
@@ -341,15 +667,18 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 	j->att = att;
 	j->ms = att->state;
 	j->seqs = io->seqs;
+	j->nseq = io->nseq;
 	j->rt = io->rt;
 	j->stream = io->stream;
 	j->E = c->experts;
 	j->k = c->top_k;
 	j->dim = c->dim;
+	j->kvd = att->kv_dim;
 	j->qb = c->query_block;
+	j->per_batch = c->capacity_scope == RVA_CAPACITY_PER_BATCH;
 	j->router = (rva__router){.w = att->router_weights, .experts = c->experts, .dim = c->dim,
-	                          .top_k = c->top_k, .jitter = c->jitter_noise};
-	j->stats.experts = c->experts;
+	                          .top_k = c->top_k, .jitter = c->jitter_noise,
+	                          .normalize = c->normalize_gates == RVA_GATES_NORMALIZED};
 
 	/* Tokens and tiles of the planned sequences, in token order. */
 	size_t tokens = 0, ntiles = 0;
@@ -361,8 +690,9 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 		}
 	if (ntiles > UINT32_MAX)
 		return rva__fail(RVA_EOVERFLOW, "moe: %zu query tiles exceed 2^32", ntiles);
-	size_t pairs, outs;
-	if (!rva__mul_ok(tokens, j->k, &pairs) || !rva__mul_ok(pairs, j->dim, &outs))
+	size_t pairs, outs, per_seq;
+	if (!rva__mul_ok(tokens, j->k, &pairs) || !rva__mul_ok(pairs, j->dim, &outs) ||
+	    !rva__mul_ok(io->nseq, j->E, &per_seq))
 		return rva__fail(RVA_EOVERFLOW, "moe: %zu tokens x top_k %zu x dim %zu overflows",
 		                 tokens, j->k, j->dim);
 	j->ntiles = ntiles;
@@ -373,90 +703,31 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 	MOE_ALLOC(j->kept, pairs);
 	MOE_ALLOC(j->routed, ntiles);
 	MOE_ALLOC(j->eout, outs);
+	MOE_ALLOC(j->kp, io->nseq);
+	MOE_ALLOC(j->vp, io->nseq);
+	MOE_ALLOC(j->seq_cap, io->nseq);
+	MOE_ALLOC(j->assigned, per_seq);
+	MOE_ALLOC(j->processed, per_seq);
+	MOE_ALLOC(j->dropped, io->nseq);
 	if (!(j->psum = rva__graph_alloc_array(g, ntiles ? ntiles : 1, j->E * sizeof(double))))
 		return RVA_ENOMEM;
-	uint32_t *router_ids, *combine_ids;
-	MOE_ALLOC(router_ids, ntiles);
-	MOE_ALLOC(combine_ids, ntiles);
 
 	rva_status st;
-	uint32_t cap_task;
-	if ((st = rva__graph_add(g, capacity_task, j, RVA__NO_SEQ, 0, 0, 0, 0,
+	uint32_t cap_task = RVA__NO_TASK;
+	if (j->per_batch &&
+	    (st = rva__graph_add(g, capacity_batch_task, j, RVA__NO_SEQ, 0, 0, 0, 0,
 	                         (float)(pairs + ntiles * j->E), &cap_task)) != RVA_OK)
 		return st;
 	size_t ti = 0, tok = 0;
-	bool jitter = rva__router_jitter_active(&j->router, &j->rt);
 	for (size_t s = 0; s < io->nseq; s++) {
 		uint32_t join, after = rva__plan_after(io, s);
 		if ((st = rva__graph_add_join(g, (uint32_t)s, &join)) != RVA_OK ||
 		    (st = rva__graph_edge(g, after, join)) != RVA_OK)
 			return st;
 		io->done[s] = join;
-		if (!planned(io, s))
-			continue;
-		const rva_seq *seq = &io->seqs[s];
-		j->tile0[s] = ti;
-		size_t nt = rva__div_up(seq->nq, j->qb);
-		double expert_flops = 0.0;
-		for (size_t e = 0; e < j->E; e++) {
-			const rva_attention *ex = j->ms->experts[e];
-			expert_flops += ex->ops->flops(ex, seq);
-			size_t rows = tiles_per_task(ex, j->qb, nt) * j->qb; /* as expert_task carves */
-			size_t need = ex->ops->rows_scratch(ex, seq, rva__min(rows, seq->nq));
-			if (!rva__add_ok(need, expert_scratch_head(j, rows), &need))
-				return rva__fail(RVA_EOVERFLOW, "moe: expert scratch overflows");
-			rva__graph_need_scratch(g, need);
-		}
-		/* average expert cost of one query row, times the k experts it visits */
-		double row_cost = expert_flops / (double)j->E / (double)seq->nq * (double)j->k;
-		for (size_t qt = 0; qt < nt; qt++, ti++) {
-			size_t n = rva__min(j->qb, seq->nq - qt * j->qb);
-			j->tiles[ti] = (moe_tile){.seq = (uint32_t)s, .qt = (uint32_t)qt, .tok = tok,
-			                          .n = n};
-			tok += n;
-			rva__graph_need_scratch(g, rva__router_scratch(&j->router, n, jitter) +
-			                               n * j->E * sizeof(float));
-			float rcost = (float)(2.0 * (double)n * (double)j->dim * (double)j->E);
-			if ((st = rva__graph_add(g, router_task, j, (uint32_t)s, (uint32_t)ti, 0, 0, 0,
-			                         rcost, &router_ids[ti])) != RVA_OK ||
-			    (st = rva__graph_edge(g, after, router_ids[ti])) != RVA_OK ||
-			    (st = rva__graph_edge(g, router_ids[ti], cap_task)) != RVA_OK ||
-			    (st = rva__graph_add(g, combine_task, j, (uint32_t)s, 0, (uint32_t)qt, 0, 0,
-			                         (float)(n * j->k * j->dim), &combine_ids[ti])) !=
-			        RVA_OK ||
-			    (st = rva__graph_edge(g, combine_ids[ti], join)) != RVA_OK)
-				return st;
-			float ecost = (float)(row_cost * (double)n / (double)j->k);
-			for (size_t e = 0; e < j->E; e++) {
-				if (tiles_per_task(j->ms->experts[e], j->qb, nt) > 1)
-					continue; /* planned by tile groups below */
-				uint32_t id;
-				if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
-				                         (uint32_t)qt, 1, 0, ecost, &id)) != RVA_OK ||
-				    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK ||
-				    (st = rva__graph_edge(g, id, combine_ids[ti])) != RVA_OK)
-					return st;
-			}
-		}
-		for (size_t e = 0; e < j->E; e++) {
-			size_t per = tiles_per_task(j->ms->experts[e], j->qb, nt);
-			if (per == 1)
-				continue;
-			for (size_t t0 = 0; t0 < nt; t0 += per) {
-				size_t ntl = rva__min(per, nt - t0);
-				size_t rows = rva__min(seq->nq - t0 * j->qb, ntl * j->qb);
-				uint32_t id;
-				if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
-				                         (uint32_t)t0, (uint32_t)ntl, 0,
-				                         (float)(row_cost * (double)rows / (double)j->k),
-				                         &id)) != RVA_OK ||
-				    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK)
-					return st;
-				for (size_t qt = t0; qt < t0 + ntl; qt++)
-					if ((st = rva__graph_edge(g, id, combine_ids[j->tile0[s] + qt])) != RVA_OK)
-						return st;
-			}
-		}
+		if (planned(io, s) &&
+		    (st = plan_seq(j, io, g, s, join, cap_task, &ti, &tok, tokens)) != RVA_OK)
+			return st;
 	}
 	if (io->rt.moe_stats) {
 		j->prev_finish = g->finish;
@@ -467,14 +738,24 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 	return RVA_OK;
 }
 
-/* Router GEMM plus, per row, the average expert's work times the k experts it visits. */
+/*
+ * FLOPs of one sequence: the router GEMM (2 nq dim E); per query row and each of its k
+ * experts, the W_q and W_o products (4 dim^2) and the average expert attention's share
+ * (its own model, times k / E); the K and V projections (4 nk kv_dim^2, once when
+ * shared, once per expert otherwise).
+ */
 static double flops(const rva_attention *att, const rva_seq *s) {
 	const moe_state *ms = att->state;
-	double f = 2.0 * (double)s->nq * (double)att->cfg.dim * (double)att->cfg.experts;
+	double nq = (double)s->nq, nk = (double)s->nk, dim = (double)att->cfg.dim;
+	double kvd = (double)att->kv_dim, E = (double)att->cfg.experts, k = (double)att->cfg.top_k;
+	if (s->nq == 0)
+		return 0.0;
+	double f = 2.0 * nq * dim * E + nq * k * 4.0 * dim * dim +
+	           (double)ms->nkv * 4.0 * nk * kvd * kvd;
 	double ex = 0.0;
 	for (size_t e = 0; e < ms->count; e++)
 		ex += ms->experts[e]->ops->flops(ms->experts[e], s);
-	return f + ex * (double)att->cfg.top_k / (double)att->cfg.experts;
+	return f + ex * k / E;
 }
 
 const rva__mech_ops rva__moe_ops = {
@@ -514,5 +795,28 @@ rva_status rva_attention_expert(const rva_attention *att, size_t e,
 		return rva__fail(RVA_ERANGE, "rva_attention_expert: expert %zu of %zu", e,
 		                 ms->count);
 	*expert = ms->experts[e];
+	return RVA_OK;
+}
+
+rva_status rva_attention_moe_weights(const rva_attention *att, size_t e, const float **wq,
+                                     const float **wo, const float **wk, const float **wv) {
+	if (!att)
+		return rva__fail(RVA_ENULL, "rva_attention_moe_weights: att is NULL");
+	if (att->cfg.mechanism != RVA_MECH_MOE || !att->state)
+		return rva__fail(RVA_EINVAL, "rva_attention_moe_weights: %s attention has no "
+		                 "experts", rva_mechanism_name(att->cfg.mechanism));
+	const moe_state *ms = att->state;
+	if (e >= ms->count)
+		return rva__fail(RVA_ERANGE, "rva_attention_moe_weights: expert %zu of %zu", e,
+		                 ms->count);
+	size_t dim = att->cfg.dim, kvd = att->kv_dim, kv = ms->nkv > 1 ? e : 0;
+	if (wq)
+		*wq = ms->wq + e * dim * dim;
+	if (wo)
+		*wo = ms->wo + e * dim * dim;
+	if (wk)
+		*wk = ms->wk + kv * kvd * kvd;
+	if (wv)
+		*wv = ms->wv + kv * kvd * kvd;
 	return RVA_OK;
 }

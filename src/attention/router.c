@@ -32,7 +32,8 @@ static void softmax_row(float *p, size_t n) {
 }
 
 /* The k largest probabilities in decreasing order, ties to the lower index. */
-static void top_k(const float *p, size_t n, size_t k, uint32_t *choice, float *weight) {
+static void top_k(const float *p, size_t n, size_t k, bool normalize, uint32_t *choice,
+                  float *weight) {
 	unsigned char taken[RVA_MOE_MAX_EXPERTS];
 	memset(taken, 0, n);
 	float sum = 0.0f;
@@ -49,6 +50,8 @@ static void top_k(const float *p, size_t n, size_t k, uint32_t *choice, float *w
 		weight[r] = p[best];
 		sum += p[best];
 	}
+	if (!normalize)
+		return; /* Switch: the gate is the router probability itself */
 	float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
 	for (size_t r = 0; r < k; r++)
 		weight[r] *= inv;
@@ -79,7 +82,7 @@ void rva__router_rows(const rva__router *r, const rva_runtime *rt, uint32_t stre
 	rva__sgemm(false, true, n, E, dim, 1.0f, x, ldx, r->w, dim, 0.0f, probs, E);
 	for (size_t i = 0; i < n; i++) {
 		softmax_row(probs + i * E, E);
-		top_k(probs + i * E, E, k, choice + i * k, weight + i * k);
+		top_k(probs + i * E, E, k, r->normalize, choice + i * k, weight + i * k);
 	}
 }
 

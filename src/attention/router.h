@@ -1,8 +1,9 @@
 /*
- * The MoE router (Switch Transformer / GShard, ANCHORS C.4): gate logits W x over the E
- * experts for a query row x (dim floats), a softmax in fp32 ("selective precision"), the
- * top-k experts and their gates renormalised over the chosen k. moe.c's router tasks use
- * it; tests call it to compare routing with an oracle.
+ * The MoE router (Switch Transformer / GShard): gate logits W x over the E experts for a
+ * query row x (dim floats), a softmax in fp32 ("selective precision"), the top-k experts
+ * and their gates: the raw probabilities (Switch) or the probabilities renormalised over
+ * the chosen k (GShard). moe.c's router tasks use it; tests call it to compare routing
+ * with an oracle.
  */
 #ifndef RVATTN_SRC_ATTENTION_ROUTER_H
 #define RVATTN_SRC_ATTENTION_ROUTER_H
@@ -15,9 +16,10 @@
 
 /* Everything one routing call needs. */
 typedef struct rva__router {
-	const float *w;     /* experts x dim, row-major */
+	const float *w;     /* experts x dim, row-major, packed (row stride dim) */
 	size_t experts, dim, top_k;
 	float jitter;       /* epsilon of the input jitter (used in training mode only) */
+	bool normalize;     /* gates renormalised over the chosen k (else raw) */
 } rva__router;
 
 /* Bytes of scratch rva__router_rows needs for up to nrows rows (jitter: whether the
@@ -31,8 +33,8 @@ bool rva__router_jitter_active(const rva__router *r, const rva_runtime *rt);
  * Routes the query rows [row0, row0 + n) of q (row stride q_stride; row i at
  * q + i * q_stride): probs receives n x experts gate probabilities (row-major), choice
  * and weight n x top_k entries: the chosen experts by decreasing probability (ties go
- * to the lower expert index) and their probabilities divided by the sum over the chosen
- * k. With jitter active, x is first multiplied elementwise by U(1 - eps, 1 + eps) drawn
+ * to the lower expert index) and their gates: the probabilities, divided by their sum
+ * over the chosen k when r->normalize. With jitter active, x is first multiplied elementwise by U(1 - eps, 1 + eps) drawn
  * from counter-based random numbers of (rt->seed, rt->step, stream, seq_index, row,
  * element): the same whatever the thread count or tiling. scratch holds at least
  * rva__router_scratch(r, n, jitter) bytes (64-byte aligned).

@@ -610,27 +610,24 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 size_t rva__softmax_rows_scratch(const rva_attention *att, const rva_seq *seq, size_t nrows) {
 	size_t br = rva__min(att->cfg.query_block, nrows ? nrows : 1);
 	size_t qspan = seq->nq + 1;
-	return (nrows * att->cfg.dim + 64 + tile_scratch_floats(att, br, qspan) +
-	        carve_floats(br, att->head_dim)) * sizeof(float);
+	return (64 + tile_scratch_floats(att, br, qspan) + carve_floats(br, att->head_dim)) *
+	       sizeof(float);
 }
 
 rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint32_t seq_index,
                              const rva_runtime *rt, const uint32_t *rows, size_t nrows,
                              float *out, size_t out_stride, void *scratch) {
-	size_t D = att->head_dim, dim = att->cfg.dim, qb = att->cfg.query_block;
+	size_t D = att->head_dim, qb = att->cfg.query_block, qs = seq->q_stride;
 	sm_op op = {.att = att, .seqs = seq, .rt = *rt, .stream = 0};
-	float *qg = align16f(scratch);
-	for (size_t r = 0; r < nrows; r++)
-		memcpy(qg + r * dim, seq->q + (size_t)rows[r] * seq->q_stride, dim * sizeof(float));
 	size_t br_max = rva__min(qb, nrows ? nrows : 1);
-	tile_bufs b = carve(qg + nrows * dim, br_max, D);
+	tile_bufs b = carve(scratch, br_max, D);
 	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
 	for (size_t r0 = 0; r0 < nrows; r0 += qb) {
 		size_t br = rva__min(qb, nrows - r0);
 		for (size_t i = 0; i < br; i++)
 			b.qpos[i] = off + (int64_t)rows[r0 + i];
 		for (size_t h = 0; h < att->cfg.heads; h++) {
-			tile_io io = {.q = qg + r0 * dim + h * D, .qs = dim, .qpos = b.qpos, .br = br,
+			tile_io io = {.q = seq->q + r0 * qs + h * D, .qs = qs, .qpos = b.qpos, .br = br,
 			              .h = h, .k_begin = 0, .k_end = seq->nk, .o = b.o, .m = b.m,
 			              .l = b.l};
 			attend(att, &op, seq, seq_index, &io, b.tile);

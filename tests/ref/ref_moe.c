@@ -6,7 +6,7 @@
 #include "ref/ref_moe.h"
 
 void ref_moe_route(const float *w, size_t experts, size_t dim, const float *x, size_t k,
-                   double *probs, uint32_t *choice, double *weight) {
+                   int normalize, double *probs, uint32_t *choice, double *weight) {
 	double mx = -INFINITY, sum = 0.0;
 	for (size_t e = 0; e < experts; e++) {
 		double z = 0.0;
@@ -35,8 +35,30 @@ void ref_moe_route(const float *w, size_t experts, size_t dim, const float *x, s
 		chosen += probs[best];
 	}
 	for (size_t r = 0; r < k; r++)
-		weight[r] = probs[choice[r]] / chosen;
+		weight[r] = normalize ? probs[choice[r]] / chosen : probs[choice[r]];
 	free(used);
+}
+
+void ref_moe_project(const float *x, size_t ldx, size_t n, const float *w, size_t ldw,
+                     size_t rows, size_t cols, double *out) {
+	for (size_t i = 0; i < n; i++)
+		for (size_t c = 0; c < cols; c++) {
+			double z = 0.0;
+			for (size_t r = 0; r < rows; r++)
+				z += (double)x[i * ldx + r] * (double)w[r * ldw + c];
+			out[i * cols + c] = z;
+		}
+}
+
+void ref_moe_project_d(const double *x, size_t n, const float *w, size_t ldw, size_t rows,
+                       size_t cols, double *out) {
+	for (size_t i = 0; i < n; i++)
+		for (size_t c = 0; c < cols; c++) {
+			double z = 0.0;
+			for (size_t r = 0; r < rows; r++)
+				z += x[i * rows + r] * (double)w[r * ldw + c];
+			out[i * cols + c] = z;
+		}
 }
 
 static int cmp_desc(const void *a, const void *b) {
