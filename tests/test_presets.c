@@ -1,5 +1,7 @@
 /* Presets, smart selection and model names (presets.h). */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rvattn/attention.h"
@@ -94,7 +96,10 @@ Test(presets, flash_optimized_heads) {
 	c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, 768);
 	cr_assert_eq(c.heads, 12);
 	build_ok(&c);
-	c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, 100); /* neither: one head */
+	c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, 100); /* 10: largest divisor below 12 */
+	cr_assert_eq(c.heads, 10);
+	build_ok(&c);
+	c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, 97); /* prime: one head */
 	cr_assert_eq(c.heads, 1);
 	build_ok(&c);
 }
@@ -161,8 +166,22 @@ Test(presets, every_preset_builds_at_768) {
 	}
 }
 
-Test(presets, bert_dim_100_fails_at_build) {
-	rva_config c = rva_preset_config(RVA_PRESET_BERT, 100);
+Test(presets, heads_fit_dims_that_12_does_not_divide) {
+	static const struct {
+		size_t dim, heads;
+	} cases[] = {
+		{768, 12}, {96, 12}, {12, 12}, /* 12 divides: the model's 12, whatever head_dim */
+		{512, 8}, {1024, 8}, {100, 10}, {200, 10}, {640, 10}, {90, 10}, {56, 7},
+		{16, 2}, {24, 12}, {40, 5}, {97, 1}, {15, 1}, {7, 1}, {1, 1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		rva_config c = rva_preset_config(RVA_PRESET_BERT, cases[i].dim);
+		cr_assert_eq(c.heads, cases[i].heads, "bert at dim %zu: %zu heads, want %zu",
+		             cases[i].dim, c.heads, cases[i].heads);
+		build_ok(&c);
+	}
+	/* a user's explicit head count is not fitted: 12 heads at dim 100 still fail */
+	rva_config c = rva_multi_head(100, 12);
 	rva_attention *att = NULL;
 	cr_assert_eq(rva_build(&c, &att), RVA_EDIM);
 	cr_assert_null(att);
@@ -379,7 +398,11 @@ Test(selection, always_buildable) {
 	cr_assert(c.causal);
 	build_ok(&c);
 	c = rva_for_vision(100, 16); /* neither 12 nor 8 divides 100 */
-	cr_assert_eq(c.heads, 1);
+	cr_assert_eq(c.heads, 10);
+	build_ok(&c);
+	c = rva_for_graphs(100, false); /* 8 does not divide 100 */
+	cr_assert_eq(c.mechanism, RVA_MECH_MULTI_HEAD);
+	cr_assert_eq(c.heads, 5);
 	build_ok(&c);
 	/* where 12 divides dim, exactly the preset */
 	c = rva_for_vision(768, 16);
@@ -393,4 +416,144 @@ Test(selection, always_buildable) {
 			cr_assert_eq(dim % cs[i].heads, 0, "dim %zu selection %zu: %zu heads", dim, i,
 			             cs[i].heads);
 	}
+}
+
+Test(presets, gpt3_is_gpt3) {
+	rva_config c;
+	cr_assert_eq(rva_from_model_name("gpt3", 12288, &c), RVA_OK);
+	cr_assert_eq(c.mechanism, RVA_MECH_MULTI_HEAD);
+	cr_assert_eq(c.heads, 96); /* head_dim 128 */
+	cr_assert(c.causal);
+	build_ok(&c);
+	cr_assert_eq(rva_from_model_name("GPT-3", 12288, &c), RVA_OK);
+	cr_assert_eq(c.heads, 96);
+	cr_assert_eq(rva_from_model_name("switch-base", 768, &c), RVA_OK);
+	cr_assert_eq(c.mechanism, RVA_MECH_MOE);
+	cr_assert_eq(c.heads, 12);
+	/* not GPT-2's 12 heads at its own size either; fitted elsewhere */
+	cr_assert_eq(rva_from_model_name("gpt3", 1000, &c), RVA_OK);
+	cr_assert_eq(c.heads, 50); /* largest divisor of 1000 below 96 with head_dim >= 8 */
+	build_ok(&c);
+}
+
+/* presets.h's recipe for GPT-3's locally banded layers: causal local-global without global
+ * tokens; position i attends itself and the W positions before it. Checked at a small
+ * size against dense multi-head attention over exactly those keys. */
+Test(presets, gpt3_banded_layer_recipe) {
+	enum { DIM = 64, HEADS = 4, W = 4, N = 11 };
+	rva_config band = rva_local_global(DIM, W);
+	band.heads = HEADS;
+	band.causal = true;
+	band.global_tokens = 0;
+	rva_config dense = rva_multi_head(DIM, HEADS);
+	rva_attention *ab = NULL, *ad = NULL;
+	cr_assert_eq(rva_build(&band, &ab), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(rva_build(&dense, &ad), RVA_OK, "%s", rva_last_error());
+	float x[N * DIM], out[N * DIM];
+	uint64_t st = 12345;
+	for (int i = 0; i < N * DIM; i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		x[i] = (float)((st >> 40) & 0xFFFF) / 32768.0f - 1.0f;
+	}
+	rva_seq s = {.nq = N, .nk = N, .q = x, .k = x, .v = x, .out = out};
+	rva_batch b = {.count = 1, .seqs = &s};
+	cr_assert_eq(rva_compute_batch(ab, &b, NULL, NULL), RVA_OK, "%s", rva_last_error());
+	for (int i = 0; i < N; i++) {
+		int lo = i - W < 0 ? 0 : i - W;
+		const float *rows[W + 1];
+		for (int j = lo; j <= i; j++)
+			rows[j - lo] = x + j * DIM;
+		float want[DIM];
+		cr_assert_eq(rva_compute(ad, x + i * DIM, rows, rows, (size_t)(i - lo + 1), want),
+		             RVA_OK);
+		for (int f = 0; f < DIM; f++)
+			cr_assert_float_eq(out[i * DIM + f], want[f], 1e-5f, "row %d col %d", i, f);
+	}
+	rva_attention_destroy(ab);
+	rva_attention_destroy(ad);
+}
+
+/* Builds c and runs one query over three keys; checks the head count against the rule of
+ * presets.h (H = the model's heads) and that the output is finite. */
+static void fits_and_runs(const rva_config *c, size_t H, const char *what, size_t dim) {
+	cr_assert_eq(c->dim, dim, "%s", what);
+	cr_assert(c->heads >= 1 && dim % c->heads == 0, "%s dim %zu: %zu heads", what, dim,
+	          c->heads);
+	if (dim % H == 0)
+		cr_assert_eq(c->heads, H, "%s dim %zu: %zu heads, the model has %zu", what, dim,
+		             c->heads, H);
+	else
+		cr_assert(c->heads < H && (c->heads == 1 || dim / c->heads >= 8), "%s dim %zu: %zu "
+		          "heads", what, dim, c->heads);
+	/* An MoE build draws every expert's parameters (random features of its linear experts,
+	 * projections, E x dim x dim normals each): ~0.1 s at small dims, seconds at large ones.
+	 * Its head count is fitted by the same code as every other preset's, so MoE configs are
+	 * built at a sample of dims: up to 24 and every 5th up to 300. */
+	if (c->mechanism == RVA_MECH_MOE && (dim > 300 || (dim > 24 && dim % 5 != 0)))
+		return;
+	rva_attention *att = NULL;
+	rva_status st = rva_build(c, &att);
+	cr_assert_eq(st, RVA_OK, "%s dim %zu: %s (%s)", what, dim, rva_status_name(st),
+	             rva_last_error());
+	static float buf[4 * 12288], out[12288];
+	for (size_t i = 0; i < 4 * dim; i++)
+		buf[i] = (float)((i * 37 + 11) % 101) / 101.0f - 0.5f;
+	const float *rows[3] = {buf + dim, buf + 2 * dim, buf + 3 * dim};
+	st = rva_compute(att, buf, rows, rows, 3, out);
+	cr_assert_eq(st, RVA_OK, "%s dim %zu: run %s (%s)", what, dim, rva_status_name(st),
+	             rva_last_error());
+	for (size_t i = 0; i < dim; i++)
+		cr_assert(isfinite(out[i]), "%s dim %zu: out[%zu] = %g", what, dim, i, (double)out[i]);
+	rva_attention_destroy(att);
+}
+
+/* The model heads H of each preset (presets.h). */
+static size_t preset_heads(rva_preset p) {
+	return p == RVA_PRESET_SWITCH_TRANSFORMER || p == RVA_PRESET_HYPERBOLIC_TREE ? 1 : 12;
+}
+
+static void every_selection_at(size_t dim) {
+	char what[64];
+	for (int p = 0; p < RVA_PRESET_COUNT; p++) {
+		rva_config c = rva_preset_config((rva_preset)p, dim);
+		fits_and_runs(&c, preset_heads((rva_preset)p), rva_preset_name((rva_preset)p), dim);
+	}
+	static const size_t lens[] = {1, 512, 513, 4096, 4097};
+	for (size_t i = 0; i < 5; i++) {
+		rva_config c = rva_for_sequences(dim, lens[i]);
+		snprintf(what, sizeof what, "for_sequences(%zu)", lens[i]);
+		fits_and_runs(&c, 12, what, dim);
+	}
+	rva_config c = rva_for_graphs(dim, true);
+	fits_and_runs(&c, 1, "for_graphs(hierarchical)", dim);
+	c = rva_for_graphs(dim, false);
+	fits_and_runs(&c, 8, "for_graphs", dim);
+	c = rva_for_large_scale(dim);
+	fits_and_runs(&c, 12, "for_large_scale", dim);
+	c = rva_for_vision(dim, 16);
+	fits_and_runs(&c, 12, "for_vision", dim);
+	c = rva_for_generation(dim, 2048);
+	fits_and_runs(&c, 12, "for_generation(2048)", dim);
+	c = rva_for_generation(dim, 2049);
+	fits_and_runs(&c, 12, "for_generation(2049)", dim);
+	c = rva_for_moe(dim, 4, 2);
+	fits_and_runs(&c, 1, "for_moe", dim);
+	static const struct {
+		const char *name;
+		size_t heads;
+	} names[] = {{"bert-large", 16}, {"gpt2", 12}, {"gpt2-large", 20}, {"gpt2-xl", 25},
+	             {"gpt3", 96}, {"t5-small", 8}, {"vit-huge", 16}, {"switch-base", 12},
+	             {"longformer-base", 12}};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		cr_assert_eq(rva_from_model_name(names[i].name, dim, &c), RVA_OK);
+		fits_and_runs(&c, names[i].heads, names[i].name, dim);
+	}
+}
+
+Test(selection, every_selection_preset_and_name_builds_and_runs_for_every_dim) {
+	for (size_t dim = 1; dim <= 300; dim++)
+		every_selection_at(dim);
+	static const size_t large[] = {768, 1000, 1024, 1280, 1600, 4096, 12288};
+	for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
+		every_selection_at(large[i]);
 }

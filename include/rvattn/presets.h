@@ -1,8 +1,11 @@
 /*
  * rvattn — model presets and smart selection (the SDK guide's presets module).
  *
- * Presets resolve to plain configs (config.h) and cannot fail; rva_build() validates
- * them (Bert with dim 100 fails there: 12 heads do not divide 100).
+ * Presets resolve to plain configs (config.h) and cannot fail. Every preset, selection and
+ * model name builds for every dim > 0: where the model's head count H does not divide dim,
+ * the config takes the largest divisor of dim below H that keeps head_dim >= 8, or one head
+ * when there is none (Bert: 12 heads at 768, 8 at 512, 10 at 100, 1 at 97). The heads
+ * named below are H.
  */
 #ifndef RVATTN_PRESETS_H
 #define RVATTN_PRESETS_H
@@ -45,9 +48,9 @@ const char *rva_preset_description(rva_preset p);
  * RVA_ENOTFOUND with a message listing the known names. */
 rva_status rva_preset_from_name(const char *name, rva_preset *out);
 
-/* Smart selection, with the guide's thresholds. A selection always builds for its dim:
- * where it picks a 12-head preset (Bert, Gpt, ViT) for a dim that 12 does not divide, it
- * uses 8 heads (8 divides dim) or 1 instead, e.g. for_sequences(512, 512). */
+/* Smart selection, with the guide's thresholds. A selection is a preset (or, for general
+ * graphs, multi-head attention with H = 8) and builds for its dim as above, e.g.
+ * for_sequences(512, 512) is Bert with 8 heads and for_graphs(100, false) has 5. */
 rva_config rva_for_sequences(size_t dim, size_t max_len);  /* <=512 Bert, <=4096 Longformer,
                                                              * else Performer */
 rva_config rva_for_graphs(size_t dim, bool hierarchical);  /* Hyperbolic or multi-head (8) */
@@ -59,7 +62,19 @@ rva_config rva_for_moe(size_t dim, size_t experts, size_t top_k);
 
 /*
  * from_model_name(name, dim): case-insensitive, with the aliases users type (bert,
- * bert-base, gpt, gpt2, gpt-2, longformer, performer, t5, vit, switch, ...).
+ * bert-base, gpt, gpt2, gpt-2, longformer, performer, t5, vit, switch, ...). A name of a
+ * model size gives that model's head count H (fitted to dim as above): bert-large,
+ * roberta-large, gpt2-medium, longformer-large, t5-large, vit-large, vit-huge 16;
+ * gpt2-large 20; gpt2-xl 25; t5-small 8; switch-base 12; gpt3 96.
+ *
+ * gpt3 (or gpt-3) is GPT-3 175B: 96 heads of 128 at dim 12288, causal. GPT-3 alternates
+ * dense and locally banded sparse attention layers (Brown et al. 2020, section 2.1, "similar
+ * to the Sparse Transformer"); the name gives the dense layers. A banded layer is causal
+ * local-global attention without global tokens:
+ *   rva_config band = rva_local_global(12288, W);  band.heads = 96;
+ *   band.causal = true;  band.global_tokens = 0;
+ * where each position sees itself and the W positions before it (W even). The paper does
+ * not publish the band width; EleutherAI's GPT-Neo, an open replication, uses 256.
  * Errors: RVA_ENULL; RVA_ENOTFOUND with a message listing the known names.
  */
 rva_status rva_from_model_name(const char *name, size_t dim, rva_config *out);

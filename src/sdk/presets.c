@@ -18,10 +18,11 @@
  *   sparse_transformer flash (block 128) with the strided pattern of Child et al.,
  *                      stride 128, causal, model heads
  *
- * "Model heads" is the head count a model of that dimension usually has: 12 when 12
- * divides dim (768, 1536, ...), else 8 when 8 divides dim (512, 1024, ...), else 1; so
- * these presets build for every dim. The 12-head presets (bert, gpt, t5, vit) keep the
- * guide's 12 heads and rva_build rejects a dim that 12 does not divide (RVA_EDIM).
+ * "Model heads" is 12, the head count of the base-size models. Every preset, selection
+ * and model name builds for every dim > 0: where its head count does not divide dim it
+ * takes the largest divisor of dim below that count that keeps head_dim >= 8, or one head
+ * when there is none (fit_heads below); e.g. 12 heads at 768, 8 at 512 and 1024, 10 at
+ * 100, 1 at 97.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,43 +30,53 @@
 #include "core/internal.h"
 #include "rvattn/presets.h"
 
-/* 12 heads when 12 divides dim, else 8 when 8 does, else 1 (see the file comment). */
-static size_t model_heads(size_t dim) {
-	if (dim > 0 && dim % 12 == 0)
-		return 12;
-	if (dim > 0 && dim % 8 == 0)
-		return 8;
+/* The narrowest head a fitted head count gives where dim allows a wider one: a dot product
+ * over fewer features discriminates little. */
+#define MIN_HEAD_DIM 8
+
+/* The head count of a preset whose model has `heads` heads, at `dim`: `heads` when it
+ * divides dim; else the largest divisor of dim below it with dim / divisor >= MIN_HEAD_DIM;
+ * else 1. dim 0 keeps `heads` (rva_build rejects dim 0 with its own message). */
+static size_t fit_heads(size_t dim, size_t heads) {
+	if (dim == 0 || heads == 0 || dim % heads == 0)
+		return heads ? heads : 1;
+	for (size_t h = rva__min(heads - 1, dim / MIN_HEAD_DIM); h > 1; h--)
+		if (dim % h == 0)
+			return h;
 	return 1;
 }
+
+/* The base-size models' head count (see the file comment). */
+#define MODEL_HEADS 12
 
 rva_config rva_preset_config(rva_preset p, size_t dim) {
 	rva_config c;
 	switch (p) {
 	case RVA_PRESET_BERT:
-		c = rva_multi_head(dim, 12);
+		c = rva_multi_head(dim, fit_heads(dim, MODEL_HEADS));
 		c.dropout = 0.1f;
 		c.causal = false;
 		break;
 	case RVA_PRESET_GPT:
-		c = rva_multi_head(dim, 12);
+		c = rva_multi_head(dim, fit_heads(dim, MODEL_HEADS));
 		c.dropout = 0.1f;
 		c.causal = true;
 		break;
 	case RVA_PRESET_LONGFORMER:
 		c = rva_local_global(dim, 512);
-		c.heads = model_heads(dim);
+		c.heads = fit_heads(dim, MODEL_HEADS);
 		c.global_tokens = 1;
 		c.dropout = 0.1f;
 		break;
 	case RVA_PRESET_PERFORMER:
 		c = rva_linear(dim, 256);
-		c.heads = model_heads(dim);
+		c.heads = fit_heads(dim, MODEL_HEADS);
 		c.feature_map = RVA_FEATURES_FAVOR;
 		c.orthogonal = true;
 		break;
 	case RVA_PRESET_FLASH_OPTIMIZED:
 		c = rva_flash(dim, 128);
-		c.heads = model_heads(dim);
+		c.heads = fit_heads(dim, MODEL_HEADS);
 		break;
 	case RVA_PRESET_SWITCH_TRANSFORMER:
 		c = rva_moe(dim, 8, 2);
@@ -76,7 +87,7 @@ rva_config rva_preset_config(rva_preset p, size_t dim) {
 		c = rva_hyperbolic(dim, -1.0f);
 		break;
 	case RVA_PRESET_T5:
-		c = rva_multi_head(dim, 12);
+		c = rva_multi_head(dim, fit_heads(dim, MODEL_HEADS));
 		c.bias = RVA_BIAS_T5;
 		c.bias_buckets = 32;
 		c.bias_max_distance = 128;
@@ -85,13 +96,13 @@ rva_config rva_preset_config(rva_preset p, size_t dim) {
 		c.causal = false;
 		break;
 	case RVA_PRESET_VIT:
-		c = rva_multi_head(dim, 12);
+		c = rva_multi_head(dim, fit_heads(dim, MODEL_HEADS));
 		c.dropout = 0.0f;
 		c.causal = false;
 		break;
 	case RVA_PRESET_SPARSE_TRANSFORMER:
 		c = rva_flash(dim, 128);
-		c.heads = model_heads(dim);
+		c.heads = fit_heads(dim, MODEL_HEADS);
 		c.pattern = RVA_PATTERN_STRIDED;
 		c.sparse_stride = 128;
 		c.causal = true;
@@ -117,23 +128,24 @@ static const char *const preset_names[RVA_PRESET_COUNT] = {
 	[RVA_PRESET_SPARSE_TRANSFORMER] = "sparse_transformer",
 };
 
+/* How a description says that the head count is fitted to dim (fit_heads). */
+#define FEWER " (fewer where 12 does not divide dim)"
+
 static const char *const preset_descriptions[RVA_PRESET_COUNT] = {
-	[RVA_PRESET_BERT] = "multi_head, 12 heads, dropout 0.1, bidirectional",
-	[RVA_PRESET_GPT] = "multi_head, 12 heads, dropout 0.1, causal",
+	[RVA_PRESET_BERT] = "multi_head, 12 heads" FEWER ", dropout 0.1, bidirectional",
+	[RVA_PRESET_GPT] = "multi_head, 12 heads" FEWER ", dropout 0.1, causal",
 	[RVA_PRESET_LONGFORMER] = "local_global, window 512, 1 global token, dropout 0.1, "
-	                          "12 heads (8 or 1 if 12 does not divide dim)",
+	                          "12 heads" FEWER,
 	[RVA_PRESET_PERFORMER] = "linear FAVOR+, 256 positive orthogonal random features, "
-	                         "12 heads (8 or 1 if 12 does not divide dim)",
-	[RVA_PRESET_FLASH_OPTIMIZED] = "flash, block 128, "
-	                               "12 heads (8 or 1 if 12 does not divide dim)",
+	                         "12 heads" FEWER,
+	[RVA_PRESET_FLASH_OPTIMIZED] = "flash, block 128, 12 heads" FEWER,
 	[RVA_PRESET_SWITCH_TRANSFORMER] = "moe, 8 experts, top-2, capacity 1.25, jitter 0.01",
 	[RVA_PRESET_HYPERBOLIC_TREE] = "hyperbolic (Poincare ball), curvature -1",
-	[RVA_PRESET_T5] = "multi_head, 12 heads, T5 relative-position bias (32 buckets, max "
-	                  "distance 128), scale 1, dropout 0.1",
-	[RVA_PRESET_VIT] = "multi_head, 12 heads, bidirectional, no dropout",
+	[RVA_PRESET_T5] = "multi_head, 12 heads" FEWER ", T5 relative-position bias (32 "
+	                  "buckets, max distance 128), scale 1, dropout 0.1",
+	[RVA_PRESET_VIT] = "multi_head, 12 heads" FEWER ", bidirectional, no dropout",
 	[RVA_PRESET_SPARSE_TRANSFORMER] = "flash, strided sparse pattern (stride 128), causal, "
-	                                  "block 128, 12 heads (8 or 1 if 12 does not divide "
-	                                  "dim)",
+	                                  "block 128, 12 heads" FEWER,
 };
 
 const char *rva_preset_name(rva_preset p) {
@@ -176,8 +188,10 @@ static const model_alias model_aliases[] = {
 	{"gpt2-medium", RVA_PRESET_GPT, 16},
 	{"gpt2-large", RVA_PRESET_GPT, 20},
 	{"gpt2-xl", RVA_PRESET_GPT, 25},
-	{"gpt3", RVA_PRESET_GPT, 0},
-	{"gpt-3", RVA_PRESET_GPT, 0},
+	/* GPT-3 175B (Brown et al. 2020, Table 2.1): 96 heads of 128 at dim 12288; these are
+	 * its dense layers, presets.h says how to build its banded ones */
+	{"gpt3", RVA_PRESET_GPT, 96},
+	{"gpt-3", RVA_PRESET_GPT, 96},
 	{"longformer-base", RVA_PRESET_LONGFORMER, 12},
 	{"longformer-large", RVA_PRESET_LONGFORMER, 16},
 	{"local-global", RVA_PRESET_LONGFORMER, 0},
@@ -186,7 +200,7 @@ static const model_alias model_aliases[] = {
 	{"flash", RVA_PRESET_FLASH_OPTIMIZED, 0},
 	{"flash-attention", RVA_PRESET_FLASH_OPTIMIZED, 0},
 	{"switch", RVA_PRESET_SWITCH_TRANSFORMER, 0},
-	{"switch-base", RVA_PRESET_SWITCH_TRANSFORMER, 0},
+	{"switch-base", RVA_PRESET_SWITCH_TRANSFORMER, 12}, /* Switch-Base: 12 heads at 768 */
 	{"moe", RVA_PRESET_SWITCH_TRANSFORMER, 0},
 	{"hyperbolic", RVA_PRESET_HYPERBOLIC_TREE, 0},
 	{"poincare", RVA_PRESET_HYPERBOLIC_TREE, 0},
@@ -209,7 +223,8 @@ static const model_alias model_aliases[] = {
 	"bert, gpt, longformer, performer, flash_optimized, switch_transformer, "          \
 	"hyperbolic_tree, t5, vit, sparse_transformer; aliases: bert-base, bert-large, "    \
 	"roberta, distilbert, gpt2, gpt-2, gpt2-medium/large/xl, gpt3, linear, flash, "     \
-	"switch, moe, hyperbolic, t5-small/base/large, vit-base/large/huge, sparse"
+	"switch, switch-base, moe, hyperbolic, t5-small/base/large, vit-base/large/huge, "   \
+	"sparse"
 
 /* Looks a name up; *heads gets the model's head count (0 = the preset's). */
 static bool lookup(const char *name, rva_preset *p, size_t *heads) {
@@ -251,37 +266,31 @@ rva_status rva_from_model_name(const char *name, size_t dim, rva_config *out) {
 		                 ")", name);
 	rva_config c = rva_preset_config(p, dim);
 	if (heads)
-		c.heads = heads;
+		c.heads = fit_heads(dim, heads);
 	*out = c;
 	return RVA_OK;
 }
 
 /* ---- smart selection (the guide's thresholds) ----------------------------------------
  *
- * Smart selection always gives a config that builds for its dim: where it picks a 12-head
- * preset (bert, gpt, vit) for a dim that 12 does not divide, it takes the model heads of
- * that dim instead (8 or 1; the guide's own call for_sequences(512, max_len) selects Bert
- * at dim 512). Everything else is the preset's.
+ * Selections are presets, so they build for every dim > 0 (the presets fit their heads);
+ * the guide's own call for_sequences(512, max_len) selects Bert at dim 512: 8 heads.
  */
-
-static rva_config fit_heads(rva_config c) {
-	if (c.heads == 0 || c.dim % c.heads != 0)
-		c.heads = model_heads(c.dim);
-	return c;
-}
 
 rva_config rva_for_sequences(size_t dim, size_t max_len) {
 	if (max_len <= 512)
-		return fit_heads(rva_preset_config(RVA_PRESET_BERT, dim));
+		return rva_preset_config(RVA_PRESET_BERT, dim);
 	if (max_len <= 4096)
 		return rva_preset_config(RVA_PRESET_LONGFORMER, dim);
 	return rva_preset_config(RVA_PRESET_PERFORMER, dim);
 }
 
+/* General graphs: multi-head attention with 8 heads (Graph Attention Networks use 8), fitted
+ * to dim like the presets. */
 rva_config rva_for_graphs(size_t dim, bool hierarchical) {
 	if (hierarchical)
 		return rva_preset_config(RVA_PRESET_HYPERBOLIC_TREE, dim);
-	return rva_multi_head(dim, 8);
+	return rva_multi_head(dim, fit_heads(dim, 8));
 }
 
 rva_config rva_for_large_scale(size_t dim) {
@@ -292,12 +301,12 @@ rva_config rva_for_large_scale(size_t dim) {
  * happens before attention: it does not change the attention configuration. */
 rva_config rva_for_vision(size_t dim, size_t patch_size) {
 	(void)patch_size;
-	return fit_heads(rva_preset_config(RVA_PRESET_VIT, dim));
+	return rva_preset_config(RVA_PRESET_VIT, dim);
 }
 
 rva_config rva_for_generation(size_t dim, size_t context_len) {
 	if (context_len <= 2048)
-		return fit_heads(rva_preset_config(RVA_PRESET_GPT, dim));
+		return rva_preset_config(RVA_PRESET_GPT, dim);
 	rva_config c = rva_preset_config(RVA_PRESET_FLASH_OPTIMIZED, dim);
 	c.causal = true;
 	return c;

@@ -47,7 +47,7 @@ expect_rc 2 "$RVATTN" bench --plot out.pdf && expect_err_line "must end in .png 
 expect_rc 2 "$RVATTN" run $tiny --cpus 'bogus:1-2' && expect_err_line "bogus"
 expect_rc 2 "$RVATTN" run $tiny --cpus 'numa:99' && expect_err_line "numa:99"
 expect_rc 2 "$RVATTN" run $tiny --threads 4096 && expect_err_line "4096"
-expect_rc 2 "$RVATTN" run --dim 16 && expect_err_line "preset bert: 12 heads do not divide --dim 16"
+expect_rc 2 "$RVATTN" run --dim 16 --heads 12 && expect_err_line "--heads 12 does not divide --dim 16"
 expect_rc 2 "$RVATTN" topo --frob && expect_err_line "unknown option --frob"
 expect_rc 2 "$RVATTN" presets --dim x && expect_err_line "--dim 'x'"
 
