@@ -2,6 +2,7 @@
 # A script is run by ctest as: bash script.sh <rvattn binary> <build dir> <source dir>
 set -u
 RVATTN=$(realpath "${1:?usage: script.sh RVATTN BUILD_DIR SOURCE_DIR}")
+SCRIPT=$(realpath "$0")
 BUILD_DIR=$(realpath "${2:?}")
 SOURCE_DIR=$(realpath "${3:?}")
 # Debian's python3 with numpy (python3 on PATH may be a pyenv without it).
@@ -63,6 +64,44 @@ no_temp_files() {
 	left=$(find "${1:-$T}" -maxdepth 1 \( -name '.rvattn-*' -o -name '.*.tmp-*' \) | head -5)
 	if [ -n "$left" ]; then
 		fail "temporary files left behind: $left"
+	fi
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# also_unprivileged: when the script runs as root, runs it once more as the unprivileged
+# user nobody:nogroup (util-linux setpriv; its own temporary directory under /tmp) and
+# fails when that pass fails. Skips with a message when not root (this run is then the
+# unprivileged one) or when setpriv is missing or cannot switch. The second pass sees
+# RVATTN_TEST_UNPRIVILEGED=1.
+also_unprivileged() {
+	[ -n "${RVATTN_TEST_UNPRIVILEGED:-}" ] && return 0
+	if ! is_root; then
+		echo "note: not root (uid $(id -u)): no second, unprivileged pass"
+		return 0
+	fi
+	if ! command -v setpriv >/dev/null; then
+		echo "SKIP: setpriv (util-linux) is missing: no unprivileged pass"
+		return 0
+	fi
+	local u g
+	u=$(id -u nobody 2>/dev/null || echo 65534)
+	g=$(getent group nogroup | cut -d: -f3)
+	g=${g:-65534}
+	local sp=(setpriv --reuid="$u" --regid="$g" --clear-groups)
+	if ! "${sp[@]}" true 2>/dev/null; then
+		echo "SKIP: setpriv cannot switch to uid $u: no unprivileged pass"
+		return 0
+	fi
+	if ! "${sp[@]}" test -x "$RVATTN" -a -r "$SCRIPT"; then
+		echo "SKIP: uid $u cannot run $RVATTN or read $SCRIPT: no unprivileged pass"
+		return 0
+	fi
+	if RVATTN_TEST_UNPRIVILEGED=1 TMPDIR=/tmp "${sp[@]}" bash "$SCRIPT" "$RVATTN" \
+		"$BUILD_DIR" "$SOURCE_DIR" >"$T/unprivileged.log" 2>&1; then
+		echo "unprivileged pass (uid $u): all checks passed"
+	else
+		fail "unprivileged pass (uid $u) failed: $(tail -c 1500 "$T/unprivileged.log")"
 	fi
 }
 
