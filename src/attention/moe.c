@@ -60,13 +60,16 @@
 #define MOE_WK_TAG 0x4D4F452D574B2D2Dull
 #define MOE_WV_TAG 0x4D4F452D57562D2Dull
 
-/* Query rows of one expert task: softmax and hyperbolic experts take groups of up to
+/* Query rows of one expert task: softmax and hyperbolic experts take up to
  * MOE_GROUP_ROWS rows (so the projection GEMMs see enough rows to run near the sgemm
- * limit), linear experts up to MOE_LINEAR_GROUP_ROWS (their rows() rebuilds the key
- * state once per call). The rows a task actually gathers are also bounded by the
- * capacity, which bounds its scratch. */
-#define MOE_GROUP_ROWS 1024
+ * limit: a long sequence is cut into groups of whole query tiles, short sequences are
+ * packed together whole), linear experts up to MOE_LINEAR_GROUP_ROWS (their rows()
+ * rebuilds the key state once per call). The rows a task actually gathers are also
+ * bounded by the capacity, which bounds its scratch. */
+#define MOE_GROUP_ROWS 2048
 #define MOE_LINEAR_GROUP_ROWS 4096
+/* Sequences (or tile groups) one expert task covers at most. */
+#define MOE_MAX_UNITS 64
 /* Keys per K/V projection task. */
 #define MOE_KV_ROWS 512
 
@@ -292,6 +295,8 @@ typedef struct moe_job {
 	size_t *assigned;   /* nseq x E: pairs routed to e before capacity */
 	size_t *processed;  /* nseq x E: pairs e processes */
 	size_t *dropped;    /* per sequence: dropped pairs */
+	struct moe_unit *units;   /* expert-task units (see plan_experts) */
+	struct moe_group *groups; /* expert-task groups */
 	uint64_t phase_ns[4];  /* router, assign, expert (+ projections), combine (atomic) */
 	rva_status (*prev_finish)(void *, const rva_status *, size_t);
 	void *prev_ctx;
@@ -385,82 +390,112 @@ static rva_status kvproj_body(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
-/* Scratch of an expert task gathering up to `rows` rows: row list, slots, three
- * rows x dim buffers, then the expert's own. */
-static size_t expert_scratch_head(size_t dim, size_t rows) {
-	return rva__round_up(rows * sizeof(uint32_t), RVA__ALIGN) +
-	       rva__round_up(rows * sizeof(size_t), RVA__ALIGN) +
-	       3 * rva__round_up(rows * dim * sizeof(float), RVA__ALIGN);
+/* A unit of an expert task: query tiles [t0, t0 + ntl) of sequence seq. */
+typedef struct moe_unit {
+	uint32_t seq;
+	uint32_t t0, ntl;
+} moe_unit;
+
+/* An expert task: units [u0, u0 + nu) of j->units (ascending sequences), at most
+ * `bound` query rows and `mmax` gathered rows in all. */
+typedef struct moe_group {
+	uint32_t u0, nu;
+	size_t bound, mmax;
+} moe_group;
+
+/* Scratch of an expert task: row list and slots (bound entries), three mmax x dim
+ * buffers, then the expert's own. */
+static size_t expert_scratch_head(size_t dim, size_t bound, size_t mmax) {
+	return rva__round_up(bound * sizeof(uint32_t), RVA__ALIGN) +
+	       rva__round_up(bound * sizeof(size_t), RVA__ALIGN) +
+	       3 * rva__round_up(mmax * dim * sizeof(float), RVA__ALIGN);
 }
 
 static size_t group_rows(const rva_attention *ex) {
 	return ex->cfg.mechanism == RVA_MECH_LINEAR ? MOE_LINEAR_GROUP_ROWS : MOE_GROUP_ROWS;
 }
 
-/* Query tiles per expert task (fixed by config and shape, never by thread count). */
-static size_t tiles_per_task(const rva_attention *ex, size_t qb, size_t nt) {
-	return rva__min(nt, rva__max(1, group_rows(ex) / qb));
-}
-
-/* Expert task: a = expert, b = first query tile of the sequence, c = tiles covered. */
+/*
+ * Expert task: a = expert, b = its group in j->groups. Gathers the rows the expert keeps
+ * in every unit, projects them all at once (x W_q[e], one sgemm), runs the expert's
+ * rows() per sequence on its slice, projects the results (W_o[e], one sgemm) and
+ * scatters them to the per-(token, rank) outputs. A row's numbers do not depend on the
+ * other rows of the sgemm (each output element is the same k-ordered dot product), so
+ * grouping sequences keeps the output batch-invariant.
+ */
 static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
 	moe_job *j = (moe_job *)t->ctx;
 	const moe_state *ms = j->ms;
-	size_t e = t->a, k = j->k, dim = j->dim;
-	/* rows and slots first (their bound is the group's row count), buffers after */
-	size_t bound = (size_t)t->c * j->qb;
+	const moe_group *gr = &j->groups[t->b];
+	size_t e = t->a, k = j->k, dim = j->dim, kvd = j->kvd;
 	unsigned char *p = x->scratch;
 	uint32_t *rows = (uint32_t *)p;
-	size_t *slots = (size_t *)(p + rva__round_up(bound * sizeof(uint32_t), RVA__ALIGN));
+	p += rva__round_up(gr->bound * sizeof(uint32_t), RVA__ALIGN);
+	size_t *slots = (size_t *)p;
+	p += rva__round_up(gr->bound * sizeof(size_t), RVA__ALIGN);
+	size_t ustart[MOE_MAX_UNITS + 1]; /* first gathered row of each unit */
 	size_t m = 0;
-	for (size_t ti = j->tile0[t->seq] + t->b; ti < j->tile0[t->seq] + t->b + t->c; ti++) {
-		const moe_tile *tl = &j->tiles[ti];
-		if (!j->routed[ti])
-			continue;
-		size_t row0 = (size_t)tl->qt * j->qb;
-		for (size_t i = 0; i < tl->n; i++)
-			for (size_t r = 0; r < k; r++) {
-				size_t slot = (tl->tok + i) * k + r;
-				if (j->choice[slot] == e) {
-					if (j->kept[slot]) {
-						rows[m] = (uint32_t)(row0 + i);
-						slots[m++] = slot;
+	for (size_t u = 0; u < gr->nu; u++) {
+		const moe_unit *un = &j->units[gr->u0 + u];
+		ustart[u] = m;
+		size_t first = j->tile0[un->seq] + un->t0;
+		for (size_t ti = first; ti < first + un->ntl; ti++) {
+			const moe_tile *tl = &j->tiles[ti];
+			if (!j->routed[ti])
+				continue;
+			size_t row0 = (size_t)tl->qt * j->qb;
+			for (size_t i = 0; i < tl->n; i++)
+				for (size_t r = 0; r < k; r++) {
+					size_t slot = (tl->tok + i) * k + r;
+					if (j->choice[slot] == e) {
+						if (j->kept[slot]) {
+							rows[m] = (uint32_t)(row0 + i);
+							slots[m++] = slot;
+						}
+						break; /* an expert appears once among a token's choices */
 					}
-					break; /* an expert appears once among a token's choices */
 				}
-			}
+		}
 	}
+	ustart[gr->nu] = m;
 	if (m == 0)
 		return RVA_OK;
-	p += rva__round_up(bound * sizeof(uint32_t), RVA__ALIGN) +
-	     rva__round_up(bound * sizeof(size_t), RVA__ALIGN);
-	float *xb = (float *)p, *qp, *ab;
-	p += rva__round_up(m * dim * sizeof(float), RVA__ALIGN);
-	qp = (float *)p;
-	p += rva__round_up(m * dim * sizeof(float), RVA__ALIGN);
-	ab = (float *)p;
-	p += rva__round_up(m * dim * sizeof(float), RVA__ALIGN);
+	float *xb = (float *)p;
+	p += rva__round_up(gr->mmax * dim * sizeof(float), RVA__ALIGN);
+	float *qp = (float *)p;
+	p += rva__round_up(gr->mmax * dim * sizeof(float), RVA__ALIGN);
+	float *ab = (float *)p;
+	p += rva__round_up(gr->mmax * dim * sizeof(float), RVA__ALIGN);
 
-	const rva_seq *s = &j->seqs[t->seq];
-	for (size_t i = 0; i < m; i++)
-		memcpy(xb + i * dim, s->q + (size_t)rows[i] * s->q_stride, dim * sizeof(float));
+	for (size_t u = 0; u < gr->nu; u++) {
+		const rva_seq *s = &j->seqs[j->units[gr->u0 + u].seq];
+		for (size_t i = ustart[u]; i < ustart[u + 1]; i++)
+			memcpy(xb + i * dim, s->q + (size_t)rows[i] * s->q_stride, dim * sizeof(float));
+	}
 	rva__sgemm(false, false, m, dim, dim, 1.0f, xb, dim, ms->wq + e * dim * dim, dim, 0.0f,
 	           qp, dim);
-	size_t kv = ms->nkv > 1 ? e : 0, off = kv * s->nk * j->kvd;
-	rva_seq ps = *s;
-	ps.q = qp;
-	ps.q_stride = dim;
-	ps.k = j->kp[t->seq] + off;
-	ps.v = j->vp[t->seq] + off;
-	ps.k_stride = ps.v_stride = j->kvd;
-	ps.out = NULL;
 	const rva_attention *ex = ms->experts[e];
 	/* Each expert and each pipeline stage draws its own dropout stream. */
 	rva_runtime rt = j->rt;
 	rt.seed = rva__hash3(j->rt.seed, j->stream, e);
-	rva_status st = ex->ops->rows(ex, &ps, t->seq, &rt, rows, m, ab, dim, p);
-	if (st != RVA_OK)
-		return rva__propagate(st);
+	for (size_t u = 0; u < gr->nu; u++) {
+		size_t r0 = ustart[u], n = ustart[u + 1] - r0;
+		if (n == 0)
+			continue;
+		uint32_t sq = j->units[gr->u0 + u].seq;
+		const rva_seq *s = &j->seqs[sq];
+		size_t off = (ms->nkv > 1 ? e : 0) * s->nk * kvd;
+		rva_seq ps = *s;
+		ps.q = qp + r0 * dim;
+		ps.q_stride = dim;
+		ps.k = j->kp[sq] + off;
+		ps.v = j->vp[sq] + off;
+		ps.k_stride = ps.v_stride = kvd;
+		ps.out = NULL;
+		rva_status st = ex->ops->rows(ex, &ps, sq, &rt, rows + r0, n, ab + r0 * dim, dim, p);
+		if (st != RVA_OK)
+			return rva__propagate(st);
+	}
 	rva__sgemm(false, false, m, dim, dim, 1.0f, ab, dim, ms->wo + e * dim * dim, dim, 0.0f,
 	           xb, dim);
 	for (size_t i = 0; i < m; i++)
@@ -567,26 +602,34 @@ static double expert_row_flops(const moe_job *j, const rva_attention *ex, const 
 	return ex->ops->flops(ex, s) / (double)s->nq + 4.0 * (double)j->dim * (double)j->dim;
 }
 
+/* Task ids a sequence's expert tasks depend on or feed. */
+typedef struct moe_ids {
+	uint32_t *cap;      /* per sequence: its capacity task (or the job's) */
+	uint32_t *kvjoin;   /* nseq x nkv: K/V projections of (sequence, projection) done */
+	uint32_t *combine;  /* per tile: its combine task */
+	size_t *cap_bound;  /* per sequence: an upper bound of any expert's kept rows */
+} moe_ids;
+
 /* The tasks of one planned sequence s: K/V projections, routers, capacity (per
- * sequence), experts, combines. cap_task is the job's capacity task (per batch) or
- * RVA__NO_TASK. */
+ * sequence scope), combines. The job's capacity task is ids->cap[s] on entry (per
+ * batch) or RVA__NO_TASK. */
 static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s,
-                           uint32_t join, uint32_t cap_task, size_t *ti_io, size_t *tok_io,
+                           uint32_t join, moe_ids *ids, size_t *ti_io, size_t *tok_io,
                            size_t tokens) {
 	const rva_seq *seq = &io->seqs[s];
 	const moe_state *ms = j->ms;
-	uint32_t after = rva__plan_after(io, s), id;
+	uint32_t after = rva__plan_after(io, s), id, cap_task = ids->cap[s];
 	size_t nt = rva__div_up(seq->nq, j->qb), ti = *ti_io, tok = *tok_io;
 	rva_status st;
 	j->tile0[s] = ti;
-	size_t cap_bound;
 	if (cap_task == RVA__NO_TASK) {
 		if ((st = rva__graph_add(g, capacity_seq_task, j, (uint32_t)s, 0, 0, 0, 0,
 		                         (float)(seq->nq * j->k), &cap_task)) != RVA_OK)
 			return st;
-		cap_bound = rva__moe_capacity(j->att->cfg.expert_capacity, seq->nq, j->k, j->E);
+		ids->cap[s] = cap_task;
+		ids->cap_bound[s] = rva__moe_capacity(j->att->cfg.expert_capacity, seq->nq, j->k, j->E);
 	} else {
-		cap_bound = rva__moe_capacity(j->att->cfg.expert_capacity, tokens, j->k, j->E);
+		ids->cap_bound[s] = rva__moe_capacity(j->att->cfg.expert_capacity, tokens, j->k, j->E);
 	}
 
 	/* K/V projections into the arena: one join per projection feeds the experts. */
@@ -595,9 +638,9 @@ static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s
 		return rva__fail(RVA_EOVERFLOW, "moe: projected keys overflow");
 	MOE_ALLOC(j->kp[s], kvn);
 	MOE_ALLOC(j->vp[s], kvn);
-	uint32_t kvjoin[RVA_MOE_MAX_EXPERTS];
 	for (size_t m = 0; m < ms->nkv; m++) {
-		if ((st = rva__graph_add_join(g, (uint32_t)s, &kvjoin[m])) != RVA_OK)
+		uint32_t *kj = &ids->kvjoin[s * ms->nkv + m];
+		if ((st = rva__graph_add_join(g, (uint32_t)s, kj)) != RVA_OK)
 			return st;
 		for (size_t k0 = 0; k0 < seq->nk; k0 += MOE_KV_ROWS) {
 			size_t n = rva__min(MOE_KV_ROWS, seq->nk - k0);
@@ -605,13 +648,11 @@ static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s
 			if ((st = rva__graph_add(g, kvproj_task, j, (uint32_t)s, (uint32_t)m,
 			                         (uint32_t)k0, (uint32_t)n, 0, cost, &id)) != RVA_OK ||
 			    (st = rva__graph_edge(g, ms->nkv > 1 ? cap_task : after, id)) != RVA_OK ||
-			    (st = rva__graph_edge(g, id, kvjoin[m])) != RVA_OK)
+			    (st = rva__graph_edge(g, id, *kj)) != RVA_OK)
 				return st;
 		}
 	}
 
-	uint32_t *combine_ids;
-	MOE_ALLOC(combine_ids, nt);
 	for (size_t qt = 0; qt < nt; qt++, ti++) {
 		size_t n = rva__min(j->qb, seq->nq - qt * j->qb);
 		j->tiles[ti] = (moe_tile){.seq = (uint32_t)s, .qt = (uint32_t)qt, .tok = tok, .n = n};
@@ -625,38 +666,105 @@ static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s
 		    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
 		    (st = rva__graph_edge(g, id, cap_task)) != RVA_OK ||
 		    (st = rva__graph_add(g, combine_task, j, (uint32_t)s, 0, (uint32_t)qt, 0, 0,
-		                         (float)(n * j->k * j->dim), &combine_ids[qt])) != RVA_OK ||
-		    (st = rva__graph_edge(g, combine_ids[qt], join)) != RVA_OK)
+		                         (float)(n * j->k * j->dim), &ids->combine[ti])) != RVA_OK ||
+		    (st = rva__graph_edge(g, ids->combine[ti], join)) != RVA_OK)
 			return st;
-	}
-
-	for (size_t e = 0; e < j->E; e++) {
-		const rva_attention *ex = ms->experts[e];
-		size_t per = tiles_per_task(ex, j->qb, nt);
-		double row_cost = expert_row_flops(j, ex, seq) * (double)j->k / (double)j->E;
-		for (size_t t0 = 0; t0 < nt; t0 += per) {
-			size_t ntl = rva__min(per, nt - t0);
-			size_t rows = rva__min(seq->nq - t0 * j->qb, ntl * j->qb);
-			size_t mmax = rva__min(rows, cap_bound);
-			size_t need = ex->ops->rows_scratch(ex, seq, rva__max(mmax, 1));
-			if (!rva__add_ok(need, expert_scratch_head(j->dim, rva__max(mmax, 1)), &need) ||
-			    !rva__add_ok(need, 2 * rva__round_up(ntl * j->qb * sizeof(size_t), RVA__ALIGN),
-			                 &need))
-				return rva__fail(RVA_EOVERFLOW, "moe: expert scratch overflows");
-			rva__graph_need_scratch(g, need);
-			if ((st = rva__graph_add(g, expert_task, j, (uint32_t)s, (uint32_t)e,
-			                         (uint32_t)t0, (uint32_t)ntl, 0,
-			                         (float)(row_cost * (double)rows), &id)) != RVA_OK ||
-			    (st = rva__graph_edge(g, cap_task, id)) != RVA_OK ||
-			    (st = rva__graph_edge(g, kvjoin[ms->nkv > 1 ? e : 0], id)) != RVA_OK)
-				return st;
-			for (size_t qt = t0; qt < t0 + ntl; qt++)
-				if ((st = rva__graph_edge(g, id, combine_ids[qt])) != RVA_OK)
-					return st;
-		}
 	}
 	*ti_io = ti;
 	*tok_io = tok;
+	return RVA_OK;
+}
+
+/* Adds the expert task of group gi of expert e (units already in j->units). */
+static rva_status add_expert_task(moe_job *j, rva__graph *g, const moe_ids *ids, size_t e,
+                                  size_t gi) {
+	const moe_state *ms = j->ms;
+	const rva_attention *ex = ms->experts[e];
+	moe_group *gr = &j->groups[gi];
+	const moe_unit *un = &j->units[gr->u0];
+	size_t need_ex = 0;
+	double cost = 0.0;
+	gr->bound = gr->mmax = 0;
+	for (size_t u = 0; u < gr->nu; u++) {
+		const rva_seq *seq = &j->seqs[un[u].seq];
+		size_t rows = rva__min(seq->nq - (size_t)un[u].t0 * j->qb, (size_t)un[u].ntl * j->qb);
+		size_t mm = rva__min(rows, ids->cap_bound[un[u].seq]);
+		gr->bound += rows;
+		gr->mmax += mm;
+		need_ex = rva__max(need_ex, ex->ops->rows_scratch(ex, seq, rva__max(mm, 1)));
+		cost += expert_row_flops(j, ex, seq) * (double)rows * (double)j->k / (double)j->E;
+	}
+	size_t need = expert_scratch_head(j->dim, gr->bound, rva__max(gr->mmax, 1));
+	if (!rva__add_ok(need, need_ex, &need))
+		return rva__fail(RVA_EOVERFLOW, "moe: expert scratch overflows");
+	rva__graph_need_scratch(g, need);
+	uint32_t id, seq = gr->nu == 1 ? un[0].seq : RVA__NO_SEQ;
+	rva_status st;
+	if ((st = rva__graph_add(g, expert_task, j, seq, (uint32_t)e, (uint32_t)gi, 0, 0,
+	                         (float)cost, &id)) != RVA_OK)
+		return st;
+	for (size_t u = 0; u < gr->nu; u++) {
+		size_t s = un[u].seq;
+		if ((u == 0 || !j->per_batch) &&
+		    (st = rva__graph_edge(g, ids->cap[s], id)) != RVA_OK)
+			return st;
+		if ((st = rva__graph_edge(g, ids->kvjoin[s * ms->nkv + (ms->nkv > 1 ? e : 0)], id)) !=
+		    RVA_OK)
+			return st;
+		size_t first = j->tile0[s] + un[u].t0;
+		for (size_t ti = first; ti < first + un[u].ntl; ti++)
+			if ((st = rva__graph_edge(g, id, ids->combine[ti])) != RVA_OK)
+				return st;
+	}
+	return RVA_OK;
+}
+
+/*
+ * Expert tasks of every expert: a sequence longer than the group rows is cut into groups
+ * of whole query tiles, each its own task; shorter sequences are packed whole, in
+ * sequence order, into tasks of up to the group rows (and MOE_MAX_UNITS sequences). A
+ * sequence is thus always computed in the same pieces, whatever its batch-mates.
+ */
+static rva_status plan_experts(moe_job *j, rva__plan_io *io, rva__graph *g,
+                               const moe_ids *ids, size_t *nunits, size_t *ngroups) {
+	rva_status st;
+	for (size_t e = 0; e < j->E; e++) {
+		size_t R = group_rows(j->ms->experts[e]), per = rva__max(1, R / j->qb);
+		size_t rows_open = 0;
+		moe_group *open = NULL;
+		for (size_t s = 0; s < io->nseq; s++) {
+			if (!planned(io, s))
+				continue;
+			const rva_seq *seq = &io->seqs[s];
+			size_t nt = rva__div_up(seq->nq, j->qb);
+			if (nt > per) { /* long: its own tile groups */
+				for (size_t t0 = 0; t0 < nt; t0 += per) {
+					j->units[*nunits] = (moe_unit){(uint32_t)s, (uint32_t)t0,
+					                               (uint32_t)rva__min(per, nt - t0)};
+					j->groups[*ngroups] = (moe_group){.u0 = (uint32_t)*nunits, .nu = 1};
+					(*nunits)++;
+					if ((st = add_expert_task(j, g, ids, e, (*ngroups)++)) != RVA_OK)
+						return st;
+				}
+				continue;
+			}
+			if (open && (rows_open + seq->nq > R || open->nu == MOE_MAX_UNITS)) {
+				if ((st = add_expert_task(j, g, ids, e, (size_t)(open - j->groups))) != RVA_OK)
+					return st;
+				open = NULL;
+			}
+			if (!open) {
+				open = &j->groups[(*ngroups)++];
+				*open = (moe_group){.u0 = (uint32_t)*nunits, .nu = 0};
+				rows_open = 0;
+			}
+			j->units[(*nunits)++] = (moe_unit){(uint32_t)s, 0, (uint32_t)nt};
+			open->nu++;
+			rows_open += seq->nq;
+		}
+		if (open && (st = add_expert_task(j, g, ids, e, (size_t)(open - j->groups))) != RVA_OK)
+			return st;
+	}
 	return RVA_OK;
 }
 
@@ -688,11 +796,11 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 				return rva__fail(RVA_EOVERFLOW, "moe: token count overflows");
 			ntiles += rva__div_up(io->seqs[s].nq, j->qb);
 		}
-	if (ntiles > UINT32_MAX)
-		return rva__fail(RVA_EOVERFLOW, "moe: %zu query tiles exceed 2^32", ntiles);
-	size_t pairs, outs, per_seq;
+	if (ntiles > UINT32_MAX / RVA_MOE_MAX_EXPERTS)
+		return rva__fail(RVA_EOVERFLOW, "moe: %zu query tiles are too many", ntiles);
+	size_t pairs, outs, per_seq, kvs;
 	if (!rva__mul_ok(tokens, j->k, &pairs) || !rva__mul_ok(pairs, j->dim, &outs) ||
-	    !rva__mul_ok(io->nseq, j->E, &per_seq))
+	    !rva__mul_ok(io->nseq, j->E, &per_seq) || !rva__mul_ok(io->nseq, j->ms->nkv, &kvs))
 		return rva__fail(RVA_EOVERFLOW, "moe: %zu tokens x top_k %zu x dim %zu overflows",
 		                 tokens, j->k, j->dim);
 	j->ntiles = ntiles;
@@ -709,8 +817,16 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 	MOE_ALLOC(j->assigned, per_seq);
 	MOE_ALLOC(j->processed, per_seq);
 	MOE_ALLOC(j->dropped, io->nseq);
+	size_t nunits_max = ntiles * j->E; /* a unit holds at least one tile */
+	MOE_ALLOC(j->units, nunits_max);
+	MOE_ALLOC(j->groups, nunits_max);
 	if (!(j->psum = rva__graph_alloc_array(g, ntiles ? ntiles : 1, j->E * sizeof(double))))
 		return RVA_ENOMEM;
+	moe_ids ids;
+	MOE_ALLOC(ids.cap, io->nseq);
+	MOE_ALLOC(ids.kvjoin, kvs);
+	MOE_ALLOC(ids.combine, ntiles);
+	MOE_ALLOC(ids.cap_bound, io->nseq);
 
 	rva_status st;
 	uint32_t cap_task = RVA__NO_TASK;
@@ -725,10 +841,14 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 		    (st = rva__graph_edge(g, after, join)) != RVA_OK)
 			return st;
 		io->done[s] = join;
+		ids.cap[s] = cap_task;
 		if (planned(io, s) &&
-		    (st = plan_seq(j, io, g, s, join, cap_task, &ti, &tok, tokens)) != RVA_OK)
+		    (st = plan_seq(j, io, g, s, join, &ids, &ti, &tok, tokens)) != RVA_OK)
 			return st;
 	}
+	size_t nunits = 0, ngroups = 0;
+	if ((st = plan_experts(j, io, g, &ids, &nunits, &ngroups)) != RVA_OK)
+		return st;
 	if (io->rt.moe_stats) {
 		j->prev_finish = g->finish;
 		j->prev_ctx = g->finish_ctx;
