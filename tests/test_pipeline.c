@@ -10,14 +10,18 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref/ref_block.h"
 #include "ref/ref_norms.h"
+#include "ref/ref_softmax.h"
 #include "ref/fault_alloc.h"
 #include "ref/ref_util.h"
 #include "rvattn/alloc.h"
 #include "rvattn/attention.h"
+#include "rvattn/engine.h"
 #include "rvattn/pipeline.h"
 
 #define ATOL 2e-5
@@ -913,8 +917,32 @@ static rva_status fault_scenario(const float *q, const float *kv, float *out, si
 		st = rva_prenorm_transformer_block(b, 0.1f, &blk);
 	if (st == RVA_OK)
 		st = rva_pipeline_run(blk, q, rows, rows, 3, out);
+	/* the block over a self-attention sequence (AUTO: K/V follow the stream) */
+	rva_seq self_seq = {.nq = 3, .nk = 3, .q = kv, .k = kv, .v = kv, .out = out};
+	rva_batch self_batch = {.count = 1, .seqs = &self_seq};
+	if (st == RVA_OK)
+		st = rva_pipeline_run_batch(blk, &self_batch, NULL, NULL);
 	rva_pipeline_destroy(blk);
 	rva_pipeline_destroy(p);
+	if (st != RVA_OK)
+		return st;
+	/* SELF on the single-query path, with a mask: the sequence and mask copies */
+	rva_attention *sa = NULL;
+	rva_pipeline *sp = NULL;
+	if ((st = rva_build(&c, &sa)) != RVA_OK)
+		return st;
+	if ((st = rva_pipeline_create(&sp)) != RVA_OK) {
+		rva_attention_destroy(sa);
+		return st;
+	}
+	if ((st = rva_pipeline_set_mode(sp, RVA_PIPELINE_SELF)) == RVA_OK)
+		st = rva_pipeline_add_attention(sp, sa);
+	if (st != RVA_OK) /* the pipeline did not take sa */
+		rva_attention_destroy(sa);
+	const uint8_t mask[3] = {1, 0, 1};
+	if (st == RVA_OK)
+		st = rva_pipeline_run_ex(sp, q, rows, rows, mask, 3, out, NULL);
+	rva_pipeline_destroy(sp);
 	return st;
 }
 
@@ -955,4 +983,424 @@ Test(pipeline, same_attention_twice_is_refused) {
 	cr_assert_eq(rva_pipeline_stage_count(p, &n), RVA_OK);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(rva_pipeline_destroy(p), RVA_OK); /* frees att once */
+}
+
+/* ---- self-attention mode ------------------------------------------------------------------ */
+
+/* A ragged self-attention batch: S sequences of lengths len[] packed in x (dim columns),
+ * each given as k = v = q (or, with null_kv, as k = v = NULL and nk = 0). */
+typedef struct selfbatch {
+	size_t count, dim, total;
+	const size_t *len;
+	float *x, *out;
+	rva_seq seqs[8];
+} selfbatch;
+
+static void selfbatch_make(selfbatch *b, size_t dim, size_t count, const size_t *len,
+                           bool null_kv, uint64_t seed) {
+	b->count = count;
+	b->dim = dim;
+	b->len = len;
+	b->total = 0;
+	for (size_t s = 0; s < count; s++)
+		b->total += len[s];
+	b->x = ref_alloc(b->total * dim);
+	b->out = ref_alloc(b->total * dim);
+	ref_fill_uniform(b->x, b->total * dim, -2.0f, 2.0f, seed);
+	size_t off = 0;
+	for (size_t s = 0; s < count; s++) {
+		const float *q = b->x + off * dim;
+		b->seqs[s] = (rva_seq){.nq = len[s], .nk = null_kv ? 0 : len[s], .q = q,
+		                       .k = null_kv ? NULL : q, .v = null_kv ? NULL : q,
+		                       .out = b->out + off * dim};
+		off += len[s];
+	}
+}
+
+static void selfbatch_free(selfbatch *b) {
+	free(b->x);
+	free(b->out);
+}
+
+static rva_batch selfbatch_view(const selfbatch *b) {
+	return (rva_batch){.count = b->count, .seqs = b->seqs};
+}
+
+/* The oracle over every sequence of b: `blocks` blocks of spec sp[i] applied in turn. */
+static double *selfbatch_oracle(const selfbatch *b, const ref_block_spec *sp, size_t blocks,
+                                const uint8_t *const *masks) {
+	size_t dim = b->dim;
+	double *want = ref_alloc_d(b->total * dim), *tmp = ref_alloc_d(b->total * dim);
+	for (size_t i = 0; i < b->total * dim; i++)
+		want[i] = b->x[i];
+	size_t off = 0;
+	for (size_t s = 0; s < b->count; s++) {
+		for (size_t k = 0; k < blocks; k++) {
+			ref_self_block(&sp[k], b->len[s], dim, want + off * dim,
+			               masks ? masks[s] : NULL, tmp + off * dim);
+			memcpy(want + off * dim, tmp + off * dim, b->len[s] * dim * sizeof(double));
+		}
+		off += b->len[s];
+	}
+	free(tmp);
+	return want;
+}
+
+static rva_attention *mh_causal(size_t dim, size_t heads, bool causal) {
+	rva_config c = rva_multi_head(dim, heads);
+	c.causal = causal;
+	rva_attention *a = NULL;
+	ok(rva_build(&c, &a), "build");
+	return a;
+}
+
+#define SELF_ATOL 1e-4
+#define SELF_RTOL 1e-4
+
+static void assert_self_close(const float *got, const double *want, size_t n, const char *what) {
+	double e = ref_err_ratio(got, want, n, SELF_ATOL, SELF_RTOL);
+	cr_assert(e <= 1.0, "%s: error ratio %g (atol %g, rtol %g)", what, e, SELF_ATOL, SELF_RTOL);
+}
+
+/* Builds a pre-norm block [norm, attention, residual] in SELF mode (norm defaults: arrays
+ * need the dim, which the first attention fixes). */
+static rva_pipeline *self_prenorm(rva_norm_type norm, size_t dim, size_t heads, bool causal) {
+	rva_pipeline *p = new_pipeline();
+	ok(rva_pipeline_set_mode(p, RVA_PIPELINE_SELF), "self mode");
+	ok(rva_pipeline_add_norm(p, norm), "norm");
+	ok(rva_pipeline_add_attention(p, mh_causal(dim, heads, causal)), "attention");
+	ok(rva_pipeline_add_residual(p), "residual");
+	return p;
+}
+
+/* A pre-norm block over a self-attention batch is x + att(N(x), N(x), N(x)): LayerNorm
+ * (the pre-built block, in its AUTO mode) and RMSNorm (SELF mode), causal and not, four
+ * sequences of different lengths, given as k = v = q or as k = v = NULL. */
+Test(self_attention, prenorm_block_matches_float64_oracle) {
+	enum { DIM = 48, HEADS = 4, S = 4 };
+	static const size_t len[S] = {7, 1, 13, 30};
+	for (int norm = 0; norm < 2; norm++)
+		for (int causal = 0; causal < 2; causal++)
+			for (int null_kv = 0; null_kv < 2; null_kv++) {
+				rva_pipeline *p = NULL;
+				bool builtin = norm == REF_BLOCK_LAYER && !null_kv;
+				if (builtin) {
+					ok(rva_prenorm_transformer_block(mh_causal(DIM, HEADS, causal), 0.1f, &p),
+					   "block");
+					rva_pipeline_mode m = RVA_PIPELINE_CROSS;
+					ok(rva_pipeline_get_mode(p, &m), "get mode");
+					cr_assert_eq(m, RVA_PIPELINE_AUTO);
+				} else {
+					p = self_prenorm(norm == REF_BLOCK_LAYER ? RVA_NORM_LAYER : RVA_NORM_RMS,
+					                 DIM, HEADS, causal);
+				}
+				selfbatch b;
+				selfbatch_make(&b, DIM, S, len, null_kv, 310 + norm * 4 + causal * 2 + null_kv);
+				rva_batch rb = selfbatch_view(&b);
+				rva_status st[S];
+				ok(rva_pipeline_run_batch(p, &rb, NULL, st), "run");
+				for (int s = 0; s < S; s++)
+					cr_assert_eq(st[s], RVA_OK);
+				ref_block_spec sp = {.norm = norm, .eps = 1e-5, .heads = HEADS,
+				                     .causal = causal, .prenorm = true};
+				double *want = selfbatch_oracle(&b, &sp, 1, NULL);
+				char what[96];
+				snprintf(what, sizeof what, "%s %s%s%s", norm ? "rms" : "layer",
+				         causal ? "causal" : "bidirectional", null_kv ? " k=v=NULL" : "",
+				         builtin ? " (prenorm_transformer_block)" : "");
+				assert_self_close(b.out, want, b.total * DIM, what);
+				free(want);
+				selfbatch_free(&b);
+				rva_pipeline_destroy(p);
+			}
+}
+
+/* Two pre-norm blocks in one SELF pipeline: the second block's K/V are the normalised output
+ * of the first (its norm with gain and bias), its attention another head count and causal;
+ * padding masks on the keys. Against two oracle blocks applied in turn. */
+Test(self_attention, two_block_stack_matches_float64_oracle) {
+	enum { DIM = 32, S = 3 };
+	static const size_t len[S] = {9, 2, 21};
+	float gain[DIM], bias[DIM];
+	ref_fill_uniform(gain, DIM, 0.5f, 1.5f, 321);
+	ref_fill_uniform(bias, DIM, -0.3f, 0.3f, 322);
+	rva_pipeline *p = self_prenorm(RVA_NORM_LAYER, DIM, 4, false);
+	rva_norm_config nc = rva_norm_defaults(RVA_NORM_RMS);
+	nc.gain = gain;
+	nc.bias = bias;
+	ok(rva_pipeline_add_norm_ex(p, &nc), "rms with gain and bias");
+	ok(rva_pipeline_add_attention(p, mh_causal(DIM, 2, true)), "attention 2");
+	ok(rva_pipeline_add_residual(p), "residual 2");
+	selfbatch b;
+	selfbatch_make(&b, DIM, S, len, false, 323);
+	uint8_t m0[9], m1[2], m2[21];
+	for (int j = 0; j < 9; j++)
+		m0[j] = j != 3 && j != 6;
+	m1[0] = m1[1] = 1;
+	for (int j = 0; j < 21; j++)
+		m2[j] = j % 5 != 2;
+	b.seqs[0].key_mask = m0;
+	b.seqs[1].key_mask = m1;
+	b.seqs[2].key_mask = m2;
+	const uint8_t *masks[S] = {m0, m1, m2};
+	rva_batch rb = selfbatch_view(&b);
+	ok(rva_pipeline_run_batch(p, &rb, NULL, NULL), "run");
+	ref_block_spec sp[2] = {
+		{.norm = REF_BLOCK_LAYER, .eps = 1e-5, .heads = 4, .causal = false, .prenorm = true},
+		{.norm = REF_BLOCK_RMS, .eps = 1e-5, .gain = gain, .bias = bias, .heads = 2,
+		 .causal = true, .prenorm = true},
+	};
+	double *want = selfbatch_oracle(&b, sp, 2, masks);
+	assert_self_close(b.out, want, b.total * DIM, "two pre-norm blocks");
+	/* the first block alone differs: the second block did something */
+	double *one = selfbatch_oracle(&b, sp, 1, masks);
+	cr_assert(ref_err_ratio(b.out, one, b.total * DIM, SELF_ATOL, SELF_RTOL) > 10.0);
+	free(one);
+	free(want);
+	selfbatch_free(&b);
+	rva_pipeline_destroy(p);
+}
+
+/* rva_transformer_block (post-norm) over a self-attention batch: N(x + att(x, x, x)). */
+Test(self_attention, postnorm_block_matches_float64_oracle) {
+	enum { DIM = 32, HEADS = 2, S = 2 };
+	static const size_t len[S] = {5, 11};
+	rva_pipeline *p = NULL;
+	ok(rva_transformer_block(mh_causal(DIM, HEADS, true), 0.1f, &p), "block");
+	selfbatch b;
+	selfbatch_make(&b, DIM, S, len, false, 331);
+	rva_batch rb = selfbatch_view(&b);
+	ok(rva_pipeline_run_batch(p, &rb, NULL, NULL), "run");
+	ref_block_spec sp = {.norm = REF_BLOCK_LAYER, .eps = 1e-5, .heads = HEADS, .causal = true,
+	                     .prenorm = false};
+	double *want = selfbatch_oracle(&b, &sp, 1, NULL);
+	assert_self_close(b.out, want, b.total * DIM, "post-norm block");
+	free(want);
+	selfbatch_free(&b);
+	rva_pipeline_destroy(p);
+}
+
+/* Cross-attention is unchanged: a CROSS pipeline (the default of rva_pipeline_create) over
+ * the same self-attention batch still computes x + att(LN(x), x, x), the block in AUTO mode
+ * over distinct keys/values computes q + att(LN(q), k, v) bit for bit like the CROSS
+ * pipeline, and AUTO over k = v = q differs from CROSS (the fix is real). */
+Test(self_attention, cross_mode_unchanged) {
+	enum { DIM = 32, HEADS = 4, NQ = 6, NK = 9 };
+	static const size_t len[1] = {NQ};
+	rva_pipeline *cross = new_pipeline(), *blk = NULL;
+	rva_pipeline_mode m = RVA_PIPELINE_SELF;
+	ok(rva_pipeline_get_mode(cross, &m), "get mode");
+	cr_assert_eq(m, RVA_PIPELINE_CROSS);
+	ok(rva_pipeline_add_norm(cross, RVA_NORM_LAYER), "norm");
+	ok(rva_pipeline_add_attention(cross, mh(DIM, HEADS)), "attention");
+	ok(rva_pipeline_add_dropout(cross, 0.1f), "dropout");
+	ok(rva_pipeline_add_residual(cross), "residual");
+	ok(rva_prenorm_transformer_block(mh(DIM, HEADS), 0.1f, &blk), "block");
+
+	/* self-attention batch through CROSS: the old numbers, x + att(LN(x), x, x) */
+	selfbatch b;
+	selfbatch_make(&b, DIM, 1, len, false, 341);
+	rva_batch rb = selfbatch_view(&b);
+	ok(rva_pipeline_run_batch(cross, &rb, NULL, NULL), "cross over k = v = q");
+	float lnx[NQ * DIM];
+	for (int r = 0; r < NQ; r++) {
+		double y[DIM];
+		ref_layer_norm(b.x + r * DIM, DIM, 1e-5, NULL, NULL, y);
+		for (int i = 0; i < DIM; i++)
+			lnx[r * DIM + i] = (float)y[i];
+	}
+	ref_attn_spec as = {.heads = HEADS, .kv_heads = HEADS, .head_dim = DIM / HEADS,
+	                    .scale = 1.0 / sqrt((double)(DIM / HEADS)), .pattern = REF_DENSE};
+	double att[NQ * DIM], want[NQ * DIM];
+	ref_attention(&as, NQ, NQ, lnx, DIM, b.x, DIM, b.x, DIM, NULL, att);
+	for (int i = 0; i < NQ * DIM; i++)
+		want[i] = att[i] + b.x[i];
+	assert_close(b.out, want, NQ * DIM, "CROSS over a self-attention batch");
+	float cross_out[NQ * DIM];
+	memcpy(cross_out, b.out, sizeof cross_out);
+	ok(rva_pipeline_run_batch(blk, &rb, NULL, NULL), "AUTO block over k = v = q");
+	double diff = 0.0;
+	for (int i = 0; i < NQ * DIM; i++)
+		diff = fmax(diff, fabs((double)b.out[i] - cross_out[i]));
+	cr_assert(diff > 1e-2, "self-attention changes the block: max diff %g", diff);
+
+	/* distinct keys/values: the AUTO block is the CROSS pipeline, bit for bit */
+	float q[NQ * DIM], k[NK * DIM], v[NK * DIM], o1[NQ * DIM], o2[NQ * DIM];
+	ref_fill_uniform(q, NQ * DIM, -1.0f, 1.0f, 342);
+	ref_fill_uniform(k, NK * DIM, -1.0f, 1.0f, 343);
+	ref_fill_uniform(v, NK * DIM, -1.0f, 1.0f, 344);
+	rva_seq s = {.nq = NQ, .nk = NK, .q = q, .k = k, .v = v, .out = o1};
+	rva_batch cb = {.count = 1, .seqs = &s};
+	ok(rva_pipeline_run_batch(cross, &cb, NULL, NULL), "cross");
+	s.out = o2;
+	ok(rva_pipeline_run_batch(blk, &cb, NULL, NULL), "block");
+	cr_assert_arr_eq(o1, o2, sizeof o1, "AUTO = CROSS over distinct keys/values");
+	/* q = k = v pointers but nk != nq: not a self-attention sequence, CROSS */
+	s = (rva_seq){.nq = 2, .nk = NQ, .q = b.x, .k = b.x, .v = b.x, .out = o1};
+	ok(rva_pipeline_run_batch(cross, &cb, NULL, NULL), "cross");
+	s.out = o2;
+	ok(rva_pipeline_run_batch(blk, &cb, NULL, NULL), "block");
+	cr_assert_arr_eq(o1, o2, 2 * DIM * sizeof(float), "nk != nq: cross");
+	selfbatch_free(&b);
+	rva_pipeline_destroy(cross);
+	rva_pipeline_destroy(blk);
+}
+
+/* SELF on the single-query path: the context rows then the query form one sequence; the
+ * output is that sequence's last row on the batch path, bit for bit (with a mask, and
+ * with no context at all). */
+Test(self_attention, single_query_is_the_last_row) {
+	enum { DIM = 32, HEADS = 4, N = 10 };
+	static const size_t len[1] = {N};
+	rva_pipeline *p = self_prenorm(RVA_NORM_LAYER, DIM, HEADS, true);
+	ok(rva_pipeline_add_norm(p, RVA_NORM_RMS), "rms");
+	ok(rva_pipeline_add_attention(p, mh(DIM, 2)), "attention 2");
+	ok(rva_pipeline_add_residual(p), "residual 2");
+	selfbatch b;
+	selfbatch_make(&b, DIM, 1, len, false, 351);
+	uint8_t mask[N];
+	for (int j = 0; j < N; j++)
+		mask[j] = j != 4;
+	const float *rows[N];
+	for (int j = 0; j < N; j++)
+		rows[j] = b.x + j * DIM;
+	float out[DIM];
+	for (int masked = 0; masked < 2; masked++) {
+		b.seqs[0].key_mask = masked ? mask : NULL;
+		rva_batch rb = selfbatch_view(&b);
+		ok(rva_pipeline_run_batch(p, &rb, NULL, NULL), "batch");
+		ok(rva_pipeline_run_ex(p, rows[N - 1], rows, rows, masked ? mask : NULL, N - 1, out,
+		                       NULL),
+		   "single");
+		cr_assert_arr_eq(out, b.out + (N - 1) * DIM, sizeof out, "masked %d", masked);
+	}
+	/* values as separate copies of the same rows are fine */
+	float copy[(N - 1) * DIM];
+	memcpy(copy, b.x, sizeof copy);
+	const float *vrows[N - 1];
+	for (int j = 0; j < N - 1; j++)
+		vrows[j] = copy + j * DIM;
+	float out2[DIM];
+	ok(rva_pipeline_run(p, rows[N - 1], rows, vrows, N - 1, out2), "copied values");
+	ok(rva_pipeline_run(p, rows[N - 1], rows, rows, N - 1, out), "same values");
+	cr_assert_arr_eq(out, out2, sizeof out);
+	/* no context: the query alone */
+	b.seqs[0].nq = b.seqs[0].nk = 1;
+	b.seqs[0].key_mask = NULL;
+	rva_batch rb = selfbatch_view(&b);
+	ok(rva_pipeline_run_batch(p, &rb, NULL, NULL), "batch of one row");
+	ok(rva_pipeline_run(p, b.x, NULL, NULL, 0, out), "single, no context");
+	cr_assert_arr_eq(out, b.out, sizeof out);
+	/* values that differ from keys are refused */
+	copy[3 * DIM + 5] += 1.0f;
+	cr_assert_eq(rva_pipeline_run(p, rows[N - 1], rows, vrows, N - 1, out2), RVA_EINVAL);
+	cr_assert(strstr(rva_last_error(), "values[3]"), "%s", rva_last_error());
+	selfbatch_free(&b);
+	rva_pipeline_destroy(p);
+}
+
+/* The engine's job graph gives the serial path's bytes with 1, 2 and 4 workers, in
+ * inference and in training mode (pipeline dropout, BatchNorm over the batch). */
+Test(self_attention, engine_bit_identical_across_thread_counts) {
+	enum { DIM = 48, S = 5 };
+	static const size_t len[S] = {17, 1, 40, 3, 64};
+	rva_pipeline *p = NULL;
+	ok(rva_prenorm_transformer_block(mh_causal(DIM, 4, true), 0.2f, &p), "block 1");
+	ok(rva_pipeline_add_norm(p, RVA_NORM_RMS), "rms");
+	ok(rva_pipeline_add_attention(p, mh_causal(DIM, 6, false)), "attention 2");
+	ok(rva_pipeline_add_dropout(p, 0.1f), "dropout 2");
+	ok(rva_pipeline_add_residual(p), "residual 2");
+	ok(rva_pipeline_add_norm(p, RVA_NORM_BATCH), "batch norm");
+	selfbatch b;
+	selfbatch_make(&b, DIM, S, len, false, 361);
+	rva_batch rb = selfbatch_view(&b);
+	size_t bytes = b.total * DIM * sizeof(float);
+	float *want = ref_alloc(b.total * DIM);
+	for (int training = 0; training < 2; training++) {
+		rva_runtime rt = {.training = training, .seed = 9, .step = 2};
+		ok(rva_pipeline_run_batch(p, &rb, &rt, NULL), "serial");
+		memcpy(want, b.out, bytes);
+		static const unsigned threads[] = {1, 2, 4};
+		for (int t = 0; t < 3; t++) {
+			rva_engine_config ec = rva_engine_config_defaults();
+			ec.threads = threads[t];
+			ec.topology_synthetic = "package:1 core:4 pu:1";
+			ec.spin_us = 0;
+			rva_engine *e = NULL;
+			ok(rva_engine_create(&ec, &e), "engine");
+			memset(b.out, 0, bytes);
+			ok(rva_engine_run_pipeline(e, p, &rb, &rt, NULL, NULL), "engine run");
+			cr_assert(memcmp(b.out, want, bytes) == 0, "training %d, %u threads", training,
+			          threads[t]);
+			rva_engine_destroy(e);
+		}
+	}
+	rva_pipeline_mode m; /* the block's AUTO mode took every sequence as self-attention */
+	ok(rva_pipeline_get_mode(p, &m), "mode");
+	cr_assert_eq(m, RVA_PIPELINE_AUTO);
+	free(want);
+	selfbatch_free(&b);
+	rva_pipeline_destroy(p);
+}
+
+/* Mode errors: arguments, grouped-query attention, a sequence that is neither form, and
+ * changing the mode after a run. */
+Test(self_attention, bad_input) {
+	enum { DIM = 32 };
+	rva_pipeline *p = new_pipeline();
+	cr_assert_eq(rva_pipeline_set_mode(NULL, RVA_PIPELINE_SELF), RVA_ENULL);
+	cr_assert_eq(rva_pipeline_set_mode(p, RVA_PIPELINE_MODE_COUNT), RVA_EINVAL);
+	cr_assert_eq(rva_pipeline_set_mode(p, (rva_pipeline_mode)-1), RVA_EINVAL);
+	rva_pipeline_mode m;
+	cr_assert_eq(rva_pipeline_get_mode(NULL, &m), RVA_ENULL);
+	cr_assert_eq(rva_pipeline_get_mode(p, NULL), RVA_ENULL);
+
+	/* grouped-query attention: no key/value rows in the stream */
+	rva_config gq = rva_multi_head(DIM, 4);
+	gq.kv_heads = 2;
+	rva_attention *g = NULL;
+	ok(rva_build(&gq, &g), "gqa");
+	ok(rva_pipeline_set_mode(p, RVA_PIPELINE_SELF), "self");
+	cr_assert_eq(rva_pipeline_add_attention(p, g), RVA_EDIM);
+	cr_assert(strstr(rva_last_error(), "kv_heads"), "%s", rva_last_error());
+	ok(rva_pipeline_set_mode(p, RVA_PIPELINE_AUTO), "auto");
+	ok(rva_pipeline_add_attention(p, g), "gqa in AUTO mode");
+	cr_assert_eq(rva_pipeline_set_mode(p, RVA_PIPELINE_SELF), RVA_EDIM);
+	ok(rva_pipeline_get_mode(p, &m), "mode");
+	cr_assert_eq(m, RVA_PIPELINE_AUTO, "a refused change keeps the mode");
+	/* AUTO with GQA: a self-attention sequence fails alone, a cross one runs */
+	float x[4 * DIM], kv[3 * 16], out[12 * DIM];
+	ref_fill_uniform(x, 4 * DIM, -1.0f, 1.0f, 371);
+	ref_fill_uniform(kv, 3 * 16, -1.0f, 1.0f, 372);
+	rva_seq seqs[2] = {
+		{.nq = 4, .nk = 4, .q = x, .q_stride = DIM, .k = x, .k_stride = DIM, .v = x,
+		 .v_stride = DIM, .out = out},
+		{.nq = 4, .nk = 3, .q = x, .k = kv, .v = kv, .out = out + 4 * DIM},
+	};
+	rva_batch b = {.count = 2, .seqs = seqs};
+	rva_status st[2];
+	cr_assert_eq(rva_pipeline_run_batch(p, &b, NULL, st), RVA_EDIM);
+	cr_assert_eq(st[0], RVA_EDIM);
+	cr_assert_eq(st[1], RVA_OK);
+	/* after a run the mode is fixed */
+	cr_assert_eq(rva_pipeline_set_mode(p, RVA_PIPELINE_CROSS), RVA_ESTATE);
+	cr_assert(strstr(rva_last_error(), "already run"), "%s", rva_last_error());
+	rva_pipeline_destroy(p);
+
+	/* SELF: a sequence with other keys fails alone */
+	p = self_prenorm(RVA_NORM_LAYER, DIM, 4, false);
+	float kv2[3 * DIM];
+	ref_fill_uniform(kv2, 3 * DIM, -1.0f, 1.0f, 373);
+	rva_seq s3[3] = {
+		{.nq = 4, .nk = 3, .q = x, .k = kv2, .v = kv2, .out = out},
+		{.nq = 4, .nk = 0, .q = x, .out = out + 4 * DIM},
+		{.nq = 4, .nk = 4, .q = x, .k = x, .v = x, .v_stride = 2 * DIM, .out = out + 8 * DIM},
+	};
+	rva_status st3[3];
+	rva_batch b3 = {.count = 3, .seqs = s3};
+	cr_assert_eq(rva_pipeline_run_batch(p, &b3, NULL, st3), RVA_EINVAL);
+	cr_assert_eq(st3[0], RVA_EINVAL);
+	cr_assert_eq(st3[1], RVA_OK);
+	cr_assert_eq(st3[2], RVA_EINVAL, "k = v = q with another stride");
+	rva_pipeline_destroy(p);
 }

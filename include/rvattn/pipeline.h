@@ -4,9 +4,13 @@
  * A pipeline is built by appending stages, then run on one query (the SDK guide's
  * pipeline.run(&query, &keys, &values)) or on a batch through the engine
  * (rva_engine_run_pipeline), where it becomes the job graph. The pipeline input is the
- * query; every attention stage takes the current vector as its query and the original
- * keys/values. A residual stage adds the input of the current segment (the pipeline
- * input, or the output of the previous residual stage) and starts a new segment.
+ * query; every attention stage takes the current rows (the stream) as its queries, and its
+ * keys/values as the pipeline's mode says (rva_pipeline_mode below): the call's keys and
+ * values (cross-attention, the guide's run(query, keys, values)), or the stream itself
+ * (self-attention: K = V = the rows the stage reads, so a norm before the attention
+ * normalises its keys and values too, as a pre-norm transformer block does). A residual
+ * stage adds the input of the current segment (the pipeline input, or the output of the
+ * previous residual stage) and starts a new segment.
  *
  * Modes (rva_runtime.training): dropout is the identity in inference and, in training,
  * a seeded counter-based mask scaled by 1/(1-p), the same whatever the thread count
@@ -56,6 +60,41 @@ typedef struct rva_norm_config {
 rva_norm_config rva_norm_defaults(rva_norm_type type);
 
 /*
+ * Where attention stages take their keys and values from.
+ *
+ * RVA_PIPELINE_CROSS: from the call (seq.k / seq.v, or run's keys/values), the same for
+ * every attention stage. The default of rva_pipeline_create.
+ *
+ * RVA_PIPELINE_SELF: from the stream. Each attention stage takes K = V = the rows it reads
+ * as queries, of the same sequence (nk = nq for that stage; causal masking puts key i at
+ * position i; key_mask, when given, has nq bytes and masks stream rows). A sequence of a
+ * batch gives only its queries: k = v = NULL and nk = 0, or the self-attention form
+ * k = v = q with the same stride and nk = nq; anything else fails that sequence with
+ * RVA_EINVAL. On the single-query path (rva_pipeline_run) the sequence is the key rows
+ * followed by the query, i.e. the context and the newest position; values must hold the
+ * same rows as keys (else RVA_EINVAL), n_keys may be 0 (keys/values may then be NULL), mask
+ * (n_keys bytes) masks the context rows (the query always sees itself), and out gets the
+ * query's row; every row of that sequence is computed. The stream has dim columns, so
+ * every attention stage must read key/value rows of dim floats: grouped-query attention
+ * (kv_heads < heads) has no key/value rows to take from the stream without projections and
+ * is refused (RVA_EDIM).
+ *
+ * RVA_PIPELINE_AUTO: per sequence of a batch, SELF for a self-attention sequence (k == q and
+ * v == q, as pointers, with the same stride, and nk == nq; with grouped-query attention such
+ * a sequence fails with RVA_EDIM), CROSS for any other; the single-query path is CROSS. The
+ * default of rva_transformer_block and rva_prenorm_transformer_block: a self-attention
+ * batch gets a true pre-norm block, the guide's block.run(query, keys, values) stays
+ * cross-attention. Like PyTorch's nn.MultiheadAttention (`query is key`), it looks at the
+ * pointers, never at the values: equal copies in separate buffers are cross-attention.
+ */
+typedef enum rva_pipeline_mode {
+	RVA_PIPELINE_CROSS = 0,
+	RVA_PIPELINE_SELF,
+	RVA_PIPELINE_AUTO,
+	RVA_PIPELINE_MODE_COUNT
+} rva_pipeline_mode;
+
+/*
  * A custom stage: maps one row `in` (dim floats) to `out` (dim floats; may alias in).
  * Called once per row, possibly from several threads at once. A non-OK return fails the
  * sequence with that status.
@@ -71,8 +110,9 @@ rva_status rva_pipeline_destroy(rva_pipeline *p);
 /* Appends an attention stage and takes ownership of att (on failure, att is untouched
  * and stays the caller's). Errors: RVA_ENULL; RVA_EDIM when att's dim, or the width of the
  * key/value rows it reads (kv_heads * head_dim), differs from the pipeline's earlier
- * attention stages (they all read the same keys/values); RVA_EINVAL when att is already
- * a stage of this pipeline; RVA_ENOMEM. */
+ * attention stages (they all read the same keys/values), or in RVA_PIPELINE_SELF mode when
+ * that width is not dim; RVA_EINVAL when att is already a stage of this pipeline;
+ * RVA_ENOMEM. */
 rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att);
 
 /* Appends a norm with default parameters (the guide's add_norm(NormType)). */
@@ -95,6 +135,16 @@ rva_status rva_pipeline_add_custom(rva_pipeline *p, rva_custom_fn fn, void *user
 
 /* Number of stages. Errors: RVA_ENULL. */
 rva_status rva_pipeline_stage_count(const rva_pipeline *p, size_t *n);
+
+/* Sets where attention stages take their keys and values from (rva_pipeline_mode), before
+ * the pipeline first runs. Errors: RVA_ENULL; RVA_EINVAL for an unknown mode; RVA_EDIM for
+ * RVA_PIPELINE_SELF when an attention stage reads key/value rows narrower than dim
+ * (kv_heads < heads); RVA_ESTATE once the pipeline has run (or been submitted to an
+ * engine): its results so far were computed in the other mode. */
+rva_status rva_pipeline_set_mode(rva_pipeline *p, rva_pipeline_mode mode);
+
+/* The pipeline's mode. Errors: RVA_ENULL. */
+rva_status rva_pipeline_get_mode(const rva_pipeline *p, rva_pipeline_mode *mode);
 
 /*
  * pipeline.run(query, keys, values): as rva_compute (attention.h), out gets dim floats.
@@ -121,7 +171,11 @@ rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
  *   attention -> dropout -> residual -> LayerNorm.
  * prenorm_transformer_block(attention, dropout): pre-norm block
  *   LayerNorm -> attention -> dropout -> residual.
- * Both take ownership of att (also on failure). Errors: RVA_ENULL; RVA_ERANGE (dropout).
+ * Both are in RVA_PIPELINE_AUTO mode: over a self-attention sequence (k = v = q) the
+ * pre-norm block is x + att(LN(x), LN(x), LN(x)); over other keys/values, and on the
+ * single-query path, x + att(LN(x), keys, values). rva_pipeline_set_mode changes it before
+ * the first run. Both take ownership of att (also on failure). Errors: RVA_ENULL;
+ * RVA_ERANGE (dropout).
  */
 rva_status rva_transformer_block(rva_attention *att, float dropout, rva_pipeline **out);
 rva_status rva_prenorm_transformer_block(rva_attention *att, float dropout,

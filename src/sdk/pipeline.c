@@ -22,6 +22,8 @@ rva_status rva_pipeline_create(rva_pipeline **out) {
 	rva_pipeline *p = rva__calloc(1, sizeof *p);
 	if (!p)
 		return rva__fail(RVA_ENOMEM, "rva_pipeline_create: cannot allocate the pipeline");
+	p->mode = RVA_PIPELINE_CROSS;
+	atomic_init(&p->ran, false);
 	*out = p;
 	return RVA_OK;
 }
@@ -75,6 +77,11 @@ rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att) {
 		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: attention reads key/value "
 		                 "rows of %zu floats, the pipeline's earlier attention %zu",
 		                 att->kv_dim, p->kv_dim);
+	if (p->mode == RVA_PIPELINE_SELF && att->kv_dim != att->cfg.dim)
+		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: a self-attention pipeline "
+		                 "takes keys/values from its stream of %zu columns, the attention "
+		                 "reads rows of %zu (kv_heads %zu < heads %zu)", att->cfg.dim,
+		                 att->kv_dim, att->kv_heads, att->cfg.heads);
 	for (size_t i = 0; i < p->n; i++) /* it would be freed twice */
 		if (p->stages[i].kind == RVA__STAGE_ATTENTION && p->stages[i].att == att)
 			return rva__fail(RVA_EINVAL, "rva_pipeline_add_attention: this attention is "
@@ -190,6 +197,30 @@ rva_status rva_pipeline_stage_count(const rva_pipeline *p, size_t *n) {
 	return RVA_OK;
 }
 
+rva_status rva_pipeline_set_mode(rva_pipeline *p, rva_pipeline_mode mode) {
+	if (!p)
+		return rva__fail(RVA_ENULL, "rva_pipeline_set_mode: pipeline is NULL");
+	if ((unsigned)mode >= RVA_PIPELINE_MODE_COUNT)
+		return rva__fail(RVA_EINVAL, "rva_pipeline_set_mode: invalid mode %d", (int)mode);
+	if (atomic_load_explicit(&p->ran, memory_order_acquire))
+		return rva__fail(RVA_ESTATE, "rva_pipeline_set_mode: the pipeline has already run; "
+		                 "its mode is fixed (build another pipeline)");
+	if (mode == RVA_PIPELINE_SELF && p->dim && p->kv_dim != p->dim)
+		return rva__fail(RVA_EDIM, "rva_pipeline_set_mode: self-attention takes keys/values "
+		                 "from the stream of %zu columns, the attention stages read rows of "
+		                 "%zu (grouped-query attention)", p->dim, p->kv_dim);
+	p->mode = mode;
+	return RVA_OK;
+}
+
+rva_status rva_pipeline_get_mode(const rva_pipeline *p, rva_pipeline_mode *mode) {
+	if (!p || !mode)
+		return rva__fail(RVA_ENULL, "rva_pipeline_get_mode: %s is NULL",
+		                 !p ? "pipeline" : "mode");
+	*mode = p->mode;
+	return RVA_OK;
+}
+
 /* RVA_EEMPTY for a pipeline that cannot run (no stage, or no attention stage). */
 static rva_status check_runnable(const rva_pipeline *p, const char *who) {
 	if (p->n == 0)
@@ -224,6 +255,57 @@ rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
 	return run_serial(p, batch, rt, seq_status);
 }
 
+/* The single query of a self-attention pipeline (pipeline.h, RVA_PIPELINE_SELF): one
+ * sequence of the n_keys context rows followed by the query, every row computed; out gets
+ * the query's row. */
+static rva_status run_self_single(const rva_pipeline *p, const float *query,
+                                  const float *const *keys, const float *const *values,
+                                  const uint8_t *mask, size_t n_keys, float *out,
+                                  const rva_runtime *rt) {
+	static const char who[] = "rva_pipeline_run";
+	size_t dim = p->dim, row_bytes = dim * sizeof(float), rows, elems;
+	if (n_keys && (!keys || !values))
+		return rva__fail(RVA_ENULL, "%s: %s is NULL", who, !keys ? "keys" : "values");
+	for (size_t i = 0; i < n_keys; i++) {
+		if (!keys[i] || !values[i])
+			return rva__fail(RVA_ENULL, "%s: %s[%zu] is NULL", who,
+			                 !keys[i] ? "keys" : "values", i);
+		if (values[i] != keys[i] && memcmp(values[i], keys[i], row_bytes) != 0)
+			return rva__fail(RVA_EINVAL, "%s: self-attention pipeline: values[%zu] differs "
+			                 "from keys[%zu] (K and V both come from the stream: pass the "
+			                 "context rows as both)", who, i, i);
+	}
+	if (!rva__add_ok(n_keys, 1, &rows) || !rva__mul_ok(rows, dim, &elems))
+		return rva__fail(RVA_EOVERFLOW, "%s: %zu context rows of %zu floats overflow", who,
+		                 n_keys, dim);
+	float *buf; /* the sequence's rows, then its output rows */
+	rva_status st = rva__alloc_array((void **)&buf, elems, 2 * sizeof(float),
+	                                 "self-attention sequence");
+	if (st != RVA_OK)
+		return st;
+	uint8_t *m = NULL;
+	if (mask) {
+		if ((st = rva__alloc_array((void **)&m, rows, 1, "self-attention mask")) != RVA_OK) {
+			rva__free(buf);
+			return st;
+		}
+		memcpy(m, mask, n_keys);
+		m[n_keys] = 1; /* the query sees itself */
+	}
+	for (size_t i = 0; i < n_keys; i++)
+		memcpy(buf + i * dim, keys[i], row_bytes);
+	memcpy(buf + n_keys * dim, query, row_bytes);
+	rva_seq s = {.nq = rows, .nk = rows, .q = buf, .k = buf, .v = buf, .out = buf + elems,
+	             .key_mask = m};
+	rva_batch b = {.count = 1, .seqs = &s};
+	st = run_serial(p, &b, rt, NULL);
+	if (st == RVA_OK)
+		memcpy(out, buf + elems + n_keys * dim, row_bytes);
+	rva__free(m);
+	rva__free(buf);
+	return st;
+}
+
 rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
                                const float *const *keys, const float *const *values,
                                const uint8_t *mask, size_t n_keys, float *out,
@@ -234,6 +316,8 @@ rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
 	rva_status st = check_runnable(p, "rva_pipeline_run");
 	if (st != RVA_OK)
 		return st;
+	if (p->mode == RVA_PIPELINE_SELF)
+		return run_self_single(p, query, keys, values, mask, n_keys, out, rt);
 	size_t kvd = p->kv_dim;
 	float *kv;
 	if ((st = rva__gather_kv("rva_pipeline_run", keys, values, n_keys, kvd, &kv)) != RVA_OK)
@@ -270,6 +354,7 @@ static rva_status block(rva_attention *att, float dropout, bool prenorm, rva_pip
 		rva_attention_destroy(att);
 		return st;
 	}
+	p->mode = RVA_PIPELINE_AUTO; /* self-attention batches get a true pre-norm block */
 	if (prenorm)
 		st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
 	if (st == RVA_OK)

@@ -6,6 +6,8 @@
 #ifndef RVATTN_SRC_SDK_PIPELINE_IMPL_H
 #define RVATTN_SRC_SDK_PIPELINE_IMPL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +39,8 @@ struct rva_pipeline {
 	size_t dim;              /* from the first attention stage; 0 before */
 	size_t kv_dim;           /* width of key/value rows every attention stage reads */
 	const rva_attention *first_att;
+	rva_pipeline_mode mode;  /* where attention stages take K/V from; CROSS by default */
+	atomic_bool ran;         /* set when first planned (run or submitted): the mode is fixed */
 };
 
 /* ---- row kernels (pipeline_rows.c); in and out may alias ---------------------------- */

@@ -2,7 +2,9 @@
  * Planning a pipeline over a batch into a job graph (rva__pipeline_plan).
  *
  * Per sequence the stages form a chain. Attention stages are planned by their mechanism
- * (rva__attention_plan) with the current rows as queries and the batch's keys/values;
+ * (rva__attention_plan) with the current rows as queries and, as the pipeline's mode says
+ * for that sequence, the batch's keys/values (cross-attention) or the current rows again
+ * (self-attention: K = V = the stage's input buffer, nk = nq);
  * elementwise stages (norm, dropout, residual, custom) are one task per (stage, sequence,
  * row tile), the tile of stage i+1 waiting only for the same tile of stage i. Training-mode
  * BatchNorm is the one cross-sequence barrier: per-tile partial statistics (after all of
@@ -264,6 +266,7 @@ typedef struct planner {
 	rva__plan_io *io;
 	rva__graph *g;
 	const rva_seq *seqs;     /* normalised copy */
+	const bool *self;        /* per sequence: K/V follow the stream */
 	plan_ctx *pc;
 	seq_state *ss;
 	size_t tile_rows;
@@ -287,6 +290,10 @@ static rva_status plan_attention(planner *pl, const step *sp) {
 			aseqs[s].q_stride = in->stride;
 			aseqs[s].out = out->p;
 			aseqs[s].out_stride = out->stride;
+			if (pl->self[s]) {
+				aseqs[s].k = aseqs[s].v = in->p;
+				aseqs[s].k_stride = aseqs[s].v_stride = in->stride;
+			}
 		}
 		if ((st = seq_node(g, &pl->ss[s], (uint32_t)s, &after[s])) != RVA_OK)
 			return st;
@@ -425,6 +432,40 @@ static rva_status plan_elementwise(planner *pl, const step *sp) {
 	return plan_tiles(pl, sp, c, merge);
 }
 
+/* Whether seq (normalised) is a self-attention sequence: k == q and v == q with the same
+ * strides, nk == nq. */
+static bool self_form(const rva_seq *seq) {
+	return seq->k == seq->q && seq->v == seq->q && seq->k_stride == seq->q_stride &&
+	       seq->v_stride == seq->q_stride && seq->nk == seq->nq;
+}
+
+/* Resolves the pipeline's mode for sequence s (normalised in *seq): *self says whether its
+ * attention stages take K/V from the stream; a self sequence gets k = v = q, nk = nq (what
+ * validation then checks). Returns the status the sequence fails with, or RVA_OK. */
+static rva_status resolve_mode(const rva_pipeline *p, rva_seq *seq, size_t s, bool *self) {
+	*self = false;
+	if (p->mode == RVA_PIPELINE_CROSS)
+		return RVA_OK;
+	bool given_self = self_form(seq);
+	if (p->mode == RVA_PIPELINE_AUTO && !given_self)
+		return RVA_OK;
+	if (p->kv_dim != p->dim) /* AUTO only: SELF refuses GQA when configured */
+		return rva__fail(RVA_EDIM, "sequence %zu is self-attention (k = v = q) but the "
+		                 "pipeline's attention reads key/value rows of %zu floats, not the "
+		                 "stream's %zu (grouped-query attention): give keys/values", s,
+		                 p->kv_dim, p->dim);
+	if (!given_self && !(seq->k == NULL && seq->v == NULL && seq->nk == 0))
+		return rva__fail(RVA_EINVAL, "sequence %zu: a self-attention pipeline takes keys and "
+		                 "values from its stream; give k = v = NULL and nk = 0, or k = v = q "
+		                 "with the query stride and nk = nq (%zu), not nk = %zu", s, seq->nq,
+		                 seq->nk);
+	seq->k = seq->v = seq->q;
+	seq->k_stride = seq->v_stride = seq->q_stride;
+	seq->nk = seq->nq;
+	*self = true;
+	return RVA_OK;
+}
+
 static bool step_active(const rva__stage *st, const rva_runtime *rt) {
 	if (st->kind == RVA__STAGE_DROPOUT)
 		return rt->training && st->prob > 0.0f;
@@ -439,21 +480,28 @@ rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__grap
 		                 "unknown)");
 	size_t n = io->nseq, dim = p->dim;
 	const rva_attention *att0 = p->first_att;
+	/* Planned once: from now on the mode is fixed (rva_pipeline_set_mode). The pipeline is
+	 * the caller's non-const object; only this flag is written. */
+	atomic_store_explicit(&((rva_pipeline *)p)->ran, true, memory_order_release);
 
 	/* Normalised copy of the batch; every sequence validated once up front. */
 	rva_seq *seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
 	seq_state *ss = rva__graph_alloc_array(g, n ? n : 1, sizeof *ss);
 	plan_ctx *pc = rva__graph_alloc(g, sizeof *pc);
 	step *steps = rva__graph_alloc_array(g, p->n, sizeof *steps);
-	if (!seqs || !ss || !pc || !steps)
+	bool *self = rva__graph_alloc_array(g, n ? n : 1, sizeof *self);
+	if (!seqs || !ss || !pc || !steps || !self)
 		return rva__propagate(RVA_ENOMEM);
 	size_t total_rows = 0;
 	for (size_t s = 0; s < n; s++) {
 		rva__normalise_seq(att0, &io->seqs[s], &seqs[s]);
 		ss[s] = (seq_state){.node = rva__plan_after(io, s), .tiled = false};
+		self[s] = false;
 		if (io->seq_status[s] != RVA_OK)
 			continue;
-		rva_status vs = rva__validate_seq(att0, &seqs[s], s);
+		rva_status vs = resolve_mode(p, &seqs[s], s, &self[s]);
+		if (vs == RVA_OK)
+			vs = rva__validate_seq(att0, &seqs[s], s);
 		if (vs != RVA_OK) {
 			io->seq_status[s] = vs;
 			if (io->details && !io->details[s])
@@ -505,7 +553,7 @@ rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__grap
 		pc->bufs[BUF_OUT][s] = (rowbuf){.p = seqs[s].out, .stride = seqs[s].out_stride};
 	}
 
-	planner pl = {.p = p, .io = io, .g = g, .seqs = seqs, .pc = pc, .ss = ss,
+	planner pl = {.p = p, .io = io, .g = g, .seqs = seqs, .self = self, .pc = pc, .ss = ss,
 	              .tile_rows = rva__max(1, TILE_ELEMS / dim)};
 	rva_status st;
 	for (size_t i = 0; i < nsteps; i++) {
