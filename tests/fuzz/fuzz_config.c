@@ -90,8 +90,8 @@ static bool build_too_slow(const rva_config *c) {
 		if (c->mechanism == RVA_MECH_MOE)
 			cost *= (double)(c->experts < RVA_MOE_MAX_EXPERTS ? c->experts : 256);
 	}
-	if (c->mechanism == RVA_MECH_MOE)
-		cost += (double)c->experts * (double)c->dim * 50.0;
+	if (c->mechanism == RVA_MECH_MOE) /* router, then the experts' W_q, W_o, W_k, W_v */
+		cost += (double)c->experts * (double)c->dim * (50.0 + 4.0 * 30.0 * (double)c->dim);
 	if (c->bias == RVA_BIAS_T5)
 		cost += (double)c->bias_max_distance * 100.0 + (double)c->bias_buckets *
 		        (double)c->heads * 50.0;
