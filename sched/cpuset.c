@@ -1,6 +1,8 @@
 /* The cpu-set parser (grammar in sched/cpuset.h). */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -41,7 +43,27 @@ typedef struct parser {
 	const char *spec, *p;
 	hwloc_topology_t topo;
 	hwloc_bitmap_t out;
+	char *note;             /* what was clipped, or NULL when not wanted */
+	size_t note_cap;
 } parser;
+
+/* Appends one clause to the note ("; " between clauses). */
+static void note_add(parser *ps, const char *fmt, ...) RVA__PRINTF(2, 3);
+static void note_add(parser *ps, const char *fmt, ...) {
+	if (!ps->note || ps->note_cap == 0)
+		return;
+	size_t used = strlen(ps->note);
+	if (used && used + 2 < ps->note_cap) {
+		memcpy(ps->note + used, "; ", 3);
+		used += 2;
+	}
+	if (used + 1 >= ps->note_cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ps->note + used, ps->note_cap - used, fmt, ap);
+	va_end(ap);
+}
 
 static rva_status syntax(const parser *ps, const char *at, const char *what) {
 	return rva__fail(RVA_EINVAL, SPEC_FMT ": %s at offset %td ('%.16s')", SPEC_ARG(ps->spec),
@@ -81,6 +103,21 @@ static rva_status add_pus(parser *ps, const char *item, unsigned lo, unsigned hi
 		}
 	}
 	hwloc_bitmap_foreach_end();
+	if (any && !all && ps->note) {
+		/* The part of the range that names no PU of the topology: said, not silent. */
+		hwloc_bitmap_t miss = hwloc_bitmap_alloc();
+		if (miss && hwloc_bitmap_set_range(miss, lo, (int)hi) == 0 &&
+		    hwloc_bitmap_andnot(miss, miss, topo_set) == 0 && !hwloc_bitmap_iszero(miss)) {
+			char m[64], have[64];
+			hwloc_bitmap_list_snprintf(m, sizeof m, miss);
+			hwloc_bitmap_list_snprintf(have, sizeof have, topo_set);
+			note_add(ps, "PU%s %s (item '%.*s') do%s not exist, the topology has PUs %s",
+			         hwloc_bitmap_weight(miss) == 1 ? "" : "s", m, (int)(ps->p - item), item,
+			         hwloc_bitmap_weight(miss) == 1 ? "es" : "", have);
+		}
+		if (miss)
+			hwloc_bitmap_free(miss);
+	}
 	if (any)
 		return RVA_OK;
 	char have[96];
@@ -113,6 +150,10 @@ static rva_status add_objs(parser *ps, const char *item, const kind *k, unsigned
 		                 k->whats, lo, hi, item - ps->spec, n, k->whats, n - 1);
 	}
 	unsigned end = hi < (unsigned)n - 1 ? hi : (unsigned)n - 1;
+	if (!all && hi > end)
+		note_add(ps, "%s %u-%u (item '%.*s') do not exist, the topology has %d %s (0-%d)",
+		         k->whats, end + 1, hi, (int)(ps->p - item), item, n, n == 1 ? k->what : k->whats,
+		         n - 1);
 	for (unsigned i = all ? 0 : lo; i <= end; i++) {
 		hwloc_obj_t o = hwloc_get_obj_by_type(ps->topo, k->type, i);
 		if (o && o->cpuset && hwloc_bitmap_or(ps->out, ps->out, o->cpuset) < 0)
@@ -177,11 +218,19 @@ static rva_status item(parser *ps, const kind **k) {
 }
 
 rva_status rva__cpuset_parse(hwloc_topology_t topo, const char *spec, hwloc_bitmap_t out) {
+	return rva__cpuset_parse_ex(topo, spec, out, NULL, 0);
+}
+
+rva_status rva__cpuset_parse_ex(hwloc_topology_t topo, const char *spec, hwloc_bitmap_t out,
+                                char *note, size_t note_cap) {
+	if (note && note_cap)
+		note[0] = '\0';
 	if (!topo || !spec || !out)
 		return rva__fail(RVA_ENULL, "cpu set parser: %s is NULL",
 		                 !topo ? "topology" : !spec ? "spec" : "output bitmap");
 	hwloc_bitmap_zero(out);
-	parser ps = {.spec = spec, .p = spec, .topo = topo, .out = out};
+	parser ps = {.spec = spec, .p = spec, .topo = topo, .out = out, .note = note,
+	             .note_cap = note_cap};
 	while (isspace((unsigned char)*ps.p))
 		ps.p++;
 	if (!*ps.p)

@@ -20,6 +20,8 @@
 #ifndef RVATTN_SCHED_CPUSET_H
 #define RVATTN_SCHED_CPUSET_H
 
+#include <stddef.h>
+
 #include <hwloc.h>
 
 #include "rvattn/status.h"
@@ -36,5 +38,13 @@
  * object; RVA_ENOMEM when hwloc cannot allocate a bitmap.
  */
 rva_status rva__cpuset_parse(hwloc_topology_t topo, const char *spec, hwloc_bitmap_t out);
+
+/*
+ * rva__cpuset_parse that also says what it clipped: note (capacity note_cap, may be NULL)
+ * gets "" or one clause per range that runs past the topology, separated by "; "
+ * ("PUs 2-127 (item '0-127') do not exist, the topology has PUs 0-1").
+ */
+rva_status rva__cpuset_parse_ex(hwloc_topology_t topo, const char *spec, hwloc_bitmap_t out,
+                                char *note, size_t note_cap);
 
 #endif

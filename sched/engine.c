@@ -218,6 +218,9 @@ rva_status rva_engine_info_get(const rva_engine *e, rva_engine_info *out) {
 	out->kernels = e->kernels;
 	snprintf(out->topology, sizeof out->topology, "%s", e->topo_desc);
 	hwloc_bitmap_list_snprintf(out->cpuset, sizeof out->cpuset, e->plan.allowed);
+	size_t nl = strnlen(e->plan.note, sizeof out->notes - 1);
+	memcpy(out->notes, e->plan.note, nl);
+	out->notes[nl] = '\0';
 	return RVA_OK;
 }
 

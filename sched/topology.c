@@ -1,4 +1,6 @@
 /* Topology loading and the placement planner (orders documented in topology.h). */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,18 @@ static unsigned domain_of(hwloc_topology_t topo, unsigned nnuma, unsigned pu) {
 	return 0;
 }
 
+/* Appends the NULL-terminated strings to dst (capacity cap), truncating. */
+static void note_cat(char *dst, size_t cap, ...) {
+	size_t used = strlen(dst);
+	va_list ap;
+	va_start(ap, cap);
+	for (const char *s; (s = va_arg(ap, const char *)) != NULL;)
+		for (; *s && used + 1 < cap; s++)
+			dst[used++] = *s;
+	va_end(ap);
+	dst[used] = '\0';
+}
+
 static rva_status no_bitmap(void) {
 	return rva__fail(RVA_ENOMEM, "engine planner: hwloc cannot allocate a bitmap");
 }
@@ -62,9 +76,32 @@ rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t bind
 			st = no_bitmap();
 			goto fail;
 		}
-		if ((st = rva__cpuset_parse(topo, cpus, user)) != RVA_OK)
+		char clipped[192];
+		if ((st = rva__cpuset_parse_ex(topo, cpus, user, clipped, sizeof clipped)) != RVA_OK)
 			goto fail;
+		hwloc_bitmap_t denied = hwloc_bitmap_alloc();
+		if (!denied) {
+			st = no_bitmap();
+			goto fail;
+		}
+		/* PUs named and existing, but not allowed to the process (taskset, cgroup, MPI). */
+		hwloc_bitmap_andnot(denied, user, out->allowed);
+		hwloc_bitmap_and(denied, denied, hwloc_topology_get_topology_cpuset(topo));
 		hwloc_bitmap_and(out->allowed, out->allowed, user);
+		if ((clipped[0] || !hwloc_bitmap_iszero(denied)) && !hwloc_bitmap_iszero(out->allowed)) {
+			char d[64] = "", used[64], spec[48];
+			hwloc_bitmap_list_snprintf(d, sizeof d, denied);
+			hwloc_bitmap_list_snprintf(used, sizeof used, out->allowed);
+			snprintf(spec, sizeof spec, "%.40s%s", cpus, strlen(cpus) > 40 ? "..." : "");
+			note_cat(out->note, sizeof out->note, "cpu set \"", spec, "\": ", clipped, NULL);
+			if (!hwloc_bitmap_iszero(denied))
+				note_cat(out->note, sizeof out->note, clipped[0] ? "; " : "",
+				         hwloc_bitmap_weight(denied) == 1 ? "PU " : "PUs ", d,
+				         hwloc_bitmap_weight(denied) == 1 ? " is" : " are",
+				         " not allowed to this process", NULL);
+			note_cat(out->note, sizeof out->note, "; using PUs ", used, NULL);
+		}
+		hwloc_bitmap_free(denied);
 		if (hwloc_bitmap_iszero(out->allowed)) {
 			char named[128];
 			hwloc_bitmap_list_snprintf(named, sizeof named, user);
@@ -247,19 +284,45 @@ rva_status rva__sched_topology_load(const rva_engine_config *cfg, hwloc_topology
 		                 "hwloc synthetic description", cfg->topology_synthetic);
 	}
 	if (cfg->topology_xml && hwloc_topology_set_xml(t, cfg->topology_xml) < 0) {
+		int e = errno;
 		hwloc_topology_destroy(t);
-		return rva__fail(RVA_ESYSTEM, "engine: hwloc cannot use XML topology \"%.200s\"",
-		                 cfg->topology_xml);
+		return rva__fail(RVA_ESYSTEM, "engine: hwloc cannot use XML topology \"%.200s\": %s",
+		                 cfg->topology_xml, strerror(e));
+	}
+	/* HWLOC_SYNTHETIC / HWLOC_XMLFILE: hwloc reads them itself, but falls back to this
+	 * machine without a word when the description or file is bad. Load them explicitly
+	 * so a bad one is an error, never a silent switch to the real machine. (A topology
+	 * named in cfg takes precedence, as in hwloc.) */
+	const char *env_xml = getenv("HWLOC_XMLFILE"), *env_syn = getenv("HWLOC_SYNTHETIC");
+	if (!cfg->topology_synthetic && !cfg->topology_xml) {
+		if (env_syn && *env_syn && env_xml && *env_xml) {
+			hwloc_topology_destroy(t);
+			return rva__fail(RVA_ESYSTEM, "engine: HWLOC_SYNTHETIC and HWLOC_XMLFILE are both "
+			                 "set; unset one");
+		}
+		if (env_syn && *env_syn && hwloc_topology_set_synthetic(t, env_syn) < 0) {
+			hwloc_topology_destroy(t);
+			return rva__fail(RVA_ESYSTEM, "engine: HWLOC_SYNTHETIC=\"%.100s\" is not a valid "
+			                 "hwloc synthetic description", env_syn);
+		}
+		if (env_xml && *env_xml && hwloc_topology_set_xml(t, env_xml) < 0) {
+			int e = errno;
+			hwloc_topology_destroy(t);
+			return rva__fail(RVA_ESYSTEM, "engine: HWLOC_XMLFILE=\"%.200s\" cannot be loaded: %s",
+			                 env_xml, strerror(e));
+		}
 	}
 	if (hwloc_topology_load(t) < 0) {
 		hwloc_topology_destroy(t);
 		if (cfg->topology_xml)
-			return rva__fail(RVA_ESYSTEM, "engine: hwloc cannot load XML topology \"%.200s\"",
-			                 cfg->topology_xml);
+			return rva__fail(RVA_ESYSTEM, "engine: hwloc cannot load XML topology \"%.200s\" "
+			                 "(not a valid hwloc XML file?)", cfg->topology_xml);
+		if (!cfg->topology_synthetic && env_xml && *env_xml)
+			return rva__fail(RVA_ESYSTEM, "engine: HWLOC_XMLFILE=\"%.200s\" cannot be loaded "
+			                 "(not a valid hwloc XML file?)", env_xml);
 		return rva__fail(RVA_ESYSTEM, "engine: hwloc cannot load the topology");
 	}
 	bool real = hwloc_topology_is_thissystem(t);
-	const char *env_xml = getenv("HWLOC_XMLFILE"), *env_syn = getenv("HWLOC_SYNTHETIC");
 	if (cfg->topology_synthetic)
 		describe(desc, n, "synthetic", cfg->topology_synthetic, real);
 	else if (cfg->topology_xml)

@@ -54,6 +54,8 @@ typedef struct rva__sched_plan {
 	rva__sched_pool *pools;
 	unsigned *steal_storage;  /* npools * (npools - 1) entries */
 	hwloc_bitmap_t allowed;   /* allowed PUs: binding (or whole topology) & user set */
+	char note[256];           /* what of the user's cpu set was dropped, or "": ranges past
+	                           * the topology, PUs the process may not use */
 } rva__sched_plan;
 
 /*
@@ -81,11 +83,14 @@ unsigned rva__sched_place(const rva__sched_plan *p, rva_numa_policy policy, size
                           size_t nseq, int mem_numa_os);
 
 /*
- * Loads a topology as the engine does: cfg's synthetic description or XML file (else
- * whatever hwloc picks: the real machine, or HWLOC_SYNTHETIC / HWLOC_XMLFILE), with
- * HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM when cfg->assume_this_system. desc (size n) gets
- * "this system", "synthetic: ..." or "xml: FILE". Errors: RVA_EINVAL (both given, bad
- * synthetic description), RVA_ESYSTEM (hwloc failed), RVA_ENOMEM.
+ * Loads a topology as the engine does: cfg's synthetic description or XML file, else
+ * HWLOC_SYNTHETIC or HWLOC_XMLFILE from the environment (loaded explicitly: a bad one is
+ * an error, where hwloc alone would fall back to the real machine silently), else the
+ * real machine; with HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM when cfg->assume_this_system.
+ * desc (size n) gets "this system", "synthetic: ..." or "xml: FILE". Errors: RVA_EINVAL
+ * (both given in cfg; a bad synthetic description in cfg), RVA_ESYSTEM (both variables
+ * set, a bad HWLOC_SYNTHETIC, hwloc cannot read or load the XML file, or failed),
+ * RVA_ENOMEM.
  */
 rva_status rva__sched_topology_load(const rva_engine_config *cfg, hwloc_topology_t *out,
                                     char *desc, size_t n);

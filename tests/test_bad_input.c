@@ -337,75 +337,6 @@ static rva_status block(bool prenorm, float dropout, bool null_out) {
 	return st;
 }
 
-/* Pipeline modes (rva_pipeline_set_mode/get_mode and what a mode refuses at run time), each
- * case on a pipeline of its own: [LayerNorm, attention multi_head 16/4 (GQA: kv_heads 2)]. */
-static rva_status pipe_mode(int which) {
-	rva_pipeline *p;
-	rva_attention *a;
-	rva_config c = rva_multi_head(DIM, 4);
-	if (which == 5 || which == 6 || which == 9)
-		c.kv_heads = 2;
-	if (rva_pipeline_create(&p) != RVA_OK || rva_build(&c, &a) != RVA_OK)
-		return BROKEN;
-	rva_status st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
-	if (st == RVA_OK && which == 6)
-		st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF);
-	if (st == RVA_OK && which == 9)
-		st = rva_pipeline_set_mode(p, RVA_PIPELINE_AUTO);
-	if (st == RVA_OK && which == 10)
-		st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF);
-	if (st == RVA_OK)
-		st = rva_pipeline_add_attention(p, a);
-	if (st != RVA_OK) {
-		rva_attention_destroy(a); /* still ours */
-		rva_pipeline_destroy(p);
-		return which == 6 ? st : BROKEN;
-	}
-	if (which == 6) { /* the add must have failed */
-		rva_pipeline_destroy(p);
-		return BROKEN;
-	}
-	rva_pipeline_mode m;
-	rva_seq s = F.good;
-	s.k = s.v = F.kfull;
-	rva_status ss = BROKEN;
-	switch (which) {
-	case 0: st = rva_pipeline_set_mode(NULL, RVA_PIPELINE_SELF); break;
-	case 1: st = rva_pipeline_set_mode(p, RVA_PIPELINE_MODE_COUNT); break;
-	case 2: st = rva_pipeline_set_mode(p, (rva_pipeline_mode)-1); break;
-	case 3: st = rva_pipeline_get_mode(NULL, &m); break;
-	case 4: st = rva_pipeline_get_mode(p, NULL); break;
-	case 5: st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF); break; /* GQA */
-	case 7: /* after a run */
-		st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, NULL);
-		st = st == RVA_OK ? rva_pipeline_set_mode(p, RVA_PIPELINE_SELF) : BROKEN;
-		break;
-	case 8: /* SELF, a sequence with other keys */
-		st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF);
-		if (st == RVA_OK)
-			st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, &ss);
-		st = ss == st ? st : BROKEN;
-		break;
-	case 9: /* AUTO with GQA, a self-attention sequence (k = v = q) */
-		s.k = s.v = s.q;
-		s.nk = s.nq;
-		s.q_stride = s.k_stride = s.v_stride = DIM;
-		st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, &ss);
-		st = ss == st ? st : BROKEN;
-		break;
-	case 10: { /* SELF single query, values differing from keys */
-		const float *vr[NK];
-		for (size_t i = 0; i < NK; i++)
-			vr[i] = F.kfull_row[(i + 1) % NK];
-		st = rva_pipeline_run(p, F.q, F.kfull_row, vr, NK, F.out);
-		break;
-	}
-	default: st = BROKEN; break;
-	}
-	rva_pipeline_destroy(p);
-	return st;
-}
-
 static rva_status halve(const float *in, float *out, size_t dim, void *user) {
 	(void)user;
 	for (size_t i = 0; i < dim; i++)
@@ -531,47 +462,6 @@ static rva_status t5_table_with(float bad) {
 	rva_config c = cfg_base();
 	c.bias = RVA_BIAS_T5;
 	c.bias_table = table;
-	return build(c);
-}
-
-/* MoE caller weights (DIM 16, kv_dim 16, 4 experts): which = 0 all good; 1 a NaN in
- * W_q[2]; 2 +Inf in W_o[0]; 3 -Inf in the shared W_k; 4 NaN in W_v; 5 W_q[1] NULL;
- * 6 W_o stride 15 < 16 columns; 7 NaN in the router; 8 router_stride 15 < dim; 9 per-
- * expert W_k list with expert 3's matrix NULL; 10 NULL data list for W_q (seeded, fine). */
-static rva_status moe_weights_with(int which) {
-	enum { D = DIM, E = 4 };
-	static float m[E][D * (D + 2)], router[E * (D + 1)];
-	for (size_t e = 0; e < E; e++)
-		for (size_t i = 0; i < D * (D + 2); i++)
-			m[e][i] = 0.01f * (float)((i + 3 * e) % 17) - 0.08f;
-	for (size_t i = 0; i < E * (D + 1); i++)
-		router[i] = 0.02f * (float)(i % 13) - 0.1f;
-	const float *q[E] = {m[0], m[1], m[2], m[3]}, *o[E] = {m[3], m[2], m[1], m[0]};
-	const float *kv[E] = {m[1], m[2], m[3], m[0]};
-	rva_config c = rva_moe(D, E, 2);
-	c.expert_kind = RVA_EXPERTS_STANDARD;
-	c.router_weights = router;
-	c.router_stride = D + 1;
-	c.expert_wq = (rva_matrix_list){q, D + 2};
-	c.expert_wo = (rva_matrix_list){o, D + 1};
-	c.expert_wk = (rva_matrix_list){kv, D};
-	c.expert_wv = (rva_matrix_list){kv + 1, 0};
-	switch (which) {
-	case 1: m[2][5 * (D + 2) + 3] = NAN; break;
-	case 2: m[3][D - 1] = INFINITY; break;  /* W_o[0] is m[3], row 0 */
-	case 3: m[1][2 * D + 7] = -INFINITY; break;
-	case 4: m[2][D * D - 1] = NAN; break;    /* the shared W_v is m[2] */
-	case 5: q[1] = NULL; break;
-	case 6: c.expert_wo.stride = D - 1; break;
-	case 7: router[2 * (D + 1) + 4] = NAN; break;
-	case 8: c.router_stride = D - 1; break;
-	case 9:
-		c.kv_projection = RVA_MOE_KV_PER_EXPERT;
-		kv[3] = NULL;
-		break;
-	case 10: c.expert_wq.data = NULL; break;
-	default: break;
-	}
 	return build(c);
 }
 
@@ -809,33 +699,6 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: multi_head with expert_capacity -Inf", RVA_ERANGE, WITH(expert_capacity, -INFINITY)) \
 	X("build: multi_head with jitter_noise NaN", RVA_ERANGE, WITH(jitter_noise, NAN))            \
 	X("build: moe jitter +Inf", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, INFINITY))     \
-	X("build: moe normalize_gates 3", RVA_EINVAL,                                                \
-	  MECH_WITH(RVA_MECH_MOE, normalize_gates, (rva_gate_norm)3))                                \
-	X("build: moe normalize_gates -1", RVA_EINVAL,                                               \
-	  MECH_WITH(RVA_MECH_MOE, normalize_gates, (rva_gate_norm)-1))                               \
-	X("build: moe capacity_scope 2", RVA_EINVAL,                                                 \
-	  MECH_WITH(RVA_MECH_MOE, capacity_scope, (rva_capacity_scope)2))                            \
-	X("build: moe kv_projection 7", RVA_EINVAL,                                                  \
-	  MECH_WITH(RVA_MECH_MOE, kv_projection, (rva_moe_kv)7))                                     \
-	X("build: moe caller weights, strided, all finite", RVA_OK, moe_weights_with(0))           \
-	X("build: moe W_q with a NaN", RVA_ERANGE, moe_weights_with(1))                             \
-	X("build: moe W_o with +Inf", RVA_ERANGE, moe_weights_with(2))                              \
-	X("build: moe shared W_k with -Inf", RVA_ERANGE, moe_weights_with(3))                       \
-	X("build: moe shared W_v with a NaN", RVA_ERANGE, moe_weights_with(4))                      \
-	X("build: moe W_q list with a NULL matrix", RVA_ENULL, moe_weights_with(5))                 \
-	X("build: moe W_o stride narrower than dim", RVA_EDIM, moe_weights_with(6))                 \
-	X("build: moe router weights with a NaN", RVA_ERANGE, moe_weights_with(7))                  \
-	X("build: moe router_stride narrower than dim", RVA_EDIM, moe_weights_with(8))              \
-	X("build: moe per-expert W_k list with a NULL matrix", RVA_ENULL, moe_weights_with(9))      \
-	X("build: moe W_q list NULL (seeded)", RVA_OK, moe_weights_with(10))                        \
-	X("rva_attention_moe_weights att NULL", RVA_ENULL,                                           \
-	  rva_attention_moe_weights(NULL, 0, NULL, NULL, NULL, NULL))                                \
-	X("rva_attention_moe_weights not moe", RVA_EINVAL,                                           \
-	  rva_attention_moe_weights(F.att, 0, NULL, NULL, NULL, NULL))                               \
-	X("rva_attention_moe_weights 4 of 4", RVA_ERANGE,                                            \
-	  rva_attention_moe_weights(F.moe, 4, &(const float *){0}, NULL, NULL, NULL))                \
-	X("rva_attention_moe_weights all outputs NULL", RVA_OK,                                      \
-	  rva_attention_moe_weights(F.moe, 3, NULL, NULL, NULL, NULL))                               \
 	X("build: T5 bias_table all finite", RVA_OK, t5_table_with(0.0f))                          \
 	X("build: T5 bias_table with a NaN", RVA_ERANGE, t5_table_with(NAN))                        \
 	X("build: T5 bias_table with +Inf", RVA_ERANGE, t5_table_with(INFINITY))                    \
@@ -1072,17 +935,6 @@ static rva_status pipe_run_batch(rva_seq s) {
 	  rva_pipeline_add_custom(NULL, halve, NULL))               \
 	X("rva_pipeline_stage_count p NULL", RVA_ENULL, rva_pipeline_stage_count(NULL, &(size_t){0})) \
 	X("rva_pipeline_stage_count n NULL", RVA_ENULL, rva_pipeline_stage_count(F.pipe, NULL))      \
-	X("rva_pipeline_set_mode p NULL", RVA_ENULL, pipe_mode(0))                                   \
-	X("rva_pipeline_set_mode MODE_COUNT", RVA_EINVAL, pipe_mode(1))                              \
-	X("rva_pipeline_set_mode -1", RVA_EINVAL, pipe_mode(2))                                      \
-	X("rva_pipeline_get_mode p NULL", RVA_ENULL, pipe_mode(3))                                   \
-	X("rva_pipeline_get_mode mode NULL", RVA_ENULL, pipe_mode(4))                                \
-	X("rva_pipeline_set_mode SELF with GQA stages", RVA_EDIM, pipe_mode(5))                      \
-	X("rva_pipeline_add_attention GQA in SELF mode", RVA_EDIM, pipe_mode(6))                     \
-	X("rva_pipeline_set_mode after a run", RVA_ESTATE, pipe_mode(7))                             \
-	X("SELF pipeline: sequence with other keys", RVA_EINVAL, pipe_mode(8))                       \
-	X("AUTO pipeline, GQA: self-attention sequence", RVA_EDIM, pipe_mode(9))                     \
-	X("SELF rva_pipeline_run: values differ from keys", RVA_EINVAL, pipe_mode(10))               \
 	X("rva_pipeline_run good", RVA_OK,                                                           \
 	  rva_pipeline_run(F.pipe, F.q, F.kfull_row, F.kfull_row, NK, F.out))                        \
 	X("rva_pipeline_run empty pipeline", RVA_EEMPTY,                                             \

@@ -533,3 +533,88 @@ Test(engine_topology, real_machine_default) {
 	}
 	rva_engine_destroy(e);
 }
+
+/* ---- what the planner clips is said (rva__sched_plan.note, rva_engine_info.notes) ------ */
+
+Test(planner, clipped_cpu_sets_are_said) {
+	hwloc_topology_t t = load_synthetic(SYN16);
+	rva__sched_plan p;
+	/* exactly the machine: nothing to say */
+	cr_assert_eq(rva__sched_plan_make(t, NULL, "0-15", false, 0, &p), RVA_OK);
+	cr_expect_str_eq(p.note, "");
+	rva__sched_plan_free(&p);
+	/* a PU range past the topology */
+	cr_assert_eq(rva__sched_plan_make(t, NULL, "8-20", false, 0, &p), RVA_OK);
+	cr_expect_eq(p.nworkers, 8);
+	cr_expect_str_eq(p.note, "cpu set \"8-20\": PUs 16-20 (item '8-20') do not exist, the "
+	                 "topology has PUs 0-15; using PUs 8-15");
+	rva__sched_plan_free(&p);
+	/* an object range past the topology, then a single PU */
+	cr_assert_eq(rva__sched_plan_make(t, NULL, "core:14-17 99", false, 0, &p),
+	             RVA_ENOTFOUND, "PU 99 alone names nothing: refused, as before");
+	cr_assert_eq(rva__sched_plan_make(t, NULL, "core:14-17 3", false, 0, &p), RVA_OK);
+	cr_expect_str_eq(p.note, "cpu set \"core:14-17 3\": cores 16-17 (item 'core:14-17') do "
+	                 "not exist, the topology has 16 cores (0-15); using PUs 3,14-15");
+	rva__sched_plan_free(&p);
+	/* PUs the process may not use (its binding) */
+	hwloc_bitmap_t bind = hwloc_bitmap_alloc();
+	hwloc_bitmap_set_range(bind, 0, 3);
+	cr_assert_eq(rva__sched_plan_make(t, bind, "2-5", false, 0, &p), RVA_OK);
+	cr_expect_str_eq(p.note, "cpu set \"2-5\": PUs 4-5 are not allowed to this process; "
+	                 "using PUs 2-3");
+	rva__sched_plan_free(&p);
+	cr_assert_eq(rva__sched_plan_make(t, bind, "3-4,15-16", false, 0, &p), RVA_OK);
+	cr_expect_str_eq(p.note, "cpu set \"3-4,15-16\": PU 16 (item '15-16') does not exist, "
+	                 "the topology has PUs 0-15; PUs 4,15 are not allowed to this process; "
+	                 "using PUs 3");
+	rva__sched_plan_free(&p);
+	cr_assert_eq(rva__sched_plan_make(t, bind, "3,4", false, 0, &p), RVA_OK);
+	cr_expect_str_eq(p.note, "cpu set \"3,4\": PU 4 is not allowed to this process; using PUs 3");
+	rva__sched_plan_free(&p);
+	/* no user set: nothing to say */
+	cr_assert_eq(rva__sched_plan_make(t, bind, NULL, false, 0, &p), RVA_OK);
+	cr_expect_str_eq(p.note, "");
+	rva__sched_plan_free(&p);
+	hwloc_bitmap_free(bind);
+	hwloc_topology_destroy(t);
+}
+
+Test(engine_topology, notes_and_environment_topologies) {
+	rva_engine_config c = rva_engine_config_defaults();
+	c.topology_synthetic = "package:1 core:4 pu:1";
+	c.cpus = "2-9";
+	c.spin_us = 0;
+	rva_engine *e = NULL;
+	cr_assert_eq(rva_engine_create(&c, &e), RVA_OK, "%s", rva_last_error());
+	rva_engine_info info;
+	cr_assert_eq(rva_engine_info_get(e, &info), RVA_OK);
+	cr_expect_str_eq(info.notes, "cpu set \"2-9\": PUs 4-9 (item '2-9') do not exist, the "
+	                 "topology has PUs 0-3; using PUs 2-3");
+	rva_engine_destroy(e);
+	/* hwloc alone would describe this machine when these are bad: they are errors */
+	rva_engine_config d = rva_engine_config_defaults();
+	d.spin_us = 0;
+	setenv("HWLOC_SYNTHETIC", "not a topology", 1);
+	e = NULL;
+	cr_expect_eq(rva_engine_create(&d, &e), RVA_ESYSTEM);
+	cr_expect(strstr(rva_last_error(), "HWLOC_SYNTHETIC=\"not a topology\" is not a valid") !=
+	          NULL, "%s", rva_last_error());
+	setenv("HWLOC_XMLFILE", fixture("no-such-file.xml"), 1);
+	cr_expect_eq(rva_engine_create(&d, &e), RVA_ESYSTEM);
+	cr_expect(strstr(rva_last_error(), "both set") != NULL, "%s", rva_last_error());
+	unsetenv("HWLOC_SYNTHETIC");
+	cr_expect_eq(rva_engine_create(&d, &e), RVA_ESYSTEM);
+	cr_expect(strstr(rva_last_error(), "cannot be loaded: No such file or directory") != NULL,
+	          "%s", rva_last_error());
+	cr_expect_null(e);
+	/* a good one is used (not this system), and the engine says where it came from */
+	unsetenv("HWLOC_XMLFILE");
+	setenv("HWLOC_SYNTHETIC", "package:2 core:1 pu:1", 1);
+	cr_assert_eq(rva_engine_create(&d, &e), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(rva_engine_info_get(e, &info), RVA_OK);
+	cr_expect_eq(info.binding_real, false);
+	cr_expect_str_eq(info.topology, "synthetic: package:2 core:1 pu:1");
+	cr_expect_str_eq(info.notes, "");
+	rva_engine_destroy(e);
+	unsetenv("HWLOC_SYNTHETIC");
+}

@@ -60,9 +60,15 @@ rva_engine_config rva_engine_config_defaults(void);
 
 /*
  * Creates an engine. cfg may be NULL (defaults). On success *out must be destroyed.
+ * A cpu set wider than what exists and is allowed is clipped, and rva_engine_info.notes
+ * says what was dropped. HWLOC_SYNTHETIC / HWLOC_XMLFILE (when cfg names no topology)
+ * are loaded explicitly: a bad one fails creation instead of silently describing this
+ * machine.
  * Errors: RVA_ENULL; RVA_EINVAL (bad cpu set syntax, unknown policy, threads larger
- * than the allowed cores); RVA_ENOTFOUND (cpu set names no allowed core); RVA_ESYSTEM
- * (hwloc failed to load the topology); RVA_EUNSUPPORTED (kernel set); RVA_ENOMEM.
+ * than the allowed cores, a bad topology_synthetic); RVA_ENOTFOUND (cpu set names no
+ * allowed core); RVA_ESYSTEM (hwloc failed to load the topology or cannot read the XML
+ * file, a bad HWLOC_SYNTHETIC, both HWLOC_SYNTHETIC and HWLOC_XMLFILE set);
+ * RVA_EUNSUPPORTED (kernel set); RVA_ENOMEM.
  */
 rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out);
 
@@ -78,6 +84,10 @@ typedef struct rva_engine_info {
 	rva_kernel_set kernels;    /* BLIS kernel set in use */
 	char topology[64];         /* "this system", "synthetic: ...", "xml: FILE" */
 	char cpuset[128];          /* allowed PUs as a list string "0-3,8" */
+	char notes[256];           /* settings clipped at creation, "" when none: the part of
+	                            * `cpus` that names no PU of the topology or PUs the
+	                            * process may not use ("cpu set \"0-127\": PUs 2-127
+	                            * (item '0-127') do not exist, ...; using PUs 0-1") */
 } rva_engine_info;
 
 typedef struct rva_worker_info {

@@ -69,6 +69,23 @@ rva_status rva_kernels_select(rva_kernel_set k);
  */
 rva_status rva_kernels_current(rva_kernel_set *out, const char **note);
 
+/*
+ * Checks the environment switches rvattn reads, which never fail a call: a value they
+ * cannot use is ignored or clipped. This says so. The switches (values case-insensitive;
+ * unset or empty = the default):
+ *   RVATTN_BLIS_KERNELS=auto|skx|zen3|haswell|blis  the BLIS kernel set (see above);
+ *   RVATTN_SIMD=auto|avx512|avx2|scalar             the highest SIMD level of rvattn's
+ *                                                    own kernels (never above the CPU's);
+ *   RVATTN_ATTN_KERNEL=auto|fused|blis              the softmax tile loop (fused needs
+ *                                                    the avx512 level);
+ *   RVATTN_REFERENCE_GEMM=0|1 (off/on, false/true, no/yes)  the naive GEMM twin.
+ * Returns RVA_OK when every switch is unset or used as given. Otherwise RVA_EINVAL, and
+ * rva_last_error() holds one line naming each switch that is ignored (unknown value) or
+ * clipped (asks for more than the CPU has), and what is used instead, separated by "; ".
+ * The process keeps running with those fallbacks either way.
+ */
+rva_status rva_env_check(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,15 +10,17 @@
 
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
+#include "kernels/env.h"
 #include "kernels/vexp.h"
 
 static bool fused = false;
 static pthread_once_t fused_once = PTHREAD_ONCE_INIT;
 
 static void pick_backend(void) {
-	const char *e = getenv("RVATTN_ATTN_KERNEL");
+	/* RVATTN_ATTN_KERNEL=blis forces the BLIS loop; fused (or auto) needs AVX-512, and
+	 * rva_env_check() says when it is not available. */
 	bool avx512 = rva__simd_level() == RVA__SIMD_AVX512;
-	fused = avx512 && !(e && rva__name_eq(e, "blis"));
+	fused = avx512 && rva__env_attn_get(NULL) != RVA__ENV_ATTN_BLIS;
 }
 
 bool rva__sm_use_fused(void) {

@@ -10,6 +10,7 @@
 #include <blis.h>
 
 #include "core/internal.h"
+#include "kernels/env.h"
 #include "kernels/gemm.h"
 
 /* Exported by the static archive, not declared by blis.h. */
@@ -126,8 +127,7 @@ void rva__sgemm_ref(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
 static bool reference_forced(void) {
 	int r = __atomic_load_n(&use_reference, __ATOMIC_RELAXED);
 	if (r < 0) {
-		const char *e = getenv("RVATTN_REFERENCE_GEMM");
-		r = e && *e && strcmp(e, "0") != 0;
+		r = rva__env_reference_gemm_get(NULL);
 		__atomic_store_n(&use_reference, r, __ATOMIC_RELAXED);
 	}
 	return r;

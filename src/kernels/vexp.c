@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
+#include "kernels/env.h"
 #include "kernels/vexp.h"
 #include "rvattn/kernels.h"
 
@@ -18,11 +19,12 @@ static void detect_level(void) {
 		l = RVA__SIMD_AVX2;
 	if (f.avx512f && f.avx512bw && f.avx512vl)
 		l = RVA__SIMD_AVX512;
-	/* A/B switch: force a lower level (never a higher one than the CPU has). */
-	const char *e = getenv("RVATTN_SIMD");
-	if (e && rva__name_eq(e, "scalar"))
+	/* A/B switch: force a lower level (never a higher one than the CPU has; an unknown
+	 * value is ignored, and rva_env_check() says both). */
+	rva__env_simd e = rva__env_simd_get(NULL);
+	if (e == RVA__ENV_SIMD_SCALAR)
 		l = RVA__SIMD_SCALAR;
-	else if (e && rva__name_eq(e, "avx2") && l > RVA__SIMD_AVX2)
+	else if (e == RVA__ENV_SIMD_AVX2 && l > RVA__SIMD_AVX2)
 		l = RVA__SIMD_AVX2;
 	level = l;
 }

@@ -29,6 +29,10 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 /* Prints "rvattn: <message>" on stderr and returns code. */
 int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Prints "rvattn: warning: <message>" on stderr: a setting that was clipped, ignored or
+ * rounded (one line each). */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Prints "rvattn: <context>: <library detail>" for a failed library call (the detail is
  * rva_last_error(), or rva_strerror(st) when empty); returns code. */
 int cli_lib_error(rva_status st, int code, const char *fmt, ...)

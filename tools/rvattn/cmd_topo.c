@@ -5,6 +5,7 @@
  * replace the topology for both.
  */
 #define _GNU_SOURCE 1
+#include <errno.h>
 #include <getopt.h>
 #include <hwloc.h>
 #include <stdlib.h>
@@ -79,10 +80,29 @@ static int describe(topo_desc *d) {
 	hwloc_topology_t t;
 	if (hwloc_topology_init(&t) != 0)
 		return cli_error(EXIT_RUNTIME, "hwloc cannot initialise a topology");
+	/* As the engine does: a bad HWLOC_SYNTHETIC / HWLOC_XMLFILE is an error, never a
+	 * silent description of this machine (hwloc alone falls back without a word). */
+	const char *xml = getenv("HWLOC_XMLFILE"), *syn = getenv("HWLOC_SYNTHETIC");
+	int bad = 0;
+	if (syn && *syn && xml && *xml)
+		bad = cli_error(EXIT_RUNTIME, "HWLOC_SYNTHETIC and HWLOC_XMLFILE are both set; "
+		                "unset one");
+	else if (syn && *syn && hwloc_topology_set_synthetic(t, syn) != 0)
+		bad = cli_error(EXIT_RUNTIME, "HWLOC_SYNTHETIC=\"%s\" is not a valid hwloc synthetic "
+		                "description", syn);
+	else if (xml && *xml && hwloc_topology_set_xml(t, xml) != 0)
+		bad = cli_error(EXIT_RUNTIME, "HWLOC_XMLFILE=\"%s\" cannot be loaded: %s", xml,
+		                strerror(errno));
+	if (bad) {
+		hwloc_topology_destroy(t);
+		return bad;
+	}
 	if (hwloc_topology_load(t) != 0) {
 		hwloc_topology_destroy(t);
-		return cli_error(EXIT_RUNTIME, "hwloc cannot load the topology (check "
-		                 "HWLOC_XMLFILE / HWLOC_SYNTHETIC)");
+		if (xml && *xml)
+			return cli_error(EXIT_RUNTIME, "HWLOC_XMLFILE=\"%s\" cannot be loaded (not a valid "
+			                 "hwloc XML file?)", xml);
+		return cli_error(EXIT_RUNTIME, "hwloc cannot load the topology");
 	}
 	d->this_system = hwloc_topology_is_thissystem(t);
 	d->packages = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE);

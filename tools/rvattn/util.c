@@ -23,6 +23,15 @@ int cli_error(int code, const char *fmt, ...) {
 	return code;
 }
 
+void cli_warn(const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("rvattn: warning: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 int cli_lib_error(rva_status st, int code, const char *fmt, ...) {
 	va_list ap;
 	va_start(ap, fmt);
@@ -107,7 +116,18 @@ bool parse_float(const char *cmd, const char *flag, const char *s, float *out) {
 		cli_usage(cmd, "--%s '%s' is not a finite number", flag, s);
 		return false;
 	}
-	*out = (float)v;
+	float f = (float)v;
+	/* Say when float32 cannot hold what was written: the shortest decimal that reads
+	 * back as f differs from the value given (0.1 is fine, 1.0000000001 is not). */
+	char shortest[32];
+	for (int p = 1; p <= 9; p++) {
+		snprintf(shortest, sizeof shortest, "%.*g", p, (double)f);
+		if (strtof(shortest, NULL) == f)
+			break;
+	}
+	if (strtod(shortest, NULL) != v)
+		cli_warn("--%s %s is not representable in float32: using %s", flag, s, shortest);
+	*out = f;
 	return true;
 }
 

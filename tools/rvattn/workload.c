@@ -545,9 +545,24 @@ rva_engine_config workload_engine_config(const workload_opts *o, unsigned thread
 }
 
 int engine_make(const char *cmd, const rva_engine_config *ec, rva_engine **e) {
+	/* RVATTN_* switches that are ignored or clipped, said once before the first engine. */
+	static bool env_checked;
+	if (!env_checked) {
+		env_checked = true;
+		if (rva_env_check() != RVA_OK)
+			cli_warn("%s", rva_last_error());
+	}
 	rva_status st = rva_engine_create(ec, e);
-	if (st == RVA_OK)
+	if (st == RVA_OK) {
+		/* What the engine clipped (a cpu set wider than the machine), said once. */
+		static bool said;
+		rva_engine_info info;
+		if (!said && rva_engine_info_get(*e, &info) == RVA_OK && info.notes[0]) {
+			cli_warn("%s", info.notes);
+			said = true;
+		}
 		return EXIT_OK;
+	}
 	if (st == RVA_EINVAL || st == RVA_ENOTFOUND || st == RVA_ERANGE)
 		return cli_usage(cmd, "%s", *rva_last_error() ? rva_last_error() : rva_strerror(st));
 	return cli_lib_error(st, EXIT_RUNTIME, "cannot create the engine");
