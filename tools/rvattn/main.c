@@ -30,10 +30,14 @@ static void print_help(void) {
 	       "  --help     this text ('rvattn COMMAND --help' for a command's options)\n"
 	       "  --version  the version\n"
 	       "\n"
-	       "Exit status: 0 success, 1 runtime error, 2 usage error.\n"
+	       "Exit status: 0 success, 1 runtime error (also: stdout not writable, interrupted\n"
+	       "by SIGINT, SIGTERM or SIGHUP), 2 usage error. Settings that are clipped, ignored\n"
+	       "or rounded are said in one 'rvattn: warning:' line each.\n"
 	       "Environment: RVATTN_BLIS_KERNELS=auto|skx|zen3|haswell|blis overrides the kernel\n"
-	       "choice; HWLOC_XMLFILE / HWLOC_SYNTHETIC replace the topology (binding is then\n"
-	       "not real).\n");
+	       "choice; RVATTN_SIMD=auto|avx512|avx2|scalar, RVATTN_ATTN_KERNEL=auto|fused|blis\n"
+	       "and RVATTN_REFERENCE_GEMM=0|1 select kernel twins; HWLOC_XMLFILE /\n"
+	       "HWLOC_SYNTHETIC replace the topology (binding is then not real; one that cannot\n"
+	       "be loaded is an error).\n");
 }
 
 static void print_version(void) {
