@@ -33,12 +33,13 @@ static void print_bench_help(void) {
 	       "                      (Debian package gnuplot-nox)\n"
 	       "  --help              this text\n"
 	       "\n"
-	       "Output files: a regular file (a symlink's target) is replaced atomically through a\n"
-	       "temporary file in its directory, keeping its mode and owner; a device, FIFO or\n"
-	       "/dev/stdout is written in place (with /dev/stdout the table goes to stderr). Two\n"
-	       "options naming the same file are a usage error. SIGINT, SIGTERM and SIGHUP\n"
-	       "cancel the benchmark and leave no temporary file. Exit status: 0 success,\n"
-	       "1 runtime error (also: stdout not writable), 2 usage error.\n",
+	       "Output files: a regular file (a symlink's target) is replaced atomically\n"
+	       "through a temporary file in its directory, keeping its mode and owner; a\n"
+	       "device, FIFO or /dev/stdout is written in place (with /dev/stdout the table\n"
+	       "goes to stderr). Two options naming the same file are a usage error. SIGINT,\n"
+	       "SIGTERM and SIGHUP cancel the benchmark and leave no temporary file.\n"
+	       "Exit status: 0 success, 1 runtime error (also: stdout not writable), 2 usage\n"
+	       "error.\n",
 	       workload_help);
 }
 

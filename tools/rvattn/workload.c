@@ -51,8 +51,8 @@ const char workload_help[] =
 	"                      parameters (default: inputs 1, mechanism the library default)\n"
 	"Engine (where it runs):\n"
 	"  --cpus SET          allowed cores: PU list '0-7,16' or TYPE:RANGE ('core:0-3',\n"
-	"                      'numa:1', 'package:0'); default all allowed. PUs that do not\n"
-	"                      exist or are not allowed are dropped, with a warning\n"
+	"                      'numa:1', 'package:0'); default all allowed. PUs that\n"
+	"                      do not exist or are not allowed are dropped (a warning)\n"
 	"  --numa POLICY       local|spread|interleave (default local)\n"
 	"  --per-pu            one worker per PU instead of per core\n"
 	"  --kernels SET       BLIS kernels: auto|skx|zen3|haswell|blis (default auto)\n";
