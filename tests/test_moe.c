@@ -1050,3 +1050,359 @@ Test(moe, linear_expert_groups_match_per_tile_tasks) {
 	free(o1);
 	free(o2);
 }
+
+/* ---- experts own parameters (Mixture of Attention Heads) ------------------------------ */
+
+/* Builds att's MoE on a batch and checks outputs and statistics against the oracles. */
+static void check_att(const rva_attention *att, mbatch *b) {
+	rva_moe_stats st;
+	memset(&st, 0xAB, sizeof st);
+	rva_runtime rt = {.moe_stats = &st};
+	rva_batch bb = {.count = b->n, .seqs = b->seqs};
+	cr_assert_eq(rva_compute_batch(att, &bb, &rt, NULL), RVA_OK, "%s", rva_last_error());
+	moe_expect x;
+	expect_moe(att, b, NULL, &x);
+	rva_config c;
+	rva_attention_config(att, &c);
+	check_stats(&st, &x, c.experts);
+	check_outputs(b, NULL, &x);
+	free_expect(&x);
+}
+
+/* Largest |a - b| over n floats. */
+static double max_diff(const float *a, const float *b, size_t n) {
+	double m = 0.0;
+	for (size_t i = 0; i < n; i++)
+		m = fmax(m, fabs((double)a[i] - (double)b[i]));
+	return m;
+}
+
+/* rva_moe(32, 4, 2) with standard experts used to equal multi_head(32, 1) to 1e-8
+ * whatever the routing: parameter-free experts all computed the same function. Now each
+ * expert has its own W_q/W_o, the experts' outputs differ pairwise and the mixture
+ * differs from plain attention. */
+Test(moe, experts_own_parameters_and_differ) {
+	size_t dim = 32, nq[1] = {24}, nk[1] = {30};
+	rva_config cfg = rva_moe(dim, 4, 2);
+	cfg.expert_kind = RVA_EXPERTS_STANDARD;
+	rva_attention *moe, *mh;
+	cr_assert_eq(rva_build(&cfg, &moe), RVA_OK);
+	rva_config mc = rva_multi_head(dim, 1);
+	cr_assert_eq(rva_build(&mc, &mh), RVA_OK);
+	mbatch a, b;
+	make_batch(&a, moe, 1, nq, nk, false, 7);
+	make_batch(&b, moe, 1, nq, nk, false, 7);
+	rva_batch ba = {1, a.seqs}, bb = {1, b.seqs};
+	cr_assert_eq(rva_compute_batch(moe, &ba, NULL, NULL), RVA_OK);
+	cr_assert_eq(rva_compute_batch(mh, &bb, NULL, NULL), RVA_OK);
+	double d = max_diff(a.out[0], b.out[0], nq[0] * dim);
+	cr_assert_gt(d, 1e-2, "MoE output within %g of multi_head", d);
+	/* the experts, each on the whole sequence, pairwise far apart */
+	double *eo[4];
+	for (size_t e = 0; e < 4; e++) {
+		eo[e] = calloc(nq[0] * dim, sizeof(double));
+		expert_full_oracle(moe, e, &a.seqs[0], eo[e]);
+	}
+	for (size_t e = 0; e < 4; e++)
+		for (size_t f = e + 1; f < 4; f++) {
+			double m = 0.0, n = 0.0;
+			for (size_t i = 0; i < nq[0] * dim; i++) {
+				m = fmax(m, fabs(eo[e][i] - eo[f][i]));
+				n = fmax(n, fabs(eo[e][i]));
+			}
+			cr_assert_gt(m, 0.1 * n, "experts %zu and %zu differ by %g only (scale %g)", e, f,
+			             m, n);
+		}
+	for (size_t e = 0; e < 4; e++)
+		free(eo[e]);
+	check_att(moe, &a);
+	free_batch(&a);
+	free_batch(&b);
+	rva_attention_destroy(moe);
+	rva_attention_destroy(mh);
+}
+
+/* Seeded weights: LeCun-normal N(0, 1/fan_in), distinct per expert and per matrix,
+ * reproducible from the seed, other with another seed; the normalised config points to
+ * the attention's own copies. */
+Test(moe, seeded_weights_are_distinct_and_scaled) {
+	size_t dim = 48, E = 3;
+	rva_config cfg = rva_moe(dim, E, 1);
+	cfg.heads = 4;
+	cfg.kv_heads = 2; /* kv_dim 24 */
+	cfg.expert_kind = RVA_EXPERTS_STANDARD;
+	rva_attention *a, *b, *c;
+	cr_assert_eq(rva_build(&cfg, &a), RVA_OK);
+	cr_assert_eq(rva_build(&cfg, &b), RVA_OK);
+	cfg.seed = 77;
+	cr_assert_eq(rva_build(&cfg, &c), RVA_OK);
+	const float *q[3], *o[3], *k[3], *v[3], *qb, *qc;
+	for (size_t e = 0; e < E; e++)
+		cr_assert_eq(rva_attention_moe_weights(a, e, &q[e], &o[e], &k[e], &v[e]), RVA_OK);
+	cr_assert_eq(rva_attention_moe_weights(b, 0, &qb, NULL, NULL, NULL), RVA_OK);
+	cr_assert_eq(rva_attention_moe_weights(c, 0, &qc, NULL, NULL, NULL), RVA_OK);
+	cr_assert(memcmp(q[0], qb, dim * dim * sizeof(float)) == 0, "same seed, same W_q");
+	cr_assert(memcmp(q[0], qc, dim * dim * sizeof(float)) != 0, "another seed, other W_q");
+	cr_assert(memcmp(q[0], q[1], dim * dim * sizeof(float)) != 0);
+	cr_assert(memcmp(q[1], q[2], dim * dim * sizeof(float)) != 0);
+	cr_assert(memcmp(q[0], o[0], dim * dim * sizeof(float)) != 0, "W_q and W_o differ");
+	cr_assert(k[0] == k[1] && k[1] == k[2] && v[0] == v[2], "shared K/V projections");
+	cr_assert(memcmp(k[0], v[0], 24 * 24 * sizeof(float)) != 0);
+	/* variance * fan_in close to 1 over the E W_q (6912 draws) and W_k (576) */
+	double s2 = 0.0;
+	for (size_t e = 0; e < E; e++)
+		for (size_t i = 0; i < dim * dim; i++)
+			s2 += (double)q[e][i] * q[e][i];
+	cr_assert(fabs(s2 / (double)(E * dim * dim) * dim - 1.0) < 0.06, "W_q var*fan_in %g",
+	          s2 / (double)(E * dim * dim) * dim);
+	s2 = 0.0;
+	for (size_t i = 0; i < 24 * 24; i++)
+		s2 += (double)k[0][i] * k[0][i];
+	cr_assert(fabs(s2 / (24.0 * 24.0) * 24.0 - 1.0) < 0.2, "W_k var*fan_in %g",
+	          s2 / (24.0 * 24.0) * 24.0);
+	rva_config got;
+	rva_attention_config(a, &got);
+	cr_assert(got.expert_wq.data && got.expert_wq.data[1] == q[1] && got.expert_wq.stride == dim);
+	cr_assert(got.expert_wk.data && got.expert_wk.data[0] == k[0] && got.expert_wk.stride == 24);
+	cr_assert_eq(got.normalize_gates, RVA_GATES_RAW, "auto resolves to raw for top-1");
+	/* the normalised config builds the same attention (weights copied again) */
+	rva_attention *d;
+	cr_assert_eq(rva_build(&got, &d), RVA_OK);
+	const float *qd;
+	cr_assert_eq(rva_attention_moe_weights(d, 2, &qd, NULL, NULL, NULL), RVA_OK);
+	cr_assert(qd != q[2] && memcmp(qd, q[2], dim * dim * sizeof(float)) == 0);
+	rva_attention_destroy(a);
+	rva_attention_destroy(b);
+	rva_attention_destroy(c);
+	rva_attention_destroy(d);
+}
+
+/* Caller weights with row strides wider than the rows are copied (later changes to the
+ * caller's memory do nothing) and used: the output matches the oracle built from them. */
+Test(moe, caller_weights_with_strides_are_copied_and_used) {
+	enum { D = 12, E = 3, LD = D + 5 };
+	static float mats[4][E][D * LD], router[E * (D + 2)];
+	for (size_t w = 0; w < 4; w++)
+		for (size_t e = 0; e < E; e++)
+			for (size_t i = 0; i < D * LD; i++)
+				mats[w][e][i] = (i % LD) >= D ? NAN /* padding: never read */
+				                              : 0.3f * sinf((float)(i + 31 * e + 97 * w));
+	for (size_t i = 0; i < E * (D + 2); i++)
+		router[i] = (i % (D + 2)) >= D ? NAN : 0.5f * cosf((float)i);
+	const float *lq[E], *lo[E], *lk[E], *lv[E];
+	for (size_t e = 0; e < E; e++) {
+		lq[e] = mats[0][e];
+		lo[e] = mats[1][e];
+		lk[e] = mats[2][e];
+		lv[e] = mats[3][e];
+	}
+	rva_config cfg = rva_moe(D, E, 2);
+	cfg.heads = 3;
+	cfg.expert_kind = RVA_EXPERTS_STANDARD;
+	cfg.kv_projection = RVA_MOE_KV_PER_EXPERT;
+	cfg.router_weights = router;
+	cfg.router_stride = D + 2;
+	cfg.expert_wq = (rva_matrix_list){lq, LD};
+	cfg.expert_wo = (rva_matrix_list){lo, LD};
+	cfg.expert_wk = (rva_matrix_list){lk, LD};
+	cfg.expert_wv = (rva_matrix_list){lv, LD};
+	cfg.expert_capacity = 0.75f;
+	rva_attention *att;
+	cr_assert_eq(rva_build(&cfg, &att), RVA_OK, "%s", rva_last_error());
+	for (size_t e = 0; e < E; e++) {
+		const float *w[4];
+		cr_assert_eq(rva_attention_moe_weights(att, e, &w[0], &w[1], &w[2], &w[3]), RVA_OK);
+		for (size_t m = 0; m < 4; m++)
+			for (size_t r = 0; r < D; r++)
+				cr_assert(memcmp(w[m] + r * D, mats[m][e] + r * LD, D * sizeof(float)) == 0,
+				          "matrix %zu of expert %zu, row %zu", m, e, r);
+	}
+	const float *rw;
+	size_t re, rd;
+	cr_assert_eq(rva_attention_router(att, &rw, &re, &rd), RVA_OK);
+	for (size_t e = 0; e < E; e++)
+		cr_assert(memcmp(rw + e * D, router + e * (D + 2), D * sizeof(float)) == 0);
+	for (size_t w = 0; w < 4; w++) /* the attention holds copies */
+		for (size_t e = 0; e < E; e++)
+			mats[w][e][0] = 1e6f;
+	mbatch b;
+	size_t nq[2] = {13, 20}, nk[2] = {9, 26};
+	make_batch(&b, att, 2, nq, nk, true, 17);
+	check_att(att, &b);
+	free_batch(&b);
+	rva_attention_destroy(att);
+}
+
+/* Per-expert K/V projections: each expert its own W_k, W_v, checked against the oracle
+ * with drops and causal masking. */
+Test(moe, per_expert_kv_projections_match_oracle) {
+	size_t nq[3] = {21, 4, 37}, nk[3] = {21, 9, 50};
+	rva_config cfg = rva_moe(16, 5, 2);
+	cfg.heads = 4;
+	cfg.kv_heads = 2;
+	cfg.features = 16;
+	cfg.causal = true;
+	cfg.expert_capacity = 0.5f;
+	cfg.kv_projection = RVA_MOE_KV_PER_EXPERT;
+	cfg.query_block = 8;
+	rva_attention *att;
+	cr_assert_eq(rva_build(&cfg, &att), RVA_OK);
+	const float *k0, *k1;
+	cr_assert_eq(rva_attention_moe_weights(att, 0, NULL, NULL, &k0, NULL), RVA_OK);
+	cr_assert_eq(rva_attention_moe_weights(att, 1, NULL, NULL, &k1, NULL), RVA_OK);
+	cr_assert(memcmp(k0, k1, 8 * 8 * sizeof(float)) != 0);
+	mbatch b;
+	make_batch(&b, att, 3, nq, nk, true, 23);
+	check_att(att, &b);
+	free_batch(&b);
+	rva_attention_destroy(att);
+}
+
+/* Routing changes the output: the same experts (same seed) behind two routers that send
+ * the tokens to different experts give different outputs, each the oracle's. */
+Test(moe, routing_changes_the_output) {
+	enum { D = 8, E = 4 };
+	float w1[E * D] = {0}, w2[E * D] = {0};
+	for (size_t e = 0; e < E; e++) {
+		w1[e * D + e] = 4.0f;            /* feature e -> expert e */
+		w2[e * D + (e + 1) % E] = 4.0f;  /* feature e -> expert e - 1 */
+	}
+	rva_config cfg = rva_moe(D, E, 1);
+	cfg.heads = 2;
+	cfg.expert_kind = RVA_EXPERTS_STANDARD;
+	cfg.expert_capacity = 4.0f;
+	cfg.router_weights = w1;
+	rva_attention *a1, *a2;
+	cr_assert_eq(rva_build(&cfg, &a1), RVA_OK);
+	cfg.router_weights = w2;
+	cr_assert_eq(rva_build(&cfg, &a2), RVA_OK);
+	mbatch b1, b2;
+	size_t nq[1] = {16}, nk[1] = {12};
+	make_batch(&b1, a1, 1, nq, nk, false, 3);
+	make_batch(&b2, a2, 1, nq, nk, false, 3);
+	for (size_t i = 0; i < 16; i++) /* token i leans on feature i % 4 */
+		b1.q[0][i * D + i % 4] = b2.q[0][i * D + i % 4] = 1.5f;
+	check_att(a1, &b1);
+	check_att(a2, &b2);
+	double d = max_diff(b1.out[0], b2.out[0], 16 * D);
+	cr_assert_gt(d, 1e-2, "rerouted output within %g", d);
+	rva_moe_stats st;
+	rva_runtime rt = {.moe_stats = &st};
+	rva_batch bb = {1, b1.seqs};
+	cr_assert_eq(rva_compute_batch(a1, &bb, &rt, NULL), RVA_OK);
+	for (size_t e = 0; e < E; e++)
+		cr_assert_eq(st.assigned[e], 4, "expert %zu", e);
+	free_batch(&b1);
+	free_batch(&b2);
+	rva_attention_destroy(a1);
+	rva_attention_destroy(a2);
+}
+
+/* Gates: top-1 with the default (Switch) gate is the router probability, so the output is
+ * p times the output of the same MoE with renormalised (GShard) gates, which for k = 1
+ * are 1. Top-2 defaults to GShard gates. */
+Test(moe, top1_gate_is_the_router_probability) {
+	size_t dim = 16, E = 4, nq[1] = {30}, nk[1] = {20};
+	rva_config cfg = rva_moe(dim, E, 1);
+	cfg.heads = 2;
+	cfg.expert_capacity = 4.0f;
+	cfg.features = 16;
+	rva_attention *raw, *norm, *top2;
+	cr_assert_eq(rva_build(&cfg, &raw), RVA_OK);
+	cfg.normalize_gates = RVA_GATES_NORMALIZED;
+	cr_assert_eq(rva_build(&cfg, &norm), RVA_OK);
+	rva_config c2 = rva_moe(dim, E, 2), got;
+	cr_assert_eq(rva_build(&c2, &top2), RVA_OK);
+	rva_attention_config(top2, &got);
+	cr_assert_eq(got.normalize_gates, RVA_GATES_NORMALIZED, "auto: GShard for top-2");
+	rva_attention_config(raw, &got);
+	cr_assert_eq(got.normalize_gates, RVA_GATES_RAW, "auto: Switch for top-1");
+	mbatch a, b;
+	make_batch(&a, raw, 1, nq, nk, true, 5);
+	make_batch(&b, raw, 1, nq, nk, true, 5);
+	rva_batch ba = {1, a.seqs}, bb = {1, b.seqs};
+	cr_assert_eq(rva_compute_batch(raw, &ba, NULL, NULL), RVA_OK);
+	cr_assert_eq(rva_compute_batch(norm, &bb, NULL, NULL), RVA_OK);
+	const float *w;
+	size_t e_n, d_n;
+	rva_attention_router(raw, &w, &e_n, &d_n);
+	double pmin = 1.0;
+	for (size_t i = 0; i < nq[0]; i++) {
+		double p[4], g;
+		uint32_t ch;
+		ref_moe_route(w, E, dim, a.q[0] + i * dim, 1, 0, p, &ch, &g);
+		pmin = fmin(pmin, g);
+		for (size_t d = 0; d < dim; d++) {
+			double want = g * b.out[0][i * dim + d];
+			cr_assert(fabs(a.out[0][i * dim + d] - want) <= 1e-6 + 1e-5 * fabs(want),
+			          "row %zu col %zu: %g vs p %g x %g", i, d, a.out[0][i * dim + d], g,
+			          b.out[0][i * dim + d]);
+		}
+	}
+	cr_assert_lt(pmin, 0.9, "gates all near 1: the test could not tell the rules apart");
+	check_att(raw, &a);
+	check_att(norm, &b);
+	free_batch(&a);
+	free_batch(&b);
+	rva_attention_destroy(raw);
+	rva_attention_destroy(norm);
+	rva_attention_destroy(top2);
+}
+
+/* Capacity per sequence (the default) is batch-invariant: a sequence alone and inside a
+ * ragged batch of others gives bit-identical outputs, serially and on the engine (1 and 2
+ * workers). Per batch (GShard), its batch-mates take capacity and change its output. */
+Test(moe, capacity_per_sequence_is_batch_invariant, .timeout = 60) {
+	size_t dim = 16;
+	size_t nq_b[4] = {50, 37, 3, 70}, nk_b[4] = {60, 37, 11, 90}; /* X is sequence 1 */
+	for (int scope = 0; scope < 2; scope++) {
+		rva_config cfg = rva_moe(dim, 6, 2);
+		cfg.heads = 2;
+		cfg.features = 16;
+		cfg.causal = true;
+		cfg.expert_capacity = 0.5f;
+		cfg.query_block = 16;
+		cfg.capacity_scope = scope ? RVA_CAPACITY_PER_BATCH : RVA_CAPACITY_PER_SEQUENCE;
+		rva_attention *att;
+		cr_assert_eq(rva_build(&cfg, &att), RVA_OK);
+		mbatch batch, alone;
+		make_batch(&batch, att, 4, nq_b, nk_b, true, 91);
+		make_batch(&alone, att, 4, nq_b, nk_b, true, 91); /* same data; run X alone */
+		rva_batch bb = {4, batch.seqs}, b1 = {1, &alone.seqs[1]};
+		rva_runtime rt = {.training = true, .seed = 4};
+		cr_assert_eq(rva_compute_batch(att, &bb, &rt, NULL), RVA_OK);
+		cr_assert_eq(rva_compute_batch(att, &b1, &rt, NULL), RVA_OK);
+		bool same = memcmp(batch.out[1], alone.out[1], 37 * dim * sizeof(float)) == 0;
+		if (scope == 0) {
+			cr_assert(same, "per sequence: alone and batched differ");
+			for (unsigned threads = 1; threads <= 2; threads++) {
+				rva_engine_config ec = rva_engine_config_defaults();
+				ec.threads = threads;
+				rva_engine *eng;
+				cr_assert_eq(rva_engine_create(&ec, &eng), RVA_OK, "%s", rva_last_error());
+				mbatch e4;
+				make_batch(&e4, att, 4, nq_b, nk_b, true, 91);
+				rva_batch eb = {4, e4.seqs};
+				cr_assert_eq(rva_engine_run(eng, att, &eb, &rt, NULL, NULL), RVA_OK);
+				for (size_t s = 0; s < 4; s++)
+					cr_assert(memcmp(e4.out[s], batch.out[s], nq_b[s] * dim * sizeof(float)) ==
+					              0, "engine %u threads, sequence %zu", threads, s);
+				free_batch(&e4);
+				rva_engine_destroy(eng);
+			}
+			/* and each sequence matches the oracle */
+			rva_runtime r0 = {.moe_stats = NULL};
+			cr_assert_eq(rva_compute_batch(att, &bb, &r0, NULL), RVA_OK);
+			moe_expect x;
+			expect_moe(att, &batch, NULL, &x);
+			check_outputs(&batch, NULL, &x);
+			cr_assert_gt(x.dropped, 0, "no token dropped: capacity did not bind");
+			free_expect(&x);
+		} else {
+			cr_assert(!same, "per batch: the batch-mates did not change the output");
+		}
+		free_batch(&batch);
+		free_batch(&alone);
+		rva_attention_destroy(att);
+	}
+}
