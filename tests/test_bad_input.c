@@ -337,6 +337,75 @@ static rva_status block(bool prenorm, float dropout, bool null_out) {
 	return st;
 }
 
+/* Pipeline modes (rva_pipeline_set_mode/get_mode and what a mode refuses at run time), each
+ * case on a pipeline of its own: [LayerNorm, attention multi_head 16/4 (GQA: kv_heads 2)]. */
+static rva_status pipe_mode(int which) {
+	rva_pipeline *p;
+	rva_attention *a;
+	rva_config c = rva_multi_head(DIM, 4);
+	if (which == 5 || which == 6 || which == 9)
+		c.kv_heads = 2;
+	if (rva_pipeline_create(&p) != RVA_OK || rva_build(&c, &a) != RVA_OK)
+		return BROKEN;
+	rva_status st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
+	if (st == RVA_OK && which == 6)
+		st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF);
+	if (st == RVA_OK && which == 9)
+		st = rva_pipeline_set_mode(p, RVA_PIPELINE_AUTO);
+	if (st == RVA_OK && which == 10)
+		st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF);
+	if (st == RVA_OK)
+		st = rva_pipeline_add_attention(p, a);
+	if (st != RVA_OK) {
+		rva_attention_destroy(a); /* still ours */
+		rva_pipeline_destroy(p);
+		return which == 6 ? st : BROKEN;
+	}
+	if (which == 6) { /* the add must have failed */
+		rva_pipeline_destroy(p);
+		return BROKEN;
+	}
+	rva_pipeline_mode m;
+	rva_seq s = F.good;
+	s.k = s.v = F.kfull;
+	rva_status ss = BROKEN;
+	switch (which) {
+	case 0: st = rva_pipeline_set_mode(NULL, RVA_PIPELINE_SELF); break;
+	case 1: st = rva_pipeline_set_mode(p, RVA_PIPELINE_MODE_COUNT); break;
+	case 2: st = rva_pipeline_set_mode(p, (rva_pipeline_mode)-1); break;
+	case 3: st = rva_pipeline_get_mode(NULL, &m); break;
+	case 4: st = rva_pipeline_get_mode(p, NULL); break;
+	case 5: st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF); break; /* GQA */
+	case 7: /* after a run */
+		st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, NULL);
+		st = st == RVA_OK ? rva_pipeline_set_mode(p, RVA_PIPELINE_SELF) : BROKEN;
+		break;
+	case 8: /* SELF, a sequence with other keys */
+		st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF);
+		if (st == RVA_OK)
+			st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, &ss);
+		st = ss == st ? st : BROKEN;
+		break;
+	case 9: /* AUTO with GQA, a self-attention sequence (k = v = q) */
+		s.k = s.v = s.q;
+		s.nk = s.nq;
+		s.q_stride = s.k_stride = s.v_stride = DIM;
+		st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, &ss);
+		st = ss == st ? st : BROKEN;
+		break;
+	case 10: { /* SELF single query, values differing from keys */
+		const float *vr[NK];
+		for (size_t i = 0; i < NK; i++)
+			vr[i] = F.kfull_row[(i + 1) % NK];
+		st = rva_pipeline_run(p, F.q, F.kfull_row, vr, NK, F.out);
+		break;
+	}
+	default: st = BROKEN; break;
+	}
+	rva_pipeline_destroy(p);
+	return st;
+}
+
 static rva_status halve(const float *in, float *out, size_t dim, void *user) {
 	(void)user;
 	for (size_t i = 0; i < dim; i++)
@@ -935,6 +1004,17 @@ static rva_status pipe_run_batch(rva_seq s) {
 	  rva_pipeline_add_custom(NULL, halve, NULL))               \
 	X("rva_pipeline_stage_count p NULL", RVA_ENULL, rva_pipeline_stage_count(NULL, &(size_t){0})) \
 	X("rva_pipeline_stage_count n NULL", RVA_ENULL, rva_pipeline_stage_count(F.pipe, NULL))      \
+	X("rva_pipeline_set_mode p NULL", RVA_ENULL, pipe_mode(0))                                   \
+	X("rva_pipeline_set_mode MODE_COUNT", RVA_EINVAL, pipe_mode(1))                              \
+	X("rva_pipeline_set_mode -1", RVA_EINVAL, pipe_mode(2))                                      \
+	X("rva_pipeline_get_mode p NULL", RVA_ENULL, pipe_mode(3))                                   \
+	X("rva_pipeline_get_mode mode NULL", RVA_ENULL, pipe_mode(4))                                \
+	X("rva_pipeline_set_mode SELF with GQA stages", RVA_EDIM, pipe_mode(5))                      \
+	X("rva_pipeline_add_attention GQA in SELF mode", RVA_EDIM, pipe_mode(6))                     \
+	X("rva_pipeline_set_mode after a run", RVA_ESTATE, pipe_mode(7))                             \
+	X("SELF pipeline: sequence with other keys", RVA_EINVAL, pipe_mode(8))                       \
+	X("AUTO pipeline, GQA: self-attention sequence", RVA_EDIM, pipe_mode(9))                     \
+	X("SELF rva_pipeline_run: values differ from keys", RVA_EINVAL, pipe_mode(10))               \
 	X("rva_pipeline_run good", RVA_OK,                                                           \
 	  rva_pipeline_run(F.pipe, F.q, F.kfull_row, F.kfull_row, NK, F.out))                        \
 	X("rva_pipeline_run empty pipeline", RVA_EEMPTY,                                             \
