@@ -1,7 +1,8 @@
 /*
  * .npy reading and writing: round trips (format 1.0, 2.0, 3.0), conversion of float64,
  * float16 and big-endian data, every rejection with its exact status, atomic writes,
- * allocation failures.
+ * allocation failures, and streams (pipes, /dev/zero): header first, then exactly the
+ * declared data, with memory following what arrived.
  */
 #define _GNU_SOURCE 1
 #include <criterion/criterion.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -649,4 +651,153 @@ Test(npy, allocation_failures) {
 		}
 	}
 	ref_fault_uninstall();
+}
+
+/* ---- streams: pipes, FIFOs, character devices ------------------------------------------- */
+
+/* Feeds n bytes of data into a new pipe from a child process, then (endless) zeros until
+ * the reader goes away when `zeros` is set; returns the child and the read end. */
+static pid_t feed_pipe(const void *data, size_t n, bool zeros, int *rfd) {
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		close(fds[0]);
+		signal(SIGPIPE, SIG_DFL);
+		const uint8_t *p = data;
+		while (n > 0) {
+			ssize_t w = write(fds[1], p, n);
+			if (w <= 0)
+				_exit(1);
+			p += w;
+			n -= (size_t)w;
+		}
+		static const uint8_t z[4096];
+		while (zeros)
+			if (write(fds[1], z, sizeof z) <= 0)
+				_exit(0);
+		_exit(0);
+	}
+	close(fds[1]);
+	*rfd = fds[0];
+	return pid;
+}
+
+/* Loads through /dev/fd/N of a pipe fed with data (then zeros when asked). */
+static rva_status load_piped(const void *data, size_t n, bool zeros, rva_npy_array *a) {
+	int rfd;
+	pid_t pid = feed_pipe(data, n, zeros, &rfd);
+	char path[64];
+	snprintf(path, sizeof path, "/dev/fd/%d", rfd);
+	rva_status st = rva_npy_load(path, a);
+	close(rfd); /* the writer gets EPIPE/SIGPIPE and ends */
+	int wst;
+	cr_assert_eq(waitpid(pid, &wst, 0), pid);
+	return st;
+}
+
+/* Largest single allocation while a hook is installed (bytes). */
+static size_t biggest_alloc;
+
+static void *max_alloc(size_t size, size_t align, void *user) {
+	(void)user;
+	if (size > biggest_alloc)
+		biggest_alloc = size;
+	return aligned_alloc(align, (size + align - 1) / align * align);
+}
+
+static void max_free(void *p, void *user) {
+	(void)user;
+	free(p);
+}
+
+/* An endless stream of zeros (a pipe, and /dev/zero itself) is refused after its first
+ * bytes with a format error, without reading the stream into memory. */
+Test(npy, endless_zero_stream_fails_fast) {
+	rva_npy_array a;
+	memset(&a, 0x5a, sizeof a);
+	rva_status st = load_piped("", 0, true, &a);
+	cr_assert_eq(st, RVA_EFORMAT, "%s", rva_last_error());
+	cr_assert_not_null(strstr(rva_last_error(), "magic"), "%s", rva_last_error());
+	cr_assert_eq(((unsigned char *)&a)[0], 0x5a, "output changed on failure");
+	if (access("/dev/zero", R_OK) == 0) {
+		cr_assert_eq(rva_npy_load("/dev/zero", &a), RVA_EFORMAT);
+		cr_assert_not_null(strstr(rva_last_error(), "/dev/zero"), "%s", rva_last_error());
+	}
+	if (access("/dev/null", R_OK) == 0)
+		cr_assert_eq(rva_npy_load("/dev/null", &a), RVA_EFORMAT);
+}
+
+/* A pipe carrying a good file followed by more bytes: exactly the declared data is read
+ * (float64, converted, over several growth steps of the array); what follows is left. */
+Test(npy, pipe_reads_exactly_the_declared_data) {
+	size_t count = 200003;
+	size_t shape[2] = {count, 1};
+	char dict[128];
+	snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, 'shape': (%zu, 1), }",
+	         shape[0]);
+	size_t dl = strlen(dict), total = (10 + dl + 1 + 63) / 64 * 64;
+	uint8_t *file = malloc(total + count * 8);
+	memcpy(file, "\x93NUMPY\x01\x00", 8);
+	file[8] = (uint8_t)(total - 10);
+	file[9] = (uint8_t)((total - 10) >> 8);
+	memcpy(file + 10, dict, dl);
+	memset(file + 10 + dl, ' ', total - 10 - dl - 1);
+	file[total - 1] = '\n';
+	for (size_t i = 0; i < count; i++) {
+		double d = (double)i * 0.5 - 7.0;
+		memcpy(file + total + 8 * i, &d, 8);
+	}
+	rva_npy_array a;
+	rva_status st = load_piped(file, total + count * 8, true, &a); /* zeros after the data */
+	cr_assert_eq(st, RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.count, count);
+	cr_assert_eq(a.ndim, 2);
+	cr_assert_eq(a.shape[0], count);
+	cr_assert(a.converted);
+	for (size_t i = 0; i < count; i++)
+		cr_assert_eq(a.data[i], (float)((double)i * 0.5 - 7.0), "element %zu", i);
+	rva_npy_free(&a);
+	free(file);
+}
+
+/* A header promising 2^40 floats over a stream that ends after 100: a format error, and
+ * memory follows what arrived (no allocation of the promised size). */
+Test(npy, pipe_short_of_its_promise) {
+	buf b;
+	float v[100];
+	for (int i = 0; i < 100; i++)
+		v[i] = (float)i;
+	make_npy(&b, 1, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }",
+	         v, sizeof v);
+	rva_allocator hook = {max_alloc, max_free, NULL};
+	cr_assert_eq(rva_set_allocator(&hook), RVA_OK);
+	biggest_alloc = 0;
+	rva_npy_array a;
+	rva_status st = load_piped(b.b, b.n, false, &a);
+	rva_set_allocator(NULL);
+	cr_assert_eq(st, RVA_EFORMAT, "%s", rva_last_error());
+	cr_assert_not_null(strstr(rva_last_error(), "truncated"), "%s", rva_last_error());
+	cr_assert_not_null(strstr(rva_last_error(), "400 bytes"), "%s", rva_last_error());
+	cr_assert_leq(biggest_alloc, (size_t)1 << 20, "allocated %zu bytes for a 400-byte stream",
+	              biggest_alloc);
+}
+
+/* Headers over a stream: cut short, or declaring more than the stream reader takes. */
+Test(npy, pipe_header_limits) {
+	buf b;
+	float v[2] = {1, 2};
+	make_npy(&b, 1, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", v,
+	         sizeof v);
+	rva_npy_array a;
+	cr_assert_eq(load_piped(b.b, 40, false, &a), RVA_EFORMAT); /* ends inside the header */
+	cr_assert_not_null(strstr(rva_last_error(), "inside its header"), "%s", rva_last_error());
+	cr_assert_eq(load_piped(b.b, b.n, false, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.data[1], 2.0f);
+	rva_npy_free(&a);
+	/* version 2.0 declaring a 16 MiB header, followed by endless zeros */
+	uint8_t big[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0, 0, 0, 1};
+	cr_assert_eq(load_piped(big, sizeof big, true, &a), RVA_EFORMAT);
+	cr_assert_not_null(strstr(rva_last_error(), "header length"), "%s", rva_last_error());
 }

@@ -101,8 +101,16 @@ rva_status rva_npy_parse(const void *buf, size_t len, rva_npy_array *out);
 /*
  * Reads the .npy file at path into *out (as rva_npy_parse, without holding the file's
  * bytes and the converted array in memory at once). Free with rva_npy_free().
+ * A regular file must hold exactly the header and the declared data (as rva_npy_parse).
+ * Anything else (a pipe, FIFO, /dev/stdin, a character device) is read as a stream: the
+ * magic and header first (at most 1 MiB of header, so /dev/zero or text fails after its
+ * first 12 bytes), then exactly the data bytes the header declares, into memory that
+ * grows with the data received; bytes after the data are left unread (a stream's end
+ * cannot be checked without blocking on its writer). A stream that ends early is a
+ * truncation error.
  * Errors: RVA_ENULL; RVA_EIO (cannot open or read, with the system's reason);
- * those of rva_npy_parse().
+ * those of rva_npy_parse(); RVA_EFORMAT (a stream's header longer than 1 MiB, or a
+ * stream ending inside its header or data).
  */
 rva_status rva_npy_load(const char *path, rva_npy_array *out);
 

@@ -5,7 +5,8 @@
  * is computed with overflow checks before it is used. The file loader reads the header
  * first, checks the data size against the file size, then reads the data straight into
  * the float32 result (converting in chunks when the file is not little-endian float32),
- * so a file is never held twice in memory.
+ * so a file is never held twice in memory. A stream (no size) is read header first, then
+ * exactly the declared data into an array that grows as the data arrives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -537,54 +538,112 @@ static rva_status io_fail(const char *path, const char *doing, int err) {
 	return rva__fail(RVA_EIO, "%s: cannot %s: %s", path, doing, strerror(err));
 }
 
-/* Not a regular file (a pipe, /dev/stdin): read everything, then parse in memory. */
+/* Most header bytes read from a stream (a pipe, FIFO, /dev/stdin, a character device):
+ * the header is read before anything is known about the stream, so its declared length
+ * must not make the reader buffer gigabytes of padding. numpy writes headers of a few
+ * hundred bytes (32 dimensions fit in ~1 KiB). */
+#define NPY_STREAM_HEADER_MAX ((size_t)1 << 20)
+/* First capacity of the array read from a stream (elements), doubled as data arrives. */
+#define NPY_STREAM_FIRST_ELEMS ((size_t)1 << 16)
+
+/*
+ * Not a regular file: the size is unknown. Reads the magic and the header first (so
+ * /dev/zero or a text stream fails after 12 bytes), then exactly the data bytes the header
+ * declares, into an array that grows with the data actually received (a header promising
+ * terabytes over a short stream costs what the stream held). Bytes after the declared
+ * data are left unread: a stream has no end to check without blocking on its writer.
+ */
 static rva_status load_stream(int fd, const char *path, rva_npy_array *out) {
-	size_t cap = 1 << 16, len = 0;
-	uint8_t *buf = rva__malloc(cap);
-	if (!buf)
-		return rva__fail(RVA_ENOMEM, "%s: cannot allocate %zu bytes", path, cap);
-	rva_status st = RVA_OK;
-	for (;;) {
-		if (len == cap) {
-			size_t ncap;
-			if (!rva__mul_ok(cap, 2, &ncap)) {
-				st = rva__fail(RVA_EOVERFLOW, "%s: stream too long", path);
+	uint8_t pre[12];
+	size_t got;
+	int err = read_full(fd, pre, sizeof pre, &got);
+	if (err)
+		return io_fail(path, "read", err);
+	unsigned major, minor;
+	size_t dstart = 0, dlen = 0, dend;
+	rva_status st = parse_prefix(path, pre, got, &major, &minor, &dstart, &dlen);
+	if (st != RVA_OK)
+		return st;
+	if (!rva__add_ok(dstart, dlen, &dend) || dend > NPY_STREAM_HEADER_MAX)
+		return rva__fail(RVA_EFORMAT, "%s: .npy header length %zu exceeds the %zu bytes "
+		                 "read from a stream", path, dlen, NPY_STREAM_HEADER_MAX);
+	size_t hcap = rva__max(dend, sizeof pre);
+	uint8_t *hbuf = rva__malloc(hcap);
+	if (!hbuf)
+		return rva__fail(RVA_ENOMEM, "%s: cannot allocate %zu bytes for the header", path,
+		                 hcap);
+	memcpy(hbuf, pre, got);
+	if (got < dend) {
+		size_t more;
+		err = read_full(fd, hbuf + got, dend - got, &more);
+		if (err || more != dend - got) {
+			rva__free(hbuf);
+			return err ? io_fail(path, "read", err)
+			           : rva__fail(RVA_EFORMAT, "%s: .npy stream ended inside its header "
+			                       "(%zu of %zu bytes)", path, got + more, dend);
+		}
+	}
+	rva_npy_header h;
+	st = parse_header_named(path, hbuf, dend, &h);
+	/* A header shorter than the 12 bytes read first leaves data bytes in pre. */
+	size_t early = got > dend ? got - dend : 0;
+	uint8_t early_bytes[12];
+	memcpy(early_bytes, hbuf + dend, early);
+	rva__free(hbuf);
+	if (st != RVA_OK)
+		return st;
+
+	size_t esz = dtype_size(h.dtype), cap = rva__min(h.count, NPY_STREAM_FIRST_ELEMS);
+	float *data;
+	if ((st = rva__alloc_array((void **)&data, cap ? cap : 1, sizeof(float), path)) != RVA_OK)
+		return st;
+	enum { CHUNK = 1 << 16 };
+	uint8_t *chunk = rva__malloc(CHUNK);
+	if (!chunk) {
+		rva__free(data);
+		return rva__fail(RVA_ENOMEM, "%s: cannot allocate a read buffer", path);
+	}
+	size_t per = CHUNK / esz, done = 0, overflowed = 0;
+	while (st == RVA_OK && done < h.count) {
+		if (done == cap) {
+			size_t ncap = cap > h.count / 2 ? h.count : 2 * cap;
+			float *nd;
+			if ((st = rva__alloc_array((void **)&nd, ncap, sizeof(float), path)) != RVA_OK)
 				break;
-			}
-			uint8_t *nb = rva__malloc(ncap);
-			if (!nb) {
-				st = rva__fail(RVA_ENOMEM, "%s: cannot allocate %zu bytes", path, ncap);
-				break;
-			}
-			memcpy(nb, buf, len);
-			rva__free(buf);
-			buf = nb;
+			memcpy(nd, data, done * sizeof(float));
+			rva__free(data);
+			data = nd;
 			cap = ncap;
 		}
-		size_t got;
-		int err = read_full(fd, buf + len, cap - len, &got);
+		size_t n = rva__min(per, cap - done), want = n * esz, have = 0;
+		if (early) { /* at most 2 bytes: less than one element, so n * esz > early */
+			memcpy(chunk, early_bytes, early);
+			have = early;
+			early = 0;
+		}
+		size_t more;
+		err = read_full(fd, chunk + have, want - have, &more);
 		if (err) {
 			st = io_fail(path, "read", err);
 			break;
 		}
-		len += got;
-		if (len < cap)
+		if (have + more != want) {
+			size_t bytes = done * esz + have + more;
+			st = rva__fail(RVA_EFORMAT, "%s: truncated .npy data: the header says %zu "
+			               "elements (%zu bytes), the stream ended after %zu bytes of data",
+			               path, h.count, h.data_bytes, bytes);
 			break;
-	}
-	if (st == RVA_OK) {
-		st = rva_npy_parse(buf, len, out);
-		if (st != RVA_OK) {
-			/* Re-label the buffer parser's messages with the path. */
-			char detail[400];
-			const char *e = rva_last_error();
-			if (strncmp(e, "npy buffer: ", 12) == 0)
-				e += 12;
-			snprintf(detail, sizeof detail, "%s", e);
-			rva__fail(st, "%s: %s", path, detail);
 		}
+		convert(&h, chunk, n, data + done, &overflowed);
+		done += n;
 	}
-	rva__free(buf);
-	return st;
+	rva__free(chunk);
+	if (st != RVA_OK) {
+		rva__free(data);
+		return st;
+	}
+	fill_array(out, &h, data, overflowed);
+	return RVA_OK;
 }
 
 static rva_status load_fd(int fd, const char *path, rva_npy_array *out) {
