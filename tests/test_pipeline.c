@@ -1372,16 +1372,19 @@ Test(self_attention, bad_input) {
 	float x[4 * DIM], kv[3 * 16], out[12 * DIM];
 	ref_fill_uniform(x, 4 * DIM, -1.0f, 1.0f, 371);
 	ref_fill_uniform(kv, 3 * 16, -1.0f, 1.0f, 372);
-	rva_seq seqs[2] = {
+	rva_seq seqs[3] = {
 		{.nq = 4, .nk = 4, .q = x, .q_stride = DIM, .k = x, .k_stride = DIM, .v = x,
 		 .v_stride = DIM, .out = out},
 		{.nq = 4, .nk = 3, .q = x, .k = kv, .v = kv, .out = out + 4 * DIM},
+		/* packed (strides 0): still k = v = q, not key rows of kv_heads * head_dim */
+		{.nq = 4, .nk = 4, .q = x, .k = x, .v = x, .out = out + 8 * DIM},
 	};
-	rva_batch b = {.count = 2, .seqs = seqs};
-	rva_status st[2];
+	rva_batch b = {.count = 3, .seqs = seqs};
+	rva_status st[3];
 	cr_assert_eq(rva_pipeline_run_batch(p, &b, NULL, st), RVA_EDIM);
 	cr_assert_eq(st[0], RVA_EDIM);
 	cr_assert_eq(st[1], RVA_OK);
+	cr_assert_eq(st[2], RVA_EDIM);
 	/* after a run the mode is fixed */
 	cr_assert_eq(rva_pipeline_set_mode(p, RVA_PIPELINE_CROSS), RVA_ESTATE);
 	cr_assert(strstr(rva_last_error(), "already run"), "%s", rva_last_error());

@@ -80,8 +80,9 @@ rva_norm_config rva_norm_defaults(rva_norm_type type);
  * is refused (RVA_EDIM).
  *
  * RVA_PIPELINE_AUTO: per sequence of a batch, SELF for a self-attention sequence (k == q and
- * v == q, as pointers, with the same stride, and nk == nq; with grouped-query attention such
- * a sequence fails with RVA_EDIM), CROSS for any other; the single-query path is CROSS. The
+ * v == q, as pointers, with the same stride, a stride of 0 meaning dim for all three, and
+ * nk == nq; with grouped-query attention such a sequence fails with RVA_EDIM), CROSS for any
+ * other; the single-query path is CROSS. The
  * default of rva_transformer_block and rva_prenorm_transformer_block: a self-attention
  * batch gets a true pre-norm block, the guide's block.run(query, keys, values) stays
  * cross-attention. Like PyTorch's nn.MultiheadAttention (`query is key`), it looks at the

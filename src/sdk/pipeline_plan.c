@@ -432,21 +432,27 @@ static rva_status plan_elementwise(planner *pl, const step *sp) {
 	return plan_tiles(pl, sp, c, merge);
 }
 
-/* Whether seq (normalised) is a self-attention sequence: k == q and v == q with the same
- * strides, nk == nq. */
-static bool self_form(const rva_seq *seq) {
-	return seq->k == seq->q && seq->v == seq->q && seq->k_stride == seq->q_stride &&
-	       seq->v_stride == seq->q_stride && seq->nk == seq->nq;
+/* Whether the caller's descriptor is a self-attention sequence: k == q and v == q with the
+ * same stride, nk == nq. Strides are compared as the caller gave them, 0 meaning dim for
+ * all three (the rows of one matrix), so a packed k = v = q under grouped-query attention
+ * is recognised (and refused) rather than read as narrower key rows. */
+static bool self_form(const rva_seq *raw, size_t dim) {
+	size_t qs = raw->q_stride ? raw->q_stride : dim;
+	size_t ks = raw->k_stride ? raw->k_stride : dim;
+	size_t vs = raw->v_stride ? raw->v_stride : dim;
+	return raw->k == raw->q && raw->v == raw->q && ks == qs && vs == qs && raw->nk == raw->nq;
 }
 
-/* Resolves the pipeline's mode for sequence s (normalised in *seq): *self says whether its
- * attention stages take K/V from the stream; a self sequence gets k = v = q, nk = nq (what
- * validation then checks). Returns the status the sequence fails with, or RVA_OK. */
-static rva_status resolve_mode(const rva_pipeline *p, rva_seq *seq, size_t s, bool *self) {
+/* Resolves the pipeline's mode for sequence s (the caller's descriptor raw, normalised in
+ * *seq): *self says whether its attention stages take K/V from the stream; a self sequence
+ * gets k = v = q, nk = nq (what validation then checks). Returns the status the sequence
+ * fails with, or RVA_OK. */
+static rva_status resolve_mode(const rva_pipeline *p, const rva_seq *raw, rva_seq *seq,
+                               size_t s, bool *self) {
 	*self = false;
 	if (p->mode == RVA_PIPELINE_CROSS)
 		return RVA_OK;
-	bool given_self = self_form(seq);
+	bool given_self = self_form(raw, p->dim);
 	if (p->mode == RVA_PIPELINE_AUTO && !given_self)
 		return RVA_OK;
 	if (p->kv_dim != p->dim) /* AUTO only: SELF refuses GQA when configured */
@@ -499,7 +505,7 @@ rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__grap
 		self[s] = false;
 		if (io->seq_status[s] != RVA_OK)
 			continue;
-		rva_status vs = resolve_mode(p, &seqs[s], s, &self[s]);
+		rva_status vs = resolve_mode(p, &io->seqs[s], &seqs[s], s, &self[s]);
 		if (vs == RVA_OK)
 			vs = rva__validate_seq(att0, &seqs[s], s);
 		if (vs != RVA_OK) {
