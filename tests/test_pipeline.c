@@ -1338,6 +1338,19 @@ Test(self_attention, engine_bit_identical_across_thread_counts) {
 	rva_pipeline_mode m; /* the block's AUTO mode took every sequence as self-attention */
 	ok(rva_pipeline_get_mode(p, &m), "mode");
 	cr_assert_eq(m, RVA_PIPELINE_AUTO);
+	/* a submission fixes the mode too */
+	rva_pipeline *fresh = NULL;
+	ok(rva_prenorm_transformer_block(mh(DIM, 4), 0.0f, &fresh), "fresh block");
+	ok(rva_pipeline_set_mode(fresh, RVA_PIPELINE_SELF), "before any run");
+	rva_engine *e = NULL;
+	ok(rva_engine_create(NULL, &e), "engine");
+	rva_job *job = NULL;
+	ok(rva_engine_submit_pipeline(e, fresh, &rb, NULL, &job), "submit");
+	cr_assert_eq(rva_pipeline_set_mode(fresh, RVA_PIPELINE_CROSS), RVA_ESTATE);
+	ok(rva_job_wait(job), "wait");
+	rva_job_destroy(job);
+	rva_engine_destroy(e);
+	rva_pipeline_destroy(fresh);
 	free(want);
 	selfbatch_free(&b);
 	rva_pipeline_destroy(p);
