@@ -57,8 +57,10 @@ typedef struct rva_runtime {
  * config's borrowed arrays are copied); free it with rva_attention_destroy().
  * Errors: RVA_ENULL; RVA_EINVAL (unknown enum values, inconsistent options);
  * RVA_EDIM (heads not dividing dim, kv_heads not dividing heads); RVA_ERANGE
- * (dropout outside [0,1), curvature >= 0, temperature <= 0, top_k 0 or > experts,
- * negative capacity, window 0 or odd, block_size/features 0 where used, ...);
+ * (a float field or an entry of bias_table / feature_matrix that is NaN or infinite,
+ * dropout outside [0,1), curvature >= 0, temperature <= 0, top_k 0 or > experts,
+ * negative capacity, window 0 or odd, block_size/features 0 where used, features above
+ * 65536, frechet_max_iter above 10000, a global index >= 2^32 - 1, ...);
  * RVA_EOVERFLOW; RVA_ENOMEM. rva_last_error() names the offending values.
  */
 rva_status rva_build(const rva_config *cfg, rva_attention **out);
@@ -74,7 +76,10 @@ rva_status rva_attention_config(const rva_attention *att, rva_config *out);
  * attention.compute(query, keys, values): query has dim floats; keys[i] and values[i]
  * point to rows of kv_heads*head_dim floats, i < n_keys; out receives dim floats.
  * Causal masking makes the single query the last position (it sees every key).
- * Errors: RVA_ENULL; RVA_EEMPTY when n_keys is 0; RVA_ENOMEM.
+ * out may overlap query (in place): the query is read from a copy. The key and value
+ * rows are copied too; only a mask (rva_compute_masked) must not overlap out.
+ * Errors: RVA_ENULL; RVA_EEMPTY when n_keys is 0; RVA_EINVAL when out overlaps the
+ * mask; RVA_ENOMEM.
  */
 rva_status rva_compute(const rva_attention *att, const float *query,
                        const float *const *keys, const float *const *values,
@@ -95,7 +100,8 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 /*
  * Runs a whole batch serially on the calling thread (no engine): the reference path
  * and the one the single-query calls use. seq_status, when non-NULL, receives one
- * status per sequence; a bad sequence fails alone and the others complete. Returns
+ * status per sequence; a bad sequence fails alone and the others complete (a sequence
+ * whose output overlaps its inputs fails with RVA_EINVAL: see batch.h). Returns
  * RVA_OK when every sequence succeeded, else the first failing sequence's status.
  */
 rva_status rva_compute_batch(const rva_attention *att, const rva_batch *batch,

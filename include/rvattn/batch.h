@@ -9,7 +9,18 @@
  * out, and keeps no pointer after the call (or, for submitted jobs, after the job ends).
  *
  * Causal masking with nq != nk aligns the last query with the last key: query i sits at
- * position nk - nq + i (decoding).
+ * position nk - nq + i (decoding). A query row that sees no key (causal with nq > nk:
+ * rows i < nq - nk; every key masked by key_mask) gets an output row of zeros on every
+ * mechanism and path; PyTorch's scaled_dot_product_attention gives NaN for such rows.
+ *
+ * Aliasing: a sequence's output must not share memory with its q, k, v or key_mask (the
+ * numbers would be wrong: tiles read inputs after other tiles wrote outputs). Every call
+ * that runs a batch checks the byte ranges [first byte, last byte] of each matrix and
+ * refuses an overlapping sequence with RVA_EINVAL naming it (that sequence fails alone;
+ * the others complete). An output interleaved with an input in one row buffer (the same
+ * stride, disjoint columns, e.g. rows of [q | out]) is not an overlap. Outputs of
+ * different sequences must not overlap each other either (not checked). In place is
+ * supported only by the single-query calls (rva_compute*, see attention.h).
  */
 #ifndef RVATTN_BATCH_H
 #define RVATTN_BATCH_H
@@ -33,7 +44,8 @@ typedef struct rva_seq {
 	size_t v_stride;        /* 0 = packed */
 	float *out;             /* nq rows of dim floats, written */
 	size_t out_stride;      /* 0 = dim (packed) */
-	const uint8_t *key_mask; /* NULL, or nk bytes: nonzero = key may be attended */
+	const uint8_t *key_mask; /* NULL, or nk bytes: nonzero = key may be attended; a query
+	                          * with every key masked gets zeros */
 } rva_seq;
 
 typedef struct rva_batch {
@@ -63,7 +75,8 @@ typedef struct rva_packed_batch {
  * Expands a packed batch into `p->count` sequence descriptors written to seqs[], which the
  * caller provides (capacity `cap` entries). The result points into the packed buffers
  * (an empty sequence's pointers, on the side that has no rows, are NULL).
- * Errors: RVA_ENULL; RVA_EINVAL when offsets are not nondecreasing from 0 or a stride
+ * Errors: RVA_ENULL; RVA_EOVERFLOW when a matrix's rows x stride x sizeof(float)
+ * overflows; RVA_EINVAL when offsets are not nondecreasing from 0 or a stride
  * is 0; RVA_ERANGE when cap < count.
  */
 rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap);

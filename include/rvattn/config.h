@@ -125,10 +125,16 @@ typedef struct rva_config {
 	size_t dim;         /* query/output dimension = heads * head_dim; required, > 0 */
 	size_t heads;       /* number of query heads; default 1 (multi_head: as given) */
 	size_t kv_heads;    /* key/value heads dividing heads; 0 = heads (default) */
+	/* Every float field must be finite, whether or not the mechanism uses it: rva_build
+	 * refuses NaN and +-Inf with RVA_ERANGE naming the field. */
 	float scale;        /* logit scale; 0 = 1/sqrt(head_dim) (default); T5 uses 1 */
 	float dropout;      /* attention-probability dropout in training mode, [0, 1); default 0
 	                     * (linear attention forms no probabilities and does not apply it) */
-	bool causal;        /* key j visible to query i only if j <= nk - nq + i; default false */
+	bool causal;        /* key j visible to query i only if j <= nk - nq + i; default false.
+	                     * A query row with no visible key (causal with nq > nk: rows
+	                     * i < nq - nk; or every key masked by the batch's key_mask) gets
+	                     * an output row of zeros, on every mechanism and path (PyTorch's
+	                     * scaled_dot_product_attention gives NaN there) */
 	uint64_t seed;      /* seeds random features, router init, bias init; default 0x5EED */
 
 	/* Softmax tiling (scaled_dot, multi_head, flash, local_global). The numbers do not
@@ -144,12 +150,17 @@ typedef struct rva_config {
 	/* Local-global (Longformer). */
 	size_t window;                 /* window size, even, > 0: keys |i-j| <= window/2, or
 	                                * when causal the `window` previous keys and i itself */
-	size_t global_tokens;          /* the first global_tokens positions are global; default 1 */
-	const size_t *global_indices;  /* or an explicit list (positions); overrides the count */
+	size_t global_tokens;          /* the first global_tokens positions are global; default 1;
+	                                * any count is fine: beyond the sequence, every position
+	                                * is global (the work follows the sequence) */
+	const size_t *global_indices;  /* or an explicit list (positions, each < 2^32 - 1;
+	                                * positions beyond a sequence are ignored for it);
+	                                * overrides the count */
 	size_t n_global_indices;
 
 	/* Linear attention (Performer). */
-	size_t features;               /* m, number of random features; default 256 */
+	size_t features;               /* m, number of random features; default 256, at most
+	                                * 65536 */
 	rva_feature_map feature_map;   /* default RVA_FEATURES_FAVOR */
 	bool orthogonal;               /* orthogonal random features (default true) */
 	const float *feature_matrix;   /* optional m x head_dim row-major W to use instead of a
@@ -159,7 +170,7 @@ typedef struct rva_config {
 	float curvature;               /* c < 0, default -1 */
 	float temperature;             /* > 0, default 1: scores = -d_c(q, k) / temperature */
 	rva_aggregation aggregation;   /* default RVA_AGG_GYROMIDPOINT */
-	size_t frechet_max_iter;       /* default 100 */
+	size_t frechet_max_iter;       /* default 100, at most 10000 */
 	float frechet_tol;             /* default 1e-6, on the Riemannian gradient norm */
 
 	/* Mixture of experts. */
@@ -195,8 +206,8 @@ typedef struct rva_config {
 	rva_position_bias bias;        /* default RVA_BIAS_NONE */
 	size_t bias_buckets;           /* default 32 */
 	size_t bias_max_distance;      /* default 128 */
-	const float *bias_table;       /* optional bias_buckets x heads row-major (copied);
-	                                * NULL = seeded init N(0, 0.1^2) */
+	const float *bias_table;       /* optional bias_buckets x heads row-major (copied, every
+	                                * entry finite); NULL = seeded init N(0, 0.1^2) */
 
 	/* Sparse pattern. */
 	rva_sparse_pattern pattern;    /* default RVA_PATTERN_DENSE */

@@ -65,7 +65,8 @@ rva_engine_config rva_engine_config_defaults(void);
  * are loaded explicitly: a bad one fails creation instead of silently describing this
  * machine.
  * Errors: RVA_ENULL; RVA_EINVAL (bad cpu set syntax, unknown policy, threads larger
- * than the allowed cores, a bad topology_synthetic); RVA_ENOTFOUND (cpu set names no
+ * than the allowed cores, a bad topology_synthetic); RVA_EOVERFLOW (scratch_bytes too
+ * large to round up to whole pages); RVA_ENOTFOUND (cpu set names no
  * allowed core); RVA_ESYSTEM (hwloc failed to load the topology or cannot read the XML
  * file, a bad HWLOC_SYNTHETIC, both HWLOC_SYNTHETIC and HWLOC_XMLFILE set);
  * RVA_EUNSUPPORTED (kernel set); RVA_ENOMEM.
@@ -125,7 +126,9 @@ typedef struct rva_job_stats {
 /*
  * Runs att over batch on the engine and waits. rt may be NULL. seq_status, when
  * non-NULL, receives batch->count statuses: a bad sequence fails alone (its status says
- * why) and the others complete. Returns RVA_OK when all succeeded, else the first failing
+ * why) and the others complete. A sequence whose output overlaps its q, k, v or key_mask
+ * is such a bad sequence (RVA_EINVAL, the rule of batch.h; for pipelines the queries are
+ * the pipeline's input). Returns RVA_OK when all succeeded, else the first failing
  * sequence's status (rva_last_error() names its index). stats may be NULL.
  */
 rva_status rva_engine_run(rva_engine *e, const rva_attention *att, const rva_batch *batch,

@@ -149,8 +149,10 @@ rva_status rva_pipeline_get_mode(const rva_pipeline *p, rva_pipeline_mode *mode)
 
 /*
  * pipeline.run(query, keys, values): as rva_compute (attention.h), out gets dim floats.
+ * Unlike rva_compute, out must not overlap query (or the mask): stages write out while
+ * later ones (a residual) still read the input; such a call fails with RVA_EINVAL.
  * Errors: RVA_EEMPTY for a pipeline with no stage or no attention stage (the dim is then
- * unknown); those of the stages.
+ * unknown); RVA_EINVAL (out overlapping the query or mask); those of the stages.
  */
 rva_status rva_pipeline_run(const rva_pipeline *p, const float *query,
                             const float *const *keys, const float *const *values,
@@ -162,7 +164,8 @@ rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
 
 /* Runs the pipeline over a batch serially on the calling thread (the engine-free path,
  * same numbers as rva_engine_run_pipeline). seq_status as in rva_compute_batch. Outputs
- * must not overlap the queries, keys or values. Training-mode BatchNorm fails the whole
+ * must not overlap the queries (the pipeline's input), keys, values or key mask: such a
+ * sequence fails alone with RVA_EINVAL naming it (the rule of batch.h). Training-mode BatchNorm fails the whole
  * call with RVA_EINVAL when the batch has a single row (its variance is undefined). */
 rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
                                   const rva_runtime *rt, rva_status *seq_status);

@@ -26,6 +26,9 @@ static void print_run_help(void) {
 	       "  --help              this text\n"
 	       "\n"
 	       "SIGINT, SIGTERM and SIGHUP cancel the run: no output file, no temporary file.\n"
+	       "A query row with no visible key (--causal with --seq N > --kv-seq M: the first\n"
+	       "N - M rows) comes out as zeros; PyTorch's scaled_dot_product_attention gives\n"
+	       "NaN for such rows.\n"
 	       "Exit status: 0 success, 1 runtime error (bad input file, failure, interrupted,\n"
 	       "stdout not writable), 2 usage error.\n",
 	       workload_help);
