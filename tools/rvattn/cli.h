@@ -138,6 +138,8 @@ typedef struct workload_opts {
 	size_t global;                                  /* SIZE_MAX = not given */
 	float curvature, capacity;                      /* NAN = not given */
 	const char *q_path, *k_path, *v_path, *out_path;
+	const char *weights_dir;                        /* moe: --weights DIR, or NULL */
+	int expert_kind;                                /* moe: rva_expert_kind, -1 = not given */
 	uint64_t seed;
 	bool seed_given;
 	/* engine */
@@ -157,7 +159,7 @@ enum {
 	OPT_PRESET = 1000, OPT_MODEL, OPT_MECHANISM, OPT_DIM, OPT_HEADS, OPT_KV_HEADS, OPT_BATCH,
 	OPT_SEQ, OPT_KV_SEQ, OPT_CAUSAL, OPT_BLOCK, OPT_WINDOW, OPT_GLOBAL, OPT_FEATURES,
 	OPT_CURVATURE, OPT_EXPERTS, OPT_TOP_K, OPT_CAPACITY, OPT_Q, OPT_K, OPT_V, OPT_OUT,
-	OPT_CPUS, OPT_NUMA, OPT_SEED, OPT_KERNELS, OPT_PER_PU,
+	OPT_CPUS, OPT_NUMA, OPT_SEED, OPT_KERNELS, OPT_PER_PU, OPT_WEIGHTS, OPT_EXPERT_KIND,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -171,7 +173,8 @@ enum {
 	{"experts", 1, 0, OPT_EXPERTS}, {"top-k", 1, 0, OPT_TOP_K},                            \
 	{"capacity", 1, 0, OPT_CAPACITY}, {"q", 1, 0, OPT_Q}, {"k", 1, 0, OPT_K},              \
 	{"v", 1, 0, OPT_V}, {"cpus", 1, 0, OPT_CPUS}, {"numa", 1, 0, OPT_NUMA},               \
-	{"seed", 1, 0, OPT_SEED}, {"kernels", 1, 0, OPT_KERNELS}, {"per-pu", 0, 0, OPT_PER_PU}
+	{"seed", 1, 0, OPT_SEED}, {"kernels", 1, 0, OPT_KERNELS}, {"per-pu", 0, 0, OPT_PER_PU}, \
+	{"weights", 1, 0, OPT_WEIGHTS}, {"expert-kind", 1, 0, OPT_EXPERT_KIND}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 
@@ -196,6 +199,20 @@ typedef struct workload {
 	char notes[3][160];          /* conversions of input files */
 	size_t n_notes;
 } workload;
+
+/* MoE weights read from a --weights directory (moe_weights.c): the arrays the config's
+ * pointers refer to until rva_build() has copied them. */
+typedef struct moe_weights {
+	rva_npy_array router, wq, wo, wk, wv;
+	const float **lists;         /* 4 x experts matrix pointers */
+	char note[160];              /* which files were used */
+} moe_weights;
+
+/* Loads DIR/{router,wq,wo,wk,wv}.npy (each optional, at least one present; see
+ * workload_help) into c, checking shapes against c and that every value is finite.
+ * Returns 0, or prints the error and returns 1 (bad file) or 2 (not an moe config). */
+int moe_weights_load(const char *cmd, const char *dir, rva_config *c, moe_weights *h);
+void moe_weights_free(moe_weights *h);
 
 /* Resolves options into a workload (loads or makes data, builds the attention, allocates
  * and pre-faults the output). Returns 0, or prints the error and returns 1 or 2. */

@@ -42,6 +42,7 @@ const char workload_help[] =
 	"  --experts E         moe: experts\n"
 	"  --top-k K           moe: experts per token\n"
 	"  --capacity F        moe: capacity factor\n"
+	"  --expert-kind KIND  moe: mixed|standard|hyperbolic|linear experts (default mixed)\n"
 	"  --q FILE --k FILE --v FILE\n"
 	"                      inputs as .npy float32 (float64/float16 converted), C order,\n"
 	"                      shape [B, N, dim], [B, N, heads, head_dim] or [N, dim]; K and V\n"
@@ -49,6 +50,15 @@ const char workload_help[] =
 	"                      are independent seeded uniform(-1, 1) draws.\n"
 	"  --seed S            seed of the synthetic inputs and of the mechanism's random\n"
 	"                      parameters (default: inputs 1, mechanism the library default)\n"
+	"  --weights DIR       moe: router and expert weights from DIR, each file optional\n"
+	"                      (missing ones are seeded), .npy C order, x W convention:\n"
+	"                        router.npy [E, dim]        gate logits W x\n"
+	"                        wq.npy     [E, dim, dim]   expert queries x @ wq[e]\n"
+	"                        wo.npy     [E, dim, dim]   expert outputs a @ wo[e]\n"
+	"                        wk.npy     [kv_dim, kv_dim] shared keys K @ wk, or\n"
+	"                                   [E, kv_dim, kv_dim] one per expert\n"
+	"                        wv.npy     as wk.npy, for the values\n"
+	"                      (tests/ref/moa_torch.py writes such directories)\n"
 	"Engine (where it runs):\n"
 	"  --cpus SET          allowed cores: PU list '0-7,16' or TYPE:RANGE ('core:0-3',\n"
 	"                      'numa:1', 'package:0'); default all allowed. PUs that\n"
@@ -62,6 +72,7 @@ void workload_opts_init(workload_opts *o) {
 	o->global = SIZE_MAX;
 	o->curvature = NAN;
 	o->capacity = NAN;
+	o->expert_kind = -1;
 	o->seed = 1;
 	o->numa = RVA_NUMA_LOCAL;
 	o->kernels = RVA_KERNELS_AUTO;
@@ -108,6 +119,19 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 	case OPT_K: o->k_path = arg; return 1;
 	case OPT_V: o->v_path = arg; return 1;
 	case OPT_OUT: o->out_path = arg; return 1;
+	case OPT_WEIGHTS: o->weights_dir = arg; return 1;
+	case OPT_EXPERT_KIND: {
+		static const char *const kinds[RVA_EXPERTS_COUNT] = {"mixed", "standard",
+		                                                     "hyperbolic", "linear"};
+		for (int i = 0; i < RVA_EXPERTS_COUNT; i++)
+			if (!strcasecmp(arg, kinds[i])) {
+				o->expert_kind = i;
+				return 1;
+			}
+		cli_usage(cmd, "--expert-kind '%s': known kinds are mixed, standard, hyperbolic, "
+		          "linear", arg);
+		return -1;
+	}
 	case OPT_CPUS: o->cpus = arg; return 1;
 	case OPT_PER_PU: o->per_pu = true; return 1;
 	case OPT_SEED:
@@ -219,9 +243,12 @@ static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism 
 	if ((o->window || o->global != SIZE_MAX) && m != RVA_MECH_LOCAL_GLOBAL)
 		return cli_usage(cmd, "--%s applies to local_global, the mechanism is %s",
 		                 o->window ? "window" : "global", rva_mechanism_name(m));
-	if ((o->experts || o->top_k || !isnan(o->capacity)) && !moe)
+	if ((o->experts || o->top_k || !isnan(o->capacity) || o->expert_kind >= 0 ||
+	     o->weights_dir) && !moe)
 		return cli_usage(cmd, "--%s applies to moe, the mechanism is %s",
-		                 o->experts ? "experts" : o->top_k ? "top-k" : "capacity",
+		                 o->experts ? "experts" : o->top_k ? "top-k" :
+		                 !isnan(o->capacity) ? "capacity" :
+		                 o->expert_kind >= 0 ? "expert-kind" : "weights",
 		                 rva_mechanism_name(m));
 	if (o->features && m != RVA_MECH_LINEAR && !moe)
 		return cli_usage(cmd, "--features applies to linear (and moe experts), the "
@@ -415,6 +442,8 @@ int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 		c.top_k = o->top_k;
 	if (!isnan(o->capacity))
 		c.expert_capacity = o->capacity;
+	if (o->expert_kind >= 0)
+		c.expert_kind = (rva_expert_kind)o->expert_kind;
 	if (o->seed_given)
 		c.seed = o->seed;
 	w->cfg = c;
@@ -503,7 +532,20 @@ int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 		w->out_shape[2] = w->q_cols;
 	}
 
+	moe_weights mw;
+	memset(&mw, 0, sizeof mw);
+	if (o->weights_dir && (rc = moe_weights_load(cmd, o->weights_dir, &w->cfg, &mw)))
+		goto fail;
 	rva_status st = rva_build(&w->cfg, &w->att);
+	if (o->weights_dir) {
+		/* rva_build copied the weights: the config must not point to the freed files */
+		moe_weights_free(&mw);
+		w->cfg.router_weights = NULL;
+		w->cfg.expert_wq = w->cfg.expert_wo = w->cfg.expert_wk = w->cfg.expert_wv =
+			(rva_matrix_list){NULL, 0};
+		if (w->n_notes < 3)
+			snprintf(w->notes[w->n_notes++], sizeof w->notes[0], "%s", mw.note);
+	}
 	if (st != RVA_OK) {
 		int code = st == RVA_EINVAL || st == RVA_EDIM || st == RVA_ERANGE ? EXIT_USAGE
 		                                                                    : EXIT_RUNTIME;
