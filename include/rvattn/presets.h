@@ -26,7 +26,11 @@ typedef enum rva_preset {
 	RVA_PRESET_LONGFORMER,        /* local-global, window 512, 1 global token */
 	RVA_PRESET_PERFORMER,         /* linear FAVOR+, positive orthogonal random features */
 	RVA_PRESET_FLASH_OPTIMIZED,   /* flash, block 128 */
-	RVA_PRESET_SWITCH_TRANSFORMER,/* MoE, 8 experts, top-2, capacity 1.25 */
+	RVA_PRESET_SWITCH_TRANSFORMER,/* MoE, 8 experts, top-2, capacity 1.25, as the SDK
+	                               * guide asks; the original Switch Transformer (Fedus
+	                               * et al. 2021) routes top-1 with the raw router
+	                               * probability as gate: set top_k = 1 for that (gates
+	                               * then follow Switch by default, config.h) */
 	RVA_PRESET_HYPERBOLIC_TREE,   /* hyperbolic, curvature -1 */
 	RVA_PRESET_T5,                /* multi-head + T5 relative-position buckets, scale 1 */
 	RVA_PRESET_VIT,               /* multi-head, 12 heads, bidirectional, no dropout */
