@@ -5,8 +5,10 @@
  *   G1  B=8  H=12 N=512  D=64            G4  B=1  H=16 N=8192 D=64 causal
  *   G2  B=4  H=12 N=2048 D=64            G5  B=16 H=12 1 query x 4096 keys, D=64 (decode)
  *   G3  G2 causal                         B256 B=256 H=12 N=128 D=64 (many short seqs)
- *   + linear, local-global, hyperbolic, MoE (Switch preset) and a Bert transformer block
- *     at G1/G2 sizes.
+ *   + linear, local-global, hyperbolic, MoE (Switch preset: with standard experts, the
+ *     Mixture of Attention Heads form, and with the default mixed experts) and a Bert
+ *     transformer block at G1/G2 sizes. MoE rows also print the busy time of the busiest
+ *     and least busy worker per run (expert-task balance).
  *
  * For each row and thread count: median of --repeat runs (default 5) after a warm-up,
  * GFLOP/s (4*B*H*Nq*Nk*D, unmasked pairs only when causal), fraction of the sgemm limit
@@ -40,12 +42,17 @@ typedef struct row_def {
 	bool optional;     /* long rows: only when named in --rows */
 } row_def;
 
-/* The row's mechanism: flash(dim, 128), or a preset; then its heads and causality. */
+/* The row's mechanism: flash(dim, 128), the Switch preset with standard softmax experts
+ * (Mixture of Attention Heads), or a preset; then its heads and causality. */
 #define FLASH_ROW (-1)
+#define MOA_ROW (-2)
 
 static rva_config row_config(int preset, size_t dim, size_t H, bool causal) {
 	rva_config c = preset == FLASH_ROW ? rva_flash(dim, 128)
+	               : preset == MOA_ROW ? rva_preset_config(RVA_PRESET_SWITCH_TRANSFORMER, dim)
 	                                   : rva_preset_config((rva_preset)preset, dim);
+	if (preset == MOA_ROW)
+		c.expert_kind = RVA_EXPERTS_STANDARD;
 	c.heads = H;
 	c.causal = causal;
 	return c;
@@ -63,7 +70,8 @@ static const row_def rows[] = {
 	{"L2", "linear (Performer)", 4, 12, 2048, 2048, 64, false, false, RVA_PRESET_PERFORMER, OP_ATTN, false},
 	{"LG2", "local-global (Longformer)", 4, 12, 2048, 2048, 64, false, false, RVA_PRESET_LONGFORMER, OP_ATTN, false},
 	{"HY1", "hyperbolic", 8, 12, 512, 512, 64, false, false, RVA_PRESET_HYPERBOLIC_TREE, OP_ATTN, false},
-	{"MOE1", "MoE (Switch)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_SWITCH_TRANSFORMER, OP_ATTN, false},
+	{"MOE1", "MoE (Switch, std experts)", 8, 12, 512, 512, 64, false, false, MOA_ROW, OP_ATTN, false},
+	{"MOE2", "MoE (Switch, mixed experts)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_SWITCH_TRANSFORMER, OP_ATTN, false},
 	{"BERT1", "Bert block (pipeline)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_BERT, OP_PIPE, false},
 	{"BERT2", "Bert block (pipeline)", 4, 12, 2048, 2048, 64, false, false, RVA_PRESET_BERT, OP_PIPE, false},
 	/* O(tile) memory at long context, and linear vs flash at N = 65536 */
@@ -129,6 +137,7 @@ typedef struct result {
 	size_t rss;
 	double io_bytes;
 	double moe_overhead;   /* (routing + assignment + combine) / experts' time */
+	double busy_max_ms, busy_min_ms; /* busiest and least busy worker, per run */
 	rva_status st;
 } result;
 
@@ -184,6 +193,20 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 	}
 	res.median_s = bench_median(t, (size_t)reps);
 	res.moe_overhead = moe_over;
+	/* worker balance: busy time inside tasks since the engine was created (warm-up and
+	 * timed runs of this row), per run */
+	rva_engine_info inf;
+	if (rva_engine_info_get(e, &inf) == RVA_OK && inf.workers > 0) {
+		res.busy_min_ms = 1e300;
+		for (unsigned w = 0; w < inf.workers; w++) {
+			rva_worker_info wi;
+			if (rva_engine_worker_get(e, w, &wi) != RVA_OK)
+				continue;
+			double busy = (double)wi.busy_ns * 1e-6 / (double)(reps + 1);
+			res.busy_max_ms = busy > res.busy_max_ms ? busy : res.busy_max_ms;
+			res.busy_min_ms = busy < res.busy_min_ms ? busy : res.busy_min_ms;
+		}
+	}
 	free(t);
 	res.gflops = flops / res.median_s * 1e-9;
 	res.frac = res.gflops / (limit * threads);
@@ -267,12 +290,14 @@ int main(int argc, char **argv) {
 				failed = 1;
 				continue;
 			}
-			char note[64] = "";
+			char note[160] = "";
 			if (r->decode)
 				snprintf(note, sizeof note, "  %.0f%% of read", 100.0 * res.gbps / res.read_gbps);
 			if (res.moe_overhead > 0.0)
-				snprintf(note, sizeof note, "  routing+combine %.1f%% of experts",
-				         100.0 * res.moe_overhead);
+				snprintf(note, sizeof note, "  routing+combine %.1f%% of experts; workers "
+				         "busy %.1f / %.1f ms (max/min %.3f)", 100.0 * res.moe_overhead,
+				         res.busy_max_ms, res.busy_min_ms,
+				         res.busy_min_ms > 0.0 ? res.busy_max_ms / res.busy_min_ms : 0.0);
 			printf("%-6s %-26s %3u %10.2f %9.1f %7.0f%% %8.1f %8.1f %8.0fM  (%.2fx io)%s\n",
 			       r->name, r->what, tlist[ti], res.median_s * 1e3, res.gflops,
 			       100.0 * res.frac, res.gbps, res.read_gbps, (double)res.rss / 1048576.0,
@@ -284,10 +309,12 @@ int main(int argc, char **argv) {
 				            "\"threads\": %u, \"median_ms\": %.4f, \"gflops\": %.3f, "
 				            "\"fraction_of_limit\": %.4f, \"gbps\": %.3f, \"read_gbps\": %.3f, "
 				            "\"peak_rss_bytes\": %zu, \"io_bytes\": %.0f, "
-				            "\"moe_overhead\": %.4f}",
+				            "\"moe_overhead\": %.4f, \"busy_max_ms\": %.3f, "
+				            "\"busy_min_ms\": %.3f}",
 				        first ? "" : ", ", r->name, r->what, r->B, r->H, r->nq, r->nk, r->D,
 				        r->causal ? "true" : "false", tlist[ti], res.median_s * 1e3, res.gflops,
-				        res.frac, res.gbps, res.read_gbps, res.rss, res.io_bytes, res.moe_overhead);
+				        res.frac, res.gbps, res.read_gbps, res.rss, res.io_bytes, res.moe_overhead,
+				        res.busy_max_ms, res.busy_min_ms);
 				first = 0;
 			}
 		}
