@@ -1284,6 +1284,11 @@ Test(self_attention, single_query_is_the_last_row) {
 	ok(rva_pipeline_run(p, rows[N - 1], rows, vrows, N - 1, out2), "copied values");
 	ok(rva_pipeline_run(p, rows[N - 1], rows, rows, N - 1, out), "same values");
 	cr_assert_arr_eq(out, out2, sizeof out);
+	/* in place: out over the query (the rows are copied first) */
+	float inplace[DIM];
+	memcpy(inplace, rows[N - 1], sizeof inplace);
+	ok(rva_pipeline_run(p, inplace, rows, rows, N - 1, inplace), "in place");
+	cr_assert_arr_eq(inplace, out, sizeof out);
 	/* no context: the query alone */
 	b.seqs[0].nq = b.seqs[0].nk = 1;
 	b.seqs[0].key_mask = NULL;

@@ -74,7 +74,8 @@ rva_norm_config rva_norm_defaults(rva_norm_type type);
  * followed by the query, i.e. the context and the newest position; values must hold the
  * same rows as keys (else RVA_EINVAL), n_keys may be 0 (keys/values may then be NULL), mask
  * (n_keys bytes) masks the context rows (the query always sees itself), and out gets the
- * query's row; every row of that sequence is computed. The stream has dim columns, so
+ * query's row; every row of that sequence is computed, from copies of the rows (so out
+ * may overlap them, unlike in cross-attention). The stream has dim columns, so
  * every attention stage must read key/value rows of dim floats: grouped-query attention
  * (kv_heads < heads) has no key/value rows to take from the stream without projections and
  * is refused (RVA_EDIM).
