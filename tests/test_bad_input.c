@@ -648,6 +648,9 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: preset 99", RVA_EINVAL, build(rva_preset_config((rva_preset)99, 64)))              \
 	/* rva_build: sizes */                                                                       \
 	X("build: dim 0", RVA_ERANGE, WITH(dim, 0))                                                  \
+	X("build: scaled_dot dim 2^32 (the largest)", RVA_OK, build(rva_scaled_dot((size_t)1 << 32))) \
+	X("build: scaled_dot dim 2^32 + 1", RVA_EOVERFLOW,                                           \
+	  build(rva_scaled_dot(((size_t)1 << 32) + 1)))                                              \
 	X("build: heads 0", RVA_ERANGE, WITH(heads, 0))                                              \
 	X("build: heads 3 do not divide dim 16", RVA_EDIM, WITH(heads, 3))                           \
 	X("build: kv_heads 3 do not divide heads 4", RVA_EDIM, WITH(kv_heads, 3))                    \

@@ -122,7 +122,8 @@ typedef enum rva_sparse_pattern {
 
 typedef struct rva_config {
 	rva_mechanism mechanism;
-	size_t dim;         /* query/output dimension = heads * head_dim; required, > 0 */
+	size_t dim;         /* query/output dimension = heads * head_dim; required, > 0, at
+	                     * most 2^32 */
 	size_t heads;       /* number of query heads; default 1 (multi_head: as given) */
 	size_t kv_heads;    /* key/value heads dividing heads; 0 = heads (default) */
 	/* Every float field must be finite, whether or not the mechanism uses it: rva_build

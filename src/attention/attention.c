@@ -12,6 +12,7 @@
 /* Upper bounds of work-defining counts (documented in config.h). */
 #define RVA__MAX_FEATURES 65536
 #define RVA__MAX_FRECHET_ITER 10000
+#define RVA__MAX_DIM ((size_t)1 << 32)
 
 static const rva__mech_ops *ops_for(rva_mechanism m) {
 	switch (m) {
@@ -65,6 +66,11 @@ static rva_status validate_config(const rva_config *c) {
 			                 floats[i].name, (double)floats[i].v);
 	if (c->dim == 0)
 		return rva__fail(RVA_ERANGE, "%s: dim must be > 0", mn);
+	/* Scratch and job-memory sizes multiply dim by tile sizes (up to 2^28) and counts:
+	 * bounded so that none of those products can overflow. */
+	if (c->dim > RVA__MAX_DIM)
+		return rva__fail(RVA_EOVERFLOW, "%s: dim %zu exceeds 2^32 (the sizes computed from "
+		                 "it would overflow)", mn, c->dim);
 	if (c->heads == 0)
 		return rva__fail(RVA_ERANGE, "%s: heads must be > 0", mn);
 	if (c->dim % c->heads != 0)

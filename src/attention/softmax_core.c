@@ -532,10 +532,21 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		size_t chunk = split_chunk(att, seq);
 		bool decode = seq->nq <= 8;
 		if (chunk || decode) {
-			size_t len = chunk ? chunk : seq->nk, nch = rva__div_up(seq->nk, len);
+			size_t len = chunk ? chunk : seq->nk, nch = rva__div_up(seq->nk, len), parts;
+			if (!rva__mul3_ok(H, nch, seq->nq, &parts) ||
+			    parts > SIZE_MAX / ((D + 2) * sizeof(float))) {
+				io->seq_status[s] = rva__fail(RVA_EOVERFLOW, "sequence %zu: %zu heads x %zu "
+				                              "key chunks x %zu queries of partial results "
+				                              "overflow", s, H, nch, seq->nq);
+				if (io->details && !io->details[s])
+					io->details[s] = rva__strdup(rva_last_error());
+				if ((st = rva__graph_edge(g, after, done)) != RVA_OK)
+					return st;
+				continue;
+			}
 			op->nchunks[s] = nch;
 			op->chunk_len[s] = len;
-			op->partials[s] = rva__graph_alloc_array(g, H * nch * seq->nq, (D + 2) * sizeof(float));
+			op->partials[s] = rva__graph_alloc_array(g, parts, (D + 2) * sizeof(float));
 			if (!op->partials[s])
 				return RVA_ENOMEM;
 			rva__graph_need_scratch(g, (decode ? decode_scratch_floats(att, seq->nq)

@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: batch descriptor validation, rva_compute_batch / rva_engine_run on
- * fuzzed sequence descriptors, and rva_batch_unpack on fuzzed packed offsets.
+ * fuzzed sequence descriptors, and rva_batch_unpack on fuzzed packed offsets (including
+ * its overflow check of rows x stride).
  *
  * The library trusts that a descriptor's pointers cover the extents it claims (batch.h);
  * so every descriptor built here either claims extents that fit inside real buffers of
@@ -334,10 +335,24 @@ static void run_packed(fuzz_in *in, const rva_attention *att, size_t dim, size_t
 	}
 	rva_seq seqs[MAXSEQ];
 	rva_status st = rva_batch_unpack(&p, seqs, cap);
+	/* Checked after those: a matrix whose rows x stride x sizeof(float) overflows. */
+	bool over = false;
+	if (count) {
+		size_t rows[4] = {rq, rk, rk, rq};
+		size_t strides[4] = {p.q_stride, p.k_stride, p.v_stride, p.out_stride};
+		for (int i = 0; i < 4; i++) {
+			size_t t;
+			over |= __builtin_mul_overflow(rows[i], strides[i], &t) ||
+			        __builtin_mul_overflow(t, sizeof(float), &t);
+		}
+	}
 	if (range || inval) {
 		FUZZ_CHECK((range && st == RVA_ERANGE) || (inval && st == RVA_EINVAL),
 		           "unpack %s, predicted%s%s", rva_status_name(st), range ? " ERANGE" : "",
 		           inval ? " EINVAL" : "");
+	} else if (over) {
+		FUZZ_CHECK(st == RVA_EOVERFLOW, "unpack %s, predicted EOVERFLOW (rows x stride)",
+		           rva_status_name(st));
 	} else {
 		FUZZ_CHECK(st == RVA_OK, "unpack %s on valid offsets", rva_status_name(st));
 		for (size_t s = 0; s < count; s++) {
