@@ -1084,6 +1084,10 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_npy_load missing file", RVA_EIO,                                                      \
 	  rva_npy_load("/nonexistent/rvattn/x.npy", &(rva_npy_array){0}))                            \
 	X("rva_npy_load a directory", RVA_EIO, rva_npy_load("/", &(rva_npy_array){0}))              \
+	X("rva_npy_load /dev/zero (a stream without the magic)", RVA_EFORMAT,                         \
+	  rva_npy_load("/dev/zero", &(rva_npy_array){0}))                                            \
+	X("rva_npy_load /dev/null (an empty stream)", RVA_EFORMAT,                                   \
+	  rva_npy_load("/dev/null", &(rva_npy_array){0}))                                            \
 	X("rva_npy_free(NULL)", RVA_OK, rva_npy_free(NULL))                                          \
 	X("rva_npy_header_write len NULL", RVA_ENULL, rva_npy_header_write(1, shape3, 0, NULL, 0, NULL)) \
 	X("rva_npy_header_write shape NULL", RVA_ENULL,                                              \
