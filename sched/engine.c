@@ -107,6 +107,11 @@ rva_status rva_engine_create(const rva_engine_config *cfg, rva_engine **out) {
 	    scratch_round > SIZE_MAX - ((size_t)4 << 20))
 		return rva__fail(RVA_EOVERFLOW, "rva_engine_create: scratch_bytes %zu overflows when "
 		                 "rounded up to whole pages", c.scratch_bytes);
+	/* An idle worker spins this long before parking: a huge value would burn a core for
+	 * hours after every job. */
+	if (c.spin_us > 1000000u)
+		return rva__fail(RVA_ERANGE, "rva_engine_create: spin_us %u exceeds 1000000 (1 s)",
+		                 c.spin_us);
 	const rva__gemm_ctx *gemm = NULL;
 	rva_kernel_set kernels;
 	rva_status st;

@@ -219,6 +219,8 @@ static rva_status engine_cfg(int which) {
 	case 13: c.cpus = ""; c.threads = 1; break;
 	case 14: c.scratch_bytes = SIZE_MAX; break;          /* wraps when rounded to pages */
 	case 15: c.scratch_bytes = SIZE_MAX - 4095; break;
+	case 16: c.spin_us = 1000001; break;                 /* spins over a second */
+	case 17: c.spin_us = 1000000; c.threads = 1; break;
 	}
 	rva_engine *e = (rva_engine *)&F;
 	rva_status st = rva_engine_create(&c, &e);
@@ -921,6 +923,8 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("engine: cpus \"\" = all", RVA_OK, engine_cfg(13))                                         \
 	X("engine: scratch_bytes SIZE_MAX (rounding overflows)", RVA_EOVERFLOW, engine_cfg(14))     \
 	X("engine: scratch_bytes SIZE_MAX - 4095", RVA_EOVERFLOW, engine_cfg(15))                   \
+	X("engine: spin_us 1000001 (over a second)", RVA_ERANGE, engine_cfg(16))                    \
+	X("engine: spin_us 1000000", RVA_OK, engine_cfg(17))                                        \
 	X("engine: HWLOC_SYNTHETIC not a description", RVA_ESYSTEM, engine_env(0))                  \
 	X("engine: HWLOC_XMLFILE missing", RVA_ESYSTEM, engine_env(1))                               \
 	X("engine: HWLOC_XMLFILE not XML", RVA_ESYSTEM, engine_env(2))                               \

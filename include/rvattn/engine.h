@@ -52,7 +52,8 @@ typedef struct rva_engine_config {
 	bool assume_this_system;   /* with a synthetic/XML topology: binding is real */
 	size_t scratch_bytes;      /* per-worker scratch reserved at creation; 0 = 8 MiB;
 	                            * grown (outside the task loop) if a job needs more */
-	unsigned spin_us;          /* idle spin before parking, microseconds; default 100 */
+	unsigned spin_us;          /* idle spin before parking, microseconds; default 100,
+	                            * 0 = park at once, at most 1000000 */
 } rva_engine_config;
 
 /* The defaults listed above. */
@@ -66,7 +67,7 @@ rva_engine_config rva_engine_config_defaults(void);
  * machine.
  * Errors: RVA_ENULL; RVA_EINVAL (bad cpu set syntax, unknown policy, threads larger
  * than the allowed cores, a bad topology_synthetic); RVA_EOVERFLOW (scratch_bytes too
- * large to round up to whole pages); RVA_ENOTFOUND (cpu set names no
+ * large to round up to whole pages); RVA_ERANGE (spin_us above 1000000); RVA_ENOTFOUND (cpu set names no
  * allowed core); RVA_ESYSTEM (hwloc failed to load the topology or cannot read the XML
  * file, a bad HWLOC_SYNTHETIC, both HWLOC_SYNTHETIC and HWLOC_XMLFILE set);
  * RVA_EUNSUPPORTED (kernel set); RVA_ENOMEM.
