@@ -10,7 +10,7 @@
  *   single-query call works in place;
  * - rows with no visible key (causal with nq > nk, every key masked) are zeros on every
  *   path: dense tiles, flash tiles, decode, split-KV, local-global, linear, hyperbolic,
- *   single query, engine.
+ *   MoE (its experts' zero rows projected), single query, engine.
  *
  * Tolerance (fp32 vs double oracle): |got - want| <= 2e-5 + 2e-4 |want| per element.
  */
@@ -543,6 +543,9 @@ Test(validation, rows_without_visible_keys_are_zero) {
 	hyp_causal.causal = true;
 	rva_config frechet = hyp_causal;
 	frechet.aggregation = RVA_AGG_FRECHET;
+	rva_config moe = rva_moe(dim, 4, 2); /* standard, hyperbolic, linear experts in turn */
+	rva_config moe_causal = moe;
+	moe_causal.causal = true;
 	const empty_case cases[] = {
 		{"multi_head causal, dense tiles (nq 40 > nk 17)", mh_causal, 40, 17, false, true},
 		{"multi_head causal, decode (nq 6 > nk 4)", mh_causal, 6, 4, false, true},
@@ -558,6 +561,8 @@ Test(validation, rows_without_visible_keys_are_zero) {
 		{"hyperbolic all masked", hyp, 20, 30, true, false},
 		{"hyperbolic causal (nq 12 > nk 5)", hyp_causal, 12, 5, false, false},
 		{"hyperbolic Frechet causal (nq 12 > nk 5)", frechet, 12, 5, false, false},
+		{"moe (mixed experts) all masked", moe, 10, 6, true, false},
+		{"moe (mixed experts) causal (nq 10 > nk 3)", moe_causal, 10, 3, false, false},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		run_empty_case(&cases[i], e);
