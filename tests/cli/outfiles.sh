@@ -123,6 +123,28 @@ rc=$?
 [ "$rc" = 2 ] || fail "--out FILE >FILE: exit $rc, want 2"
 grep -q "is the file stdout writes to" "$T/err" || fail "--out FILE >FILE: $(cat "$T/err")"
 
+# --plot goes through the same module (gnuplot draws on the output's descriptor).
+expect_rc 2 "$RVATTN" $bench1 --csv pic.svg --plot ./pic.svg && expect_err_line "name the same file"
+if command -v gnuplot >/dev/null; then
+	echo old >other/pic.svg
+	chmod 600 other/pic.svg
+	ln -s other/pic.svg piclink.svg
+	expect_rc 0 "$RVATTN" $bench1 --plot piclink.svg
+	[ -L piclink.svg ] || fail "--plot replaced the symlink"
+	grep -q '<svg' other/pic.svg || fail "--plot did not update the symlink's target"
+	[ "$(stat -c %a other/pic.svg)" = 600 ] || fail "--plot: mode $(stat -c %a other/pic.svg)"
+	mkfifo picfifo.svg
+	cat picfifo.svg >pic_from_fifo &
+	cat_pid=$!
+	expect_rc 0 "$RVATTN" $bench1 --plot picfifo.svg
+	wait "$cat_pid"
+	grep -q '<svg' pic_from_fifo || fail "--plot to a FIFO: nothing arrived"
+	no_temp_files
+	no_temp_files other
+else
+	echo "SKIP: gnuplot is not installed: --plot cases"
+fi
+
 # A failing stdout is exit 1, for every command, --help and --version included.
 for args in "--help" "--version" "run --help" "bench --help" "topo --help" "presets --help" \
 	"presets" "run $small" "topo"; do
