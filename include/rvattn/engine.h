@@ -10,7 +10,8 @@
  *
  * Threads: workers are OpenMP threads of one flat team owned by the engine's dispatcher
  * thread; they spin for `spin_us` microseconds when idle, then park. Leave OMP_PROC_BIND
- * and OMP_PLACES unset: hwloc does the binding.
+ * and OMP_PLACES unset: hwloc does the binding. Every engine thread blocks all
+ * asynchronous signals (faults excepted), so signals reach the caller's threads only.
  */
 #ifndef RVATTN_ENGINE_H
 #define RVATTN_ENGINE_H
