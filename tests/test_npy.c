@@ -7,12 +7,14 @@
 #define _GNU_SOURCE 1
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -800,4 +802,119 @@ Test(npy, pipe_header_limits) {
 	uint8_t big[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0, 0, 0, 1};
 	cr_assert_eq(load_piped(big, sizeof big, true, &a), RVA_EFORMAT);
 	cr_assert_not_null(strstr(rva_last_error(), "header length"), "%s", rva_last_error());
+}
+
+/* ---- where rva_npy_save writes: devices, FIFOs, descriptors, symlinks, modes ------------ */
+
+static void save_small(const char *path) {
+	float v[6] = {1, 2, 3, 4, 5, 6};
+	size_t s[] = {2, 3};
+	cr_assert_eq(rva_npy_save(path, v, 2, s), RVA_OK, "%s: %s", path, rva_last_error());
+}
+
+/* The file at path holds the array save_small writes. */
+static void expect_small(const char *path) {
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_load(path, &a), RVA_OK, "%s: %s", path, rva_last_error());
+	cr_expect_eq(a.count, 6);
+	cr_expect_eq(a.data[5], 6.0f);
+	rva_npy_free(&a);
+}
+
+Test(npy, save_follows_symlinks_and_keeps_mode) {
+	char target[512], link[512], chain[512];
+	snprintf(target, sizeof target, "%s", tmp_path("target.npy"));
+	snprintf(link, sizeof link, "%s", tmp_path("link.npy"));
+	snprintf(chain, sizeof chain, "%s", tmp_path("chain.npy"));
+	write_file(target, "old", 3);
+	cr_assert_eq(chmod(target, 0600), 0);
+	cr_assert_eq(symlink("target.npy", link), 0);
+	cr_assert_eq(symlink(link, chain), 0);
+	save_small(chain);
+	struct stat st;
+	cr_assert_eq(lstat(link, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode), "the link was replaced");
+	cr_assert_eq(lstat(chain, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode), "the first link was replaced");
+	cr_assert_eq(stat(target, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600, "mode %o, want 600", st.st_mode & 07777);
+	expect_small(target);
+	/* a dangling link: its target is created */
+	char dang[512];
+	snprintf(dang, sizeof dang, "%s", tmp_path("dangling.npy"));
+	cr_assert_eq(symlink("created.npy", dang), 0);
+	save_small(dang);
+	cr_assert_eq(lstat(dang, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode));
+	expect_small(tmp_path("created.npy"));
+	/* target, link, chain, dangling, created: no temporary file left */
+	cr_expect_eq(dir_entries(), 5);
+}
+
+Test(npy, save_long_name_and_new_file_mode) {
+	char name[251];
+	memset(name, 'n', 246);
+	memcpy(name + 246, ".npy", 5);
+	mode_t old = umask(027);
+	save_small(tmp_path(name));
+	umask(old);
+	struct stat st;
+	cr_assert_eq(stat(tmp_path(name), &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0640, "new file under umask 027: %o", st.st_mode & 0777);
+	expect_small(tmp_path(name));
+	cr_expect_eq(dir_entries(), 1);
+}
+
+Test(npy, save_writes_fifos_devices_and_descriptors_in_place) {
+	/* FIFO: a child reads it; the FIFO stays a FIFO */
+	char fifo[512];
+	snprintf(fifo, sizeof fifo, "%s", tmp_path("fifo"));
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	char got[512];
+	snprintf(got, sizeof got, "%s", tmp_path("got.npy"));
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int in = open(fifo, O_RDONLY), out = open(got, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		char b[4096];
+		ssize_t n;
+		while (in >= 0 && out >= 0 && (n = read(in, b, sizeof b)) > 0)
+			if (write(out, b, (size_t)n) != n)
+				_exit(1);
+		_exit(0);
+	}
+	save_small(fifo);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	struct stat st;
+	cr_assert_eq(lstat(fifo, &st), 0);
+	cr_expect(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+	expect_small(got);
+	/* a descriptor path: written through the descriptor, the file not replaced */
+	char fdfile[512], fdpath[64];
+	snprintf(fdfile, sizeof fdfile, "%s", tmp_path("fd.npy"));
+	int fd = open(fdfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert(fd >= 0);
+	struct stat before;
+	cr_assert_eq(fstat(fd, &before), 0);
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+	save_small(fdpath);
+	close(fd);
+	cr_assert_eq(stat(fdfile, &st), 0);
+	cr_expect_eq(st.st_ino, before.st_ino, "the file behind the descriptor was replaced");
+	expect_small(fdfile);
+	/* a character device of our own (mknod needs root) stays one */
+	char dev[512];
+	snprintf(dev, sizeof dev, "%s", tmp_path("null"));
+	if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+		save_small(dev);
+		cr_assert_eq(lstat(dev, &st), 0);
+		cr_expect(S_ISCHR(st.st_mode), "the device node was replaced");
+	} else {
+		cr_log_info("mknod refused (not root): device case skipped");
+	}
+	/* descriptors not open for writing are refused */
+	cr_expect_eq(rva_npy_save("/proc/self/fd/999", (float[1]){0}, 1, (size_t[1]){1}), RVA_EIO);
+	cr_expect(strstr(rva_last_error(), "descriptor 999 is not open for writing") != NULL, "%s",
+	          rva_last_error());
 }

@@ -25,9 +25,16 @@
  *
  * Writing produces version 1.0 (2.0 when the header does not fit 1.0's 16-bit length),
  * '<f4', fortran_order False, the header padded so the data starts on a 64-byte
- * boundary. A file is written to a temporary name in the same directory, flushed to
- * disk (fsync) and renamed over the destination, so readers never see a partial file;
- * on any failure the temporary file is removed and the destination is untouched.
+ * boundary. Where it goes, as cp and numpy.save behave: a regular file (new, existing,
+ * or the target of a symlink chain, whose links stay) is written to a temporary file
+ * ".rvattn-XXXXXX" in the target's directory, flushed to disk (fsync), given the mode
+ * of the file it replaces (and its owner where the process may set it; new files get
+ * 0666 & ~umask) and renamed over it, so readers never see a partial file; on any
+ * failure the temporary file is removed and the destination is untouched. A path that
+ * is not a regular file (character device, FIFO) is opened and written in place, and a
+ * path naming an open descriptor of the process (/dev/stdout, /dev/fd/N,
+ * /proc/self/fd/N) is written through that descriptor; nothing is then created, renamed
+ * or removed.
  */
 #ifndef RVATTN_NPY_H
 #define RVATTN_NPY_H
@@ -132,9 +139,11 @@ rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned versi
                                 void *buf, size_t cap, size_t *len);
 
 /*
- * Writes data (count = product of shape floats, C order) as a '<f4' .npy file at path:
- * to a temporary file in the same directory, fsync'd, then renamed over path. On any
- * failure the temporary file is removed and path is untouched. ndim may be 0 (scalar).
+ * Writes data (count = product of shape floats, C order) as a '<f4' .npy file at path,
+ * by the rules at the top of this header: a regular file is replaced atomically (a
+ * temporary file in its directory, fsync'd, the old mode kept, renamed over it; on any
+ * failure removed and path untouched), devices, FIFOs and descriptors are written in
+ * place, symlinks are followed. ndim may be 0 (scalar).
  * Errors: RVA_ENULL (path NULL, shape NULL with ndim > 0, data NULL with a nonzero
  * count); RVA_EINVAL (ndim > RVA_NPY_MAX_DIMS); RVA_EOVERFLOW; RVA_EIO (with the
  * system's reason and the path).

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "io/outfile.h"
 #include "rvattn/npy.h"
 
 #define NPY_MAGIC "\x93NUMPY"
@@ -850,7 +850,6 @@ static int write_data(int fd, const float *data, size_t count) {
 	return 0;
 }
 
-static atomic_uint tmp_counter;
 
 rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
                            const size_t *shape, unsigned version) {
@@ -867,61 +866,20 @@ rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
 	if (!data && count > 0)
 		return rva__fail(RVA_ENULL, "rva_npy_save: data is NULL for %zu elements", count);
 
-	/* The temporary file: ".NAME.tmp-PID-N" next to path. */
-	size_t plen = strlen(path);
-	const char *slash = strrchr(path, '/');
-	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
-	const char *base = path + dirlen;
-	if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-		return rva__fail(RVA_EIO, "%s: cannot write: the path names a directory", path);
-	size_t tcap;
-	if (!rva__add_ok(plen, 64, &tcap))
-		return rva__fail(RVA_EOVERFLOW, "rva_npy_save: path too long");
-	char *tmp = rva__malloc(tcap);
-	if (!tmp)
-		return rva__fail(RVA_ENOMEM, "%s: cannot allocate the temporary name", path);
-	int fd = -1;
-	for (int attempt = 0; attempt < 1000 && fd < 0; attempt++) {
-		unsigned c = atomic_fetch_add(&tmp_counter, 1u);
-		snprintf(tmp, tcap, "%.*s.%s.tmp-%ld-%u", (int)dirlen, path, base, (long)getpid(), c);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	if (fd < 0) {
-		st = io_fail(path, "create a temporary file next to it", errno);
-		rva__free(tmp);
+	/* The output rules (src/io/outfile.h): in place for descriptors, devices and FIFOs;
+	 * a temporary file in the target's directory, renamed over it, for regular files. */
+	rva__outfile o;
+	if ((st = rva__outfile_open(&o, path)) != RVA_OK)
+		return st;
+	st = rva__outfile_write(&o, hdr, hlen);
+	int err = st == RVA_OK ? write_data(o.fd, data, count) : 0;
+	if (err)
+		st = rva__fail(RVA_EIO, "%s: cannot write: %s", path, strerror(err));
+	if (st != RVA_OK) {
+		rva__outfile_abort(&o);
 		return st;
 	}
-	int err = write_full(fd, hdr, hlen);
-	if (!err)
-		err = write_data(fd, data, count);
-	if (!err && fsync(fd) != 0)
-		err = errno;
-	if (close(fd) != 0 && !err)
-		err = errno;
-	if (!err && rename(tmp, path) != 0)
-		err = errno;
-	if (err) {
-		unlink(tmp);
-		rva__free(tmp);
-		return io_fail(path, "write", err);
-	}
-	rva__free(tmp);
-	/* Make the rename itself durable (best effort: some file systems refuse). */
-	char dir[4096];
-	if (dirlen == 0)
-		snprintf(dir, sizeof dir, ".");
-	else
-		snprintf(dir, sizeof dir, "%.*s", (int)dirlen, path);
-	if (dirlen < sizeof dir) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			(void)fsync(dfd);
-			close(dfd);
-		}
-	}
-	return RVA_OK;
+	return rva__outfile_commit(&o);
 }
 
 rva_status rva_npy_save(const char *path, const float *data, size_t ndim,

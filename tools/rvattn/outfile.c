@@ -22,6 +22,9 @@
  * - Two outputs of one command naming the same file (same st_dev/st_ino, or the same
  *   resolved path for files not there yet), or an output naming the regular file or FIFO
  *   stdout already writes to, are a usage error.
+ * The library's rva_npy_save follows the same rules (src/io/outfile.c, without the
+ * signal handling and the stdout report move); tools use only the public API, hence
+ * the two copies.
  */
 #define _GNU_SOURCE 1
 #include <ctype.h>
