@@ -57,8 +57,8 @@ expect_err_line() {
 	return 0
 }
 
-# no_temp_files DIR: no temporary files (the CLI's ".rvattn-XXXXXX", the library's
-# ".NAME.tmp-...") are left in DIR.
+# no_temp_files DIR: no temporary files (".rvattn-XXXXXX", the CLI's and the library's;
+# ".NAME.tmp-..." of older versions) are left in DIR.
 no_temp_files() {
 	local left
 	left=$(find "${1:-$T}" -maxdepth 1 \( -name '.rvattn-*' -o -name '.*.tmp-*' \) | head -5)
