@@ -38,6 +38,18 @@ wait "$cat_pid"
 same_as_ref from_fifo
 no_temp_files
 
+# A FIFO nobody reads: the open waits, and SIGTERM ends it with one line, exit 1.
+mkfifo lonely
+"$RVATTN" run $small --out lonely >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 1
+kill -TERM "$pid" 2>/dev/null || fail "the run with an unread FIFO ended by itself"
+wait "$pid"
+rc=$?
+[ "$rc" = 1 ] || fail "SIGTERM while waiting for a FIFO reader: exit $rc, want 1"
+expect_err_line "^rvattn: interrupted$"
+[ -p lonely ] || fail "the unread FIFO was replaced"
+
 # /dev/stdout: the array on stdout, the report on stderr.
 "$RVATTN" run $small --out /dev/stdout >to_stdout 2>report
 rc=$?
