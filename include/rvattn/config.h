@@ -79,7 +79,9 @@ typedef enum rva_gate_norm {
 typedef enum rva_capacity_scope {
 	RVA_CAPACITY_PER_SEQUENCE = 0, /* C = ceil(factor * nq * k / E) per sequence, priority
 	                                * within the sequence: a sequence's output never
-	                                * depends on its batch-mates (default) */
+	                                * depends on its batch-mates (default; in training
+	                                * mode the jitter and dropout streams are keyed by
+	                                * the sequence's index in the batch) */
 	RVA_CAPACITY_PER_BATCH,        /* C = ceil(factor * tokens * k / E) over the whole
 	                                * batch, priority over all its tokens (GShard): one
 	                                * sequence's output can depend on the others */
