@@ -150,10 +150,12 @@ rva_status rva_pipeline_get_mode(const rva_pipeline *p, rva_pipeline_mode *mode)
 
 /*
  * pipeline.run(query, keys, values): as rva_compute (attention.h), out gets dim floats.
- * Unlike rva_compute, out must not overlap query (or the mask): stages write out while
- * later ones (a residual) still read the input; such a call fails with RVA_EINVAL.
+ * In RVA_PIPELINE_CROSS mode, unlike rva_compute, out must not overlap query (or the
+ * mask): stages write out while later ones (a residual) still read the input; such a
+ * call fails with RVA_EINVAL (RVA_PIPELINE_SELF works from copies, see above).
  * Errors: RVA_EEMPTY for a pipeline with no stage or no attention stage (the dim is then
- * unknown); RVA_EINVAL (out overlapping the query or mask); those of the stages.
+ * unknown); RVA_EINVAL (cross mode: out overlapping the query or mask); those of the
+ * stages.
  */
 rva_status rva_pipeline_run(const rva_pipeline *p, const float *query,
                             const float *const *keys, const float *const *values,
