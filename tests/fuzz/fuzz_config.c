@@ -4,8 +4,8 @@
  * overflowing ones, floats including NaN/Inf, enum values out of range); the pointer
  * fields are NULL or point to fuzz-owned arrays of exactly the size rva_build() reads
  * (global_indices: n_global_indices entries; feature_matrix: features x head_dim;
- * router_weights: experts x dim; bias_table: bias_buckets x heads). rva_build() must
- * return one of its documented statuses; when it builds, a tiny batch (two sequences,
+ * router_weights: experts x max(router_stride, dim); bias_table: bias_buckets x heads).
+ * rva_build() must return one of its documented statuses; when it builds, a tiny batch (two sequences,
  * up to 8 x 8 rows, maybe masked, maybe training mode) is computed, must succeed, and a
  * single-query rva_compute() must give the same bits as the batch path for nq = 1.
  */
@@ -29,7 +29,7 @@ enum {
 	F_FEATURE_MAP, F_ORTHOGONAL, F_FEATURE_PTR, F_CURVATURE, F_TEMPERATURE, F_AGGREGATION,
 	F_FRECHET_ITER, F_FRECHET_TOL, F_EXPERTS, F_TOP_K, F_CAPACITY, F_JITTER, F_EXPERT_KIND,
 	F_ROUTER_PTR, F_BIAS, F_BIAS_BUCKETS, F_BIAS_MAX_DIST, F_BIAS_PTR, F_PATTERN,
-	F_SPARSE_STRIDE, F_COUNT
+	F_SPARSE_STRIDE, F_GATES, F_CAP_SCOPE, F_KV_PROJ, F_ROUTER_STRIDE, F_COUNT
 };
 
 /* An enum value: mostly valid, sometimes just past the end, negative or huge. */
@@ -165,6 +165,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		}
 		case F_PATTERN: c.pattern = (rva_sparse_pattern)fuzz_enum(&in, RVA_PATTERN_COUNT); break;
 		case F_SPARSE_STRIDE: c.sparse_stride = fuzz_size(&in); break;
+		case F_GATES: c.normalize_gates = (rva_gate_norm)fuzz_enum(&in, RVA_GATES_COUNT); break;
+		case F_CAP_SCOPE:
+			c.capacity_scope = (rva_capacity_scope)fuzz_enum(&in, RVA_CAPACITY_COUNT);
+			break;
+		case F_KV_PROJ: c.kv_projection = (rva_moe_kv)fuzz_enum(&in, RVA_MOE_KV_COUNT); break;
+		case F_ROUTER_STRIDE: c.router_stride = fuzz_u8(&in) % 4 == 0 ? 0 : fuzz_size(&in); break;
 		}
 	}
 
@@ -185,7 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	if (want_features && hd)
 		c.feature_matrix = features = owned_floats(mul_or_max(c.features, hd), &vs, nan_arrays);
 	if (want_router)
-		c.router_weights = router = owned_floats(mul_or_max(c.experts, c.dim), &vs, nan_arrays);
+		c.router_weights = router = owned_floats(
+			mul_or_max(c.experts, c.router_stride > c.dim ? c.router_stride : c.dim), &vs,
+			nan_arrays);
 	if (want_bias)
 		c.bias_table = bias = owned_floats(mul_or_max(c.bias_buckets, c.heads), &vs, nan_arrays);
 
