@@ -5,9 +5,10 @@
  * fields are NULL or point to fuzz-owned arrays of exactly the size rva_build() reads
  * (global_indices: n_global_indices entries; feature_matrix: features x head_dim;
  * router_weights: experts x max(router_stride, dim); bias_table: bias_buckets x heads).
- * rva_build() must return one of its documented statuses; when it builds, a tiny batch (two sequences,
- * up to 8 x 8 rows, maybe masked, maybe training mode) is computed, must succeed, and a
- * single-query rva_compute() must give the same bits as the batch path for nq = 1.
+ * rva_build() must return one of its documented statuses; when it builds, a tiny batch
+ * (two sequences, up to 8 x 8 rows, maybe masked, maybe training mode) is computed, must
+ * succeed, and a single-query rva_compute() must give the same bits as the batch path
+ * for nq = 1.
  */
 #include <math.h>
 
