@@ -55,9 +55,11 @@ typedef struct rva_runtime {
 /*
  * Validates *cfg and builds the mechanism. On success *out owns all its memory (the
  * config's borrowed arrays are copied); free it with rva_attention_destroy().
- * Errors: RVA_ENULL; RVA_EINVAL (unknown enum values, inconsistent options);
- * RVA_EDIM (heads not dividing dim, kv_heads not dividing heads); RVA_ERANGE
- * (a float field or an entry of bias_table / feature_matrix that is NaN or infinite,
+ * Errors: RVA_ENULL (also a NULL matrix in an MoE expert_w* list); RVA_EINVAL
+ * (unknown enum values, inconsistent options); RVA_EDIM (heads not dividing dim,
+ * kv_heads not dividing heads, an MoE router_stride or matrix-list stride narrower than
+ * its rows); RVA_ERANGE (a float field or an entry of bias_table / feature_matrix /
+ * router_weights / an MoE expert matrix that is NaN or infinite,
  * dropout outside [0,1), curvature >= 0, temperature <= 0, top_k 0 or > experts,
  * negative capacity, window 0 or odd, block_size/features 0 where used, features above
  * 65536, frechet_max_iter above 10000, a global index >= 2^32 - 1, ...);
