@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libhwloc-dev hwloc libblis-openmp-dev
-      libcriterion-dev python3 python3-numpy gnuplot-nox)
+      libcriterion-dev python3 python3-numpy gnuplot-nox libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --dev)  pkgs+=(clang libclang-rt-14-dev libomp-dev llvm valgrind) ;;

@@ -23,6 +23,7 @@
 #include "attention/position_bias.h"
 #include "attention/softmax_core.h"
 #include "attention/softmax_kernels.h"
+#include "attention/softmax_part.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
 #include "kernels/vexp.h"
@@ -43,6 +44,9 @@ typedef struct sm_op {
 	float **partials;           /* per sequence: [heads][chunks][rows] x (D + 2), or NULL */
 	size_t *nchunks;            /* per sequence: key chunks (split-KV / decode) */
 	size_t *chunk_len;          /* per sequence: keys per chunk */
+	size_t chunk_base;          /* partials hold chunks from this one on (0 in the engine) */
+	size_t kv_origin;           /* global key row of seq->k / seq->v row 0 (0 in the engine;
+	                             * a rank's slice of the keys in rvattn_mpi) */
 } sm_op;
 
 /* ---- build ---------------------------------------------------------------------------- */
@@ -141,6 +145,7 @@ typedef struct tile_io {
 	size_t h;            /* query head */
 	size_t k_begin, k_end;
 	float *o, *m, *l;    /* outputs: O (br x D, ld D), m, l (brp lanes) */
+	bool resume;         /* continue the state in o, m, l instead of starting afresh */
 } tile_io;
 
 static inline float *align16f(float *p) {
@@ -222,11 +227,13 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	float scale = att->scale;
 	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
 
-	for (size_t i = 0; i < brp; i++) {
-		io->m[i] = -INFINITY;
-		io->l[i] = 0.0f;
+	if (!io->resume) {
+		for (size_t i = 0; i < brp; i++) {
+			io->m[i] = -INFINITY;
+			io->l[i] = 0.0f;
+		}
+		memset(io->o, 0, br * D * sizeof(float));
 	}
-	memset(io->o, 0, br * D * sizeof(float));
 	if (fused && !small)
 		rva__sm_pack_qt(io->q, io->qs, br, brp, D, scale, qt);
 
@@ -242,7 +249,8 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			rva__pattern_classify(&s->pattern, qa, qb, (int64_t)k0, (int64_t)(k0 + nkt - 1));
 		if (cls == RVA__TILE_NONE)
 			continue;
-		const float *kt = kbase + k0 * seq->k_stride, *vt = vbase + k0 * seq->v_stride;
+		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
+		const float *kt = kbase + kr * seq->k_stride, *vt = vbase + kr * seq->v_stride;
 		if (!fused)
 			rva__sgemm(false, true, nkt, br, D, scale, kt, seq->k_stride, io->q, io->qs, 0.0f,
 			           st, brp);
@@ -322,28 +330,33 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 }
 
 /* Split-KV chunk task: a = head, b = chunk; all nq rows. Writes the partial
- * (m, l, O) of (head, chunk) to the arena: rows x (D + 2) floats. */
-static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
+ * (m, l, O) of (head, chunk) to the arena: rows x (D + 2) floats. `slot` indexes the
+ * op's per-sequence arrays (t->seq in the engine; t->seq selects the dropout stream). */
+static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
-	const rva_seq *seq = &op->seqs[t->seq];
+	const rva_seq *seq = &op->seqs[slot];
 	size_t D = att->head_dim, br = seq->nq, h = t->a, chunk = t->b;
-	size_t nch = op->nchunks[t->seq];
+	size_t nch = op->nchunks[slot];
 	tile_bufs b = carve(x->scratch, br, D);
 	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)i;
-	size_t k0 = chunk * op->chunk_len[t->seq], k1 = rva__min(seq->nk, k0 + op->chunk_len[t->seq]);
+	size_t k0 = chunk * op->chunk_len[slot], k1 = rva__min(seq->nk, k0 + op->chunk_len[slot]);
 	tile_io io = {.q = seq->q + h * D, .qs = seq->q_stride, .qpos = b.qpos, .br = br,
 	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l};
 	attend(att, op, seq, t->seq, &io, b.tile);
-	float *part = op->partials[t->seq] + (h * nch + chunk) * br * (D + 2);
+	float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * br * (D + 2);
 	for (size_t i = 0; i < br; i++) {
 		float *p = part + i * (D + 2);
 		p[0] = b.m[i];
 		p[1] = b.l[i];
 		memcpy(p + 2, b.o + i * D, D * sizeof(float));
 	}
+}
+
+static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
+	task_chunk_at(t, x, t->seq);
 	return RVA_OK;
 }
 
@@ -356,13 +369,13 @@ static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
 	return H * nq * (2 * DECODE_KB + D + 3) + 5 * 16 + 2 * nq + 64;
 }
 
-static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
+static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const sm_state *st = att->state;
-	const rva_seq *seq = &op->seqs[t->seq];
+	const rva_seq *seq = &op->seqs[slot];
 	size_t H = att->cfg.heads, G = H / att->kv_heads, D = att->head_dim, nq = seq->nq;
-	size_t chunk = t->b, nch = op->nchunks[t->seq], len = op->chunk_len[t->seq];
+	size_t chunk = t->b, nch = op->nchunks[slot], len = op->chunk_len[slot];
 	size_t k0 = chunk * len, k1 = rva__min(seq->nk, k0 + len), HQ = H * nq;
 	float *sc = align16f(x->scratch), *sc_prev = align16f(sc + HQ * DECODE_KB);
 	float *o = align16f(sc_prev + HQ * DECODE_KB);
@@ -390,8 +403,9 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 		                                            (int64_t)b0, (int64_t)(b0 + nkb - 1));
 		if (cls == RVA__TILE_NONE)
 			continue;
-		rva__sm_decode_step(seq->k + b0 * seq->k_stride, seq->k_stride, nkb,
-		                    seq->v + prev0 * seq->v_stride, seq->v_stride, nprev, seq->q,
+		rva__sm_decode_step(seq->k + (b0 - op->kv_origin) * seq->k_stride, seq->k_stride, nkb,
+		                    seq->v + (prev0 - op->kv_origin) * seq->v_stride, seq->v_stride,
+		                    nprev, seq->q,
 		                    seq->q_stride, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB, o);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
 		if (elementwise)
@@ -426,11 +440,12 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 		nprev = nkb;
 	}
 	if (nprev) /* the last block's P.V */
-		rva__sm_decode_step(NULL, 0, 0, seq->v + prev0 * seq->v_stride, seq->v_stride, nprev,
+		rva__sm_decode_step(NULL, 0, 0, seq->v + (prev0 - op->kv_origin) * seq->v_stride,
+		                    seq->v_stride, nprev,
 		                    seq->q, seq->q_stride, nq, H, G, D, att->scale, sc, sc_prev,
 		                    DECODE_KB, o);
 	for (size_t h = 0; h < H; h++) {
-		float *part = op->partials[t->seq] + (h * nch + chunk) * nq * (D + 2);
+		float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * nq * (D + 2);
 		for (size_t i = 0; i < nq; i++) {
 			float *p = part + i * (D + 2);
 			size_t r = h * nq + i;
@@ -439,23 +454,23 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 			memcpy(p + 2, o + r * D, D * sizeof(float));
 		}
 	}
+}
+
+static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
+	task_decode_at(t, x, t->seq);
 	return RVA_OK;
 }
 
-/* Merge task of split-KV: a = head. Chunks merged in chunk order (deterministic). */
-static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
-	(void)x;
-	const sm_op *op = t->ctx;
-	const rva_attention *att = op->att;
-	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = att->head_dim, br = seq->nq, h = t->a, nch = op->nchunks[t->seq];
-	const float *base = op->partials[t->seq] + h * nch * br * (D + 2);
+/* Merges the partials of one head (base: nch chunks x br rows x (D + 2)) in chunk order
+ * into out (row i at out + i*out_stride). Deterministic: the order is fixed. */
+static void merge_head(const float *base, size_t nch, size_t br, size_t D, float *out,
+                       size_t out_stride) {
 	for (size_t i = 0; i < br; i++) {
 		float m = -INFINITY;
 		for (size_t c = 0; c < nch; c++)
 			m = fmaxf(m, base[(c * br + i) * (D + 2)]);
 		float ms = m == -INFINITY ? 0.0f : m, l = 0.0f;
-		float *dst = seq->out + i * seq->out_stride + h * D;
+		float *dst = out + i * out_stride;
 		for (size_t d = 0; d < D; d++)
 			dst[d] = 0.0f;
 		for (size_t c = 0; c < nch; c++) {
@@ -471,6 +486,17 @@ static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 		for (size_t d = 0; d < D; d++)
 			dst[d] = l > 0.0f ? dst[d] * inv : (isnan(l) ? NAN : 0.0f);
 	}
+}
+
+/* Merge task of split-KV: a = head. Chunks merged in chunk order (deterministic). */
+static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t D = att->head_dim, br = seq->nq, h = t->a, nch = op->nchunks[t->seq];
+	merge_head(op->partials[t->seq] + h * nch * br * (D + 2), nch, br, D,
+	           seq->out + h * D, seq->out_stride);
 	return RVA_OK;
 }
 
@@ -510,6 +536,8 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->seqs = io->seqs;
 	op->rt = io->rt;
 	op->stream = io->stream;
+	op->kv_origin = 0;
+	op->chunk_base = 0;
 	op->partials = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
 	op->nchunks = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
 	op->chunk_len = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
@@ -646,4 +674,93 @@ rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint3
 		}
 	}
 	return RVA_OK;
+}
+
+/* ---- pieces for distributed callers (softmax_part.h) --------------------------------- */
+
+bool rva__softmax_is(const rva_attention *att) {
+	return att && att->ops && att->ops->plan == rva__softmax_plan;
+}
+
+bool rva__softmax_split(const rva_attention *att, const rva_seq *seq, size_t *chunk_len,
+                        size_t *nchunks) {
+	size_t chunk = split_chunk(att, seq);
+	bool decode = seq->nq <= 8;
+	size_t len = chunk ? chunk : seq->nk;
+	*chunk_len = len;
+	*nchunks = (chunk || decode) && len ? rva__div_up(seq->nk, len) : 1;
+	return chunk || decode;
+}
+
+size_t rva__softmax_partials_scratch(const rva_attention *att, const rva_seq *seq) {
+	size_t f = seq->nq <= 8 ? decode_scratch_floats(att, seq->nq)
+	                        : tile_scratch_floats(att, seq->nq, seq->nq) +
+	                              carve_floats(seq->nq, att->head_dim);
+	return f * sizeof(float);
+}
+
+void rva__softmax_chunk_partials(const rva_attention *att, const rva_seq *seq,
+                                 size_t kv_origin, uint32_t seq_index, const rva_runtime *rt,
+                                 size_t c, float *part, size_t part_chunks, size_t part_base,
+                                 void *scratch) {
+	size_t len, nch;
+	rva__softmax_split(att, seq, &len, &nch);
+	/* The engine's tasks with the op's per-head chunk count part_chunks and chunk_base
+	 * part_base: chunk c of head h lands at part[h][c - part_base]. */
+	sm_op op = {.att = att, .seqs = seq, .rt = rva__runtime_or_default(rt), .stream = 0,
+	            .partials = &part, .nchunks = &part_chunks, .chunk_len = &len,
+	            .chunk_base = part_base, .kv_origin = kv_origin};
+	rva__exec_ctx x = {.scratch = scratch, .scratch_bytes = 0, .worker = 0};
+	if (seq->nq <= 8) {
+		rva__task t = {.fn = task_decode, .ctx = &op, .seq = seq_index, .b = (uint32_t)c};
+		task_decode_at(&t, &x, 0);
+		return;
+	}
+	for (size_t h = 0; h < att->cfg.heads; h++) {
+		rva__task t = {.fn = task_chunk, .ctx = &op, .seq = seq_index, .a = (uint32_t)h,
+		               .b = (uint32_t)c};
+		task_chunk_at(&t, &x, 0);
+	}
+}
+
+void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, size_t nch,
+                                 const float *part) {
+	size_t D = att->head_dim, br = seq->nq;
+	for (size_t h = 0; h < att->cfg.heads; h++)
+		merge_head(part + h * nch * br * (D + 2), nch, br, D, seq->out + h * D,
+		           seq->out_stride);
+}
+
+size_t rva__softmax_tile_state_floats(const rva_attention *att, size_t br) {
+	return rva__round_up(2 * rva__round_up(br, 16) + br * att->head_dim, 16);
+}
+
+size_t rva__softmax_tile_scratch(const rva_attention *att, size_t br) {
+	return tile_scratch_floats(att, br, br) * sizeof(float);
+}
+
+void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t kv_origin,
+                            uint32_t seq_index, const rva_runtime *rt, const float *q,
+                            size_t q0, size_t br, size_t h, size_t k_begin, size_t k_end,
+                            bool first, float *state, void *scratch) {
+	size_t brp = rva__round_up(br, 16), D = att->head_dim;
+	sm_op op = {.att = att, .seqs = seq, .rt = rva__runtime_or_default(rt), .stream = 0,
+	            .kv_origin = kv_origin};
+	/* query positions: the tile's rows, as task_dense computes them; they live after the
+	 * tile loop's own scratch area */
+	int64_t qpos_buf[RVA__MAX_QUERY_BLOCK];
+	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	for (size_t i = 0; i < br; i++)
+		qpos_buf[i] = off + (int64_t)(q0 + i);
+	float *m = state, *l = state + brp, *o = state + 2 * brp;
+	tile_io io = {.q = q + h * D, .qs = seq->q_stride, .qpos = qpos_buf, .br = br, .h = h,
+	              .k_begin = k_begin, .k_end = k_end, .o = o, .m = m, .l = l,
+	              .resume = !first};
+	attend(att, &op, seq, seq_index, &io, scratch);
+}
+
+void rva__softmax_tile_finish(const rva_attention *att, size_t br, const float *state,
+                              float *out, size_t out_stride) {
+	size_t brp = rva__round_up(br, 16);
+	finish_rows(state + 2 * brp, state + brp, br, att->head_dim, out, out_stride);
 }
