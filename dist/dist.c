@@ -228,8 +228,8 @@ rva_status rva_dist_create(MPI_Comm comm, const rva_engine_config *cfg, rva_dist
 		if (e <= b) {
 			b = r % n;
 			e = b + 1;
-			d->info.overlap = true;
 		}
+		d->info.overlap = nr > n; /* shares wrap around: some ranks share a PU */
 		list_string(cpus + b, e - b, share, sizeof share);
 		c.cpus = share;
 		d->info.split = true;

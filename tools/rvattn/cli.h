@@ -259,6 +259,9 @@ int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 int cmd_presets(int argc, char **argv);
+/* `run`/`bench` with --dist and `topo` under mpirun (cmd_dist.c): returns -1 when the
+ * command is none of those (the caller dispatches as usual), else its exit code. */
+int cmd_dist(const char *cmd, int argc, char **argv);
 int cmd_default(void);
 
 /* The shared body of `run` and the default job. */

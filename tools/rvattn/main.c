@@ -67,6 +67,9 @@ int cmd_default(void) {
 }
 
 static int dispatch(const char *cmd, int argc, char **argv) {
+	int drc = cmd_dist(cmd, argc, argv); /* --dist, or topo under mpirun (cmd_dist.c) */
+	if (drc >= 0)
+		return drc;
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc, argv);
 	if (strcmp(cmd, "bench") == 0)
