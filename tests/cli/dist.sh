@@ -5,6 +5,9 @@
 # row per rank count; bad --dist values are usage errors; without mpirun (and without
 # --dist) rvattn runs as before. Skipped when rvattn was built without MPI.
 source "$(dirname "$0")/lib.bash"
+# Under ASan, the slow unwinder lets the LSan suppressions of Open MPI's own allocations
+# (tests/lsan.supp) see libmpi in the stacks.
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
 
 if "$RVATTN" run --dist batch --help 2>&1 | grep -q 'built without MPI'; then
 	echo "SKIP: rvattn built without MPI (the --dist refusal is checked below)"
