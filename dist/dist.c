@@ -21,7 +21,7 @@
 double rva__dist_now(void) { return (double)rva__now_ns() * 1e-9; }
 
 void rva__dist_nap(void) {
-	struct timespec ts = {0, 50000}; /* 50 us: the rank's own worker may share the core */
+	struct timespec ts = {0, 500000}; /* 0.5 ms: the rank's own worker may share its core */
 	nanosleep(&ts, NULL);
 }
 
@@ -267,9 +267,23 @@ agree:;
 	return RVA_OK;
 }
 
+float *rva__dist_ring_buffer(rva_dist *d, int i, size_t n) {
+	if (n <= d->ring_cap[i])
+		return d->ring_buf[i];
+	rva__free(d->ring_buf[i]);
+	d->ring_buf[i] = NULL;
+	d->ring_cap[i] = 0;
+	if (rva__alloc_array((void **)&d->ring_buf[i], n, sizeof(float), "ring buffer") != RVA_OK)
+		return NULL;
+	d->ring_cap[i] = n;
+	return d->ring_buf[i];
+}
+
 rva_status rva_dist_destroy(rva_dist *d) {
 	if (!d)
 		return RVA_OK;
+	for (int i = 0; i < 3; i++)
+		rva__free(d->ring_buf[i]);
 	rva_engine_destroy(d->engine);
 	if (d->node != MPI_COMM_NULL)
 		MPI_Comm_free(&d->node);

@@ -166,7 +166,7 @@ rva_status rva_dist_decode(rva_dist *d, const rva_attention *att, const rva_seq 
 		dec_ctx ctx = {.att = att, .seq = s, .first = first, .n = n, .c0 = c0,
 		               .rt = rva__runtime_or_default(rt), .part = part};
 		rva__graph g;
-		rva__graph_init(&g, 1);
+		rva__graph_init_cached(&g, 1, d->engine->arena_cache);
 		rva_status gs = RVA_OK;
 		for (size_t c = c0; c < c1 && gs == RVA_OK; c++) {
 			uint32_t id;
@@ -349,11 +349,13 @@ rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *s
 	if (mine == RVA_OK && blk_floats > (size_t)INT_MAX)
 		mine = rva__fail(RVA_EOVERFLOW, "rva_dist_ring: a K/V block of %zu floats exceeds the "
 		                 "MPI count limit: use more ranks", blk_floats);
+	size_t state_floats = 0;
+	if (mine == RVA_OK && !rva__mul3_ok(ntl ? ntl : 1, H, sf, &state_floats))
+		mine = rva__fail(RVA_EOVERFLOW, "rva_dist_ring: tile states overflow");
 	if (mine == RVA_OK &&
-	    (rva__alloc_array((void **)&state, ntl * H > 0 ? ntl * H : 1, sf * sizeof(float),
-	                      "ring states") != RVA_OK ||
-	     rva__alloc_array((void **)&buf[0], blk_floats, sizeof(float), "K/V block") != RVA_OK ||
-	     rva__alloc_array((void **)&buf[1], blk_floats, sizeof(float), "K/V block") != RVA_OK))
+	    (!(state = rva__dist_ring_buffer(d, 0, state_floats)) ||
+	     !(buf[0] = rva__dist_ring_buffer(d, 1, blk_floats)) ||
+	     !(buf[1] = rva__dist_ring_buffer(d, 2, blk_floats))))
 		mine = RVA_ENOMEM;
 	if (mine != RVA_OK)
 		snprintf(detail, sizeof detail, "%s", rva_last_error());
@@ -412,10 +414,13 @@ rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *s
 			ctx.ke = ke;
 			ctx.first = b == 0;
 			rva__graph g;
-			rva__graph_init(&g, 1);
+			rva__graph_init_cached(&g, 1, d->engine->arena_cache);
 			rva_status gs = RVA_OK;
-			for (size_t li = 0; li < ntl && gs == RVA_OK; li++)
-				for (size_t h = 0; h < H && gs == RVA_OK; h++) {
+			/* head-major (a head's K/V block stays in cache across its tiles), causal
+			 * tiles from the last (the most keys) down: the engine's dense order */
+			for (size_t h = 0; h < H && gs == RVA_OK; h++)
+				for (size_t i = 0; i < ntl && gs == RVA_OK; i++) {
+					size_t li = att->cfg.causal ? ntl - 1 - i : i;
 					uint32_t id;
 					gs = rva__graph_add(&g, ring_task, &ctx, 0, (uint32_t)li, (uint32_t)h, 0, 0,
 					                    1.0f, &id);
@@ -463,8 +468,5 @@ rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *s
 		                          .local_sequences = 1};
 	}
 out:
-	rva__free(state);
-	rva__free(buf[0]);
-	rva__free(buf[1]);
-	return st;
+	return st; /* state and buf belong to d's ring cache */
 }

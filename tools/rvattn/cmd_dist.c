@@ -34,7 +34,7 @@ int cmd_dist(const char *cmd, int argc, char **argv) {
 
 #include "rvattn/dist.h"
 
-enum { OPT_DIST = 2000, OPT_RANKS };
+enum { OPT_DIST = 2000, OPT_RANKS, OPT_SCALING };
 enum { MODE_BATCH, MODE_RING };
 
 static int rank_, size_;
@@ -214,6 +214,8 @@ typedef struct dist_opts {
 	unsigned threads;
 	size_t repeat;
 	size_t ranks[64], nranks;
+	size_t warmup;
+	int scaling;                /* bit 0: strong, bit 1: weak */
 	bool json, csv;
 	const char *out;
 } dist_opts;
@@ -227,6 +229,9 @@ static const char dist_help[] =
 	"  --repeat N            timed runs, the median is reported (default 3)\n"
 	"  --ranks LIST          bench: rank counts, e.g. 1,2 (default 1..K); sub-communicators\n"
 	"                        of this launch\n"
+	"  --warmup N            bench: untimed runs before the timed ones (default 1)\n"
+	"  --scaling KIND        bench: strong, weak or both (default both; weak grows the\n"
+	"                        batch k-fold, or a ring sequence sqrt(k)-fold, for k ranks)\n"
 	"  --json, --csv         bench: the scaling table as JSON or CSV on stdout\n"
 	"  --out FILE            run: rank 0 writes the output (.npy)\n";
 
@@ -237,10 +242,13 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		{"repeat", 1, 0, OPT_REPEAT}, {"json", 0, 0, OPT_JSON},
 		{"csv", 0, 0, OPT_CSV},       {"help", 0, 0, OPT_HELP},
 		{"dist", 1, 0, OPT_DIST},     {"ranks", 1, 0, OPT_RANKS},
+		{"warmup", 1, 0, OPT_WARMUP}, {"scaling", 1, 0, OPT_SCALING},
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	workload_opts_init(&o->w);
 	o->repeat = 3;
+	o->warmup = 1;
+	o->scaling = 3;
 	optind = 1;
 	opterr = 0;
 	int c;
@@ -273,6 +281,20 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		case OPT_RANKS:
 			if (!parse_size_list(cmd, "--ranks", optarg, o->ranks, 64, &o->nranks))
 				return EXIT_USAGE;
+			break;
+		case OPT_WARMUP:
+			if (!parse_size(cmd, "--warmup", optarg, true, &o->warmup))
+				return EXIT_USAGE;
+			break;
+		case OPT_SCALING:
+			if (strcmp(optarg, "strong") == 0)
+				o->scaling = 1;
+			else if (strcmp(optarg, "weak") == 0)
+				o->scaling = 2;
+			else if (strcmp(optarg, "both") == 0)
+				o->scaling = 3;
+			else
+				return cli_usage(cmd, "--scaling: '%s' is not strong, weak or both", optarg);
 			break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_CSV: o->csv = true; break;
@@ -342,6 +364,9 @@ static void grow(workload_opts *wo, int mode, size_t k, size_t seq0, size_t batc
 	}
 }
 
+/* a / b, 0 when b is 0 (a scaling kind not measured) */
+static double ratio(double a, double b) { return b > 0.0 ? a / b : 0.0; }
+
 static int dist_bench(const dist_opts *o) {
 	size_t ranks[64], nr = o->nranks;
 	if (nr == 0)
@@ -362,7 +387,7 @@ static int dist_bench(const dist_opts *o) {
 	double wk_time[64] = {0}, wk_gf[64] = {0};
 	int rc = 0;
 	for (int weak = 0; weak < 2 && !rc; weak++)
-		for (size_t i = 0; i < nr && !rc; i++) {
+		for (size_t i = 0; i < nr && !rc && (o->scaling >> weak & 1); i++) {
 			int k = (int)ranks[i];
 			MPI_Comm sub;
 			MPI_Comm_split(MPI_COMM_WORLD, rank_ < k ? 0 : MPI_UNDEFINED, rank_, &sub);
@@ -383,7 +408,7 @@ static int dist_bench(const dist_opts *o) {
 				double times[64], comp[64], comm[64];
 				size_t reps = o->repeat < 64 ? o->repeat : 64;
 				rva_dist_stats agg;
-				if (!rc) /* warm-up (first touch, engine start) */
+				for (size_t u = 0; u < o->warmup && !rc; u++) /* first touch, engine start */
 					rc = dist_once(d, sub, o->mode, &w, &times[0], &agg);
 				for (size_t rep = 0; rep < reps && !rc; rep++) {
 					rc = dist_once(d, sub, o->mode, &w, &times[rep], &agg);
@@ -421,8 +446,8 @@ static int dist_bench(const dist_opts *o) {
 			       "\"strong_efficiency\": %.4f, \"compute_s\": %.6f, \"comm_wait_s\": %.6f, "
 			       "\"weak_s\": %.6f, \"weak_gflops\": %.2f, \"weak_efficiency\": %.4f}",
 			       i ? ", " : "", ranks[i], st_time[i], st_gf[i],
-			       st_time[0] / (st_time[i] * (double)ranks[i] / (double)ranks[0]),
-			       st_comp[i], st_comm[i], wk_time[i], wk_gf[i], wk_time[0] / wk_time[i]);
+			       ratio(st_time[0], st_time[i] * (double)ranks[i] / (double)ranks[0]),
+			       st_comp[i], st_comm[i], wk_time[i], wk_gf[i], ratio(wk_time[0], wk_time[i]));
 		printf("]}\n");
 		return 0;
 	}
@@ -431,8 +456,8 @@ static int dist_bench(const dist_opts *o) {
 		       "weak_gflops,weak_efficiency\n");
 		for (size_t i = 0; i < nr; i++)
 			printf("%zu,%.6f,%.2f,%.4f,%.6f,%.6f,%.6f,%.2f,%.4f\n", ranks[i], st_time[i],
-			       st_gf[i], st_time[0] / (st_time[i] * (double)ranks[i] / (double)ranks[0]),
-			       st_comp[i], st_comm[i], wk_time[i], wk_gf[i], wk_time[0] / wk_time[i]);
+			       st_gf[i], ratio(st_time[0], st_time[i] * (double)ranks[i] / (double)ranks[0]),
+			       st_comp[i], st_comm[i], wk_time[i], wk_gf[i], ratio(wk_time[0], wk_time[i]));
 		return 0;
 	}
 	printf("bench --dist %s: %s, median of %zu runs per rank count; compute = the slowest "
@@ -441,10 +466,10 @@ static int dist_bench(const dist_opts *o) {
 	printf("%6s | %10s %9s %7s %6s %10s %10s | %10s %9s %6s\n", "ranks", "strong s",
 	       "GFLOP/s", "speedup", "eff", "compute s", "comm s", "weak s", "GFLOP/s", "eff");
 	for (size_t i = 0; i < nr; i++) {
-		double sp = st_time[0] / st_time[i];
+		double sp = ratio(st_time[0], st_time[i]);
 		printf("%6zu | %10.4f %9.1f %7.2f %6.2f %10.4f %10.4f | %10.4f %9.1f %6.2f\n", ranks[i],
 		       st_time[i], st_gf[i], sp, sp * (double)ranks[0] / (double)ranks[i], st_comp[i],
-		       st_comm[i], wk_time[i], wk_gf[i], wk_time[0] / wk_time[i]);
+		       st_comm[i], wk_time[i], wk_gf[i], ratio(wk_time[0], wk_time[i]));
 	}
 	return 0;
 }
