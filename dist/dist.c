@@ -731,7 +731,6 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 			}
 		}
 	}
-	/* the root computes its own share while its sends progress */
 	size_t li = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (owner[i] != d->rank || meta[i].status != RVA_OK)
@@ -749,7 +748,10 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 		                       .key_mask = meta[i].has_mask ? (const uint8_t *)(v + nk * kvd)
 		                                                    : NULL};
 	}
-	if (!is_root && nreq) {
+	/* The scatter completes before anyone computes: MPI moves large messages only inside
+	 * MPI calls, and a root polling between its own tiles starved the owners (G2 over
+	 * 2 ranks ran 2-3x slower). */
+	if (nreq) {
 		if ((rc = MPI_Waitall((int)nreq, reqs, MPI_STATUSES_IGNORE)) != MPI_SUCCESS) {
 			fail = rva__dist_mpi_fail(rc, "MPI_Waitall (inputs)");
 			goto out;
@@ -758,14 +760,7 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 	}
 	rva_batch lb = {.count = nloc, .seqs = lseq};
 	run_local_job(d, att, &lb, rt, lst, &first_bad, detail, sizeof detail, &compute, &flops,
-	              reqs, is_root ? (int)nreq : 0);
-	if (is_root && nreq) {
-		if ((rc = MPI_Waitall((int)nreq, reqs, MPI_STATUSES_IGNORE)) != MPI_SUCCESS) {
-			fail = rva__dist_mpi_fail(rc, "MPI_Waitall (inputs)");
-			goto out;
-		}
-		nreq = 0;
-	}
+	              NULL, 0);
 	/* 5. statuses and cancellation agreed: every rank learns every sequence's status */
 	li = 0;
 	for (size_t i = 0; i < n; i++) {

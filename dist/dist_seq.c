@@ -374,12 +374,15 @@ rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *s
 		pack(buf[0], s.k, rows0, kvd, s.k_stride);
 		pack(buf[0] + rows0 * kvd, s.v, rows0, kvd, s.v_stride);
 	}
+	/* block 0 is not overlapped: its broadcast counts as communication wait */
+	double tw0 = rva__dist_now();
 	if ((rc = MPI_Ibcast(buf[0], (int)(2 * rows0 * kvd), MPI_FLOAT, 0, d->comm, &req)) !=
 	        MPI_SUCCESS ||
 	    (rc = MPI_Wait(&req, MPI_STATUS_IGNORE)) != MPI_SUCCESS) {
 		st = rva__dist_mpi_fail(rc, "MPI_Ibcast (K/V block 0)");
 		goto out;
 	}
+	wait += rva__dist_now() - tw0;
 	if (d->rank == 0)
 		sent += (double)(2 * rows0 * kvd) * 4.0 * (double)(P - 1);
 	else
