@@ -145,8 +145,9 @@ rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned versi
  * failure removed and path untouched), devices, FIFOs and descriptors are written in
  * place, symlinks are followed. ndim may be 0 (scalar).
  * Errors: RVA_ENULL (path NULL, shape NULL with ndim > 0, data NULL with a nonzero
- * count); RVA_EINVAL (ndim > RVA_NPY_MAX_DIMS); RVA_EOVERFLOW; RVA_EIO (with the
- * system's reason and the path).
+ * count); RVA_EINVAL (ndim > RVA_NPY_MAX_DIMS, an empty path); RVA_EOVERFLOW; RVA_EIO
+ * (with the system's reason and the path); RVA_ENOMEM. Written with rva_outfile_open
+ * (rvattn/outfile.h).
  */
 rva_status rva_npy_save(const char *path, const float *data, size_t ndim,
                         const size_t *shape);

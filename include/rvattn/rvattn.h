@@ -16,5 +16,6 @@
 #include "pipeline.h"
 #include "presets.h"
 #include "npy.h"
+#include "outfile.h"
 
 #endif

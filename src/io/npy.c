@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
-#include "io/outfile.h"
+#include "rvattn/outfile.h"
 #include "rvattn/npy.h"
 
 #define NPY_MAGIC "\x93NUMPY"
@@ -866,20 +866,23 @@ rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
 	if (!data && count > 0)
 		return rva__fail(RVA_ENULL, "rva_npy_save: data is NULL for %zu elements", count);
 
-	/* The output rules (src/io/outfile.h): in place for descriptors, devices and FIFOs;
-	 * a temporary file in the target's directory, renamed over it, for regular files. */
-	rva__outfile o;
-	if ((st = rva__outfile_open(&o, path)) != RVA_OK)
+	/* The output rules (include/rvattn/outfile.h): in place for descriptors, devices and
+	 * FIFOs; a temporary file in the target's directory, renamed over it, for regular files. */
+	rva_outfile *o;
+	if ((st = rva_outfile_open(path, &o)) != RVA_OK)
 		return st;
-	st = rva__outfile_write(&o, hdr, hlen);
-	int err = st == RVA_OK ? write_data(o.fd, data, count) : 0;
+	st = rva_outfile_write(o, hdr, hlen);
+	rva_outfile_desc d;
+	if (st == RVA_OK)
+		st = rva_outfile_describe(o, &d);
+	int err = st == RVA_OK ? write_data(d.fd, data, count) : 0;
 	if (err)
 		st = rva__fail(RVA_EIO, "%s: cannot write: %s", path, strerror(err));
 	if (st != RVA_OK) {
-		rva__outfile_abort(&o);
+		rva_outfile_abort(o);
 		return st;
 	}
-	return rva__outfile_commit(&o);
+	return rva_outfile_commit(o);
 }
 
 rva_status rva_npy_save(const char *path, const float *data, size_t ndim,

@@ -75,13 +75,13 @@ double median(const double *v, size_t n);
 int outputs_check(const char *cmd, size_t n, const char *const *flags,
                   const char *const *paths);
 
+/* An output being written: rva_outfile (rvattn/outfile.h) plus the interrupt handling. */
 typedef struct outfile {
 	const char *path;  /* as given, for messages */
-	char *target;      /* the regular file replaced (resolved), or NULL */
-	char *tmp;         /* the temporary file beside it, or NULL */
-	int fd;
+	rva_outfile *f;    /* NULL once committed or aborted */
+	int fd;            /* the descriptor written to (borrowed from f) */
 	bool in_place;     /* a descriptor, device or FIFO written in place */
-	bool blocked;      /* the interrupt signals are blocked while tmp exists */
+	bool blocked;      /* the interrupt signals are blocked while a temporary file exists */
 } outfile;
 
 /* Opens an output (in place, or a temporary file for a regular target). Returns 0, or
