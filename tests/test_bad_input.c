@@ -8,6 +8,7 @@
  * rva_last_error() and (where checked) leave its output arguments untouched.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -515,6 +516,46 @@ static rva_status npy_save_to(const char *name, const float *data, size_t ndim,
 static const size_t shape3[1] = {3}, shape0[1] = {0};
 static const size_t shape_huge[2] = {SIZE_MAX / 2, 4};
 static size_t shape33[33];
+
+/* A call on a handle resolved for F.dir/outfile.bin (released afterwards): 0 describe with
+ * d NULL; 1 write with buf NULL and 4 bytes; 2 write before begin; 3 begin twice; 4 commit
+ * before begin; 5 a resolve that leaves out NULL on failure (BROKEN otherwise). */
+static rva_status outfile_with(int which) {
+	char path[256];
+	snprintf(path, sizeof path, "%s/outfile.bin", F.dir);
+	rva_outfile *f = NULL;
+	if (which == 5) {
+		f = (rva_outfile *)&F;
+		rva_status st = rva_outfile_resolve("/nonexistent/rvattn/x.bin", &f);
+		return f == NULL ? st : BROKEN;
+	}
+	if (rva_outfile_resolve(path, &f) != RVA_OK)
+		return BROKEN;
+	rva_status st = BROKEN;
+	switch (which) {
+	case 0: st = rva_outfile_describe(f, NULL); break;
+	case 1: st = rva_outfile_write(f, NULL, 4); break;
+	case 2: st = rva_outfile_write(f, "abcd", 4); break;
+	case 3:
+		st = rva_outfile_begin(f) == RVA_OK ? rva_outfile_begin(f) : BROKEN;
+		break;
+	case 4: return rva_outfile_commit(f); /* frees f */
+	}
+	rva_outfile_abort(f);
+	return st;
+}
+
+/* rva_outfile_open_fd on a descriptor open for reading only. */
+static rva_status outfile_fd_readonly(void) {
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return BROKEN;
+	rva_outfile *f = NULL;
+	rva_status st = rva_outfile_open_fd(fd, "/dev/null", &f);
+	close(fd);
+	rva_outfile_abort(f);
+	return st;
+}
 
 static rva_status job_seq(size_t i, bool null_st, bool null_detail) {
 	rva_status st;
@@ -1113,7 +1154,33 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_npy_save_ex version 7", RVA_EINVAL, npy_save_to("f.npy", F.q, 1, shape3, 7))          \
 	X("rva_npy_save missing directory", RVA_EIO,                                                 \
 	  rva_npy_save("/nonexistent/rvattn/x.npy", F.q, 1, shape3))                                 \
-	X("rva_npy_save onto a directory", RVA_EIO, npy_save_to("", F.q, 1, shape3, 0))
+	X("rva_npy_save onto a directory", RVA_EIO, npy_save_to("", F.q, 1, shape3, 0))             \
+	X("rva_outfile_resolve path NULL", RVA_ENULL, rva_outfile_resolve(NULL, &(rva_outfile *){0})) \
+	X("rva_outfile_resolve out NULL", RVA_ENULL, rva_outfile_resolve("x.bin", NULL))             \
+	X("rva_outfile_resolve empty path", RVA_EINVAL, rva_outfile_resolve("", &(rva_outfile *){0})) \
+	X("rva_outfile_resolve missing directory (out NULL)", RVA_EIO, outfile_with(5))              \
+	X("rva_outfile_resolve a directory", RVA_EIO, rva_outfile_resolve(F.dir, &(rva_outfile *){0})) \
+	X("rva_outfile_open path NULL", RVA_ENULL, rva_outfile_open(NULL, &(rva_outfile *){0}))      \
+	X("rva_outfile_open out NULL", RVA_ENULL, rva_outfile_open("x.bin", NULL))                   \
+	X("rva_outfile_open empty path", RVA_EINVAL, rva_outfile_open("", &(rva_outfile *){0}))      \
+	X("rva_outfile_open descriptor 999", RVA_EIO,                                                \
+	  rva_outfile_open("/proc/self/fd/999", &(rva_outfile *){0}))                                \
+	X("rva_outfile_open_fd name NULL", RVA_ENULL, rva_outfile_open_fd(1, NULL, &(rva_outfile *){0})) \
+	X("rva_outfile_open_fd out NULL", RVA_ENULL, rva_outfile_open_fd(1, "x", NULL))              \
+	X("rva_outfile_open_fd fd -1", RVA_EIO, rva_outfile_open_fd(-1, "x", &(rva_outfile *){0}))   \
+	X("rva_outfile_open_fd read-only fd", RVA_EIO, outfile_fd_readonly())                        \
+	X("rva_outfile_begin NULL", RVA_ENULL, rva_outfile_begin(NULL))                              \
+	X("rva_outfile_begin twice", RVA_ESTATE, outfile_with(3))                                    \
+	X("rva_outfile_set_cancel NULL", RVA_ENULL, rva_outfile_set_cancel(NULL, NULL, NULL))        \
+	X("rva_outfile_describe f NULL", RVA_ENULL,                                                  \
+	  rva_outfile_describe(NULL, &(rva_outfile_desc){0}))                                        \
+	X("rva_outfile_describe d NULL", RVA_ENULL, outfile_with(0))                                 \
+	X("rva_outfile_write f NULL", RVA_ENULL, rva_outfile_write(NULL, "a", 1))                    \
+	X("rva_outfile_write buf NULL", RVA_ENULL, outfile_with(1))                                  \
+	X("rva_outfile_write before begin", RVA_ESTATE, outfile_with(2))                             \
+	X("rva_outfile_commit NULL", RVA_ENULL, rva_outfile_commit(NULL))                            \
+	X("rva_outfile_commit before begin", RVA_ESTATE, outfile_with(4))                            \
+	X("rva_outfile_abort NULL", RVA_OK, rva_outfile_abort(NULL))
 
 /* Row i's call (a chain of ifs generated from the table). */
 static rva_status run_row(int i) {
