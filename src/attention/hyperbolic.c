@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "attention/attention_internal.h"
+#include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
 #include "kernels/vexp.h"
@@ -78,13 +79,17 @@ typedef struct hyp_rows {
 /* Scratch of the kernel, carved from one block (every piece 64-byte aligned). */
 typedef struct hyp_scratch {
 	float *q;             /* qb x hd projected query rows */
+	/* per query lane (qbp = qb rounded up to 16 entries each; padded lanes see no key) */
 	float *qn, *qf;       /* |q|^2, 1/(1 - c|q|^2) */
 	float *mx, *den;      /* running max, running denominator */
 	size_t *lim;          /* keys [0, lim) visible by causality */
+	float *alpha;         /* fused path: the rescaling factors of a tile */
+	float *qt, *st;       /* fused path: Qt[d][i] (hd x qbp), St[j][i] (bk x qbp, + 16) */
 	float *acc;           /* qb x hd running numerator */
 	float *s;             /* qb x bk scores, then weights */
 	float *ka, *kn, *kf;  /* key tile: projection factor, |k|^2, 1/(1 - c|k|^2) */
 	float *vw, *vl;       /* value tile: l * projection factor, l - 1 */
+	double *n2;           /* squared norms of a key or value tile */
 	/* Frechet only (nk entries each, and hd doubles each for the flow) */
 	double *w;            /* a row of weights */
 	float *va;            /* value projection factors */
@@ -110,12 +115,18 @@ static size_t hyp_layout(const rva_attention *att, size_t nk, void *base, hyp_sc
 	if (!sc)
 		sc = &dummy;
 	memset(sc, 0, sizeof *sc);
+	size_t qbp = rva__round_up(qb, 16);
 	carve(b, &off, qb * hd * sizeof(float), (void **)&sc->q);
-	carve(b, &off, qb * sizeof(float), (void **)&sc->qn);
-	carve(b, &off, qb * sizeof(float), (void **)&sc->qf);
-	carve(b, &off, qb * sizeof(float), (void **)&sc->mx);
-	carve(b, &off, qb * sizeof(float), (void **)&sc->den);
-	carve(b, &off, qb * sizeof(size_t), (void **)&sc->lim);
+	carve(b, &off, qbp * sizeof(float), (void **)&sc->qn);
+	carve(b, &off, qbp * sizeof(float), (void **)&sc->qf);
+	carve(b, &off, qbp * sizeof(float), (void **)&sc->mx);
+	carve(b, &off, qbp * sizeof(float), (void **)&sc->den);
+	carve(b, &off, qbp * sizeof(size_t), (void **)&sc->lim);
+	carve(b, &off, qbp * sizeof(float), (void **)&sc->alpha);
+	if (c->aggregation != RVA_AGG_FRECHET && rva__sm_use_fused()) {
+		carve(b, &off, hd * qbp * sizeof(float), (void **)&sc->qt);
+		carve(b, &off, (bk * qbp + 16) * sizeof(float), (void **)&sc->st);
+	}
 	carve(b, &off, qb * hd * sizeof(float), (void **)&sc->acc);
 	carve(b, &off, qb * bk * sizeof(float), (void **)&sc->s);
 	carve(b, &off, bk * sizeof(float), (void **)&sc->ka);
@@ -123,6 +134,7 @@ static size_t hyp_layout(const rva_attention *att, size_t nk, void *base, hyp_sc
 	carve(b, &off, bk * sizeof(float), (void **)&sc->kf);
 	carve(b, &off, bk * sizeof(float), (void **)&sc->vw);
 	carve(b, &off, bk * sizeof(float), (void **)&sc->vl);
+	carve(b, &off, bk * sizeof(double), (void **)&sc->n2);
 	carve(b, &off, hd * sizeof(double), (void **)&sc->tmp);
 	if (c->aggregation == RVA_AGG_FRECHET) {
 		carve(b, &off, nk * sizeof(double), (void **)&sc->w);
@@ -135,8 +147,9 @@ static size_t hyp_layout(const rva_attention *att, size_t nk, void *base, hyp_sc
 }
 
 /* Squared norm of a float vector, accumulated in double (8 partial sums in a fixed
- * order: independent chains, same result whatever the caller). */
-static double norm2(const float *x, size_t n) {
+ * order: independent chains, same result whatever the caller). The AVX-512 twin keeps
+ * the same 8 partial sums in one vector (the compiler may fuse its multiply-adds). */
+static double norm2_scalar(const float *x, size_t n) {
 	double p[8] = {0};
 	size_t i = 0;
 	for (; i + 8 <= n; i += 8)
@@ -145,6 +158,74 @@ static double norm2(const float *x, size_t n) {
 	for (; i < n; i++)
 		p[0] += (double)x[i] * x[i];
 	return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+}
+
+#if defined(__x86_64__)
+/* The partial sums in acc, the tail x[i..n) added to the first, reduced as above. */
+static inline RVA__TARGET_AVX512 double norm2_finish(__m512d acc, const float *x, size_t i,
+                                                     size_t n) {
+	double p[8];
+	_mm512_storeu_pd(p, acc);
+	for (; i < n; i++)
+		p[0] += (double)x[i] * x[i];
+	return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+}
+
+static inline RVA__TARGET_AVX512 __m512d norm2_step(__m512d acc, const float *x) {
+	__m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x));
+	return _mm512_add_pd(acc, _mm512_mul_pd(v, v));
+}
+
+static RVA__TARGET_AVX512 double norm2_avx512(const float *x, size_t n) {
+	__m512d acc = _mm512_setzero_pd();
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		acc = norm2_step(acc, x + i);
+	return norm2_finish(acc, x, i, n);
+}
+
+/* norm2 of `rows` rows (stride ld) four at a time: independent addition chains. */
+static RVA__TARGET_AVX512 void norm2_rows_avx512(const float *x, size_t ld, size_t rows,
+                                                 size_t n, double *out) {
+	size_t r = 0;
+	for (; r + 4 <= rows; r += 4) {
+		const float *x0 = x + r * ld, *x1 = x0 + ld, *x2 = x1 + ld, *x3 = x2 + ld;
+		__m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8) {
+			a0 = norm2_step(a0, x0 + i);
+			a1 = norm2_step(a1, x1 + i);
+			a2 = norm2_step(a2, x2 + i);
+			a3 = norm2_step(a3, x3 + i);
+		}
+		out[r] = norm2_finish(a0, x0, i, n);
+		out[r + 1] = norm2_finish(a1, x1, i, n);
+		out[r + 2] = norm2_finish(a2, x2, i, n);
+		out[r + 3] = norm2_finish(a3, x3, i, n);
+	}
+	for (; r < rows; r++)
+		out[r] = norm2_avx512(x + r * ld, n);
+}
+#endif
+
+static double norm2(const float *x, size_t n) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512)
+		return norm2_avx512(x, n);
+#endif
+	return norm2_scalar(x, n);
+}
+
+/* out[r] = norm2(x + r * ld, n), r < rows. */
+static void norm2_rows(const float *x, size_t ld, size_t rows, size_t n, double *out) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		norm2_rows_avx512(x, ld, rows, n, out);
+		return;
+	}
+#endif
+	for (size_t r = 0; r < rows; r++)
+		out[r] = norm2_scalar(x + r * ld, n);
 }
 
 /* sum_j a[j] b[j] and max_j a[j] over n floats, 8 lanes in a fixed order. */
@@ -258,9 +339,9 @@ static void load_queries(const rva_attention *att, const hyp_state *st, const hy
 static void load_keys(const rva_attention *att, const hyp_state *st, const rva_seq *s,
                       size_t kvh, size_t j0, size_t nt, hyp_scratch *sc) {
 	size_t hd = att->head_dim;
+	norm2_rows(s->k + j0 * s->k_stride + kvh * hd, s->k_stride, nt, hd, sc->n2);
 	for (size_t j = 0; j < nt; j++) {
-		const float *k = s->k + (j0 + j) * s->k_stride + kvh * hd;
-		double n2 = norm2(k, hd);
+		double n2 = sc->n2[j];
 		double f = proj_factor(st, n2);
 		double kn = n2 * f * f;
 		sc->ka[j] = (float)f;
@@ -273,9 +354,9 @@ static void load_keys(const rva_attention *att, const hyp_state *st, const rva_s
 static void load_values(const rva_attention *att, const hyp_state *st, const rva_seq *s,
                         size_t kvh, size_t j0, size_t nt, hyp_scratch *sc) {
 	size_t hd = att->head_dim;
+	norm2_rows(s->v + j0 * s->v_stride + kvh * hd, s->v_stride, nt, hd, sc->n2);
 	for (size_t j = 0; j < nt; j++) {
-		const float *v = s->v + (j0 + j) * s->v_stride + kvh * hd;
-		double n2 = norm2(v, hd);
+		double n2 = sc->n2[j];
 		double f = proj_factor(st, n2);
 		double cv = st->c * n2 * f * f;
 		double den = fmax(1.0 - cv, HYP_MIN_DEN);
@@ -337,30 +418,121 @@ static inline RVA__TARGET_AVX512 __m512 fma512c(float a, __m512 x, float b) {
 }
 #define P512(a, x, b) _Generic((a), float: fma512c, default: fma512)(a, x, b)
 
+/* arcosh(1 + x) for x >= 0 (or NaN): the polynomial ln of log_ge1 on 16 lanes. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512 arcosh1p512(__m512 x) {
+	const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+	__m512 y = _mm512_add_ps(_mm512_add_ps(one, x),
+	                         _mm512_sqrt_ps(_mm512_mul_ps(x, _mm512_add_ps(x, two))));
+	__m512 e = _mm512_getexp_ps(y);
+	__m512 m = _mm512_getmant_ps(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+	__mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(HYP_SQRT_HALF_X2), _CMP_GT_OQ);
+	m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+	e = _mm512_mask_add_ps(e, big, e, one);
+	__m512 xm = _mm512_sub_ps(m, one), z = _mm512_mul_ps(xm, xm);
+	__m512 r = _mm512_mul_ps(_mm512_mul_ps(xm, z), HYP_LOG_POLY(P512, xm));
+	r = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), r);
+	r = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, r);
+	r = _mm512_add_ps(xm, r);
+	return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), r);
+}
+
 static RVA__TARGET_AVX512 void arcosh_row_avx512(float *row, const float *kf, float a,
                                                   float mul, size_t n) {
 	const __m512 va = _mm512_set1_ps(a), vmul = _mm512_set1_ps(mul);
-	const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
 	for (size_t j = 0; j < n; j += 16) {
 		__mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1u);
 		__m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + j), va),
 		                         _mm512_maskz_loadu_ps(k, kf + j));
 		x = _mm512_max_ps(_mm512_setzero_ps(), x); /* NaN stays NaN */
-		__m512 y = _mm512_add_ps(_mm512_add_ps(one, x),
-		                         _mm512_sqrt_ps(_mm512_mul_ps(x, _mm512_add_ps(x, two))));
-		__m512 e = _mm512_getexp_ps(y);
-		__m512 m = _mm512_getmant_ps(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
-		__mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(HYP_SQRT_HALF_X2), _CMP_GT_OQ);
-		m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
-		e = _mm512_mask_add_ps(e, big, e, one);
-		__m512 xm = _mm512_sub_ps(m, one), z = _mm512_mul_ps(xm, xm);
-		__m512 r = _mm512_mul_ps(_mm512_mul_ps(xm, z), HYP_LOG_POLY(P512, xm));
-		r = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), r);
-		r = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, r);
-		r = _mm512_add_ps(xm, r);
-		r = _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), r);
-		_mm512_mask_storeu_ps(row + j, k, _mm512_mul_ps(vmul, r));
+		_mm512_mask_storeu_ps(row + j, k, _mm512_mul_ps(vmul, arcosh1p512(x)));
 	}
+}
+
+/*
+ * The fused tile step of the gyromidpoint (key-major St[j][i], nb query lanes, keys
+ * [j0, j0 + nt)), per block of 16 lanes: on entry St holds the dot products
+ * q_i . k_j (projected q, raw k); in one pass over the tile in registers
+ *   d2 = |q|^2 + |k|^2 - 2 ka q.k (recomputed directly for close points),
+ *   s = -arcosh(1 + max(two_c qf d2 kf, 0)) / (sqrt(c) temperature), -inf where the key is
+ *   not visible (causal limit or key mask), running max;
+ * then alpha = exp(m_old - m_new) and p = exp(s - m_new); with `weigh`, St <- p vw_j and
+ * den <- alpha den + sum_j p (l_j - 1), without it St <- p and den <- alpha den (the
+ * caller drops weights and adds the sums). Returns whether any alpha differs from 1.
+ */
+static RVA__TARGET_AVX512 bool gyro_tile_avx512(const hyp_state *hs, hyp_scratch *sc,
+                                                const float *kbase, size_t ks, size_t hd,
+                                                const uint8_t *kmask, size_t j0, size_t nt,
+                                                size_t nb, bool weigh) {
+	const __m512 ninf = _mm512_set1_ps(-INFINITY), zero = _mm512_setzero_ps();
+	const __m512 vnear = _mm512_set1_ps(HYP_NEAR), vmul = _mm512_set1_ps(-hs->score_mul);
+	__mmask16 changed = 0;
+	for (size_t i0 = 0; i0 < nb; i0 += 16) {
+		__m512 qn = _mm512_load_ps(sc->qn + i0);
+		__m512 a = _mm512_mul_ps(_mm512_set1_ps(hs->two_c), _mm512_load_ps(sc->qf + i0));
+		__m512i lim_lo = _mm512_load_si512((const void *)(sc->lim + i0));
+		__m512i lim_hi = _mm512_load_si512((const void *)(sc->lim + i0 + 8));
+		__m512 mo = _mm512_load_ps(sc->mx + i0), mt = mo;
+		for (size_t j = 0; j < nt; j++) {
+			float *p = sc->st + j * nb + i0;
+			__m512i key = _mm512_set1_epi64((long long)(j0 + j));
+			__mmask16 vis = (__mmask16)(_mm512_cmpgt_epu64_mask(lim_lo, key) |
+			                            ((unsigned)_mm512_cmpgt_epu64_mask(lim_hi, key) << 8));
+			if (kmask && !kmask[j])
+				vis = 0;
+			if (!vis) {
+				_mm512_store_ps(p, ninf);
+				continue;
+			}
+			__m512 nsum = _mm512_add_ps(qn, _mm512_set1_ps(sc->kn[j]));
+			__m512 d2 = _mm512_sub_ps(nsum, _mm512_mul_ps(_mm512_set1_ps(2.0f * sc->ka[j]),
+			                                              _mm512_load_ps(p)));
+			__mmask16 near = _mm512_mask_cmp_ps_mask(vis, d2, _mm512_mul_ps(vnear, nsum),
+			                                         _CMP_LT_OQ);
+			if (near) {
+				/* close points: |q - k|^2 from the difference, not from the norms */
+				float t[16];
+				_mm512_storeu_ps(t, d2);
+				const float *k = kbase + j * ks;
+				float ka = sc->ka[j];
+				for (unsigned l = 0; l < 16; l++)
+					if (near >> l & 1u) {
+						const float *qrow = sc->q + (i0 + l) * hd;
+						float e = 0.0f;
+						for (size_t d = 0; d < hd; d++) {
+							float u = qrow[d] - ka * k[d];
+							e += u * u;
+						}
+						t[l] = e;
+					}
+				d2 = _mm512_loadu_ps(t);
+			}
+			__m512 x = _mm512_mul_ps(_mm512_mul_ps(d2, a), _mm512_set1_ps(sc->kf[j]));
+			x = _mm512_max_ps(zero, x); /* NaN stays NaN */
+			__m512 s = _mm512_mask_blend_ps(vis, ninf, _mm512_mul_ps(vmul, arcosh1p512(x)));
+			_mm512_store_ps(p, s);
+			mt = _mm512_max_ps(s, mt);
+		}
+		__m512 ms = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mt, ninf, _CMP_EQ_OQ), mt, zero);
+		__m512 al = rva__exp512(_mm512_sub_ps(mo, ms));
+		__m512 sum = zero;
+		if (weigh)
+			for (size_t j = 0; j < nt; j++) {
+				float *p = sc->st + j * nb + i0;
+				__m512 e = rva__exp512(_mm512_sub_ps(_mm512_load_ps(p), ms));
+				sum = _mm512_fmadd_ps(e, _mm512_set1_ps(sc->vl[j]), sum);
+				_mm512_store_ps(p, _mm512_mul_ps(e, _mm512_set1_ps(sc->vw[j])));
+			}
+		else
+			for (size_t j = 0; j < nt; j++) {
+				float *p = sc->st + j * nb + i0;
+				_mm512_store_ps(p, rva__exp512(_mm512_sub_ps(_mm512_load_ps(p), ms)));
+			}
+		_mm512_store_ps(sc->den + i0, _mm512_fmadd_ps(al, _mm512_load_ps(sc->den + i0), sum));
+		_mm512_store_ps(sc->mx + i0, mt);
+		_mm512_store_ps(sc->alpha + i0, al);
+		changed |= _mm512_cmp_ps_mask(al, _mm512_set1_ps(1.0f), _CMP_NEQ_UQ);
+	}
+	return changed != 0;
 }
 
 static inline RVA__TARGET_AVX2 __m256 fma256(__m256 a, __m256 x, float b) {
@@ -457,6 +629,25 @@ static void tile_scores(const rva_attention *att, const hyp_state *st, const hyp
 	}
 }
 
+/* Writes the gyromidpoint outputs from the accumulators (both gyromidpoint paths). */
+static void gyro_finish(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
+                        hyp_scratch *sc) {
+	size_t hd = att->head_dim;
+	for (size_t i = 0; i < r->n; i++) {
+		float *out = r->out + i * r->ostride;
+		if (!(sc->den[i] > 0.0f)) {
+			store_zero(out, hd);
+			continue;
+		}
+		double inv = 1.0 / (double)sc->den[i];
+		const float *acc = sc->acc + i * hd;
+		for (size_t d = 0; d < hd; d++)
+			sc->tmp[d] = acc[d] * inv;
+		mobius_scalar(st, 0.5, sc->tmp, hd, sc->tmp);
+		store_point(st, sc->tmp, hd, out);
+	}
+}
+
 /* Gyromidpoint aggregation over key tiles with online softmax rescaling. */
 static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
                      hyp_scratch *sc) {
@@ -509,20 +700,68 @@ static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_ro
 		rva__sgemm(false, false, n, hd, nt, 1.0f, sc->s, bk,
 		           s->v + j0 * s->v_stride + kvh * hd, s->v_stride, 1.0f, sc->acc, hd);
 	}
-	for (size_t i = 0; i < n; i++) {
-		float *out = r->out + i * r->ostride;
-		if (!(sc->den[i] > 0.0f)) {
-			store_zero(out, hd);
-			continue;
-		}
-		double inv = 1.0 / (double)sc->den[i];
-		const float *acc = sc->acc + i * hd;
-		for (size_t d = 0; d < hd; d++)
-			sc->tmp[d] = acc[d] * inv;
-		mobius_scalar(st, 0.5, sc->tmp, hd, sc->tmp);
-		store_point(st, sc->tmp, hd, out);
-	}
+	gyro_finish(att, st, r, sc);
 }
+
+#if defined(__x86_64__)
+/*
+ * Gyromidpoint with the fused kernels of the softmax path (AVX-512, key-major tiles):
+ * S = K Q^T by rva__sm_scores_fused (Q projected and packed once per task, K read in
+ * place), distance -> arcosh -> score -> exp in one pass (gyro_tile_avx512), and
+ * O += P'^T V by rva__sm_pv_fused with P' = p l_j f_j (V read in place).
+ */
+static void hyp_gyro_fused(const rva_attention *att, const hyp_state *st, const hyp_rows *r,
+                           hyp_scratch *sc) {
+	const rva_seq *s = r->seq;
+	size_t hd = att->head_dim, bk = att->cfg.block_size, n = r->n;
+	size_t nb = rva__round_up(n, 16);
+	size_t kvh = r->h / (att->cfg.heads / att->kv_heads);
+	load_queries(att, st, r, sc);
+	size_t kmax = 0;
+	for (size_t i = 0; i < nb; i++) {
+		if (i < n) {
+			kmax = rva__max(kmax, sc->lim[i]);
+		} else { /* padded lanes: no visible key */
+			sc->qn[i] = 0.0f;
+			sc->qf[i] = 1.0f;
+			sc->lim[i] = 0;
+		}
+		sc->mx[i] = -INFINITY;
+		sc->den[i] = 0.0f;
+	}
+	memset(sc->acc, 0, n * hd * sizeof(float));
+	rva__sm_pack_qt(sc->q, hd, n, nb, hd, 1.0f, sc->qt);
+	const float *kbase = s->k + kvh * hd, *vbase = s->v + kvh * hd;
+	bool drop = r->dropout > 0.0f;
+	for (size_t j0 = 0; j0 < kmax; j0 += bk) {
+		size_t nt = rva__min(bk, kmax - j0);
+		const float *kt = kbase + j0 * s->k_stride, *vt = vbase + j0 * s->v_stride;
+		load_keys(att, st, s, kvh, j0, nt, sc);
+		load_values(att, st, s, kvh, j0, nt, sc);
+		rva__sm_scores_fused(kt, s->k_stride, nt, sc->qt, nb, hd, sc->st);
+		bool rescale = gyro_tile_avx512(st, sc, kt, s->k_stride, hd,
+		                                s->key_mask ? s->key_mask + j0 : NULL, j0, nt, nb,
+		                                !drop);
+		if (drop)
+			for (size_t i = 0; i < n; i++) {
+				size_t rowi = row_index(r, i);
+				float dsum = 0.0f;
+				for (size_t j = 0; j < nt; j++) {
+					float *p = sc->st + j * nb + i;
+					if (*p != 0.0f && dropped(r, rowi, j0 + j))
+						*p = 0.0f;
+					dsum += *p * sc->vl[j];
+					*p *= sc->vw[j];
+				}
+				sc->den[i] += dsum;
+			}
+		if (rescale)
+			rva__sm_rescale(sc->acc, n, hd, sc->alpha);
+		rva__sm_pv_fused(sc->st, nb, nt, vt, s->v_stride, n, hd, sc->acc);
+	}
+	gyro_finish(att, st, r, sc);
+}
+#endif
 
 /*
  * Weighted Frechet mean from the start point in sc->mu (left there), by the fixed-point
@@ -674,6 +913,10 @@ static void hyp_compute(const rva_attention *att, const hyp_rows *r, void *scrat
 	hyp_layout(att, r->seq->nk, scratch, &sc);
 	if (att->cfg.aggregation == RVA_AGG_FRECHET)
 		hyp_frechet(att, st, r, &sc);
+#if defined(__x86_64__)
+	else if (sc.st)
+		hyp_gyro_fused(att, st, r, &sc);
+#endif
 	else
 		hyp_gyro(att, st, r, &sc);
 }
