@@ -72,6 +72,22 @@ static int temp_files(void) {
 	return n;
 }
 
+/* Opens path, expecting the given kind and what stat(path) shows; fills *d. */
+static rva_outfile *open_as(const char *path, rva_outfile_kind kind, rva_outfile_desc *d) {
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	rva_outfile *f = NULL;
+	cr_assert_eq(rva_outfile_open(path, &f), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(rva_outfile_describe(f, d), RVA_OK);
+	cr_expect_eq(d->kind, kind);
+	cr_expect_str_eq(d->path, path);
+	cr_expect(d->exists);
+	cr_expect_eq(d->dev, (uint64_t)st.st_dev);
+	cr_expect_eq(d->ino, (uint64_t)st.st_ino);
+	cr_assert(d->fd >= 0);
+	return f;
+}
+
 Test(outfile, symlink_target_replaced_mode_kept) {
 	const char *target = in_dir("target.bin"), *link = in_dir("link.bin");
 	put(target, "old contents", 0640);
@@ -79,20 +95,12 @@ Test(outfile, symlink_target_replaced_mode_kept) {
 	struct stat before;
 	cr_assert_eq(stat(target, &before), 0);
 
-	rva_outfile *f = NULL;
-	cr_assert_eq(rva_outfile_open(link, &f), RVA_OK, "%s", rva_last_error());
 	rva_outfile_desc d;
-	cr_assert_eq(rva_outfile_describe(f, &d), RVA_OK);
-	cr_expect_eq(d.kind, RVA_OUTFILE_REPLACE);
-	cr_expect_str_eq(d.path, link);
+	rva_outfile *f = open_as(link, RVA_OUTFILE_REPLACE, &d);
 	char real[PATH_MAX];
 	cr_assert_not_null(realpath(target, real));
 	cr_expect_str_eq(d.target, real, "the resolved target is %s", d.target);
-	cr_expect(d.exists);
-	cr_expect_eq(d.dev, (uint64_t)before.st_dev);
-	cr_expect_eq(d.ino, (uint64_t)before.st_ino);
 	cr_expect_eq(d.source_fd, -1);
-	cr_assert(d.fd >= 0);
 	/* The temporary file sits beside the target, with the old mode already. */
 	cr_expect_eq(temp_files(), 1);
 	struct stat tmp;
@@ -145,15 +153,8 @@ Test(outfile, fifo_written_in_place) {
 	/* A reader first, so the writer's open does not wait. */
 	int rd = open(fifo, O_RDONLY | O_NONBLOCK);
 	cr_assert(rd >= 0);
-	struct stat st;
-	cr_assert_eq(stat(fifo, &st), 0);
-
-	rva_outfile *f = NULL;
-	cr_assert_eq(rva_outfile_open(fifo, &f), RVA_OK, "%s", rva_last_error());
 	rva_outfile_desc d;
-	cr_assert_eq(rva_outfile_describe(f, &d), RVA_OK);
-	cr_expect_eq(d.kind, RVA_OUTFILE_IN_PLACE);
-	cr_expect_eq(d.ino, (uint64_t)st.st_ino);
+	rva_outfile *f = open_as(fifo, RVA_OUTFILE_IN_PLACE, &d);
 	cr_expect_eq(temp_files(), 0, "a temporary file for a FIFO");
 	cr_assert_eq(rva_outfile_write(f, "through the fifo", 16), RVA_OK, "%s", rva_last_error());
 	cr_assert_eq(rva_outfile_commit(f), RVA_OK, "%s", rva_last_error());
@@ -162,6 +163,7 @@ Test(outfile, fifo_written_in_place) {
 	cr_expect_eq(read(rd, buf, sizeof buf - 1), 16);
 	cr_expect_str_eq(buf, "through the fifo");
 	close(rd);
+	struct stat st;
 	cr_assert_eq(lstat(fifo, &st), 0);
 	cr_expect(S_ISFIFO(st.st_mode), "the FIFO was replaced");
 	cr_expect_eq(temp_files(), 0);
