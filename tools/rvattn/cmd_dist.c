@@ -124,6 +124,7 @@ static int ring_once(rva_dist *d, MPI_Comm comm, workload *w, size_t s, double *
 		free(lo);
 		return cli_error(EXIT_RUNTIME, "out of memory");
 	}
+	memset(lo, 0, (L.q_rows ? L.q_rows : 1) * dim * sizeof *lo); /* first touch, untimed */
 	size_t row = 0;
 	for (size_t t = (size_t)r; t < L.q_tiles; t += (size_t)P)
 		for (size_t i = t * L.q_tile; i < g->nq && i < (t + 1) * L.q_tile; i++, row++)
