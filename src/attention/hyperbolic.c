@@ -20,9 +20,14 @@
  *     sum_j a_ij (l_j - 1)), l_j = 2/(1 - c|v_j|^2), Mobius scalar multiplication
  *     r (x)_c x = (1/sqrt c) tanh(r artanh(sqrt(c)|x|)) x/|x| (artanh argument clamped to
  *     1 - 1e-7, denominators to >= 1e-15). The ratio is homogeneous in the weights, so it
- *     runs tile by tile with the online-softmax rescaling of FlashAttention-2: one sgemm
- *     for the scores and one for the weighted values per (query tile, key tile), memory
- *     O(tile).
+ *     runs tile by tile with the online-softmax rescaling of FlashAttention-2, memory
+ *     O(tile). With AVX-512 (the softmax path's backend choice, rva__sm_use_fused) a tile
+ *     runs on the fused kernels of softmax_kernels.h in their key-major layout: the dot
+ *     products by rva__sm_scores_fused (projected queries packed once per task, keys read
+ *     in place), distance -> arcosh -> score -> running max -> exp -> l_j weighting in
+ *     one register pass (gyro_tile_avx512), the weighted values by rva__sm_pv_fused;
+ *     otherwise (RVATTN_ATTN_KERNEL=blis, AVX2, scalar) one sgemm for the scores and one
+ *     for the weighted values per (query tile, key tile).
  *   - RVA_AGG_FRECHET: the weighted Frechet (Karcher) mean argmin_mu sum_j a_ij
  *     d_c(mu, v_j)^2, iterated in double precision from the gyromidpoint by the
  *     convergent fixed-point scheme of Lou et al. (see frechet_iterate: the plain Karcher
