@@ -577,6 +577,47 @@ static rva_status t5_table_with(float bad) {
 	return build(c);
 }
 
+/* MoE caller weights (DIM 16, kv_dim 16, 4 experts): which = 0 all good; 1 a NaN in
+ * W_q[2]; 2 +Inf in W_o[0]; 3 -Inf in the shared W_k; 4 NaN in W_v; 5 W_q[1] NULL;
+ * 6 W_o stride 15 < 16 columns; 7 NaN in the router; 8 router_stride 15 < dim; 9 per-
+ * expert W_k list with expert 3's matrix NULL; 10 NULL data list for W_q (seeded, fine). */
+static rva_status moe_weights_with(int which) {
+	enum { D = DIM, E = 4 };
+	static float m[E][D * (D + 2)], router[E * (D + 1)];
+	for (size_t e = 0; e < E; e++)
+		for (size_t i = 0; i < D * (D + 2); i++)
+			m[e][i] = 0.01f * (float)((i + 3 * e) % 17) - 0.08f;
+	for (size_t i = 0; i < E * (D + 1); i++)
+		router[i] = 0.02f * (float)(i % 13) - 0.1f;
+	const float *q[E] = {m[0], m[1], m[2], m[3]}, *o[E] = {m[3], m[2], m[1], m[0]};
+	const float *kv[E] = {m[1], m[2], m[3], m[0]};
+	rva_config c = rva_moe(D, E, 2);
+	c.expert_kind = RVA_EXPERTS_STANDARD;
+	c.router_weights = router;
+	c.router_stride = D + 1;
+	c.expert_wq = (rva_matrix_list){q, D + 2};
+	c.expert_wo = (rva_matrix_list){o, D + 1};
+	c.expert_wk = (rva_matrix_list){kv, D};
+	c.expert_wv = (rva_matrix_list){kv + 1, 0};
+	switch (which) {
+	case 1: m[2][5 * (D + 2) + 3] = NAN; break;
+	case 2: m[3][D - 1] = INFINITY; break;  /* W_o[0] is m[3], row 0 */
+	case 3: m[1][2 * D + 7] = -INFINITY; break;
+	case 4: m[2][D * D - 1] = NAN; break;    /* the shared W_v is m[2] */
+	case 5: q[1] = NULL; break;
+	case 6: c.expert_wo.stride = D - 1; break;
+	case 7: router[2 * (D + 1) + 4] = NAN; break;
+	case 8: c.router_stride = D - 1; break;
+	case 9:
+		c.kv_projection = RVA_MOE_KV_PER_EXPERT;
+		kv[3] = NULL;
+		break;
+	case 10: c.expert_wq.data = NULL; break;
+	default: break;
+	}
+	return build(c);
+}
+
 /* Global indices {0, 5, x}. */
 static rva_status globals_with(size_t x) {
 	static size_t g[3];
@@ -814,6 +855,33 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: multi_head with expert_capacity -Inf", RVA_ERANGE, WITH(expert_capacity, -INFINITY)) \
 	X("build: multi_head with jitter_noise NaN", RVA_ERANGE, WITH(jitter_noise, NAN))            \
 	X("build: moe jitter +Inf", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, INFINITY))     \
+	X("build: moe normalize_gates 3", RVA_EINVAL,                                                \
+	  MECH_WITH(RVA_MECH_MOE, normalize_gates, (rva_gate_norm)3))                                \
+	X("build: moe normalize_gates -1", RVA_EINVAL,                                               \
+	  MECH_WITH(RVA_MECH_MOE, normalize_gates, (rva_gate_norm)-1))                               \
+	X("build: moe capacity_scope 2", RVA_EINVAL,                                                 \
+	  MECH_WITH(RVA_MECH_MOE, capacity_scope, (rva_capacity_scope)2))                            \
+	X("build: moe kv_projection 7", RVA_EINVAL,                                                  \
+	  MECH_WITH(RVA_MECH_MOE, kv_projection, (rva_moe_kv)7))                                     \
+	X("build: moe caller weights, strided, all finite", RVA_OK, moe_weights_with(0))           \
+	X("build: moe W_q with a NaN", RVA_ERANGE, moe_weights_with(1))                             \
+	X("build: moe W_o with +Inf", RVA_ERANGE, moe_weights_with(2))                              \
+	X("build: moe shared W_k with -Inf", RVA_ERANGE, moe_weights_with(3))                       \
+	X("build: moe shared W_v with a NaN", RVA_ERANGE, moe_weights_with(4))                      \
+	X("build: moe W_q list with a NULL matrix", RVA_ENULL, moe_weights_with(5))                 \
+	X("build: moe W_o stride narrower than dim", RVA_EDIM, moe_weights_with(6))                 \
+	X("build: moe router weights with a NaN", RVA_ERANGE, moe_weights_with(7))                  \
+	X("build: moe router_stride narrower than dim", RVA_EDIM, moe_weights_with(8))              \
+	X("build: moe per-expert W_k list with a NULL matrix", RVA_ENULL, moe_weights_with(9))      \
+	X("build: moe W_q list NULL (seeded)", RVA_OK, moe_weights_with(10))                        \
+	X("rva_attention_moe_weights att NULL", RVA_ENULL,                                           \
+	  rva_attention_moe_weights(NULL, 0, NULL, NULL, NULL, NULL))                                \
+	X("rva_attention_moe_weights not moe", RVA_EINVAL,                                           \
+	  rva_attention_moe_weights(F.att, 0, NULL, NULL, NULL, NULL))                               \
+	X("rva_attention_moe_weights 4 of 4", RVA_ERANGE,                                            \
+	  rva_attention_moe_weights(F.moe, 4, &(const float *){0}, NULL, NULL, NULL))                \
+	X("rva_attention_moe_weights all outputs NULL", RVA_OK,                                      \
+	  rva_attention_moe_weights(F.moe, 3, NULL, NULL, NULL, NULL))                               \
 	X("build: T5 bias_table all finite", RVA_OK, t5_table_with(0.0f))                          \
 	X("build: T5 bias_table with a NaN", RVA_ERANGE, t5_table_with(NAN))                        \
 	X("build: T5 bias_table with +Inf", RVA_ERANGE, t5_table_with(INFINITY))                    \
