@@ -282,7 +282,7 @@ float *rva__dist_ring_buffer(rva_dist *d, int i, size_t n) {
 rva_status rva_dist_destroy(rva_dist *d) {
 	if (!d)
 		return RVA_OK;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		rva__free(d->ring_buf[i]);
 	rva_engine_destroy(d->engine);
 	if (d->node != MPI_COMM_NULL)
@@ -594,7 +594,7 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 	size_t n = (size_t)count;
 	seq_meta *meta = NULL;
 	int *owner = NULL;
-	size_t *shape = NULL, *lglob = NULL;
+	size_t *shape = NULL, *lglob = NULL, *offs = NULL;
 	rva_seq *lseq = NULL;
 	float **bufs = NULL;
 	long long *stv = NULL, *stv_all = NULL;
@@ -610,6 +610,7 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 	         rva__alloc_array((void **)&owner, n1, sizeof *owner, "owners") == RVA_OK &&
 	         rva__alloc_array((void **)&shape, 2 * n1, sizeof *shape, "shapes") == RVA_OK &&
 	         rva__alloc_array((void **)&lglob, n1, sizeof *lglob, "local") == RVA_OK &&
+	         rva__alloc_array((void **)&offs, n1, sizeof *offs, "offsets") == RVA_OK &&
 	         rva__alloc_array((void **)&lseq, n1, sizeof *lseq, "local") == RVA_OK &&
 	         rva__alloc_array((void **)&lst, n1, sizeof *lst, "local") == RVA_OK &&
 	         rva__alloc_array((void **)&bufs, n1, sizeof *bufs, "buffers") == RVA_OK &&
@@ -663,20 +664,37 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 	/* 3. owners allocate receive buffers (packed); failures become statuses, agreed
 	 *    (with the cancel flag) before any data moves */
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
+	/* offsets of the received sequences in one cached buffer */
+	size_t all = 0;
+	bool all_fit = true;
 	for (size_t i = 0; i < n; i++) {
 		stv[i] = 0;
-		if (owner[i] != d->rank || meta[i].status != RVA_OK)
+		if (is_root || owner[i] != d->rank || meta[i].status != RVA_OK)
 			continue;
-		if (is_root) {
-			continue;
-		}
 		size_t nq = (size_t)meta[i].nq, nk = (size_t)meta[i].nk, fl;
 		size_t tot = 0;
 		bool fits = rva__mul_ok(nq, dim, &fl) && rva__add_ok(tot, 2 * fl, &tot) &&
 		          rva__mul_ok(nk, kvd, &fl) && rva__add_ok(tot, 2 * fl, &tot) &&
-		          rva__add_ok(tot, nk / sizeof(float) + 1, &tot);
-		if (!fits || rva__alloc_array((void **)&bufs[i], tot, sizeof(float), "sequence") != RVA_OK)
-			stv[i] = fits ? RVA_ENOMEM : RVA_EOVERFLOW;
+		          rva__add_ok(tot, nk / sizeof(float) + 1, &tot) &&
+		          rva__add_ok(all, tot, &tot);
+		if (!fits) {
+			stv[i] = RVA_EOVERFLOW;
+			all_fit = false;
+			continue;
+		}
+		offs[i] = all;
+		all = tot;
+	}
+	float *base = all && all_fit ? rva__dist_ring_buffer(d, 3, all) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (is_root || owner[i] != d->rank || meta[i].status != RVA_OK || stv[i])
+			continue;
+		if (base)
+			bufs[i] = base + offs[i];
+		else {
+			bufs[i] = NULL;
+			stv[i] = all_fit ? RVA_ENOMEM : RVA_EOVERFLOW;
+		}
 	}
 	stv[n] = assign_failed ? 2 : atomic_load(&d->cancel) ? 1 : 0;
 	if ((rc = MPI_Allreduce(stv, stv_all, (int)n + 1, MPI_LONG_LONG, MPI_MAX, d->comm)) !=
@@ -837,10 +855,8 @@ out:
 	if (nreq) /* an MPI failure left requests: wait them out so buffers can be freed */
 		MPI_Waitall((int)nreq, reqs, MPI_STATUSES_IGNORE);
 out_abort:
-	if (bufs)
-		for (size_t i = 0; i < n; i++)
-			rva__free(bufs[i]);
-	rva__free(bufs);
+	rva__free(bufs); /* the sequences themselves live in d's cache */
+	rva__free(offs);
 	rva__free(lseq);
 	rva__free(lst);
 	rva__free(reqs);
