@@ -35,7 +35,9 @@ float *rva__dist_ring_buffer(rva_dist *d, int i, size_t n);
 
 double rva__dist_now(void);
 /* A short sleep between polls (50 us). */
-void rva__dist_nap(void);
+/* Sleeps between polls of a running job; *round (start at 0) grows the nap while no MPI
+ * request is pending. */
+void rva__dist_nap(unsigned *round, bool pending);
 /* RVA_ESYSTEM naming the MPI call and MPI's message. */
 rva_status rva__dist_mpi_fail(int rc, const char *what);
 /* Collective: whether any rank asked to cancel (the flags are then cleared). */
