@@ -50,6 +50,16 @@ expect_rc 0 "${MPIRUN[@]}" -n 2 "$RVATTN" bench --dist batch --ranks 1,2 --mecha
 expect_rc 0 "${MPIRUN[@]}" -n 2 "$RVATTN" bench --dist ring --ranks 1,2 --mechanism flash \
 	--dim 64 --heads 2 --seq 256 --causal --threads 1 --repeat 1
 grep -q 'comm s' "$T/out" || fail "bench table: $(cat "$T/out")"
+# --plot: strong scaling against ranks, drawn by rank 0 (gnuplot-nox is a test dependency)
+if command -v gnuplot >/dev/null; then
+	expect_rc 0 "${MPIRUN[@]}" -n 2 "$RVATTN" bench --dist batch --ranks 1,2 --mechanism flash \
+		--dim 64 --heads 2 --batch 4 --seq 128 --threads 1 --repeat 1 --scaling strong \
+		--plot "$T/ranks.svg"
+	grep -q "plot: $T/ranks.svg" "$T/out" || fail "bench --plot: $(cat "$T/out")"
+	grep -q '<svg' "$T/ranks.svg" && grep -q 'ranks' "$T/ranks.svg" || fail "plot has no ranks axis"
+fi
+expect_rc 2 "$RVATTN" bench --dist batch --plot "$T/p.txt" && expect_err_line 'must end in .png or .svg'
+expect_rc 2 "$RVATTN" bench --dist batch --scaling weak --plot "$T/p.svg" && expect_err_line 'not with --scaling weak'
 
 expect_rc 2 "$RVATTN" run --dist sideways --seq 8 && expect_err_line 'not batch or ring'
 expect_rc 2 "$RVATTN" presets --dist batch && expect_err_line 'option of run and bench'

@@ -273,10 +273,10 @@ typedef struct run_opts {
 } run_opts;
 int run_workload(const char *cmd, const run_opts *r);
 
-/* gnuplot (plot.c): draws GFLOP/s and speed-up against threads. Returns 0, or prints why
- * not and returns 1. */
-int plot_scaling(const char *path, const char *title, const size_t *threads,
-                 const double *gflops, const double *speedup, size_t n);
+/* gnuplot (plot.c): draws GFLOP/s and speed-up against threads (or ranks: xlabel names
+ * the axis). Returns 0, or prints why not and returns 1. */
+int plot_scaling(const char *path, const char *title, const char *xlabel,
+                 const size_t *threads, const double *gflops, const double *speedup, size_t n);
 /* Whether path ends in .png or .svg (case-insensitive). */
 bool plot_path_ok(const char *path);
 

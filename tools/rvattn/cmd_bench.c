@@ -320,7 +320,7 @@ int cmd_bench(int argc, char **argv) {
 		snprintf(title, sizeof title, "rvattn %s: %s dim %zu, %zu heads, B %zu, N %zu, M %zu "
 		         "- %s, BLIS %s", w.source, rva_mechanism_name(cc.mechanism), cc.dim,
 		         cc.heads, w.batch, w.nq, w.nk, cpu, rva_kernel_set_name(info.kernels));
-		if ((rc = plot_scaling(plot_path, title, th, gf, sp, ncounts)))
+		if ((rc = plot_scaling(plot_path, title, "threads", th, gf, sp, ncounts)))
 			goto out;
 		printf("plot: %s\n", plot_path);
 	}

@@ -219,6 +219,7 @@ typedef struct dist_opts {
 	int scaling;                /* bit 0: strong, bit 1: weak */
 	bool json, csv;
 	const char *out;
+	const char *plot;           /* bench: strong-scaling plot (.png or .svg) */
 } dist_opts;
 
 static const char dist_help[] =
@@ -234,6 +235,8 @@ static const char dist_help[] =
 	"  --scaling KIND        bench: strong, weak or both (default both; weak grows the\n"
 	"                        batch k-fold, or a ring sequence sqrt(k)-fold, for k ranks)\n"
 	"  --json, --csv         bench: the scaling table as JSON or CSV on stdout\n"
+	"  --plot FILE           bench: strong scaling, GFLOP/s and speed-up against ranks\n"
+	"                        (.png or .svg, gnuplot), written by rank 0\n"
 	"  --out FILE            run: rank 0 writes the output (.npy)\n";
 
 static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
@@ -244,7 +247,7 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		{"csv", 0, 0, OPT_CSV},       {"help", 0, 0, OPT_HELP},
 		{"dist", 1, 0, OPT_DIST},     {"ranks", 1, 0, OPT_RANKS},
 		{"warmup", 1, 0, OPT_WARMUP}, {"scaling", 1, 0, OPT_SCALING},
-		{0, 0, 0, 0}};
+		{"plot", 1, 0, OPT_PLOT},     {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	workload_opts_init(&o->w);
 	o->repeat = 3;
@@ -299,6 +302,11 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 			break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_CSV: o->csv = true; break;
+		case OPT_PLOT:
+			if (!plot_path_ok(optarg))
+				return cli_usage(cmd, "--plot %s: the name must end in .png or .svg", optarg);
+			o->plot = optarg;
+			break;
 		case OPT_HELP:
 			if (rank_ == 0)
 				printf("rvattn %s --dist batch|ring [workload options]\n%s\n%s", cmd,
@@ -311,6 +319,8 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
 	if (!o->mode_given)
 		return cli_usage(cmd, "--dist needs batch or ring");
+	if (o->plot && !(o->scaling & 1))
+		return cli_usage(cmd, "--plot draws strong scaling: not with --scaling weak");
 	o->out = o->w.out_path;
 	return 0;
 }
@@ -439,6 +449,20 @@ static int dist_bench(const dist_opts *o) {
 	if (rc || rank_ != 0)
 		return rc;
 	const char *m = o->mode == MODE_RING ? "ring" : "batch";
+	if (o->plot) {
+		double sp[64];
+		for (size_t i = 0; i < nr; i++)
+			sp[i] = ratio(st_time[0], st_time[i]);
+		char title[256];
+		if (o->threads)
+			snprintf(title, sizeof title, "rvattn bench --dist %s, strong scaling, %u thread%s "
+			         "per rank", m, o->threads, o->threads == 1 ? "" : "s");
+		else
+			snprintf(title, sizeof title, "rvattn bench --dist %s, strong scaling, each rank's "
+			         "own cores", m);
+		if ((rc = plot_scaling(o->plot, title, "ranks", ranks, st_gf, sp, nr)))
+			return rc;
+	}
 	if (o->json) {
 		printf("{\"dist\": \"%s\", \"threads_per_rank\": %u, \"repeat\": %zu, \"rows\": [", m,
 		       o->threads, o->repeat);
@@ -472,6 +496,8 @@ static int dist_bench(const dist_opts *o) {
 		       st_time[i], st_gf[i], sp, sp * (double)ranks[0] / (double)ranks[i], st_comp[i],
 		       st_comm[i], wk_time[i], wk_gf[i], ratio(wk_time[0], wk_time[i]));
 	}
+	if (o->plot)
+		printf("plot: %s\n", o->plot);
 	return 0;
 }
 

@@ -57,8 +57,8 @@ static bool ends_with(const char *s, const char *suffix) {
 
 bool plot_path_ok(const char *path) { return ends_with(path, ".png") || ends_with(path, ".svg"); }
 
-int plot_scaling(const char *path, const char *title, const size_t *threads,
-                 const double *gflops, const double *speedup, size_t n) {
+int plot_scaling(const char *path, const char *title, const char *xlabel,
+                 const size_t *threads, const double *gflops, const double *speedup, size_t n) {
 	char gp[4096];
 	if (!find_in_path("gnuplot", gp, sizeof gp))
 		return cli_error(EXIT_RUNTIME, "cannot draw %s: gnuplot is not installed (install "
@@ -108,8 +108,9 @@ int plot_scaling(const char *path, const char *title, const size_t *threads,
 		/* No file name: gnuplot draws on its stdout, our output. */
 		fprintf(f, "set output\nset title ");
 		gp_string(f, title);
-		fprintf(f, " noenhanced\n"
-		           "set xlabel 'threads'\nset ylabel 'GFLOP/s'\nset y2label 'speed-up'\n"
+		fprintf(f, " noenhanced\nset xlabel ");
+		gp_string(f, xlabel);
+		fprintf(f, "\nset ylabel 'GFLOP/s'\nset y2label 'speed-up'\n"
 		           "set ytics nomirror\nset y2tics\nset grid\nset key top left\n"
 		           "set xrange [0:*]\nset yrange [0:*]\nset y2range [0:*]\n"
 		           "$d << EOD\n");
