@@ -113,6 +113,28 @@ rva_status rva__dist_agree(rva_dist *d, rva_status mine, size_t my_index, const 
 	                 msg.detail);
 }
 
+/* Waits for a running local job while polling reqs (may be NULL/0) so communication
+ * progresses (MPI moves messages only inside MPI calls); a cancel request of d cancels the
+ * job. Returns rva_job_wait's status. */
+static rva_status wait_polling(rva_dist *d, rva_job *job, MPI_Request *reqs, int nreq) {
+	bool done = false, cancelled = false;
+	unsigned round = 0;
+	int flag = 0;
+	while (!done) {
+		if (nreq > 0 && !flag &&
+		    MPI_Testall(nreq, reqs, &flag, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+			flag = 1; /* the error surfaces at the caller's MPI_Waitall */
+		if (!cancelled && atomic_load(&d->cancel)) {
+			rva_job_cancel(job);
+			cancelled = true;
+		}
+		rva_job_poll(job, &done);
+		if (!done)
+			rva__dist_nap(&round, nreq > 0 && !flag);
+	}
+	return rva_job_wait(job);
+}
+
 /* Runs a graph on the local engine while polling reqs (may be NULL/0) so communication
  * progresses; a cancel request cancels the job. Adds the job time to *compute_s. */
 rva_status rva__dist_run_graph(rva_dist *d, rva__graph *g, MPI_Request *reqs, int nreq,
@@ -122,22 +144,7 @@ rva_status rva__dist_run_graph(rva_dist *d, rva__graph *g, MPI_Request *reqs, in
 	rva_status st = rva__engine_submit_graph(d->engine, g, NULL, NULL, &job);
 	if (st != RVA_OK)
 		return st;
-	bool done = false, cancelled = false;
-	unsigned round = 0;
-	int flag = 0;
-	while (!done) {
-		if (nreq > 0 && !flag && MPI_Testall(nreq, reqs, &flag, MPI_STATUSES_IGNORE) !=
-		                             MPI_SUCCESS)
-			flag = 1; /* errors surface at the caller's MPI_Waitall */
-		if (!cancelled && atomic_load(&d->cancel)) {
-			rva_job_cancel(job);
-			cancelled = true;
-		}
-		rva_job_poll(job, &done);
-		if (!done)
-			rva__dist_nap(&round, nreq > 0 && !flag);
-	}
-	st = rva_job_wait(job);
+	st = wait_polling(d, job, reqs, nreq);
 	rva_job_destroy(job);
 	*compute_s += rva__dist_now() - t0;
 	return st;
@@ -488,23 +495,7 @@ static rva_status run_local_job(rva_dist *d, const rva_attention *att, const rva
 		*compute += rva__dist_now() - t0;
 		return s;
 	}
-	bool done = false, cancelled = false;
-	unsigned round = 0;
-	int flag = 0;
-	while (!done) {
-		/* keep the pending sends moving (MPI progresses inside MPI calls only) */
-		if (nreq > 0 && !flag &&
-		    MPI_Testall(nreq, reqs, &flag, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
-			flag = 1; /* the error surfaces at the caller's MPI_Waitall */
-		if (!cancelled && atomic_load(&d->cancel)) {
-			rva_job_cancel(job);
-			cancelled = true;
-		}
-		rva_job_poll(job, &done);
-		if (!done)
-			rva__dist_nap(&round, nreq > 0 && !flag);
-	}
-	rva_status overall = rva_job_wait(job);
+	rva_status overall = wait_polling(d, job, reqs, nreq);
 	for (size_t i = 0; i < b->count; i++) {
 		const char *det = NULL;
 		rva_job_seq_status(job, i, &st[i], &det);
