@@ -546,6 +546,23 @@ static rva_status io_fail(const char *path, const char *doing, int err) {
 /* First capacity of the array read from a stream (elements), doubled as data arrives. */
 #define NPY_STREAM_FIRST_ELEMS ((size_t)1 << 16)
 
+/* Reads the first 12 bytes of fd into pre (*got of them) and parses the magic, version
+ * and header length: *dend is the offset of the data (SIZE_MAX when it overflows, so any
+ * limit the caller checks refuses it), *dlen the header length. */
+static rva_status read_prefix(int fd, const char *path, uint8_t pre[12], size_t *got,
+                              size_t *dlen, size_t *dend) {
+	int err = read_full(fd, pre, 12, got);
+	if (err)
+		return io_fail(path, "read", err);
+	unsigned major, minor;
+	size_t dstart = 0;
+	*dlen = 0;
+	rva_status st = parse_prefix(path, pre, *got, &major, &minor, &dstart, dlen);
+	if (st == RVA_OK && !rva__add_ok(dstart, *dlen, dend))
+		*dend = SIZE_MAX;
+	return st;
+}
+
 /*
  * Not a regular file: the size is unknown. Reads the magic and the header first (so
  * /dev/zero or a text stream fails after 12 bytes), then exactly the data bytes the header
@@ -555,16 +572,12 @@ static rva_status io_fail(const char *path, const char *doing, int err) {
  */
 static rva_status load_stream(int fd, const char *path, rva_npy_array *out) {
 	uint8_t pre[12];
-	size_t got;
-	int err = read_full(fd, pre, sizeof pre, &got);
-	if (err)
-		return io_fail(path, "read", err);
-	unsigned major, minor;
-	size_t dstart = 0, dlen = 0, dend;
-	rva_status st = parse_prefix(path, pre, got, &major, &minor, &dstart, &dlen);
+	size_t got, dlen, dend = 0;
+	rva_status st = read_prefix(fd, path, pre, &got, &dlen, &dend);
 	if (st != RVA_OK)
 		return st;
-	if (!rva__add_ok(dstart, dlen, &dend) || dend > NPY_STREAM_HEADER_MAX)
+	int err;
+	if (dend > NPY_STREAM_HEADER_MAX)
 		return rva__fail(RVA_EFORMAT, "%s: .npy header length %zu exceeds the %zu bytes "
 		                 "read from a stream", path, dlen, NPY_STREAM_HEADER_MAX);
 	size_t hcap = rva__max(dend, sizeof pre);
@@ -659,16 +672,12 @@ static rva_status load_fd(int fd, const char *path, rva_npy_array *out) {
 	size_t fsize = (size_t)sb.st_size;
 
 	uint8_t pre[12];
-	size_t got;
-	int err = read_full(fd, pre, sizeof pre, &got);
-	if (err)
-		return io_fail(path, "read", err);
-	unsigned major, minor;
-	size_t dstart = 0, dlen = 0, dend;
-	rva_status st = parse_prefix(path, pre, got, &major, &minor, &dstart, &dlen);
+	size_t got, dlen, dend = 0;
+	rva_status st = read_prefix(fd, path, pre, &got, &dlen, &dend);
 	if (st != RVA_OK)
 		return st;
-	if (!rva__add_ok(dstart, dlen, &dend) || dend > fsize)
+	int err;
+	if (dend > fsize)
 		return rva__fail(RVA_EFORMAT, "%s: .npy header length %zu goes beyond the end of "
 		                 "the file (%zu bytes)", path, dlen, fsize);
 	uint8_t *hbuf = rva__malloc(dend);
