@@ -137,7 +137,16 @@ static int write_csv(const char *path, const row *rows, size_t n) {
 	return rc;
 }
 
-int cmd_bench(int argc, char **argv) {
+/* What the command line asked for. */
+typedef struct bench_args {
+	workload_opts o;
+	size_t counts[MAX_COUNTS], ncounts, repeat, warmup;
+	const char *json_path, *csv_path, *plot_path;
+	bool help;
+} bench_args;
+
+/* Parses argv into `a` (help: a->help); returns an exit code, the usage error printed. */
+static int parse_bench_args(int argc, char **argv, bench_args *a) {
 	static const struct option opts[] = {
 		WORKLOAD_LONG_OPTIONS,
 		{"threads", 1, 0, OPT_THREADS},
@@ -149,181 +158,228 @@ int cmd_bench(int argc, char **argv) {
 		{"help", 0, 0, 'h'},
 		{0, 0, 0, 0},
 	};
-	workload_opts o;
-	workload_opts_init(&o);
-	size_t counts[MAX_COUNTS], ncounts = 0, repeat = 5, warmup = 1;
-	const char *json_path = NULL, *csv_path = NULL, *plot_path = NULL;
+	memset(a, 0, sizeof *a);
+	workload_opts_init(&a->o);
+	a->repeat = 5;
+	a->warmup = 1;
 	opterr = 0;
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		int k = workload_option("bench", &o, c, optarg);
+		int k = workload_option("bench", &a->o, c, optarg);
 		if (k < 0)
 			return EXIT_USAGE;
 		if (k > 0)
 			continue;
 		switch (c) {
 		case OPT_THREADS:
-			if (!parse_size_list("bench", "threads", optarg, counts, MAX_COUNTS, &ncounts))
+			if (!parse_size_list("bench", "threads", optarg, a->counts, MAX_COUNTS,
+			                     &a->ncounts))
 				return EXIT_USAGE;
 			break;
 		case OPT_REPEAT:
-			if (!parse_size("bench", "repeat", optarg, false, &repeat))
+			if (!parse_size("bench", "repeat", optarg, false, &a->repeat))
 				return EXIT_USAGE;
-			if (repeat > 100000)
-				return cli_usage("bench", "--repeat %zu is too many", repeat);
+			if (a->repeat > 100000)
+				return cli_usage("bench", "--repeat %zu is too many", a->repeat);
 			break;
 		case OPT_WARMUP:
-			if (!parse_size("bench", "warmup", optarg, true, &warmup))
+			if (!parse_size("bench", "warmup", optarg, true, &a->warmup))
 				return EXIT_USAGE;
-			if (warmup > 100000)
-				return cli_usage("bench", "--warmup %zu is too many", warmup);
+			if (a->warmup > 100000)
+				return cli_usage("bench", "--warmup %zu is too many", a->warmup);
 			break;
-		case OPT_JSON: json_path = optarg; break;
-		case OPT_CSV: csv_path = optarg; break;
+		case OPT_JSON: a->json_path = optarg; break;
+		case OPT_CSV: a->csv_path = optarg; break;
 		case OPT_PLOT:
 			if (!plot_path_ok(optarg))
 				return cli_usage("bench", "--plot %s: the name must end in .png or .svg",
 				                 optarg);
-			plot_path = optarg;
+			a->plot_path = optarg;
 			break;
-		case 'h': print_bench_help(); return EXIT_OK;
+		case 'h': a->help = true; return EXIT_OK;
 		default: return cli_bad_option("bench", c, argv);
 		}
 	}
 	if (optind < argc)
 		return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
-
 	const char *out_flags[] = {"json", "csv", "plot"};
-	const char *out_paths[] = {json_path, csv_path, plot_path};
-	int rc = outputs_check("bench", 3, out_flags, out_paths);
+	const char *out_paths[] = {a->json_path, a->csv_path, a->plot_path};
+	return outputs_check("bench", 3, out_flags, out_paths);
+}
+
+/* The allowed cores (from an engine with one worker per allowed core, into *info), then
+ * the thread counts: 1, 2, 4, ... and the maximum by default, none above the maximum. */
+static int resolve_counts(bench_args *a, rva_engine_info *info) {
+	rva_engine *e = NULL;
+	rva_engine_config ec = workload_engine_config(&a->o, 0);
+	int rc = engine_make("bench", &ec, &e);
 	if (rc)
 		return rc;
-	interrupt_install();
-	/* The allowed cores: an engine with one worker per allowed core. */
-	rva_engine *e = NULL;
-	rva_engine_config ec = workload_engine_config(&o, 0);
-	if ((rc = engine_make("bench", &ec, &e)))
-		return rc;
-	rva_engine_info info;
-	if (rva_engine_info_get(e, &info) != RVA_OK) {
+	if (rva_engine_info_get(e, info) != RVA_OK)
 		rc = cli_lib_error(RVA_EINTERNAL, EXIT_RUNTIME, "engine information");
-		rva_engine_destroy(e);
-		return rc;
-	}
 	rva_engine_destroy(e);
-	e = NULL;
-	size_t maxt = info.workers;
-	if (ncounts == 0) {
-		for (size_t t = 1; t < maxt && ncounts < MAX_COUNTS - 1; t *= 2)
-			counts[ncounts++] = t;
-		counts[ncounts++] = maxt;
-	}
-	for (size_t i = 0; i < ncounts; i++)
-		if (counts[i] > maxt)
-			return cli_usage("bench", "--threads %zu is more than the %zu allowed %s",
-			                 counts[i], maxt, o.per_pu ? "PUs" : "cores");
-
-	workload w;
-	if ((rc = workload_make("bench", &o, &w)))
+	if (rc)
 		return rc;
-	row *rows = calloc(ncounts, sizeof *rows);
-	double *times = calloc(ncounts * repeat, sizeof *times);
-	if (!rows || !times) {
-		rc = cli_error(EXIT_RUNTIME, "out of memory");
-		goto out;
+	size_t maxt = info->workers;
+	if (a->ncounts == 0) {
+		for (size_t t = 1; t < maxt && a->ncounts < MAX_COUNTS - 1; t *= 2)
+			a->counts[a->ncounts++] = t;
+		a->counts[a->ncounts++] = maxt;
 	}
+	for (size_t i = 0; i < a->ncounts; i++)
+		if (a->counts[i] > maxt)
+			return cli_usage("bench", "--threads %zu is more than the %zu allowed %s",
+			                 a->counts[i], maxt, a->o.per_pu ? "PUs" : "cores");
+	return EXIT_OK;
+}
 
-	char cpu[256], kl[256];
-	cpu_model(cpu, sizeof cpu);
-	kernels_line(info.kernels, kl, sizeof kl);
+/* The header: machine, kernels, binding, workload, work per run, and the table's titles. */
+static void print_header(const bench_args *a, const rva_engine_info *info, const workload *w,
+                         const char *cpu) {
+	char kl[256];
+	kernels_line(info->kernels, kl, sizeof kl);
 	printf("rvattn bench\n");
-	printf("machine: %s, %u allowed %s (cpus %s), %u NUMA pool%s\n", cpu, info.workers,
-	       o.per_pu ? "PUs" : "cores", info.cpuset, info.pools, info.pools == 1 ? "" : "s");
+	printf("machine: %s, %u allowed %s (cpus %s), %u NUMA pool%s\n", cpu, info->workers,
+	       a->o.per_pu ? "PUs" : "cores", info->cpuset, info->pools,
+	       info->pools == 1 ? "" : "s");
 	printf("BLIS kernels: %s\n", kl);
 	printf("binding: %s, topology %s\n",
-	       info.binding_real ? "real (hwloc)" : "not real (the topology is not this system)",
-	       info.topology);
-	workload_describe(&w, stdout);
-	if (isfinite(w.flops))
+	       info->binding_real ? "real (hwloc)" : "not real (the topology is not this system)",
+	       info->topology);
+	workload_describe(w, stdout);
+	if (isfinite(w->flops))
 		printf("work: %.6g GFLOP per run; %zu warm-up + %zu timed runs per thread count, "
-		       "median reported\n", w.flops * 1e-9, warmup, repeat);
+		       "median reported\n", w->flops * 1e-9, a->warmup, a->repeat);
 	printf("\n%8s %12s %10s %9s %11s\n", "threads", "median (s)", "GFLOP/s", "speed-up",
 	       "efficiency");
 	fflush(stdout);
+}
 
+/* Runs the workload on an engine of r->threads workers: warm-up runs, then the timed runs
+ * into r->times; *done counts runs for the progress bar. */
+static int time_count(const bench_args *a, workload *w, row *r, progress *pg, size_t *done) {
+	rva_engine *e = NULL;
+	rva_engine_config ec = workload_engine_config(&a->o, (unsigned)r->threads);
+	int rc = engine_make("bench", &ec, &e);
+	if (rc)
+		return rc;
+	rva_engine_info ei;
+	if (rva_engine_info_get(e, &ei) == RVA_OK) {
+		r->workers = ei.workers;
+		r->pools = ei.pools;
+	}
+	for (size_t k = 0; k < a->warmup + a->repeat && !rc; k++) {
+		double t = 0;
+		rc = workload_run_once(e, w, &t, NULL, pg, *done);
+		if (k >= a->warmup)
+			r->times[k - a->warmup] = t;
+		progress_update(pg, ++*done);
+	}
+	rva_engine_destroy(e);
+	return rc;
+}
+
+/* A row's figures from its times, against the first row (the smallest count). */
+static void row_figures(row *r, const row *first, size_t repeat, double flops) {
+	r->med = median(r->times, repeat);
+	r->min = r->max = r->times[0];
+	for (size_t k = 1; k < repeat; k++) {
+		r->min = fmin(r->min, r->times[k]);
+		r->max = fmax(r->max, r->times[k]);
+	}
+	r->gflops = flops / r->med * 1e-9;
+	r->speedup = first->med / r->med;
+	r->efficiency = r->speedup * (double)first->threads / (double)r->threads;
+}
+
+/* --plot: GFLOP/s and speed-up against threads. */
+static int write_plot(const char *path, const char *cpu, const rva_engine_info *info,
+                      const workload *w, const row *rows, size_t n) {
+	size_t th[MAX_COUNTS];
+	double gf[MAX_COUNTS], sp[MAX_COUNTS];
+	for (size_t i = 0; i < n; i++) {
+		th[i] = rows[i].threads;
+		gf[i] = rows[i].gflops;
+		sp[i] = rows[i].speedup;
+	}
+	char title[512];
+	rva_config cc;
+	if (rva_attention_config(w->att, &cc) != RVA_OK)
+		cc = w->cfg;
+	snprintf(title, sizeof title, "rvattn %s: %s dim %zu, %zu heads, B %zu, N %zu, M %zu "
+	         "- %s, BLIS %s", w->source, rva_mechanism_name(cc.mechanism), cc.dim,
+	         cc.heads, w->batch, w->nq, w->nk, cpu, rva_kernel_set_name(info->kernels));
+	int rc = plot_scaling(path, title, "threads", th, gf, sp, n);
+	if (!rc)
+		printf("plot: %s\n", path);
+	return rc;
+}
+
+/* The table, one row per thread count, printed as each count finishes; *same tells whether
+ * every count gave the first count's output bit for bit. */
+static int run_counts(const bench_args *a, workload *w, row *rows, double *times,
+                      bool *same) {
 	progress pg;
-	progress_start(&pg, "runs", ncounts * (warmup + repeat));
+	progress_start(&pg, "runs", a->ncounts * (a->warmup + a->repeat));
 	size_t done = 0;
-	bool same = true;
-	for (size_t i = 0; i < ncounts && !rc; i++) {
+	int rc = EXIT_OK;
+	*same = true;
+	for (size_t i = 0; i < a->ncounts && !rc; i++) {
 		row *r = &rows[i];
-		r->threads = counts[i];
-		r->times = times + i * repeat;
-		ec = workload_engine_config(&o, (unsigned)counts[i]);
-		if ((rc = engine_make("bench", &ec, &e)))
+		r->threads = a->counts[i];
+		r->times = times + i * a->repeat;
+		if ((rc = time_count(a, w, r, &pg, &done)))
 			break;
-		rva_engine_info ei;
-		if (rva_engine_info_get(e, &ei) == RVA_OK) {
-			r->workers = ei.workers;
-			r->pools = ei.pools;
-		}
-		for (size_t k = 0; k < warmup + repeat && !rc; k++) {
-			double t = 0;
-			rc = workload_run_once(e, &w, &t, NULL, &pg, done);
-			if (k >= warmup)
-				r->times[k - warmup] = t;
-			progress_update(&pg, ++done);
-		}
-		rva_engine_destroy(e);
-		e = NULL;
-		if (rc)
-			break;
-		r->med = median(r->times, repeat);
-		r->min = r->max = r->times[0];
-		for (size_t k = 1; k < repeat; k++) {
-			r->min = fmin(r->min, r->times[k]);
-			r->max = fmax(r->max, r->times[k]);
-		}
-		r->gflops = w.flops / r->med * 1e-9;
-		r->speedup = rows[0].med / r->med;
-		r->efficiency = r->speedup * (double)rows[0].threads / (double)r->threads;
-		r->fnv1a = workload_checksum(&w).fnv1a;
-		same &= r->fnv1a == rows[0].fnv1a;
+		row_figures(r, &rows[0], a->repeat, w->flops);
+		r->fnv1a = workload_checksum(w).fnv1a;
+		*same &= r->fnv1a == rows[0].fnv1a;
 		progress_end(&pg);
 		printf("%8zu %12.6g %10.4g %8.2fx %10.1f%%\n", r->threads, r->med, r->gflops,
 		       r->speedup, 100.0 * r->efficiency);
 		fflush(stdout);
 	}
 	progress_end(&pg);
-	if (rc)
+	return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+	bench_args a;
+	int rc = parse_bench_args(argc, argv, &a);
+	if (rc || a.help) {
+		if (a.help)
+			print_bench_help();
+		return rc;
+	}
+	interrupt_install();
+	rva_engine_info info;
+	if ((rc = resolve_counts(&a, &info)))
+		return rc;
+
+	workload w;
+	if ((rc = workload_make("bench", &a.o, &w)))
+		return rc;
+	row *rows = calloc(a.ncounts, sizeof *rows);
+	double *times = calloc(a.ncounts * a.repeat, sizeof *times);
+	if (!rows || !times) {
+		rc = cli_error(EXIT_RUNTIME, "out of memory");
+		goto out;
+	}
+	char cpu[256];
+	cpu_model(cpu, sizeof cpu);
+	print_header(&a, &info, &w, cpu);
+	bool same;
+	if ((rc = run_counts(&a, &w, rows, times, &same)))
 		goto out;
 	printf("\noutput bit-identical for every thread count: %s\n", same ? "yes" : "NO");
 
-	if (json_path && (rc = write_json(json_path, cpu, &info, &w, rows, ncounts, repeat,
-	                                  warmup, same)))
+	if (a.json_path && (rc = write_json(a.json_path, cpu, &info, &w, rows, a.ncounts,
+	                                    a.repeat, a.warmup, same)))
 		goto out;
-	if (csv_path && (rc = write_csv(csv_path, rows, ncounts)))
+	if (a.csv_path && (rc = write_csv(a.csv_path, rows, a.ncounts)))
 		goto out;
-	if (plot_path) {
-		size_t th[MAX_COUNTS];
-		double gf[MAX_COUNTS], sp[MAX_COUNTS];
-		for (size_t i = 0; i < ncounts; i++) {
-			th[i] = rows[i].threads;
-			gf[i] = rows[i].gflops;
-			sp[i] = rows[i].speedup;
-		}
-		char title[512];
-		rva_config cc;
-		if (rva_attention_config(w.att, &cc) != RVA_OK)
-			cc = w.cfg;
-		snprintf(title, sizeof title, "rvattn %s: %s dim %zu, %zu heads, B %zu, N %zu, M %zu "
-		         "- %s, BLIS %s", w.source, rva_mechanism_name(cc.mechanism), cc.dim,
-		         cc.heads, w.batch, w.nq, w.nk, cpu, rva_kernel_set_name(info.kernels));
-		if ((rc = plot_scaling(plot_path, title, "threads", th, gf, sp, ncounts)))
-			goto out;
-		printf("plot: %s\n", plot_path);
-	}
+	if (a.plot_path && (rc = write_plot(a.plot_path, cpu, &info, &w, rows, a.ncounts)))
+		goto out;
 	if (fflush(stdout) != 0)
 		rc = cli_error(EXIT_RUNTIME, "cannot write to stdout");
 out:

@@ -315,201 +315,217 @@ static bool mul3(size_t a, size_t b, size_t c, size_t *r) {
 	return !__builtin_mul_overflow(a, b, r) && !__builtin_mul_overflow(*r, c, r);
 }
 
-int workload_make(const char *cmd, const workload_opts *o, workload *w) {
-	memset(w, 0, sizeof *w);
-	int rc;
+/* workload_make in steps: each step reads the options (and what earlier steps resolved),
+ * fills its part of `w`, and returns an exit code with the error already printed. */
+
+/* The input-file flags that only make sense together. */
+static int check_input_flags(const char *cmd, const workload_opts *o) {
 	if (!!o->k_path != !!o->v_path)
 		return cli_usage(cmd, "--k and --v go together");
 	if (o->k_path && !o->q_path)
 		return cli_usage(cmd, "--k and --v need --q");
 	if (o->q_path && !o->k_path && o->kv_seq)
 		return cli_usage(cmd, "--kv-seq with --q needs --k and --v (--q alone means K = V = Q)");
+	return EXIT_OK;
+}
 
-	/* Inputs. */
-	shape4 qs = {0}, ks = {0};
+/* Loads --q (and --k/--v) into w->qa, w->ka, w->va; qs and ks receive their shapes (zero
+ * when the file is not given). K and V must have one shape, and as many sequences as Q. */
+static int load_inputs(const workload_opts *o, workload *w, shape4 *qs, shape4 *ks) {
+	int rc;
 	if (o->q_path) {
-		if ((rc = load_input(o->q_path, &w->qa, w)) || (rc = interpret(o->q_path, &w->qa, &qs)))
-			goto fail;
+		if ((rc = load_input(o->q_path, &w->qa, w)) || (rc = interpret(o->q_path, &w->qa, qs)))
+			return rc;
 	}
-	if (o->k_path) {
-		shape4 vs;
-		if ((rc = load_input(o->k_path, &w->ka, w)) || (rc = interpret(o->k_path, &w->ka, &ks)) ||
-		    (rc = load_input(o->v_path, &w->va, w)) || (rc = interpret(o->v_path, &w->va, &vs)))
-			goto fail;
-		if (w->ka.ndim != w->va.ndim || memcmp(w->ka.shape, w->va.shape, sizeof w->ka.shape)) {
-			char a[128], b[128];
-			shape_str(&w->ka, a, sizeof a);
-			shape_str(&w->va, b, sizeof b);
-			rc = cli_error(EXIT_RUNTIME, "%s has shape %s but %s has shape %s", o->k_path, a,
-			               o->v_path, b);
-			goto fail;
-		}
-		if (ks.b != qs.b) {
-			rc = cli_error(EXIT_RUNTIME, "%s holds %zu sequences but %s holds %zu", o->q_path,
-			               qs.b, o->k_path, ks.b);
-			goto fail;
-		}
+	if (!o->k_path)
+		return EXIT_OK;
+	shape4 vs;
+	if ((rc = load_input(o->k_path, &w->ka, w)) || (rc = interpret(o->k_path, &w->ka, ks)) ||
+	    (rc = load_input(o->v_path, &w->va, w)) || (rc = interpret(o->v_path, &w->va, &vs)))
+		return rc;
+	if (w->ka.ndim != w->va.ndim || memcmp(w->ka.shape, w->va.shape, sizeof w->ka.shape)) {
+		char a[128], b[128];
+		shape_str(&w->ka, a, sizeof a);
+		shape_str(&w->va, b, sizeof b);
+		return cli_error(EXIT_RUNTIME, "%s has shape %s but %s has shape %s", o->k_path, a,
+		                 o->v_path, b);
 	}
+	if (ks->b != qs->b)
+		return cli_error(EXIT_RUNTIME, "%s holds %zu sequences but %s holds %zu", o->q_path,
+		                 qs->b, o->k_path, ks->b);
+	return EXIT_OK;
+}
 
-	/* The config. */
-	size_t dim = o->dim ? o->dim : o->q_path ? qs.cols : 768;
-	if (o->dim && o->q_path && qs.cols != o->dim) {
-		rc = cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, --dim is %zu", o->q_path,
-		               qs.cols, o->dim);
-		goto fail;
-	}
-	const char *dim_from = o->dim ? "--dim" : o->q_path ? "the dim of --q" : "the default dim";
-	rva_config c;
-	if ((rc = base_config(cmd, o, dim, &c, &w->source)))
-		goto fail;
-	if ((rc = check_applies(cmd, o, c.mechanism)))
-		goto fail;
+/* The model dimension: --dim, else the row width of --q, else 768. `from` names the source
+ * for messages. */
+static int resolve_dim(const workload_opts *o, const shape4 *qs, size_t *dim,
+                       const char **from) {
+	if (o->dim && o->q_path && qs->cols != o->dim)
+		return cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, --dim is %zu", o->q_path,
+		                 qs->cols, o->dim);
+	*dim = o->dim ? o->dim : o->q_path ? qs->cols : 768;
+	*from = o->dim ? "--dim" : o->q_path ? "the dim of --q" : "the default dim";
+	return EXIT_OK;
+}
+
+/* Query heads (--heads, the 4-D shape of --q, or the config's) and key/value heads
+ * (--kv-heads, the shape of --k, or the config's); checks that they divide and match the
+ * files, and sets c->heads, c->kv_heads, w->q_cols and w->kv_cols. */
+static int resolve_heads(const char *cmd, const workload_opts *o, const shape4 *qs,
+                         const shape4 *ks, size_t dim, const char *dim_from, rva_config *c,
+                         workload *w) {
 	if (o->heads) {
-		if (qs.heads && qs.heads != o->heads) {
-			rc = cli_error(EXIT_RUNTIME, "%s has %zu heads, --heads is %zu", o->q_path,
-			               qs.heads, o->heads);
-			goto fail;
-		}
-		c.heads = o->heads;
-	} else if (qs.heads) {
-		c.heads = qs.heads;
+		if (qs->heads && qs->heads != o->heads)
+			return cli_error(EXIT_RUNTIME, "%s has %zu heads, --heads is %zu", o->q_path,
+			                 qs->heads, o->heads);
+		c->heads = o->heads;
+	} else if (qs->heads) {
+		c->heads = qs->heads;
 	}
-	if (dim % c.heads != 0) {
-		rc = o->heads ? cli_usage(cmd, "--heads %zu does not divide %s %zu", c.heads, dim_from,
-		                          dim)
-		              : cli_usage(cmd, "%s: %zu heads do not divide %s %zu", w->source, c.heads,
-		                          dim_from, dim);
-		goto fail;
-	}
-	size_t hd = dim / c.heads;
-	if (qs.heads && qs.head_dim != hd) {
-		rc = cli_error(EXIT_RUNTIME, "%s has head_dim %zu, expected %zu", o->q_path,
-		               qs.head_dim, hd);
-		goto fail;
-	}
-	size_t kvh = c.kv_heads ? c.kv_heads : c.heads;
+	if (dim % c->heads != 0)
+		return o->heads ? cli_usage(cmd, "--heads %zu does not divide %s %zu", c->heads,
+		                            dim_from, dim)
+		                : cli_usage(cmd, "%s: %zu heads do not divide %s %zu", w->source,
+		                            c->heads, dim_from, dim);
+	size_t hd = dim / c->heads;
+	if (qs->heads && qs->head_dim != hd)
+		return cli_error(EXIT_RUNTIME, "%s has head_dim %zu, expected %zu", o->q_path,
+		                 qs->head_dim, hd);
+	size_t kvh = c->kv_heads ? c->kv_heads : c->heads;
 	if (o->kv_heads) {
 		kvh = o->kv_heads;
 	} else if (o->k_path) {
-		if (ks.heads)
-			kvh = ks.heads;
-		else if (ks.cols % hd == 0)
-			kvh = ks.cols / hd;
-		else {
-			rc = cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, not a multiple of "
-			               "head_dim %zu", o->k_path, ks.cols, hd);
-			goto fail;
-		}
+		if (ks->heads)
+			kvh = ks->heads;
+		else if (ks->cols % hd == 0)
+			kvh = ks->cols / hd;
+		else
+			return cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, not a multiple of "
+			                 "head_dim %zu", o->k_path, ks->cols, hd);
 	}
-	if (c.heads % kvh != 0) {
-		rc = o->kv_heads ? cli_usage(cmd, "--kv-heads %zu does not divide --heads %zu", kvh,
-		                             c.heads)
-		                 : cli_error(EXIT_RUNTIME, "%s has %zu kv heads, which do not divide "
-		                             "%zu heads", o->k_path ? o->k_path : w->source, kvh,
-		                             c.heads);
-		goto fail;
-	}
-	if (o->q_path && !o->k_path && kvh != c.heads) {
-		rc = cli_usage(cmd, "--kv-heads %zu with --q alone (K = V = Q) needs --k and --v", kvh);
-		goto fail;
-	}
-	c.kv_heads = kvh == c.heads ? 0 : kvh;
+	if (c->heads % kvh != 0)
+		return o->kv_heads ? cli_usage(cmd, "--kv-heads %zu does not divide --heads %zu", kvh,
+		                               c->heads)
+		                   : cli_error(EXIT_RUNTIME, "%s has %zu kv heads, which do not "
+		                               "divide %zu heads", o->k_path ? o->k_path : w->source,
+		                               kvh, c->heads);
+	if (o->q_path && !o->k_path && kvh != c->heads)
+		return cli_usage(cmd, "--kv-heads %zu with --q alone (K = V = Q) needs --k and --v",
+		                 kvh);
+	c->kv_heads = kvh == c->heads ? 0 : kvh;
 	w->q_cols = dim;
 	w->kv_cols = kvh * hd;
-	if (o->k_path && (ks.cols != w->kv_cols || (ks.heads && ks.head_dim != hd))) {
-		rc = cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, expected %zu (%zu kv heads x "
-		               "head_dim %zu)", o->k_path, ks.cols, w->kv_cols, kvh, hd);
-		goto fail;
-	}
+	if (o->k_path && (ks->cols != w->kv_cols || (ks->heads && ks->head_dim != hd)))
+		return cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, expected %zu (%zu kv heads "
+		                 "x head_dim %zu)", o->k_path, ks->cols, w->kv_cols, kvh, hd);
+	return EXIT_OK;
+}
+
+/* The mechanism options given on the command line replace the config's values. */
+static void apply_overrides(const workload_opts *o, rva_config *c) {
 	if (o->causal)
-		c.causal = true;
+		c->causal = true;
 	if (o->block)
-		c.block_size = o->block;
+		c->block_size = o->block;
 	if (o->window)
-		c.window = o->window;
+		c->window = o->window;
 	if (o->global != SIZE_MAX) {
-		c.global_tokens = o->global;
-		c.global_indices = NULL;
-		c.n_global_indices = 0;
+		c->global_tokens = o->global;
+		c->global_indices = NULL;
+		c->n_global_indices = 0;
 	}
 	if (o->features)
-		c.features = o->features;
+		c->features = o->features;
 	if (!isnan(o->curvature))
-		c.curvature = o->curvature;
+		c->curvature = o->curvature;
 	if (o->experts)
-		c.experts = o->experts;
+		c->experts = o->experts;
 	if (o->top_k)
-		c.top_k = o->top_k;
+		c->top_k = o->top_k;
 	if (!isnan(o->capacity))
-		c.expert_capacity = o->capacity;
+		c->expert_capacity = o->capacity;
 	if (o->expert_kind >= 0)
-		c.expert_kind = (rva_expert_kind)o->expert_kind;
+		c->expert_kind = (rva_expert_kind)o->expert_kind;
 	if (o->seed_given)
-		c.seed = o->seed;
-	w->cfg = c;
+		c->seed = o->seed;
+}
 
-	/* Shapes. */
+/* The config: base (preset, model or mechanism), heads, then the command-line overrides;
+ * stored in w->cfg (not built yet). */
+static int resolve_config(const char *cmd, const workload_opts *o, const shape4 *qs,
+                          const shape4 *ks, workload *w) {
+	size_t dim = 0;
+	const char *dim_from = NULL;
+	rva_config c;
+	int rc;
+	if ((rc = resolve_dim(o, qs, &dim, &dim_from)) ||
+	    (rc = base_config(cmd, o, dim, &c, &w->source)) ||
+	    (rc = check_applies(cmd, o, c.mechanism)) ||
+	    (rc = resolve_heads(cmd, o, qs, ks, dim, dim_from, &c, w)))
+		return rc;
+	apply_overrides(o, &c);
+	w->cfg = c;
+	return EXIT_OK;
+}
+
+/* Sequences and rows: from the files when given (the flags must agree with them), else
+ * from the flags and their defaults (32 sequences of 512 rows, as many keys as queries). */
+static int resolve_shapes(const workload_opts *o, const shape4 *qs, const shape4 *ks,
+                          workload *w) {
 	if (o->q_path) {
-		if (o->batch && o->batch != qs.b) {
-			rc = cli_error(EXIT_RUNTIME, "%s holds %zu sequences, --batch is %zu", o->q_path,
-			               qs.b, o->batch);
-			goto fail;
-		}
-		if (o->seq && o->seq != qs.rows) {
-			rc = cli_error(EXIT_RUNTIME, "%s has %zu rows per sequence, --seq is %zu",
-			               o->q_path, qs.rows, o->seq);
-			goto fail;
-		}
-		w->batch = qs.b;
-		w->nq = qs.rows;
+		if (o->batch && o->batch != qs->b)
+			return cli_error(EXIT_RUNTIME, "%s holds %zu sequences, --batch is %zu", o->q_path,
+			                 qs->b, o->batch);
+		if (o->seq && o->seq != qs->rows)
+			return cli_error(EXIT_RUNTIME, "%s has %zu rows per sequence, --seq is %zu",
+			                 o->q_path, qs->rows, o->seq);
+		w->batch = qs->b;
+		w->nq = qs->rows;
 	} else {
 		w->batch = o->batch ? o->batch : 32;
 		w->nq = o->seq ? o->seq : 512;
 	}
 	if (o->k_path) {
-		if (o->kv_seq && o->kv_seq != ks.rows) {
-			rc = cli_error(EXIT_RUNTIME, "%s has %zu rows per sequence, --kv-seq is %zu",
-			               o->k_path, ks.rows, o->kv_seq);
-			goto fail;
-		}
-		w->nk = ks.rows;
+		if (o->kv_seq && o->kv_seq != ks->rows)
+			return cli_error(EXIT_RUNTIME, "%s has %zu rows per sequence, --kv-seq is %zu",
+			                 o->k_path, ks->rows, o->kv_seq);
+		w->nk = ks->rows;
 	} else {
 		w->nk = o->q_path ? w->nq : o->kv_seq ? o->kv_seq : w->nq;
 	}
+	return EXIT_OK;
+}
 
-	/* Data. */
-	size_t nqel, nkel;
-	if (!mul3(w->batch, w->nq, w->q_cols, &nqel) || !mul3(w->batch, w->nk, w->kv_cols, &nkel) ||
-	    nqel > SIZE_MAX / sizeof(float) || nkel > SIZE_MAX / sizeof(float)) {
-		rc = cli_error(EXIT_RUNTIME, "the batch (%zu x %zu x %zu) is too large", w->batch,
-		               w->nq, w->q_cols);
-		goto fail;
-	}
+/* Q, K and V: the seeded synthetic draws (allocated here, nqel and nkel floats), or the
+ * loaded arrays (--q alone: K = V = Q). */
+static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t nkel) {
 	w->synthetic = !o->q_path;
 	w->seed = o->seed;
-	if (w->synthetic) {
-		w->q = malloc(nqel * sizeof(float));
-		w->k = malloc(nkel * sizeof(float));
-		w->v = malloc(nkel * sizeof(float));
-		if (!w->q || !w->k || !w->v) {
-			rc = cli_error(EXIT_RUNTIME, "cannot allocate the synthetic inputs (%zu + 2 x %zu "
-			               "floats)", nqel, nkel);
-			goto fail;
-		}
-		synth_fill(w->q, nqel, o->seed, 0);
-		synth_fill(w->k, nkel, o->seed, 1);
-		synth_fill(w->v, nkel, o->seed, 2);
-	} else {
+	if (!w->synthetic) {
 		w->q = w->qa.data;
 		w->k = o->k_path ? w->ka.data : w->q;
 		w->v = o->k_path ? w->va.data : w->q;
+		return EXIT_OK;
 	}
+	w->q = malloc(nqel * sizeof(float));
+	w->k = malloc(nkel * sizeof(float));
+	w->v = malloc(nkel * sizeof(float));
+	if (!w->q || !w->k || !w->v)
+		return cli_error(EXIT_RUNTIME, "cannot allocate the synthetic inputs (%zu + 2 x %zu "
+		                 "floats)", nqel, nkel);
+	synth_fill(w->q, nqel, o->seed, 0);
+	synth_fill(w->k, nkel, o->seed, 1);
+	synth_fill(w->v, nkel, o->seed, 2);
+	return EXIT_OK;
+}
+
+/* The output buffer (nqel floats, pre-faulted), the sequence descriptors of the batch over
+ * q/k/v/out, and the shape the output file will have (that of --q, else [B, N, dim]). */
+static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 	w->out = malloc(nqel * sizeof(float));
 	w->seqs = calloc(w->batch, sizeof *w->seqs);
-	if (!w->out || !w->seqs) {
-		rc = cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", nqel);
-		goto fail;
-	}
+	if (!w->out || !w->seqs)
+		return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", nqel);
 	memset(w->out, 0, nqel * sizeof(float)); /* pre-fault before any timing */
 	for (size_t s = 0; s < w->batch; s++) {
 		rva_seq *q = &w->seqs[s];
@@ -531,11 +547,28 @@ int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 		w->out_shape[1] = w->nq;
 		w->out_shape[2] = w->q_cols;
 	}
+	return EXIT_OK;
+}
 
+/* Inputs, output and batch, once the element counts are known not to overflow. */
+static int make_data(const workload_opts *o, workload *w) {
+	size_t nqel, nkel;
+	if (!mul3(w->batch, w->nq, w->q_cols, &nqel) || !mul3(w->batch, w->nk, w->kv_cols, &nkel) ||
+	    nqel > SIZE_MAX / sizeof(float) || nkel > SIZE_MAX / sizeof(float))
+		return cli_error(EXIT_RUNTIME, "the batch (%zu x %zu x %zu) is too large", w->batch,
+		                 w->nq, w->q_cols);
+	int rc = input_data(o, w, nqel, nkel);
+	return rc ? rc : output_and_batch(o, w, nqel);
+}
+
+/* Builds w->att from w->cfg (with the --weights files, freed once rva_build has copied
+ * them) and counts its FLOPs on the batch (NAN when the mechanism cannot say). */
+static int build_attention(const char *cmd, const workload_opts *o, workload *w) {
 	moe_weights mw;
 	memset(&mw, 0, sizeof mw);
+	int rc;
 	if (o->weights_dir && (rc = moe_weights_load(cmd, o->weights_dir, &w->cfg, &mw)))
-		goto fail;
+		return rc;
 	rva_status st = rva_build(&w->cfg, &w->att);
 	if (o->weights_dir) {
 		/* rva_build copied the weights: the config must not point to the freed files */
@@ -549,15 +582,26 @@ int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 	if (st != RVA_OK) {
 		int code = st == RVA_EINVAL || st == RVA_EDIM || st == RVA_ERANGE ? EXIT_USAGE
 		                                                                    : EXIT_RUNTIME;
-		rc = cli_lib_error(st, code, "invalid configuration (%s)", w->source);
-		goto fail;
+		return cli_lib_error(st, code, "invalid configuration (%s)", w->source);
 	}
 	if (rva_attention_flops(w->att, &w->b, &w->flops) != RVA_OK)
 		w->flops = NAN;
 	return EXIT_OK;
-fail:
-	workload_free(w);
-	return rc;
+}
+
+int workload_make(const char *cmd, const workload_opts *o, workload *w) {
+	memset(w, 0, sizeof *w);
+	int rc = check_input_flags(cmd, o);
+	if (rc)
+		return rc;
+	shape4 qs = {0}, ks = {0};
+	if ((rc = load_inputs(o, w, &qs, &ks)) || (rc = resolve_config(cmd, o, &qs, &ks, w)) ||
+	    (rc = resolve_shapes(o, &qs, &ks, w)) || (rc = make_data(o, w)) ||
+	    (rc = build_attention(cmd, o, w))) {
+		workload_free(w);
+		return rc;
+	}
+	return EXIT_OK;
 }
 
 void workload_free(workload *w) {
