@@ -54,91 +54,82 @@ static rva_status no_bitmap(void) {
 	return rva__fail(RVA_ENOMEM, "engine planner: hwloc cannot allocate a bitmap");
 }
 
-rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t binding,
-                                const char *cpus, bool per_pu, unsigned threads,
-                                rva__sched_plan *out) {
-	memset(out, 0, sizeof *out);
-	rva_status st = RVA_OK;
-	cand *cands = NULL;
-	unsigned *count = NULL, *taken = NULL, *dpool = NULL;
-	unsigned char *core_seen = NULL;
-	hwloc_bitmap_t user = NULL;
+/* rva__sched_plan_make in steps, one per fixed order of topology.h. */
 
+/* The allowed PUs into out->allowed: the binding (or the whole topology) that hwloc
+ * allows, narrowed to the user's set when one is given; out->note says what of the
+ * user's set was dropped. have (size 128) receives the allowed PUs before narrowing. */
+static rva_status plan_allowed(hwloc_topology_t topo, hwloc_const_bitmap_t binding,
+                               const char *cpus, rva__sched_plan *out, char *have) {
 	out->allowed = hwloc_bitmap_dup(binding ? binding
 	                                        : hwloc_topology_get_topology_cpuset(topo));
 	if (!out->allowed)
 		return no_bitmap();
 	hwloc_bitmap_and(out->allowed, out->allowed, hwloc_topology_get_allowed_cpuset(topo));
-	char have[128];
-	hwloc_bitmap_list_snprintf(have, sizeof have, out->allowed);
-	if (cpus && *cpus) {
-		if (!(user = hwloc_bitmap_alloc())) {
-			st = no_bitmap();
-			goto fail;
-		}
-		char clipped[192];
-		if ((st = rva__cpuset_parse_ex(topo, cpus, user, clipped, sizeof clipped)) != RVA_OK)
-			goto fail;
-		hwloc_bitmap_t denied = hwloc_bitmap_alloc();
-		if (!denied) {
-			st = no_bitmap();
-			goto fail;
-		}
-		/* PUs named and existing, but not allowed to the process (taskset, cgroup, MPI). */
-		hwloc_bitmap_andnot(denied, user, out->allowed);
-		hwloc_bitmap_and(denied, denied, hwloc_topology_get_topology_cpuset(topo));
-		hwloc_bitmap_and(out->allowed, out->allowed, user);
-		if ((clipped[0] || !hwloc_bitmap_iszero(denied)) && !hwloc_bitmap_iszero(out->allowed)) {
-			char d[64] = "", used[64], spec[48];
-			hwloc_bitmap_list_snprintf(d, sizeof d, denied);
-			hwloc_bitmap_list_snprintf(used, sizeof used, out->allowed);
-			snprintf(spec, sizeof spec, "%.40s%s", cpus, strlen(cpus) > 40 ? "..." : "");
-			note_cat(out->note, sizeof out->note, "cpu set \"", spec, "\": ", clipped, NULL);
-			if (!hwloc_bitmap_iszero(denied))
-				note_cat(out->note, sizeof out->note, clipped[0] ? "; " : "",
-				         hwloc_bitmap_weight(denied) == 1 ? "PU " : "PUs ", d,
-				         hwloc_bitmap_weight(denied) == 1 ? " is" : " are",
-				         " not allowed to this process", NULL);
-			note_cat(out->note, sizeof out->note, "; using PUs ", used, NULL);
-		}
+	hwloc_bitmap_list_snprintf(have, 128, out->allowed);
+	if (!cpus || !*cpus) {
+		if (hwloc_bitmap_iszero(out->allowed))
+			return rva__fail(RVA_ENOTFOUND, "the process may run on no PU of this topology");
+		return RVA_OK;
+	}
+	hwloc_bitmap_t user = hwloc_bitmap_alloc(), denied = NULL;
+	rva_status st = RVA_OK;
+	char clipped[192];
+	if (!user || !(denied = hwloc_bitmap_alloc())) {
+		st = no_bitmap();
+		goto out;
+	}
+	if ((st = rva__cpuset_parse_ex(topo, cpus, user, clipped, sizeof clipped)) != RVA_OK)
+		goto out;
+	/* PUs named and existing, but not allowed to the process (taskset, cgroup, MPI). */
+	hwloc_bitmap_andnot(denied, user, out->allowed);
+	hwloc_bitmap_and(denied, denied, hwloc_topology_get_topology_cpuset(topo));
+	hwloc_bitmap_and(out->allowed, out->allowed, user);
+	if (hwloc_bitmap_iszero(out->allowed)) {
+		char named[128];
+		hwloc_bitmap_list_snprintf(named, sizeof named, user);
+		st = rva__fail(RVA_ENOTFOUND, "cpu set \"%.80s\" names PUs %s, none of which is "
+		               "allowed (allowed PUs: %s)", cpus, named, have);
+		goto out;
+	}
+	if (clipped[0] || !hwloc_bitmap_iszero(denied)) {
+		char d[64] = "", used[64], spec[48];
+		hwloc_bitmap_list_snprintf(d, sizeof d, denied);
+		hwloc_bitmap_list_snprintf(used, sizeof used, out->allowed);
+		snprintf(spec, sizeof spec, "%.40s%s", cpus, strlen(cpus) > 40 ? "..." : "");
+		note_cat(out->note, sizeof out->note, "cpu set \"", spec, "\": ", clipped, NULL);
+		if (!hwloc_bitmap_iszero(denied))
+			note_cat(out->note, sizeof out->note, clipped[0] ? "; " : "",
+			         hwloc_bitmap_weight(denied) == 1 ? "PU " : "PUs ", d,
+			         hwloc_bitmap_weight(denied) == 1 ? " is" : " are",
+			         " not allowed to this process", NULL);
+		note_cat(out->note, sizeof out->note, "; using PUs ", used, NULL);
+	}
+out:
+	if (denied)
 		hwloc_bitmap_free(denied);
-		if (hwloc_bitmap_iszero(out->allowed)) {
-			char named[128];
-			hwloc_bitmap_list_snprintf(named, sizeof named, user);
-			st = rva__fail(RVA_ENOTFOUND, "cpu set \"%.80s\" names PUs %s, none of which is "
-			               "allowed (allowed PUs: %s)", cpus, named, have);
-			goto fail;
-		}
-	} else if (hwloc_bitmap_iszero(out->allowed)) {
-		st = rva__fail(RVA_ENOTFOUND, "the process may run on no PU of this topology");
-		goto fail;
-	}
+	if (user)
+		hwloc_bitmap_free(user);
+	return st;
+}
 
-	int nn = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
-	unsigned nnuma = nn > 0 ? (unsigned)nn : 1;
-	int npu_i = hwloc_bitmap_weight(out->allowed);
+/* The candidate workers into cands (room for every allowed PU), in PU logical order
+ * (which is also core logical order): every allowed PU with per_pu, else the first
+ * allowed PU of each core. count[d] receives the candidates of domain d; *nc their
+ * number. */
+static rva_status plan_candidates(hwloc_topology_t topo, hwloc_const_bitmap_t allowed,
+                                  bool per_pu, unsigned nnuma, cand *cands, unsigned *count,
+                                  unsigned *nc) {
 	int ncore_i = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
-	unsigned npu = npu_i > 0 ? (unsigned)npu_i : 0;
 	unsigned ncore = ncore_i > 0 ? (unsigned)ncore_i : 0;
-	if ((st = rva__alloc_array((void **)&cands, npu ? npu : 1, sizeof *cands,
-	                           "engine planner")) != RVA_OK ||
-	    (st = rva__alloc_array((void **)&count, nnuma, 3 * sizeof *count,
-	                           "engine planner")) != RVA_OK)
-		goto fail;
-	taken = count + nnuma;
-	dpool = taken + nnuma;
-	memset(count, 0, nnuma * 3 * sizeof *count);
-	if (!(core_seen = rva__calloc(ncore ? ncore : 1, 1))) {
-		st = rva__fail(RVA_ENOMEM, "engine planner: cannot allocate %u core flags", ncore);
-		goto fail;
-	}
-
-	/* Candidates in PU logical order (which is also core logical order). */
-	unsigned nc = 0;
+	unsigned char *core_seen = rva__calloc(ncore ? ncore : 1, 1);
+	if (!core_seen)
+		return rva__fail(RVA_ENOMEM, "engine planner: cannot allocate %u core flags", ncore);
+	*nc = 0;
 	int npus_topo = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
 	for (int i = 0; i < npus_topo; i++) {
 		hwloc_obj_t pu = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, (unsigned)i);
-		if (!pu || !hwloc_bitmap_isset(out->allowed, pu->os_index))
+		if (!pu || !hwloc_bitmap_isset(allowed, pu->os_index))
 			continue;
 		hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
 		unsigned core_idx = core ? core->logical_index : pu->logical_index;
@@ -148,22 +139,20 @@ rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t bind
 			if (core_idx < ncore)
 				core_seen[core_idx] = 1;
 		}
-		cand *c = &cands[nc++];
+		cand *c = &cands[(*nc)++];
 		c->domain = domain_of(topo, nnuma, pu->os_index);
 		c->core_logical = core_idx;
 		c->pu_os = pu->os_index;
 		c->pu_logical = pu->logical_index;
 		count[c->domain]++;
 	}
-	out->available = nc;
-	if (threads > nc) {
-		st = rva__fail(RVA_EINVAL, "threads %u exceeds the %u allowed %s (PUs %s)", threads, nc,
-		               per_pu ? "PUs" : "cores", have);
-		goto fail;
-	}
-	unsigned want = threads ? threads : nc;
+	rva__free(core_seen);
+	return RVA_OK;
+}
 
-	/* Round-robin over the domains: candidate j of every domain, j = 0, 1, ... */
+/* How many candidates each domain gives (taken[d]): round-robin over the domains,
+ * candidate j of every domain that has one, j = 0, 1, ..., until `want`. */
+static void plan_take(const unsigned *count, unsigned nnuma, unsigned want, unsigned *taken) {
 	unsigned got = 0;
 	for (unsigned j = 0; got < want; j++)
 		for (unsigned d = 0; d < nnuma && got < want; d++)
@@ -171,25 +160,31 @@ rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t bind
 				taken[d]++;
 				got++;
 			}
+}
 
+/* Pools (the domains with taken workers, in domain order) and their workers (numbered
+ * pool by pool, in candidate order); allocates out->workers, out->pools and the stealing
+ * storage. */
+static rva_status plan_pools(hwloc_topology_t topo, unsigned nnuma, const cand *cands,
+                             unsigned nc, const unsigned *taken, unsigned want,
+                             rva__sched_plan *out) {
 	unsigned np = 0;
 	for (unsigned d = 0; d < nnuma; d++)
-		dpool[d] = taken[d] ? np++ : RVA__ANY_POOL;
+		np += taken[d] != 0;
 	out->npools = np;
 	out->nworkers = want;
+	rva_status st;
 	if ((st = rva__alloc_array((void **)&out->workers, want, sizeof *out->workers,
 	                           "engine workers")) != RVA_OK ||
 	    (st = rva__alloc_array((void **)&out->pools, np, sizeof *out->pools,
 	                           "engine pools")) != RVA_OK ||
 	    (st = rva__alloc_array((void **)&out->steal_storage, np > 1 ? np * (np - 1) : 1,
 	                           sizeof *out->steal_storage, "engine steal order")) != RVA_OK)
-		goto fail;
-
-	unsigned w = 0;
+		return st;
+	unsigned w = 0, p = 0;
 	for (unsigned d = 0; d < nnuma; d++) {
 		if (!taken[d])
 			continue;
-		unsigned p = dpool[d];
 		hwloc_obj_t numa = hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, d);
 		hwloc_obj_t pkg = numa ? hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, numa)
 		                       : NULL;
@@ -208,9 +203,15 @@ rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t bind
 				.pu_os = cands[c].pu_os, .pu_logical = cands[c].pu_logical};
 			k++;
 		}
+		p++;
 	}
+	return RVA_OK;
+}
 
-	/* Stealing order: same package first, then the others; ring order in each group. */
+/* Stealing order of every pool: same package first, then the others; ring order in each
+ * group, starting after the pool itself. */
+static void plan_steal_order(rva__sched_plan *out) {
+	unsigned np = out->npools;
 	for (unsigned p = 0; p < np; p++) {
 		unsigned *order = out->steal_storage + (size_t)p * (np > 1 ? np - 1 : 0);
 		unsigned k = 0;
@@ -224,15 +225,48 @@ rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t bind
 			}
 		out->pools[p].steal = order;
 	}
-	goto done;
-fail:
-	rva__sched_plan_free(out);
+}
+
+rva_status rva__sched_plan_make(hwloc_topology_t topo, hwloc_const_bitmap_t binding,
+                                const char *cpus, bool per_pu, unsigned threads,
+                                rva__sched_plan *out) {
+	memset(out, 0, sizeof *out);
+	cand *cands = NULL;
+	unsigned *count = NULL;
+	char have[128] = "";
+	rva_status st = plan_allowed(topo, binding, cpus, out, have);
+	if (st != RVA_OK)
+		goto done;
+	int nn = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+	unsigned nnuma = nn > 0 ? (unsigned)nn : 1;
+	int npu_i = hwloc_bitmap_weight(out->allowed);
+	unsigned npu = npu_i > 0 ? (unsigned)npu_i : 0;
+	if ((st = rva__alloc_array((void **)&cands, npu ? npu : 1, sizeof *cands,
+	                           "engine planner")) != RVA_OK ||
+	    (st = rva__alloc_array((void **)&count, nnuma, 2 * sizeof *count,
+	                           "engine planner")) != RVA_OK)
+		goto done;
+	unsigned *taken = count + nnuma;
+	memset(count, 0, nnuma * 2 * sizeof *count);
+	unsigned nc = 0;
+	if ((st = plan_candidates(topo, out->allowed, per_pu, nnuma, cands, count, &nc)) != RVA_OK)
+		goto done;
+	out->available = nc;
+	if (threads > nc) {
+		st = rva__fail(RVA_EINVAL, "threads %u exceeds the %u allowed %s (PUs %s)", threads, nc,
+		               per_pu ? "PUs" : "cores", have);
+		goto done;
+	}
+	unsigned want = threads ? threads : nc;
+	plan_take(count, nnuma, want, taken);
+	if ((st = plan_pools(topo, nnuma, cands, nc, taken, want, out)) != RVA_OK)
+		goto done;
+	plan_steal_order(out);
 done:
+	if (st != RVA_OK)
+		rva__sched_plan_free(out);
 	rva__free(cands);
 	rva__free(count);
-	rva__free(core_seen);
-	if (user)
-		hwloc_bitmap_free(user);
 	return st;
 }
 

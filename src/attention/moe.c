@@ -610,30 +610,29 @@ typedef struct moe_ids {
 	size_t *cap_bound;  /* per sequence: an upper bound of any expert's kept rows */
 } moe_ids;
 
-/* The tasks of one planned sequence s: K/V projections, routers, capacity (per
- * sequence scope), combines. The job's capacity task is ids->cap[s] on entry (per
- * batch) or RVA__NO_TASK. */
-static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s,
-                           uint32_t join, moe_ids *ids, size_t *ti_io, size_t *tok_io,
-                           size_t tokens) {
-	const rva_seq *seq = &io->seqs[s];
-	const moe_state *ms = j->ms;
-	uint32_t after = rva__plan_after(io, s), id, cap_task = ids->cap[s];
-	size_t nt = rva__div_up(seq->nq, j->qb), ti = *ti_io, tok = *tok_io;
-	rva_status st;
-	j->tile0[s] = ti;
-	if (cap_task == RVA__NO_TASK) {
-		if ((st = rva__graph_add(g, capacity_seq_task, j, (uint32_t)s, 0, 0, 0, 0,
-		                         (float)(seq->nq * j->k), &cap_task)) != RVA_OK)
-			return st;
-		ids->cap[s] = cap_task;
-		ids->cap_bound[s] = rva__moe_capacity(j->att->cfg.expert_capacity, seq->nq, j->k, j->E);
-	} else {
-		ids->cap_bound[s] = rva__moe_capacity(j->att->cfg.expert_capacity, tokens, j->k, j->E);
+/* The capacity of sequence s: its own capacity task (per-sequence scope), or the job's
+ * (ids->cap[s] on entry, per batch); ids->cap_bound[s] bounds any expert's kept rows. */
+static rva_status plan_capacity(moe_job *j, rva__graph *g, const rva_seq *seq, size_t s,
+                                moe_ids *ids, size_t tokens) {
+	const double cf = j->att->cfg.expert_capacity;
+	if (ids->cap[s] != RVA__NO_TASK) {
+		ids->cap_bound[s] = rva__moe_capacity(cf, tokens, j->k, j->E);
+		return RVA_OK;
 	}
+	ids->cap_bound[s] = rva__moe_capacity(cf, seq->nq, j->k, j->E);
+	return rva__graph_add(g, capacity_seq_task, j, (uint32_t)s, 0, 0, 0, 0,
+	                      (float)(seq->nq * j->k), &ids->cap[s]);
+}
 
-	/* K/V projections into the arena: one join per projection feeds the experts. */
+/* K/V projections of sequence s into the arena, MOE_KV_ROWS keys a task: one join per
+ * projection feeds the experts. Shared projections start once the sequence may start;
+ * per-expert ones wait for the capacity (which tells whether an expert runs at all). */
+static rva_status plan_kv_projections(moe_job *j, rva__plan_io *io, rva__graph *g,
+                                      const rva_seq *seq, size_t s, moe_ids *ids) {
+	const moe_state *ms = j->ms;
+	uint32_t start = ms->nkv > 1 ? ids->cap[s] : rva__plan_after(io, s), id;
 	size_t kvn;
+	rva_status st;
 	if (!rva__mul_ok(ms->nkv, seq->nk, &kvn) || !rva__mul_ok(kvn, j->kvd, &kvn))
 		return rva__fail(RVA_EOVERFLOW, "moe: projected keys overflow");
 	MOE_ALLOC(j->kp[s], kvn);
@@ -647,24 +646,34 @@ static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s
 			float cost = (float)(4.0 * (double)n * (double)j->kvd * (double)j->kvd);
 			if ((st = rva__graph_add(g, kvproj_task, j, (uint32_t)s, (uint32_t)m,
 			                         (uint32_t)k0, (uint32_t)n, 0, cost, &id)) != RVA_OK ||
-			    (st = rva__graph_edge(g, ms->nkv > 1 ? cap_task : after, id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, start, id)) != RVA_OK ||
 			    (st = rva__graph_edge(g, id, *kj)) != RVA_OK)
 				return st;
 		}
 	}
+	return RVA_OK;
+}
 
+/* The query tiles of sequence s (j->tiles from *ti_io, tokens from *tok_io): per tile a
+ * router task (before the capacity) and a combine task (before the sequence's join). */
+static rva_status plan_tiles(moe_job *j, rva__plan_io *io, rva__graph *g, const rva_seq *seq,
+                             size_t s, uint32_t join, moe_ids *ids, size_t *ti_io,
+                             size_t *tok_io) {
+	uint32_t after = rva__plan_after(io, s), id;
+	size_t nt = rva__div_up(seq->nq, j->qb), ti = *ti_io, tok = *tok_io;
+	bool jitter = rva__router_jitter_active(&j->router, &j->rt);
+	rva_status st;
 	for (size_t qt = 0; qt < nt; qt++, ti++) {
 		size_t n = rva__min(j->qb, seq->nq - qt * j->qb);
 		j->tiles[ti] = (moe_tile){.seq = (uint32_t)s, .qt = (uint32_t)qt, .tok = tok, .n = n};
 		tok += n;
-		bool jitter = rva__router_jitter_active(&j->router, &j->rt);
 		rva__graph_need_scratch(g, rva__router_scratch(&j->router, n, jitter) +
 		                               n * j->E * sizeof(float));
 		float rcost = (float)(2.0 * (double)n * (double)j->dim * (double)j->E);
 		if ((st = rva__graph_add(g, router_task, j, (uint32_t)s, (uint32_t)ti, 0, 0, 0, rcost,
 		                         &id)) != RVA_OK ||
 		    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
-		    (st = rva__graph_edge(g, id, cap_task)) != RVA_OK ||
+		    (st = rva__graph_edge(g, id, ids->cap[s])) != RVA_OK ||
 		    (st = rva__graph_add(g, combine_task, j, (uint32_t)s, 0, (uint32_t)qt, 0, 0,
 		                         (float)(n * j->k * j->dim), &ids->combine[ti])) != RVA_OK ||
 		    (st = rva__graph_edge(g, ids->combine[ti], join)) != RVA_OK)
@@ -673,6 +682,21 @@ static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s
 	*ti_io = ti;
 	*tok_io = tok;
 	return RVA_OK;
+}
+
+/* The tasks of one planned sequence s: capacity (per-sequence scope), K/V projections,
+ * routers and combines. The job's capacity task is ids->cap[s] on entry (per batch) or
+ * RVA__NO_TASK. */
+static rva_status plan_seq(moe_job *j, rva__plan_io *io, rva__graph *g, size_t s,
+                           uint32_t join, moe_ids *ids, size_t *ti_io, size_t *tok_io,
+                           size_t tokens) {
+	const rva_seq *seq = &io->seqs[s];
+	rva_status st;
+	j->tile0[s] = *ti_io;
+	if ((st = plan_capacity(j, g, seq, s, ids, tokens)) != RVA_OK ||
+	    (st = plan_kv_projections(j, io, g, seq, s, ids)) != RVA_OK)
+		return st;
+	return plan_tiles(j, io, g, seq, s, join, ids, ti_io, tok_io);
 }
 
 /* Adds the expert task of group gi of expert e (units already in j->units). */
@@ -719,6 +743,23 @@ static rva_status add_expert_task(moe_job *j, rva__graph *g, const moe_ids *ids,
 	return RVA_OK;
 }
 
+/* One task group per run of `per` query tiles of sequence s, a long sequence (more tiles
+ * than a group holds), for expert e. */
+static rva_status plan_long_seq(moe_job *j, rva__graph *g, const moe_ids *ids, size_t e,
+                                size_t s, size_t nt, size_t per, size_t *nunits,
+                                size_t *ngroups) {
+	rva_status st;
+	for (size_t t0 = 0; t0 < nt; t0 += per) {
+		j->units[*nunits] = (moe_unit){(uint32_t)s, (uint32_t)t0,
+		                               (uint32_t)rva__min(per, nt - t0)};
+		j->groups[*ngroups] = (moe_group){.u0 = (uint32_t)*nunits, .nu = 1};
+		(*nunits)++;
+		if ((st = add_expert_task(j, g, ids, e, (*ngroups)++)) != RVA_OK)
+			return st;
+	}
+	return RVA_OK;
+}
+
 /*
  * Expert tasks of every expert: a sequence longer than the group rows is cut into groups
  * of whole query tiles, each its own task; shorter sequences are packed whole, in
@@ -731,21 +772,15 @@ static rva_status plan_experts(moe_job *j, rva__plan_io *io, rva__graph *g,
 	for (size_t e = 0; e < j->E; e++) {
 		size_t R = group_rows(j->ms->experts[e]), per = rva__max(1, R / j->qb);
 		size_t rows_open = 0;
-		moe_group *open = NULL;
+		moe_group *open = NULL; /* the group short sequences are being packed into */
 		for (size_t s = 0; s < io->nseq; s++) {
 			if (!planned(io, s))
 				continue;
 			const rva_seq *seq = &io->seqs[s];
 			size_t nt = rva__div_up(seq->nq, j->qb);
-			if (nt > per) { /* long: its own tile groups */
-				for (size_t t0 = 0; t0 < nt; t0 += per) {
-					j->units[*nunits] = (moe_unit){(uint32_t)s, (uint32_t)t0,
-					                               (uint32_t)rva__min(per, nt - t0)};
-					j->groups[*ngroups] = (moe_group){.u0 = (uint32_t)*nunits, .nu = 1};
-					(*nunits)++;
-					if ((st = add_expert_task(j, g, ids, e, (*ngroups)++)) != RVA_OK)
-						return st;
-				}
+			if (nt > per) {
+				if ((st = plan_long_seq(j, g, ids, e, s, nt, per, nunits, ngroups)) != RVA_OK)
+					return st;
 				continue;
 			}
 			if (open && (rows_open + seq->nq > R || open->nu == MOE_MAX_UNITS)) {
@@ -768,10 +803,9 @@ static rva_status plan_experts(moe_job *j, rva__plan_io *io, rva__graph *g,
 	return RVA_OK;
 }
 
-static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+/* The job's fixed fields from the attention and the plan's inputs. */
+static void moe_job_init(moe_job *j, const rva_attention *att, const rva__plan_io *io) {
 	const rva_config *c = &att->cfg;
-	moe_job *j;
-	MOE_ALLOC(j, 1);
 	j->att = att;
 	j->ms = att->state;
 	j->seqs = io->seqs;
@@ -787,17 +821,26 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 	j->router = (rva__router){.w = att->router_weights, .experts = c->experts, .dim = c->dim,
 	                          .top_k = c->top_k, .jitter = c->jitter_noise,
 	                          .normalize = c->normalize_gates == RVA_GATES_NORMALIZED};
+}
 
-	/* Tokens and tiles of the planned sequences, in token order. */
-	size_t tokens = 0, ntiles = 0;
+/* Tokens and query tiles of the planned sequences (overflow-checked). */
+static rva_status count_tokens(const moe_job *j, const rva__plan_io *io, size_t *tokens,
+                               size_t *ntiles) {
+	*tokens = *ntiles = 0;
 	for (size_t s = 0; s < io->nseq; s++)
 		if (planned(io, s)) {
-			if (!rva__add_ok(tokens, io->seqs[s].nq, &tokens))
+			if (!rva__add_ok(*tokens, io->seqs[s].nq, tokens))
 				return rva__fail(RVA_EOVERFLOW, "moe: token count overflows");
-			ntiles += rva__div_up(io->seqs[s].nq, j->qb);
+			*ntiles += rva__div_up(io->seqs[s].nq, j->qb);
 		}
-	if (ntiles > UINT32_MAX / RVA_MOE_MAX_EXPERTS)
-		return rva__fail(RVA_EOVERFLOW, "moe: %zu query tiles are too many", ntiles);
+	if (*ntiles > UINT32_MAX / RVA_MOE_MAX_EXPERTS)
+		return rva__fail(RVA_EOVERFLOW, "moe: %zu query tiles are too many", *ntiles);
+	return RVA_OK;
+}
+
+/* The job's arrays and the planner's task ids, in the graph's arena. */
+static rva_status moe_job_alloc(moe_job *j, const rva__plan_io *io, rva__graph *g,
+                                size_t tokens, size_t ntiles, moe_ids *ids) {
 	size_t pairs, outs, per_seq, kvs;
 	if (!rva__mul_ok(tokens, j->k, &pairs) || !rva__mul_ok(pairs, j->dim, &outs) ||
 	    !rva__mul_ok(io->nseq, j->E, &per_seq) || !rva__mul_ok(io->nseq, j->ms->nkv, &kvs))
@@ -822,17 +865,30 @@ static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g
 	MOE_ALLOC(j->groups, nunits_max);
 	if (!(j->psum = rva__graph_alloc_array(g, ntiles ? ntiles : 1, j->E * sizeof(double))))
 		return RVA_ENOMEM;
-	moe_ids ids;
-	MOE_ALLOC(ids.cap, io->nseq);
-	MOE_ALLOC(ids.kvjoin, kvs);
-	MOE_ALLOC(ids.combine, ntiles);
-	MOE_ALLOC(ids.cap_bound, io->nseq);
+	MOE_ALLOC(ids->cap, io->nseq);
+	MOE_ALLOC(ids->kvjoin, kvs);
+	MOE_ALLOC(ids->combine, ntiles);
+	MOE_ALLOC(ids->cap_bound, io->nseq);
+	return RVA_OK;
+}
 
+/* The MoE job graph: router -> capacity -> experts -> combine, per sequence a join (see
+ * docs/ARCHITECTURE.md). */
+static rva_status plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+	moe_job *j;
+	MOE_ALLOC(j, 1);
+	moe_job_init(j, att, io);
+	size_t tokens, ntiles;
+	moe_ids ids;
 	rva_status st;
+	if ((st = count_tokens(j, io, &tokens, &ntiles)) != RVA_OK ||
+	    (st = moe_job_alloc(j, io, g, tokens, ntiles, &ids)) != RVA_OK)
+		return st;
+
 	uint32_t cap_task = RVA__NO_TASK;
 	if (j->per_batch &&
 	    (st = rva__graph_add(g, capacity_batch_task, j, RVA__NO_SEQ, 0, 0, 0, 0,
-	                         (float)(pairs + ntiles * j->E), &cap_task)) != RVA_OK)
+	                         (float)(tokens * j->k + ntiles * j->E), &cap_task)) != RVA_OK)
 		return st;
 	size_t ti = 0, tok = 0;
 	for (size_t s = 0; s < io->nseq; s++) {
