@@ -250,43 +250,7 @@ rva_status rva_engine_worker_get(const rva_engine *e, unsigned i, rva_worker_inf
 
 /* ---- jobs: allocation, placement, launch -------------------------------------------- */
 
-static rva_job *job_new(rva__job_kind kind) {
-	rva_job *job = rva__calloc(1, sizeof *job);
-	if (!job) {
-		rva__fail(RVA_ENOMEM, "engine: cannot allocate a job");
-		return NULL;
-	}
-	if (pthread_mutex_init(&job->lock, NULL)) {
-		rva__free(job);
-		rva__fail(RVA_ESYSTEM, "engine: cannot initialise a job lock");
-		return NULL;
-	}
-	if (pthread_cond_init(&job->cond, NULL)) {
-		pthread_mutex_destroy(&job->lock);
-		rva__free(job);
-		rva__fail(RVA_ESYSTEM, "engine: cannot initialise a job condition variable");
-		return NULL;
-	}
-	job->kind = kind;
-	job->first_failed = SIZE_MAX;
-	return job;
-}
 
-/* Frees a job that is not (or no longer) in the engine. */
-static void job_free(rva_job *job) {
-	if (job->details)
-		for (size_t s = 0; s < job->nseq; s++)
-			rva__free(job->details[s]);
-	rva__free(job->seq_status);
-	rva__free(job->details);
-	rva__free(job->seq_pool);
-	rva__free(job->block);
-	if (job->kind != RVA__JOB_GRAPH)
-		rva__graph_free(&job->graph);
-	pthread_cond_destroy(&job->cond);
-	pthread_mutex_destroy(&job->lock);
-	rva__free(job);
-}
 
 /* Makes every worker's scratch at least `need` bytes: new buffers are handed over and
  * taken by each worker before its next task (never resized inside a task). */
@@ -327,38 +291,6 @@ static rva_status ensure_scratch(rva_engine *e, size_t need) {
 	return RVA_OK;
 }
 
-/* The task block (queue nodes, dependency counters, launch list heads): a cached one
- * from an ended job when big enough, else a new one. */
-static rva_status take_block(rva_engine *e, rva_job *job, uint32_t ntasks) {
-	size_t cap = ntasks ? ntasks : 1;
-	pthread_mutex_lock(&e->lock);
-	int best = -1;
-	for (int i = 0; i < 4; i++)
-		if (e->block_cache[i] && e->block_cache_tasks[i] >= cap &&
-		    (best < 0 || e->block_cache_tasks[i] < e->block_cache_tasks[best]))
-			best = i;
-	if (best >= 0) {
-		job->block = e->block_cache[best];
-		job->block_tasks = e->block_cache_tasks[best];
-		e->block_cache[best] = NULL;
-		e->block_cache_tasks[best] = 0;
-	}
-	pthread_mutex_unlock(&e->lock);
-	if (!job->block) {
-		size_t off = rva__block_heads_offset(cap), bytes;
-		if (!rva__add_ok(off, (size_t)e->nworkers * sizeof(rva__qnode *), &bytes) ||
-		    cap > SIZE_MAX / (sizeof(rva__qnode) + sizeof(atomic_uint)))
-			return rva__fail(RVA_EOVERFLOW, "engine: %zu tasks overflow the task block", cap);
-		if (!(job->block = rva__malloc(bytes)))
-			return rva__fail(RVA_ENOMEM, "engine: cannot allocate %zu bytes of task state for "
-			                 "%u tasks", bytes, ntasks);
-		job->block_tasks = cap;
-	}
-	job->nodes = job->block;
-	job->deps = (atomic_uint *)((unsigned char *)job->block +
-	                            job->block_tasks * sizeof(rva__qnode));
-	return RVA_OK;
-}
 
 /* Where each sequence's tasks go (NULL seq_pool: anywhere, e.g. a single pool). */
 static rva_status place(rva_engine *e, rva_job *job, const rva_seq *seqs) {
@@ -396,52 +328,19 @@ static rva_status place(rva_engine *e, rva_job *job, const rva_seq *seqs) {
 	return RVA_OK;
 }
 
-/* Prepares the job's execution state and launches it. On failure the job is not in the
- * engine and the caller frees it. */
+/* Prepares the job's execution state and launches it (sched/job.c starts it). On failure
+ * the job is not in the engine and the caller frees it. */
 static rva_status launch(rva_engine *e, rva_job *job, const rva_seq *seqs) {
 	rva__graph *g = job->g;
 	rva_status st;
 	if (!g->finalized && (st = rva__graph_finalize(g)) != RVA_OK)
 		return st;
 	if ((st = ensure_scratch(e, g->scratch_bytes)) != RVA_OK ||
-	    (st = place(e, job, seqs)) != RVA_OK || (st = take_block(e, job, g->ntasks)) != RVA_OK)
+	    (st = place(e, job, seqs)) != RVA_OK)
 		return st;
-	for (uint32_t t = 0; t < g->ntasks; t++) {
-		job->nodes[t] = (rva__qnode){.job = job, .task = t, .cost = g->tasks[t].cost};
-		atomic_init(&job->deps[t], g->tasks[t].ndeps);
-	}
-	atomic_init(&job->remaining, g->ntasks);
-	job->ntasks = g->ntasks;
-	atomic_init(&job->job_status, RVA_OK);
-	pthread_mutex_lock(&e->lock);
-	if (e->destroying) {
-		pthread_mutex_unlock(&e->lock);
-		return rva__fail(RVA_ESTATE, "engine: cannot submit, the engine is being destroyed");
-	}
-	job->id = ++e->next_job_id;
-	e->active_jobs++;
-	pthread_mutex_unlock(&e->lock);
-	job->engine = e;
-	job->t_submit = rva__now_ns();
-	rva__exec_launch(e, job);
-	return RVA_OK;
+	return rva__job_start(e, job);
 }
 
-/* Allocates the job's per-sequence results (kept until rva_job_destroy, after the
- * graph has gone back to the engine). */
-static rva_status job_results(rva_job *job, size_t n, const rva_status *init) {
-	size_t m = n ? n : 1;
-	rva_status st = rva__alloc_array((void **)&job->seq_status, m, sizeof *job->seq_status,
-	                                 "job sequence status");
-	if (st != RVA_OK)
-		return st;
-	if (!(job->details = rva__calloc(m, sizeof *job->details)))
-		return rva__fail(RVA_ENOMEM, "engine: cannot allocate %zu sequence details", n);
-	for (size_t s = 0; s < n; s++)
-		job->seq_status[s] = init ? init[s] : RVA_OK;
-	job->nseq = n;
-	return RVA_OK;
-}
 
 /* A submitter registers before it touches the engine and leaves after its last access
  * (the wake-up of the workers), so rva_engine_destroy never frees the engine under a
@@ -473,16 +372,16 @@ rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
 	rva_status st = submit_enter(e);
 	if (st != RVA_OK)
 		return st;
-	rva_job *job = job_new(RVA__JOB_GRAPH);
+	rva_job *job = rva__job_new(e, RVA__JOB_GRAPH, g->nseq);
 	if (!job) {
 		submit_leave(e);
 		return RVA_ENOMEM;
 	}
 	job->g = g;
 	job->rt = rva__runtime_or_default(NULL);
-	if ((st = job_results(job, g->nseq, init_status)) != RVA_OK ||
+	if ((st = rva__job_results(job, g->nseq, init_status)) != RVA_OK ||
 	    (st = launch(e, job, seqs)) != RVA_OK) {
-		job_free(job);
+		rva__job_free(job);
 		submit_leave(e);
 		return st;
 	}
@@ -495,15 +394,12 @@ rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
 static rva_status submit_op(rva_engine *e, const rva_attention *att, const rva_pipeline *p,
                             const rva_batch *batch, const rva_runtime *rt, rva_job **out) {
 	size_t n = batch->count;
-	rva_job *job = job_new(att ? RVA__JOB_ATTENTION : RVA__JOB_PIPELINE);
+	rva_job *job = rva__job_new(e, att ? RVA__JOB_ATTENTION : RVA__JOB_PIPELINE, n);
 	if (!job)
 		return RVA_ENOMEM;
-	/* job memory (descriptors, plan data, intermediates) comes from the engine's arena
-	 * cache and goes back to it when the job ends */
-	rva__graph *g = job->g = &job->graph;
-	rva__graph_init_cached(g, n, e->arena_cache);
+	rva__graph *g = job->g;
 	job->rt = rva__runtime_or_default(rt);
-	rva_status st = job_results(job, n, NULL);
+	rva_status st = rva__job_results(job, n, NULL);
 	if (st != RVA_OK)
 		goto fail;
 	rva_seq *seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
@@ -533,7 +429,7 @@ static rva_status submit_op(rva_engine *e, const rva_attention *att, const rva_p
 	*out = job;
 	return RVA_OK;
 fail:
-	job_free(job);
+	rva__job_free(job);
 	return st;
 }
 
@@ -663,7 +559,7 @@ rva_status rva_job_destroy(rva_job *job) {
 	if (!job)
 		return RVA_OK;
 	wait_ended(job);
-	job_free(job);
+	rva__job_free(job);
 	return RVA_OK;
 }
 
@@ -676,13 +572,13 @@ static rva_status finish_run(rva_job *job, rva_status *seq_status, rva_job_stats
 		memcpy(seq_status, job->seq_status, job->nseq * sizeof *seq_status);
 	if (stats)
 		*stats = job->stats;
-	job_free(job);
+	rva__job_free(job);
 	return st;
 }
 
 rva_status rva__engine_run_graph(rva_engine *e, rva__graph *g, rva_status *seq_status,
                                  rva_job_stats *stats) {
-	rva_job *job;
+	rva_job *job = NULL;
 	rva_status st = rva__engine_submit_graph(e, g, NULL, NULL, &job);
 	if (st != RVA_OK)
 		return st;
@@ -692,7 +588,7 @@ rva_status rva__engine_run_graph(rva_engine *e, rva__graph *g, rva_status *seq_s
 rva_status rva_engine_run(rva_engine *e, const rva_attention *att, const rva_batch *batch,
                           const rva_runtime *rt, rva_status *seq_status,
                           rva_job_stats *stats) {
-	rva_job *job;
+	rva_job *job = NULL;
 	rva_status st = rva_engine_submit(e, att, batch, rt, &job);
 	if (st != RVA_OK)
 		return st;
@@ -702,7 +598,7 @@ rva_status rva_engine_run(rva_engine *e, const rva_attention *att, const rva_bat
 rva_status rva_engine_run_pipeline(rva_engine *e, const rva_pipeline *p,
                                    const rva_batch *batch, const rva_runtime *rt,
                                    rva_status *seq_status, rva_job_stats *stats) {
-	rva_job *job;
+	rva_job *job = NULL;
 	rva_status st = rva_engine_submit_pipeline(e, p, batch, rt, &job);
 	if (st != RVA_OK)
 		return st;

@@ -1,7 +1,7 @@
 /*
  * The engine's internals: engine and job objects, the worker team and the executor
- * (sched/executor.c), the public API (sched/engine.c). See sched/README.md for the
- * threading model.
+ * (sched/executor.c), the job lifecycle (sched/job.c), the public API (sched/engine.c).
+ * See sched/README.md for the threading model.
  *
  * Queues: every worker owns a ready queue, a max-heap on task cost (longest processing
  * time first; ties: older job first, then lower task id), protected by its own mutex.
@@ -129,6 +129,7 @@ struct rva_job {
 	atomic_uint remaining;        /* tasks not yet accounted as done */
 	uint32_t ntasks;              /* tasks in the graph (progress) */
 	atomic_bool cancelled;
+	atomic_bool cancel_skipped;   /* a cancel kept at least one task from running */
 	atomic_int job_status;        /* first failing whole-job task (RVA_OK if none) */
 	rva_runtime rt;
 	bool moe;                     /* copy rt.moe_stats into the stats at the end */
@@ -181,13 +182,33 @@ rva_status rva__team_start(rva_engine *e);
 /* Stops the team (no job may be active) and joins the dispatcher. */
 void rva__team_stop(rva_engine *e);
 
-/* Pushes the job's initially ready tasks (the job is registered as active). A job
- * without tasks is finished right away. */
+/* Pushes the job's initially ready tasks (the job has at least one task and is registered
+ * as active by rva__job_start). */
 void rva__exec_launch(rva_engine *e, rva_job *job);
 
-/* Ends a job whose every task is done: finish hook, statuses, statistics, wake-up.
- * Called exactly once per job (by the worker that completes it, or by launch). */
-void rva__exec_finish_job(rva_job *job);
+/* The job lifecycle (sched/job.c), one owner for the job's counters and caches. */
+
+/* A new job of `kind` for nseq sequences; jobs that own their graph (attention, pipeline)
+ * get it initialised with job memory from e's arena cache. NULL (and the detail) when out
+ * of memory or a lock cannot be made. */
+rva_job *rva__job_new(rva_engine *e, rva__job_kind kind, size_t nseq);
+
+/* Allocates the job's per-sequence statuses (from init, or RVA_OK) and details.
+ * Errors: RVA_ENOMEM, RVA_EOVERFLOW. */
+rva_status rva__job_results(rva_job *job, size_t n, const rva_status *init);
+
+/* Takes a task block, resets the dependency counters, registers the job as active and
+ * launches it (a job without tasks ends right away). Errors: RVA_ENOMEM, RVA_EOVERFLOW,
+ * RVA_ESTATE (engine being destroyed). On failure the job is not in the engine. */
+rva_status rva__job_start(rva_engine *e, rva_job *job);
+
+/* Ends a job whose every task is done: finish hook, statuses, statistics, caches given
+ * back, unregistered, waiters woken. Called exactly once per job (by the worker that
+ * completes its last task, or by rva__job_start). */
+void rva__job_end(rva_job *job);
+
+/* Frees a job that is not (or no longer) in the engine. */
+void rva__job_free(rva_job *job);
 
 /* Scratch buffers: allocates one of `size` usable bytes, bound to the NUMA node with OS
  * index numa_os when the topology is this system (on_node says whether that worked). */

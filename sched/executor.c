@@ -1,8 +1,9 @@
 /*
  * The executor: the worker team (one flat OpenMP parallel region entered by the
  * engine's dispatcher thread and kept alive for the engine's lifetime), the per-worker
- * cost-ordered ready queues, stealing, dependency release, idle spinning and parking,
- * and the end of a job. Nothing here allocates once the team runs, except the detail
+ * cost-ordered ready queues, stealing, dependency release, idle spinning and parking.
+ * A job's start and end belong to sched/job.c; the worker that completes a job's last
+ * task calls rva__job_end. Nothing here allocates once the team runs, except the detail
  * strings rva__graph_exec_task records for failing tasks.
  */
 #include <errno.h>
@@ -202,15 +203,11 @@ static inline unsigned home_worker(const rva_engine *e, unsigned pool, const rva
 	return p->first_worker + key % p->nworkers;
 }
 
-/* ---- launching and ending jobs -------------------------------------------------------- */
+/* ---- launching jobs (their lifecycle is sched/job.c's) ------------------------------ */
 
 void rva__exec_launch(rva_engine *e, rva_job *job) {
 	const rva__graph *g = job->g;
 	uint32_t n = g->ntasks;
-	if (n == 0) {
-		rva__exec_finish_job(job);
-		return;
-	}
 	unsigned W = e->nworkers;
 	rva__qnode **heads = (rva__qnode **)((unsigned char *)job->block +
 	                                     rva__block_heads_offset(job->block_tasks));
@@ -252,88 +249,6 @@ void rva__exec_launch(rva_engine *e, rva_job *job) {
 	wake(e, total);
 }
 
-static void return_block(rva_engine *e, rva_job *job) {
-	void *evict = job->block;
-	pthread_mutex_lock(&e->lock);
-	int slot = -1;
-	size_t smallest = SIZE_MAX;
-	for (int i = 0; i < 4; i++) {
-		if (!e->block_cache[i]) {
-			slot = i;
-			smallest = 0;
-			break;
-		}
-		if (e->block_cache_tasks[i] < smallest) {
-			smallest = e->block_cache_tasks[i];
-			slot = i;
-		}
-	}
-	if (slot >= 0 && smallest < job->block_tasks) {
-		evict = e->block_cache[slot];
-		e->block_cache[slot] = job->block;
-		e->block_cache_tasks[slot] = job->block_tasks;
-	}
-	e->active_jobs--;
-	if (e->active_jobs == 0)
-		pthread_cond_broadcast(&e->idle_cond);
-	pthread_mutex_unlock(&e->lock);
-	job->block = NULL;
-	job->nodes = NULL;
-	job->deps = NULL;
-	rva__free(evict);
-}
-
-void rva__exec_finish_job(rva_job *job) {
-	rva__graph *g = job->g;
-	rva_status js = (rva_status)atomic_load_explicit(&job->job_status, memory_order_acquire);
-	rva_clear_error();
-	rva_status fin = rva__graph_finish(g, job->seq_status);
-	if (fin != RVA_OK && js == RVA_OK) {
-		js = fin;
-		snprintf(job->errbuf, sizeof job->errbuf, "%s",
-		         rva_last_error()[0] ? rva_last_error() : rva_strerror(fin));
-	}
-	size_t failed = 0;
-	job->first_failed = SIZE_MAX;
-	for (size_t s = 0; s < job->nseq; s++)
-		if (job->seq_status[s] != RVA_OK) {
-			if (!failed)
-				job->first_failed = s;
-			failed++;
-		}
-	if (atomic_load_explicit(&job->cancelled, memory_order_acquire)) {
-		job->status = RVA_ECANCELLED;
-		if (!job->errbuf[0])
-			snprintf(job->errbuf, sizeof job->errbuf, "job cancelled");
-	} else if (js != RVA_OK) {
-		job->status = js;
-	} else {
-		job->status = failed ? job->seq_status[job->first_failed] : RVA_OK;
-	}
-	uint64_t wall = rva__now_ns() - job->t_submit;
-	job->stats.wall_ns = wall;
-	job->stats.tasks = g->ntasks;
-	job->stats.flops = g->flops;
-	job->stats.gflops = wall ? g->flops / (double)wall : 0.0;
-	job->stats.failed_sequences = failed;
-	if (job->moe && job->rt.moe_stats) {
-		job->stats.has_moe = true;
-		job->stats.moe = *job->rt.moe_stats;
-	}
-	/* An owned graph is done: its arena returns to the engine's cache now, while the
-	 * engine surely exists (the job may outlive it). */
-	if (job->kind != RVA__JOB_GRAPH) {
-		rva__graph_free(&job->graph);
-		job->g = NULL;
-	}
-	/* Unregister (the engine may be destroyed once no job is active: the team, which
-	 * runs this code, is joined before anything is freed), then announce the end. */
-	return_block(job->engine, job);
-	pthread_mutex_lock(&job->lock);
-	atomic_store_explicit(&job->ended, true, memory_order_release);
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
-}
 
 /* ---- the worker loop -------------------------------------------------------------------- */
 
@@ -355,7 +270,7 @@ static void flush(wstate *ws) {
 		ws->cur_done = 0;
 		ws->cur_job = NULL;
 		if (atomic_fetch_sub_explicit(&job->remaining, n, memory_order_acq_rel) == n)
-			rva__exec_finish_job(job);
+			rva__job_end(job);
 	}
 	ws->cur_job = NULL;
 }
@@ -368,6 +283,8 @@ static inline void stat_add(atomic_uint_fast64_t *c, uint64_t v) {
 static void cancel_skip(rva_job *job, const rva__task *t) {
 	if (!t->fn)
 		return;
+	/* work was really left undone: the job reports RVA_ECANCELLED (sched/job.c) */
+	atomic_store_explicit(&job->cancel_skipped, true, memory_order_release);
 	size_t lo = t->seq == RVA__NO_SEQ ? 0 : t->seq;
 	size_t hi = t->seq == RVA__NO_SEQ ? job->nseq : (size_t)t->seq + 1;
 	for (size_t s = lo; s < hi; s++) {

@@ -424,6 +424,71 @@ Test(executor, cancellation) {
 	rva_engine_destroy(e);
 }
 
+/* A task that cancels its own job (published by the test once submit returned). */
+typedef struct self_cancel {
+	_Atomic(rva_job *) job;
+	atomic_uint ran;
+} self_cancel;
+
+static rva_status self_cancel_task(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	self_cancel *c = (self_cancel *)t->ctx;
+	atomic_fetch_add(&c->ran, 1);
+	if (t->a == 1) {
+		rva_job *job;
+		while (!(job = atomic_load(&c->job)))
+			sched_yield();
+		rva_job_cancel(job);
+	}
+	return RVA_OK;
+}
+
+/* Deterministic: the cancel comes from inside the job. When the cancelling task is the
+ * last one, every output is complete and the job reports RVA_OK; when a task follows it,
+ * that task is skipped and the job reports RVA_ECANCELLED. */
+Test(executor, cancel_after_last_task_is_ok) {
+	rva_engine *e = engine_on("package:2 [numa] core:1 pu:1", 2, RVA_NUMA_LOCAL);
+	for (int trailing = 0; trailing <= 1; trailing++) {
+		self_cancel c = {0};
+		rva__graph g;
+		rva__graph_init(&g, 2);
+		/* sequence 0: a task, then the cancelling task [, then one more]; sequence 1: a
+		 * task that precedes the cancelling one */
+		uint32_t a, b, canceller, last;
+		cr_assert_eq(rva__graph_add(&g, self_cancel_task, &c, 0, 0, 0, 0, 0, 1, &a), RVA_OK);
+		cr_assert_eq(rva__graph_add(&g, self_cancel_task, &c, 1, 0, 0, 0, 0, 1, &b), RVA_OK);
+		cr_assert_eq(rva__graph_add(&g, self_cancel_task, &c, 0, 1, 0, 0, 0, 1, &canceller),
+		             RVA_OK);
+		cr_assert_eq(rva__graph_edge(&g, a, canceller), RVA_OK);
+		cr_assert_eq(rva__graph_edge(&g, b, canceller), RVA_OK);
+		if (trailing) {
+			cr_assert_eq(rva__graph_add(&g, self_cancel_task, &c, 0, 0, 0, 0, 0, 1, &last),
+			             RVA_OK);
+			cr_assert_eq(rva__graph_edge(&g, canceller, last), RVA_OK);
+		}
+		rva_job *job;
+		cr_assert_eq(rva__engine_submit_graph(e, &g, NULL, NULL, &job), RVA_OK);
+		atomic_store(&c.job, job);
+		rva_status st = rva_job_wait(job), s0, s1;
+		cr_assert_eq(rva_job_seq_status(job, 0, &s0, NULL), RVA_OK);
+		cr_assert_eq(rva_job_seq_status(job, 1, &s1, NULL), RVA_OK);
+		cr_expect_eq(s1, RVA_OK);
+		if (trailing) {
+			cr_expect_eq(st, RVA_ECANCELLED, "a task was skipped: %s", rva_status_name(st));
+			cr_expect_eq(s0, RVA_ECANCELLED);
+			cr_expect_eq(atomic_load(&c.ran), 3, "the task after the cancel was skipped");
+		} else {
+			cr_expect_eq(st, RVA_OK, "every task ran before the cancel: %s (%s)",
+			             rva_status_name(st), rva_last_error());
+			cr_expect_eq(s0, RVA_OK);
+			cr_expect_eq(atomic_load(&c.ran), 3);
+		}
+		rva_job_destroy(job);
+		rva__graph_free(&g);
+	}
+	rva_engine_destroy(e);
+}
+
 /* ---- failures ------------------------------------------------------------------------- */
 
 Test(executor, failure_isolation) {
