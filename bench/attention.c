@@ -12,7 +12,7 @@
  *
  * For each row and thread count: median of --repeat runs (default 5) after a warm-up,
  * GFLOP/s (4*B*H*Nq*Nk*D, unmasked pairs only when causal), fraction of the sgemm limit
- * (per thread), GB/s for decode (K and V bytes read), and the peak RSS of the row
+ * (per thread), fraction of the FMA peak at that thread count (bench_fma_peak_gflops), GB/s for decode (K and V bytes read), and the peak RSS of the row
  * (VmHWM reset before each row). Buffers are allocated and pre-faulted before timing.
  *
  *   build/bench/attention [--threads 1,2] [--repeat R] [--rows G1,G2,...] [--json FILE]
@@ -261,16 +261,23 @@ int main(int argc, char **argv) {
 	bench_header(stdout, "attention");
 	double limit = bench_sgemm_gflops(1024, 1024, 1024, 7, 1);
 	printf("# limit: single-thread sgemm 1024^3 = %.1f GFLOP/s (same process)\n", limit);
-	printf("%-6s %-26s %3s %10s %9s %8s %8s %8s %9s\n", "row", "what", "thr", "median ms",
-	       "GFLOP/s", "of-limit", "GB/s", "read", "peakRSS");
+	double fma[16];
+	for (size_t ti = 0; ti < nt; ti++) {
+		fma[ti] = bench_fma_peak_gflops(tlist[ti], 7);
+		printf("# FMA peak, %u thread(s) = %.1f GFLOP/s (sgemm limit x threads is %.0f%% of it)\n",
+		       tlist[ti], fma[ti], fma[ti] > 0.0 ? 100.0 * limit * tlist[ti] / fma[ti] : 0.0);
+	}
+	printf("%-6s %-26s %3s %10s %9s %8s %6s %8s %8s %9s\n", "row", "what", "thr", "median ms",
+	       "GFLOP/s", "of-limit", "of-fma", "GB/s", "read", "peakRSS");
 	FILE *jf = json ? fopen(json, "w") : NULL;
 	if (json && !jf) {
 		perror(json);
 		return 1;
 	}
 	if (jf)
-		fprintf(jf, "{\"cpu\": \"%s\", \"sgemm_limit_gflops\": %.3f, \"rows\": [",
-		        bench_cpu_model(), limit);
+		fprintf(jf, "{\"cpu\": \"%s\", \"sgemm_limit_gflops\": %.3f, "
+		        "\"fma_peak_gflops_1t\": %.3f, \"rows\": [",
+		        bench_cpu_model(), limit, tlist[0] == 1 ? fma[0] : bench_fma_peak_gflops(1, 7));
 	int first = 1, failed = 0;
 	for (size_t i = 0; i < NROWS; i++) {
 		const row_def *r = &rows[i];
@@ -298,22 +305,23 @@ int main(int argc, char **argv) {
 				         "busy %.1f / %.1f ms (max/min %.3f)", 100.0 * res.moe_overhead,
 				         res.busy_max_ms, res.busy_min_ms,
 				         res.busy_min_ms > 0.0 ? res.busy_max_ms / res.busy_min_ms : 0.0);
-			printf("%-6s %-26s %3u %10.2f %9.1f %7.0f%% %8.1f %8.1f %8.0fM  (%.2fx io)%s\n",
+			double of_fma = fma[ti] > 0.0 ? res.gflops / fma[ti] : 0.0;
+			printf("%-6s %-26s %3u %10.2f %9.1f %7.0f%% %5.0f%% %8.1f %8.1f %8.0fM  (%.2fx io)%s\n",
 			       r->name, r->what, tlist[ti], res.median_s * 1e3, res.gflops,
-			       100.0 * res.frac, res.gbps, res.read_gbps, (double)res.rss / 1048576.0,
+			       100.0 * res.frac, 100.0 * of_fma, res.gbps, res.read_gbps, (double)res.rss / 1048576.0,
 			       (double)res.rss / res.io_bytes, note);
 			fflush(stdout);
 			if (jf) {
 				fprintf(jf, "%s{\"row\": \"%s\", \"what\": \"%s\", \"B\": %zu, \"H\": %zu, "
 				            "\"nq\": %zu, \"nk\": %zu, \"D\": %zu, \"causal\": %s, "
 				            "\"threads\": %u, \"median_ms\": %.4f, \"gflops\": %.3f, "
-				            "\"fraction_of_limit\": %.4f, \"gbps\": %.3f, \"read_gbps\": %.3f, "
+				            "\"fraction_of_limit\": %.4f, \"fraction_of_fma\": %.4f, \"gbps\": %.3f, \"read_gbps\": %.3f, "
 				            "\"peak_rss_bytes\": %zu, \"io_bytes\": %.0f, "
 				            "\"moe_overhead\": %.4f, \"busy_max_ms\": %.3f, "
 				            "\"busy_min_ms\": %.3f}",
 				        first ? "" : ", ", r->name, r->what, r->B, r->H, r->nq, r->nk, r->D,
 				        r->causal ? "true" : "false", tlist[ti], res.median_s * 1e3, res.gflops,
-				        res.frac, res.gbps, res.read_gbps, res.rss, res.io_bytes, res.moe_overhead,
+				        res.frac, of_fma, res.gbps, res.read_gbps, res.rss, res.io_bytes, res.moe_overhead,
 				        res.busy_max_ms, res.busy_min_ms);
 				first = 0;
 			}

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE 1
 #include "bench_common.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -117,4 +118,102 @@ double bench_sgemm_gflops(size_t m, size_t n, size_t k, int reps, unsigned threa
 	free(b);
 	free(c);
 	return g;
+}
+
+/* ---- FMA peak probe ----------------------------------------------------------------- */
+
+#if defined(__x86_64__)
+#include "kernels/vexp.h"
+
+/* 16 independent 16-lane accumulators (2 FMA pipes x 4-cycle latency needs 8; 16 leaves
+ * slack for either), 512 flops per iteration; the values settle near 1 (no denormals). */
+static RVA__TARGET_AVX512 float fma_loop_avx512(long iters) {
+	enum { NA = 16 };
+	__m512 acc[NA];
+	const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-6f);
+	for (int i = 0; i < NA; i++)
+		acc[i] = _mm512_set1_ps(1.0f + (float)i * 1e-3f);
+	for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < NA; i++)
+			acc[i] = _mm512_fmadd_ps(acc[i], mul, add);
+	}
+	__m512 s = acc[0];
+	for (int i = 1; i < NA; i++)
+		s = _mm512_add_ps(s, acc[i]);
+	return _mm512_reduce_add_ps(s);
+}
+
+/* The same with 8-lane registers (AVX2 + FMA): 256 flops per iteration. */
+static RVA__TARGET_AVX2 float fma_loop_avx2(long iters) {
+	enum { NA = 12 };
+	__m256 acc[NA];
+	const __m256 mul = _mm256_set1_ps(0.999999f), add = _mm256_set1_ps(1e-6f);
+	for (int i = 0; i < NA; i++)
+		acc[i] = _mm256_set1_ps(1.0f + (float)i * 1e-3f);
+	for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+		for (int i = 0; i < NA; i++)
+			acc[i] = _mm256_fmadd_ps(acc[i], mul, add);
+	}
+	__m256 s = acc[0];
+	for (int i = 1; i < NA; i++)
+		s = _mm256_add_ps(s, acc[i]);
+	float v[8];
+	_mm256_storeu_ps(v, s);
+	return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+}
+#endif
+
+double bench_cpu_now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double fma_probe(unsigned threads, int reps, bool thread_clock) {
+#if defined(__x86_64__)
+	rva__simd lvl = rva__simd_level();
+	if (lvl == RVA__SIMD_SCALAR)
+		return 0.0;
+	double per_iter = lvl == RVA__SIMD_AVX512 ? 512.0 : 192.0;
+	long iters = 4000000; /* ~20 ms per sample at ~100 GFLOP/s per thread */
+	unsigned t = threads ? threads : 1;
+	if (reps < 1)
+		reps = 1;
+	double *times = malloc((size_t)reps * sizeof *times);
+	if (!times)
+		return 0.0;
+	volatile float sink = 0.0f;
+	for (int r = -1; r < reps; r++) {
+		double t0 = thread_clock ? bench_cpu_now() : bench_now();
+		float total = 0.0f;
+		if (thread_clock)
+			total = lvl == RVA__SIMD_AVX512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+		else {
+#pragma omp parallel num_threads(t) reduction(+ : total)
+			total += lvl == RVA__SIMD_AVX512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+		}
+		sink += total;
+		if (r >= 0)
+			times[r] = (thread_clock ? bench_cpu_now() : bench_now()) - t0;
+	}
+	(void)sink;
+	double g = per_iter * (double)iters * (double)t / bench_median(times, (size_t)reps) * 1e-9;
+	free(times);
+	return g;
+#else
+	(void)threads;
+	(void)reps;
+	(void)thread_clock;
+	return 0.0;
+#endif
+}
+
+double bench_fma_peak_gflops(unsigned threads, int reps) {
+	return fma_probe(threads, reps, false);
+}
+
+double bench_fma_peak_thread_gflops(int reps) {
+	return fma_probe(1, reps, true);
 }

@@ -34,4 +34,17 @@ unsigned bench_cores(void);
 /* Single-thread sgemm GFLOP/s (median of reps runs) of an m x n x k product (A.B^T like
  * Q.K^T when trans_b) with the process's default BLIS kernels. */
 double bench_sgemm_gflops(size_t m, size_t n, size_t k, int reps, unsigned threads);
+
+/* The machine's fp32 FMA throughput in GFLOP/s (median of reps ~20 ms samples after a
+ * warm-up) with `threads` OpenMP threads, each running independent fused multiply-adds on
+ * 16 AVX-512 registers (12 AVX2 registers without AVX-512, per RVATTN_SIMD); 0 on a CPU
+ * with neither. The ceiling every attention figure is compared with, beside sgemm. */
+double bench_fma_peak_gflops(unsigned threads, int reps);
+
+/* Seconds of CPU time of the calling thread (time while descheduled does not count): for
+ * breakdowns on a machine shared with other work. */
+double bench_cpu_now(void);
+
+/* The one-thread FMA peak on the calling thread, timed with bench_cpu_now (median of reps). */
+double bench_fma_peak_thread_gflops(int reps);
 #endif

@@ -2,7 +2,9 @@
  * gemm_peak: the sgemm "limit" every attention figure is compared with.
  * Prints GFLOP/s (median of 7 runs after a warm-up) at 1 thread and at all cores, for the
  * BLIS kernel set rvattn chose and for BLIS's own choice, at 1024^3 and at the
- * attention-like shapes 256x256x64 (Q.K^T of a tile) and 256x64x256 (P.V).
+ * attention-like shapes 256x256x64 (Q.K^T of a tile) and 256x64x256 (P.V); and the
+ * machine's FMA peak (bench_fma_peak_gflops: independent AVX-512 FMAs, no memory) at 1
+ * thread and at all cores, with sgemm 1024^3 as a share of it.
  *
  *   build/bench/gemm_peak [--json]
  */
@@ -40,8 +42,10 @@ int main(int argc, char **argv) {
 				                                 threads[t]);
 	}
 	rva__gemm_ctx_use(NULL);
+	double fma[2] = {bench_fma_peak_gflops(threads[0], 7), bench_fma_peak_gflops(threads[1], 7)};
 	if (json) {
-		printf("{\"cpu\": \"%s\", \"cores\": %u, \"rows\": [", bench_cpu_model(), cores);
+		printf("{\"cpu\": \"%s\", \"cores\": %u, \"fma_peak_gflops\": [%.2f, %.2f], \"rows\": [",
+		       bench_cpu_model(), cores, fma[0], fma[1]);
 		int first = 1;
 		for (int s = 0; s < 2; s++)
 			for (int sh = 0; sh < 3; sh++)
@@ -67,5 +71,9 @@ int main(int argc, char **argv) {
 				       g[s][sh][t]);
 			}
 	printf("chosen/own at 1024^3, 1 thread: %.2fx\n", g[0][0][0] / g[1][0][0]);
+	for (int t = 0; t < 2; t++)
+		printf("FMA peak, %u thread%s: %.1f GFLOP/s (sgemm 1024^3 %s: %.0f%% of it)\n", threads[t],
+		       threads[t] > 1 ? "s" : "", fma[t], rva_kernel_set_name(sets[0]),
+		       fma[t] > 0.0 ? 100.0 * g[0][0][t] / fma[t] : 0.0);
 	return 0;
 }
