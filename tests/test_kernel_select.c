@@ -2,6 +2,7 @@
  * clean refusals (never an abort or SIGILL). Each Criterion test is a fresh process, so
  * setting the environment at the start of a test is seen by the first use. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,4 +86,37 @@ Test(kernels, unsupported_sets_are_refused_not_run) {
 	cr_assert_eq(rva_kernels_select(RVA_KERNELS_BLIS), RVA_OK);
 	cr_assert_eq(rva_kernels_current(&k, NULL), RVA_OK);
 	cr_assert_eq(k, RVA_KERNELS_BLIS);
+}
+
+/* The note of rva_kernels_current is the caller's to read for as long as it likes: a
+ * later rva_kernels_select (here on the same thread; tests/plain_tsan_kernels.c does it
+ * from others under ThreadSanitizer) must not rewrite it in place. */
+Test(kernels, a_note_handed_out_never_changes) {
+	unsetenv("RVATTN_BLIS_KERNELS");
+	cr_assert_eq(rva_kernels_select(RVA_KERNELS_BLIS), RVA_OK);
+	rva_kernel_set k;
+	const char *first;
+	cr_assert_eq(rva_kernels_current(&k, &first), RVA_OK);
+	cr_assert_eq(k, RVA_KERNELS_BLIS);
+	char copy[256];
+	snprintf(copy, sizeof copy, "%s", first);
+	cr_assert_str_eq(copy, "explicit choice");
+	cr_assert_eq(rva_kernels_select(RVA_KERNELS_AUTO), RVA_OK);
+	const char *second;
+	cr_assert_eq(rva_kernels_current(&k, &second), RVA_OK);
+	cr_assert(strstr(second, "auto"), "the new note: %s", second);
+	cr_assert_str_eq(first, copy, "the first note now reads \"%s\"", first);
+}
+
+/* The fallback note (a bad RVATTN_BLIS_KERNELS) outlives later selections too. */
+Test(kernels, the_fallback_note_outlives_selections) {
+	setenv("RVATTN_BLIS_KERNELS", "bogus", 1);
+	rva_kernel_set k;
+	const char *first;
+	cr_assert_eq(rva_kernels_current(&k, &first), RVA_OK);
+	char copy[256];
+	snprintf(copy, sizeof copy, "%s", first);
+	cr_assert(strstr(copy, "bogus"), "note: %s", copy);
+	cr_assert_eq(rva_kernels_select(RVA_KERNELS_BLIS), RVA_OK);
+	cr_assert_str_eq(first, copy);
 }

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# ThreadSanitizer check of the engine's executor (tests/plain_tsan_engine.c).
+# ThreadSanitizer checks: the engine's executor (tests/plain_tsan_engine.c) and the
+# process-default kernel choice (tests/plain_tsan_kernels.c).
 #
 #   tools/tsan_check.sh [BUILD_DIR]        (default: ./build-tsan)
 #
-# TSan with gcc + libgomp reports false positives; what works (docs: CONVENTIONS.md) is
-# clang + libomp + Archer, the OpenMP tool that tells TSan about OpenMP's
+# TSan with gcc + libgomp reports false positives; what works (docs/ARCHITECTURE.md,
+# "Testing") is clang + libomp + Archer, the OpenMP tool that tells TSan about OpenMP's
 # synchronisation. This script configures its own build directory with clang and
 # -fsanitize=thread (CMake's find_package(OpenMP) then picks libomp), builds only the
-# check program and runs it with Archer loaded. Exit status 0 = no race reported and
-# every check of the program passed.
+# check programs and runs them with Archer loaded. Exit status 0 = no race reported and
+# every check of every program passed.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,16 +24,22 @@ cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithD
       -DRVATTN_SANITIZE=thread -DRVATTN_BUILD_BENCH=OFF >/dev/null
 grep -q 'OpenMP_C_LIB_NAMES:STRING=omp' "$build/CMakeCache.txt" ||
 	{ echo "tsan_check: CMake did not pick libomp (install libomp-dev)" >&2; exit 2; }
-cmake --build "$build" --target plain_tsan_engine -j2 >/dev/null
+programs="plain_tsan_engine plain_tsan_kernels"
+# shellcheck disable=SC2086
+cmake --build "$build" --target $programs -j2 >/dev/null
 
-log="$build/tsan_engine.log"
-set +e
-OMP_TOOL_LIBRARIES="$archer" \
-TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66 suppressions=$supp" \
-	"$build/tests/plain_tsan_engine" >"$log" 2>&1
-rc=$?
-set -e
-cat "$log"
-races=$(grep -c 'WARNING: ThreadSanitizer' "$log" || true)
-echo "tsan_check: exit status $rc, $races ThreadSanitizer report(s)"
-[ "$rc" -eq 0 ] && [ "$races" -eq 0 ]
+status=0
+for p in $programs; do
+	log="$build/$p.log"
+	set +e
+	OMP_TOOL_LIBRARIES="$archer" \
+	TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66 suppressions=$supp" \
+		"$build/tests/$p" >"$log" 2>&1
+	rc=$?
+	set -e
+	cat "$log"
+	races=$(grep -c 'WARNING: ThreadSanitizer' "$log" || true)
+	echo "tsan_check: $p: exit status $rc, $races ThreadSanitizer report(s)"
+	{ [ "$rc" -eq 0 ] && [ "$races" -eq 0 ]; } || status=1
+done
+exit "$status"

@@ -20,6 +20,9 @@
 
 typedef struct rva__gemm_ctx rva__gemm_ctx; /* an initialised BLIS cntx_t */
 
+/* The contexts and the process default belong to the kernel choice (kernel_select.c),
+ * which never calls back into the wrapper (gemm.c). */
+
 /* Context for a concrete kernel set (filled once, then shared; thread-safe).
  * Errors: those of rva_kernels_resolve (k is resolved first). */
 rva_status rva__gemm_ctx_get(rva_kernel_set k, const rva__gemm_ctx **out);
@@ -27,9 +30,6 @@ rva_status rva__gemm_ctx_get(rva_kernel_set k, const rva__gemm_ctx **out);
 /* The context the calling thread uses: the one set by rva__gemm_ctx_use() on this
  * thread, else the process default (rva_kernels_current). Never NULL. */
 const rva__gemm_ctx *rva__gemm_ctx_current(void);
-
-/* Forgets the cached process-default context (rva_kernels_select changed it). */
-void rva__gemm_default_changed(void);
 
 /* Makes ctx (NULL = process default) the calling thread's context (engine workers). */
 void rva__gemm_ctx_use(const rva__gemm_ctx *ctx);
