@@ -687,6 +687,9 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_set_allocator free NULL", RVA_EINVAL,                                                 \
 	  rva_set_allocator(&(rva_allocator){(void *(*)(size_t, size_t, void *))1, NULL, NULL}))     \
 	X("rva_get_allocator(NULL)", RVA_ENULL, rva_get_allocator(NULL))                             \
+	X("rva_buffer_alloc out NULL", RVA_ENULL, rva_buffer_alloc(64, NULL))                        \
+	X("rva_buffer_alloc 0 bytes", RVA_EEMPTY, rva_buffer_alloc(0, &(void *){NULL}))              \
+	X("rva_buffer_free(NULL)", RVA_OK, rva_buffer_free(NULL))                                    \
 	/* kernels.h */                                                                              \
 	X("rva_cpu_detect(NULL)", RVA_ENULL, rva_cpu_detect(NULL))                                   \
 	X("rva_kernel_set_parse name NULL", RVA_ENULL, rva_kernel_set_parse(NULL, &(rva_kernel_set){0})) \

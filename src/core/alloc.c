@@ -1,19 +1,45 @@
-/* The allocator hook and the small utilities of core/internal.h. */
+/* The allocator hook, the default allocator (huge pages for large blocks), caller buffers
+ * (rva_buffer_alloc), and the small utilities of core/internal.h. */
 #define _GNU_SOURCE 1
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "core/internal.h"
 #include "rvattn/alloc.h"
 
+void rva__advise_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+	uintptr_t lo = ((uintptr_t)p + RVA__HUGE_PAGE - 1) & ~(uintptr_t)(RVA__HUGE_PAGE - 1);
+	uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(RVA__HUGE_PAGE - 1);
+	/* Best effort: a kernel without transparent huge pages answers EINVAL and the block
+	 * keeps ordinary pages. */
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)bytes;
+#endif
+}
+
+/* Blocks of a huge page or more are 2 MiB-aligned and their whole 2 MiB pages advised
+ * MADV_HUGEPAGE before anything touches them (transparent huge pages are often `madvise`
+ * only): streaming K/V from 4 KiB pages ran at ~21 GB/s on one core here, from huge pages
+ * at ~25 GB/s. Smaller blocks are plain posix_memalign. Only whole huge pages inside the
+ * block are advised, so the block never costs more physical memory than it asked for. */
 static void *default_alloc(size_t size, size_t align, void *user) {
 	(void)user;
 	void *p = NULL;
+	bool huge = size >= RVA__HUGE_PAGE;
+	if (huge && align < RVA__HUGE_PAGE)
+		align = RVA__HUGE_PAGE;
 	if (posix_memalign(&p, align, size ? size : 1) != 0)
 		return NULL;
+	if (huge)
+		rva__advise_huge(p, size);
 	return p;
 }
 
@@ -39,6 +65,24 @@ rva_status rva_get_allocator(rva_allocator *out) {
 	if (!out)
 		return rva__fail(RVA_ENULL, "rva_get_allocator: out is NULL");
 	*out = current;
+	return RVA_OK;
+}
+
+rva_status rva_buffer_alloc(size_t bytes, void **out) {
+	if (!out)
+		return rva__fail(RVA_ENULL, "rva_buffer_alloc: out is NULL");
+	*out = NULL;
+	if (bytes == 0)
+		return rva__fail(RVA_EEMPTY, "rva_buffer_alloc: bytes is 0");
+	void *p = current.alloc(bytes, RVA__ALIGN, current.user);
+	if (!p)
+		return rva__fail(RVA_ENOMEM, "rva_buffer_alloc: cannot allocate %zu bytes", bytes);
+	*out = p;
+	return RVA_OK;
+}
+
+rva_status rva_buffer_free(void *p) {
+	rva__free(p);
 	return RVA_OK;
 }
 

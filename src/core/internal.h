@@ -24,6 +24,8 @@
 
 /* Cache line / SIMD alignment used for every buffer rvattn allocates. */
 #define RVA__ALIGN 64
+/* The transparent huge page size on x86-64 and arm64 (4 KiB base pages). */
+#define RVA__HUGE_PAGE ((size_t)2 << 20)
 
 /* Records `fmt` as the calling thread's error detail and returns st. */
 rva_status rva__fail(rva_status st, const char *fmt, ...) RVA__PRINTF(2, 3);
@@ -37,6 +39,10 @@ rva_status rva__propagate(rva_status st);
 void *rva__malloc(size_t bytes);
 void *rva__calloc(size_t n, size_t size);   /* zeroed, overflow-checked */
 void rva__free(void *p);
+/* Advises MADV_HUGEPAGE on the whole 2 MiB pages inside [p, p + bytes) (best effort; the
+ * default allocator does it for every block of 2 MiB or more). Only for memory that the
+ * caller owns page by page: never a range shared with other allocations. */
+void rva__advise_huge(void *p, size_t bytes);
 
 /* Allocates n * size bytes (overflow-checked) or returns RVA_ENOMEM/RVA_EOVERFLOW with a
  * message naming `what`. On success *out holds the (uninitialised) block. */
