@@ -78,8 +78,11 @@ rva_status rva_attention_config(const rva_attention *att, rva_config *out);
  * attention.compute(query, keys, values): query has dim floats; keys[i] and values[i]
  * point to rows of kv_heads*head_dim floats, i < n_keys; out receives dim floats.
  * Causal masking makes the single query the last position (it sees every key).
- * out may overlap query (in place): the query is read from a copy. The key and value
- * rows are copied too; only a mask (rva_compute_masked) must not overlap out.
+ * out may overlap query (in place): the query is read from a copy. Key rows evenly
+ * spaced in memory (keys[i] = keys[0] + i * stride, stride >= the row width, as when the
+ * pointers index one matrix), and likewise value rows, are read in place without a copy;
+ * scattered rows, or rows that out overlaps, are first copied into one matrix (n_keys x
+ * 2 rows). Only a mask (rva_compute_masked) must not overlap out.
  * Errors: RVA_ENULL; RVA_EEMPTY when n_keys is 0; RVA_EINVAL when out overlaps the
  * mask; RVA_ENOMEM.
  */

@@ -154,8 +154,8 @@ rva_status rva_engine_submit_pipeline(rva_engine *e, const rva_pipeline *p,
                                       const rva_batch *batch, const rva_runtime *rt,
                                       rva_job **job);
 
-/* Blocks until the job has ended; returns its overall status (RVA_ECANCELLED if
- * cancelled). Errors: RVA_ENULL. */
+/* Blocks until the job has ended; returns its overall status (RVA_ECANCELLED if a
+ * cancel skipped any task). Errors: RVA_ENULL. */
 rva_status rva_job_wait(rva_job *job);
 
 /* *done = whether the job has ended. Errors: RVA_ENULL. */
@@ -166,8 +166,10 @@ rva_status rva_job_poll(rva_job *job, bool *done);
  * total once the job has ended. Errors: RVA_ENULL. */
 rva_status rva_job_progress(const rva_job *job, uint64_t *done_tasks, uint64_t *total_tasks);
 
-/* Requests cancellation: tasks not yet started are skipped; the job ends with
- * RVA_ECANCELLED unless it had already ended. Errors: RVA_ENULL. */
+/* Requests cancellation: tasks not yet started are skipped (their sequences report
+ * RVA_ECANCELLED), and the job then ends with RVA_ECANCELLED. A cancel that skipped
+ * nothing (the job had ended, or its last task had already started) leaves every output
+ * complete and the job's status what it would have been. Errors: RVA_ENULL. */
 rva_status rva_job_cancel(rva_job *job);
 
 /* Status of sequence i of an ended job, and its error detail (may be NULL; valid until

@@ -542,6 +542,24 @@ rva_status rva__gather_kv(const char *who, const float *const *keys,
 	return RVA_OK;
 }
 
+/* The row stride (in floats) when rows[i] = rows[0] + i * stride for every i, with a
+ * stride of at least `width` floats (rows never overlap); 0 when the rows are scattered.
+ * One key has the stride `width`. */
+static size_t even_stride(const float *const *rows, size_t n, size_t width) {
+	if (n == 1)
+		return width;
+	uintptr_t base = (uintptr_t)rows[0], next = (uintptr_t)rows[1];
+	if (next <= base || (next - base) % sizeof(float))
+		return 0;
+	size_t stride = (next - base) / sizeof(float);
+	if (stride < width || (n - 1) > SIZE_MAX / (stride * sizeof(float)))
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((uintptr_t)rows[i] != base + i * stride * sizeof(float))
+			return 0;
+	return stride;
+}
+
 rva_status rva_compute_ex(const rva_attention *att, const float *query,
                           const float *const *keys, const float *const *values,
                           const uint8_t *mask, size_t n_keys, float *out,
@@ -549,15 +567,41 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 	if (!att || !query || !out)
 		return rva__fail(RVA_ENULL, "rva_compute: %s is NULL",
 		                 !att ? "attention" : !query ? "query" : "out");
-	/* The guide's shape hands rows by pointer: gather them, then run a batch of one. */
-	size_t kvd = att->kv_dim;
-	float *kv;
-	rva_status st = rva__gather_kv("rva_compute", keys, values, n_keys, kvd, &kv);
-	if (st != RVA_OK)
-		return st;
+	if (n_keys == 0)
+		return rva__fail(RVA_EEMPTY, "rva_compute: no keys");
+	if (!keys || !values)
+		return rva__fail(RVA_ENULL, "rva_compute: %s is NULL", !keys ? "keys" : "values");
+	for (size_t i = 0; i < n_keys; i++)
+		if (!keys[i] || !values[i])
+			return rva__fail(RVA_ENULL, "rva_compute: %s[%zu] is NULL",
+			                 !keys[i] ? "keys" : "values", i);
+	/* The guide's shape hands rows by pointer. Rows evenly spaced in memory (an array of
+	 * pointers into one matrix, the usual case) are read in place as a strided matrix, a
+	 * batch of one with no copy. Scattered rows, and rows the output overlaps, are gathered
+	 * into one matrix first. */
+	size_t kvd = att->kv_dim, dim = att->cfg.dim, bytes = dim * sizeof(float);
+	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .out = out, .key_mask = mask,
+	             .k = keys[0], .k_stride = even_stride(keys, n_keys, kvd),
+	             .v = values[0], .v_stride = even_stride(values, n_keys, kvd)};
+	bool in_place = s.k_stride && s.v_stride;
+	if (in_place) {
+		byte_span o = span_of(out, 1, dim, dim, sizeof(float));
+		byte_span k = span_of(s.k, n_keys, s.k_stride, kvd, sizeof(float));
+		byte_span v = span_of(s.v, n_keys, s.v_stride, kvd, sizeof(float));
+		in_place = !spans_overlap(&o, &k) && !spans_overlap(&o, &v);
+	}
+	float *kv = NULL;
+	rva_status st;
+	if (!in_place) {
+		if ((st = rva__gather_kv("rva_compute", keys, values, n_keys, kvd, &kv)) != RVA_OK)
+			return st;
+		s.k = kv;
+		s.v = kv + n_keys * kvd;
+		s.k_stride = s.v_stride = kvd;
+	}
 	/* In place (out overlapping the query) is supported: the query is read from a copy.
-	 * The key/value rows are copies already; only the mask can still be overwritten. */
-	size_t dim = att->cfg.dim, bytes = dim * sizeof(float);
+	 * Keys and values the output overlaps were gathered above; only the mask can still be
+	 * overwritten (refused by the batch's aliasing check). */
 	float *qcopy = NULL;
 	if ((uintptr_t)out < (uintptr_t)query + bytes && (uintptr_t)query < (uintptr_t)out + bytes) {
 		if ((st = rva__alloc_array((void **)&qcopy, dim, sizeof(float), "query copy")) !=
@@ -566,10 +610,8 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 			return st;
 		}
 		memcpy(qcopy, query, bytes);
-		query = qcopy;
+		s.q = qcopy;
 	}
-	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .k = kv, .v = kv + n_keys * kvd,
-	             .out = out, .key_mask = mask};
 	rva_batch b = {.count = 1, .seqs = &s};
 	st = rva__run_batch_serial(att, &b, rt, NULL);
 	rva__free(qcopy);
