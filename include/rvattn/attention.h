@@ -108,6 +108,11 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
  * status per sequence; a bad sequence fails alone and the others complete (a sequence
  * whose output overlaps its inputs fails with RVA_EINVAL: see batch.h). Returns
  * RVA_OK when every sequence succeeded, else the first failing sequence's status.
+ * Statuses, as the engine's (rva_engine_run): they are written whenever the batch was
+ * planned, also when it then fails as a whole (out of memory, a failing whole-batch
+ * step such as training-mode BatchNorm), and a sequence such a failure kept from
+ * completing carries its status: RVA_OK always means the output is complete. A call
+ * that fails before that (bad arguments, out of memory while planning) leaves them alone.
  */
 rva_status rva_compute_batch(const rva_attention *att, const rva_batch *batch,
                              const rva_runtime *rt, rva_status *seq_status);

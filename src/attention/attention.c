@@ -466,18 +466,19 @@ rva_status rva__run_serial(rva__plan_fn plan, const void *op, const rva_seq *seq
 	if ((st = plan(op, &io, &g)) != RVA_OK)
 		goto out;
 	st = rva__graph_run_serial(&g, status, details);
-	if (st != RVA_OK)
-		goto out;
-	for (size_t s = 0; s < n; s++) {
-		if (seq_status)
-			seq_status[s] = status[s];
-		if (status[s] != RVA_OK && st == RVA_OK) {
-			st = status[s];
-			if (n > 1)
-				rva__fail(st, "sequence %zu: %s", s, details[s] ? details[s] : rva_strerror(st));
-			else
-				rva__fail(st, "%s", details[s] ? details[s] : rva_strerror(st));
-		}
+	/* Once the job is planned every sequence's status is handed out, as the engine does
+	 * once it has accepted a job: also after a job-wide failure, which marks every
+	 * sequence it kept from completing with its status (rva__graph_run_serial). */
+	if (seq_status)
+		memcpy(seq_status, status, n * sizeof *status);
+	for (size_t s = 0; s < n && st == RVA_OK; s++) {
+		if (status[s] == RVA_OK)
+			continue;
+		st = status[s];
+		if (n > 1)
+			rva__fail(st, "sequence %zu: %s", s, details[s] ? details[s] : rva_strerror(st));
+		else
+			rva__fail(st, "%s", details[s] ? details[s] : rva_strerror(st));
 	}
 out:
 	if (details)

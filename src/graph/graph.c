@@ -321,20 +321,30 @@ rva_status rva__graph_finish(rva__graph *g, const rva_status *seq_status) {
 	return g->finish(g->finish_ctx, seq_status, g->nseq);
 }
 
+/* A failure before any task ran: every sequence not failed yet fails with st. */
+static rva_status fail_unstarted(const rva__graph *g, rva_status *seq_status, char **details,
+                                 rva_status st) {
+	for (size_t s = 0; s < g->nseq; s++)
+		record_failure(&seq_status[s], details ? &details[s] : NULL, st);
+	return st;
+}
+
 rva_status rva__graph_run_serial(rva__graph *g, rva_status *seq_status, char **details) {
 	rva_status st = RVA_OK;
 	if (!g->finalized && (st = rva__graph_finalize(g)) != RVA_OK)
-		return st;
+		return fail_unstarted(g, seq_status, details, st);
 	uint32_t n = g->ntasks;
 	uint32_t *cnt, *queue;
 	st = rva__alloc_array((void **)&cnt, n ? n : 1, 2 * sizeof(uint32_t), "serial executor");
 	if (st != RVA_OK)
-		return st;
+		return fail_unstarted(g, seq_status, details, st);
 	queue = cnt + n;
 	void *scratch = rva__malloc(g->scratch_bytes ? g->scratch_bytes : 64);
 	if (!scratch) {
 		rva__free(cnt);
-		return rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of scratch", g->scratch_bytes);
+		return fail_unstarted(g, seq_status, details,
+		                      rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of scratch",
+		                                g->scratch_bytes));
 	}
 	rva__exec_ctx x = {.scratch = scratch, .scratch_bytes = g->scratch_bytes, .worker = 0};
 	/* FIFO topological order: tasks run in the order they became ready. */

@@ -130,7 +130,9 @@ rva_status rva__graph_finalize(rva__graph *g);
  * caller to RVA_OK or to a planning failure — tasks of a failed sequence are skipped)
  * receives each sequence's outcome; details (may be NULL) receives one heap string per
  * failed sequence (caller frees with rva__free). Returns RVA_OK, or RVA_ENOMEM for the
- * scratch, or the status of a failing whole-job task.
+ * scratch, or the status of a failing whole-job task. Every sequence a job-wide failure
+ * kept from completing (a failing whole-job task, or no task run at all) carries that
+ * failure's status, so seq_status never says RVA_OK for an output that was not written.
  */
 rva_status rva__graph_run_serial(rva__graph *g, rva_status *seq_status, char **details);
 
