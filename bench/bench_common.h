@@ -15,8 +15,9 @@ double bench_now(void);
 /* Median of n values (sorts a copy). */
 double bench_median(const double *v, size_t n);
 
-/* 64-byte aligned, pre-faulted (touched) buffer of n floats filled with seeded values in
- * [-1, 1); exits with a message when memory runs out. Free with free(). */
+/* Pre-faulted (touched) buffer of n floats filled with seeded values in [-1, 1): 64-byte
+ * aligned, or from 2 MiB on 2 MiB-aligned with MADV_HUGEPAGE (huge pages where the system
+ * offers them); exits with a message when memory runs out. Free with free(). */
 float *bench_buffer(size_t n, unsigned seed);
 
 /* Peak resident set size of this process in bytes. */
