@@ -103,52 +103,71 @@ static void decode_pv_ref(const float *v, size_t vs, size_t nkb, const float *p,
 #if defined(__x86_64__)
 /* ---- AVX-512 ------------------------------------------------------------------------ */
 
-/* 12 key rows x (16 * NV) query lanes of scores; rows beyond nrows repeat the last row
- * and are not stored. */
+/* JR key rows x (16 * NV) query lanes of scores, JR <= 6, NV <= 4: 24 accumulators, and per
+ * d NV query vectors + JR key broadcasts (10 loads per 24 FMAs at 6 x 4). With NV = 4 a
+ * 64-row query tile takes its K tile in one walk. The cache lines of the next block's key
+ * rows (npf rows from pf at stride ks) are prefetched as d advances: key rows of
+ * one head lie a head-row apart, so every row starts a new stream (often a new page),
+ * which the hardware prefetchers do not foresee. */
 static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-scores_block(const float *k, size_t ks, size_t nrows, const float *qt, size_t brp, size_t D,
-             float *st, const int NV) {
-	enum { JR = 12 };
-	const float *kr[JR];
-	for (int r = 0; r < JR; r++)
-		kr[r] = k + (size_t)((size_t)r < nrows ? (size_t)r : nrows - 1) * ks;
-	__m512 acc[JR][2];
+scores_block(const float *k, size_t ks, const float *pf, int npf, const float *qt, size_t brp,
+             size_t D, float *st, const int JR, const int NV) {
+	__m512 acc[6][4];
 	for (int r = 0; r < JR; r++)
 		for (int v = 0; v < NV; v++)
 			acc[r][v] = _mm512_setzero_ps();
-	for (size_t d = 0; d < D; d++) {
-		__m512 a0 = _mm512_load_ps(qt + d * brp);
-		__m512 a1 = NV > 1 ? _mm512_load_ps(qt + d * brp + 16) : a0;
-#pragma GCC unroll 12
-		for (int r = 0; r < JR; r++) {
-			__m512 b = _mm512_set1_ps(kr[r][d]);
-			acc[r][0] = _mm512_fmadd_ps(b, a0, acc[r][0]);
-			if (NV > 1)
-				acc[r][1] = _mm512_fmadd_ps(b, a1, acc[r][1]);
+	for (size_t d0 = 0; d0 < D; d0 += 16) {
+		for (int r = 0; r < npf; r++)
+				_mm_prefetch((const char *)(pf + (size_t)r * ks + d0), _MM_HINT_T0);
+		size_t d1 = d0 + 16 < D ? d0 + 16 : D;
+		for (size_t d = d0; d < d1; d++) {
+			__m512 a[4];
+			for (int v = 0; v < NV; v++)
+				a[v] = _mm512_load_ps(qt + d * brp + 16 * v);
+			for (int r = 0; r < JR; r++) {
+				__m512 b = _mm512_set1_ps(k[(size_t)r * ks + d]);
+				for (int v = 0; v < NV; v++)
+					acc[r][v] = _mm512_fmadd_ps(b, a[v], acc[r][v]);
+			}
 		}
 	}
-	for (int r = 0; r < JR; r++) {
-		if ((size_t)r >= nrows)
-			break;
+	for (int r = 0; r < JR; r++)
 		for (int v = 0; v < NV; v++)
 			_mm512_store_ps(st + (size_t)r * brp + 16 * v, acc[r][v]);
-	}
 }
+
+/* Blocks of 6 key rows over the tile, the last block exactly as long as what is left
+ * (4, 2 and 1-row variants: no padding FMAs). */
+#define SCORES_NV(NVv)                                                                     \
+	for (size_t j0 = 0; j0 < nk;) {                                                        \
+		size_t left = nk - j0, jr = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;     \
+		const float *kb = k + j0 * ks;                                                     \
+		int npf = (int)rva__min(6, nk - j0 - jr);                                          \
+		float *sb = st + j0 * brp + i0;                                                    \
+		if (jr == 6)                                                                       \
+			scores_block(kb, ks, kb + 6 * ks, npf, qt + i0, brp, D, sb, 6, NVv);           \
+		else if (jr == 4)                                                                  \
+			scores_block(kb, ks, kb + 4 * ks, npf, qt + i0, brp, D, sb, 4, NVv);           \
+		else if (jr == 2)                                                                  \
+			scores_block(kb, ks, kb + 2 * ks, npf, qt + i0, brp, D, sb, 2, NVv);           \
+		else                                                                               \
+			scores_block(kb, ks, kb + ks, npf, qt + i0, brp, D, sb, 1, NVv);               \
+		j0 += jr;                                                                          \
+	}
 
 static RVA__TARGET_AVX512 void scores_fused(const float *k, size_t ks, size_t nk,
                                             const float *qt, size_t brp, size_t D,
                                             float *st) {
-	for (size_t i0 = 0; i0 < brp; i0 += 32) {
-		bool two = brp - i0 >= 32;
-		for (size_t j0 = 0; j0 < nk; j0 += 12) {
-			size_t nr = rva__min(12, nk - j0);
-			if (two)
-				scores_block(k + j0 * ks, ks, nr, qt + i0, brp, D, st + j0 * brp + i0, 2);
-			else
-				scores_block(k + j0 * ks, ks, nr, qt + i0, brp, D, st + j0 * brp + i0, 1);
+	for (size_t i0 = 0; i0 < brp; i0 += 64) {
+		switch ((brp - i0) >= 64 ? 4 : (brp - i0) / 16) {
+		case 4: SCORES_NV(4) break;
+		case 3: SCORES_NV(3) break;
+		case 2: SCORES_NV(2) break;
+		default: SCORES_NV(1) break;
 		}
 	}
 }
+#undef SCORES_NV
 
 static inline RVA__TARGET_AVX512 __mmask16 tail_mask(size_t n) {
 	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
@@ -220,57 +239,119 @@ pv_block(const float *st, size_t brp, size_t nk, const float *v, size_t vs, size
 	}
 }
 
-/* Register blocking per number of 16-wide column vectors: MR x NV <= 24 accumulators. */
+/* Row blocks of MRv query rows (MR x NV <= 24 accumulators); the last block runs the
+ * 4, 2 or 1-row variant when that covers what is left (no padding FMAs at br = 64). */
 #define PV_CASE(NVv, MRv)                                                                  \
 	case NVv:                                                                              \
-		for (size_t i0 = 0; i0 < br; i0 += MRv)                                            \
-			pv_block(st + i0, brp, nk, v + d0, vs, rva__min(MRv, br - i0), dc,             \
-			         o + i0 * D + d0, D, MRv, NVv);                                        \
+		for (size_t i0 = 0; i0 < br; i0 += MRv) {                                          \
+			size_t rows = rva__min(MRv, br - i0);                                          \
+			const float *sb = st + j0 * brp + i0;                                          \
+			float *ob = o + i0 * D + d0;                                                   \
+			if (rows == 1)                                                                 \
+				pv_block(sb, brp, n, vc + d0, vs, 1, dc, ob, D, 1, NVv);                  \
+			else if (rows == 2 && MRv > 2)                                                 \
+				pv_block(sb, brp, n, vc + d0, vs, 2, dc, ob, D, 2, NVv);                  \
+			else if (rows <= 4 && MRv > 4)                                                 \
+				pv_block(sb, brp, n, vc + d0, vs, rows, dc, ob, D, 4, NVv);               \
+			else                                                                           \
+				pv_block(sb, brp, n, vc + d0, vs, rows, dc, ob, D, MRv, NVv);             \
+		}                                                                                  \
 		break;
+
+/* The keys go in chunks of PV_CHUNK_FLOATS / D rows (D <= 512) that every row block walks
+ * in turn, so a chunk of V (16 KiB) and its P rows stay near while they are reused, where
+ * the whole tile (V rows a head-row apart, 4 KiB at G4: the rows' d-th floats share few
+ * cache sets) fell out of cache between its ~11 walks. (Copying each chunk contiguous
+ * first, or prefetching the next chunk, measured no faster.) The chunks depend only on D,
+ * so the sums do not depend on the layout. */
+enum { PV_CHUNK_FLOATS = 4096 };
 
 static RVA__TARGET_AVX512 void pv_fused(const float *st, size_t brp, size_t nk,
                                         const float *v, size_t vs, size_t br, size_t D,
                                         float *o) {
+	size_t kc = D <= PV_CHUNK_FLOATS / 8 ? PV_CHUNK_FLOATS / D : nk;
 	/* Rows beyond br read padded lanes of St (valid memory, results not stored). */
-	for (size_t d0 = 0; d0 < D; d0 += 128) {
-		size_t dc = rva__min(128, D - d0);
-		switch (rva__div_up(dc, 16)) {
-			PV_CASE(1, 12)
-			PV_CASE(2, 12)
-			PV_CASE(3, 8)
-			PV_CASE(4, 6)
-			PV_CASE(5, 4)
-			PV_CASE(6, 4)
-			PV_CASE(7, 3)
-			PV_CASE(8, 3)
-		default: break;
+	for (size_t j0 = 0; j0 < nk; j0 += kc) {
+		size_t n = rva__min(kc, nk - j0);
+		const float *vc = v + j0 * vs;
+		for (size_t d0 = 0; d0 < D; d0 += 128) {
+			size_t dc = rva__min(128, D - d0);
+			switch (rva__div_up(dc, 16)) {
+				PV_CASE(1, 12)
+				PV_CASE(2, 12)
+				PV_CASE(3, 8)
+				PV_CASE(4, 6)
+				PV_CASE(5, 4)
+				PV_CASE(6, 4)
+				PV_CASE(7, 3)
+				PV_CASE(8, 3)
+			default: break;
+			}
 		}
 	}
 }
 #undef PV_CASE
 
+/* exp(s - m) as 2^t, t = (s - m) * log2(e) <= 0: clamped below at -151 (2^-151 rounds to
+ * 0, so exp(-inf) = 0 and scalef never sees -inf); n = round(t), r = t - n exact,
+ * |r| <= 1/2, 2^r by the degree-6 polynomial of Cephes' exp2f (relative error ~2e-7);
+ * s = m gives exactly 1 (a single visible key passes V through unchanged); NaN propagates.
+ * 11 vector ops where the subtraction plus rva__exp512 take 15 (they share the FMA pipes
+ * with the products). Folding log2(e) into one FMA, s * log2(e) - m * log2(e), saves one
+ * more but leaves 2^(rounding error) instead of 1 at s = m. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512
+exp_shifted(__m512 s, __m512 ms) {
+	__m512 t = _mm512_mul_ps(_mm512_sub_ps(s, ms), _mm512_set1_ps(1.44269504088896341f));
+	t = _mm512_max_ps(_mm512_set1_ps(-151.0f), t); /* NaN: max returns its 2nd operand */
+	__m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m512 r = _mm512_sub_ps(t, n);
+	__m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.339887440266574e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618437357674640e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550332471162809e-2f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402264791363012e-1f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931472028550421e-1f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+	return _mm512_scalef_ps(p, n);
+}
+
+/* Up to four 16-lane groups (64 query rows) per walk over the keys: four independent max and
+ * sum chains per key instead of one (each lane still sums its keys in order). */
 static RVA__TARGET_AVX512 bool online_softmax_avx512(float *st, size_t brp, size_t nk,
                                                      float *m, float *l, float *alpha) {
 	const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
 	__mmask16 changed = 0;
-	for (size_t i = 0; i < brp; i += 16) {
-		__m512 mo = _mm512_load_ps(m + i), mt = mo;
-		for (size_t j = 0; j < nk; j++)
-			mt = _mm512_max_ps(_mm512_load_ps(st + j * brp + i), mt);
-		__m512 ms = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mt, ninf, _CMP_EQ_OQ), mt,
-		                                 _mm512_setzero_ps());
-		__m512 a = rva__exp512(_mm512_sub_ps(mo, ms));
-		__m512 sum = _mm512_setzero_ps();
-		for (size_t j = 0; j < nk; j++) {
-			float *p = st + j * brp + i;
-			__m512 e = rva__exp512(_mm512_sub_ps(_mm512_load_ps(p), ms));
-			_mm512_store_ps(p, e);
-			sum = _mm512_add_ps(sum, e);
+	for (size_t i0 = 0; i0 < brp; i0 += 64) {
+		size_t nv = rva__min(4, (brp - i0) / 16);
+		__m512 mo[4], mt[4], msv[4], sum[4];
+		for (size_t v = 0; v < nv; v++) {
+			mo[v] = _mm512_load_ps(m + i0 + 16 * v);
+			mt[v] = mo[v];
+			sum[v] = _mm512_setzero_ps();
 		}
-		_mm512_store_ps(l + i, _mm512_fmadd_ps(a, _mm512_load_ps(l + i), sum));
-		_mm512_store_ps(m + i, mt);
-		_mm512_store_ps(alpha + i, a);
-		changed |= _mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ);
+		for (size_t j = 0; j < nk; j++)
+			for (size_t v = 0; v < nv; v++)
+				mt[v] = _mm512_max_ps(_mm512_load_ps(st + j * brp + i0 + 16 * v), mt[v]);
+		for (size_t v = 0; v < nv; v++) {
+			__m512 ms = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mt[v], ninf, _CMP_EQ_OQ), mt[v],
+			                                 _mm512_setzero_ps());
+			msv[v] = ms;
+			__m512 a = rva__exp512(_mm512_sub_ps(mo[v], ms));
+			_mm512_store_ps(alpha + i0 + 16 * v, a);
+			_mm512_store_ps(l + i0 + 16 * v,
+			                _mm512_mul_ps(a, _mm512_load_ps(l + i0 + 16 * v)));
+			_mm512_store_ps(m + i0 + 16 * v, mt[v]);
+			changed |= _mm512_cmp_ps_mask(a, one, _CMP_NEQ_UQ);
+		}
+		for (size_t j = 0; j < nk; j++)
+			for (size_t v = 0; v < nv; v++) {
+				float *p = st + j * brp + i0 + 16 * v;
+				__m512 e = exp_shifted(_mm512_load_ps(p), msv[v]);
+				_mm512_store_ps(p, e);
+				sum[v] = _mm512_add_ps(sum[v], e);
+			}
+		for (size_t v = 0; v < nv; v++)
+			_mm512_store_ps(l + i0 + 16 * v, _mm512_add_ps(_mm512_load_ps(l + i0 + 16 * v), sum[v]));
 	}
 	return changed != 0;
 }
