@@ -32,6 +32,7 @@ typedef struct rva_cpu_features {
 	unsigned family, model;
 	bool avx2, fma, avx512f, avx512bw, avx512vl;
 	bool os_avx, os_avx512; /* the OS saves the YMM / ZMM state (XGETBV) */
+	bool avx512dq;          /* last: it fills what was padding (the size stays 32) */
 } rva_cpu_features;
 
 /* Fills *out with the CPU features detected by cpuid. Errors: RVA_ENULL. */

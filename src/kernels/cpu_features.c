@@ -56,6 +56,7 @@ static void detect(void) {
 		__cpuid_count(7, 0, a, b, c, d);
 		f->avx2 = (b >> 5) & 1;
 		f->avx512f = (b >> 16) & 1;
+		f->avx512dq = (b >> 17) & 1;
 		f->avx512bw = (b >> 30) & 1;
 		f->avx512vl = (b >> 31) & 1;
 	}
@@ -63,7 +64,7 @@ static void detect(void) {
 	if (!f->os_avx)
 		f->avx2 = f->fma = false;
 	if (!f->os_avx512)
-		f->avx512f = f->avx512bw = f->avx512vl = false;
+		f->avx512f = f->avx512dq = f->avx512bw = f->avx512vl = false;
 }
 #else
 rva_status rva_cpu_detect(rva_cpu_features *f) {

@@ -6,6 +6,7 @@
 
 #include "core/internal.h"
 #include "kernels/env.h"
+#include "kernels/vexp.h"
 #include "rvattn/kernels.h"
 
 /* Index of the variable's value in names[0, n); -1 when unset or empty, -2 unknown. */
@@ -65,7 +66,7 @@ rva_status rva_env_check(void) {
 	char msg[1024] = "";
 	rva_cpu_features f;
 	rva_cpu_detect(&f);
-	int cpu_level = (f.avx512f && f.avx512bw && f.avx512vl) ? 2 : (f.avx2 && f.fma) ? 1 : 0;
+	int cpu_level = (int)rva__simd_cpu_level(&f); /* 0 scalar, 1 avx2, 2 avx512 */
 	static const char *const level_names[] = {"scalar", "avx2", "avx512"};
 
 	bool bad;

@@ -11,22 +11,31 @@
 static rva__simd level = RVA__SIMD_SCALAR;
 static pthread_once_t level_once = PTHREAD_ONCE_INIT;
 
-static void detect_level(void) {
-	rva_cpu_features f;
-	rva_cpu_detect(&f);
-	rva__simd l = RVA__SIMD_SCALAR;
-	if (f.avx2 && f.fma)
-		l = RVA__SIMD_AVX2;
-	if (f.avx512f && f.avx512bw && f.avx512vl)
-		l = RVA__SIMD_AVX512;
+rva__simd rva__simd_cpu_level(const rva_cpu_features *f) {
+	if (!(f->avx2 && f->fma))
+		return RVA__SIMD_SCALAR;
+	/* The AVX512 kernels are compiled for F, DQ, BW and VL (RVA__TARGET_AVX512), and the
+	 * compiler may use any of them (DQ: e.g. vandps/vxorps on zmm registers). */
+	if (f->avx512f && f->avx512dq && f->avx512bw && f->avx512vl)
+		return RVA__SIMD_AVX512;
+	return RVA__SIMD_AVX2;
+}
+
+rva__simd rva__simd_choose(const rva_cpu_features *f, rva__env_simd e) {
+	rva__simd l = rva__simd_cpu_level(f);
 	/* A/B switch: force a lower level (never a higher one than the CPU has; an unknown
 	 * value is ignored, and rva_env_check() says both). */
-	rva__env_simd e = rva__env_simd_get(NULL);
 	if (e == RVA__ENV_SIMD_SCALAR)
 		l = RVA__SIMD_SCALAR;
 	else if (e == RVA__ENV_SIMD_AVX2 && l > RVA__SIMD_AVX2)
 		l = RVA__SIMD_AVX2;
-	level = l;
+	return l;
+}
+
+static void detect_level(void) {
+	rva_cpu_features f;
+	rva_cpu_detect(&f);
+	level = rva__simd_choose(&f, rva__env_simd_get(NULL));
 }
 
 rva__simd rva__simd_level(void) {

@@ -136,9 +136,10 @@ static void features_str(char *buf, size_t cap) {
 		snprintf(buf, cap, "unknown");
 		return;
 	}
-	snprintf(buf, cap, "%s family %u model %u:%s%s%s%s%s%s%s", f.vendor, f.family, f.model,
+	snprintf(buf, cap, "%s family %u model %u:%s%s%s%s%s%s%s%s", f.vendor, f.family, f.model,
 	         f.avx2 ? " avx2" : "", f.fma ? " fma" : "", f.avx512f ? " avx512f" : "",
-	         f.avx512bw ? " avx512bw" : "", f.avx512vl ? " avx512vl" : "",
+	         f.avx512dq ? " avx512dq" : "", f.avx512bw ? " avx512bw" : "",
+	         f.avx512vl ? " avx512vl" : "",
 	         f.os_avx ? " os-avx" : "", f.os_avx512 ? " os-avx512" : "");
 }
 
