@@ -1,8 +1,8 @@
 /*
  * Softmax-family mechanisms (scaled_dot, multi_head, flash, local_global, strided
  * sparse, T5 bias) against the double-precision oracle tests/ref/ref_softmax.c, plus
- * the cross-checks of DESIGN §10: flash = multi-head, single query = batch of one,
- * ragged batch = each sequence alone, patterns = dense with the explicit mask.
+ * the cross-checks of docs/ARCHITECTURE.md (Testing): flash = multi-head, single query =
+ * batch of one, ragged batch = each sequence alone, patterns = dense with the explicit mask.
  *
  * Tolerance (fp32 vs double oracle): |got - want| <= 2e-5 + 2e-4 |want| per element.
  */

@@ -1,6 +1,6 @@
 /*
- * Every code example of the SDK guide (shared/seed/SDK_GUIDE.md), in C: each test builds
- * what the example builds, runs it, and checks the shape and the values against the
+ * Every code example of the SDK guide (listed in docs/ARCHITECTURE.md, Presets and the SDK
+ * guide), in C: each test builds what the example builds, runs it, and checks the shape and the values against the
  * double-precision oracles of tests/ref/ (softmax, linear, hyperbolic attention; norms),
  * composed stage by stage for pipelines.
  *

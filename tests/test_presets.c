@@ -129,7 +129,7 @@ Test(presets, t5) {
 	cr_assert_eq(c.bias, RVA_BIAS_T5);
 	cr_assert_eq(c.bias_buckets, 32);
 	cr_assert_eq(c.bias_max_distance, 128);
-	cr_assert_float_eq(c.scale, 1.0f, 0.0f); /* no 1/sqrt(d) (ANCHORS C.6) */
+	cr_assert_float_eq(c.scale, 1.0f, 0.0f); /* no 1/sqrt(d) (T5: docs/ARCHITECTURE.md) */
 	cr_assert_not(c.causal);
 	rva_attention *att;
 	cr_assert_eq(rva_build(&c, &att), RVA_OK, "%s", rva_last_error());

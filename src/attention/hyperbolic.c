@@ -1,6 +1,6 @@
 /*
  * Hyperbolic attention in the Poincare ball of curvature -c (c = -cfg.curvature > 0),
- * after Gulcehre et al. (arXiv:1805.09786) with the numerics of geoopt (ANCHORS C.5).
+ * after Gulcehre et al. (arXiv:1805.09786) with the numerics of geoopt (docs/ARCHITECTURE.md, Mechanisms).
  *
  * Per query head h (kv head h / (heads / kv_heads)) on the head slices:
  *   - every q, k, v slice is projected into the ball: a point with sqrt(c)|x| >= 1 - eps

@@ -1,6 +1,6 @@
 /*
- * Linear attention: Performer FAVOR+ (Choromanski et al., arXiv:2009.14794; DESIGN.md §5,
- * ANCHORS.md C.2) and the ReLU / ELU feature maps of the reference crate.
+ * Linear attention: Performer FAVOR+ (Choromanski et al., arXiv:2009.14794;
+ * docs/ARCHITECTURE.md, Mechanisms) and the ReLU / ELU feature maps of the reference crate.
  *
  * Per query head h (kv head g = h / (heads / kv_heads)), with s the logit scale and the
  * inputs rescaled x' = sqrt(s) x so that E[phi(q')·phi(k')] = exp(s q·k):

@@ -3,7 +3,7 @@
  *
  * Every preset is a plain config built from the constructors of config.c. Where the guide
  * states a value the preset uses it; where it states none, the preset takes what a user of
- * that model family expects (the table in DESIGN.md section 4):
+ * that model family expects (the table in docs/ARCHITECTURE.md, Presets):
  *
  *   bert               multi_head, 12 heads, dropout 0.1, bidirectional
  *   gpt                multi_head, 12 heads, dropout 0.1, causal

@@ -1,7 +1,7 @@
 /*
  * Naive double-precision oracle for hyperbolic attention in the Poincare ball of
  * curvature -c (c > 0). Written from the definitions (Ganea et al. 2018, Gulcehre et al.
- * 2018, ANCHORS C.5), independently of src/: the distance uses the Mobius-addition form
+ * 2018; docs/ARCHITECTURE.md, Mechanisms), independently of src/: the distance uses the Mobius-addition form
  * d_c(x, y) = (2/sqrt c) artanh(sqrt(c) |(-x) (+)_c y|) (src/ uses the arcosh form),
  * the gyromidpoint is computed as the Einstein midpoint in the Klein model (the same
  * point), and the Frechet mean is iterated to convergence and can be checked with a

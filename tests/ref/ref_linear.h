@@ -1,6 +1,6 @@
 /*
  * Oracle for linear (Performer) attention: a naive double-precision implementation of
- * the definitions in DESIGN.md §5 and ANCHORS.md C.2, written independently of src/.
+ * the definitions in docs/ARCHITECTURE.md (Mechanisms), written independently of src/.
  *
  * For query head h (kv head h / (heads / kv_heads)), with x' = sqrt(scale) * x on the
  * head slice:

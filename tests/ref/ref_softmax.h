@@ -1,7 +1,7 @@
 /*
  * Naive double-precision oracle for softmax attention (scaled dot-product, multi-head,
  * flash, local-global, Sparse Transformer strided, T5 bias), written from the
- * definitions (DESIGN §3/§5, ANCHORS C.3/C.6/C.7), independent of src/.
+ * definitions (docs/ARCHITECTURE.md, Data model and Mechanisms), independent of src/.
  */
 #ifndef RVATTN_TESTS_REF_SOFTMAX_H
 #define RVATTN_TESTS_REF_SOFTMAX_H
