@@ -10,6 +10,11 @@
  * value equal to v, expert e's attention returns v W_v, so the MoE returns the sum over the
  * token's experts of gate_e (v W_v) W_o[e], computed here in double (tests/ref/ref_moe.c);
  * its examples use small values, inside the unit ball of its hyperbolic experts.
+ *
+ * Constant data cannot catch much (every key scores the same), so every example is also
+ * run on random inputs against the oracle; for MoE the oracle is composed from the route
+ * and, per chosen expert, the oracle of that expert's own attention on the projected
+ * inputs.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -238,13 +243,79 @@ static void guide_data_moe(const rva_attention *att, float value, const rva_runt
 	free(eo);
 }
 
+static void to_float(const double *d, float *f, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		f[i] = (float)d[i];
+}
+
+/* Random data through an MoE, against the oracle composed from its parts: the route
+ * (tests/ref/ref_moe.c), and per chosen expert e the oracle of e's own attention on the
+ * projected inputs (q W_q[e], K W_k, V W_v), projected by W_o[e] and weighted by the gate.
+ * Small values keep the hyperbolic experts' inputs inside their ball. */
+static void random_moe(const rva_attention *att, size_t nk, uint64_t seed, const char *what) {
+	rva_config c = config_of(att);
+	size_t dim = c.dim, kvd = c.kv_heads * (c.dim / c.heads), E = c.experts, k = c.top_k;
+	float *q = random_vec(dim, seed, -0.05f, 0.05f), *out = filled(dim, NAN);
+	kvset kv = kv_random(nk, kvd, seed + 1, -0.05f, 0.05f);
+	ok(rva_compute(att, q, kv.kr, kv.vr, kv.nk, out), what);
+	const float *w;
+	size_t e_n, d_n;
+	ok(rva_attention_router(att, &w, &e_n, &d_n), what);
+	double *probs = ref_alloc_d(E), *gate = ref_alloc_d(k), *want = ref_alloc_d(dim);
+	double *qd = ref_alloc_d(dim), *kd = ref_alloc_d(nk * kvd), *vd = ref_alloc_d(nk * kvd);
+	double *ao = ref_alloc_d(dim), *eo = ref_alloc_d(dim);
+	float *qp = ref_alloc(dim), *kp = ref_alloc(nk * kvd), *vp = ref_alloc(nk * kvd);
+	uint32_t choice[RVA_MOE_MAX_EXPERTS];
+	ref_moe_route(w, E, dim, q, k, c.normalize_gates == RVA_GATES_NORMALIZED, probs, choice,
+	              gate);
+	for (size_t r = 0; r < k; r++) {
+		const float *wq, *wo, *wk, *wv;
+		const rva_attention *ex;
+		ok(rva_attention_moe_weights(att, choice[r], &wq, &wo, &wk, &wv), what);
+		ok(rva_attention_expert(att, choice[r], &ex), what);
+		ref_moe_project(q, dim, 1, wq, dim, dim, dim, qd);
+		ref_moe_project(kv.k, kvd, nk, wk, kvd, kvd, kvd, kd);
+		ref_moe_project(kv.v, kvd, nk, wv, kvd, kvd, kvd, vd);
+		to_float(qd, qp, dim);
+		to_float(kd, kp, nk * kvd);
+		to_float(vd, vp, nk * kvd);
+		kvset pkv = {.nk = nk, .width = kvd, .k = NULL, .v = NULL,
+		             .kr = calloc(nk, sizeof(float *)), .vr = calloc(nk, sizeof(float *))};
+		for (size_t j = 0; j < nk; j++) {
+			pkv.kr[j] = kp + j * kvd;
+			pkv.vr[j] = vp + j * kvd;
+		}
+		oracle(ex, qp, &pkv, ao);
+		ref_moe_project_d(ao, 1, wo, dim, dim, dim, eo);
+		for (size_t d = 0; d < dim; d++)
+			want[d] += gate[r] * eo[d];
+		kv_free(&pkv);
+	}
+	assert_close(out, want, dim, 1e-5, 1e-3, what);
+	kv_free(&kv);
+	free(q);
+	free(out);
+	free(probs);
+	free(gate);
+	free(want);
+	free(qd);
+	free(kd);
+	free(vd);
+	free(ao);
+	free(eo);
+	free(qp);
+	free(kp);
+	free(vp);
+}
+
 /* Full check of one built attention: the guide's data, then random data vs the oracle
- * (MoE: small equal values, see the file comment). */
+ * (MoE: small values, see the file comment). */
 static void check_attention(const rva_attention *att, size_t nk, uint64_t seed,
                             const char *what) {
 	rva_config c = config_of(att);
 	if (c.mechanism == RVA_MECH_MOE) {
 		guide_data_moe(att, 0.01f, NULL, what);
+		random_moe(att, nk, seed, what);
 		return;
 	}
 	if (c.mechanism == RVA_MECH_HYPERBOLIC) {
@@ -274,11 +345,6 @@ static void oracle_f(const rva_attention *att, const float *q, const kvset *kv, 
 	for (size_t i = 0; i < dim; i++)
 		out[i] = (float)d[i];
 	free(d);
-}
-
-static void to_float(const double *d, float *f, size_t n) {
-	for (size_t i = 0; i < n; i++)
-		f[i] = (float)d[i];
 }
 
 /* ---- Quick Start ------------------------------------------------------------------------- */
@@ -724,6 +790,7 @@ Test(guide, advanced_moe) {
 	cr_assert_float_eq(c.expert_capacity, 1.5f, 0.0f);
 	cr_assert_float_eq(c.jitter_noise, 0.1f, 0.0f);
 	guide_data_moe(a, 0.01f, NULL, "moe, inference");
+	random_moe(a, 20, 170, "moe, inference, random data");
 	/* training mode: jitter on the router (its choices are counted) */
 	float *q = filled(512, 0.01f), out[512];
 	kvset kv = kv_guide(q, 512);
@@ -769,6 +836,18 @@ Test(guide, testing_attention_pipeline) {
 	}
 	kv_free(&kv);
 	free(query);
+	/* the same pipeline on random data: LayerNorm(attention(q)) against the oracle */
+	rva_attention *ref = build(rva_multi_head(512, 8), "oracle copy");
+	query = random_vec(512, 181, -1.0f, 1.0f);
+	kv = kv_random(10, 512, 182, -1.0f, 1.0f);
+	ok(rva_pipeline_run(pipeline, query, kv.kr, kv.vr, 10, output), "run, random data");
+	oracle_f(ref, query, &kv, att);
+	ref_layer_norm(att, 512, 1e-5, NULL, NULL, want);
+	assert_close(output, want, 512, 1e-4, 1e-3, "LN(att(q)), random data");
+	cr_assert(isnan(output[512]), "nothing written past 512 floats");
+	kv_free(&kv);
+	free(query);
 	free(output);
+	rva_attention_destroy(ref);
 	rva_pipeline_destroy(pipeline);
 }
