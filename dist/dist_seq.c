@@ -49,6 +49,10 @@ static rva_status check_piece(const rva_attention *att, const rva_seq *in, size_
 		return rva__fail(RVA_ENULL, "%s: %s is NULL", who,
 		                 q_rows && !s->q ? "q" : need_out && q_rows && !s->out ? "out"
 		                 : !s->k ? "k" : "v");
+	if (s->q_dtype != RVA_F32 || s->k_dtype != RVA_F32 || s->v_dtype != RVA_F32 ||
+	    s->out_dtype != RVA_F32)
+		return rva__fail(RVA_EINVAL, "%s: distributed sequences are fp32 (element types must "
+		                 "be RVA_F32)", who);
 	if (s->q_stride < dim || s->out_stride < dim || s->k_stride < kvd || s->v_stride < kvd)
 		return rva__fail(RVA_EDIM, "%s: a row stride is narrower than its row (q/out %zu, "
 		                 "k/v %zu floats)", who, dim, kvd);
@@ -457,7 +461,8 @@ rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *s
 		size_t q0 = ((size_t)d->rank + li * P) * L.q_tile, br = rva__min(L.q_tile, nq - q0);
 		for (size_t h = 0; h < H; h++)
 			rva__softmax_tile_finish(att, br, state + (li * H + h) * sf,
-			                         s.out + li * L.q_tile * s.out_stride + h * D, s.out_stride);
+			                         (float *)s.out + li * L.q_tile * s.out_stride + h * D,
+			                         s.out_stride);
 	}
 	if (stats) {
 		double f = 0.0;

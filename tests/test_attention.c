@@ -282,7 +282,7 @@ Test(multi_head, ragged_batch_equals_each_alone_with_strides) {
 		rva_batch b1 = {1, &one};
 		cr_assert_eq(rva_compute_batch(att, &b1, NULL, NULL), RVA_OK);
 		for (size_t i = 0; i < nqs[s]; i++)
-			cr_assert_eq(memcmp(alone[s] + i * DIM, seqs[s].out + i * (DIM + PAD),
+			cr_assert_eq(memcmp(alone[s] + i * DIM, (float *)seqs[s].out + i * (DIM + PAD),
 			                    DIM * sizeof(float)), 0, "seq %d row %zu differs", s, i);
 		/* and against the oracle */
 		double *want = ref_alloc_d(nqs[s] * DIM);
@@ -293,7 +293,7 @@ Test(multi_head, ragged_batch_equals_each_alone_with_strides) {
 		/* padding columns untouched */
 		for (size_t i = 0; i < nqs[s]; i++)
 			for (size_t d = DIM; d < DIM + PAD; d++)
-				cr_assert_eq(seqs[s].out[i * (DIM + PAD) + d], bufs[s][3][i * (DIM + PAD) + d]);
+				cr_assert_eq(((float *)seqs[s].out)[i * (DIM + PAD) + d], bufs[s][3][i * (DIM + PAD) + d]);
 		free(want);
 	}
 	for (int s = 0; s < NS; s++) {

@@ -180,6 +180,21 @@ static rva_seq good_null(int which) {
 	return s;
 }
 
+/* F.good with one element type set to `value` (0 q, 1 k, 2 v, 3 out), a bf16 query whose
+ * stride overflows in bytes (4), or a bf16 output overlapping the key's bytes (5). */
+static rva_seq good_dtype(int which, int value) {
+	rva_seq s = F.good;
+	switch (which) {
+	case 0: s.q_dtype = (rva_dtype)value; break;
+	case 1: s.k_dtype = (rva_dtype)value; break;
+	case 2: s.v_dtype = (rva_dtype)value; break;
+	case 3: s.out_dtype = (rva_dtype)value; break;
+	case 4: s.q_dtype = RVA_BF16; s.nq = (size_t)1 << 31; s.q_stride = (size_t)1 << 62; break;
+	case 5: s.out_dtype = RVA_BF16; s.out = (char *)(uintptr_t)s.k + 6; break;
+	}
+	return s;
+}
+
 /* A batch of three where the middle sequence is bad: it fails alone, the others run. */
 static rva_status batch_one_bad(bool engine) {
 	rva_seq s[3] = {F.good, good_with(0, DIM - 1), F.good};
@@ -284,6 +299,9 @@ static rva_status unpack(int which) {
 	case 10: p.q_stride = SIZE_MAX / 4; break;          /* 5 rows x stride overflow */
 	case 11: cu_k[1] = cu_k[2] = SIZE_MAX / 2; break;   /* key rows x stride overflow */
 	case 12: p.out_stride = (size_t)1 << 62; break;     /* x sizeof(float) overflows */
+	case 13: p.v_dtype = (rva_dtype)3; break;           /* not an rva_dtype */
+	case 14: p.q_dtype = RVA_F16; p.q_stride = SIZE_MAX / 8; break; /* x 2 bytes overflows */
+	case 15: p.k_dtype = RVA_BF16; p.out_dtype = RVA_F16; break;
 	}
 	return rva_batch_unpack(&p, seqs, cap);
 }
@@ -990,6 +1008,16 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("seq: out adjacent to k, v, q (no overlap)", RVA_OK, batch1(aliased(5)))                  \
 	X("rva_engine_run seq out == k", RVA_EINVAL, engine_batch1(aliased(0)))                     \
 	X("rva_compute out == query (in place is supported)", RVA_OK,                                \
+	X("seq: q_dtype 3 (not an rva_dtype)", RVA_EINVAL, batch1(good_dtype(0, 3)))                 \
+	X("seq: k_dtype -1", RVA_EINVAL, batch1(good_dtype(1, -1)))                                  \
+	X("seq: v_dtype 1000", RVA_EINVAL, batch1(good_dtype(2, 1000)))                              \
+	X("seq: out_dtype 7", RVA_EINVAL, batch1(good_dtype(3, 7)))                                  \
+	X("seq: bf16 q, nq 2^31 x q_stride 2^62 overflows", RVA_EOVERFLOW, batch1(good_dtype(4, 0))) \
+	X("seq: bf16 out inside k's bytes", RVA_EINVAL, batch1(good_dtype(5, 0)))                    \
+	X("seq: bf16 k and v, fp16 out", RVA_OK,                                                     \
+	  batch1(({ rva_seq s_ = F.good; s_.k_dtype = s_.v_dtype = RVA_BF16;                         \
+	            s_.out_dtype = RVA_F16; s_; })))                                                  \
+	X("rva_engine_run seq q_dtype 3", RVA_EINVAL, engine_batch1(good_dtype(0, 3)))             \
 	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \
 	     rva_compute(F.att, alias_buf, F.krow, F.vrow, NK, alias_buf); }))                       \
 	X("rva_compute_masked out over the mask", RVA_EINVAL,                                        \
@@ -1025,6 +1053,9 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("engine: cpus \"abc\"", RVA_EINVAL, engine_cfg(3))                                         \
 	X("engine: cpus \"0-\"", RVA_EINVAL, engine_cfg(4))                                          \
 	X("engine: cpus \"3-1\"", RVA_EINVAL, engine_cfg(5))                                         \
+	X("unpack v_dtype 3 (not an rva_dtype)", RVA_EINVAL, unpack(13))                             \
+	X("unpack fp16 q rows x q_stride x 2 bytes overflows", RVA_EOVERFLOW, unpack(14))            \
+	X("unpack bf16 k, fp16 out", RVA_OK, unpack(15))                                             \
 	X("engine: cpus \"4095\" (no such PU)", RVA_ENOTFOUND, engine_cfg(6))                        \
 	X("engine: cpus \"core:4095\"", RVA_ENOTFOUND, engine_cfg(7))                                \
 	X("engine: threads 100000", RVA_EINVAL, engine_cfg(8))                                       \

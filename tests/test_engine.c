@@ -99,7 +99,7 @@ static float *outputs(const batch *b, size_t *n) {
 	for (size_t i = 0; i < b->count; i++) {
 		size_t stride = b->seqs[i].out_stride ? b->seqs[i].out_stride : b->dim;
 		for (size_t r = 0; r < b->seqs[i].nq; r++, p += b->dim)
-			memcpy(p, b->seqs[i].out + r * stride, sizeof(float) * b->dim);
+			memcpy(p, (const float *)b->seqs[i].out + r * stride, sizeof(float) * b->dim);
 	}
 	*n = total;
 	return o;

@@ -71,8 +71,8 @@ static void prob_make(prob *p, size_t dim, size_t kvd) {
 		q->key_mask = s == 1 ? p->mask : NULL;
 	}
 	for (size_t i = 0; i < PNK[0]; i++) {
-		p->krow[i] = p->seqs[0].k + i * kvd;
-		p->vrow[i] = p->seqs[0].v + i * kvd;
+		p->krow[i] = (const float *)p->seqs[0].k + i * kvd;
+		p->vrow[i] = (const float *)p->seqs[0].v + i * kvd;
 	}
 }
 

@@ -199,7 +199,7 @@ static void expect_moe(const rva_attention *att, const mbatch *b, const bool *va
 		if (valid && !valid[s])
 			continue;
 		for (size_t i = 0; i < b->seqs[s].nq; i++, t++) {
-			ref_moe_route(w, E, dim, b->seqs[s].q + i * b->seqs[s].q_stride, k, normalize,
+			ref_moe_route(w, E, dim, (const float *)b->seqs[s].q + i * b->seqs[s].q_stride, k, normalize,
 			              x->probs + t * E, x->choice + t * k, x->weight + t * k);
 			double m = ref_moe_margin(x->probs + t * E, E, k);
 			cr_assert(m > TIE_MARGIN, "token %zu is within %g of a routing tie", t, m);

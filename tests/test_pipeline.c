@@ -729,7 +729,7 @@ Test(batch, equals_each_sequence_alone) {
 	for (int s = 0; s < S; s++) {
 		cr_assert_eq(st[s], RVA_OK);
 		rva_seq one = seqs[s];
-		one.out = alone_out + (seqs[s].out - batch_out);
+		one.out = alone_out + ((float *)seqs[s].out - batch_out);
 		rva_batch b1 = {.count = 1, .seqs = &one};
 		ok(rva_pipeline_run_batch(p, &b1, NULL, NULL), "alone");
 	}

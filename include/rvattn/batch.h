@@ -2,8 +2,10 @@
  * rvattn — batches of sequences (the data model of the batched API).
  *
  * A sequence holds nq query rows and nk key/value rows. Every matrix is a pointer plus a
- * row stride counted in floats (>= the row width), so callers hand in BSHD tensors,
- * packed buffers or slices of larger arrays without copies. A batch is many sequences of
+ * row stride counted in elements (>= the row width), so callers hand in BSHD tensors,
+ * packed buffers or slices of larger arrays without copies. Each of q, k, v and out has its
+ * own element type (rva_dtype below; zero = fp32, so a zero-initialised descriptor holding
+ * float pointers means what it always meant). A batch is many sequences of
  * possibly different lengths (ragged); a dense [B, N, H, D] tensor is the special case of
  * equal lengths. All memory is the caller's: rvattn reads q, k, v, key_mask and writes
  * out, and keeps no pointer after the call (or, for submitted jobs, after the job ends).
@@ -21,6 +23,26 @@
  * stride, disjoint columns, e.g. rows of [q | out]) is not an overlap. Outputs of
  * different sequences must not overlap each other either (not checked). In place is
  * supported only by the single-query calls (rva_compute*, see attention.h).
+ *
+ * Element types and their error model. Accumulation, the softmax and every reduction run in
+ * fp32 whatever the storage type; a half tensor is widened exactly (bf16 and fp16 values are
+ * fp32 values) and an fp32 result written to a half output is rounded to nearest-even once.
+ *  - fp32 everywhere: as before (fp32 rounding of the products and sums).
+ *  - bf16 K and V (scaled_dot, multi_head, flash, local_global: the softmax family): Q.K^T
+ *    in fp32 over the bf16 inputs (a bf16 query, or an fp32 query rounded to bf16 when K is
+ *    bf16), and P rounded to bf16 for P.V when V is bf16, as FlashAttention does. Relative
+ *    to the exact attention of the same (rounded) inputs the output error is bounded by
+ *    about 2^-8 |V|max (the rounding of P) plus the fp32 terms; the tests state the bound
+ *    per path (tests/test_half.c).
+ *  - fp16 K and V (softmax family): converted to fp32 on load (F16C where the CPU has it);
+ *    the products and P stay fp32: the error is the fp32 path's on the fp16 values.
+ *  - Other mechanisms (linear, hyperbolic, MoE): their half tensors are converted to fp32
+ *    inside the job's tasks (per sequence, into job memory the size of that sequence's
+ *    half tensors in fp32), computed in fp32, and the output rounded to its type.
+ * A CPU without AVX512_BF16 or F16C computes the same semantics (bf16 P, fp32 sums) in
+ * portable code; results agree to fp32 summation order, and on one CPU they are
+ * bit-identical for any thread count. An unknown element type is refused with RVA_EINVAL
+ * for that sequence (rva_batch_unpack refuses it for the whole packed batch).
  */
 #ifndef RVATTN_BATCH_H
 #define RVATTN_BATCH_H
@@ -34,18 +56,26 @@
 extern "C" {
 #endif
 
+/* Element type of one tensor. RVA_F32 is 0: zero-initialised descriptors are fp32. */
+typedef enum rva_dtype {
+	RVA_F32 = 0,            /* IEEE binary32 */
+	RVA_BF16 = 1,           /* bfloat16: the upper 16 bits of a binary32 */
+	RVA_F16 = 2,            /* IEEE binary16 */
+} rva_dtype;
+
 typedef struct rva_seq {
 	size_t nq, nk;          /* query rows, key/value rows */
-	const float *q;         /* nq rows of dim floats */
-	size_t q_stride;        /* floats between query rows; 0 = dim (packed) */
-	const float *k;         /* nk rows of kv_heads*head_dim floats */
+	const void *q;          /* nq rows of dim elements of type q_dtype */
+	size_t q_stride;        /* elements between query rows; 0 = dim (packed) */
+	const void *k;          /* nk rows of kv_heads*head_dim elements of type k_dtype */
 	size_t k_stride;        /* 0 = packed */
-	const float *v;         /* nk rows of kv_heads*head_dim floats */
+	const void *v;          /* nk rows of kv_heads*head_dim elements of type v_dtype */
 	size_t v_stride;        /* 0 = packed */
-	float *out;             /* nq rows of dim floats, written */
+	void *out;              /* nq rows of dim elements of type out_dtype, written */
 	size_t out_stride;      /* 0 = dim (packed) */
 	const uint8_t *key_mask; /* NULL, or nk bytes: nonzero = key may be attended; a query
 	                          * with every key masked gets zeros */
+	rva_dtype q_dtype, k_dtype, v_dtype, out_dtype; /* element types; 0 = RVA_F32 */
 } rva_seq;
 
 typedef struct rva_batch {
@@ -56,7 +86,7 @@ typedef struct rva_batch {
 /*
  * Packed (varlen) form, as FlashAttention's varlen API: the rows of all sequences are
  * stacked; sequence s owns query rows [cu_q[s], cu_q[s+1]) and key rows
- * [cu_k[s], cu_k[s+1]). Row strides (in floats) are required here: the packed form
+ * [cu_k[s], cu_k[s+1]). Row strides (in elements) are required here: the packed form
  * knows no dim (q_stride = dim for packed rows). key_mask, when non-NULL, has cu_k[count]
  * bytes.
  */
@@ -64,20 +94,22 @@ typedef struct rva_packed_batch {
 	size_t count;
 	const size_t *cu_q;     /* count + 1 nondecreasing offsets, cu_q[0] == 0 */
 	const size_t *cu_k;     /* count + 1 nondecreasing offsets, cu_k[0] == 0 */
-	const float *q; size_t q_stride;
-	const float *k; size_t k_stride;
-	const float *v; size_t v_stride;
-	float *out; size_t out_stride;
+	const void *q; size_t q_stride;
+	const void *k; size_t k_stride;
+	const void *v; size_t v_stride;
+	void *out; size_t out_stride;
 	const uint8_t *key_mask;
+	rva_dtype q_dtype, k_dtype, v_dtype, out_dtype; /* element types; 0 = RVA_F32 */
 } rva_packed_batch;
 
 /*
  * Expands a packed batch into `p->count` sequence descriptors written to seqs[], which the
  * caller provides (capacity `cap` entries). The result points into the packed buffers
- * (an empty sequence's pointers, on the side that has no rows, are NULL).
- * Errors: RVA_ENULL; RVA_EOVERFLOW when a matrix's rows x stride x sizeof(float)
- * overflows; RVA_EINVAL when offsets are not nondecreasing from 0 or a stride
- * is 0; RVA_ERANGE when cap < count.
+ * (an empty sequence's pointers, on the side that has no rows, are NULL) and carries its
+ * element types.
+ * Errors: RVA_ENULL; RVA_EOVERFLOW when a matrix's rows x stride x element size
+ * overflows; RVA_EINVAL when offsets are not nondecreasing from 0, a stride is 0 or an
+ * element type is not an rva_dtype; RVA_ERANGE when cap < count.
  */
 rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap);
 

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "attention/attention_internal.h"
+#include "attention/half_convert.h"
 #include "core/internal.h"
+#include "kernels/half.h"
 
 /* Upper bounds of work-defining counts (documented in config.h). */
 #define RVA__MAX_FEATURES 65536
@@ -323,11 +325,11 @@ void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *ou
 		out->out_stride = att->cfg.dim;
 }
 
-static rva_status check_extent(size_t rows, size_t stride, size_t width, const char *what,
-                               size_t index) {
+static rva_status check_extent(size_t rows, size_t stride, size_t width, rva_dtype t,
+                               const char *what, size_t index) {
 	size_t span;
 	if (rows && (!rva__mul_ok(rows - 1, stride, &span) || !rva__add_ok(span, width, &span) ||
-	             !rva__mul_ok(span, sizeof(float), &span)))
+	             !rva__mul_ok(span, rva__dtype_size(t), &span)))
 		return rva__fail(RVA_EOVERFLOW, "sequence %zu: %s extent of %zu rows x stride %zu "
 		                 "overflows", index, what, rows, stride);
 	return RVA_OK;
@@ -375,10 +377,10 @@ static bool spans_overlap(const byte_span *a, const byte_span *b) {
  * wrong: tiles read inputs after other tiles wrote outputs). */
 static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, size_t index) {
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
-	byte_span out = span_of(s->out, s->nq, s->out_stride, dim, sizeof(float));
-	byte_span in[4] = {span_of(s->q, s->nq, s->q_stride, dim, sizeof(float)),
-	                   span_of(s->k, s->nk, s->k_stride, kvd, sizeof(float)),
-	                   span_of(s->v, s->nk, s->v_stride, kvd, sizeof(float)),
+	byte_span out = span_of(s->out, s->nq, s->out_stride, dim, rva__dtype_size(s->out_dtype));
+	byte_span in[4] = {span_of(s->q, s->nq, s->q_stride, dim, rva__dtype_size(s->q_dtype)),
+	                   span_of(s->k, s->nk, s->k_stride, kvd, rva__dtype_size(s->k_dtype)),
+	                   span_of(s->v, s->nk, s->v_stride, kvd, rva__dtype_size(s->v_dtype)),
 	                   span_of(s->key_mask, s->key_mask ? 1 : 0, s->nk, s->nk, 1)};
 	static const char *const names[4] = {"query", "key", "value", "key mask"};
 	for (int i = 0; i < 4; i++)
@@ -390,6 +392,13 @@ static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, siz
 
 rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index) {
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
+	const rva_dtype types[4] = {s->q_dtype, s->k_dtype, s->v_dtype, s->out_dtype};
+	static const char *const tnames[4] = {"query", "key", "value", "output"};
+	for (int i = 0; i < 4; i++)
+		if (!rva__dtype_size(types[i]))
+			return rva__fail(RVA_EINVAL, "sequence %zu: %s element type %d is not an "
+			                 "rva_dtype (RVA_F32, RVA_BF16, RVA_F16)", index, tnames[i],
+			                 (int)types[i]);
 	if (s->nq == 0)
 		return RVA_OK;
 	if (!s->q || !s->out)
@@ -414,10 +423,11 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 		                 "the key/value width %zu (kv_heads %zu x head_dim %zu)", index,
 		                 s->k_stride, s->v_stride, kvd, att->kv_heads, att->head_dim);
 	rva_status st;
-	if ((st = check_extent(s->nq, s->q_stride, dim, "query", index)) != RVA_OK ||
-	    (st = check_extent(s->nq, s->out_stride, dim, "output", index)) != RVA_OK ||
-	    (st = check_extent(s->nk, s->k_stride, kvd, "key", index)) != RVA_OK ||
-	    (st = check_extent(s->nk, s->v_stride, kvd, "value", index)) != RVA_OK)
+	if ((st = check_extent(s->nq, s->q_stride, dim, s->q_dtype, "query", index)) != RVA_OK ||
+	    (st = check_extent(s->nq, s->out_stride, dim, s->out_dtype, "output", index)) !=
+	        RVA_OK ||
+	    (st = check_extent(s->nk, s->k_stride, kvd, s->k_dtype, "key", index)) != RVA_OK ||
+	    (st = check_extent(s->nk, s->v_stride, kvd, s->v_dtype, "value", index)) != RVA_OK)
 		return st;
 	return check_aliasing(att, s, index);
 }
@@ -437,7 +447,9 @@ rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__
 			set_detail(io, s);
 		}
 	}
-	rva_status st = att->ops->plan(att, io, g);
+	/* Mechanisms without half kernels compute on fp32 copies made by the job's tasks. */
+	rva_status st = rva__half_needs_convert(att, io) ? rva__half_plan_converted(att, io, g)
+	                                                 : att->ops->plan(att, io, g);
 	if (st != RVA_OK)
 		return st;
 	for (size_t s = 0; s < io->nseq; s++)

@@ -53,6 +53,7 @@
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "kernels/half.h"
 #include "kernels/vexp.h"
 
 #define HYP_EPS 4e-3             /* projection margin: geoopt's value for fp32 */
@@ -326,7 +327,7 @@ static void load_queries(const rva_attention *att, const hyp_state *st, const hy
 	const rva_seq *s = r->seq;
 	for (size_t i = 0; i < r->n; i++) {
 		size_t row = row_index(r, i);
-		const float *src = (r->qrows ? r->qrows + i * s->q_stride : s->q + row * s->q_stride) +
+		const float *src = (r->qrows ? r->qrows + i * s->q_stride : RVA__F32(s->q) + row * s->q_stride) +
 		                   r->h * hd;
 		double n2 = norm2(src, hd);
 		double f = proj_factor(st, n2);
@@ -344,7 +345,7 @@ static void load_queries(const rva_attention *att, const hyp_state *st, const hy
 static void load_keys(const rva_attention *att, const hyp_state *st, const rva_seq *s,
                       size_t kvh, size_t j0, size_t nt, hyp_scratch *sc) {
 	size_t hd = att->head_dim;
-	norm2_rows(s->k + j0 * s->k_stride + kvh * hd, s->k_stride, nt, hd, sc->n2);
+	norm2_rows(RVA__F32(s->k) + j0 * s->k_stride + kvh * hd, s->k_stride, nt, hd, sc->n2);
 	for (size_t j = 0; j < nt; j++) {
 		double n2 = sc->n2[j];
 		double f = proj_factor(st, n2);
@@ -359,7 +360,7 @@ static void load_keys(const rva_attention *att, const hyp_state *st, const rva_s
 static void load_values(const rva_attention *att, const hyp_state *st, const rva_seq *s,
                         size_t kvh, size_t j0, size_t nt, hyp_scratch *sc) {
 	size_t hd = att->head_dim;
-	norm2_rows(s->v + j0 * s->v_stride + kvh * hd, s->v_stride, nt, hd, sc->n2);
+	norm2_rows(RVA__F32(s->v) + j0 * s->v_stride + kvh * hd, s->v_stride, nt, hd, sc->n2);
 	for (size_t j = 0; j < nt; j++) {
 		double n2 = sc->n2[j];
 		double f = proj_factor(st, n2);
@@ -599,7 +600,7 @@ static void tile_scores(const rva_attention *att, const hyp_state *st, const hyp
                         size_t nt) {
 	const rva_seq *s = r->seq;
 	size_t hd = att->head_dim, bk = att->cfg.block_size;
-	const float *kbase = s->k + j0 * s->k_stride + kvh * hd;
+	const float *kbase = RVA__F32(s->k) + j0 * s->k_stride + kvh * hd;
 	rva__sgemm(false, true, ni, nt, hd, 1.0f, sc->q + i0 * hd, hd, kbase, s->k_stride, 0.0f,
 	           sc->s, bk);
 	for (size_t ii = 0; ii < ni; ii++) {
@@ -703,7 +704,7 @@ static void hyp_gyro(const rva_attention *att, const hyp_state *st, const hyp_ro
 			sc->den[i] += dsum;
 		}
 		rva__sgemm(false, false, n, hd, nt, 1.0f, sc->s, bk,
-		           s->v + j0 * s->v_stride + kvh * hd, s->v_stride, 1.0f, sc->acc, hd);
+		           RVA__F32(s->v) + j0 * s->v_stride + kvh * hd, s->v_stride, 1.0f, sc->acc, hd);
 	}
 	gyro_finish(att, st, r, sc);
 }
@@ -736,7 +737,7 @@ static void hyp_gyro_fused(const rva_attention *att, const hyp_state *st, const 
 	}
 	memset(sc->acc, 0, n * hd * sizeof(float));
 	rva__sm_pack_qt(sc->q, hd, n, nb, hd, 1.0f, sc->qt);
-	const float *kbase = s->k + kvh * hd, *vbase = s->v + kvh * hd;
+	const float *kbase = RVA__F32(s->k) + kvh * hd, *vbase = RVA__F32(s->v) + kvh * hd;
 	bool drop = r->dropout > 0.0f;
 	for (size_t j0 = 0; j0 < kmax; j0 += bk) {
 		size_t nt = rva__min(bk, kmax - j0);
@@ -797,7 +798,7 @@ static void frechet_iterate(const rva_attention *att, const hyp_state *st, const
 			double wj = sc->w[j];
 			if (wj == 0.0)
 				continue;
-			const float *v = s->v + j * s->v_stride + kvh * hd;
+			const float *v = RVA__F32(s->v) + j * s->v_stride + kvh * hd;
 			double fa = sc->va[j], x2 = sc->vn[j], d2 = 0.0;
 			for (size_t d = 0; d < hd; d++) {
 				double t = y[d] - fa * v[d];
@@ -847,7 +848,7 @@ static void hyp_frechet(const rva_attention *att, const hyp_state *st, const hyp
 	for (size_t i = 0; i < r->n; i++)
 		kmax = rva__max(kmax, sc->lim[i]);
 	for (size_t j = 0; j < kmax; j++) {
-		const float *v = s->v + j * s->v_stride + kvh * hd;
+		const float *v = RVA__F32(s->v) + j * s->v_stride + kvh * hd;
 		double n2 = norm2(v, hd);
 		double f = proj_factor(st, n2);
 		sc->va[j] = (float)f;
@@ -892,7 +893,7 @@ static void hyp_frechet(const rva_attention *att, const hyp_state *st, const hyp
 			double cv = st->c * sc->vn[j];
 			double lam = 2.0 / fmax(1.0 - cv, HYP_MIN_DEN);
 			double coef = a * lam * sc->va[j];
-			const float *v = s->v + j * s->v_stride + kvh * hd;
+			const float *v = RVA__F32(s->v) + j * s->v_stride + kvh * hd;
 			for (size_t d = 0; d < hd; d++)
 				sc->mu[d] += coef * v[d];
 			den += a * (lam - 1.0);
@@ -949,7 +950,7 @@ static rva_status hyp_task(const rva__task *t, rva__exec_ctx *x) {
 		                 x->scratch_bytes);
 	size_t i0 = (size_t)t->b * qb, h = t->a;
 	hyp_rows r = {.seq = s, .h = h, .idx = NULL, .row0 = i0, .n = rva__min(qb, s->nq - i0),
-	              .out = s->out + i0 * s->out_stride + h * hd, .ostride = s->out_stride,
+	              .out = RVA__F32(s->out) + i0 * s->out_stride + h * hd, .ostride = s->out_stride,
 	              .dropout = dropout_of(att, &job->rt)};
 	if (r.dropout > 0.0f)
 		r.drop_key = dropout_key(&job->rt, job->stream, t->seq, h);
@@ -1012,7 +1013,7 @@ static rva_status rows_fn(const rva_attention *att, const rva_seq *seq, uint32_t
 	for (size_t h = 0; h < att->cfg.heads; h++)
 		for (size_t i = 0; i < nrows; i += qb) {
 			hyp_rows r = {.seq = seq, .h = h, .idx = rows + i,
-			              .qrows = seq->q + i * seq->q_stride, .row0 = 0,
+			              .qrows = RVA__F32(seq->q) + i * seq->q_stride, .row0 = 0,
 			              .n = rva__min(qb, nrows - i), .out = out + i * out_stride + h * hd,
 			              .ostride = out_stride, .dropout = dropout};
 			if (dropout > 0.0f)

@@ -50,6 +50,7 @@
 #include "attention/linear_kernels.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "kernels/half.h"
 
 #define LIN_SUPER 16      /* causal blocks per chunk (state task, output tile) */
 #define LIN_NB 256        /* rows per inner step of the non-causal paths */
@@ -380,8 +381,8 @@ static rva_status task_state(const rva__task *t, rva__exec_ctx *x) {
 	size_t g = t->a, k0 = (size_t)t->b * L->chunk, n = rva__min(L->chunk, s->nk - k0);
 	float *st = slot(J, g, t->b);
 	state_init(L, st);
-	scan_keys(L, st, s->k + k0 * s->k_stride + g * L->d, s->k_stride,
-	          s->v + k0 * s->v_stride + g * L->d, s->v_stride,
+	scan_keys(L, st, RVA__F32(s->k) + k0 * s->k_stride + g * L->d, s->k_stride,
+	          RVA__F32(s->v) + k0 * s->v_stride + g * L->d, s->v_stride,
 	          s->key_mask ? s->key_mask + k0 : NULL, n, &b);
 	return RVA_OK;
 }
@@ -422,8 +423,8 @@ static rva_status task_out_nc(const rva__task *t, rva__exec_ctx *x) {
 	lin_bufs b;
 	layout(L, LIN_K_OUT_NC, x->scratch, &b);
 	size_t h = t->a, i0 = (size_t)t->b * L->chunk, n = rva__min(L->chunk, s->nq - i0);
-	emit_rows(L, slot(J, h / J->group, 0), s->q + i0 * s->q_stride + h * L->d, s->q_stride,
-	          n, s->out + i0 * s->out_stride + h * L->d, s->out_stride, &b);
+	emit_rows(L, slot(J, h / J->group, 0), RVA__F32(s->q) + i0 * s->q_stride + h * L->d, s->q_stride,
+	          n, RVA__F32(s->out) + i0 * s->out_stride + h * L->d, s->out_stride, &b);
 	return RVA_OK;
 }
 
@@ -437,8 +438,8 @@ static rva_status task_out_c(const rva__task *t, rva__exec_ctx *x) {
 	size_t h = t->a, g = h / J->group, c = t->b, d = L->d;
 	size_t nq = s->nq, nk = s->nk, k0 = c * L->chunk, k1 = rva__min(nk, k0 + L->chunk);
 	int64_t off = (int64_t)nk - (int64_t)nq; /* position of query 0 */
-	const float *kh = s->k + g * d, *vh = s->v + g * d, *qh = s->q + h * d;
-	float *oh = s->out + h * d;
+	const float *kh = RVA__F32(s->k) + g * d, *vh = RVA__F32(s->v) + g * d, *qh = RVA__F32(s->q) + h * d;
+	float *oh = RVA__F32(s->out) + h * d;
 	if (c == 0) {
 		state_init(L, b.st);
 		if (off < 0) /* queries before the first key see nothing */
@@ -606,12 +607,12 @@ static void rows_nc(const rva_attention *att, const rva_seq *s, const uint32_t *
 	layout(L, LIN_K_ROWS_NC, scratch, &b);
 	for (size_t g = 0; g < att->kv_heads; g++) {
 		state_init(L, b.st);
-		scan_keys(L, b.st, s->k + g * d, s->k_stride, s->v + g * d, s->v_stride,
+		scan_keys(L, b.st, RVA__F32(s->k) + g * d, s->k_stride, RVA__F32(s->v) + g * d, s->v_stride,
 		          s->key_mask, s->nk, &b);
 		for (size_t h = g * group; h < (g + 1) * group; h++)
 			for (size_t r = 0; r < nrows; r += L->nb) {
 				size_t n = rva__min(L->nb, nrows - r);
-				gather(s->q + r * s->q_stride + h * d, s->q_stride, n, d, b.qg);
+				gather(RVA__F32(s->q) + r * s->q_stride + h * d, s->q_stride, n, d, b.qg);
 				emit_rows(L, b.st, b.qg, d, n, out + r * ldo + h * d, ldo, &b);
 			}
 	}
@@ -626,7 +627,7 @@ static void rows_c(const rva_attention *att, const rva_seq *s, const uint32_t *r
 	layout(L, LIN_K_ROWS_C, scratch, &b);
 	for (size_t h = 0; h < att->cfg.heads; h++) {
 		size_t g = h / group, r = 0;
-		const float *kh = s->k + g * d, *vh = s->v + g * d;
+		const float *kh = RVA__F32(s->k) + g * d, *vh = RVA__F32(s->v) + g * d;
 		state_init(L, b.st);
 		while (r < nrows && off + (int64_t)rows[r] < 0) /* before the first key */
 			memset(out + r++ * ldo + h * d, 0, d * sizeof(float));
@@ -645,7 +646,7 @@ static void rows_c(const rva_attention *att, const rva_seq *s, const uint32_t *r
 					b.vis[n] = (size_t)(off + (int64_t)rows[r + n]) - b0 + 1;
 					n++;
 				}
-				gather(s->q + r * s->q_stride + h * d, s->q_stride, n, d, b.qg);
+				gather(RVA__F32(s->q) + r * s->q_stride + h * d, s->q_stride, n, d, b.qg);
 				causal_rows(L, b.st, nb, b.qg, d, n, out + r * ldo + h * d, ldo, &b);
 				r += n;
 			}

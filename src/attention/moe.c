@@ -52,6 +52,7 @@
 #include "attention/router.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "kernels/half.h"
 
 #define MOE_ROUTER_INIT_TAG 0x524F55544552494Eull /* "ROUTERIN" */
 #define MOE_EXPERT_SEED_TAG 0x4558504552545345ull /* "EXPERTSE" */
@@ -383,9 +384,9 @@ static rva_status kvproj_body(const rva__task *t, rva__exec_ctx *x) {
 	if (ms->nkv > 1 && j->processed[(size_t)t->seq * j->E + m] == 0)
 		return RVA_OK;
 	size_t off = (m * s->nk + k0) * kvd;
-	rva__sgemm(false, false, n, kvd, kvd, 1.0f, s->k + k0 * s->k_stride, s->k_stride,
+	rva__sgemm(false, false, n, kvd, kvd, 1.0f, RVA__F32(s->k) + k0 * s->k_stride, s->k_stride,
 	           ms->wk + m * kvd * kvd, kvd, 0.0f, j->kp[t->seq] + off, kvd);
-	rva__sgemm(false, false, n, kvd, kvd, 1.0f, s->v + k0 * s->v_stride, s->v_stride,
+	rva__sgemm(false, false, n, kvd, kvd, 1.0f, RVA__F32(s->v) + k0 * s->v_stride, s->v_stride,
 	           ms->wv + m * kvd * kvd, kvd, 0.0f, j->vp[t->seq] + off, kvd);
 	return RVA_OK;
 }
@@ -470,7 +471,7 @@ static rva_status expert_body(const rva__task *t, rva__exec_ctx *x) {
 	for (size_t u = 0; u < gr->nu; u++) {
 		const rva_seq *s = &j->seqs[j->units[gr->u0 + u].seq];
 		for (size_t i = ustart[u]; i < ustart[u + 1]; i++)
-			memcpy(xb + i * dim, s->q + (size_t)rows[i] * s->q_stride, dim * sizeof(float));
+			memcpy(xb + i * dim, RVA__F32(s->q) + (size_t)rows[i] * s->q_stride, dim * sizeof(float));
 	}
 	rva__sgemm(false, false, m, dim, dim, 1.0f, xb, dim, ms->wq + e * dim * dim, dim, 0.0f,
 	           qp, dim);
@@ -510,7 +511,7 @@ static rva_status combine_body(const rva__task *t, rva__exec_ctx *x) {
 	const moe_tile *tl = &j->tiles[j->tile0[t->seq] + t->b];
 	const rva_seq *s = &j->seqs[t->seq];
 	for (size_t i = 0; i < tl->n; i++) {
-		float *out = s->out + ((size_t)tl->qt * j->qb + i) * s->out_stride;
+		float *out = RVA__F32(s->out) + ((size_t)tl->qt * j->qb + i) * s->out_stride;
 		memset(out, 0, dim * sizeof(float));
 		for (size_t r = 0; r < k; r++) {
 			size_t slot = (tl->tok + i) * k + r;

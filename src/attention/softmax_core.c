@@ -22,6 +22,7 @@
 #include "attention/pattern.h"
 #include "attention/position_bias.h"
 #include "attention/softmax_core.h"
+#include "attention/softmax_half.h"
 #include "attention/softmax_kernels.h"
 #include "attention/softmax_part.h"
 #include "core/internal.h"
@@ -133,12 +134,13 @@ static size_t tile_scratch_floats(const rva_attention *att, size_t br, size_t qs
 	           + br * D + 16      /* O */
 	           + 3 * brp          /* m, l, alpha */
 	           + qspan + bc + 16  /* T5 bias by distance */
-	           + 2 * brp;         /* query positions (int64) */
+	           + 2 * brp          /* query positions (int64) */
+	           + rva__smh_tile_floats(br, bc, D); /* half operands (softmax_half.h) */
 	return rva__round_up(f, 16) + 128; /* alignment of the carved buffers */
 }
 
 typedef struct tile_io {
-	const float *q;      /* row r of the head slice at q + r*qs */
+	const void *q;       /* row r of the head slice at element r*qs (type seq->q_dtype) */
 	size_t qs;
 	const int64_t *qpos; /* br ascending positions */
 	size_t br;
@@ -223,7 +225,11 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	float *lut = qt + D * brp;
 	size_t lut_cap = (size_t)(io->qpos[br - 1] - io->qpos[0]) + bc + 1;
 	float *alpha = align16f(lut + lut_cap);
-	const float *kbase = seq->k + kvh * D, *vbase = seq->v + kvh * D;
+	/* fp32 operands of half tensors (softmax_half.h): Q once, K and V per tile */
+	float *hq = align16f(alpha + brp), *hk = align16f(hq + br * D), *hv = align16f(hk + bc * D);
+	size_t qs, kts, vts;
+	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
+	                                  seq->k_dtype == RVA_BF16, hq, &qs);
 	float scale = att->scale;
 	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
 
@@ -235,7 +241,7 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		memset(io->o, 0, br * D * sizeof(float));
 	}
 	if (fused && !small)
-		rva__sm_pack_qt(io->q, io->qs, br, brp, D, scale, qt);
+		rva__sm_pack_qt(q, qs, br, brp, D, scale, qt);
 
 	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
 	for (size_t k0 = io->k_begin; k0 < io->k_end; k0 += bc) {
@@ -250,31 +256,38 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		if (cls == RVA__TILE_NONE)
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
-		const float *kt = kbase + kr * seq->k_stride, *vt = vbase + kr * seq->v_stride;
+		const float *kt = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
+		                                   kr * seq->k_stride + kvh * D, nkt, D, false, hk, &kts);
+		const float *vt = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
+		                                   kr * seq->v_stride + kvh * D, nkt, D, false, hv, &vts);
 		if (!fused)
-			rva__sgemm(false, true, nkt, br, D, scale, kt, seq->k_stride, io->q, io->qs, 0.0f,
-			           st, brp);
+			rva__sgemm(false, true, nkt, br, D, scale, kt, kts, q, qs, 0.0f, st, brp);
 		else if (small)
-			rva__sm_scores_dot(kt, seq->k_stride, nkt, io->q, io->qs, br, brp, D, scale, st);
+			rva__sm_scores_dot(kt, kts, nkt, q, qs, br, brp, D, scale, st);
 		else
-			rva__sm_scores_fused(kt, seq->k_stride, nkt, qt, brp, D, st);
+			rva__sm_scores_fused(kt, kts, nkt, qt, brp, D, st);
 		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, cls == RVA__TILE_PARTIAL, lut,
 		               lut_cap);
 		if (rva__sm_online_softmax(st, brp, nkt, io->m, io->l, alpha))
 			rva__sm_rescale(io->o, br, D, alpha);
 		if (dropout)
 			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
+		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
 		if (fused)
-			rva__sm_pv_fused(st, brp, nkt, vt, seq->v_stride, br, D, io->o);
+			rva__sm_pv_fused(st, brp, nkt, vt, vts, br, D, io->o);
 		else
-			rva__sgemm(true, false, br, D, nkt, 1.0f, st, brp, vt, seq->v_stride, 1.0f, io->o,
-			           D);
+			rva__sgemm(true, false, br, D, nkt, 1.0f, st, brp, vt, vts, 1.0f, io->o, D);
 	}
 }
 
-/* out row i (head slice) = O[i] / l[i]; 0 when no key was visible. */
-static void finish_rows(const float *o, const float *l, size_t br, size_t D, float *out,
-                        size_t out_stride) {
+/* out row i (head slice, type t) = O[i] / l[i]; 0 when no key was visible. */
+static void finish_rows(const float *o, const float *l, size_t br, size_t D, void *outp,
+                        rva_dtype t, size_t out_stride) {
+	if (t != RVA_F32) {
+		rva__smh_finish_rows(o, l, br, D, outp, t, out_stride);
+		return;
+	}
+	float *out = outp;
 	for (size_t i = 0; i < br; i++) {
 		float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
 		float *dst = out + i * out_stride;
@@ -319,12 +332,14 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)(q0 + i);
 	for (size_t h = t->a; h < t->b; h++) {
-		tile_io io = {.q = seq->q + q0 * seq->q_stride + h * D, .qs = seq->q_stride,
+		tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, q0 * seq->q_stride + h * D),
+		              .qs = seq->q_stride,
 		              .qpos = b.qpos, .br = br, .h = h, .k_begin = 0, .k_end = seq->nk,
 		              .o = b.o, .m = b.m, .l = b.l};
 		attend(att, op, seq, t->seq, &io, b.tile);
-		finish_rows(b.o, b.l, br, D, seq->out + q0 * seq->out_stride + h * D,
-		            seq->out_stride);
+		finish_rows(b.o, b.l, br, D,
+		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * D),
+		            seq->out_dtype, seq->out_stride);
 	}
 	return RVA_OK;
 }
@@ -343,7 +358,8 @@ static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)i;
 	size_t k0 = chunk * op->chunk_len[slot], k1 = rva__min(seq->nk, k0 + op->chunk_len[slot]);
-	tile_io io = {.q = seq->q + h * D, .qs = seq->q_stride, .qpos = b.qpos, .br = br,
+	tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, h * D), .qs = seq->q_stride,
+	              .qpos = b.qpos, .br = br,
 	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l};
 	attend(att, op, seq, t->seq, &io, b.tile);
 	float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * br * (D + 2);
@@ -366,7 +382,8 @@ static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
 
 static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
 	size_t H = att->cfg.heads, D = att->head_dim;
-	return H * nq * (2 * DECODE_KB + D + 3) + 5 * 16 + 2 * nq + 64;
+	return H * nq * (2 * DECODE_KB + D + 3) + 5 * 16 + 2 * nq + 64 +
+	       rva__smh_decode_floats(nq, att->cfg.dim, att->kv_dim, DECODE_KB);
 }
 
 static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
@@ -384,6 +401,12 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	int64_t off = (int64_t)seq->nk - (int64_t)nq;
 	for (size_t i = 0; i < nq; i++)
 		qpos[i] = off + (int64_t)i;
+	/* Half tensors: fp32 operands in scratch after qpos (softmax_half.h). */
+	size_t kvd = att->kv_dim, qs, ks, vs;
+	float *hq = align16f((float *)(qpos + nq)), *hk = align16f(hq + nq * att->cfg.dim);
+	float *hv = align16f(hk + DECODE_KB * kvd);
+	const float *q = rva__smh_operand(seq->q_dtype, seq->q, seq->q_stride, 0, nq, att->cfg.dim,
+	                                  seq->k_dtype == RVA_BF16, hq, &qs);
 	for (size_t r = 0; r < HQ; r++) {
 		m[r] = -INFINITY;
 		l[r] = 0.0f;
@@ -403,10 +426,14 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		                                            (int64_t)b0, (int64_t)(b0 + nkb - 1));
 		if (cls == RVA__TILE_NONE)
 			continue;
-		rva__sm_decode_step(seq->k + (b0 - op->kv_origin) * seq->k_stride, seq->k_stride, nkb,
-		                    seq->v + (prev0 - op->kv_origin) * seq->v_stride, seq->v_stride,
-		                    nprev, seq->q,
-		                    seq->q_stride, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB, o);
+		const float *kc = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
+		                                   (b0 - op->kv_origin) * seq->k_stride, nkb, kvd, false,
+		                                   hk, &ks);
+		const float *vp = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
+		                                   (prev0 - op->kv_origin) * seq->v_stride, nprev, kvd,
+		                                   false, hv, &vs);
+		rva__sm_decode_step(kc, ks, nkb, vp, vs, nprev, q, qs, nq, H, G, D, att->scale, sc,
+		                    sc_prev, DECODE_KB, o);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
 		if (elementwise)
 			for (size_t h = 0; h < H; h++)
@@ -433,6 +460,7 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 						row[j] *= rva__u01(rva__hash3(dkey, sh, ctr)) >= pdrop ? inv : 0.0f;
 					}
 				}
+		rva__smh_round_p(seq, sc, HQ * DECODE_KB); /* bf16 P for a bf16 V */
 		float *tmp = sc_prev;
 		sc_prev = sc;
 		sc = tmp;
@@ -440,10 +468,12 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		nprev = nkb;
 	}
 	if (nprev) /* the last block's P.V */
-		rva__sm_decode_step(NULL, 0, 0, seq->v + (prev0 - op->kv_origin) * seq->v_stride,
-		                    seq->v_stride, nprev,
-		                    seq->q, seq->q_stride, nq, H, G, D, att->scale, sc, sc_prev,
-		                    DECODE_KB, o);
+		rva__sm_decode_step(NULL, 0, 0,
+		                    rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
+		                                     (prev0 - op->kv_origin) * seq->v_stride, nprev, kvd,
+		                                     false, hv, &vs),
+		                    vs, nprev, q, qs, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB,
+		                    o);
 	for (size_t h = 0; h < H; h++) {
 		float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * nq * (D + 2);
 		for (size_t i = 0; i < nq; i++) {
@@ -490,13 +520,20 @@ static void merge_head(const float *base, size_t nch, size_t br, size_t D, float
 
 /* Merge task of split-KV: a = head. Chunks merged in chunk order (deterministic). */
 static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
-	(void)x;
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[t->seq];
 	size_t D = att->head_dim, br = seq->nq, h = t->a, nch = op->nchunks[t->seq];
-	merge_head(op->partials[t->seq] + h * nch * br * (D + 2), nch, br, D,
-	           seq->out + h * D, seq->out_stride);
+	const float *part = op->partials[t->seq] + h * nch * br * (D + 2);
+	if (seq->out_dtype != RVA_F32) { /* merged in fp32 in scratch, rounded once */
+		float *tmp = x->scratch;
+		merge_head(part, nch, br, D, tmp, D);
+		rva__cvt_rows_from_f32(seq->out_dtype, tmp, D, br, D,
+		                       rva__elem_at_mut(seq->out, seq->out_dtype, h * D),
+		                       seq->out_stride);
+		return RVA_OK;
+	}
+	merge_head(part, nch, br, D, RVA__F32(seq->out) + h * D, seq->out_stride);
 	return RVA_OK;
 }
 
@@ -666,11 +703,12 @@ rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint3
 		for (size_t i = 0; i < br; i++)
 			b.qpos[i] = off + (int64_t)rows[r0 + i];
 		for (size_t h = 0; h < att->cfg.heads; h++) {
-			tile_io io = {.q = seq->q + r0 * qs + h * D, .qs = qs, .qpos = b.qpos, .br = br,
+			tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, r0 * qs + h * D), .qs = qs,
+			              .qpos = b.qpos, .br = br,
 			              .h = h, .k_begin = 0, .k_end = seq->nk, .o = b.o, .m = b.m,
 			              .l = b.l};
 			attend(att, &op, seq, seq_index, &io, b.tile);
-			finish_rows(b.o, b.l, br, D, out + r0 * out_stride + h * D, out_stride);
+			finish_rows(b.o, b.l, br, D, out + r0 * out_stride + h * D, RVA_F32, out_stride);
 		}
 	}
 	return RVA_OK;
@@ -727,7 +765,7 @@ void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, s
                                  const float *part) {
 	size_t D = att->head_dim, br = seq->nq;
 	for (size_t h = 0; h < att->cfg.heads; h++)
-		merge_head(part + h * nch * br * (D + 2), nch, br, D, seq->out + h * D,
+		merge_head(part + h * nch * br * (D + 2), nch, br, D, RVA__F32(seq->out) + h * D,
 		           seq->out_stride);
 }
 
@@ -762,5 +800,5 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
 void rva__softmax_tile_finish(const rva_attention *att, size_t br, const float *state,
                               float *out, size_t out_stride) {
 	size_t brp = rva__round_up(br, 16);
-	finish_rows(state + 2 * brp, state + brp, br, att->head_dim, out, out_stride);
+	finish_rows(state + 2 * brp, state + brp, br, att->head_dim, out, RVA_F32, out_stride);
 }

@@ -171,7 +171,7 @@ static void test_run_root(rva_dist *d) {
 			double worst = 0;
 			for (size_t r = 0; r < s->nq; r++)
 				for (size_t c = 0; c < 64; c++)
-					worst = fmax(worst, fabs(ref[r * 64 + c] - s->out[r * s->out_stride + c]));
+					worst = fmax(worst, fabs(ref[r * 64 + c] - ((const float *)s->out)[r * s->out_stride + c]));
 			CHECK(worst < 1e-5, "oracle: max error %g", worst);
 			free(ref);
 		}

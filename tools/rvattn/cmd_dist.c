@@ -128,10 +128,10 @@ static int ring_once(rva_dist *d, MPI_Comm comm, workload *w, size_t s, double *
 	size_t row = 0;
 	for (size_t t = (size_t)r; t < L.q_tiles; t += (size_t)P)
 		for (size_t i = t * L.q_tile; i < g->nq && i < (t + 1) * L.q_tile; i++, row++)
-			memcpy(lq + row * dim, g->q + i * g->q_stride, dim * sizeof *lq);
+			memcpy(lq + row * dim, (const float *)g->q + i * g->q_stride, dim * sizeof *lq);
 	rva_seq ls = {.nq = g->nq, .nk = g->nk, .q = lq, .q_stride = dim,
-	              .k = L.kv_rows ? g->k + L.kv_first * g->k_stride : NULL, .k_stride = g->k_stride,
-	              .v = L.kv_rows ? g->v + L.kv_first * g->v_stride : NULL, .v_stride = g->v_stride,
+	              .k = L.kv_rows ? (const float *)g->k + L.kv_first * g->k_stride : NULL, .k_stride = g->k_stride,
+	              .v = L.kv_rows ? (const float *)g->v + L.kv_first * g->v_stride : NULL, .v_stride = g->v_stride,
 	              .out = lo, .out_stride = dim, .key_mask = g->key_mask};
 	MPI_Barrier(comm);
 	double t0 = now_s();
@@ -166,7 +166,7 @@ static int ring_once(rva_dist *d, MPI_Comm comm, workload *w, size_t s, double *
 			const float *src = all + displs[p];
 			for (size_t t = (size_t)p; t < L.q_tiles; t += (size_t)P)
 				for (size_t i = t * L.q_tile; i < g->nq && i < (t + 1) * L.q_tile; i++, src += dim)
-					memcpy(g->out + i * g->out_stride, src, dim * sizeof *src);
+					memcpy((float *)g->out + i * g->out_stride, src, dim * sizeof *src);
 		}
 		free(all);
 		free(counts);

@@ -1,0 +1,50 @@
+/*
+ * Half-precision tensors in the softmax tile loop and the decode loop (softmax_core.c):
+ * the pieces that turn a bf16/fp16 query, key or value tile into the fp32 operands of the
+ * fp32 kernels, round P to bf16 for P.V when V is bf16, and write fp32 results into a
+ * half output. The semantics (batch.h): K and V widened exactly; Q rounded to bf16 when K
+ * is bf16 (both operands of Q.K^T are bf16, as with vdpbf16ps); P rounded to bf16 when V is
+ * bf16; sums, softmax and the output accumulator in fp32; the output rounded once.
+ */
+#ifndef RVATTN_SRC_ATTENTION_SOFTMAX_HALF_H
+#define RVATTN_SRC_ATTENTION_SOFTMAX_HALF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kernels/half.h"
+#include "rvattn/batch.h"
+
+/* Whether any of seq's tensors is not fp32. */
+static inline bool rva__smh_any(const rva_seq *seq) {
+	return seq->q_dtype != RVA_F32 || seq->k_dtype != RVA_F32 || seq->v_dtype != RVA_F32 ||
+	       seq->out_dtype != RVA_F32;
+}
+
+/* Scratch floats the tile loop needs for half tensors: a query tile (br x D) and a key and
+ * a value tile (bc x D each), 64-byte aligned pieces. */
+size_t rva__smh_tile_floats(size_t br, size_t bc, size_t D);
+
+/* Scratch floats of the decode loop for half tensors: the query rows (nq x dim) and a key
+ * and a value block (kb x kvd each). */
+size_t rva__smh_decode_floats(size_t nq, size_t dim, size_t kvd, size_t kb);
+
+/*
+ * The fp32 operand of `rows` x `cols` elements of matrix m (type t, row stride `stride`
+ * elements) from element offset `off`: m itself (stride unchanged) when t is fp32 and no
+ * rounding is asked, else a packed copy in buf (stride cols), rounded to bf16 values when
+ * round_bf16. *out_stride receives the stride of the result.
+ */
+const float *rva__smh_operand(rva_dtype t, const void *m, size_t stride, size_t off,
+                              size_t rows, size_t cols, bool round_bf16, float *buf,
+                              size_t *out_stride);
+
+/* Rounds P (n floats) to bf16 values when V is bf16 (the P.V operand), else nothing. */
+void rva__smh_round_p(const rva_seq *seq, float *p, size_t n);
+
+/* out row i (type t, stride out_stride elements) = O[i] / l[i], 0 when l[i] = 0, NaN when
+ * l[i] is NaN (as the fp32 finish), rounded once to t. */
+void rva__smh_finish_rows(const float *o, const float *l, size_t br, size_t D, void *out,
+                          rva_dtype t, size_t out_stride);
+
+#endif
