@@ -42,6 +42,19 @@ const float *rva__smh_operand(rva_dtype t, const void *m, size_t stride, size_t 
 /* Rounds P (n floats) to bf16 values when V is bf16 (the P.V operand), else nothing. */
 void rva__smh_round_p(const rva_seq *seq, float *p, size_t n);
 
+/*
+ * One step of the decode loop (rva__sm_decode_step: scores of K rows [kr, kr + ncur) into
+ * sc_cur, P.V of V rows [vr, vr + nprev) with sc_prev into o; rows of seq's K/V slice) for
+ * any K/V types: half rows are read in place and widened on load where the CPU has
+ * AVX-512 (the step streams the half bytes), else converted into kbuf and vbuf
+ * (DECODE rows x kvd floats each) first. fp32 K/V go to rva__sm_decode_step unchanged.
+ */
+void rva__smh_decode_step(const rva_seq *seq, size_t kr, size_t ncur, size_t vr, size_t nprev,
+                          size_t kvd, const float *q, size_t qs, size_t nq, size_t H,
+                          size_t G, size_t D, float scale, float *sc_cur,
+                          const float *sc_prev, size_t kb, float *o, float *kbuf,
+                          float *vbuf);
+
 /* out row i (type t, stride out_stride elements) = O[i] / l[i], 0 when l[i] = 0, NaN when
  * l[i] is NaN (as the fp32 finish), rounded once to t. */
 void rva__smh_finish_rows(const float *o, const float *l, size_t br, size_t D, void *out,
