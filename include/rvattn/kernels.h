@@ -66,6 +66,8 @@ rva_status rva_kernels_select(rva_kernel_set k);
 /*
  * The process default kernel set and, in *note (may be NULL), a static or process-
  * lifetime string saying how it was chosen ("auto: AVX-512F", or the fallback reason).
+ * The note is never rewritten: it stays valid and unchanged when another thread selects
+ * another default afterwards (ask again for the new note).
  * Errors: RVA_ENULL when out is NULL.
  */
 rva_status rva_kernels_current(rva_kernel_set *out, const char **note);
