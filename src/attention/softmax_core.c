@@ -48,6 +48,8 @@ typedef struct sm_op {
 	size_t chunk_base;          /* partials hold chunks from this one on (0 in the engine) */
 	size_t kv_origin;           /* global key row of seq->k / seq->v row 0 (0 in the engine;
 	                             * a rank's slice of the keys in rvattn_mpi) */
+	bool direct;                /* a decode task of a one-chunk sequence writes the output
+	                             * itself (no partials, no merge task): the engine's plan */
 } sm_op;
 
 /* ---- build ---------------------------------------------------------------------------- */
@@ -377,7 +379,9 @@ static rva_status task_chunk(const rva__task *t, rva__exec_ctx *x) {
 }
 
 /* Decode task (few queries): b = key chunk, every head at once so K and V rows are read
- * front to back. Writes the same (m, l, O) partials as task_chunk. */
+ * front to back. Writes the same (m, l, O) partials as task_chunk, or, for a sequence of
+ * one chunk in the engine (op->direct), the output rows themselves: what merge_head makes
+ * of a single partial (weight exp(0) = 1, then O / l), without a merge task. */
 #define DECODE_KB 32
 
 static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
@@ -474,6 +478,13 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		                                     false, hv, &vs),
 		                    vs, nprev, q, qs, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB,
 		                    o);
+	if (op->direct && nch == 1) {
+		for (size_t h = 0; h < H; h++)
+			finish_rows(o + h * nq * D, l + h * nq, nq, D,
+			            rva__elem_at_mut(seq->out, seq->out_dtype, h * D), seq->out_dtype,
+			            seq->out_stride);
+		return;
+	}
 	for (size_t h = 0; h < H; h++) {
 		float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * nq * (D + 2);
 		for (size_t i = 0; i < nq; i++) {
@@ -518,22 +529,26 @@ static void merge_head(const float *base, size_t nch, size_t br, size_t D, float
 	}
 }
 
-/* Merge task of split-KV: a = head. Chunks merged in chunk order (deterministic). */
+/* Merge task of split-KV: every head of one sequence (a few microseconds of work: one
+ * task per head cost more in task hand-offs than the merge itself). Chunks merged in
+ * chunk order (deterministic). */
 static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = att->head_dim, br = seq->nq, h = t->a, nch = op->nchunks[t->seq];
-	const float *part = op->partials[t->seq] + h * nch * br * (D + 2);
-	if (seq->out_dtype != RVA_F32) { /* merged in fp32 in scratch, rounded once */
-		float *tmp = x->scratch;
-		merge_head(part, nch, br, D, tmp, D);
-		rva__cvt_rows_from_f32(seq->out_dtype, tmp, D, br, D,
-		                       rva__elem_at_mut(seq->out, seq->out_dtype, h * D),
-		                       seq->out_stride);
-		return RVA_OK;
+	size_t D = att->head_dim, br = seq->nq, nch = op->nchunks[t->seq];
+	for (size_t h = 0; h < att->cfg.heads; h++) {
+		const float *part = op->partials[t->seq] + h * nch * br * (D + 2);
+		if (seq->out_dtype != RVA_F32) { /* merged in fp32 in scratch, rounded once */
+			float *tmp = x->scratch;
+			merge_head(part, nch, br, D, tmp, D);
+			rva__cvt_rows_from_f32(seq->out_dtype, tmp, D, br, D,
+			                       rva__elem_at_mut(seq->out, seq->out_dtype, h * D),
+			                       seq->out_stride);
+			continue;
+		}
+		merge_head(part, nch, br, D, RVA__F32(seq->out) + h * D, seq->out_stride);
 	}
-	merge_head(part, nch, br, D, RVA__F32(seq->out) + h * D, seq->out_stride);
 	return RVA_OK;
 }
 
@@ -548,18 +563,53 @@ double rva__softmax_flops(const rva_attention *att, const rva_seq *s) {
 	return 4.0 * (double)att->cfg.heads * (double)att->head_dim * seq_pairs(att, s);
 }
 
+/* Few queries: the split-KV form (key chunks, partials merged in chunk order). The chunk
+ * tasks run the decode kernels (every head of a key row at once), or, with
+ * RVATTN_ATTN_KERNEL=blis, the tile loop per head (the portable twin). */
+static bool few_queries(const rva_seq *s) { return s->nq <= 8; }
+
+/*
+ * The split-KV cost model. Decoding streams K and V: a key costs its two fp32 rows
+ * (8 * kv_dim bytes) plus the products of every (head, query) pair with them, which on
+ * the decode kernels take about 0.4 of the rows' memory time for multi-head attention
+ * (a 1 x 512-key decode, H12 D64, runs ~2.5x faster from cache than from memory), so
+ * about 3 bytes per head x query x head_dim element:
+ *
+ *   work per key = 8 * kv_dim + 3 * heads * nq * head_dim   (bytes of streaming time)
+ *
+ * A chunk carries at least SPLIT_WORK of it: ~100-150 us at 20-25 GB/s per core, far above
+ * the few microseconds a task and its hand-off cost the engine. A sequence with less than
+ * two chunks' work is not split: one task computes it and writes its output, so a job too
+ * small to profit from more workers has nothing to hand to them (a 1 x 512-key decode ran
+ * 51 us on one thread and 63 us on two when it was a decode task and 12 merge tasks).
+ * Chunks are equal (rounded up to whole 32-key decode blocks, or tiles for more queries).
+ * The decision depends only on the config and the shape (fp32 row bytes whatever the
+ * element types, so a rank of rvattn_mpi, which plans a shape, agrees): never on the
+ * thread count, so the output is bit-identical for any number of threads.
+ */
+#define SPLIT_WORK ((double)(3u << 20))
+
 /* Split-KV chunk for a sequence, or 0 for no split (fixed by config and shape). */
 static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
 	size_t ks = att->cfg.kv_split, bc = att->cfg.block_size;
-	if (ks == SIZE_MAX)
+	if (ks == SIZE_MAX || s->nq == 0 || s->nk == 0)
+		return 0;
+	/* A chunk task holds every query row in one tile: only for few queries. */
+	if (s->nq > att->cfg.query_block)
 		return 0;
 	if (ks == 0) {
-		if (s->nq > 16 || s->nk < 1024)
+		if (s->nq > 16)
 			return 0;
-		ks = 512;
+		double per_key = 8.0 * (double)att->kv_dim +
+		                 3.0 * (double)att->cfg.heads * (double)s->nq * (double)att->head_dim;
+		double chunks = floor((double)s->nk * per_key / SPLIT_WORK);
+		if (chunks < 2.0)
+			return 0;
+		size_t nch = chunks >= (double)s->nk ? s->nk : (size_t)chunks;
+		ks = rva__round_up(rva__div_up(s->nk, nch), few_queries(s) ? DECODE_KB : bc);
+		return ks < s->nk ? ks : 0;
 	}
-	/* A chunk task holds every query row in one tile: only for few queries. */
-	if (s->nq > att->cfg.query_block || ks >= s->nk)
+	if (ks >= s->nk)
 		return 0;
 	ks = rva__round_up(ks, bc); /* chunks hold whole tiles */
 	return s->nk > ks ? ks : 0;
@@ -575,6 +625,7 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->stream = io->stream;
 	op->kv_origin = 0;
 	op->chunk_base = 0;
+	op->direct = true;
 	op->partials = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
 	op->nchunks = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
 	op->chunk_len = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
@@ -595,8 +646,8 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		}
 		double pairs = seq_pairs(att, seq);
 		size_t chunk = split_chunk(att, seq);
-		bool decode = seq->nq <= 8;
-		if (chunk || decode) {
+		bool few = few_queries(seq), decode = few && rva__sm_use_decode();
+		if (chunk || few) {
 			size_t len = chunk ? chunk : seq->nk, nch = rva__div_up(seq->nk, len), parts;
 			if (!rva__mul3_ok(H, nch, seq->nq, &parts) ||
 			    parts > SIZE_MAX / ((D + 2) * sizeof(float))) {
@@ -611,37 +662,43 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 			}
 			op->nchunks[s] = nch;
 			op->chunk_len[s] = len;
-			op->partials[s] = rva__graph_alloc_array(g, parts, (D + 2) * sizeof(float));
-			if (!op->partials[s])
-				return RVA_ENOMEM;
+			/* One decode chunk: its task writes the output (op->direct), nothing to merge. */
+			bool merge = !(decode && nch == 1);
+			if (merge) {
+				op->partials[s] = rva__graph_alloc_array(g, parts, (D + 2) * sizeof(float));
+				if (!op->partials[s])
+					return RVA_ENOMEM;
+			}
 			rva__graph_need_scratch(g, (decode ? decode_scratch_floats(att, seq->nq)
 			                                   : tile_scratch_floats(att, seq->nq, seq->nq) +
 			                                         carve_floats(seq->nq, D)) * sizeof(float));
-			uint32_t *merges = rva__graph_alloc_array(g, H, sizeof(uint32_t));
-			if (!merges)
-				return RVA_ENOMEM;
-			for (size_t h = 0; h < H; h++)
-				if ((st = rva__graph_add(g, task_merge, op, (uint32_t)s, (uint32_t)h, 0, 0, 0,
-				                         (float)(seq->nq * nch * D), &merges[h])) != RVA_OK ||
-				    (st = rva__graph_edge(g, merges[h], done)) != RVA_OK)
+			uint32_t merge_id = 0, sink = done;
+			if (merge) {
+				if ((st = rva__graph_add(g, task_merge, op, (uint32_t)s, 0, 0, 0, 0,
+				                         (float)(seq->nq * nch * H * D), &merge_id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, merge_id, done)) != RVA_OK)
 					return st;
-			float cost = (float)(4.0 * (double)D * pairs / (double)nch);
+				sink = merge_id;
+			}
+			/* Cost (the executor runs the costliest ready task first): the chunk's
+			 * share of the sequence's flops; the last chunk may be shorter. */
+			double seq_flops = 4.0 * (double)H * (double)D * pairs;
 			for (size_t c = 0; c < nch; c++) {
+				size_t keys = rva__min(len, seq->nk - c * len);
+				float cost = (float)(seq_flops * (double)keys / (double)seq->nk);
 				if (decode) {
 					if ((st = rva__graph_add(g, task_decode, op, (uint32_t)s, 0, (uint32_t)c, 0,
 					                         0, cost, &id)) != RVA_OK ||
-					    (st = rva__graph_edge(g, after, id)) != RVA_OK)
+					    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+					    (st = rva__graph_edge(g, id, sink)) != RVA_OK)
 						return st;
-					for (size_t h = 0; h < H; h++)
-						if ((st = rva__graph_edge(g, id, merges[h])) != RVA_OK)
-							return st;
 					continue;
 				}
 				for (size_t h = 0; h < H; h++)
 					if ((st = rva__graph_add(g, task_chunk, op, (uint32_t)s, (uint32_t)h,
 					                         (uint32_t)c, 0, 0, cost / (float)H, &id)) != RVA_OK ||
 					    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
-					    (st = rva__graph_edge(g, id, merges[h])) != RVA_OK)
+					    (st = rva__graph_edge(g, id, merge_id)) != RVA_OK)
 						return st;
 			}
 			continue;
@@ -723,15 +780,15 @@ bool rva__softmax_is(const rva_attention *att) {
 bool rva__softmax_split(const rva_attention *att, const rva_seq *seq, size_t *chunk_len,
                         size_t *nchunks) {
 	size_t chunk = split_chunk(att, seq);
-	bool decode = seq->nq <= 8;
+	bool few = few_queries(seq);
 	size_t len = chunk ? chunk : seq->nk;
 	*chunk_len = len;
-	*nchunks = (chunk || decode) && len ? rva__div_up(seq->nk, len) : 1;
-	return chunk || decode;
+	*nchunks = (chunk || few) && len ? rva__div_up(seq->nk, len) : 1;
+	return chunk || few;
 }
 
 size_t rva__softmax_partials_scratch(const rva_attention *att, const rva_seq *seq) {
-	size_t f = seq->nq <= 8 ? decode_scratch_floats(att, seq->nq)
+	size_t f = few_queries(seq) && rva__sm_use_decode() ? decode_scratch_floats(att, seq->nq)
 	                        : tile_scratch_floats(att, seq->nq, seq->nq) +
 	                              carve_floats(seq->nq, att->head_dim);
 	return f * sizeof(float);
@@ -749,7 +806,7 @@ void rva__softmax_chunk_partials(const rva_attention *att, const rva_seq *seq,
 	            .partials = &part, .nchunks = &part_chunks, .chunk_len = &len,
 	            .chunk_base = part_base, .kv_origin = kv_origin};
 	rva__exec_ctx x = {.scratch = scratch, .scratch_bytes = 0, .worker = 0};
-	if (seq->nq <= 8) {
+	if (few_queries(seq) && rva__sm_use_decode()) {
 		rva__task t = {.fn = task_decode, .ctx = &op, .seq = seq_index, .b = (uint32_t)c};
 		task_decode_at(&t, &x, 0);
 		return;

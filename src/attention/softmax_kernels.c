@@ -13,19 +13,28 @@
 #include "kernels/env.h"
 #include "kernels/vexp.h"
 
-static bool fused = false;
+static bool fused = false, decode_kernels = true;
 static pthread_once_t fused_once = PTHREAD_ONCE_INIT;
 
 static void pick_backend(void) {
 	/* RVATTN_ATTN_KERNEL=blis forces the BLIS loop; fused (or auto) needs AVX-512, and
 	 * rva_env_check() says when it is not available. */
 	bool avx512 = rva__simd_level() == RVA__SIMD_AVX512;
-	fused = avx512 && rva__env_attn_get(NULL) != RVA__ENV_ATTN_BLIS;
+	bool blis = rva__env_attn_get(NULL) == RVA__ENV_ATTN_BLIS;
+	fused = avx512 && !blis;
+	/* The decode kernels have their own portable twins (RVATTN_SIMD=scalar); only the
+	 * BLIS switch sends few-query work to the tile loop. */
+	decode_kernels = !blis;
 }
 
 bool rva__sm_use_fused(void) {
 	pthread_once(&fused_once, pick_backend);
 	return fused;
+}
+
+bool rva__sm_use_decode(void) {
+	pthread_once(&fused_once, pick_backend);
+	return decode_kernels;
 }
 
 void rva__sm_pack_qt(const float *q, size_t qs, size_t br, size_t brp, size_t D, float scale,

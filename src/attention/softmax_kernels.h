@@ -19,6 +19,11 @@
 /* Backend selection (once per process; RVATTN_ATTN_KERNEL=auto|blis|avx512). */
 bool rva__sm_use_fused(void);
 
+/* Whether few-query (decode) work runs the decode kernels below: always, except under
+ * RVATTN_ATTN_KERNEL=blis, where it runs the BLIS tile loop per head and key chunk (the
+ * portable twin of the decode path). */
+bool rva__sm_use_decode(void);
+
 /* Qt[d][i] = scale * q[i*qs + d] for i < br, 0 for br <= i < brp (fused backend). */
 void rva__sm_pack_qt(const float *q, size_t qs, size_t br, size_t brp, size_t D, float scale,
                      float *qt);

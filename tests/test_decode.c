@@ -1,0 +1,249 @@
+/*
+ * Decoding (few queries, many keys): the split-KV plan and its kernels.
+ *  - ragged, grouped-query decode batches (100 to 8192 keys in one batch) against the
+ *    double-precision oracle (tests/ref/ref_softmax.h);
+ *  - bit-identical output for 1 and 2 threads;
+ *  - the plan's cost-model decision: a small decode is one task (nothing to hand to other
+ *    workers), a long one is split into equal chunks of whole decode blocks, and the
+ *    chunking depends on the shape only;
+ *  - RVATTN_ATTN_KERNEL=blis sends decode work to the BLIS tile loop (the portable twin),
+ *    seen in the job's task count, with the oracle's numbers.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention/softmax_part.h"
+#include "ref/ref_softmax.h"
+#include "ref/ref_util.h"
+#include "rvattn/rvattn.h"
+
+#define ATOL 2e-5
+#define RTOL 2e-4
+#define HD 64
+
+/* A ragged decode batch: sequence s has nqs[s] queries and nks[s] keys, its own buffers. */
+typedef struct dbatch {
+	size_t n, heads, kvh;
+	rva_seq *seqs;
+	float **bufs; /* per sequence: q, k, v, out */
+} dbatch;
+
+static dbatch make_batch(size_t n, const size_t *nqs, const size_t *nks, size_t heads,
+                         size_t kvh, bool mask_one, uint64_t seed) {
+	dbatch b = {.n = n, .heads = heads, .kvh = kvh};
+	b.seqs = calloc(n, sizeof *b.seqs);
+	b.bufs = calloc(4 * n, sizeof *b.bufs);
+	size_t dim = heads * HD, kvd = kvh * HD;
+	for (size_t s = 0; s < n; s++) {
+		float **f = b.bufs + 4 * s;
+		f[0] = ref_alloc(nqs[s] * dim);
+		f[1] = ref_alloc(nks[s] * kvd);
+		f[2] = ref_alloc(nks[s] * kvd);
+		f[3] = ref_alloc(nqs[s] * dim);
+		ref_fill_uniform(f[0], nqs[s] * dim, -1.0f, 1.0f, seed + 3 * s);
+		ref_fill_uniform(f[1], nks[s] * kvd, -1.0f, 1.0f, seed + 3 * s + 1);
+		ref_fill_uniform(f[2], nks[s] * kvd, -1.0f, 1.0f, seed + 3 * s + 2);
+		b.seqs[s] = (rva_seq){.nq = nqs[s], .nk = nks[s], .q = f[0], .k = f[1], .v = f[2],
+		                      .out = f[3]};
+		if (mask_one && s == 1) {
+			uint8_t *m = malloc(nks[s]);
+			for (size_t j = 0; j < nks[s]; j++)
+				m[j] = (j * 7 + s) % 5 != 0; /* about one key in five masked */
+			b.seqs[s].key_mask = m;
+		}
+	}
+	return b;
+}
+
+static void free_batch(dbatch *b) {
+	for (size_t s = 0; s < b->n; s++)
+		free((void *)b->seqs[s].key_mask);
+	for (size_t i = 0; i < 4 * b->n; i++)
+		free(b->bufs[i]);
+	free(b->bufs);
+	free(b->seqs);
+}
+
+static rva_attention *build(size_t heads, size_t kvh) {
+	rva_config c = rva_flash(heads * HD, 128);
+	c.heads = heads;
+	c.kv_heads = kvh == heads ? 0 : kvh;
+	rva_attention *att = NULL;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK, "build: %s", rva_last_error());
+	return att;
+}
+
+/* Runs the batch on an engine of `threads` workers; returns the job's task count. */
+static uint64_t run(rva_attention *att, dbatch *b, unsigned threads) {
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = threads;
+	rva_engine *e = NULL;
+	cr_assert_eq(rva_engine_create(&ec, &e), RVA_OK, "engine: %s", rva_last_error());
+	rva_batch batch = {b->n, b->seqs};
+	rva_job_stats js;
+	memset(&js, 0, sizeof js);
+	cr_assert_eq(rva_engine_run(e, att, &batch, NULL, NULL, &js), RVA_OK, "run: %s",
+	             rva_last_error());
+	rva_engine_destroy(e);
+	return js.tasks;
+}
+
+static void check_oracle(dbatch *b, const char *what) {
+	ref_attn_spec sp = {.heads = b->heads, .kv_heads = b->kvh, .head_dim = HD,
+	                    .scale = 1.0 / sqrt((double)HD)};
+	size_t dim = b->heads * HD, kvd = b->kvh * HD;
+	for (size_t s = 0; s < b->n; s++) {
+		const rva_seq *q = &b->seqs[s];
+		double *want = ref_alloc_d(q->nq * dim);
+		ref_attention(&sp, q->nq, q->nk, q->q, dim, q->k, kvd, q->v, kvd, q->key_mask, want);
+		double e = ref_err_ratio(q->out, want, q->nq * dim, ATOL, RTOL);
+		cr_assert(e <= 1.0, "%s: sequence %zu (%zu x %zu keys): error ratio %g", what, s,
+		          q->nq, q->nk, e);
+		free(want);
+	}
+}
+
+/* Copies every output of the batch into one buffer. */
+static float *outputs(const dbatch *b) {
+	size_t total = 0, dim = b->heads * HD;
+	for (size_t s = 0; s < b->n; s++)
+		total += b->seqs[s].nq * dim;
+	float *all = malloc(total * sizeof *all), *p = all;
+	for (size_t s = 0; s < b->n; s++) {
+		memcpy(p, b->seqs[s].out, b->seqs[s].nq * dim * sizeof *p);
+		p += b->seqs[s].nq * dim;
+	}
+	return all;
+}
+
+static size_t outputs_len(const dbatch *b) {
+	size_t total = 0;
+	for (size_t s = 0; s < b->n; s++)
+		total += b->seqs[s].nq * b->heads * HD;
+	return total;
+}
+
+/* 100 to 8192 keys in one batch, GQA (8 query heads over 2 kv heads), 1-3 queries, one
+ * masked sequence: against the oracle, and bit-identical for 1 and 2 threads. */
+static void ragged_gqa(const char *what) {
+	static const size_t nks[] = {100, 8192, 777, 2048, 5000, 131, 4096};
+	static const size_t nqs[] = {1, 1, 3, 1, 2, 1, 1};
+	size_t n = sizeof nks / sizeof nks[0];
+	rva_attention *att = build(8, 2);
+	dbatch b = make_batch(n, nqs, nks, 8, 2, true, 700);
+	run(att, &b, 2);
+	check_oracle(&b, what);
+	float *two = outputs(&b);
+	for (size_t s = 0; s < n; s++)
+		memset(b.seqs[s].out, 0, b.seqs[s].nq * 8 * HD * sizeof(float));
+	run(att, &b, 1);
+	float *one = outputs(&b);
+	cr_assert(memcmp(one, two, outputs_len(&b) * sizeof(float)) == 0,
+	          "%s: 1 and 2 threads differ", what);
+	free(one);
+	free(two);
+	free_batch(&b);
+	rva_attention_destroy(att);
+}
+
+Test(decode, ragged_gqa_batch_matches_oracle_and_threads) { ragged_gqa("decode kernels"); }
+
+Test(decode, scalar_twin_ragged_gqa) {
+	setenv("RVATTN_SIMD", "scalar", 1);
+	ragged_gqa("scalar decode kernels");
+}
+
+Test(decode, blis_twin_ragged_gqa) {
+	setenv("RVATTN_ATTN_KERNEL", "blis", 1);
+	ragged_gqa("blis twin");
+}
+
+/* Chunking of one sequence of nq x nk (H12 D64 multi-head unless said). */
+static void split_of(const rva_attention *att, size_t nq, size_t nk, size_t *len, size_t *nch) {
+	rva_seq s = {.nq = nq, .nk = nk};
+	cr_assert(rva__softmax_split(att, &s, len, nch), "%zu x %zu keys: not key chunks", nq, nk);
+}
+
+Test(decode, plan_splits_by_cost_never_by_threads) {
+	rva_attention *att = build(12, 12);
+	size_t len, nch;
+	/* 1 x 512 keys (3 MiB of K and V): less than two chunks' work: one chunk */
+	split_of(att, 1, 512, &len, &nch);
+	cr_assert_eq(nch, 1);
+	cr_assert_eq(len, 512);
+	/* G5's sequence, 1 x 4096 keys (24 MiB): split into equal chunks of whole 32-key
+	 * blocks, each with at least 3 MiB of work (8 x 768 + 3 x 12 x 64 bytes per key) */
+	split_of(att, 1, 4096, &len, &nch);
+	cr_assert(nch >= 2 && nch <= 16, "nch %zu", nch);
+	cr_assert_eq(len % 32, 0);
+	cr_assert((nch - 1) * len < 4096 && nch * len >= 4096, "len %zu nch %zu", len, nch);
+	cr_assert((double)len * (8.0 * 768 + 3.0 * 768) >= (double)(3u << 20) * 0.9,
+	          "chunk of %zu keys is too little work", len);
+	/* more keys, more chunks; the same shape always gives the same chunks */
+	size_t len2, nch2;
+	split_of(att, 1, 16384, &len2, &nch2);
+	cr_assert_gt(nch2, nch);
+	split_of(att, 1, 4096, &len2, &nch2);
+	cr_assert(len2 == len && nch2 == nch);
+	rva_attention_destroy(att);
+
+	/* GQA: fewer K/V bytes per key, longer chunks for the same work */
+	att = build(12, 2);
+	split_of(att, 1, 4096, &len2, &nch2);
+	cr_assert_lt(nch2, nch);
+	rva_attention_destroy(att);
+
+	/* an explicit kv_split still applies (whole tiles) */
+	rva_config c = rva_flash(768, 128);
+	c.kv_split = 300;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	split_of(att, 1, 4096, &len, &nch);
+	cr_assert_eq(len, 384);
+	cr_assert_eq(nch, 11);
+	rva_attention_destroy(att);
+}
+
+/* The job graph follows the decision at any thread count: a one-chunk decode is a single
+ * task that writes its output (plus the sequence's join node); a split one is nch chunk
+ * tasks, one merge task and the join. */
+Test(decode, plan_tasks_for_small_and_long_decodes) {
+	rva_attention *att = build(12, 12);
+	size_t nk[] = {512}, nq[] = {1};
+	for (unsigned t = 1; t <= 2; t++) {
+		dbatch b = make_batch(1, nq, nk, 12, 12, false, 900);
+		cr_assert_eq(run(att, &b, t), 2, "1 x 512 keys on %u threads", t);
+		check_oracle(&b, "1 x 512");
+		free_batch(&b);
+	}
+	size_t len, nch;
+	nk[0] = 4096;
+	split_of(att, 1, 4096, &len, &nch);
+	for (unsigned t = 1; t <= 2; t++) {
+		dbatch b = make_batch(1, nq, nk, 12, 12, false, 901);
+		cr_assert_eq(run(att, &b, t), nch + 2, "1 x 4096 keys on %u threads", t);
+		check_oracle(&b, "1 x 4096");
+		free_batch(&b);
+	}
+	rva_attention_destroy(att);
+}
+
+/* RVATTN_ATTN_KERNEL=blis: decode work runs the tile loop per head and chunk. */
+Test(decode, blis_switch_reaches_decode) {
+	setenv("RVATTN_ATTN_KERNEL", "blis", 1);
+	rva_attention *att = build(12, 4);
+	size_t nk[] = {4096}, nq[] = {1}, len, nch;
+	split_of(att, 1, 4096, &len, &nch);
+	dbatch b = make_batch(1, nq, nk, 12, 4, false, 902);
+	cr_assert_eq(run(att, &b, 2), 12 * nch + 2, "per-head chunk tasks, a merge, the join");
+	check_oracle(&b, "blis decode");
+	free_batch(&b);
+	/* a one-chunk decode too goes through the tile loop and a merge */
+	nk[0] = 300;
+	b = make_batch(1, nq, nk, 12, 4, false, 903);
+	cr_assert_eq(run(att, &b, 1), 12 + 2);
+	check_oracle(&b, "blis one-chunk decode");
+	free_batch(&b);
+	rva_attention_destroy(att);
+}
