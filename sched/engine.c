@@ -292,7 +292,46 @@ static rva_status ensure_scratch(rva_engine *e, size_t need) {
 }
 
 
-/* Where each sequence's tasks go (NULL seq_pool: anywhere, e.g. a single pool). */
+int rva__seq_home_node(const int node[3], const double bytes[3]) {
+	int best = -1;
+	double most = 0.0;
+	for (int i = 0; i < 3; i++) {
+		if (node[i] < 0)
+			continue;
+		double sum = 0.0;
+		for (int j = 0; j < 3; j++)
+			if (node[j] == node[i])
+				sum += bytes[j];
+		if (best < 0 || sum > most) { /* ties: the earlier of Q, K, V */
+			best = node[i];
+			most = sum;
+		}
+	}
+	return best;
+}
+
+/* The NUMA node (OS index) holding the page of p, -1 when unknown; last_page, last_node
+ * remember the previous answer (consecutive sequences often share pages). */
+static int node_of(const rva_engine *e, const void *p, hwloc_bitmap_t ns, uintptr_t *last_page,
+                   int *last_node) {
+	if (!p)
+		return -1;
+	uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
+	if (page == *last_page)
+		return *last_node;
+	int node = -1;
+	if (hwloc_get_area_memlocation(e->topo, p, 1, ns, HWLOC_MEMBIND_BYNODESET) == 0 &&
+	    !hwloc_bitmap_iszero(ns))
+		node = hwloc_bitmap_first(ns);
+	*last_page = page;
+	*last_node = node;
+	return node;
+}
+
+/* Where each sequence's tasks go (NULL seq_pool: anywhere, e.g. a single pool). Under
+ * RVA_NUMA_LOCAL on the real machine, the pool of the node that holds most of the
+ * sequence's input bytes, Q, K and V counted (decode reads K and V, thousands of rows, for
+ * one query row). */
 static rva_status place(rva_engine *e, rva_job *job, const rva_seq *seqs) {
 	const rva__sched_plan *p = &e->plan;
 	if (p->npools <= 1 || job->nseq == 0 || e->cfg.numa == RVA_NUMA_INTERLEAVE)
@@ -305,21 +344,22 @@ static rva_status place(rva_engine *e, rva_job *job, const rva_seq *seqs) {
 	bool locate = e->cfg.numa == RVA_NUMA_LOCAL && e->thissystem && seqs;
 	if (locate && !(ns = hwloc_bitmap_alloc()))
 		locate = false;
-	uintptr_t last_page = 0;
-	int last_node = -1;
+	uintptr_t last_page[3] = {0, 0, 0};
+	int last_node[3] = {-1, -1, -1};
 	for (size_t s = 0; s < job->nseq; s++) {
 		int node = -1;
-		if (locate && seqs[s].q) {
-			uintptr_t page = (uintptr_t)seqs[s].q & ~(uintptr_t)4095;
-			if (page == last_page) {
-				node = last_node;
-			} else if (hwloc_get_area_memlocation(e->topo, seqs[s].q, sizeof(float), ns,
-			                                      HWLOC_MEMBIND_BYNODESET) == 0 &&
-			           !hwloc_bitmap_iszero(ns)) {
-				node = hwloc_bitmap_first(ns);
+		if (locate && seqs[s].nq) {
+			const rva_seq *q = &seqs[s];
+			const void *ptr[3] = {q->q, q->k, q->v};
+			double rows[3] = {(double)q->nq, (double)q->nk, (double)q->nk};
+			size_t stride[3] = {q->q_stride, q->k_stride, q->v_stride};
+			int nodes[3];
+			double bytes[3];
+			for (int i = 0; i < 3; i++) {
+				nodes[i] = node_of(e, ptr[i], ns, &last_page[i], &last_node[i]);
+				bytes[i] = rows[i] * (double)(stride[i] ? stride[i] : 1);
 			}
-			last_page = page;
-			last_node = node;
+			node = rva__seq_home_node(nodes, bytes);
 		}
 		job->seq_pool[s] = rva__sched_place(p, e->cfg.numa, s, job->nseq, node);
 	}

@@ -169,6 +169,11 @@ rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
 rva_status rva__engine_run_graph(rva_engine *e, rva__graph *g, rva_status *seq_status,
                                  rva_job_stats *stats);
 
+/* The NUMA node (OS index) whose pool runs a sequence: of the nodes holding its Q, K and
+ * V (node[i], -1 = unknown; bytes[i] their sizes), the one that holds the most bytes;
+ * ties go to the earlier of Q, K, V; -1 when no node is known. */
+int rva__seq_home_node(const int node[3], const double bytes[3]);
+
 /* The engine's placement plan (valid while the engine lives). */
 const rva__sched_plan *rva__engine_plan(const rva_engine *e);
 

@@ -636,8 +636,10 @@ static rva_status plan_kv_projections(moe_job *j, rva__plan_io *io, rva__graph *
 	rva_status st;
 	if (!rva__mul_ok(ms->nkv, seq->nk, &kvn) || !rva__mul_ok(kvn, j->kvd, &kvn))
 		return rva__fail(RVA_EOVERFLOW, "moe: projected keys overflow");
-	MOE_ALLOC(j->kp[s], kvn);
-	MOE_ALLOC(j->vp[s], kvn);
+	/* written in full by the projection tasks, which first-touch them on their node */
+	if (!(j->kp[s] = rva__graph_alloc_untouched(g, kvn, sizeof(float))) ||
+	    !(j->vp[s] = rva__graph_alloc_untouched(g, kvn, sizeof(float))))
+		return RVA_ENOMEM;
 	for (size_t m = 0; m < ms->nkv; m++) {
 		uint32_t *kj = &ids->kvjoin[s * ms->nkv + m];
 		if ((st = rva__graph_add_join(g, (uint32_t)s, kj)) != RVA_OK)
@@ -854,7 +856,10 @@ static rva_status moe_job_alloc(moe_job *j, const rva__plan_io *io, rva__graph *
 	MOE_ALLOC(j->weight, pairs);
 	MOE_ALLOC(j->kept, pairs);
 	MOE_ALLOC(j->routed, ntiles);
-	MOE_ALLOC(j->eout, outs);
+	/* expert tasks write every kept slot (first touch on their node); combine reads only
+	 * kept slots */
+	if (!(j->eout = rva__graph_alloc_untouched(g, outs ? outs : 1, sizeof *j->eout)))
+		return RVA_ENOMEM;
 	MOE_ALLOC(j->kp, io->nseq);
 	MOE_ALLOC(j->vp, io->nseq);
 	MOE_ALLOC(j->seq_cap, io->nseq);

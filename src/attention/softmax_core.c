@@ -665,7 +665,7 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 			/* One decode chunk: its task writes the output (op->direct), nothing to merge. */
 			bool merge = !(decode && nch == 1);
 			if (merge) {
-				op->partials[s] = rva__graph_alloc_array(g, parts, (D + 2) * sizeof(float));
+				op->partials[s] = rva__graph_alloc_untouched(g, parts, (D + 2) * sizeof(float));
 				if (!op->partials[s])
 					return RVA_ENOMEM;
 			}

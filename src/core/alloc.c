@@ -90,6 +90,11 @@ void *rva__malloc(size_t bytes) {
 	return current.alloc(bytes ? bytes : 1, RVA__ALIGN, current.user);
 }
 
+void *rva__malloc_aligned(size_t bytes, size_t align) {
+	return current.alloc(bytes ? bytes : 1, align > RVA__ALIGN ? align : RVA__ALIGN,
+	                     current.user);
+}
+
 void *rva__calloc(size_t n, size_t size) {
 	size_t bytes;
 	if (!rva__mul_ok(n, size, &bytes))

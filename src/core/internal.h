@@ -38,6 +38,8 @@ rva_status rva__propagate(rva_status st);
  * RVA__ALIGN aligned. Return NULL on failure (the caller raises RVA_ENOMEM). */
 void *rva__malloc(size_t bytes);
 void *rva__calloc(size_t n, size_t size);   /* zeroed, overflow-checked */
+/* The same as rva__malloc with a stronger alignment (a power of two), e.g. whole pages. */
+void *rva__malloc_aligned(size_t bytes, size_t align);
 void rva__free(void *p);
 /* Advises MADV_HUGEPAGE on the whole 2 MiB pages inside [p, p + bytes) (best effort; the
  * default allocator does it for every block of 2 MiB or more). Only for memory that the

@@ -186,22 +186,26 @@ void rva__graph_need_scratch(rva__graph *g, size_t bytes) {
 		g->scratch_bytes = bytes;
 }
 
-void *rva__graph_alloc(rva__graph *g, size_t bytes) {
-	size_t need;
-	if (!rva__add_ok(bytes, RVA__ALIGN - 1, &need)) {
-		rva__fail(RVA_EOVERFLOW, "job memory request of %zu bytes overflows", bytes);
-		return NULL;
-	}
-	need &= ~(size_t)(RVA__ALIGN - 1);
-	if (need == 0)
-		need = RVA__ALIGN;
+/* Arena blocks are whole pages, page-aligned (2 MiB-aligned huge pages from 2 MiB on, by
+ * the default allocator), so binding a block (interleave) or first-touching an untouched
+ * allocation never reaches another block's memory. */
+#define ARENA_PAGE ((size_t)4096)
+
+/* `need` bytes (a multiple of align) at an align-aligned offset of the graph's current
+ * block, or of a new (or cached) one. */
+static void *arena_take(rva__graph *g, size_t need, size_t align) {
 	rva__arena_block *b = g->arena;
-	if (!b || b->size - b->used < need) {
+	size_t off = b ? (b->used + align - 1) & ~(align - 1) : 0;
+	if (!b || off > b->size || b->size - off < need) {
 		b = g->cache ? cache_take(g->cache, need) : NULL;
 		if (!b) {
-			size_t size = rva__max(need, ARENA_MIN_BLOCK);
+			size_t size;
+			if (!rva__round_up_ok(rva__max(need, ARENA_MIN_BLOCK), ARENA_PAGE, &size)) {
+				rva__fail(RVA_EOVERFLOW, "job memory request of %zu bytes overflows", need);
+				return NULL;
+			}
 			b = rva__malloc(sizeof *b);
-			unsigned char *data = b ? rva__malloc(size) : NULL;
+			unsigned char *data = b ? rva__malloc_aligned(size, ARENA_PAGE) : NULL;
 			if (!data) {
 				rva__free(b);
 				rva__fail(RVA_ENOMEM, "cannot allocate %zu bytes of job memory", size);
@@ -214,10 +218,21 @@ void *rva__graph_alloc(rva__graph *g, size_t bytes) {
 		b->used = 0;
 		b->next = g->arena;
 		g->arena = b;
+		off = 0;
 	}
-	void *p = b->data + b->used;
-	b->used += need;
-	memset(p, 0, bytes);
+	b->used = off + need;
+	return b->data + off;
+}
+
+void *rva__graph_alloc(rva__graph *g, size_t bytes) {
+	size_t need;
+	if (!rva__round_up_ok(bytes ? bytes : 1, RVA__ALIGN, &need)) {
+		rva__fail(RVA_EOVERFLOW, "job memory request of %zu bytes overflows", bytes);
+		return NULL;
+	}
+	void *p = arena_take(g, need, RVA__ALIGN);
+	if (p)
+		memset(p, 0, bytes);
 	return p;
 }
 
@@ -228,6 +243,17 @@ void *rva__graph_alloc_array(rva__graph *g, size_t n, size_t size) {
 		return NULL;
 	}
 	return rva__graph_alloc(g, bytes);
+}
+
+void *rva__graph_alloc_untouched(rva__graph *g, size_t n, size_t size) {
+	size_t bytes, need;
+	if (!rva__mul_ok(n, size, &bytes) || !rva__round_up_ok(bytes ? bytes : 1, ARENA_PAGE, &need)) {
+		rva__fail(RVA_EOVERFLOW, "job memory of %zu x %zu bytes overflows", n, size);
+		return NULL;
+	}
+	/* whole pages of its own (huge-page aligned when it spans huge pages), never written
+	 * here: the tasks that write it touch its pages first, on their own node */
+	return arena_take(g, need, need >= RVA__HUGE_PAGE ? RVA__HUGE_PAGE : ARENA_PAGE);
 }
 
 rva_status rva__graph_finalize(rva__graph *g) {

@@ -115,10 +115,25 @@ rva_status rva__graph_edge(rva__graph *g, uint32_t from, uint32_t to);
 void rva__graph_need_scratch(rva__graph *g, size_t bytes);
 
 /* Allocates zeroed, 64-byte-aligned job memory that lives as long as the graph.
- * Returns NULL (and raises RVA_ENOMEM/RVA_EOVERFLOW detail) on failure. */
+ * Returns NULL (and raises RVA_ENOMEM/RVA_EOVERFLOW detail) on failure. It is zeroed by
+ * the planning (submitting) thread, which therefore places its pages: use it for
+ * descriptors and small tables, and rva__graph_alloc_untouched for intermediates. */
 void *rva__graph_alloc(rva__graph *g, size_t bytes);
 /* The same, n * size bytes with an overflow check. */
 void *rva__graph_alloc_array(rva__graph *g, size_t n, size_t size);
+
+/*
+ * Job memory for intermediates (split-KV partials, MoE expert outputs and projections,
+ * pipeline rows): n * size bytes on whole pages of its own (page-aligned, 2 MiB-aligned
+ * from 2 MiB on), neither zeroed nor touched by the planner. The tasks that write it touch
+ * its pages first, so they land on the writing worker's NUMA node (in parallel, not
+ * serially on the submitting thread), and under RVA_NUMA_INTERLEAVE only whole arena
+ * blocks are interleaved. Contents are undefined (or a previous job's, when the block comes
+ * from the engine's cache): every byte a task reads must have been written by a task before
+ * it, and any zeroing the semantics need belongs in the writing task. NULL (and the detail)
+ * on RVA_ENOMEM/RVA_EOVERFLOW.
+ */
+void *rva__graph_alloc_untouched(rva__graph *g, size_t n, size_t size);
 
 /* Builds the CSR successor lists and checks the graph is acyclic.
  * Errors: RVA_ENOMEM; RVA_EINTERNAL for a cycle or a bad edge. */

@@ -549,7 +549,9 @@ rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__grap
 		if (!rva__mul_ok(total_rows ? total_rows : 1, dim, &elems))
 			return rva__fail(RVA_EOVERFLOW, "pipeline: %zu rows x dim %zu overflow",
 			                 total_rows, dim);
-		float *base = rva__graph_alloc_array(g, elems, sizeof(float));
+		/* rows are written in full by the stage producing them, which first-touches
+		 * them on its worker's node */
+		float *base = rva__graph_alloc_untouched(g, elems, sizeof(float));
 		if (!base)
 			return rva__propagate(RVA_ENOMEM);
 		size_t off = 0;
