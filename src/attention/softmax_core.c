@@ -229,7 +229,10 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	float *alpha = align16f(lut + lut_cap);
 	/* fp32 operands of half tensors (softmax_half.h): Q once, K and V per tile */
 	float *hq = align16f(alpha + brp), *hk = align16f(hq + br * D), *hv = align16f(hk + bc * D);
-	size_t qs, kts, vts;
+	uint32_t *hp = (uint32_t *)align16f(hv + bc * D);             /* bf16 P pairs */
+	uint32_t *hqp = (uint32_t *)align16f((float *)(hp + (bc + 1) / 2 * brp)); /* Q pairs */
+	bool bf16 = fused && !small && rva__smh_bf16_tiles(seq); /* vdpbf16ps tiles */
+	size_t qs, kts = 0, vts = 0;
 	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
 	                                  seq->k_dtype == RVA_BF16, hq, &qs);
 	float scale = att->scale;
@@ -242,7 +245,9 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		}
 		memset(io->o, 0, br * D * sizeof(float));
 	}
-	if (fused && !small)
+	if (bf16)
+		rva__smh_pack_q_bf16(q, qs, br, brp, D, hqp);
+	else if (fused && !small)
 		rva__sm_pack_qt(q, qs, br, brp, D, scale, qt);
 
 	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
@@ -258,11 +263,17 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		if (cls == RVA__TILE_NONE)
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
-		const float *kt = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
-		                                   kr * seq->k_stride + kvh * D, nkt, D, false, hk, &kts);
-		const float *vt = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
-		                                   kr * seq->v_stride + kvh * D, nkt, D, false, hv, &vts);
-		if (!fused)
+		const float *kt = NULL, *vt = NULL;
+		if (!bf16) {
+			kt = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
+			                      kr * seq->k_stride + kvh * D, nkt, D, false, hk, &kts);
+			vt = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
+			                      kr * seq->v_stride + kvh * D, nkt, D, false, hv, &vts);
+		}
+		if (bf16)
+			rva__smh_scores_bf16(rva__elem_at(seq->k, RVA_BF16, kr * seq->k_stride + kvh * D),
+			                     seq->k_stride, nkt, hqp, brp, D, scale, st);
+		else if (!fused)
 			rva__sgemm(false, true, nkt, br, D, scale, kt, kts, q, qs, 0.0f, st, brp);
 		else if (small)
 			rva__sm_scores_dot(kt, kts, nkt, q, qs, br, brp, D, scale, st);
@@ -275,7 +286,11 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		if (dropout)
 			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
 		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
-		if (fused)
+		if (bf16)
+			rva__smh_pv_bf16(st, brp, nkt,
+			                 rva__elem_at(seq->v, RVA_BF16, kr * seq->v_stride + kvh * D),
+			                 seq->v_stride, br, D, io->o, hp);
+		else if (fused)
 			rva__sm_pv_fused(st, brp, nkt, vt, vts, br, D, io->o);
 		else
 			rva__sgemm(true, false, br, D, nkt, 1.0f, st, brp, vt, vts, 1.0f, io->o, D);
@@ -406,7 +421,7 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	for (size_t i = 0; i < nq; i++)
 		qpos[i] = off + (int64_t)i;
 	/* Half tensors: fp32 operands in scratch after qpos (softmax_half.h). */
-	size_t kvd = att->kv_dim, qs, ks, vs;
+	size_t kvd = att->kv_dim, qs;
 	float *hq = align16f((float *)(qpos + nq)), *hk = align16f(hq + nq * att->cfg.dim);
 	float *hv = align16f(hk + DECODE_KB * kvd);
 	const float *q = rva__smh_operand(seq->q_dtype, seq->q, seq->q_stride, 0, nq, att->cfg.dim,
@@ -430,14 +445,8 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		                                            (int64_t)b0, (int64_t)(b0 + nkb - 1));
 		if (cls == RVA__TILE_NONE)
 			continue;
-		const float *kc = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
-		                                   (b0 - op->kv_origin) * seq->k_stride, nkb, kvd, false,
-		                                   hk, &ks);
-		const float *vp = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
-		                                   (prev0 - op->kv_origin) * seq->v_stride, nprev, kvd,
-		                                   false, hv, &vs);
-		rva__sm_decode_step(kc, ks, nkb, vp, vs, nprev, q, qs, nq, H, G, D, att->scale, sc,
-		                    sc_prev, DECODE_KB, o);
+		rva__smh_decode_step(seq, b0 - op->kv_origin, nkb, prev0 - op->kv_origin, nprev, kvd, q,
+		                     qs, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
 		if (elementwise)
 			for (size_t h = 0; h < H; h++)
@@ -472,12 +481,8 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		nprev = nkb;
 	}
 	if (nprev) /* the last block's P.V */
-		rva__sm_decode_step(NULL, 0, 0,
-		                    rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
-		                                     (prev0 - op->kv_origin) * seq->v_stride, nprev, kvd,
-		                                     false, hv, &vs),
-		                    vs, nprev, q, qs, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB,
-		                    o);
+		rva__smh_decode_step(seq, 0, 0, prev0 - op->kv_origin, nprev, kvd, q, qs, nq, H, G, D,
+		                     att->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 	if (op->direct && nch == 1) {
 		for (size_t h = 0; h < H; h++)
 			finish_rows(o + h * nq * D, l + h * nq, nq, D,
