@@ -1078,6 +1078,20 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_engine_worker_get e NULL", RVA_ENULL, rva_engine_worker_get(NULL, 0, &(rva_worker_info){0})) \
 	X("rva_engine_worker_get out NULL", RVA_ENULL, rva_engine_worker_get(F.e, 0, NULL))          \
 	X("rva_engine_worker_get 99", RVA_ERANGE, rva_engine_worker_get(F.e, 99, &(rva_worker_info){0})) \
+	X("rva_engine_read_probe e NULL", RVA_ENULL,                                               \
+	  rva_engine_read_probe(NULL, (const void *const[]){F.good.k}, (size_t[]){64}, 1, &(double){0})) \
+	X("rva_engine_read_probe bufs NULL", RVA_ENULL,                                            \
+	  rva_engine_read_probe(F.e, NULL, (size_t[]){64}, 1, &(double){0}))                       \
+	X("rva_engine_read_probe bytes NULL", RVA_ENULL,                                           \
+	  rva_engine_read_probe(F.e, (const void *const[]){F.good.k}, NULL, 1, &(double){0}))      \
+	X("rva_engine_read_probe seconds NULL", RVA_ENULL,                                         \
+	  rva_engine_read_probe(F.e, (const void *const[]){F.good.k}, (size_t[]){64}, 1, NULL))    \
+	X("rva_engine_read_probe a NULL buffer with bytes", RVA_ENULL,                             \
+	  rva_engine_read_probe(F.e, (const void *const[]){NULL}, (size_t[]){64}, 1, &(double){0})) \
+	X("rva_engine_read_probe n 0", RVA_EINVAL,                                                 \
+	  rva_engine_read_probe(F.e, (const void *const[]){F.good.k}, (size_t[]){64}, 0, &(double){0})) \
+	X("rva_engine_read_probe 64 bytes", RVA_OK,                                                \
+	  rva_engine_read_probe(F.e, (const void *const[]){F.good.k}, (size_t[]){64}, 1, &(double){0})) \
 	X("rva_engine_run good", RVA_OK, engine_batch1(F.good))                                      \
 	X("rva_engine_run e NULL", RVA_ENULL,                                                        \
 	  rva_engine_run(NULL, F.att, &(rva_batch){1, &F.good}, NULL, NULL, NULL))                   \

@@ -247,3 +247,38 @@ Test(decode, blis_switch_reaches_decode) {
 	free_batch(&b);
 	rva_attention_destroy(att);
 }
+
+/* The streaming-read probe reads buffers of any length (blocks, a float tail, a byte
+ * tail) on the engine's workers and reports a positive time; more bytes take longer. */
+Test(decode, read_probe_times_the_bytes) {
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = 2;
+	rva_engine *e = NULL;
+	cr_assert_eq(rva_engine_create(&ec, &e), RVA_OK);
+	size_t big = (size_t)64 << 20, odd = 3 * ((size_t)1 << 20) + 4 * 5 + 3;
+	unsigned char *a = malloc(big), *b = malloc(odd);
+	memset(a, 1, big);
+	memset(b, 2, odd);
+	const void *bufs[2] = {a, b};
+	size_t bytes[2] = {big, odd};
+	double t_big = 0.0, t_small = 0.0;
+	cr_assert_eq(rva_engine_read_probe(e, bufs, bytes, 2, &t_big), RVA_OK, "%s",
+	             rva_last_error());
+	cr_assert_gt(t_big, 0.0);
+	/* 64 MiB against 1 MiB, best of five each: even on a loaded machine the big read takes
+	 * longer */
+	double best_big = t_big, best_small = 1e300;
+	for (int r = 0; r < 5; r++) {
+		bytes[0] = (size_t)1 << 20;
+		cr_assert_eq(rva_engine_read_probe(e, bufs, bytes, 1, &t_small), RVA_OK);
+		cr_assert_gt(t_small, 0.0);
+		best_small = t_small < best_small ? t_small : best_small;
+		bytes[0] = big;
+		cr_assert_eq(rva_engine_read_probe(e, bufs, bytes, 2, &t_big), RVA_OK);
+		best_big = t_big < best_big ? t_big : best_big;
+	}
+	cr_assert_gt(best_big, best_small, "64 MiB in %g s, 1 MiB in %g s", best_big, best_small);
+	free(a);
+	free(b);
+	rva_engine_destroy(e);
+}

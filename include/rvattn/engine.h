@@ -183,6 +183,23 @@ rva_status rva_job_stats_get(const rva_job *job, rva_job_stats *out);
 /* Waits for the job, then frees it (NULL is fine). */
 rva_status rva_job_destroy(rva_job *job);
 
+/*
+ * The streaming-read probe, the memory-bound baseline of an engine: decoding (few queries,
+ * many keys) is limited by the rate at which K and V stream from memory, so its speed is
+ * best stated as a share of a plain read of the same bytes by the same workers. Reads
+ * every byte of the n buffers (bufs[i] of bytes[i] bytes, the caller's, only read) on the
+ * engine's workers: a plain streaming read (a sum over the floats of each 1 MiB block, one
+ * task per block, dealt over the workers as a job's tasks are), and stores the wall time
+ * of that job (submission to completion) in *seconds; GB/s = sum(bytes) / *seconds * 1e-9.
+ * Buffers need no alignment; a tail shorter than a float is read as bytes. `rvattn bench`
+ * and bench/attention use it for their decode figures. Thread-safe as rva_engine_run is.
+ * Errors: RVA_ENULL (e, bufs, bytes or seconds NULL, or a NULL buffer with bytes > 0);
+ * RVA_EINVAL (n is 0); RVA_EOVERFLOW (2^32 blocks or more); RVA_ENOMEM; RVA_ESTATE (the
+ * engine is being destroyed).
+ */
+rva_status rva_engine_read_probe(rva_engine *e, const void *const *bufs, const size_t *bytes,
+                                 size_t n, double *seconds);
+
 #ifdef __cplusplus
 }
 #endif

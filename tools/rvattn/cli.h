@@ -133,6 +133,7 @@ void progress_end(progress *p);
 typedef struct workload_opts {
 	const char *preset, *model, *mechanism;
 	size_t dim, heads, kv_heads, batch, seq, kv_seq; /* 0 = not given */
+	size_t kv_seq_min;            /* --kv-seq MIN-MAX (ragged keys; kv_seq = MAX), or 0 */
 	bool causal;
 	size_t block, window, features, experts, top_k; /* 0 = not given */
 	size_t global;                                  /* SIZE_MAX = not given */
@@ -185,7 +186,12 @@ extern const char workload_help[];
 typedef struct workload {
 	rva_config cfg;
 	const char *source;          /* "preset bert", "model gpt2", "mechanism flash" */
-	size_t batch, nq, nk;        /* sequences, query rows, key rows per sequence */
+	size_t batch, nq, nk;        /* sequences, query rows, key rows per sequence (ragged:
+	                              * the most) */
+	size_t nk_min;               /* ragged (--kv-seq MIN-MAX): keys of sequence s spread
+	                              * evenly from nk_min (s = 0) to nk (the last); = nk when
+	                              * every sequence has nk keys */
+	size_t k_rows;               /* key/value rows of all sequences together */
 	size_t q_cols, kv_cols;      /* dim, kv_heads * head_dim */
 	bool synthetic;
 	uint64_t seed;                /* of the synthetic inputs */
@@ -229,6 +235,9 @@ int engine_make(const char *cmd, const rva_engine_config *ec, rva_engine **e);
  * time. Returns 0, or prints the error and returns 1. */
 int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *stats,
                       progress *pg, size_t pg_done);
+
+/* Key/value rows of sequence s of w (the ragged spread, or w->nk). */
+size_t workload_seq_keys(const workload *w, size_t s);
 
 /* Checksums of the output: sum, sum of |x| (double, in order) and FNV-1a of the bytes. */
 typedef struct checksum {

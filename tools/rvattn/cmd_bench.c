@@ -49,7 +49,22 @@ typedef struct row {
 	double *times;
 	double med, min, max, gflops, speedup, efficiency;
 	uint64_t fnv1a;
+	/* decode shapes: K+V GB/s, and the streaming read of the same bytes on the same
+	 * engine (rva_engine_read_probe), timed after each timed run */
+	double *read_times;
+	double gbps, read_gbps;
 } row;
+
+/* Few queries over the softmax family: the job streams K and V, and its speed is stated
+ * in GB/s of K+V against a plain read of the same bytes. */
+static bool is_decode(const workload *w) {
+	rva_mechanism m = w->cfg.mechanism;
+	return w->nq <= 8 && (m == RVA_MECH_SCALED_DOT || m == RVA_MECH_MULTI_HEAD ||
+	                      m == RVA_MECH_FLASH || m == RVA_MECH_LOCAL_GLOBAL);
+}
+
+/* Bytes of K and of V (each). */
+static size_t kv_bytes(const workload *w) { return w->k_rows * w->kv_cols * sizeof(float); }
 
 static int write_json(const char *path, const char *cpu, const rva_engine_info *info,
                       workload *w, const row *rows, size_t n, size_t repeat, size_t warmup,
@@ -100,6 +115,11 @@ static int write_json(const char *path, const char *cpu, const rva_engine_info *
 		json_kv_number(&j, "gflops", r->gflops);
 		json_kv_number(&j, "speedup", r->speedup);
 		json_kv_number(&j, "efficiency", r->efficiency);
+		if (is_decode(w)) {
+			json_kv_number(&j, "gbps", r->gbps);
+			json_kv_number(&j, "read_gbps", r->read_gbps);
+			json_kv_number(&j, "of_read", r->gbps / r->read_gbps);
+		}
 		char hex[20];
 		snprintf(hex, sizeof hex, "%016" PRIx64, r->fnv1a);
 		json_kv_string(&j, "checksum_fnv1a", hex);
@@ -251,8 +271,15 @@ static void print_header(const bench_args *a, const rva_engine_info *info, const
 	if (isfinite(w->flops))
 		printf("work: %.6g GFLOP per run; %zu warm-up + %zu timed runs per thread count, "
 		       "median reported\n", w->flops * 1e-9, a->warmup, a->repeat);
-	printf("\n%8s %12s %10s %9s %11s\n", "threads", "median (s)", "GFLOP/s", "speed-up",
+	if (is_decode(w))
+		printf("decode: GB/s of K+V (%.4g MB per run) against a streaming read of the same "
+		       "bytes on the same engine after each timed run (rva_engine_read_probe), "
+		       "medians\n", 2.0 * (double)kv_bytes(w) * 1e-6);
+	printf("\n%8s %12s %10s %9s %11s", "threads", "median (s)", "GFLOP/s", "speed-up",
 	       "efficiency");
+	if (is_decode(w))
+		printf(" %9s %9s %8s", "GB/s", "read GB/s", "of read");
+	printf("\n");
 	fflush(stdout);
 }
 
@@ -269,11 +296,19 @@ static int time_count(const bench_args *a, workload *w, row *r, progress *pg, si
 		r->workers = ei.workers;
 		r->pools = ei.pools;
 	}
+	const void *kv[2] = {w->k, w->v};
+	size_t kvb[2] = {kv_bytes(w), kv_bytes(w)};
 	for (size_t k = 0; k < a->warmup + a->repeat && !rc; k++) {
 		double t = 0;
 		rc = workload_run_once(e, w, &t, NULL, pg, *done);
 		if (k >= a->warmup)
 			r->times[k - a->warmup] = t;
+		if (!rc && k >= a->warmup && is_decode(w)) {
+			rva_status st = rva_engine_read_probe(e, kv, kvb, 2, &t);
+			if (st != RVA_OK)
+				rc = cli_lib_error(st, EXIT_RUNTIME, "the streaming-read probe");
+			r->read_times[k - a->warmup] = t;
+		}
 		progress_update(pg, ++*done);
 	}
 	rva_engine_destroy(e);
@@ -291,6 +326,13 @@ static void row_figures(row *r, const row *first, size_t repeat, double flops) {
 	r->gflops = flops / r->med * 1e-9;
 	r->speedup = first->med / r->med;
 	r->efficiency = r->speedup * (double)first->threads / (double)r->threads;
+}
+
+/* A decode row's GB/s: K+V bytes over the median run, and over the median read. */
+static void row_gbps(row *r, size_t repeat, const workload *w) {
+	double bytes = 2.0 * (double)kv_bytes(w);
+	r->gbps = bytes / r->med * 1e-9;
+	r->read_gbps = bytes / median(r->read_times, repeat) * 1e-9;
 }
 
 /* --plot: GFLOP/s and speed-up against threads. */
@@ -329,14 +371,21 @@ static int run_counts(const bench_args *a, workload *w, row *rows, double *times
 		row *r = &rows[i];
 		r->threads = a->counts[i];
 		r->times = times + i * a->repeat;
+		r->read_times = times + (a->ncounts + i) * a->repeat;
 		if ((rc = time_count(a, w, r, &pg, &done)))
 			break;
 		row_figures(r, &rows[0], a->repeat, w->flops);
+		if (is_decode(w))
+			row_gbps(r, a->repeat, w);
 		r->fnv1a = workload_checksum(w).fnv1a;
 		*same &= r->fnv1a == rows[0].fnv1a;
 		progress_end(&pg);
-		printf("%8zu %12.6g %10.4g %8.2fx %10.1f%%\n", r->threads, r->med, r->gflops,
+		printf("%8zu %12.6g %10.4g %8.2fx %10.1f%%", r->threads, r->med, r->gflops,
 		       r->speedup, 100.0 * r->efficiency);
+		if (is_decode(w))
+			printf(" %9.2f %9.2f %7.0f%%", r->gbps, r->read_gbps,
+			       100.0 * r->gbps / r->read_gbps);
+		printf("\n");
 		fflush(stdout);
 	}
 	progress_end(&pg);
@@ -360,7 +409,7 @@ int cmd_bench(int argc, char **argv) {
 	if ((rc = workload_make("bench", &a.o, &w)))
 		return rc;
 	row *rows = calloc(a.ncounts, sizeof *rows);
-	double *times = calloc(a.ncounts * a.repeat, sizeof *times);
+	double *times = calloc(2 * a.ncounts * a.repeat, sizeof *times); /* runs, then reads */
 	if (!rows || !times) {
 		rc = cli_error(EXIT_RUNTIME, "out of memory");
 		goto out;

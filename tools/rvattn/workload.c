@@ -32,7 +32,10 @@ const char workload_help[] =
 	"  --kv-heads H        key/value heads, dividing --heads (grouped-query attention)\n"
 	"  --batch B           sequences (default 32)\n"
 	"  --seq N             query rows per sequence (default 512)\n"
-	"  --kv-seq M          key/value rows per sequence (default N)\n"
+	"  --kv-seq M          key/value rows per sequence (default N); MIN-MAX: a ragged\n"
+	"                      batch (synthetic inputs), sequence s of B with\n"
+	"                      MIN + (MAX - MIN) * s / (B - 1) keys (e.g. --seq 1\n"
+	"                      --kv-seq 100-8192: a decode batch of 100 to 8192 keys)\n"
 	"  --causal            causal masking\n"
 	"  --block N           keys per softmax tile (flash block size)\n"
 	"  --window N          local_global window (even)\n"
@@ -105,7 +108,28 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 	case OPT_KV_HEADS: return parse_size(cmd, "kv-heads", arg, false, &o->kv_heads) ? 1 : -1;
 	case OPT_BATCH: return parse_size(cmd, "batch", arg, false, &o->batch) ? 1 : -1;
 	case OPT_SEQ: return parse_size(cmd, "seq", arg, false, &o->seq) ? 1 : -1;
-	case OPT_KV_SEQ: return parse_size(cmd, "kv-seq", arg, false, &o->kv_seq) ? 1 : -1;
+	case OPT_KV_SEQ: {
+		const char *dash = strchr(arg, '-');
+		o->kv_seq_min = 0;
+		if (!dash)
+			return parse_size(cmd, "kv-seq", arg, false, &o->kv_seq) ? 1 : -1;
+		char lo[32];
+		size_t n = (size_t)(dash - arg);
+		if (n == 0 || n >= sizeof lo) {
+			cli_usage(cmd, "--kv-seq '%s': expected M or MIN-MAX", arg);
+			return -1;
+		}
+		memcpy(lo, arg, n);
+		lo[n] = '\0';
+		if (!parse_size(cmd, "kv-seq", lo, false, &o->kv_seq_min) ||
+		    !parse_size(cmd, "kv-seq", dash + 1, false, &o->kv_seq))
+			return -1;
+		if (o->kv_seq_min > o->kv_seq) {
+			cli_usage(cmd, "--kv-seq %s: MIN is above MAX", arg);
+			return -1;
+		}
+		return 1;
+	}
 	case OPT_CAUSAL: o->causal = true; return 1;
 	case OPT_BLOCK: return parse_size(cmd, "block", arg, false, &o->block) ? 1 : -1;
 	case OPT_WINDOW: return parse_size(cmd, "window", arg, false, &o->window) ? 1 : -1;
@@ -326,6 +350,9 @@ static int check_input_flags(const char *cmd, const workload_opts *o) {
 		return cli_usage(cmd, "--k and --v need --q");
 	if (o->q_path && !o->k_path && o->kv_seq)
 		return cli_usage(cmd, "--kv-seq with --q needs --k and --v (--q alone means K = V = Q)");
+	if (o->kv_seq_min && o->q_path)
+		return cli_usage(cmd, "--kv-seq MIN-MAX (a ragged batch) needs synthetic inputs (no "
+		                 "--q/--k/--v)");
 	return EXIT_OK;
 }
 
@@ -493,7 +520,23 @@ static int resolve_shapes(const workload_opts *o, const shape4 *qs, const shape4
 	} else {
 		w->nk = o->q_path ? w->nq : o->kv_seq ? o->kv_seq : w->nq;
 	}
+	w->nk_min = o->kv_seq_min ? o->kv_seq_min : w->nk;
+	w->k_rows = 0;
+	for (size_t s = 0; s < w->batch; s++)
+		if (__builtin_add_overflow(w->k_rows, workload_seq_keys(w, s), &w->k_rows))
+			return cli_error(EXIT_RUNTIME, "the batch (%zu sequences of up to %zu keys) is "
+			                 "too large", w->batch, w->nk);
 	return EXIT_OK;
+}
+
+size_t workload_seq_keys(const workload *w, size_t s) {
+	if (w->nk_min == w->nk || w->batch < 2)
+		return w->nk;
+	/* (nk - nk_min) * s without overflow: both below 2^64 / batch in practice, checked */
+	size_t span = w->nk - w->nk_min, step;
+	if (__builtin_mul_overflow(span, s, &step))
+		return w->nk_min + (size_t)((double)span * (double)s / (double)(w->batch - 1));
+	return w->nk_min + step / (w->batch - 1);
 }
 
 /* A buffer of n floats (at least one) from rva_buffer_alloc; nonzero when out of memory. */
@@ -534,14 +577,15 @@ static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 	if (buffer_floats(nqel, &w->out) || !w->seqs)
 		return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", nqel);
 	memset(w->out, 0, nqel * sizeof(float)); /* pre-fault before any timing */
-	for (size_t s = 0; s < w->batch; s++) {
+	for (size_t s = 0, krow = 0; s < w->batch; s++) {
 		rva_seq *q = &w->seqs[s];
 		q->nq = w->nq;
-		q->nk = w->nk;
+		q->nk = workload_seq_keys(w, s);
 		q->q = w->q + s * w->nq * w->q_cols;
-		q->k = w->k + s * w->nk * w->kv_cols;
-		q->v = w->v + s * w->nk * w->kv_cols;
+		q->k = w->k + krow * w->kv_cols;
+		q->v = w->v + krow * w->kv_cols;
 		q->out = w->out + s * w->nq * w->q_cols;
+		krow += q->nk;
 	}
 	w->b.count = w->batch;
 	w->b.seqs = w->seqs;
@@ -560,7 +604,7 @@ static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 /* Inputs, output and batch, once the element counts are known not to overflow. */
 static int make_data(const workload_opts *o, workload *w) {
 	size_t nqel, nkel;
-	if (!mul3(w->batch, w->nq, w->q_cols, &nqel) || !mul3(w->batch, w->nk, w->kv_cols, &nkel) ||
+	if (!mul3(w->batch, w->nq, w->q_cols, &nqel) || !mul3(1, w->k_rows, w->kv_cols, &nkel) ||
 	    nqel > SIZE_MAX / sizeof(float) || nkel > SIZE_MAX / sizeof(float))
 		return cli_error(EXIT_RUNTIME, "the batch (%zu x %zu x %zu) is too large", w->batch,
 		                 w->nq, w->q_cols);
@@ -776,8 +820,13 @@ void workload_describe(const workload *w, FILE *f) {
 	if (c.pattern == RVA_PATTERN_STRIDED)
 		fprintf(f, ", strided sparse (stride %zu)", c.sparse_stride);
 	fputc('\n', f);
-	fprintf(f, "batch: %zu sequence%s x %zu queries x %zu keys", w->batch,
-	        w->batch == 1 ? "" : "s", w->nq, w->nk);
+	if (w->nk_min != w->nk)
+		fprintf(f, "batch: %zu sequence%s x %zu queries x %zu to %zu keys (ragged, %zu in "
+		        "all)", w->batch, w->batch == 1 ? "" : "s", w->nq, w->nk_min, w->nk,
+		        w->k_rows);
+	else
+		fprintf(f, "batch: %zu sequence%s x %zu queries x %zu keys", w->batch,
+		        w->batch == 1 ? "" : "s", w->nq, w->nk);
 	if (w->synthetic)
 		fprintf(f, " (synthetic, seed %" PRIu64 ")\n", w->seed);
 	else
@@ -891,6 +940,10 @@ void json_config(json *j, const workload *w) {
 	json_kv_uint(j, "batch", w->batch);
 	json_kv_uint(j, "seq", w->nq);
 	json_kv_uint(j, "kv_seq", w->nk);
+	if (w->nk_min != w->nk) {
+		json_kv_uint(j, "kv_seq_min", w->nk_min);
+		json_kv_uint(j, "kv_rows", w->k_rows);
+	}
 	json_kv_bool(j, "synthetic", w->synthetic);
 	switch (c.mechanism) {
 	case RVA_MECH_SCALED_DOT:
