@@ -1,0 +1,247 @@
+/*
+ * half: bf16 and fp16 tensors against fp32, in one process and run (ratios hold on a
+ * loaded machine):
+ *
+ *   G5 decode (B=16 H=12, 1 query x 4096 keys, D=64): fp32 K/V against bf16 and fp16 K/V
+ *      (fp32 query and output), GB/s of the K/V bytes each reads, and a streaming read of
+ *      the same number of bf16 bytes (the bandwidth limit of the half decode);
+ *   G2 flash (B=4 H=12 N=2048 D=64): fp32 against all-bf16 and all-fp16 tensors, next to
+ *      the single-thread sgemm limit and a bf16 dot-product peak probe (a vdpbf16ps loop
+ *      on independent accumulators: 64 FLOP per instruction, the bf16 ceiling of this CPU;
+ *      0 without AVX512_BF16).
+ *
+ * Median of --repeat runs after a warm-up; buffers allocated and pre-faulted before timing.
+ *
+ *   build/bench/half [--threads 1,2] [--repeat R] [--rows G5,G2]
+ */
+#define _GNU_SOURCE 1
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_common.h"
+#include "kernels/half.h"
+#include "rvattn/rvattn.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ---- bf16 dot-product peak: 12 independent vdpbf16ps chains per thread ----------------- */
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f,avx512bf16"))) double bf16_peak_thread(double seconds) {
+	__m512 acc[12];
+	for (int i = 0; i < 12; i++)
+		acc[i] = _mm512_setzero_ps();
+	__m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x00010001);
+	size_t iters = 0;
+	double t0 = bench_now(), t;
+	do {
+		for (int r = 0; r < 1000; r++)
+			for (int i = 0; i < 12; i++)
+				acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+		iters += 1000;
+		t = bench_now() - t0;
+	} while (t < seconds);
+	volatile float sink = 0.0f;
+	for (int i = 0; i < 12; i++)
+		sink += _mm512_reduce_add_ps(acc[i]);
+	(void)sink;
+	return (double)iters * 12.0 * 64.0 / t * 1e-9; /* 32 multiply-adds per instruction */
+}
+#endif
+
+static double bf16_peak(unsigned threads, int reps) {
+	if (!rva__half_avx512bf16())
+		return 0.0;
+	double *v = malloc((size_t)reps * sizeof *v);
+	for (int r = 0; r < reps; r++) {
+		double total = 0.0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+		total += bf16_peak_thread(0.02);
+		v[r] = total;
+	}
+	double m = bench_median(v, (size_t)reps);
+	free(v);
+	return m;
+}
+
+/* Streaming read of `bytes` bytes (as 64-byte lines summed in int32 lanes) with t threads,
+ * GB/s, median of reps. */
+static double read_gbps(const void *buf, size_t bytes, unsigned t, int reps) {
+	double *times = malloc((size_t)reps * sizeof *times);
+	const uint32_t *u = buf;
+	size_t n = bytes / 4;
+	volatile uint32_t sink = 0;
+	for (int r = -1; r < reps; r++) {
+		double t0 = bench_now();
+		uint32_t total = 0;
+#pragma omp parallel for num_threads(t) reduction(+ : total) schedule(static)
+		for (size_t i = 0; i < n; i += 16) {
+			uint32_t s = 0;
+#pragma omp simd reduction(+ : s)
+			for (size_t j = 0; j < 16; j++)
+				s += u[i + j];
+			total += s;
+		}
+		sink += total;
+		if (r >= 0)
+			times[r] = bench_now() - t0;
+	}
+	(void)sink;
+	double med = bench_median(times, (size_t)reps);
+	free(times);
+	return (double)bytes / med * 1e-9;
+}
+
+typedef struct run_res {
+	double s;       /* median seconds */
+	rva_status st;
+} run_res;
+
+/* One shape with element types qt/kt/vt/ot, t threads: median seconds. */
+static run_res run(size_t B, size_t H, size_t nq, size_t nk, size_t D, rva_dtype qt,
+                   rva_dtype kt, rva_dtype vt, rva_dtype ot, unsigned threads, int reps,
+                   size_t *kv_bytes) {
+	run_res res = {0};
+	size_t dim = H * D, nqr = B * nq, nkr = B * nk;
+	float *q = bench_buffer(nqr * dim, 1), *k = bench_buffer(nkr * dim, 2),
+	      *v = bench_buffer(nkr * dim, 3), *o = bench_buffer(nqr * dim, 4);
+	/* half copies (converted once, before timing), on huge pages as the fp32 buffers */
+	void *qh = qt ? (void *)bench_buffer((nqr * dim + 1) / 2, 5) : q,
+	     *kh = kt ? (void *)bench_buffer((nkr * dim + 1) / 2, 6) : k,
+	     *vh = vt ? (void *)bench_buffer((nkr * dim + 1) / 2, 7) : v;
+	if (qt)
+		rva__cvt_from_f32(qt, q, qh, nqr * dim);
+	if (kt)
+		rva__cvt_from_f32(kt, k, kh, nkr * dim);
+	if (vt)
+		rva__cvt_from_f32(vt, v, vh, nkr * dim);
+	*kv_bytes = nkr * dim * (rva__dtype_size(kt) + rva__dtype_size(vt));
+	rva_seq *seqs = calloc(B, sizeof *seqs);
+	for (size_t b = 0; b < B; b++)
+		seqs[b] = (rva_seq){.nq = nq, .nk = nk,
+		                    .q = rva__elem_at(qh, qt, b * nq * dim),
+		                    .k = rva__elem_at(kh, kt, b * nk * dim),
+		                    .v = rva__elem_at(vh, vt, b * nk * dim),
+		                    .out = rva__elem_at_mut(o, ot, b * nq * dim), .q_dtype = qt,
+		                    .k_dtype = kt, .v_dtype = vt, .out_dtype = ot};
+	rva_batch batch = {B, seqs};
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = threads;
+	rva_engine *e = NULL;
+	rva_attention *att = NULL;
+	rva_config cfg = rva_flash(dim, 0);
+	cfg.heads = H;
+	double *t = malloc((size_t)reps * sizeof *t);
+	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK || (res.st = rva_build(&cfg, &att)))
+		goto out;
+	for (int i = -1; i < reps; i++) {
+		double t0 = bench_now();
+		if ((res.st = rva_engine_run(e, att, &batch, NULL, NULL, NULL)) != RVA_OK)
+			goto out;
+		if (i >= 0)
+			t[i] = bench_now() - t0;
+	}
+	res.s = bench_median(t, (size_t)reps);
+out:
+	free(t);
+	rva_attention_destroy(att);
+	rva_engine_destroy(e);
+	free(seqs);
+	if (qt)
+		free(qh);
+	if (kt)
+		free(kh);
+	if (vt)
+		free(vh);
+	free(q);
+	free(k);
+	free(v);
+	free(o);
+	return res;
+}
+
+static bool wanted(const char *only, const char *name) {
+	if (!only)
+		return true;
+	const char *p = strstr(only, name);
+	size_t n = strlen(name);
+	return p && (p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',');
+}
+
+int main(int argc, char **argv) {
+	unsigned threads[8] = {1};
+	size_t nt = 1;
+	int reps = 5;
+	const char *only = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+			nt = 0;
+			for (char *s = strtok(argv[++i], ","); s && nt < 8; s = strtok(NULL, ","))
+				threads[nt++] = (unsigned)atoi(s);
+		} else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+			reps = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--rows") && i + 1 < argc) {
+			only = argv[++i];
+		} else {
+			fprintf(stderr, "usage: half [--threads 1,2] [--repeat R] [--rows G5,G2]\n");
+			return 2;
+		}
+	}
+	if (reps < 1)
+		reps = 1;
+	bench_header(stdout, "half");
+	printf("# half instructions: AVX512_BF16 %s, F16C %s\n",
+	       rva__half_avx512bf16() ? "yes" : "no", rva__half_f16c() ? "yes" : "no");
+	double limit = bench_sgemm_gflops(1024, 1024, 1024, 7, 1);
+	printf("# limit: single-thread sgemm 1024^3 = %.1f GFLOP/s (same process)\n", limit);
+	for (size_t ti = 0; ti < nt; ti++) {
+		unsigned T = threads[ti];
+		if (wanted(only, "G5")) {
+			size_t B = 16, H = 12, nk = 4096, D = 64, bytes32, bytes16, bytesf;
+			run_res f = run(B, H, 1, nk, D, RVA_F32, RVA_F32, RVA_F32, RVA_F32, T, reps,
+			                &bytes32);
+			run_res b = run(B, H, 1, nk, D, RVA_F32, RVA_BF16, RVA_BF16, RVA_F32, T, reps,
+			                &bytes16);
+			run_res h = run(B, H, 1, nk, D, RVA_F32, RVA_F16, RVA_F16, RVA_F32, T, reps,
+			                &bytesf);
+			if (f.st || b.st || h.st) {
+				fprintf(stderr, "G5: %s\n", rva_last_error());
+				return 1;
+			}
+			void *buf = bench_buffer(bytes16 / 4, 8); /* huge pages, as the K/V */
+			double rd = read_gbps(buf, bytes16, T, reps);
+			free(buf);
+			double g32 = bytes32 / f.s * 1e-9, g16 = bytes16 / b.s * 1e-9,
+			       gf = bytesf / h.s * 1e-9;
+			printf("G5 decode T=%u: fp32 %.3f ms (%.1f GB/s) | bf16 K/V %.3f ms (%.1f GB/s) "
+			       "speed-up %.2fx, %.0f%% of the bf16-bytes read (%.1f GB/s) | fp16 K/V "
+			       "%.3f ms (%.1f GB/s) speed-up %.2fx\n",
+			       T, f.s * 1e3, g32, b.s * 1e3, g16, f.s / b.s, 100.0 * g16 / rd, rd,
+			       h.s * 1e3, gf, f.s / h.s);
+		}
+		if (wanted(only, "G2")) {
+			size_t B = 4, H = 12, N = 2048, D = 64, by;
+			double flops = 4.0 * (double)B * (double)H * (double)N * (double)N * (double)D;
+			run_res f = run(B, H, N, N, D, RVA_F32, RVA_F32, RVA_F32, RVA_F32, T, reps, &by);
+			run_res b = run(B, H, N, N, D, RVA_BF16, RVA_BF16, RVA_BF16, RVA_BF16, T, reps,
+			                &by);
+			run_res h = run(B, H, N, N, D, RVA_F16, RVA_F16, RVA_F16, RVA_F16, T, reps, &by);
+			if (f.st || b.st || h.st) {
+				fprintf(stderr, "G2: %s\n", rva_last_error());
+				return 1;
+			}
+			double peak = bf16_peak(T, reps);
+			double gf = flops / f.s * 1e-9, gb = flops / b.s * 1e-9, gh = flops / h.s * 1e-9;
+			printf("G2 flash T=%u: fp32 %.1f GFLOP/s (%.2fx sgemm limit) | bf16 %.1f GFLOP/s "
+			       "(%.2fx fp32, %.2fx sgemm limit, %.0f%% of the bf16 peak %.0f) | fp16 %.1f "
+			       "GFLOP/s (%.2fx fp32)\n",
+			       T, gf, gf / (limit * T), gb, gb / gf, gb / (limit * T),
+			       peak > 0 ? 100.0 * gb / peak : 0.0, peak, gh, gh / gf);
+		}
+	}
+	return 0;
+}
