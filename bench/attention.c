@@ -5,6 +5,9 @@
  *   G1  B=8  H=12 N=512  D=64            G4  B=1  H=16 N=8192 D=64 causal
  *   G2  B=4  H=12 N=2048 D=64            G5  B=16 H=12 1 query x 4096 keys, D=64 (decode)
  *   G3  G2 causal                         B256 B=256 H=12 N=128 D=64 (many short seqs)
+ *   G5Q G5 with grouped-query attention (12 query heads over 2 kv heads)
+ *   G5R a ragged decode batch: 16 sequences of 100 to 8192 keys (sequence s of B has
+ *       100 + (8192 - 100) * s / (B - 1), as `rvattn bench --kv-seq 100-8192`), H12 D64
  *   + linear, local-global, hyperbolic, MoE (Switch preset: with standard experts, the
  *     Mixture of Attention Heads form, and with the default mixed experts) and a Bert
  *     transformer block at G1/G2 sizes. MoE rows also print the busy time of the busiest
@@ -42,6 +45,20 @@ typedef struct row_def {
 	bool optional;     /* long rows: only when named in --rows */
 } row_def;
 
+/* Decode rows with grouped-query attention or ragged keys: kv heads (0 = H), and keys from
+ * nk_min to nk over the sequences (0 = every sequence nk). */
+static const struct {
+	const char *name;
+	size_t kvh, nk_min;
+} row_kv[] = {{"G5Q", 2, 0}, {"G5R", 0, 100}};
+
+static size_t row_kvh(const row_def *r) {
+	for (size_t i = 0; i < sizeof row_kv / sizeof row_kv[0]; i++)
+		if (!strcmp(row_kv[i].name, r->name) && row_kv[i].kvh)
+			return row_kv[i].kvh;
+	return r->H;
+}
+
 /* The row's mechanism: flash(dim, 128), the Switch preset with standard softmax experts
  * (Mixture of Attention Heads), or a preset; then its heads and causality. */
 #define FLASH_ROW (-1)
@@ -64,6 +81,8 @@ static const row_def rows[] = {
 	{"G3", "flash causal", 4, 12, 2048, 2048, 64, true, false, FLASH_ROW, OP_ATTN, false},
 	{"G4", "flash causal", 1, 16, 8192, 8192, 64, true, false, FLASH_ROW, OP_ATTN, false},
 	{"G5", "flash decode", 16, 12, 1, 4096, 64, false, true, FLASH_ROW, OP_ATTN, false},
+	{"G5Q", "flash decode GQA 12/2", 16, 12, 1, 4096, 64, false, true, FLASH_ROW, OP_ATTN, false},
+	{"G5R", "flash decode ragged", 16, 12, 1, 8192, 64, false, true, FLASH_ROW, OP_ATTN, false},
 	{"B256", "flash, 256 short seqs", 256, 12, 128, 128, 64, false, false, FLASH_ROW, OP_ATTN,
 	 false},
 	{"L1", "linear (Performer)", 8, 12, 512, 512, 64, false, false, RVA_PRESET_PERFORMER, OP_ATTN, false},
@@ -103,33 +122,33 @@ static size_t peak_rss_now(void) {
 	return kb * 1024;
 }
 
-/* Streaming read of the n floats of a and then of b (the K and V buffers decode reads)
- * with t threads (OpenMP), GB/s, median of reps. */
-static double read_bandwidth(const float *a, const float *b, size_t n, unsigned t, int reps) {
+/* Streaming read of the K and V buffers (bytes each) on the row's engine
+ * (rva_engine_read_probe: the same workers and binding as the job), GB/s, median of reps. */
+static double read_bandwidth(rva_engine *e, const float *k, const float *v, size_t bytes,
+                             int reps) {
 	double *times = malloc((size_t)reps * sizeof *times);
-	volatile float sink = 0.0f;
+	const void *bufs[2] = {k, v};
+	size_t lens[2] = {bytes, bytes};
 	for (int r = -1; r < reps; r++) {
-		double t0 = bench_now();
-		float total = 0.0f;
-		for (int pass = 0; pass < 2; pass++) {
-			const float *buf = pass ? b : a;
-#pragma omp parallel for num_threads(t) reduction(+ : total) schedule(static)
-			for (size_t i = 0; i < n; i += 16) {
-				float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-				for (size_t j = 0; j < 16; j++)
-					s += buf[i + j];
-				total += s;
-			}
+		double t = 0.0;
+		if (rva_engine_read_probe(e, bufs, lens, 2, &t) != RVA_OK) {
+			free(times);
+			return 0.0;
 		}
-		sink += total;
 		if (r >= 0)
-			times[r] = bench_now() - t0;
+			times[r] = t;
 	}
-	(void)sink;
 	double med = bench_median(times, (size_t)reps);
 	free(times);
-	return 2.0 * (double)n * sizeof(float) / med * 1e-9;
+	return 2.0 * (double)bytes / med * 1e-9;
+}
+
+/* Keys of sequence s of row r (the ragged spread, or r->nk). */
+static size_t row_keys(const row_def *r, size_t s) {
+	for (size_t i = 0; i < sizeof row_kv / sizeof row_kv[0]; i++)
+		if (!strcmp(row_kv[i].name, r->name) && row_kv[i].nk_min && r->B > 1)
+			return row_kv[i].nk_min + (r->nk - row_kv[i].nk_min) * s / (r->B - 1);
+	return r->nk;
 }
 
 typedef struct result {
@@ -144,16 +163,21 @@ typedef struct result {
 static result run_row(const row_def *r, unsigned threads, int reps, double limit) {
 	result res = {0};
 	size_t dim = r->H * r->D, B = r->B;
-	size_t nq_rows = B * r->nq, nk_rows = B * r->nk;
-	reset_peak_rss();
-	float *q = bench_buffer(nq_rows * dim, 1), *k = bench_buffer(nk_rows * dim, 2);
-	float *v = bench_buffer(nk_rows * dim, 3), *o = bench_buffer(nq_rows * dim, 4);
-	res.io_bytes = (double)(2 * nq_rows + 2 * nk_rows) * (double)dim * sizeof(float);
-	rva_seq *seqs = calloc(B, sizeof *seqs);
+	size_t kvh = row_kvh(r), kvdim = kvh * r->D;
+	size_t nq_rows = B * r->nq, nk_rows = 0;
 	for (size_t b = 0; b < B; b++)
-		seqs[b] = (rva_seq){.nq = r->nq, .nk = r->nk, .q = q + b * r->nq * dim,
-		                    .k = k + b * r->nk * dim, .v = v + b * r->nk * dim,
+		nk_rows += row_keys(r, b);
+	reset_peak_rss();
+	float *q = bench_buffer(nq_rows * dim, 1), *k = bench_buffer(nk_rows * kvdim, 2);
+	float *v = bench_buffer(nk_rows * kvdim, 3), *o = bench_buffer(nq_rows * dim, 4);
+	res.io_bytes = (double)(2 * nq_rows * dim + 2 * nk_rows * kvdim) * sizeof(float);
+	rva_seq *seqs = calloc(B, sizeof *seqs);
+	for (size_t b = 0, krow = 0; b < B; b++) {
+		seqs[b] = (rva_seq){.nq = r->nq, .nk = row_keys(r, b), .q = q + b * r->nq * dim,
+		                    .k = k + krow * kvdim, .v = v + krow * kvdim,
 		                    .out = o + b * r->nq * dim};
+		krow += seqs[b].nk;
+	}
 	rva_batch batch = {B, seqs};
 	rva_engine_config ec = rva_engine_config_defaults();
 	ec.threads = threads;
@@ -211,8 +235,9 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 	res.gflops = flops / res.median_s * 1e-9;
 	res.frac = res.gflops / (limit * threads);
 	if (r->decode) {
-		res.gbps = 2.0 * (double)nk_rows * (double)dim * sizeof(float) / res.median_s * 1e-9;
-		res.read_gbps = read_bandwidth(k, v, nk_rows * dim, threads, reps);
+		size_t kv_bytes = nk_rows * kvdim * sizeof(float);
+		res.gbps = 2.0 * (double)kv_bytes / res.median_s * 1e-9;
+		res.read_gbps = read_bandwidth(e, k, v, kv_bytes, reps);
 	}
 	res.rss = peak_rss_now();
 out:
