@@ -191,11 +191,9 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 	    (res.st = rva_attention_flops(att, &batch, &flops)) != RVA_OK)
 		goto out;
 	if (r->kind == OP_PIPE) {
-		if ((res.st = rva_transformer_block(att, 0.1f, &pipe)) != RVA_OK) {
-			att = NULL;
-			goto out;
-		}
-		att = NULL; /* owned by the pipeline */
+		if ((res.st = rva_transformer_block(att, 0.1f, &pipe)) != RVA_OK)
+			goto out; /* att is still ours: released at out */
+		att = NULL; /* the pipeline holds our reference */
 	}
 	double *t = malloc((size_t)reps * sizeof *t);
 	rva_moe_stats ms = {0};
@@ -224,7 +222,7 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 		res.busy_min_ms = 1e300;
 		for (unsigned w = 0; w < inf.workers; w++) {
 			rva_worker_info wi;
-			if (rva_engine_worker_get(e, w, &wi) != RVA_OK)
+			if (rva_engine_worker(e, w, &wi) != RVA_OK)
 				continue;
 			double busy = (double)wi.busy_ns * 1e-6 / (double)(reps + 1);
 			res.busy_max_ms = busy > res.busy_max_ms ? busy : res.busy_max_ms;

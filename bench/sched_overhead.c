@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
 	printf("# per worker: tasks, busy ms, local steals, remote steals\n");
 	for (unsigned i = 0; i < info.workers; i++) {
 		rva_worker_info w;
-		rva_engine_worker_get(e, i, &w);
+		rva_engine_worker(e, i, &w);
 		printf("#   worker %u (PU %u, pool %u): %llu, %.1f, %llu, %llu\n", i, w.pu_os_index,
 		       w.pool, (unsigned long long)w.tasks, (double)w.busy_ns * 1e-6,
 		       (unsigned long long)w.steals_local, (unsigned long long)w.steals_remote);

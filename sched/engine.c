@@ -229,11 +229,11 @@ rva_status rva_engine_info_get(const rva_engine *e, rva_engine_info *out) {
 	return RVA_OK;
 }
 
-rva_status rva_engine_worker_get(const rva_engine *e, unsigned i, rva_worker_info *out) {
+rva_status rva_engine_worker(const rva_engine *e, unsigned i, rva_worker_info *out) {
 	if (!e || !out)
-		return rva__fail(RVA_ENULL, "rva_engine_worker_get: %s is NULL", !e ? "engine" : "out");
+		return rva__fail(RVA_ENULL, "rva_engine_worker: %s is NULL", !e ? "engine" : "out");
 	if (i >= e->nworkers)
-		return rva__fail(RVA_ERANGE, "rva_engine_worker_get: worker %u of %u", i, e->nworkers);
+		return rva__fail(RVA_ERANGE, "rva_engine_worker: worker %u of %u", i, e->nworkers);
 	const rva__sched_worker *p = &e->plan.workers[i];
 	rva__worker *w = &e->workers[i];
 	*out = (rva_worker_info){
@@ -592,6 +592,18 @@ rva_status rva_job_stats_get(const rva_job *job, rva_job_stats *out) {
 	if (!atomic_load_explicit(&job->ended, memory_order_acquire))
 		return rva__fail(RVA_ESTATE, "rva_job_stats_get: the job has not ended");
 	*out = job->stats;
+	return RVA_OK;
+}
+
+rva_status rva_job_moe_stats(const rva_job *job, rva_moe_stats *out) {
+	if (!job || !out)
+		return rva__fail(RVA_ENULL, "rva_job_moe_stats: %s is NULL", !job ? "job" : "out");
+	if (!atomic_load_explicit(&job->ended, memory_order_acquire))
+		return rva__fail(RVA_ESTATE, "rva_job_moe_stats: the job has not ended");
+	if (!job->has_moe_stats)
+		return rva__fail(RVA_ENOTFOUND, "rva_job_moe_stats: the job collected no MoE "
+		                 "statistics (no MoE attention, or rt->moe_stats was NULL)");
+	*out = job->moe_stats;
 	return RVA_OK;
 }
 

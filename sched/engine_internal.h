@@ -55,7 +55,7 @@ typedef struct rva__scratch {
 } rva__scratch;
 
 /* Per-worker state; the statistics are written by the worker alone (relaxed stores) and
- * read by rva_engine_worker_get. One cache line per worker for the hot counters. */
+ * read by rva_engine_worker. One cache line per worker for the hot counters. */
 typedef struct rva__worker {
 	_Alignas(RVA__CACHELINE) atomic_uint_fast64_t tasks;
 	atomic_uint_fast64_t busy_ns;
@@ -132,13 +132,15 @@ struct rva_job {
 	atomic_bool cancel_skipped;   /* a cancel kept at least one task from running */
 	atomic_int job_status;        /* first failing whole-job task (RVA_OK if none) */
 	rva_runtime rt;
-	bool moe;                     /* copy rt.moe_stats into the stats at the end */
+	bool moe;                     /* copy rt.moe_stats into moe_stats at the end */
 	uint64_t t_submit;
 	/* result, written by the finishing worker before `ended` */
 	rva_status status;
 	size_t first_failed;          /* sequence index, or SIZE_MAX */
 	char errbuf[256];             /* detail of a whole-job failure */
 	rva_job_stats stats;
+	bool has_moe_stats;           /* moe_stats holds the job's MoE statistics */
+	rva_moe_stats moe_stats;      /* rva_job_moe_stats */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool ended;

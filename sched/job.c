@@ -212,8 +212,8 @@ void rva__job_end(rva_job *job) {
 	job->stats.gflops = wall ? g->flops / (double)wall : 0.0;
 	job->stats.failed_sequences = failed;
 	if (job->moe && job->rt.moe_stats) {
-		job->stats.has_moe = true;
-		job->stats.moe = *job->rt.moe_stats;
+		job->has_moe_stats = true;
+		job->moe_stats = *job->rt.moe_stats;
 	}
 	/* An owned graph is done: its arena returns to the engine's cache now, while the
 	 * engine surely exists (the job may outlive it). */

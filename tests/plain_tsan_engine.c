@@ -172,7 +172,7 @@ static void *stats_reader(void *p) {
 		uint64_t total = 0;
 		for (unsigned i = 0; i < info.workers; i++) {
 			rva_worker_info w;
-			rva_engine_worker_get(e, i, &w);
+			rva_engine_worker(e, i, &w);
 			total += w.tasks;
 		}
 		CHECK(total >= last, "task counters went backwards");

@@ -327,6 +327,7 @@ static rva_status pipe_norm(int which) {
 	case 9: n.type = RVA_NORM_BATCH; n.running_var = neg; break;
 	case 10: n.type = RVA_NORM_BATCH; n.running_var = nan_; break;
 	case 11: n.gain = spare_floats; p = F.empty; break; /* arrays before the dim */
+	case 12: n.reserved[1] = 1; break;
 	}
 	size_t before, after;
 	rva_pipeline_stage_count(p, &before);
@@ -345,7 +346,7 @@ static rva_status pipe_add_att(rva_config c) {
 	return st == RVA_OK ? BROKEN : st;
 }
 
-/* transformer blocks take att also on failure (LeakSanitizer checks). */
+/* A failing transformer block leaves att with the caller (LeakSanitizer checks). */
 static rva_status block(bool prenorm, float dropout, bool null_out) {
 	rva_attention *a;
 	rva_config c = rva_multi_head(DIM, 4);
@@ -354,11 +355,13 @@ static rva_status block(bool prenorm, float dropout, bool null_out) {
 	rva_pipeline *p = NULL;
 	rva_status st = prenorm ? rva_prenorm_transformer_block(a, dropout, null_out ? NULL : &p)
 	                        : rva_transformer_block(a, dropout, null_out ? NULL : &p);
+	if (st != RVA_OK)
+		rva_attention_release(a);
 	rva_pipeline_destroy(p);
 	return st;
 }
 
-/* Pipeline modes (rva_pipeline_set_mode/get_mode and what a mode refuses at run time), each
+/* Pipeline modes (rva_pipeline_set_mode/mode_get and what a mode refuses at run time), each
  * case on a pipeline of its own: [LayerNorm, attention multi_head 16/4 (GQA: kv_heads 2)]. */
 static rva_status pipe_mode(int which) {
 	rva_pipeline *p;
@@ -394,8 +397,8 @@ static rva_status pipe_mode(int which) {
 	case 0: st = rva_pipeline_set_mode(NULL, RVA_PIPELINE_SELF); break;
 	case 1: st = rva_pipeline_set_mode(p, RVA_PIPELINE_MODE_COUNT); break;
 	case 2: st = rva_pipeline_set_mode(p, (rva_pipeline_mode)-1); break;
-	case 3: st = rva_pipeline_get_mode(NULL, &m); break;
-	case 4: st = rva_pipeline_get_mode(p, NULL); break;
+	case 3: st = rva_pipeline_mode_get(NULL, &m); break;
+	case 4: st = rva_pipeline_mode_get(p, NULL); break;
 	case 5: st = rva_pipeline_set_mode(p, RVA_PIPELINE_SELF); break; /* GQA */
 	case 7: /* after a run */
 		st = rva_pipeline_run_batch(p, &(rva_batch){1, &s}, NULL, NULL);
@@ -756,14 +759,18 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: scaled_dot dim 2^32 (the largest)", RVA_OK, build(rva_scaled_dot((size_t)1 << 32))) \
 	X("build: scaled_dot dim 2^32 + 1", RVA_EOVERFLOW,                                           \
 	  build(rva_scaled_dot(((size_t)1 << 32) + 1)))                                              \
-	X("build: heads 0", RVA_ERANGE, WITH(heads, 0))                                              \
+	X("build: heads 0 = default (1 at dim 16): kv_heads 2 does not divide it", RVA_EDIM,           \
+	  WITH(heads, 0))                                                                            \
+	X("build: heads 0 = default, kv_heads 0 = heads", RVA_OK,                                    \
+	  ({ rva_config c_ = cfg_base(); c_.heads = 0; c_.kv_heads = 0; build(c_); }))               \
+	X("build: reserved[15] not zero", RVA_EINVAL, WITH(reserved[15], 1))                         \
 	X("build: heads 3 do not divide dim 16", RVA_EDIM, WITH(heads, 3))                           \
 	X("build: kv_heads 3 do not divide heads 4", RVA_EDIM, WITH(kv_heads, 3))                    \
 	X("build: kv_heads 8 > heads 4", RVA_EDIM, WITH(kv_heads, 8))                                \
 	X("build: 12 heads dim 100", RVA_EDIM, build(rva_multi_head(100, 12)))                       \
 	X("build: for_sequences dim 0", RVA_ERANGE, build(rva_for_sequences(0, 100)))                \
-	X("build: flash block_size 0", RVA_ERANGE, build(rva_flash(DIM, 0)))                         \
-	X("build: local_global window 0", RVA_ERANGE, build(rva_local_global(DIM, 0)))               \
+	X("build: flash block_size 0 = default", RVA_OK, build(rva_flash(DIM, 0)))                   \
+	X("build: local_global window 0 = default", RVA_OK, build(rva_local_global(DIM, 0)))         \
 	X("build: local_global window 3", RVA_ERANGE, build(rva_local_global(DIM, 3)))               \
 	X("build: local_global n_global 2, NULL list", RVA_ENULL,                                    \
 	  MECH_WITH(RVA_MECH_LOCAL_GLOBAL, n_global_indices, 2))                                     \
@@ -774,7 +781,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: n_global SIZE_MAX/4 (overflow)", RVA_EOVERFLOW,                                    \
 	  ({ rva_config c_ = rva_local_global(DIM, 4); c_.global_indices = two_globals;              \
 	     c_.n_global_indices = SIZE_MAX / 4; build(c_); }))                                      \
-	X("build: linear features 0", RVA_ERANGE, build(rva_linear(DIM, 0)))                         \
+	X("build: linear features 0 = default", RVA_OK, build(rva_linear(DIM, 0)))                   \
 	X("build: linear ELU features 0", RVA_OK,                                                    \
 	  ({ rva_config c_ = rva_linear(DIM, 0); c_.feature_map = RVA_FEATURES_ELU; build(c_); }))   \
 	X("build: linear dim SIZE_MAX (features x dim overflows)", RVA_EOVERFLOW,                    \
@@ -794,11 +801,11 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: dropout 1", RVA_ERANGE, WITH(dropout, 1.0f))                                       \
 	X("build: dropout -0.1", RVA_ERANGE, WITH(dropout, -0.1f))                                   \
 	X("build: dropout +Inf", RVA_ERANGE, WITH(dropout, INFINITY))                                \
-	X("build: hyperbolic curvature 0", RVA_ERANGE, build(rva_hyperbolic(DIM, 0.0f)))             \
+	X("build: hyperbolic curvature 0 = default", RVA_OK, build(rva_hyperbolic(DIM, 0.0f)))       \
 	X("build: hyperbolic curvature +1", RVA_ERANGE, build(rva_hyperbolic(DIM, 1.0f)))            \
 	X("build: hyperbolic curvature NaN", RVA_ERANGE, build(rva_hyperbolic(DIM, NAN)))            \
 	X("build: hyperbolic curvature -Inf", RVA_ERANGE, build(rva_hyperbolic(DIM, -INFINITY)))     \
-	X("build: hyperbolic temperature 0", RVA_ERANGE,                                             \
+	X("build: hyperbolic temperature 0 = default", RVA_OK,                                       \
 	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, 0.0f))                                         \
 	X("build: hyperbolic temperature -1", RVA_ERANGE,                                            \
 	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, -1.0f))                                        \
@@ -806,16 +813,16 @@ static rva_status pipe_run_batch(rva_seq s) {
 	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, NAN))                                          \
 	X("build: hyperbolic temperature +Inf", RVA_ERANGE,                                          \
 	  MECH_WITH(RVA_MECH_HYPERBOLIC, temperature, INFINITY))                                     \
-	X("build: Frechet max_iter 0", RVA_ERANGE,                                                   \
+	X("build: Frechet max_iter 0 = default", RVA_OK,                                             \
 	  ({ rva_config c_ = rva_hyperbolic(DIM, -1.0f); c_.aggregation = RVA_AGG_FRECHET;           \
 	     c_.frechet_max_iter = 0; build(c_); }))                                                 \
 	X("build: Frechet tol NaN", RVA_ERANGE,                                                      \
 	  ({ rva_config c_ = rva_hyperbolic(DIM, -1.0f); c_.aggregation = RVA_AGG_FRECHET;           \
 	     c_.frechet_tol = NAN; build(c_); }))                                                    \
-	X("build: moe experts 0", RVA_ERANGE, build(rva_moe(DIM, 0, 1)))                             \
+	X("build: moe experts 0 = default", RVA_OK, build(rva_moe(DIM, 0, 1)))                       \
 	X("build: moe experts 257", RVA_ERANGE, build(rva_moe(DIM, 257, 1)))                         \
 	X("build: moe experts SIZE_MAX", RVA_ERANGE, build(rva_moe(DIM, SIZE_MAX, 1)))               \
-	X("build: moe top_k 0", RVA_ERANGE, build(rva_moe(DIM, 4, 0)))                               \
+	X("build: moe top_k 0 = default", RVA_OK, build(rva_moe(DIM, 4, 0)))                         \
 	X("build: moe top_k 5 > experts 4", RVA_ERANGE, build(rva_moe(DIM, 4, 5)))                   \
 	X("build: moe capacity NaN", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, expert_capacity, NAN))      \
 	X("build: moe capacity -1", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, expert_capacity, -1.0f))     \
@@ -826,7 +833,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: moe jitter -0.1", RVA_ERANGE, MECH_WITH(RVA_MECH_MOE, jitter_noise, -0.1f))        \
 	X("build: moe hyperbolic experts, curvature NaN", RVA_ERANGE,                                \
 	  ({ rva_config c_ = rva_moe(DIM, 4, 2); c_.curvature = NAN; build(c_); }))                  \
-	X("build: moe linear experts, features 0", RVA_ERANGE,                                       \
+	X("build: moe linear experts, features 0 = default", RVA_OK,                                 \
 	  ({ rva_config c_ = rva_moe(DIM, 4, 2); c_.features = 0; build(c_); }))                     \
 	X("build: T5 bias on linear", RVA_EINVAL,                                                    \
 	  ({ rva_config c_ = rva_linear(DIM, 8); c_.bias = RVA_BIAS_T5; build(c_); }))               \
@@ -846,7 +853,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: strided pattern on local_global", RVA_EINVAL,                                      \
 	  ({ rva_config c_ = rva_local_global(DIM, 4); c_.pattern = RVA_PATTERN_STRIDED;             \
 	     build(c_); }))                                                                          \
-	X("build: sparse_stride 0", RVA_ERANGE,                                                      \
+	X("build: sparse_stride 0 = default", RVA_OK,                                                \
 	  ({ rva_config c_ = cfg_base(); c_.pattern = RVA_PATTERN_STRIDED; c_.sparse_stride = 0;     \
 	     build(c_); }))                                                                          \
 	/* rva_build: counts that would set the work, not the data; caller arrays */                \
@@ -909,6 +916,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: T5 bias_table with -Inf", RVA_ERANGE, t5_table_with(-INFINITY))                   \
 	/* accessors of built attentions */                                                          \
 	X("rva_attention_config att NULL", RVA_ENULL, rva_attention_config(NULL, &(rva_config){0}))  \
+	X("rva_attention_retain att NULL", RVA_ENULL, rva_attention_retain(NULL))                    \
 	X("rva_attention_config out NULL", RVA_ENULL, rva_attention_config(F.att, NULL))             \
 	X("rva_attention_destroy(NULL)", RVA_OK, rva_attention_destroy(NULL))                        \
 	X("rva_attention_features att NULL", RVA_ENULL,                                              \
@@ -1000,14 +1008,6 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("seq: nk 2^31 x v_stride 2^60 overflows", RVA_EOVERFLOW,                                   \
 	  batch1(({ rva_seq s_ = good_with(5, (size_t)1 << 31); s_.v_stride = (size_t)1 << 60; s_; }))) \
 	X("seq: out_stride SIZE_MAX", RVA_EOVERFLOW, batch1(good_with(3, SIZE_MAX)))                 \
-	X("seq: out == k (aliasing)", RVA_EINVAL, batch1(aliased(0)))                               \
-	X("seq: out starts on v's last float", RVA_EINVAL, batch1(aliased(1)))                      \
-	X("seq: out == q (in place)", RVA_EINVAL, batch1(aliased(2)))                               \
-	X("seq: out == q + 1", RVA_EINVAL, batch1(aliased(3)))                                      \
-	X("seq: out over the key mask", RVA_EINVAL, batch1(aliased(4)))                             \
-	X("seq: out adjacent to k, v, q (no overlap)", RVA_OK, batch1(aliased(5)))                  \
-	X("rva_engine_run seq out == k", RVA_EINVAL, engine_batch1(aliased(0)))                     \
-	X("rva_compute out == query (in place is supported)", RVA_OK,                                \
 	X("seq: q_dtype 3 (not an rva_dtype)", RVA_EINVAL, batch1(good_dtype(0, 3)))                 \
 	X("seq: k_dtype -1", RVA_EINVAL, batch1(good_dtype(1, -1)))                                  \
 	X("seq: v_dtype 1000", RVA_EINVAL, batch1(good_dtype(2, 1000)))                              \
@@ -1018,6 +1018,14 @@ static rva_status pipe_run_batch(rva_seq s) {
 	  batch1(({ rva_seq s_ = F.good; s_.k_dtype = s_.v_dtype = RVA_BF16;                         \
 	            s_.out_dtype = RVA_F16; s_; })))                                                  \
 	X("rva_engine_run seq q_dtype 3", RVA_EINVAL, engine_batch1(good_dtype(0, 3)))             \
+	X("seq: out == k (aliasing)", RVA_EINVAL, batch1(aliased(0)))                               \
+	X("seq: out starts on v's last float", RVA_EINVAL, batch1(aliased(1)))                      \
+	X("seq: out == q (in place)", RVA_EINVAL, batch1(aliased(2)))                               \
+	X("seq: out == q + 1", RVA_EINVAL, batch1(aliased(3)))                                      \
+	X("seq: out over the key mask", RVA_EINVAL, batch1(aliased(4)))                             \
+	X("seq: out adjacent to k, v, q (no overlap)", RVA_OK, batch1(aliased(5)))                  \
+	X("rva_engine_run seq out == k", RVA_EINVAL, engine_batch1(aliased(0)))                     \
+	X("rva_compute out == query (in place is supported)", RVA_OK,                                \
 	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \
 	     rva_compute(F.att, alias_buf, F.krow, F.vrow, NK, alias_buf); }))                       \
 	X("rva_compute_masked out over the mask", RVA_EINVAL,                                        \
@@ -1045,6 +1053,9 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("unpack q rows x q_stride overflows", RVA_EOVERFLOW, unpack(10))                           \
 	X("unpack k rows SIZE_MAX/2 x k_stride overflows", RVA_EOVERFLOW, unpack(11))                \
 	X("unpack out rows x out_stride x 4 bytes overflows", RVA_EOVERFLOW, unpack(12))             \
+	X("unpack v_dtype 3 (not an rva_dtype)", RVA_EINVAL, unpack(13))                             \
+	X("unpack fp16 q rows x q_stride x 2 bytes overflows", RVA_EOVERFLOW, unpack(14))            \
+	X("unpack bf16 k, fp16 out", RVA_OK, unpack(15))                                             \
 	/* engine.h */                                                                               \
 	X("rva_engine_create out NULL", RVA_ENULL, rva_engine_create(NULL, NULL))                    \
 	X("engine: numa COUNT", RVA_EINVAL, engine_cfg(0))                                           \
@@ -1053,9 +1064,6 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("engine: cpus \"abc\"", RVA_EINVAL, engine_cfg(3))                                         \
 	X("engine: cpus \"0-\"", RVA_EINVAL, engine_cfg(4))                                          \
 	X("engine: cpus \"3-1\"", RVA_EINVAL, engine_cfg(5))                                         \
-	X("unpack v_dtype 3 (not an rva_dtype)", RVA_EINVAL, unpack(13))                             \
-	X("unpack fp16 q rows x q_stride x 2 bytes overflows", RVA_EOVERFLOW, unpack(14))            \
-	X("unpack bf16 k, fp16 out", RVA_OK, unpack(15))                                             \
 	X("engine: cpus \"4095\" (no such PU)", RVA_ENOTFOUND, engine_cfg(6))                        \
 	X("engine: cpus \"core:4095\"", RVA_ENOTFOUND, engine_cfg(7))                                \
 	X("engine: threads 100000", RVA_EINVAL, engine_cfg(8))                                       \
@@ -1075,9 +1083,9 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_engine_destroy(NULL)", RVA_OK, rva_engine_destroy(NULL))                              \
 	X("rva_engine_info_get e NULL", RVA_ENULL, rva_engine_info_get(NULL, &(rva_engine_info){0}))  \
 	X("rva_engine_info_get out NULL", RVA_ENULL, rva_engine_info_get(F.e, NULL))                 \
-	X("rva_engine_worker_get e NULL", RVA_ENULL, rva_engine_worker_get(NULL, 0, &(rva_worker_info){0})) \
-	X("rva_engine_worker_get out NULL", RVA_ENULL, rva_engine_worker_get(F.e, 0, NULL))          \
-	X("rva_engine_worker_get 99", RVA_ERANGE, rva_engine_worker_get(F.e, 99, &(rva_worker_info){0})) \
+	X("rva_engine_worker e NULL", RVA_ENULL, rva_engine_worker(NULL, 0, &(rva_worker_info){0})) \
+	X("rva_engine_worker out NULL", RVA_ENULL, rva_engine_worker(F.e, 0, NULL))          \
+	X("rva_engine_worker 99", RVA_ERANGE, rva_engine_worker(F.e, 99, &(rva_worker_info){0})) \
 	X("rva_engine_read_probe e NULL", RVA_ENULL,                                               \
 	  rva_engine_read_probe(NULL, (const void *const[]){F.good.k}, (size_t[]){64}, 1, &(double){0})) \
 	X("rva_engine_read_probe bufs NULL", RVA_ENULL,                                            \
@@ -1135,6 +1143,10 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_job_seq_status 1, detail NULL", RVA_OK, job_seq(1, false, true))                      \
 	X("rva_job_stats_get job NULL", RVA_ENULL, rva_job_stats_get(NULL, &(rva_job_stats){0}))     \
 	X("rva_job_stats_get out NULL", RVA_ENULL, rva_job_stats_get(F.job, NULL))                   \
+	X("rva_job_moe_stats job NULL", RVA_ENULL, rva_job_moe_stats(NULL, &(rva_moe_stats){0}))     \
+	X("rva_job_moe_stats out NULL", RVA_ENULL, rva_job_moe_stats(F.job, NULL))                   \
+	X("rva_job_moe_stats, none collected", RVA_ENOTFOUND,                                        \
+	  rva_job_moe_stats(F.job, &(rva_moe_stats){0}))                                             \
 	X("rva_job_destroy(NULL)", RVA_OK, rva_job_destroy(NULL))                                    \
 	/* pipeline.h */                                                                             \
 	X("rva_pipeline_create(NULL)", RVA_ENULL, rva_pipeline_create(NULL))                         \
@@ -1147,7 +1159,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_pipeline_add_norm type COUNT", RVA_EINVAL, rva_pipeline_add_norm(F.pipe, RVA_NORM_COUNT)) \
 	X("add_norm_ex cfg NULL", RVA_ENULL, pipe_norm(0))                                           \
 	X("add_norm_ex p NULL", RVA_ENULL, pipe_norm(1))                                             \
-	X("add_norm_ex eps 0", RVA_ERANGE, pipe_norm(2))                                             \
+	X("add_norm_ex eps 0 = default", RVA_OK, pipe_norm(2))                                       \
 	X("add_norm_ex eps -1e-5", RVA_ERANGE, pipe_norm(3))                                         \
 	X("add_norm_ex eps NaN", RVA_ERANGE, pipe_norm(4))                                           \
 	X("add_norm_ex eps +Inf", RVA_ERANGE, pipe_norm(5))                                          \
@@ -1157,6 +1169,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("add_norm_ex running_var < 0", RVA_ERANGE, pipe_norm(9))                                   \
 	X("add_norm_ex running_var NaN", RVA_ERANGE, pipe_norm(10))                                  \
 	X("add_norm_ex gain before the dim is known", RVA_ESTATE, pipe_norm(11))                     \
+	X("add_norm_ex reserved[1] not zero", RVA_EINVAL, pipe_norm(12))                             \
 	X("rva_pipeline_add_dropout p NULL", RVA_ENULL, rva_pipeline_add_dropout(NULL, 0.1f))        \
 	X("rva_pipeline_add_dropout 1", RVA_ERANGE, rva_pipeline_add_dropout(F.pipe, 1.0f))          \
 	X("rva_pipeline_add_dropout -0.1", RVA_ERANGE, rva_pipeline_add_dropout(F.pipe, -0.1f))      \
@@ -1171,8 +1184,8 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_pipeline_set_mode p NULL", RVA_ENULL, pipe_mode(0))                                   \
 	X("rva_pipeline_set_mode MODE_COUNT", RVA_EINVAL, pipe_mode(1))                              \
 	X("rva_pipeline_set_mode -1", RVA_EINVAL, pipe_mode(2))                                      \
-	X("rva_pipeline_get_mode p NULL", RVA_ENULL, pipe_mode(3))                                   \
-	X("rva_pipeline_get_mode mode NULL", RVA_ENULL, pipe_mode(4))                                \
+	X("rva_pipeline_mode_get p NULL", RVA_ENULL, pipe_mode(3))                                   \
+	X("rva_pipeline_mode_get mode NULL", RVA_ENULL, pipe_mode(4))                                \
 	X("rva_pipeline_set_mode SELF with GQA stages", RVA_EDIM, pipe_mode(5))                      \
 	X("rva_pipeline_add_attention GQA in SELF mode", RVA_EDIM, pipe_mode(6))                     \
 	X("rva_pipeline_set_mode after a run", RVA_ESTATE, pipe_mode(7))                             \

@@ -175,7 +175,7 @@ static uint64_t sum_stat(rva_engine *e, int which) {
 	uint64_t s = 0;
 	for (unsigned i = 0; i < info.workers; i++) {
 		rva_worker_info w;
-		rva_engine_worker_get(e, i, &w);
+		rva_engine_worker(e, i, &w);
 		s += which == 0 ? w.tasks : which == 1 ? w.steals_local : w.steals_remote;
 	}
 	return s;
@@ -659,7 +659,7 @@ Test(executor, steals_local_and_remote) {
 	cr_assert_eq(rva__engine_run_graph(e, &d.g, NULL, NULL), RVA_OK);
 	dag_check_ran_once(&d);
 	rva_worker_info w1;
-	rva_engine_worker_get(e, 1, &w1);
+	rva_engine_worker(e, 1, &w1);
 	cr_expect_gt(w1.steals_remote, 0, "worker 1 (pool 1) steals from pool 0");
 	cr_expect_gt(w1.busy_ns, 0);
 	dag_free(&d);

@@ -365,10 +365,12 @@ static rva_status scen_pipeline(const void *arg, prob *p, bool *recovered) {
 	rva_status st = rva_build(&c, &att);
 	if (st != RVA_OK)
 		return st;
-	st = rva_transformer_block(att, 0.0f, &tb); /* takes att, also on failure */
-	att = NULL;
-	if (st != RVA_OK)
+	st = rva_transformer_block(att, 0.0f, &tb); /* keeps att only on success */
+	if (st != RVA_OK) {
+		rva_attention_release(att);
 		return st;
+	}
+	att = NULL;
 	rva_batch b = prob_batch(p);
 	RUN_STEP(rva_pipeline_run_batch(tb, &b, NULL, NULL));
 	float *single = p->out + p->out_floats - p->dim;

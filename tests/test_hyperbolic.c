@@ -520,19 +520,31 @@ Test(hyperbolic, dropout_only_in_training_and_reproducible) {
 
 Test(hyperbolic, bad_config_is_rejected) {
 	rva_attention *att = NULL;
-	rva_config c = rva_hyperbolic(8, 0.0f);
-	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
-	c = rva_hyperbolic(8, 1.0f);
+	rva_config c = rva_hyperbolic(8, 1.0f);
 	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
 	c = rva_hyperbolic(8, NAN);
 	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
 	c = rva_hyperbolic(8, -1.0f);
-	c.temperature = 0.0f;
+	c.temperature = -0.5f;
 	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
 	c = rva_hyperbolic(8, -1.0f);
 	c.aggregation = RVA_AGG_FRECHET;
-	c.frechet_max_iter = 0;
+	c.frechet_max_iter = 10001;
 	cr_assert_eq(rva_build(&c, &att), RVA_ERANGE);
+	/* zero is the default (config.h), not an error: curvature -1, temperature 1, 100
+	 * iterations (tests/test_abi.c checks the numbers) */
+	c = rva_hyperbolic(8, 0.0f);
+	c.temperature = 0.0f;
+	c.aggregation = RVA_AGG_FRECHET;
+	c.frechet_max_iter = 0;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK, "%s", rva_last_error());
+	rva_config r;
+	cr_assert_eq(rva_attention_config(att, &r), RVA_OK);
+	cr_assert_eq(r.curvature, -1.0f);
+	cr_assert_eq(r.temperature, 1.0f);
+	cr_assert_eq(r.frechet_max_iter, 100);
+	rva_attention_release(att);
+	att = NULL;
 	c = rva_hyperbolic(8, -1.0f);
 	c.aggregation = (rva_aggregation)7;
 	cr_assert_eq(rva_build(&c, &att), RVA_EINVAL);

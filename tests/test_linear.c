@@ -535,7 +535,7 @@ Test(linear, flops_scale_linearly) {
 
 Test(linear, bad_input) {
 	rva_attention *att = NULL;
-	rva_config cfg = rva_linear(64, 0);
+	rva_config cfg = rva_linear(64, 65537);
 	cr_expect_eq(rva_build(&cfg, &att), RVA_ERANGE);
 	cfg.feature_map = RVA_FEATURES_ELU; /* features unused */
 	cr_assert_eq(rva_build(&cfg, &att), RVA_OK);

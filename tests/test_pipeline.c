@@ -126,8 +126,9 @@ Test(pipeline, bad_input) {
 	cr_assert_eq(rva_pipeline_add_norm(p, RVA_NORM_COUNT), RVA_EINVAL);
 	cr_assert_eq(rva_pipeline_add_norm(p, (rva_norm_type)-1), RVA_EINVAL);
 	rva_norm_config nc = rva_norm_defaults(RVA_NORM_LAYER);
-	nc.eps = 0.0f;
-	cr_assert_eq(rva_pipeline_add_norm_ex(p, &nc), RVA_ERANGE);
+	nc.reserved[0] = 1; /* growth: reserved words must be zero (config.h) */
+	cr_assert_eq(rva_pipeline_add_norm_ex(p, &nc), RVA_EINVAL);
+	nc.reserved[0] = 0;
 	nc.eps = -1.0f;
 	cr_assert_eq(rva_pipeline_add_norm_ex(p, &nc), RVA_ERANGE);
 	nc.eps = INFINITY;
@@ -191,13 +192,22 @@ Test(pipeline, bad_input) {
 	rva_pipeline_destroy(p);
 }
 
-Test(pipeline, transformer_block_bad_input_frees_attention) {
+Test(pipeline, transformer_block_bad_input_leaves_attention_with_caller) {
 	rva_pipeline *p = NULL;
-	/* the block takes ownership also on failure: ASan's leak check holds us to it */
-	cr_assert_eq(rva_transformer_block(mh(32, 4), 1.5f, &p), RVA_ERANGE);
+	/* a failing block leaves the reference with the caller (pipeline.h): the attention is
+	 * still usable, and ASan's leak check holds us to releasing it */
+	rva_attention *a = mh(32, 4);
+	cr_assert_eq(rva_transformer_block(a, 1.5f, &p), RVA_ERANGE);
 	cr_assert_null(p);
-	cr_assert_eq(rva_prenorm_transformer_block(mh(32, 4), -0.1f, &p), RVA_ERANGE);
-	cr_assert_eq(rva_transformer_block(mh(32, 4), 0.1f, NULL), RVA_ENULL);
+	cr_assert_eq(rva_prenorm_transformer_block(a, -0.1f, &p), RVA_ERANGE);
+	cr_assert_eq(rva_transformer_block(a, 0.1f, NULL), RVA_ENULL);
+	cr_assert_null(p);
+	rva_config c;
+	cr_assert_eq(rva_attention_config(a, &c), RVA_OK);
+	cr_assert_eq(c.dim, 32);
+	ok(rva_transformer_block(a, 0.1f, &p), "block after the failures");
+	rva_pipeline_destroy(p);
+	p = NULL;
 	cr_assert_eq(rva_transformer_block(NULL, 0.1f, &p), RVA_ENULL);
 	cr_assert_eq(rva_prenorm_transformer_block(NULL, 0.1f, &p), RVA_ENULL);
 	cr_assert_null(p);
@@ -913,8 +923,9 @@ static rva_status fault_scenario(const float *q, const float *kv, float *out, si
 	const float *rows[3] = {kv, kv + 16, kv + 32};
 	if (st == RVA_OK)
 		st = rva_pipeline_run(p, q, rows, rows, 3, out);
-	if (st == RVA_OK && (st = rva_build(&c, &b)) == RVA_OK)
-		st = rva_prenorm_transformer_block(b, 0.1f, &blk);
+	if (st == RVA_OK && (st = rva_build(&c, &b)) == RVA_OK &&
+	    (st = rva_prenorm_transformer_block(b, 0.1f, &blk)) != RVA_OK)
+		rva_attention_release(b); /* a failing block leaves b with us */
 	if (st == RVA_OK)
 		st = rva_pipeline_run(blk, q, rows, rows, 3, out);
 	/* the block over a self-attention sequence (AUTO: K/V follow the stream) */
@@ -1088,7 +1099,7 @@ Test(self_attention, prenorm_block_matches_float64_oracle) {
 					ok(rva_prenorm_transformer_block(mh_causal(DIM, HEADS, causal), 0.1f, &p),
 					   "block");
 					rva_pipeline_mode m = RVA_PIPELINE_CROSS;
-					ok(rva_pipeline_get_mode(p, &m), "get mode");
+					ok(rva_pipeline_mode_get(p, &m), "get mode");
 					cr_assert_eq(m, RVA_PIPELINE_AUTO);
 				} else {
 					p = self_prenorm(norm == REF_BLOCK_LAYER ? RVA_NORM_LAYER : RVA_NORM_RMS,
@@ -1189,7 +1200,7 @@ Test(self_attention, cross_mode_unchanged) {
 	static const size_t len[1] = {NQ};
 	rva_pipeline *cross = new_pipeline(), *blk = NULL;
 	rva_pipeline_mode m = RVA_PIPELINE_SELF;
-	ok(rva_pipeline_get_mode(cross, &m), "get mode");
+	ok(rva_pipeline_mode_get(cross, &m), "get mode");
 	cr_assert_eq(m, RVA_PIPELINE_CROSS);
 	ok(rva_pipeline_add_norm(cross, RVA_NORM_LAYER), "norm");
 	ok(rva_pipeline_add_attention(cross, mh(DIM, HEADS)), "attention");
@@ -1341,7 +1352,7 @@ Test(self_attention, engine_bit_identical_across_thread_counts) {
 		}
 	}
 	rva_pipeline_mode m; /* the block's AUTO mode took every sequence as self-attention */
-	ok(rva_pipeline_get_mode(p, &m), "mode");
+	ok(rva_pipeline_mode_get(p, &m), "mode");
 	cr_assert_eq(m, RVA_PIPELINE_AUTO);
 	/* a submission fixes the mode too */
 	rva_pipeline *fresh = NULL;
@@ -1370,8 +1381,8 @@ Test(self_attention, bad_input) {
 	cr_assert_eq(rva_pipeline_set_mode(p, RVA_PIPELINE_MODE_COUNT), RVA_EINVAL);
 	cr_assert_eq(rva_pipeline_set_mode(p, (rva_pipeline_mode)-1), RVA_EINVAL);
 	rva_pipeline_mode m;
-	cr_assert_eq(rva_pipeline_get_mode(NULL, &m), RVA_ENULL);
-	cr_assert_eq(rva_pipeline_get_mode(p, NULL), RVA_ENULL);
+	cr_assert_eq(rva_pipeline_mode_get(NULL, &m), RVA_ENULL);
+	cr_assert_eq(rva_pipeline_mode_get(p, NULL), RVA_ENULL);
 
 	/* grouped-query attention: no key/value rows in the stream */
 	rva_config gq = rva_multi_head(DIM, 4);
@@ -1384,7 +1395,7 @@ Test(self_attention, bad_input) {
 	ok(rva_pipeline_set_mode(p, RVA_PIPELINE_AUTO), "auto");
 	ok(rva_pipeline_add_attention(p, g), "gqa in AUTO mode");
 	cr_assert_eq(rva_pipeline_set_mode(p, RVA_PIPELINE_SELF), RVA_EDIM);
-	ok(rva_pipeline_get_mode(p, &m), "mode");
+	ok(rva_pipeline_mode_get(p, &m), "mode");
 	cr_assert_eq(m, RVA_PIPELINE_AUTO, "a refused change keeps the mode");
 	/* AUTO with GQA: a self-attention sequence fails alone, a cross one runs */
 	float x[4 * DIM], kv[3 * 16], out[12 * DIM];

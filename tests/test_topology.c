@@ -359,7 +359,7 @@ Test(engine_topology, synthetic_not_this_system) {
 	cr_expect_str_eq(info.cpuset, "0-15");
 	for (unsigned i = 0; i < 16; i++) {
 		rva_worker_info w;
-		cr_assert_eq(rva_engine_worker_get(e, i, &w), RVA_OK);
+		cr_assert_eq(rva_engine_worker(e, i, &w), RVA_OK);
 		cr_expect_eq(w.index, i);
 		cr_expect_eq(w.pool, i / 4);
 		cr_expect_eq(w.numa_os_index, i / 4);
@@ -371,8 +371,8 @@ Test(engine_topology, synthetic_not_this_system) {
 		cr_expect_eq(w.tasks, 0);
 	}
 	rva_worker_info w;
-	cr_expect_eq(rva_engine_worker_get(e, 16, &w), RVA_ERANGE);
-	cr_expect_eq(rva_engine_worker_get(e, 0, NULL), RVA_ENULL);
+	cr_expect_eq(rva_engine_worker(e, 16, &w), RVA_ERANGE);
+	cr_expect_eq(rva_engine_worker(e, 0, NULL), RVA_ENULL);
 	cr_expect_eq(rva_engine_info_get(NULL, &info), RVA_ENULL);
 	cr_expect_eq(rva_engine_destroy(e), RVA_OK);
 }
@@ -395,7 +395,7 @@ Test(engine_topology, xml_fixture_and_options) {
 	unsigned pus[5] = {2, 3, 4, 8, 9};
 	for (unsigned i = 0; i < 5; i++) {
 		rva_worker_info w;
-		rva_engine_worker_get(e, i, &w);
+		rva_engine_worker(e, i, &w);
 		cr_expect_eq(w.pu_os_index, pus[i], "worker %u on PU %u", i, w.pu_os_index);
 	}
 	rva_engine_destroy(e);
@@ -501,7 +501,7 @@ Test(engine_topology, real_binding_two_fake_domains) {
 	cr_expect(strstr(info.topology, "(this system)") != NULL, "%s", info.topology);
 	for (unsigned i = 0; i < 2; i++) {
 		rva_worker_info w;
-		rva_engine_worker_get(e, i, &w);
+		rva_engine_worker(e, i, &w);
 		cr_expect(w.bound, "worker %u binding", i);
 		cr_expect_eq(w.pu_os_index, i);
 		cr_expect_eq(w.observed_pu, (int)i, "worker %u reads back PU %d", i, w.observed_pu);
@@ -509,8 +509,8 @@ Test(engine_topology, real_binding_two_fake_domains) {
 	}
 	/* node 0 is real: the scratch is bound there; fake node 1 refuses (fallback) */
 	rva_worker_info w0, w1;
-	rva_engine_worker_get(e, 0, &w0);
-	rva_engine_worker_get(e, 1, &w1);
+	rva_engine_worker(e, 0, &w0);
+	rva_engine_worker(e, 1, &w1);
 	cr_expect(w0.scratch_on_node);
 	cr_expect_not(w1.scratch_on_node);
 	rva_engine_destroy(e);
@@ -527,7 +527,7 @@ Test(engine_topology, real_machine_default) {
 	cr_expect_geq(info.workers, 1);
 	for (unsigned i = 0; i < info.workers; i++) {
 		rva_worker_info w;
-		rva_engine_worker_get(e, i, &w);
+		rva_engine_worker(e, i, &w);
 		cr_expect(w.bound);
 		cr_expect_eq(w.observed_pu, (int)w.pu_os_index);
 	}

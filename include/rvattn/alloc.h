@@ -24,9 +24,7 @@
 
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef struct rva_allocator {
 	/* Returns `size` bytes aligned to `align` (a power of two >= sizeof(void*)), or NULL. */
@@ -62,7 +60,5 @@ rva_status rva_buffer_alloc(size_t bytes, void **out);
 /* Releases a buffer from rva_buffer_alloc; NULL is fine. Always RVA_OK. */
 rva_status rva_buffer_free(void *ptr);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -5,6 +5,14 @@
  * be used from many threads at once. The single-query calls keep the guide's shape
  * (one query, arrays of key and value row pointers); they run as a batch of one on the
  * calling thread and give the same numbers as the batched engine path.
+ *
+ * Ownership: an attention is reference-counted. rva_build() gives the caller one
+ * reference; rva_attention_retain() adds one, rva_attention_release() (or its older name
+ * rva_attention_destroy()) drops one, and the last one frees it. Counting is atomic:
+ * threads may retain and release the same attention concurrently. A pipeline keeps the
+ * reference it is given (pipeline.h): to add one attention to several pipelines, or to
+ * keep using it after adding it, retain it first. The engine does not count: an
+ * attention must outlive the jobs that run it (engine.h).
  */
 #ifndef RVATTN_ATTENTION_H
 #define RVATTN_ATTENTION_H
@@ -17,9 +25,7 @@
 #include "config.h"
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef struct rva_attention rva_attention;
 
@@ -50,11 +56,13 @@ typedef struct rva_runtime {
 	uint64_t seed;              /* default 0 */
 	uint64_t step;              /* e.g. the training step; default 0 */
 	rva_moe_stats *moe_stats;   /* optional output for MoE attentions (may be NULL) */
+	uint64_t reserved[4];       /* zero (growth: the rule of config.h) */
 } rva_runtime;
 
 /*
  * Validates *cfg and builds the mechanism. On success *out owns all its memory (the
- * config's borrowed arrays are copied); free it with rva_attention_destroy().
+ * config's borrowed arrays are copied) and the caller holds its one reference: drop it
+ * with rva_attention_release().
  * Errors: RVA_ENULL (also a NULL matrix in an MoE expert_w* list); RVA_EINVAL
  * (unknown enum values, inconsistent options); RVA_EDIM (heads not dividing dim,
  * kv_heads not dividing heads, an MoE router_stride or matrix-list stride narrower than
@@ -67,7 +75,17 @@ typedef struct rva_runtime {
  */
 rva_status rva_build(const rva_config *cfg, rva_attention **out);
 
-/* Frees an attention built by rva_build (NULL is fine). Always RVA_OK. */
+/* Adds a reference to att, which the caller must already hold (or share with a holder
+ * that outlives this call); each reference is dropped by one rva_attention_release.
+ * Thread-safe. Errors: RVA_ENULL. */
+rva_status rva_attention_retain(rva_attention *att);
+
+/* Drops one reference to att; the last one frees it and everything it owns (the MoE
+ * experts, the copied arrays). NULL is fine. Thread-safe. Always RVA_OK. */
+rva_status rva_attention_release(rva_attention *att);
+
+/* The same as rva_attention_release (the name of the releases before reference counting,
+ * kept for the SDK guide's examples and existing callers). Always RVA_OK. */
 rva_status rva_attention_destroy(rva_attention *att);
 
 /* Copies the (normalised: defaults resolved) config of att into *out. Pointer fields are
@@ -157,7 +175,5 @@ rva_status rva_t5_bucket(int64_t relative_position, bool bidirectional, size_t b
 rva_status rva_attention_flops(const rva_attention *att, const rva_batch *batch,
                                double *flops);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -52,9 +52,7 @@
 
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 /* Element type of one tensor. RVA_F32 is 0: zero-initialised descriptors are fp32. */
 typedef enum rva_dtype {
@@ -113,7 +111,5 @@ typedef struct rva_packed_batch {
  */
 rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

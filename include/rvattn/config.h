@@ -16,6 +16,24 @@
  * Shapes: the query dimension is `dim` = heads * head_dim; keys and values have
  * kv_heads * head_dim columns (grouped-query attention when kv_heads < heads, query head
  * h uses kv head h / (heads / kv_heads)); the output has `dim` columns.
+ *
+ * Zero is never an error (one rule for every numeric field of rva_config): a field where 0
+ * is not a valid value reads 0 as its documented default (heads: the head count near
+ * dim/64, block_size 128, window 256, features 256, curvature -1, temperature 1, experts 8,
+ * top_k min(2, experts), ...), and rva_attention_config() returns the resolved value; a
+ * field where 0 is a valid value means 0 (dropout, jitter_noise, expert_capacity: no
+ * token kept, frechet_tol: iterate to frechet_max_iter, global_tokens: none, seed 0,
+ * kv_split: automatic). The only numeric field without a default is `dim`.
+ *
+ * Growth (the rule for every public option struct: rva_config, rva_runtime,
+ * rva_engine_config, rva_norm_config, and the rva_job_stats output):
+ * a struct ends in a `reserved` array that must be zero, which the constructors and a
+ * `= {...}` initialiser give it. Within one SOVERSION (version.h) a struct never changes
+ * size; a release adds a field only by taking it from `reserved`, and chooses its meaning
+ * so that zero is the earlier behaviour. A caller compiled against older headers then
+ * gets exactly what it got before; rva_build() refuses a config whose reserved words are
+ * not zero (RVA_EINVAL). Start from a constructor, or zero-initialise, never leave a
+ * struct of this header uninitialised.
  */
 #ifndef RVATTN_CONFIG_H
 #define RVATTN_CONFIG_H
@@ -26,9 +44,7 @@
 
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef enum rva_mechanism {
 	RVA_MECH_SCALED_DOT = 0, /* softmax(q K^T * scale) V, one head */
@@ -126,7 +142,11 @@ typedef struct rva_config {
 	rva_mechanism mechanism;
 	size_t dim;         /* query/output dimension = heads * head_dim; required, > 0, at
 	                     * most 2^32 */
-	size_t heads;       /* number of query heads; default 1 (multi_head: as given) */
+	size_t heads;       /* number of query heads; 0 = the default: 1 for scaled_dot and
+	                     * hyperbolic, else the divisor of dim nearest dim/64 from below
+	                     * that keeps head_dim >= 8 (12 at 768, 8 at 512, 1 at 64; the
+	                     * presets' rule). rva_config_defaults sets 1, rva_multi_head
+	                     * its argument, rva_flash the default */
 	size_t kv_heads;    /* key/value heads dividing heads; 0 = heads (default) */
 	/* Every float field must be finite, whether or not the mechanism uses it: rva_build
 	 * refuses NaN and +-Inf with RVA_ERANGE naming the field. */
@@ -138,12 +158,13 @@ typedef struct rva_config {
 	                     * i < nq - nk; or every key masked by the batch's key_mask) gets
 	                     * an output row of zeros, on every mechanism and path (PyTorch's
 	                     * scaled_dot_product_attention gives NaN there) */
-	uint64_t seed;      /* seeds random features, router init, bias init; default 0x5EED */
+	uint64_t seed;      /* seeds random features, router init, bias init; the constructors
+	                     * set 0x5EED (0 is a seed like any other) */
 
 	/* Softmax tiling (scaled_dot, multi_head, flash, local_global). The numbers do not
 	 * depend on tiling beyond fp32 rounding, and tiling never depends on thread count. */
 	size_t block_size;  /* keys per tile; 0 = default 128, at most 65536 (flash(dim,
-	                     * block) sets it);
+	                     * block) sets it, 0 there too giving 128);
 	                     * linear: keys per causal block, 16 blocks per key-state chunk */
 	size_t query_block; /* queries per tile; 0 = default 64; at most 4096 */
 	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic: chunks of
@@ -151,9 +172,11 @@ typedef struct rva_config {
 	                     * an explicit chunk applies when nq <= query_block */
 
 	/* Local-global (Longformer). */
-	size_t window;                 /* window size, even, > 0: keys |i-j| <= window/2, or
-	                                * when causal the `window` previous keys and i itself */
-	size_t global_tokens;          /* the first global_tokens positions are global; default 1;
+	size_t window;                 /* window size, even; 0 = default 256: keys |i-j| <=
+	                                * window/2, or when causal the `window` previous keys
+	                                * and i itself */
+	size_t global_tokens;          /* the first global_tokens positions are global; the
+	                                * constructors set 1, 0 = none;
 	                                * any count is fine: beyond the sequence, every position
 	                                * is global (the work follows the sequence) */
 	const size_t *global_indices;  /* or an explicit list (positions, each < 2^32 - 1;
@@ -162,26 +185,28 @@ typedef struct rva_config {
 	size_t n_global_indices;
 
 	/* Linear attention (Performer). */
-	size_t features;               /* m, number of random features; default 256, at most
-	                                * 65536 */
+	size_t features;               /* m, number of random features; 0 = default 256, at
+	                                * most 65536 */
 	rva_feature_map feature_map;   /* default RVA_FEATURES_FAVOR */
 	bool orthogonal;               /* orthogonal random features (default true) */
 	const float *feature_matrix;   /* optional m x head_dim row-major W to use instead of a
-	                                * seeded draw (copied) */
+	                                * seeded draw (copied; m = features resolved, 256 for 0) */
 
 	/* Hyperbolic attention. */
-	float curvature;               /* c < 0, default -1 */
-	float temperature;             /* > 0, default 1: scores = -d_c(q, k) / temperature */
+	float curvature;               /* c < 0; 0 = default -1 */
+	float temperature;             /* > 0; 0 = default 1: scores = -d_c(q, k) / temperature */
 	rva_aggregation aggregation;   /* default RVA_AGG_GYROMIDPOINT */
-	size_t frechet_max_iter;       /* default 100, at most 10000 */
-	float frechet_tol;             /* default 1e-6, on the Riemannian gradient norm */
+	size_t frechet_max_iter;       /* 0 = default 100, at most 10000 */
+	float frechet_tol;             /* >= 0, on the Riemannian gradient norm; the
+	                                * constructors set 1e-6 (0 = iterate to max_iter) */
 
 	/* Mixture of experts. */
-	size_t experts;                /* E >= 1 */
-	size_t top_k;                  /* 1 <= k <= E */
-	float expert_capacity;         /* capacity factor >= 0, default 1.25; capacity per
-	                                * expert = ceil(factor * tokens * k / E), tokens of
-	                                * the sequence or of the batch (capacity_scope) */
+	size_t experts;                /* E, at most RVA_MOE_MAX_EXPERTS; 0 = default 8 */
+	size_t top_k;                  /* k <= E; 0 = default min(2, E) */
+	float expert_capacity;         /* capacity factor >= 0; the constructors set 1.25 (0
+	                                * = no token kept); capacity per expert =
+	                                * ceil(factor * tokens * k / E), tokens of the
+	                                * sequence or of the batch (capacity_scope) */
 	float jitter_noise;            /* epsilon in [0, 1), training only; default 0 */
 	rva_expert_kind expert_kind;   /* default RVA_EXPERTS_MIXED */
 	const float *router_weights;   /* optional E x dim row-major gate weights (copied,
@@ -207,21 +232,23 @@ typedef struct rva_config {
 
 	/* Position bias (T5). */
 	rva_position_bias bias;        /* default RVA_BIAS_NONE */
-	size_t bias_buckets;           /* default 32 */
-	size_t bias_max_distance;      /* default 128 */
+	size_t bias_buckets;           /* 0 = default 32 */
+	size_t bias_max_distance;      /* 0 = default 128 */
 	const float *bias_table;       /* optional bias_buckets x heads row-major (copied, every
 	                                * entry finite); NULL = seeded init N(0, 0.1^2) */
 
 	/* Sparse pattern. */
 	rva_sparse_pattern pattern;    /* default RVA_PATTERN_DENSE */
-	size_t sparse_stride;          /* l of the strided pattern; default 128 */
+	size_t sparse_stride;          /* l of the strided pattern; 0 = default 128 */
+
+	uint64_t reserved[16];         /* zero (see "Growth" above) */
 } rva_config;
 
 /* Constructors: every field at its documented default, then the arguments applied. */
 rva_config rva_config_defaults(size_t dim);                       /* scaled_dot, 1 head */
 rva_config rva_scaled_dot(size_t dim);
 rva_config rva_multi_head(size_t dim, size_t heads);
-rva_config rva_flash(size_t dim, size_t block_size);             /* 1 head; set .heads */
+rva_config rva_flash(size_t dim, size_t block_size);             /* heads: the default */
 rva_config rva_linear(size_t dim, size_t features);
 rva_config rva_local_global(size_t dim, size_t window);
 rva_config rva_hyperbolic(size_t dim, float curvature);
@@ -234,7 +261,5 @@ const char *rva_mechanism_name(rva_mechanism m);
  * equal). Errors: RVA_ENULL; RVA_ENOTFOUND with a message listing the known names. */
 rva_status rva_mechanism_parse(const char *name, rva_mechanism *out);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

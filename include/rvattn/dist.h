@@ -33,9 +33,7 @@
 
 #include "engine.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef struct rva_dist rva_dist;
 
@@ -180,7 +178,5 @@ rva_status rva_dist_ring_layout_get(const rva_dist *d, const rva_attention *att,
 rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *seq,
                          const rva_runtime *rt, rva_dist_stats *stats);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

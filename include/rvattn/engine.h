@@ -25,9 +25,7 @@
 #include "kernels.h"
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef struct rva_engine rva_engine;
 typedef struct rva_job rva_job;
@@ -55,6 +53,7 @@ typedef struct rva_engine_config {
 	                            * grown (outside the task loop) if a job needs more */
 	unsigned spin_us;          /* idle spin before parking, microseconds; default 100,
 	                            * 0 = park at once, at most 1000000 */
+	uint64_t reserved[8];      /* zero (growth: the rule of config.h) */
 } rva_engine_config;
 
 /* The defaults listed above. */
@@ -111,8 +110,8 @@ typedef struct rva_worker_info {
 
 /* Errors: RVA_ENULL. */
 rva_status rva_engine_info_get(const rva_engine *e, rva_engine_info *out);
-/* Errors: RVA_ENULL; RVA_ERANGE when i >= workers. */
-rva_status rva_engine_worker_get(const rva_engine *e, unsigned i, rva_worker_info *out);
+/* Worker i of the engine. Errors: RVA_ENULL; RVA_ERANGE when i >= workers. */
+rva_status rva_engine_worker(const rva_engine *e, unsigned i, rva_worker_info *out);
 
 /* Statistics of one job. */
 typedef struct rva_job_stats {
@@ -121,8 +120,9 @@ typedef struct rva_job_stats {
 	double flops;              /* useful floating-point operations */
 	double gflops;             /* flops / wall time */
 	size_t failed_sequences;
-	bool has_moe;              /* moe holds MoE routing stats */
-	rva_moe_stats moe;
+	uint64_t reserved[8];      /* zero (growth: the rule of config.h). The MoE routing
+	                            * statistics are not embedded (their size depends on
+	                            * RVA_MOE_MAX_EXPERTS): rva_job_moe_stats */
 } rva_job_stats;
 
 /*
@@ -180,6 +180,12 @@ rva_status rva_job_seq_status(const rva_job *job, size_t i, rva_status *st,
 /* Statistics of an ended job. Errors: RVA_ENULL; RVA_ESTATE if not ended. */
 rva_status rva_job_stats_get(const rva_job *job, rva_job_stats *out);
 
+/* MoE routing statistics of an ended job that ran an MoE attention (or a pipeline with
+ * one) with rt->moe_stats given at submission: a copy of what was written there, kept by
+ * the job until rva_job_destroy. Errors: RVA_ENULL; RVA_ESTATE if not ended;
+ * RVA_ENOTFOUND when the job collected none (no MoE stage, or rt->moe_stats was NULL). */
+rva_status rva_job_moe_stats(const rva_job *job, rva_moe_stats *out);
+
 /* Waits for the job, then frees it (NULL is fine). */
 rva_status rva_job_destroy(rva_job *job);
 
@@ -200,7 +206,5 @@ rva_status rva_job_destroy(rva_job *job);
 rva_status rva_engine_read_probe(rva_engine *e, const void *const *bufs, const size_t *bytes,
                                  size_t n, double *seconds);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -14,9 +14,7 @@
 
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef enum rva_kernel_set {
 	RVA_KERNELS_AUTO = 0, /* RVATTN_BLIS_KERNELS if set, else chosen by CPU features */
@@ -89,7 +87,5 @@ rva_status rva_kernels_current(rva_kernel_set *out, const char **note);
  */
 rva_status rva_env_check(void);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -44,9 +44,7 @@
 
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 /* Most dimensions an array may have (NumPy 1.x's NPY_MAXDIMS). */
 #define RVA_NPY_MAX_DIMS 32
@@ -156,7 +154,5 @@ rva_status rva_npy_save(const char *path, const float *data, size_t ndim,
 rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
                            const size_t *shape, unsigned version);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -34,9 +34,7 @@
 
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 /* An output file being written (opaque). */
 typedef struct rva_outfile rva_outfile;
@@ -116,8 +114,6 @@ rva_status rva_outfile_commit(rva_outfile *f);
  * Always RVA_OK. */
 rva_status rva_outfile_abort(rva_outfile *f);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 
 #endif

@@ -19,22 +19,25 @@
  * query); BatchNorm uses running statistics in inference and the batch's statistics (over
  * every row of every sequence of the call that has not failed before it) in training.
  *
- * Ownership: a pipeline takes ownership of every attention added to it (freed by
- * rva_pipeline_destroy). A pipeline is immutable while it runs; running it from several
- * threads at once is allowed in inference mode.
+ * Ownership: attentions are reference-counted (attention.h). A pipeline keeps the
+ * reference it is given by rva_pipeline_add_attention (or a transformer block
+ * constructor) when that call succeeds, and releases it in rva_pipeline_destroy; a call
+ * that fails leaves the reference with the caller. To share one attention between
+ * several pipelines (or keep using it yourself), rva_attention_retain it once per extra
+ * holder. A pipeline is immutable while it runs; running it from several threads at once
+ * is allowed in inference mode.
  */
 #ifndef RVATTN_PIPELINE_H
 #define RVATTN_PIPELINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "attention.h"
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef struct rva_pipeline rva_pipeline;
 
@@ -49,11 +52,12 @@ typedef enum rva_norm_type {
 
 typedef struct rva_norm_config {
 	rva_norm_type type;
-	float eps;                  /* default 1e-5 */
+	float eps;                  /* > 0; 0 = default 1e-5 (the rule of config.h) */
 	const float *gain;          /* dim floats or NULL (ones); copied */
 	const float *bias;          /* dim floats or NULL (zeros); copied */
 	const float *running_mean;  /* BatchNorm: dim floats or NULL (zeros); copied */
 	const float *running_var;   /* BatchNorm: dim floats or NULL (ones); copied */
+	uint64_t reserved[4];       /* zero (growth: the rule of config.h) */
 } rva_norm_config;
 
 /* Defaults for a norm type: eps 1e-5, no gain/bias/running statistics given. */
@@ -106,11 +110,11 @@ typedef rva_status (*rva_custom_fn)(const float *in, float *out, size_t dim, voi
 /* Creates an empty pipeline. Errors: RVA_ENULL; RVA_ENOMEM. */
 rva_status rva_pipeline_create(rva_pipeline **out);
 
-/* Frees the pipeline and the attentions it owns (NULL is fine). */
+/* Frees the pipeline and releases the attention references it holds (NULL is fine). */
 rva_status rva_pipeline_destroy(rva_pipeline *p);
 
-/* Appends an attention stage and takes ownership of att (on failure, att is untouched
- * and stays the caller's). Errors: RVA_ENULL; RVA_EDIM when att's dim, or the width of the
+/* Appends an attention stage; on success the pipeline keeps the caller's reference to
+ * att (on failure, att is untouched and the reference stays the caller's). Errors: RVA_ENULL; RVA_EDIM when att's dim, or the width of the
  * key/value rows it reads (kv_heads * head_dim), differs from the pipeline's earlier
  * attention stages (they all read the same keys/values), or in RVA_PIPELINE_SELF mode when
  * that width is not dim; RVA_EINVAL when att is already a stage of this pipeline;
@@ -121,7 +125,8 @@ rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att);
 rva_status rva_pipeline_add_norm(rva_pipeline *p, rva_norm_type type);
 
 /* Appends a norm with explicit parameters. Errors: RVA_ENULL; RVA_EINVAL (type, or
- * running statistics for a norm other than BatchNorm); RVA_ERANGE (eps <= 0 or not finite,
+ * running statistics for a norm other than BatchNorm, reserved words not zero); RVA_ERANGE
+ * (eps < 0 or not finite,
  * running_var < 0 or not finite); RVA_ESTATE when arrays are given before the pipeline dim
  * is known (arrays need an attention stage added before); RVA_ENOMEM. */
 rva_status rva_pipeline_add_norm_ex(rva_pipeline *p, const rva_norm_config *cfg);
@@ -146,7 +151,7 @@ rva_status rva_pipeline_stage_count(const rva_pipeline *p, size_t *n);
 rva_status rva_pipeline_set_mode(rva_pipeline *p, rva_pipeline_mode mode);
 
 /* The pipeline's mode. Errors: RVA_ENULL. */
-rva_status rva_pipeline_get_mode(const rva_pipeline *p, rva_pipeline_mode *mode);
+rva_status rva_pipeline_mode_get(const rva_pipeline *p, rva_pipeline_mode *mode);
 
 /*
  * pipeline.run(query, keys, values): as rva_compute (attention.h), out gets dim floats.
@@ -181,14 +186,13 @@ rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
  * Both are in RVA_PIPELINE_AUTO mode: over a self-attention sequence (k = v = q) the
  * pre-norm block is x + att(LN(x), LN(x), LN(x)); over other keys/values, and on the
  * single-query path, x + att(LN(x), keys, values). rva_pipeline_set_mode changes it before
- * the first run. Both take ownership of att (also on failure). Errors: RVA_ENULL;
- * RVA_ERANGE (dropout).
+ * the first run. On success the block keeps the caller's reference to att; on failure
+ * att is untouched and the reference stays the caller's (as rva_pipeline_add_attention).
+ * Errors: RVA_ENULL; RVA_ERANGE (dropout); RVA_ENOMEM.
  */
 rva_status rva_transformer_block(rva_attention *att, float dropout, rva_pipeline **out);
 rva_status rva_prenorm_transformer_block(rva_attention *att, float dropout,
                                          rva_pipeline **out);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -16,9 +16,7 @@
 #include "config.h"
 #include "status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+RVA_BEGIN_DECLS
 
 typedef enum rva_preset {
 	RVA_PRESET_BERT = 0,          /* multi-head, 12 heads, dropout 0.1, bidirectional */
@@ -83,7 +81,5 @@ rva_config rva_for_moe(size_t dim, size_t experts, size_t top_k);
  */
 rva_status rva_from_model_name(const char *name, size_t dim, rva_config *out);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

@@ -7,6 +7,7 @@
 #define RVATTN_RVATTN_H
 
 #include "status.h"
+#include "rvattn/version.h" /* generated: <build>/include/rvattn/version.h */
 #include "alloc.h"
 #include "kernels.h"
 #include "config.h"

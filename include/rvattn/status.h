@@ -12,13 +12,20 @@
  * ...) which cannot fail and return a value, the string accessors (rva_strerror(),
  * rva_status_name(), rva_last_error(), ..._name()) which return static or thread-local
  * strings, and rva_clear_error(), which cannot fail.
+ *
+ * Names: a getter is rva_<object>_<property> (rva_attention_config, rva_job_progress,
+ * rva_engine_worker, rva_job_moe_stats); where that name is already the name of the type
+ * it fills, `_get` follows (rva_engine_info_get, rva_job_stats_get, rva_pipeline_mode_get,
+ * rva_dist_ring_layout_get). A setter is rva_<object>_set_<property>
+ * (rva_pipeline_set_mode). Process-wide settings have no object: rva_set_allocator and
+ * rva_get_allocator.
  */
 #ifndef RVATTN_STATUS_H
 #define RVATTN_STATUS_H
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "export.h"
+
+RVA_BEGIN_DECLS
 
 /* One table gives code, name and message (libuv style). */
 #define RVA_STATUS_MAP(X)                                                        \
@@ -61,7 +68,5 @@ const char *rva_last_error(void);
 /* Clears the calling thread's error detail. */
 void rva_clear_error(void);
 
-#ifdef __cplusplus
-}
-#endif
+RVA_END_DECLS
 #endif

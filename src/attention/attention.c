@@ -9,6 +9,7 @@
 #include "attention/attention_internal.h"
 #include "attention/half_convert.h"
 #include "core/internal.h"
+#include "sdk/config_internal.h"
 #include "kernels/half.h"
 
 /* Upper bounds of work-defining counts (documented in config.h). */
@@ -45,13 +46,44 @@ static bool moe_uses(const rva_config *c, rva_expert_kind k) {
 	return c->expert_kind == k;
 }
 
-/* Validates every field that matters for c->mechanism; resolves nothing. */
-static rva_status validate_config(const rva_config *c) {
-	const char *mn = rva_mechanism_name(c->mechanism);
-	if ((unsigned)c->mechanism >= RVA_MECH_COUNT)
-		return rva__fail(RVA_EINVAL, "invalid mechanism value %d", (int)c->mechanism);
-	/* Every float a caller hands in is finite, whether or not the mechanism reads it
-	 * (a NaN left in an unused field is a bug on the caller's side all the same). */
+/* ---- rva_build: zero defaults, then validation (config.h) ----------------------------- */
+
+/* The rule of config.h: zero is never an error. A zero in a field where 0 is not a valid
+ * value is that field's default; fields where 0 is valid (dropout, jitter_noise,
+ * expert_capacity, frechet_tol, global_tokens, seed, kv_split) keep it. kv_heads and scale
+ * are resolved in rva_build, from the head count. */
+static void resolve_zero_defaults(rva_config *c) {
+	if (c->heads == 0)
+		c->heads = rva__default_heads(c->mechanism, c->dim);
+	if (c->block_size == 0)
+		c->block_size = RVA__DEFAULT_BLOCK;
+	if (c->query_block == 0)
+		c->query_block = RVA__DEFAULT_QUERY_BLOCK;
+	if (c->window == 0)
+		c->window = RVA__DEFAULT_WINDOW;
+	if (c->features == 0)
+		c->features = RVA__DEFAULT_FEATURES;
+	if (c->curvature == 0.0f)
+		c->curvature = RVA__DEFAULT_CURVATURE;
+	if (c->temperature == 0.0f)
+		c->temperature = RVA__DEFAULT_TEMPERATURE;
+	if (c->frechet_max_iter == 0)
+		c->frechet_max_iter = RVA__DEFAULT_FRECHET_ITER;
+	if (c->experts == 0)
+		c->experts = RVA__DEFAULT_EXPERTS;
+	if (c->top_k == 0)
+		c->top_k = rva__min(RVA__DEFAULT_TOP_K, c->experts);
+	if (c->bias_buckets == 0)
+		c->bias_buckets = RVA__DEFAULT_BIAS_BUCKETS;
+	if (c->bias_max_distance == 0)
+		c->bias_max_distance = RVA__DEFAULT_BIAS_MAX_DISTANCE;
+	if (c->sparse_stride == 0)
+		c->sparse_stride = RVA__DEFAULT_SPARSE_STRIDE;
+}
+
+/* Every float a caller hands in is finite, whether or not the mechanism reads it (a NaN
+ * left in an unused field is a bug on the caller's side all the same). */
+static rva_status validate_floats(const rva_config *c, const char *mn) {
 	const struct {
 		const char *name;
 		float v;
@@ -66,36 +98,12 @@ static rva_status validate_config(const rva_config *c) {
 		if (!isfinite(floats[i].v))
 			return rva__fail(RVA_ERANGE, "%s: %s is %g, not a finite number", mn,
 			                 floats[i].name, (double)floats[i].v);
-	if (c->dim == 0)
-		return rva__fail(RVA_ERANGE, "%s: dim must be > 0", mn);
-	/* Scratch and job-memory sizes multiply dim by tile sizes (up to 2^28) and counts:
-	 * bounded so that none of those products can overflow. */
-	if (c->dim > RVA__MAX_DIM)
-		return rva__fail(RVA_EOVERFLOW, "%s: dim %zu exceeds 2^32 (the sizes computed from "
-		                 "it would overflow)", mn, c->dim);
-	if (c->heads == 0)
-		return rva__fail(RVA_ERANGE, "%s: heads must be > 0", mn);
-	if (c->dim % c->heads != 0)
-		return rva__fail(RVA_EDIM, "%s: %zu heads do not divide dim %zu", mn, c->heads,
-		                 c->dim);
-	size_t kvh = c->kv_heads ? c->kv_heads : c->heads;
-	if (c->heads % kvh != 0)
-		return rva__fail(RVA_EDIM, "%s: kv_heads %zu does not divide heads %zu", mn, kvh,
-		                 c->heads);
-	if (!isfinite(c->scale) || c->scale < 0.0f)
-		return rva__fail(RVA_ERANGE, "%s: scale %g must be finite and >= 0 (0 = 1/sqrt(d))",
-		                 mn, (double)c->scale);
-	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
-		return rva__fail(RVA_ERANGE, "%s: dropout %g outside [0, 1)", mn, (double)c->dropout);
-	if (c->mechanism == RVA_MECH_FLASH && c->block_size == 0)
-		return rva__fail(RVA_ERANGE, "flash: block_size must be > 0");
-	/* Tiles live in per-worker scratch: bounded so their sizes cannot overflow. */
-	if (c->block_size > RVA__MAX_BLOCK)
-		return rva__fail(RVA_ERANGE, "%s: block_size %zu exceeds %d", mn, c->block_size,
-		                 RVA__MAX_BLOCK);
-	if (c->query_block > RVA__MAX_QUERY_BLOCK)
-		return rva__fail(RVA_ERANGE, "%s: query_block %zu exceeds %d", mn, c->query_block,
-		                 RVA__MAX_QUERY_BLOCK);
+	return RVA_OK;
+}
+
+/* Enumerations in range; the reserved tail zero (config.h: a later version gives those
+ * bytes a meaning whose zero is today's behaviour). */
+static rva_status validate_enums(const rva_config *c, const char *mn) {
 	if ((unsigned)c->feature_map >= RVA_FEATURES_COUNT)
 		return rva__fail(RVA_EINVAL, "%s: invalid feature_map value %d", mn,
 		                 (int)c->feature_map);
@@ -109,15 +117,51 @@ static rva_status validate_config(const rva_config *c) {
 		return rva__fail(RVA_EINVAL, "%s: invalid bias value %d", mn, (int)c->bias);
 	if ((unsigned)c->pattern >= RVA_PATTERN_COUNT)
 		return rva__fail(RVA_EINVAL, "%s: invalid pattern value %d", mn, (int)c->pattern);
+	for (size_t i = 0; i < sizeof c->reserved / sizeof c->reserved[0]; i++)
+		if (c->reserved[i] != 0)
+			return rva__fail(RVA_EINVAL, "%s: reserved[%zu] is not zero (start from a "
+			                 "constructor such as rva_config_defaults)", mn, i);
+	return RVA_OK;
+}
 
-	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
-		if (c->window == 0)
-			return rva__fail(RVA_ERANGE, "local_global: window must be > 0");
-		if (c->window % 2 != 0)
-			return rva__fail(RVA_ERANGE, "local_global: window %zu must be even (window/2 "
-			                 "keys each side)", c->window);
-	}
-	/* rva_build copies the list whatever the mechanism: a count needs the array. */
+/* dim, heads, kv_heads, scale, dropout and the softmax tiles: the shape every mechanism
+ * has. */
+static rva_status validate_shape(const rva_config *c, const char *mn) {
+	if (c->dim == 0)
+		return rva__fail(RVA_ERANGE, "%s: dim must be > 0", mn);
+	/* Scratch and job-memory sizes multiply dim by tile sizes (up to 2^28) and counts:
+	 * bounded so that none of those products can overflow. */
+	if (c->dim > RVA__MAX_DIM)
+		return rva__fail(RVA_EOVERFLOW, "%s: dim %zu exceeds 2^32 (the sizes computed from "
+		                 "it would overflow)", mn, c->dim);
+	if (c->dim % c->heads != 0)
+		return rva__fail(RVA_EDIM, "%s: %zu heads do not divide dim %zu", mn, c->heads,
+		                 c->dim);
+	size_t kvh = c->kv_heads ? c->kv_heads : c->heads;
+	if (c->heads % kvh != 0)
+		return rva__fail(RVA_EDIM, "%s: kv_heads %zu does not divide heads %zu", mn, kvh,
+		                 c->heads);
+	if (c->scale < 0.0f)
+		return rva__fail(RVA_ERANGE, "%s: scale %g must be >= 0 (0 = 1/sqrt(d))", mn,
+		                 (double)c->scale);
+	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+		return rva__fail(RVA_ERANGE, "%s: dropout %g outside [0, 1)", mn, (double)c->dropout);
+	/* Tiles live in per-worker scratch: bounded so their sizes cannot overflow. */
+	if (c->block_size > RVA__MAX_BLOCK)
+		return rva__fail(RVA_ERANGE, "%s: block_size %zu exceeds %d", mn, c->block_size,
+		                 RVA__MAX_BLOCK);
+	if (c->query_block > RVA__MAX_QUERY_BLOCK)
+		return rva__fail(RVA_ERANGE, "%s: query_block %zu exceeds %d", mn, c->query_block,
+		                 RVA__MAX_QUERY_BLOCK);
+	return RVA_OK;
+}
+
+/* The local-global window and the global positions (the list is copied whatever the
+ * mechanism, so it is checked whatever the mechanism). */
+static rva_status validate_local_global(const rva_config *c, const char *mn) {
+	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL && c->window % 2 != 0)
+		return rva__fail(RVA_ERANGE, "local_global: window %zu must be even (window/2 keys "
+		                 "each side)", c->window);
 	if (c->n_global_indices > 0 && !c->global_indices)
 		return rva__fail(RVA_ENULL, "%s: n_global_indices is %zu but global_indices is NULL",
 		                 mn, c->n_global_indices);
@@ -129,67 +173,103 @@ static rva_status validate_config(const rva_config *c) {
 				return rva__fail(RVA_ERANGE, "%s: global_indices[%zu] = %zu is beyond any "
 				                 "sequence (positions are below 2^32 - 1)", mn, i,
 				                 c->global_indices[i]);
-	if (c->mechanism == RVA_MECH_LINEAR || moe_uses(c, RVA_EXPERTS_LINEAR)) {
-		if (c->features == 0 && c->feature_map != RVA_FEATURES_ELU)
-			return rva__fail(RVA_ERANGE, "%s: features must be > 0", mn);
-		/* Drawing m features costs O(m * head_dim * min(m, head_dim)) at build and every
-		 * row O(m * head_dim): bounded, so a typo cannot run for hours. */
-		if (c->features > RVA__MAX_FEATURES && c->feature_map != RVA_FEATURES_ELU)
-			return rva__fail(RVA_ERANGE, "%s: features %zu exceeds %d", mn, c->features,
-			                 RVA__MAX_FEATURES);
-	}
-	if (c->mechanism == RVA_MECH_HYPERBOLIC || moe_uses(c, RVA_EXPERTS_HYPERBOLIC)) {
-		if (!(c->curvature < 0.0f) || !isfinite(c->curvature))
-			return rva__fail(RVA_ERANGE, "%s: curvature %g must be < 0 (Poincare ball)", mn,
-			                 (double)c->curvature);
-		if (!(c->temperature > 0.0f) || !isfinite(c->temperature))
-			return rva__fail(RVA_ERANGE, "%s: temperature %g must be > 0", mn,
-			                 (double)c->temperature);
-		if (c->aggregation == RVA_AGG_FRECHET &&
-		    (c->frechet_max_iter == 0 || c->frechet_max_iter > RVA__MAX_FRECHET_ITER ||
-		     !(c->frechet_tol >= 0.0f)))
-			return rva__fail(RVA_ERANGE, "%s: Frechet mean needs max_iter in [1, %d] (got "
-			                 "%zu) and tol >= 0 (got %g)", mn, RVA__MAX_FRECHET_ITER,
-			                 c->frechet_max_iter, (double)c->frechet_tol);
-	}
-	if (c->mechanism == RVA_MECH_MOE) {
-		if (c->experts == 0 || c->experts > RVA_MOE_MAX_EXPERTS)
-			return rva__fail(RVA_ERANGE, "moe: experts %zu outside [1, %d]", c->experts,
-			                 RVA_MOE_MAX_EXPERTS);
-		if (c->top_k == 0 || c->top_k > c->experts)
-			return rva__fail(RVA_ERANGE, "moe: top_k %zu outside [1, experts = %zu]",
-			                 c->top_k, c->experts);
-		if (!(c->expert_capacity >= 0.0f) || !isfinite(c->expert_capacity))
-			return rva__fail(RVA_ERANGE, "moe: expert_capacity %g must be >= 0",
-			                 (double)c->expert_capacity);
-		if (!(c->jitter_noise >= 0.0f && c->jitter_noise < 1.0f))
-			return rva__fail(RVA_ERANGE, "moe: jitter_noise %g outside [0, 1)",
-			                 (double)c->jitter_noise);
-	}
-	if (c->bias == RVA_BIAS_T5) {
-		if (!is_softmax(c->mechanism) && c->mechanism != RVA_MECH_MOE)
-			return rva__fail(RVA_EINVAL, "%s: T5 position bias needs a softmax mechanism", mn);
-		/* The strided pattern forces causal (decoder buckets). */
-		bool causal = c->causal || c->pattern == RVA_PATTERN_STRIDED;
-		if (c->bias_buckets > 65535 || c->bias_max_distance > ((size_t)1 << 24))
-			return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu (max 65535) or "
-			                 "bias_max_distance %zu (max 2^24) too large", mn, c->bias_buckets,
-			                 c->bias_max_distance);
-		size_t nb = causal ? c->bias_buckets : c->bias_buckets / 2;
-		if (nb < 2)
-			return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu too small (needs >= %d)", mn,
-			                 c->bias_buckets, causal ? 2 : 4);
-		if (c->bias_max_distance <= nb / 2)
-			return rva__fail(RVA_ERANGE, "%s: bias_max_distance %zu must exceed %zu", mn,
-			                 c->bias_max_distance, nb / 2);
-	}
-	if (c->pattern == RVA_PATTERN_STRIDED) {
-		if (!is_softmax(c->mechanism) || c->mechanism == RVA_MECH_LOCAL_GLOBAL)
-			return rva__fail(RVA_EINVAL, "%s: the strided sparse pattern needs scaled_dot, "
-			                 "multi_head or flash", mn);
-		if (c->sparse_stride == 0)
-			return rva__fail(RVA_ERANGE, "%s: sparse_stride must be > 0", mn);
-	}
+	return RVA_OK;
+}
+
+/* Linear attention, and MoE configs with linear experts. */
+static rva_status validate_linear(const rva_config *c, const char *mn) {
+	if (c->mechanism != RVA_MECH_LINEAR && !moe_uses(c, RVA_EXPERTS_LINEAR))
+		return RVA_OK;
+	/* Drawing m features costs O(m * head_dim * min(m, head_dim)) at build and every row
+	 * O(m * head_dim): bounded, so a typo cannot run for hours. */
+	if (c->features > RVA__MAX_FEATURES && c->feature_map != RVA_FEATURES_ELU)
+		return rva__fail(RVA_ERANGE, "%s: features %zu exceeds %d", mn, c->features,
+		                 RVA__MAX_FEATURES);
+	return RVA_OK;
+}
+
+/* Hyperbolic attention, and MoE configs with hyperbolic experts. */
+static rva_status validate_hyperbolic(const rva_config *c, const char *mn) {
+	if (c->mechanism != RVA_MECH_HYPERBOLIC && !moe_uses(c, RVA_EXPERTS_HYPERBOLIC))
+		return RVA_OK;
+	if (!(c->curvature < 0.0f))
+		return rva__fail(RVA_ERANGE, "%s: curvature %g must be < 0 (Poincare ball)", mn,
+		                 (double)c->curvature);
+	if (!(c->temperature > 0.0f))
+		return rva__fail(RVA_ERANGE, "%s: temperature %g must be > 0", mn,
+		                 (double)c->temperature);
+	if (c->aggregation == RVA_AGG_FRECHET &&
+	    (c->frechet_max_iter > RVA__MAX_FRECHET_ITER || !(c->frechet_tol >= 0.0f)))
+		return rva__fail(RVA_ERANGE, "%s: Frechet mean needs max_iter in [1, %d] (got %zu) "
+		                 "and tol >= 0 (got %g)", mn, RVA__MAX_FRECHET_ITER,
+		                 c->frechet_max_iter, (double)c->frechet_tol);
+	return RVA_OK;
+}
+
+/* Experts, routing and capacity of an MoE config. */
+static rva_status validate_moe(const rva_config *c) {
+	if (c->mechanism != RVA_MECH_MOE)
+		return RVA_OK;
+	if (c->experts > RVA_MOE_MAX_EXPERTS)
+		return rva__fail(RVA_ERANGE, "moe: experts %zu outside [1, %d]", c->experts,
+		                 RVA_MOE_MAX_EXPERTS);
+	if (c->top_k > c->experts)
+		return rva__fail(RVA_ERANGE, "moe: top_k %zu outside [1, experts = %zu]", c->top_k,
+		                 c->experts);
+	if (!(c->expert_capacity >= 0.0f))
+		return rva__fail(RVA_ERANGE, "moe: expert_capacity %g must be >= 0",
+		                 (double)c->expert_capacity);
+	if (!(c->jitter_noise >= 0.0f && c->jitter_noise < 1.0f))
+		return rva__fail(RVA_ERANGE, "moe: jitter_noise %g outside [0, 1)",
+		                 (double)c->jitter_noise);
+	return RVA_OK;
+}
+
+/* The T5 position bias: a softmax mechanism, and buckets that the bucket function can use. */
+static rva_status validate_bias(const rva_config *c, const char *mn) {
+	if (c->bias != RVA_BIAS_T5)
+		return RVA_OK;
+	if (!is_softmax(c->mechanism) && c->mechanism != RVA_MECH_MOE)
+		return rva__fail(RVA_EINVAL, "%s: T5 position bias needs a softmax mechanism", mn);
+	/* The strided pattern forces causal (decoder buckets). */
+	bool causal = c->causal || c->pattern == RVA_PATTERN_STRIDED;
+	if (c->bias_buckets > 65535 || c->bias_max_distance > ((size_t)1 << 24))
+		return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu (max 65535) or bias_max_distance "
+		                 "%zu (max 2^24) too large", mn, c->bias_buckets,
+		                 c->bias_max_distance);
+	size_t nb = causal ? c->bias_buckets : c->bias_buckets / 2;
+	if (nb < 2)
+		return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu too small (needs >= %d)", mn,
+		                 c->bias_buckets, causal ? 2 : 4);
+	if (c->bias_max_distance <= nb / 2)
+		return rva__fail(RVA_ERANGE, "%s: bias_max_distance %zu must exceed %zu", mn,
+		                 c->bias_max_distance, nb / 2);
+	return RVA_OK;
+}
+
+/* The strided sparse pattern applies to the plain softmax mechanisms. */
+static rva_status validate_pattern(const rva_config *c, const char *mn) {
+	if (c->pattern == RVA_PATTERN_STRIDED &&
+	    (!is_softmax(c->mechanism) || c->mechanism == RVA_MECH_LOCAL_GLOBAL))
+		return rva__fail(RVA_EINVAL, "%s: the strided sparse pattern needs scaled_dot, "
+		                 "multi_head or flash", mn);
+	return RVA_OK;
+}
+
+/* Validates every field that matters for c->mechanism, zero defaults already resolved
+ * (resolve_zero_defaults): the first failing check sets the error. */
+static rva_status validate_config(const rva_config *c) {
+	if ((unsigned)c->mechanism >= RVA_MECH_COUNT)
+		return rva__fail(RVA_EINVAL, "invalid mechanism value %d", (int)c->mechanism);
+	const char *mn = rva_mechanism_name(c->mechanism);
+	rva_status st;
+	if ((st = validate_floats(c, mn)) != RVA_OK || (st = validate_enums(c, mn)) != RVA_OK ||
+	    (st = validate_shape(c, mn)) != RVA_OK ||
+	    (st = validate_local_global(c, mn)) != RVA_OK ||
+	    (st = validate_linear(c, mn)) != RVA_OK ||
+	    (st = validate_hyperbolic(c, mn)) != RVA_OK || (st = validate_moe(c)) != RVA_OK ||
+	    (st = validate_bias(c, mn)) != RVA_OK || (st = validate_pattern(c, mn)) != RVA_OK)
+		return st;
 	return RVA_OK;
 }
 
@@ -208,9 +288,16 @@ static rva_status copy_floats(float **dst, const float *src, size_t n, size_t m,
 	return RVA_OK;
 }
 
-rva_status rva_attention_destroy(rva_attention *att) {
+rva_status rva_attention_retain(rva_attention *att) {
 	if (!att)
-		return RVA_OK;
+		return rva__fail(RVA_ENULL, "rva_attention_retain: att is NULL");
+	/* Relaxed: the caller already holds a reference, so the count cannot reach 0 now. */
+	atomic_fetch_add_explicit(&att->refs, 1, memory_order_relaxed);
+	return RVA_OK;
+}
+
+/* Frees the attention and what it owns (the last reference is gone). */
+static void free_attention(rva_attention *att) {
 	if (att->ops && att->ops->destroy)
 		att->ops->destroy(att);
 	rva__free(att->global_indices);
@@ -218,19 +305,33 @@ rva_status rva_attention_destroy(rva_attention *att) {
 	rva__free(att->router_weights);
 	rva__free(att->bias_table);
 	rva__free(att);
+}
+
+rva_status rva_attention_release(rva_attention *att) {
+	if (!att)
+		return RVA_OK;
+	/* Release: this holder's reads of att happen before the free; acquire (on the last
+	 * reference): the free happens after every other holder's reads. */
+	if (atomic_fetch_sub_explicit(&att->refs, 1, memory_order_acq_rel) == 1)
+		free_attention(att);
 	return RVA_OK;
 }
+
+rva_status rva_attention_destroy(rva_attention *att) { return rva_attention_release(att); }
 
 rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	if (!cfg || !out)
 		return rva__fail(RVA_ENULL, "rva_build: %s is NULL", !cfg ? "cfg" : "out");
-	rva_status st = validate_config(cfg);
+	rva_config resolved = *cfg;
+	resolve_zero_defaults(&resolved);
+	rva_status st = validate_config(&resolved);
 	if (st != RVA_OK)
 		return st;
 	rva_attention *att = rva__calloc(1, sizeof *att);
 	if (!att)
 		return rva__fail(RVA_ENOMEM, "rva_build: cannot allocate the attention");
-	att->cfg = *cfg;
+	atomic_init(&att->refs, 1);
+	att->cfg = resolved;
 	rva_config *c = &att->cfg;
 	att->ops = ops_for(c->mechanism);
 	att->head_dim = c->dim / c->heads;
@@ -239,10 +340,6 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	att->kv_dim = att->kv_heads * att->head_dim;
 	att->scale = c->scale > 0.0f ? c->scale : 1.0f / sqrtf((float)att->head_dim);
 	c->scale = att->scale;
-	if (c->block_size == 0)
-		c->block_size = 128;
-	if (c->query_block == 0)
-		c->query_block = 64;
 	if (c->pattern == RVA_PATTERN_STRIDED)
 		c->causal = true;
 
@@ -283,7 +380,7 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	*out = att;
 	return RVA_OK;
 fail:
-	rva_attention_destroy(att);
+	free_attention(att);
 	return st;
 }
 

@@ -10,6 +10,7 @@
 #ifndef RVATTN_SRC_ATTENTION_INTERNAL_H
 #define RVATTN_SRC_ATTENTION_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +83,8 @@ struct rva_attention {
 	float *router_weights;
 	float *bias_table;
 	void *state;                 /* mechanism-private, freed by ops->destroy */
+	atomic_size_t refs;          /* references held (attention.h): 1 from rva_build, +1
+	                              * per rva_attention_retain; freed when the last goes */
 };
 
 /* Mechanism tables (one per file in src/attention/). */

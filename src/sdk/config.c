@@ -1,13 +1,30 @@
-/* Config constructors (the builder's C form). (Mechanism names live below the SDK, in
- * src/attention/mechanism.c.) */
+/* Config constructors (the builder's C form) and the default head count. (Mechanism names
+ * live below the SDK, in src/attention/mechanism.c.) */
 #include <string.h>
 
 #include "core/internal.h"
 #include "rvattn/config.h"
+#include "sdk/config_internal.h"
+
+size_t rva__fit_heads(size_t dim, size_t heads) {
+	if (dim == 0 || heads == 0 || dim % heads == 0)
+		return heads ? heads : 1;
+	for (size_t h = rva__min(heads - 1, dim / RVA__MIN_HEAD_DIM); h > 1; h--)
+		if (dim % h == 0)
+			return h;
+	return 1;
+}
+
+size_t rva__default_heads(rva_mechanism m, size_t dim) {
+	if (m == RVA_MECH_SCALED_DOT || m == RVA_MECH_HYPERBOLIC)
+		return 1;
+	size_t want = dim / RVA__TARGET_HEAD_DIM;
+	return rva__fit_heads(dim, want ? want : 1);
+}
 
 rva_config rva_config_defaults(size_t dim) {
 	rva_config c;
-	memset(&c, 0, sizeof c);
+	memset(&c, 0, sizeof c); /* the reserved tail and every "0 = default" field */
 	c.mechanism = RVA_MECH_SCALED_DOT;
 	c.dim = dim;
 	c.heads = 1;
@@ -15,30 +32,30 @@ rva_config rva_config_defaults(size_t dim) {
 	c.scale = 0.0f;
 	c.dropout = 0.0f;
 	c.causal = false;
-	c.seed = 0x5EED;
+	c.seed = RVA__DEFAULT_SEED;
 	c.block_size = 0;
 	c.query_block = 0;
 	c.kv_split = 0;
-	c.window = 256;
-	c.global_tokens = 1;
-	c.features = 256;
+	c.window = RVA__DEFAULT_WINDOW;
+	c.global_tokens = RVA__DEFAULT_GLOBAL_TOKENS;
+	c.features = RVA__DEFAULT_FEATURES;
 	c.feature_map = RVA_FEATURES_FAVOR;
 	c.orthogonal = true;
-	c.curvature = -1.0f;
-	c.temperature = 1.0f;
+	c.curvature = RVA__DEFAULT_CURVATURE;
+	c.temperature = RVA__DEFAULT_TEMPERATURE;
 	c.aggregation = RVA_AGG_GYROMIDPOINT;
-	c.frechet_max_iter = 100;
-	c.frechet_tol = 1e-6f;
-	c.experts = 8;
-	c.top_k = 2;
-	c.expert_capacity = 1.25f;
+	c.frechet_max_iter = RVA__DEFAULT_FRECHET_ITER;
+	c.frechet_tol = RVA__DEFAULT_FRECHET_TOL;
+	c.experts = RVA__DEFAULT_EXPERTS;
+	c.top_k = RVA__DEFAULT_TOP_K;
+	c.expert_capacity = RVA__DEFAULT_CAPACITY;
 	c.jitter_noise = 0.0f;
 	c.expert_kind = RVA_EXPERTS_MIXED;
 	c.bias = RVA_BIAS_NONE;
-	c.bias_buckets = 32;
-	c.bias_max_distance = 128;
+	c.bias_buckets = RVA__DEFAULT_BIAS_BUCKETS;
+	c.bias_max_distance = RVA__DEFAULT_BIAS_MAX_DISTANCE;
 	c.pattern = RVA_PATTERN_DENSE;
-	c.sparse_stride = 128;
+	c.sparse_stride = RVA__DEFAULT_SPARSE_STRIDE;
 	return c;
 }
 
@@ -54,6 +71,7 @@ rva_config rva_multi_head(size_t dim, size_t heads) {
 rva_config rva_flash(size_t dim, size_t block_size) {
 	rva_config c = rva_config_defaults(dim);
 	c.mechanism = RVA_MECH_FLASH;
+	c.heads = rva__default_heads(RVA_MECH_FLASH, dim);
 	c.block_size = block_size;
 	return c;
 }

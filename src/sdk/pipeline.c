@@ -8,11 +8,12 @@
 
 #include "attention/attention_internal.h"
 #include "core/internal.h"
+#include "sdk/config_internal.h"
 #include "sdk/pipeline_impl.h"
 #include "sdk/pipeline_internal.h"
 
 rva_norm_config rva_norm_defaults(rva_norm_type type) {
-	return (rva_norm_config){.type = type, .eps = 1e-5f, .gain = NULL, .bias = NULL,
+	return (rva_norm_config){.type = type, .eps = RVA__DEFAULT_NORM_EPS, .gain = NULL, .bias = NULL,
 	                         .running_mean = NULL, .running_var = NULL};
 }
 
@@ -82,11 +83,10 @@ rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att) {
 		                 "takes keys/values from its stream of %zu columns, the attention "
 		                 "reads rows of %zu (kv_heads %zu < heads %zu)", att->cfg.dim,
 		                 att->kv_dim, att->kv_heads, att->cfg.heads);
-	for (size_t i = 0; i < p->n; i++) /* it would be freed twice */
+	for (size_t i = 0; i < p->n; i++) /* one reference would be released twice */
 		if (p->stages[i].kind == RVA__STAGE_ATTENTION && p->stages[i].att == att)
 			return rva__fail(RVA_EINVAL, "rva_pipeline_add_attention: this attention is "
-			                 "already stage %zu of the pipeline (it owns it); build another",
-			                 i);
+			                 "already stage %zu of the pipeline; build another", i);
 	rva_status st = reserve(p);
 	if (st != RVA_OK)
 		return st;
@@ -117,9 +117,15 @@ rva_status rva_pipeline_add_norm_ex(rva_pipeline *p, const rva_norm_config *cfg)
 	if ((unsigned)cfg->type >= RVA_NORM_COUNT)
 		return rva__fail(RVA_EINVAL, "rva_pipeline_add_norm: invalid norm type %d",
 		                 (int)cfg->type);
-	if (!(cfg->eps > 0.0f) || !isfinite(cfg->eps))
+	/* Zero is never an error (config.h): eps 0 is the default. */
+	float eps = cfg->eps == 0.0f ? RVA__DEFAULT_NORM_EPS : cfg->eps;
+	if (!(eps > 0.0f) || !isfinite(eps))
 		return rva__fail(RVA_ERANGE, "rva_pipeline_add_norm: eps %g must be finite and > 0",
 		                 (double)cfg->eps);
+	for (size_t i = 0; i < sizeof cfg->reserved / sizeof cfg->reserved[0]; i++)
+		if (cfg->reserved[i] != 0)
+			return rva__fail(RVA_EINVAL, "rva_pipeline_add_norm: reserved[%zu] is not zero "
+			                 "(start from rva_norm_defaults)", i);
 	bool arrays = cfg->gain || cfg->bias || cfg->running_mean || cfg->running_var;
 	if (arrays && !p->dim)
 		return rva__fail(RVA_ESTATE, "rva_pipeline_add_norm: gain/bias/running statistics "
@@ -132,7 +138,7 @@ rva_status rva_pipeline_add_norm_ex(rva_pipeline *p, const rva_norm_config *cfg)
 			if (!(cfg->running_var[i] >= 0.0f) || !isfinite(cfg->running_var[i]))
 				return rva__fail(RVA_ERANGE, "rva_pipeline_add_norm: running_var[%zu] = %g "
 				                 "must be finite and >= 0", i, (double)cfg->running_var[i]);
-	rva__stage s = {.kind = RVA__STAGE_NORM, .norm = cfg->type, .eps = cfg->eps};
+	rva__stage s = {.kind = RVA__STAGE_NORM, .norm = cfg->type, .eps = eps};
 	rva_status st = reserve(p);
 	if (st == RVA_OK)
 		st = copy_param(&s.gain, cfg->gain, p->dim, "norm gain");
@@ -213,9 +219,9 @@ rva_status rva_pipeline_set_mode(rva_pipeline *p, rva_pipeline_mode mode) {
 	return RVA_OK;
 }
 
-rva_status rva_pipeline_get_mode(const rva_pipeline *p, rva_pipeline_mode *mode) {
+rva_status rva_pipeline_mode_get(const rva_pipeline *p, rva_pipeline_mode *mode) {
 	if (!p || !mode)
-		return rva__fail(RVA_ENULL, "rva_pipeline_get_mode: %s is NULL",
+		return rva__fail(RVA_ENULL, "rva_pipeline_mode_get: %s is NULL",
 		                 !p ? "pipeline" : "mode");
 	*mode = p->mode;
 	return RVA_OK;
@@ -340,28 +346,27 @@ rva_status rva_pipeline_run(const rva_pipeline *p, const float *query,
 
 static rva_status block(rva_attention *att, float dropout, bool prenorm, rva_pipeline **out,
                         const char *who) {
-	if (!att || !out) {
-		rva_attention_destroy(att);
+	if (!att || !out)
 		return rva__fail(RVA_ENULL, "%s: %s is NULL", who, !att ? "attention" : "out");
-	}
-	if (!(dropout >= 0.0f && dropout < 1.0f)) {
-		rva_attention_destroy(att);
+	if (!(dropout >= 0.0f && dropout < 1.0f))
 		return rva__fail(RVA_ERANGE, "%s: dropout %g outside [0, 1)", who, (double)dropout);
-	}
 	rva_pipeline *p;
 	rva_status st = rva_pipeline_create(&p);
-	if (st != RVA_OK) {
-		rva_attention_destroy(att);
+	if (st != RVA_OK)
+		return st;
+	p->mode = RVA_PIPELINE_AUTO; /* self-attention batches get a true pre-norm block */
+	/* The block holds its own reference while it is assembled: a failure below destroys
+	 * the block (and that reference) and leaves the caller's reference untouched. */
+	if ((st = rva_attention_retain(att)) != RVA_OK) {
+		rva_pipeline_destroy(p);
 		return st;
 	}
-	p->mode = RVA_PIPELINE_AUTO; /* self-attention batches get a true pre-norm block */
 	if (prenorm)
 		st = rva_pipeline_add_norm(p, RVA_NORM_LAYER);
 	if (st == RVA_OK)
 		st = rva_pipeline_add_attention(p, att);
-	if (st != RVA_OK) {
-		/* the pipeline did not take att */
-		rva_attention_destroy(att);
+	if (st != RVA_OK) { /* the pipeline did not take the block's reference */
+		rva_attention_release(att);
 		rva_pipeline_destroy(p);
 		return st;
 	}
@@ -374,6 +379,9 @@ static rva_status block(rva_attention *att, float dropout, bool prenorm, rva_pip
 		rva_pipeline_destroy(p);
 		return st;
 	}
+	/* Success: the pipeline keeps the caller's reference (the one it was given), so the
+	 * block's own goes. It cannot be the last: the pipeline holds one. */
+	rva_attention_release(att);
 	*out = p;
 	return RVA_OK;
 }

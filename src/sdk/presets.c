@@ -29,22 +29,11 @@
 
 #include "core/internal.h"
 #include "rvattn/presets.h"
+#include "sdk/config_internal.h"
 
-/* The narrowest head a fitted head count gives where dim allows a wider one: a dot product
- * over fewer features discriminates little. */
-#define MIN_HEAD_DIM 8
-
-/* The head count of a preset whose model has `heads` heads, at `dim`: `heads` when it
- * divides dim; else the largest divisor of dim below it with dim / divisor >= MIN_HEAD_DIM;
- * else 1. dim 0 keeps `heads` (rva_build rejects dim 0 with its own message). */
-static size_t fit_heads(size_t dim, size_t heads) {
-	if (dim == 0 || heads == 0 || dim % heads == 0)
-		return heads ? heads : 1;
-	for (size_t h = rva__min(heads - 1, dim / MIN_HEAD_DIM); h > 1; h--)
-		if (dim % h == 0)
-			return h;
-	return 1;
-}
+/* The head count of a preset whose model has `heads` heads, at `dim` (the rule shared
+ * with rva_flash and the heads default: rva__fit_heads, src/sdk/config_internal.h). */
+static size_t fit_heads(size_t dim, size_t heads) { return rva__fit_heads(dim, heads); }
 
 /* The base-size models' head count (see the file comment). */
 #define MODEL_HEADS 12

@@ -1,10 +1,25 @@
-/* Builds a multi-head attention with the installed library and checks one output. */
+/* Builds a multi-head attention with the installed library and checks one output; checks
+ * that the installed headers and library agree on the version and that the library
+ * exports no internal (rva__) symbol. */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 
 #include <rvattn/rvattn.h>
 
 int main(void) {
+	unsigned major, minor, patch;
+	if (rva_version(&major, &minor, &patch) != RVA_OK || major != RVA_VERSION_MAJOR ||
+	    minor != RVA_VERSION_MINOR || patch != RVA_VERSION_PATCH) {
+		fprintf(stderr, "version: headers %s, library %u.%u.%u\n", RVA_VERSION_STRING, major,
+		        minor, patch);
+		return 1;
+	}
+	if (dlsym(RTLD_DEFAULT, "rva__fail") || dlsym(RTLD_DEFAULT, "rva__alloc_array")) {
+		fprintf(stderr, "the library exports its internals\n");
+		return 1;
+	}
 	rva_config c = rva_multi_head(8, 2);
 	rva_attention *att;
 	if (rva_build(&c, &att) != RVA_OK) {

@@ -231,9 +231,16 @@ rva_engine_config workload_engine_config(const workload_opts *o, unsigned thread
 /* Creates an engine or prints why not (returns 0/1/2). */
 int engine_make(const char *cmd, const rva_engine_config *ec, rva_engine **e);
 
+/* What one run reports: the job's statistics and, for MoE, its routing statistics. */
+typedef struct run_stats {
+	rva_job_stats job;
+	bool has_moe;
+	rva_moe_stats moe;
+} run_stats;
+
 /* Runs w on e once: submits, polls (cancelling on SIGINT), waits. *secs is the job's wall
  * time. Returns 0, or prints the error and returns 1. */
-int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *stats,
+int workload_run_once(rva_engine *e, workload *w, double *secs, run_stats *stats,
                       progress *pg, size_t pg_done);
 
 /* Key/value rows of sequence s of w (the ragged spread, or w->nk). */

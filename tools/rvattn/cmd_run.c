@@ -35,7 +35,7 @@ static void print_run_help(void) {
 }
 
 static void print_text(const run_opts *r, workload *w, rva_engine *e, const double *times,
-                       size_t n, const rva_job_stats *js) {
+                       size_t n, const run_stats *js) {
 	rva_engine_info info;
 	char kl[256];
 	workload_describe(w, stdout);
@@ -80,7 +80,7 @@ static void print_text(const run_opts *r, workload *w, rva_engine *e, const doub
 }
 
 static void print_json(const run_opts *r, workload *w, rva_engine *e, const double *times,
-                       size_t n, const rva_job_stats *js) {
+                       size_t n, const run_stats *js) {
 	json j;
 	char cpu[256];
 	rva_engine_info info;
@@ -156,7 +156,7 @@ int run_workload(const char *cmd, const run_opts *r) {
 		return rc;
 	}
 	double *times = calloc(r->repeat, sizeof *times);
-	rva_job_stats js;
+	run_stats js;
 	memset(&js, 0, sizeof js);
 	if (!times) {
 		rc = cli_error(EXIT_RUNTIME, "out of memory");

@@ -706,7 +706,7 @@ int engine_make(const char *cmd, const rva_engine_config *ec, rva_engine **e) {
 	return cli_lib_error(st, EXIT_RUNTIME, "cannot create the engine");
 }
 
-int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *stats,
+int workload_run_once(rva_engine *e, workload *w, double *secs, run_stats *stats,
                       progress *pg, size_t pg_done) {
 	rva_moe_stats moe;
 	memset(&moe, 0, sizeof moe);
@@ -759,18 +759,19 @@ int workload_run_once(rva_engine *e, workload *w, double *secs, rva_job_stats *s
 		else
 			rc = cli_lib_error(st, EXIT_RUNTIME, "the batch failed");
 	} else {
-		rva_job_stats js;
-		memset(&js, 0, sizeof js);
-		if (rva_job_stats_get(job, &js) == RVA_OK && js.wall_ns > 0)
-			*secs = (double)js.wall_ns / 1e9;
+		run_stats rs;
+		memset(&rs, 0, sizeof rs);
+		if (rva_job_stats_get(job, &rs.job) == RVA_OK && rs.job.wall_ns > 0)
+			*secs = (double)rs.job.wall_ns / 1e9;
 		else
 			*secs = t1 - t0;
-		if (w->cfg.mechanism == RVA_MECH_MOE && !js.has_moe) {
-			js.has_moe = true;
-			js.moe = moe;
+		if (w->cfg.mechanism == RVA_MECH_MOE) { /* the job's copy of what rt collected */
+			rs.has_moe = true;
+			if (rva_job_moe_stats(job, &rs.moe) != RVA_OK)
+				rs.moe = moe;
 		}
 		if (stats)
-			*stats = js;
+			*stats = rs;
 	}
 	rva_job_destroy(job);
 	return rc;
@@ -876,7 +877,7 @@ void print_placement(FILE *f, rva_engine *e, bool per_worker) {
 	if (!wi || !a || !b || !c)
 		goto out;
 	for (unsigned i = 0; i < info.workers; i++) {
-		if (rva_engine_worker_get(e, i, &wi[i]) != RVA_OK)
+		if (rva_engine_worker(e, i, &wi[i]) != RVA_OK)
 			memset(&wi[i], 0, sizeof wi[i]);
 		nbound += wi[i].bound;
 	}
@@ -982,7 +983,7 @@ void json_placement(json *j, rva_engine *e) {
 		json_array_begin(j);
 		for (unsigned i = 0; i < info.workers; i++) {
 			rva_worker_info x;
-			if (rva_engine_worker_get(e, i, &x) != RVA_OK)
+			if (rva_engine_worker(e, i, &x) != RVA_OK)
 				continue;
 			json_object_begin(j);
 			json_kv_uint(j, "index", x.index);
