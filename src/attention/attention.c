@@ -9,8 +9,8 @@
 #include "attention/attention_internal.h"
 #include "attention/half_convert.h"
 #include "core/internal.h"
-#include "sdk/config_internal.h"
 #include "kernels/half.h"
+#include "sdk/config_internal.h"
 
 /* Upper bounds of work-defining counts (documented in config.h). */
 #define RVA__MAX_FEATURES 65536
