@@ -445,11 +445,86 @@ pv_row_t(const float *vj, const float *p, size_t nq, size_t H, size_t G, size_t 
 	}
 }
 
+/* Scores of key rows j and j + 1 (each as score_row_t computes it: the same numbers), the
+ * query slices loaded once for both. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+score_row2_t(const float *kj, const float *kj1, const float *q, size_t qs, size_t nq, size_t H,
+             size_t G, size_t D, float scale, float *sc, size_t kb, size_t j, const size_t DD) {
+	if (DD)
+		D = DD;
+	for (size_t i = 0; i < nq; i++) {
+		const float *qi = q + i * qs;
+		size_t g = 0, in_g = 0;
+		for (size_t h = 0; h < H; h++) {
+			const float *qh = qi + h * D, *k0 = kj + g * D, *k1 = kj1 + g * D;
+			__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+			size_t d = 0;
+			for (; d + 16 <= D; d += 16) {
+				__m512 qv = _mm512_loadu_ps(qh + d);
+				a0 = _mm512_fmadd_ps(_mm512_loadu_ps(k0 + d), qv, a0);
+				a1 = _mm512_fmadd_ps(_mm512_loadu_ps(k1 + d), qv, a1);
+			}
+			if (d < D) {
+				__mmask16 mk = tail_mask(D - d);
+				__m512 qv = _mm512_maskz_loadu_ps(mk, qh + d);
+				a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, k0 + d), qv, a0);
+				a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, k1 + d), qv, a1);
+			}
+			sc[(h * nq + i) * kb + j] = scale * _mm512_reduce_add_ps(a0);
+			sc[(h * nq + i) * kb + j + 1] = scale * _mm512_reduce_add_ps(a1);
+			if (++in_g == G) {
+				in_g = 0;
+				g++;
+			}
+		}
+	}
+}
+
+/* O += p_j V_j, then += p_{j+1} V_{j+1} (the order of two pv_row_t calls: the same
+ * numbers), each O row loaded and stored once for both. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+pv_row2_t(const float *vj, const float *vj1, const float *p, size_t nq, size_t H, size_t G,
+          size_t D, size_t kb, size_t j, float *o, const size_t DD) {
+	if (DD)
+		D = DD;
+	size_t h = 0;
+	for (size_t g = 0; g < H / G; g++) {
+		const float *v0 = vj + g * D, *v1 = vj1 + g * D;
+		for (size_t u = 0; u < G; u++, h++)
+			for (size_t i = 0; i < nq; i++) {
+				__m512 p0 = _mm512_set1_ps(p[(h * nq + i) * kb + j]);
+				__m512 p1 = _mm512_set1_ps(p[(h * nq + i) * kb + j + 1]);
+				float *oi = o + (h * nq + i) * D;
+				size_t d = 0;
+				for (; d + 16 <= D; d += 16)
+					_mm512_storeu_ps(oi + d,
+					                 _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + d),
+					                                 _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + d),
+					                                                 _mm512_loadu_ps(oi + d))));
+				if (d < D) {
+					__mmask16 mk = tail_mask(D - d);
+					__m512 acc = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mk, v0 + d),
+					                             _mm512_maskz_loadu_ps(mk, oi + d));
+					_mm512_mask_storeu_ps(oi + d, mk,
+					                      _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(mk, v1 + d),
+					                                      acc));
+				}
+			}
+	}
+}
+
+/* Rows go in pairs (shared Q loads for the scores, one O load/store per two V rows);
+ * an odd last row alone. */
 #define DECODE_STEP_BODY(DD)                                                               \
-	for (size_t j = 0; j < n; j++) {                                                       \
-		if (j < ncur)                                                                      \
+	for (size_t j = 0; j < n; j += 2) {                                                    \
+		if (j + 1 < ncur)                                                                  \
+			score_row2_t(kc + j * ks, kc + (j + 1) * ks, q, qs, nq, H, G, D, scale, sc_cur, \
+			             kb, j, DD);                                                       \
+		else if (j < ncur)                                                                 \
 			score_row_t(kc + j * ks, q, qs, nq, H, G, D, scale, sc_cur, kb, j, DD);        \
-		if (j < nprev)                                                                     \
+		if (j + 1 < nprev)                                                                 \
+			pv_row2_t(vp + j * vs, vp + (j + 1) * vs, sc_prev, nq, H, G, D, kb, j, o, DD); \
+		else if (j < nprev)                                                                \
 			pv_row_t(vp + j * vs, sc_prev, nq, H, G, D, kb, j, o, DD);                     \
 	}
 
