@@ -20,6 +20,9 @@
  *     broadcast in global order with nonblocking MPI while the previous block computes,
  *     one online-softmax state continued across blocks (rva_dist_ring).
  *
+ * rva_dist_decode and rva_dist_ring take fp32 sequences: a bf16/fp16 tensor (batch.h) is
+ * refused with RVA_EINVAL.
+ *
  * Errors are agreed collectively: every rank returns the same status, and
  * rva_last_error() names the rank and the sequence that failed first.
  */

@@ -174,7 +174,9 @@ rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
  * same numbers as rva_engine_run_pipeline). seq_status as in rva_compute_batch. Outputs
  * must not overlap the queries (the pipeline's input), keys, values or key mask: such a
  * sequence fails alone with RVA_EINVAL naming it (the rule of batch.h). Training-mode BatchNorm fails the whole
- * call with RVA_EINVAL when the batch has a single row (its variance is undefined). */
+ * call with RVA_EINVAL when the batch has a single row (its variance is undefined).
+ * Pipelines run on fp32 rows: a sequence with a bf16/fp16 tensor (batch.h) fails alone with
+ * RVA_EINVAL. */
 rva_status rva_pipeline_run_batch(const rva_pipeline *p, const rva_batch *batch,
                                   const rva_runtime *rt, rva_status *seq_status);
 
