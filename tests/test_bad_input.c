@@ -1033,6 +1033,9 @@ static rva_status pipe_run_batch(rva_seq s) {
 	     rva_compute_masked(F.att, F.q, F.krow, F.vrow, (const uint8_t *)alias_buf, NK,          \
 	                        alias_buf); }))                                                      \
 	X("rva_pipeline_run_batch out == input", RVA_EINVAL, pipe_run_batch(aliased(2)))            \
+	X("rva_pipeline_run_batch bf16 query (pipelines are fp32)", RVA_EINVAL,                     \
+	  pipe_run_batch(good_dtype(0, RVA_BF16)))                                                    \
+	X("rva_pipeline_run_batch fp16 output", RVA_EINVAL, pipe_run_batch(good_dtype(3, RVA_F16)))  \
 	X("rva_pipeline_run out == query", RVA_EINVAL,                                               \
 	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \
 	     rva_pipeline_run(F.pipe, alias_buf, F.kfull_row, F.kfull_row, NK, alias_buf); }))       \
