@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kernels/half.h"
+#include "ref/fault_alloc.h"
 #include "ref/ref_softmax.h"
 #include "rvattn/rvattn.h"
 
@@ -488,4 +489,50 @@ Test(half, packed_batch_types) {
 	cr_assert_eq(s[1].out, (void *)(out + 2 * dim));
 	cr_assert_eq(s[1].k_dtype, RVA_F16);
 	cr_assert_eq(s[0].out_dtype, RVA_BF16);
+}
+
+/* Every allocation of a converting job (linear, hyperbolic, MoE on bf16/fp16 tensors) and of
+ * a half softmax job may fail: RVA_ENOMEM, nothing leaked, and the same call then works. */
+Test(half, allocation_failures) {
+	const size_t dim = 16, nq = 5, nk = 12;
+	rva_config cfgs[] = {rva_hyperbolic(dim, -1.0f), rva_linear(dim, 8), rva_moe(dim, 2, 1),
+	                     rva_flash(dim, 8)};
+	cr_assert_eq(ref_fault_install(), RVA_OK);
+	for (size_t m = 0; m < sizeof cfgs / sizeof cfgs[0]; m++) {
+		rva_attention *att;
+		cr_assert_eq(rva_build(&cfgs[m], &att), RVA_OK);
+		tensor q = make_tensor(RVA_BF16, nq * dim, 1, 1.0f),
+		       k = make_tensor(RVA_F16, nk * dim, 2, 1.0f),
+		       v = make_tensor(RVA_BF16, nk * dim, 3, 1.0f);
+		uint16_t out[5 * 16], want[5 * 16];
+		rva_seq s = {.nq = nq, .nk = nk, .q = q.data, .k = k.data, .v = v.data, .out = want,
+		             .q_dtype = RVA_BF16, .k_dtype = RVA_F16, .v_dtype = RVA_BF16,
+		             .out_dtype = RVA_F16};
+		rva_batch b = {.count = 1, .seqs = &s};
+		cr_assert_eq(rva_compute_batch(att, &b, NULL, NULL), RVA_OK);
+		s.out = out;
+		long live = ref_fault_live(), failures = 0;
+		for (long i = 0;; i++) {
+			ref_fault_arm(i, false);
+			rva_status st = rva_compute_batch(att, &b, NULL, NULL);
+			bool refused = ref_fault_failed() > 0;
+			ref_fault_disarm();
+			cr_assert_eq(ref_fault_live(), live, "%s: allocation %ld leaked",
+			             rva_mechanism_name(cfgs[m].mechanism), i);
+			if (!refused) {
+				cr_assert_eq(st, RVA_OK);
+				break;
+			}
+			cr_assert_eq(st, RVA_ENOMEM, "%s: allocation %ld refused: %s",
+			             rva_mechanism_name(cfgs[m].mechanism), i, rva_strerror(st));
+			failures++;
+		}
+		cr_assert(failures > 0);
+		cr_assert_eq(memcmp(out, want, sizeof out), 0);
+		free_tensor(&q);
+		free_tensor(&k);
+		free_tensor(&v);
+		rva_attention_destroy(att);
+	}
+	ref_fault_uninstall();
 }

@@ -58,12 +58,17 @@ static rva_status task_convert(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
-/* An fp32 matrix of rows x cols in job memory (packed). */
+/* An fp32 matrix of rows x cols in job memory (packed), not zeroed: the conversion task
+ * (inputs) or the mechanism (output) writes every element before anything reads it, and
+ * that first touch places the pages on the writing worker's node. */
 static float *f32_matrix(rva__graph *g, size_t rows, size_t cols) {
 	size_t n;
-	if (!rva__mul_ok(rows ? rows : 1, cols, &n))
+	if (!rva__mul_ok(rows ? rows : 1, cols, &n)) {
+		rva__fail(RVA_EOVERFLOW, "half conversion: %zu rows x %zu columns overflow", rows,
+		          cols);
 		return NULL;
-	return rva__graph_alloc_array(g, n, sizeof(float));
+	}
+	return rva__graph_alloc_untouched(g, n, sizeof(float));
 }
 
 rva_status rva__half_plan_converted(const rva_attention *att, rva__plan_io *io,
