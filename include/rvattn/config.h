@@ -167,8 +167,10 @@ typedef struct rva_config {
 	                     * block) sets it, 0 there too giving 128);
 	                     * linear: keys per causal block, 16 blocks per key-state chunk */
 	size_t query_block; /* queries per tile; 0 = default 64; at most 4096 */
-	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic: chunks of
-	                     * 512 keys when nq <= 16 and nk >= 1024; SIZE_MAX = never split;
+	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic when
+	                     * nq <= 16: equal chunks of at least ~3 MiB of work each (K/V
+	                     * bytes plus products, by shape only), none when the sequence
+	                     * has less than two chunks' work; SIZE_MAX = never split;
 	                     * an explicit chunk applies when nq <= query_block */
 
 	/* Local-global (Longformer). */
