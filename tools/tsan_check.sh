@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ThreadSanitizer checks: the engine's executor (tests/plain_tsan_engine.c) and the
-# process-default kernel choice (tests/plain_tsan_kernels.c).
+# ThreadSanitizer checks: the engine's executor (tests/plain_tsan_engine.c), the
+# process-default kernel choice (tests/plain_tsan_kernels.c) and attentions shared by
+# threads and pipelines through their reference count (tests/plain_attention_share.c).
 #
 #   tools/tsan_check.sh [BUILD_DIR]        (default: ./build-tsan)
 #
@@ -24,7 +25,7 @@ cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithD
       -DRVATTN_SANITIZE=thread -DRVATTN_BUILD_BENCH=OFF >/dev/null
 grep -q 'OpenMP_C_LIB_NAMES:STRING=omp' "$build/CMakeCache.txt" ||
 	{ echo "tsan_check: CMake did not pick libomp (install libomp-dev)" >&2; exit 2; }
-programs="plain_tsan_engine plain_tsan_kernels"
+programs="plain_tsan_engine plain_tsan_kernels plain_attention_share"
 # shellcheck disable=SC2086
 cmake --build "$build" --target $programs -j2 >/dev/null
 
