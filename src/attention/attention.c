@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "attention/attention_internal.h"
+#include "attention/config_defaults.h"
 #include "attention/half_convert.h"
 #include "core/internal.h"
 #include "kernels/half.h"
-#include "sdk/config_internal.h"
 
 /* Upper bounds of work-defining counts (documented in config.h). */
 #define RVA__MAX_FEATURES 65536

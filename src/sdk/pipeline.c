@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "attention/attention_internal.h"
+#include "attention/config_defaults.h"
 #include "core/internal.h"
-#include "sdk/config_internal.h"
 #include "sdk/pipeline_impl.h"
 #include "sdk/pipeline_internal.h"
 

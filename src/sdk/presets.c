@@ -27,12 +27,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attention/config_defaults.h"
 #include "core/internal.h"
 #include "rvattn/presets.h"
-#include "sdk/config_internal.h"
 
 /* The head count of a preset whose model has `heads` heads, at `dim` (the rule shared
- * with rva_flash and the heads default: rva__fit_heads, src/sdk/config_internal.h). */
+ * with rva_flash and the heads default: rva__fit_heads, src/attention/config_defaults.h). */
 static size_t fit_heads(size_t dim, size_t heads) { return rva__fit_heads(dim, heads); }
 
 /* The base-size models' head count (see the file comment). */

@@ -1,10 +1,13 @@
 /*
- * Defaults of rva_config (include/rvattn/config.h) shared by the constructors
- * (src/sdk/config.c), the presets (src/sdk/presets.c) and rva_build, which reads a zero in
- * a field where zero is not a valid value as that field's default (the rule of config.h).
+ * Defaults of rva_config (include/rvattn/config.h) shared by rva_build (src/attention/),
+ * which reads a zero in a field where zero is not a valid value as that field's default
+ * (the rule of config.h), and the SDK above it: the constructors (src/sdk/config.c), the
+ * presets (src/sdk/presets.c) and pipelines. They live below the SDK so that
+ * src/attention/ depends on nothing in src/sdk/ (docs/ARCHITECTURE.md, Dependencies);
+ * the head-count rules are defined in src/attention/config_defaults.c.
  */
-#ifndef RVATTN_SDK_CONFIG_INTERNAL_H
-#define RVATTN_SDK_CONFIG_INTERNAL_H
+#ifndef RVATTN_ATTENTION_CONFIG_DEFAULTS_H
+#define RVATTN_ATTENTION_CONFIG_DEFAULTS_H
 
 #include <stddef.h>
 
