@@ -918,3 +918,158 @@ Test(npy, save_writes_fifos_devices_and_descriptors_in_place) {
 	cr_expect(strstr(rva_last_error(), "descriptor 999 is not open for writing") != NULL, "%s",
 	          rva_last_error());
 }
+
+/* ---- typed arrays: float16 and bfloat16 kept as such ------------------------------- */
+
+/* fp32 -> bf16 by round to nearest even, written out independently of the library. */
+static uint16_t bf16_rne(float f) {
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+Test(npy, float16_kept_and_saved) {
+	/* Every class of float16: normal, max, min subnormal, max subnormal, +-inf, -0. */
+	uint16_t h[8] = {0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x7c00, 0xfc00, 0x8000};
+	size_t shape[2] = {2, 4};
+	const char *p = tmp_path("h.npy");
+	cr_assert_eq(rva_npy_save_as(p, h, RVA_F16, 2, shape), RVA_OK, "%s", rva_last_error());
+	/* The file is a '<f2' array numpy reads, and the float32 reader converts it exactly. */
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_load(p, &a), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(a.file.dtype, RVA_NPY_F16);
+	cr_assert_str_eq(a.file.descr, "<f2");
+	cr_assert_eq(a.data[2], 65504.0f);
+	cr_assert_eq(a.data[3], 5.9604644775390625e-8f);
+	rva_npy_free(&a);
+	/* Read as fp16: the bits as stored, not converted. */
+	rva_npy_typed t;
+	cr_assert_eq(rva_npy_load_as(p, RVA_F16, &t), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(t.dtype, RVA_F16);
+	cr_assert_eq(t.count, 8);
+	cr_assert_eq(t.ndim, 2);
+	cr_assert(!t.converted);
+	cr_assert_eq(memcmp(t.data, h, sizeof h), 0);
+	rva_npy_typed_free(&t);
+	cr_assert_null(t.data);
+	/* A float32 file read as fp16 is rounded to nearest even: 1 + 2^-11 is a tie -> 1,
+	 * 1 + 3 * 2^-11 a tie -> 1 + 2^-9, 70000 overflows to inf. */
+	float f[4] = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 70000.0f, -0.5f};
+	size_t s1 = 4;
+	cr_assert_eq(rva_npy_save(p, f, 1, &s1), RVA_OK);
+	cr_assert_eq(rva_npy_load_as(p, RVA_F16, &t), RVA_OK, "%s", rva_last_error());
+	cr_assert(t.converted);
+	const uint16_t *d = t.data;
+	cr_assert_eq(d[0], 0x3c00);
+	cr_assert_eq(d[1], 0x3c02);
+	cr_assert_eq(d[2], 0x7c00);
+	cr_assert_eq(d[3], 0xb800);
+	rva_npy_typed_free(&t);
+}
+
+Test(npy, bfloat16_as_uint16) {
+	uint16_t bits[5] = {0x3f80, 0xc020, 0x7f80, 0x0001, 0x8000}; /* 1, -2.5, inf, tiny, -0 */
+	size_t s1 = 5;
+	const char *p = tmp_path("b.npy");
+	cr_assert_eq(rva_npy_save_as(p, bits, RVA_BF16, 1, &s1), RVA_OK, "%s",
+	             rva_last_error());
+	/* Stored as '<u2' (numpy has no bfloat16). */
+	FILE *fp = fopen(p, "rb");
+	cr_assert_not_null(fp);
+	char hdr[64];
+	cr_assert_eq(fread(hdr, 1, 64, fp), 64);
+	fclose(fp);
+	cr_assert_not_null(memmem(hdr, 64, "'descr': '<u2'", 14));
+	rva_npy_typed t;
+	cr_assert_eq(rva_npy_load_as(p, RVA_BF16, &t), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(t.file.dtype, RVA_NPY_U16);
+	cr_assert(!t.converted);
+	cr_assert_eq(memcmp(t.data, bits, sizeof bits), 0);
+	rva_npy_typed_free(&t);
+	/* uint16 is refused by every other reader: it is not a float. */
+	rva_npy_array a;
+	cr_assert_eq(rva_npy_load(p, &a), RVA_EFORMAT);
+	cr_assert(strstr(rva_last_error(), "'<u2'") && strstr(rva_last_error(), "bfloat16"),
+	          "%s", rva_last_error());
+	cr_assert_eq(rva_npy_load_as(p, RVA_F16, &t), RVA_EFORMAT);
+	cr_assert_eq(rva_npy_load_as(p, RVA_F32, &t), RVA_EFORMAT);
+	/* Big-endian uint16 is byte-swapped. */
+	uint8_t be[4] = {0x3f, 0x80, 0xc0, 0x20};
+	buf b;
+	make_npy(&b, 1, 0, "{'descr': '>u2', 'fortran_order': False, 'shape': (2,), }", be, 4);
+	cr_assert_eq(rva_npy_parse_as(b.b, b.n, RVA_BF16, &t), RVA_OK, "%s", rva_last_error());
+	cr_assert(t.converted);
+	cr_assert_eq(((uint16_t *)t.data)[0], 0x3f80);
+	cr_assert_eq(((uint16_t *)t.data)[1], 0xc020);
+	rva_npy_typed_free(&t);
+	cr_assert_eq(rva_npy_parse(b.b, b.n, &a), RVA_EFORMAT);
+	/* float32 and float16 files read as bf16 are rounded to nearest even. */
+	float f[4] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 3.14159265f, -1e-40f};
+	s1 = 4;
+	cr_assert_eq(rva_npy_save(p, f, 1, &s1), RVA_OK);
+	cr_assert_eq(rva_npy_load_as(p, RVA_BF16, &t), RVA_OK, "%s", rva_last_error());
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(((uint16_t *)t.data)[i], bf16_rne(f[i]), "element %d", i);
+	cr_assert_eq(((uint16_t *)t.data)[0], 0x3f80);
+	cr_assert_eq(((uint16_t *)t.data)[1], 0x3f82);
+	rva_npy_typed_free(&t);
+	uint16_t h1 = 0x3555; /* fp16 0.333251953125 -> bf16 0x3eaa (0.33203125) */
+	s1 = 1;
+	cr_assert_eq(rva_npy_save_as(p, &h1, RVA_F16, 1, &s1), RVA_OK);
+	cr_assert_eq(rva_npy_load_as(p, RVA_BF16, &t), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(((uint16_t *)t.data)[0], bf16_rne(0.333251953125f));
+	rva_npy_typed_free(&t);
+	/* fp32 read as fp32: the plain reader's data. */
+	cr_assert_eq(rva_npy_save(p, f, 1, (size_t[]){4}), RVA_OK);
+	cr_assert_eq(rva_npy_load_as(p, RVA_F32, &t), RVA_OK, "%s", rva_last_error());
+	cr_assert_eq(memcmp(t.data, f, sizeof f), 0);
+	cr_assert(!t.converted);
+	rva_npy_typed_free(&t);
+}
+
+Test(npy, typed_refusals) {
+	rva_npy_typed t;
+	uint16_t h = 0;
+	size_t s1 = 1;
+	cr_assert_eq(rva_npy_load_as(NULL, RVA_F16, &t), RVA_ENULL);
+	cr_assert_eq(rva_npy_load_as(tmp_path("x.npy"), RVA_F16, NULL), RVA_ENULL);
+	cr_assert_eq(rva_npy_parse_as(NULL, 4, RVA_F16, &t), RVA_ENULL);
+	cr_assert_eq(rva_npy_load_as(tmp_path("x.npy"), (rva_dtype)7, &t), RVA_EINVAL);
+	cr_assert(strstr(rva_last_error(), "rva_dtype"), "%s", rva_last_error());
+	cr_assert_eq(rva_npy_load_as(tmp_path("missing.npy"), RVA_F16, &t), RVA_EIO);
+	cr_assert_eq(rva_npy_save_as(tmp_path("x.npy"), &h, (rva_dtype)3, 1, &s1), RVA_EINVAL);
+	cr_assert_eq(rva_npy_save_as(tmp_path("x.npy"), NULL, RVA_F16, 1, &s1), RVA_ENULL);
+	cr_assert_eq(rva_npy_typed_free(NULL), RVA_OK);
+	cr_assert_eq(dir_entries(), 0); /* refused saves leave nothing behind */
+	/* Other integer types stay refused, also for bf16. */
+	uint8_t z[8] = {0};
+	buf b;
+	make_npy(&b, 1, 0, "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }", z, 4);
+	cr_assert_eq(rva_npy_parse_as(b.b, b.n, RVA_BF16, &t), RVA_EFORMAT);
+	make_npy(&b, 1, 0, "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", z, 4);
+	cr_assert_eq(rva_npy_parse_as(b.b, b.n, RVA_BF16, &t), RVA_EFORMAT); /* truncated */
+}
+
+Test(npy, typed_allocation_failures) {
+	float f[16];
+	for (int i = 0; i < 16; i++)
+		f[i] = (float)i / 3.0f;
+	const char *p = tmp_path("a.npy");
+	cr_assert_eq(rva_npy_save(p, f, 1, (size_t[]){16}), RVA_OK);
+	cr_assert_eq(ref_fault_install(), RVA_OK);
+	for (int k = 0;; k++) {
+		ref_fault_arm(k, true); /* k allocations allowed, then none */
+		long base = ref_fault_live();
+		rva_npy_typed t;
+		rva_status st = rva_npy_load_as(p, RVA_BF16, &t);
+		ref_fault_disarm();
+		if (st == RVA_OK) {
+			rva_npy_typed_free(&t);
+			break;
+		}
+		cr_assert_eq(st, RVA_ENOMEM, "failure %d: %s", k, rva_last_error());
+		cr_assert_eq(ref_fault_live(), base, "load_as leaked with %d allocations allowed", k);
+		cr_assert(k < 20);
+	}
+	ref_fault_uninstall();
+}

@@ -13,6 +13,12 @@
  *                       is set, and .overflowed counts finite float64 values beyond the
  *                       float32 range that became +-inf);
  *   '>f4', '>f8', '>f2' the same in big-endian byte order, byte-swapped and converted.
+ * Reading keeping a half-precision element type (rva_npy_load_as, rva_npy_parse_as): the
+ * same files, converted to the requested rva_dtype (round to nearest even, as
+ * src/kernels/half.h states; a float16 file read as RVA_F16 is kept bit for bit), and in
+ * addition '<u2'/'>u2' (uint16) read as RVA_BF16 only, each element taken as the bits of
+ * a bfloat16 (NumPy has no bfloat16: rvattn writes bf16 arrays as '<u2'). The float32
+ * entry points refuse uint16 with RVA_EFORMAT.
  * Everything else is refused with RVA_EFORMAT and a message naming what was found:
  * other dtypes (integers, complex, structured, object arrays), fortran_order True, an
  * unknown format version, a malformed header dict (missing, extra or duplicate keys,
@@ -24,7 +30,7 @@
  * never allocates more than the data the buffer actually holds, and never aborts.
  *
  * Writing produces version 1.0 (2.0 when the header does not fit 1.0's 16-bit length),
- * '<f4', fortran_order False, the header padded so the data starts on a 64-byte
+ * '<f4' ('<f2' for float16 and '<u2' for bfloat16 bits with rva_npy_save_as), fortran_order False, the header padded so the data starts on a 64-byte
  * boundary. Where it goes, as cp and numpy.save behave: a regular file (new, existing,
  * or the target of a symlink chain, whose links stay) is written to a temporary file
  * ".rvattn-XXXXXX" in the target's directory, flushed to disk (fsync), given the mode
@@ -42,6 +48,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "batch.h"
 #include "status.h"
 
 RVA_BEGIN_DECLS
@@ -54,6 +61,7 @@ typedef enum rva_npy_dtype {
 	RVA_NPY_F32 = 0, /* 'f4' */
 	RVA_NPY_F64,     /* 'f8', converted to float32 on reading */
 	RVA_NPY_F16,     /* 'f2', converted to float32 on reading */
+	RVA_NPY_U16,     /* 'u2', read only as bfloat16 bits (rva_npy_load_as, RVA_BF16) */
 	RVA_NPY_DTYPE_COUNT
 } rva_npy_dtype;
 
@@ -82,7 +90,21 @@ typedef struct rva_npy_array {
 	size_t overflowed;              /* finite float64 values that became +-inf */
 } rva_npy_array;
 
-/* Static name of a dtype ("float32", "float64", "float16"); "unknown" when out of range. */
+/* An array read keeping an element type (rva_npy_load_as): C order. */
+typedef struct rva_npy_typed {
+	void *data;                     /* count elements of dtype (4 or 2 bytes each), owned:
+	                                   free with rva_npy_typed_free() */
+	rva_dtype dtype;                /* the type asked for */
+	size_t ndim;
+	size_t shape[RVA_NPY_MAX_DIMS];
+	size_t count;
+	rva_npy_header file;            /* what the file held */
+	bool converted;                 /* the elements are not the file's bytes as stored */
+	size_t overflowed;              /* finite float64 values that became +-inf in float32 */
+} rva_npy_typed;
+
+/* Static name of a dtype ("float32", "float64", "float16", "uint16"); "unknown" when out
+ * of range. */
 const char *rva_npy_dtype_name(rva_npy_dtype t);
 
 /*
@@ -119,6 +141,27 @@ rva_status rva_npy_parse(const void *buf, size_t len, rva_npy_array *out);
  */
 rva_status rva_npy_load(const char *path, rva_npy_array *out);
 
+/*
+ * Reads the .npy file at path (as rva_npy_load: regular files and streams) into *out
+ * with elements of type dtype: float32/float64/float16 files are converted to dtype
+ * (float16 files read as RVA_F16 keep their bits), uint16 files are accepted only with
+ * RVA_BF16 and taken as bfloat16 bits. Free with rva_npy_typed_free(). The file is
+ * converted through a float32 array, so up to 6 bytes per element are held at once.
+ * On failure *out is unchanged.
+ * Errors: those of rva_npy_load(); RVA_EINVAL (dtype not an rva_dtype); RVA_EFORMAT
+ * (uint16 file with dtype other than RVA_BF16).
+ */
+rva_status rva_npy_load_as(const char *path, rva_dtype dtype, rva_npy_typed *out);
+
+/* rva_npy_load_as for a whole file held in memory (buf[0, len)), as rva_npy_parse.
+ * Errors: those of rva_npy_parse(); RVA_EINVAL; RVA_EFORMAT as rva_npy_load_as. */
+rva_status rva_npy_parse_as(const void *buf, size_t len, rva_dtype dtype,
+                            rva_npy_typed *out);
+
+/* Frees the data of an array filled by rva_npy_load_as/rva_npy_parse_as and clears *a
+ * (NULL or a zeroed array is fine). Always RVA_OK. */
+rva_status rva_npy_typed_free(rva_npy_typed *a);
+
 /* Frees the data of an array filled by rva_npy_parse/rva_npy_load and clears *a
  * (NULL, or an already freed or zeroed array, is fine). Always RVA_OK. */
 rva_status rva_npy_free(rva_npy_array *a);
@@ -149,6 +192,16 @@ rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned versi
  */
 rva_status rva_npy_save(const char *path, const float *data, size_t ndim,
                         const size_t *shape);
+
+/*
+ * Writes data (count = product of shape elements of type dtype, C order) as an .npy file
+ * at path, by the rules of rva_npy_save: RVA_F32 as '<f4', RVA_F16 as '<f2', RVA_BF16 as
+ * '<u2' (the bfloat16 bits; read back with rva_npy_load_as(RVA_BF16), or in NumPy with
+ * (a.astype(np.uint32) << 16).view(np.float32)).
+ * Errors: those of rva_npy_save(); RVA_EINVAL (dtype not an rva_dtype).
+ */
+rva_status rva_npy_save_as(const char *path, const void *data, rva_dtype dtype,
+                           size_t ndim, const size_t *shape);
 
 /* rva_npy_save with a chosen format version (as in rva_npy_header_write: 0 = auto). */
 rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,

@@ -21,6 +21,7 @@
 #include "core/internal.h"
 #include "rvattn/outfile.h"
 #include "rvattn/npy.h"
+#include "kernels/half.h"
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
@@ -37,12 +38,13 @@ const char *rva_npy_dtype_name(rva_npy_dtype t) {
 	case RVA_NPY_F32: return "float32";
 	case RVA_NPY_F64: return "float64";
 	case RVA_NPY_F16: return "float16";
+	case RVA_NPY_U16: return "uint16";
 	default: return "unknown";
 	}
 }
 
 static size_t dtype_size(rva_npy_dtype t) {
-	return t == RVA_NPY_F64 ? 8 : t == RVA_NPY_F16 ? 2 : 4;
+	return t == RVA_NPY_F64 ? 8 : (t == RVA_NPY_F16 || t == RVA_NPY_U16) ? 2 : 4;
 }
 
 /* Copies up to n bytes of s into a printable, NUL-terminated form for messages
@@ -241,16 +243,19 @@ static rva_status check_descr(const char *what, const uint8_t *s, size_t n,
                               rva_npy_header *h) {
 	char shown[48];
 	printable(shown, sizeof shown, s, n);
-	bool ok = n == 3 && (s[0] == '<' || s[0] == '>' || s[0] == '=') && s[1] == 'f' &&
-	          (s[2] == '4' || s[2] == '8' || s[2] == '2');
+	bool order = n == 3 && (s[0] == '<' || s[0] == '>' || s[0] == '=');
+	bool u2 = order && s[1] == 'u' && s[2] == '2';
+	bool ok = u2 || (order && s[1] == 'f' && (s[2] == '4' || s[2] == '8' || s[2] == '2'));
 	if (!ok)
 		return rva__fail(RVA_EFORMAT, "%s: unsupported .npy dtype '%s' (float32 '<f4' is "
 		                 "read as is; float64 '<f8' and float16 '<f2', and big-endian "
-		                 "'>f4' '>f8' '>f2', are converted; nothing else)", what, shown);
+		                 "'>f4' '>f8' '>f2', are converted; uint16 '<u2' only as bfloat16 "
+		                 "bits; nothing else)", what, shown);
 	memcpy(h->descr, s, 3);
 	h->descr[3] = '\0';
 	h->big_endian = s[0] == '>' || (s[0] == '=' && HOST_BIG_ENDIAN);
-	h->dtype = s[2] == '4' ? RVA_NPY_F32 : s[2] == '8' ? RVA_NPY_F64 : RVA_NPY_F16;
+	h->dtype = u2 ? RVA_NPY_U16 : s[2] == '4' ? RVA_NPY_F32 : s[2] == '8' ? RVA_NPY_F64
+	                                                           : RVA_NPY_F16;
 	return RVA_OK;
 }
 
@@ -368,8 +373,10 @@ static rva_status finish_header(const char *what, rva_npy_header *h, size_t data
 	return RVA_OK;
 }
 
+/* u16: whether a uint16 ('u2') array is wanted (as bfloat16 bits, rva_npy_load_as);
+ * every float32 entry point refuses it. */
 static rva_status parse_header_named(const char *what, const void *buf, size_t len,
-                                     rva_npy_header *out) {
+                                     rva_npy_header *out, bool u16) {
 	const uint8_t *b = buf;
 	rva_npy_header h;
 	memset(&h, 0, sizeof h);
@@ -385,6 +392,10 @@ static rva_status parse_header_named(const char *what, const void *buf, size_t l
 		return st;
 	if ((st = finish_header(what, &h, dend)) != RVA_OK)
 		return st;
+	if (h.dtype == RVA_NPY_U16 && !u16)
+		return rva__fail(RVA_EFORMAT, "%s: unsupported .npy dtype '%s' for a float32 read: "
+		                 "uint16 is read only as bfloat16 bits (rva_npy_load_as with "
+		                 "RVA_BF16)", what, h.descr);
 	*out = h;
 	return RVA_OK;
 }
@@ -392,7 +403,7 @@ static rva_status parse_header_named(const char *what, const void *buf, size_t l
 rva_status rva_npy_parse_header(const void *buf, size_t len, rva_npy_header *out) {
 	if (!out || (!buf && len > 0))
 		return rva__fail(RVA_ENULL, "rva_npy_parse_header: %s is NULL", out ? "buf" : "out");
-	return parse_header_named("npy buffer", buf ? buf : "", len, out);
+	return parse_header_named("npy buffer", buf ? buf : "", len, out, false);
 }
 
 /* ---- conversion ----------------------------------------------------------------------- */
@@ -446,12 +457,15 @@ static void convert(const rva_npy_header *h, const uint8_t *src, size_t n, float
 		}
 		return;
 	case RVA_NPY_F16:
+	case RVA_NPY_U16:
 		for (size_t i = 0; i < n; i++) {
 			uint16_t u;
 			memcpy(&u, src + 2 * i, 2);
 			if (swap)
 				u = __builtin_bswap16(u);
-			dst[i] = half_to_float(u);
+			/* uint16: the value itself (exact in float32), turned back into bits by
+			 * rva_npy_load_as */
+			dst[i] = h->dtype == RVA_NPY_F16 ? half_to_float(u) : (float)u;
 		}
 		return;
 	default:
@@ -485,12 +499,10 @@ static rva_status check_size(const char *what, const rva_npy_header *h, size_t l
 	return RVA_OK;
 }
 
-rva_status rva_npy_parse(const void *buf, size_t len, rva_npy_array *out) {
-	if (!out || (!buf && len > 0))
-		return rva__fail(RVA_ENULL, "rva_npy_parse: %s is NULL", out ? "buf" : "out");
+static rva_status parse_any(const void *buf, size_t len, rva_npy_array *out, bool u16) {
 	const char *what = "npy buffer";
 	rva_npy_header h;
-	rva_status st = parse_header_named(what, buf ? buf : "", len, &h);
+	rva_status st = parse_header_named(what, buf ? buf : "", len, &h, u16);
 	if (st != RVA_OK)
 		return st;
 	if ((st = check_size(what, &h, len, "buffer")) != RVA_OK)
@@ -503,6 +515,12 @@ rva_status rva_npy_parse(const void *buf, size_t len, rva_npy_array *out) {
 	convert(&h, (const uint8_t *)buf + h.data_offset, h.count, data, &overflowed);
 	fill_array(out, &h, data, overflowed);
 	return RVA_OK;
+}
+
+rva_status rva_npy_parse(const void *buf, size_t len, rva_npy_array *out) {
+	if (!out || (!buf && len > 0))
+		return rva__fail(RVA_ENULL, "rva_npy_parse: %s is NULL", out ? "buf" : "out");
+	return parse_any(buf, len, out, false);
 }
 
 rva_status rva_npy_free(rva_npy_array *a) {
@@ -570,7 +588,7 @@ static rva_status read_prefix(int fd, const char *path, uint8_t pre[12], size_t 
  * terabytes over a short stream costs what the stream held). Bytes after the declared
  * data are left unread: a stream has no end to check without blocking on its writer.
  */
-static rva_status load_stream(int fd, const char *path, rva_npy_array *out) {
+static rva_status load_stream(int fd, const char *path, rva_npy_array *out, bool u16) {
 	uint8_t pre[12];
 	size_t got, dlen, dend = 0;
 	rva_status st = read_prefix(fd, path, pre, &got, &dlen, &dend);
@@ -597,7 +615,7 @@ static rva_status load_stream(int fd, const char *path, rva_npy_array *out) {
 		}
 	}
 	rva_npy_header h;
-	st = parse_header_named(path, hbuf, dend, &h);
+	st = parse_header_named(path, hbuf, dend, &h, u16);
 	/* A header shorter than the 12 bytes read first leaves data bytes in pre. */
 	size_t early = got > dend ? got - dend : 0;
 	uint8_t early_bytes[12];
@@ -659,14 +677,14 @@ static rva_status load_stream(int fd, const char *path, rva_npy_array *out) {
 	return RVA_OK;
 }
 
-static rva_status load_fd(int fd, const char *path, rva_npy_array *out) {
+static rva_status load_fd(int fd, const char *path, rva_npy_array *out, bool u16) {
 	struct stat sb;
 	if (fstat(fd, &sb) != 0)
 		return io_fail(path, "stat", errno);
 	if (S_ISDIR(sb.st_mode))
 		return rva__fail(RVA_EIO, "%s: is a directory, not an .npy file", path);
 	if (!S_ISREG(sb.st_mode))
-		return load_stream(fd, path, out);
+		return load_stream(fd, path, out, u16);
 	if (sb.st_size < 0 || (uintmax_t)sb.st_size > SIZE_MAX)
 		return rva__fail(RVA_EOVERFLOW, "%s: file too large for this machine", path);
 	size_t fsize = (size_t)sb.st_size;
@@ -695,7 +713,7 @@ static rva_status load_fd(int fd, const char *path, rva_npy_array *out) {
 		}
 	}
 	rva_npy_header h;
-	st = parse_header_named(path, hbuf, dend, &h);
+	st = parse_header_named(path, hbuf, dend, &h, u16);
 	rva__free(hbuf);
 	if (st != RVA_OK)
 		return st;
@@ -743,21 +761,110 @@ static rva_status load_fd(int fd, const char *path, rva_npy_array *out) {
 	return RVA_OK;
 }
 
-rva_status rva_npy_load(const char *path, rva_npy_array *out) {
-	if (!path || !out)
-		return rva__fail(RVA_ENULL, "rva_npy_load: %s is NULL", path ? "out" : "path");
+static rva_status load_any(const char *path, rva_npy_array *out, bool u16) {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return io_fail(path, "open", errno);
-	rva_status st = load_fd(fd, path, out);
+	rva_status st = load_fd(fd, path, out, u16);
 	close(fd);
 	return st;
 }
 
+rva_status rva_npy_load(const char *path, rva_npy_array *out) {
+	if (!path || !out)
+		return rva__fail(RVA_ENULL, "rva_npy_load: %s is NULL", path ? "out" : "path");
+	return load_any(path, out, false);
+}
+
+/* ---- typed arrays (float32, bfloat16, float16 kept as such) ---------------------------- */
+
+static bool typed_dtype_ok(const char *fn, rva_dtype t, rva_status *st) {
+	if (t == RVA_F32 || t == RVA_BF16 || t == RVA_F16)
+		return true;
+	*st = rva__fail(RVA_EINVAL, "%s: element type %d is not an rva_dtype (RVA_F32, "
+	                "RVA_BF16, RVA_F16)", fn, (int)t);
+	return false;
+}
+
+/* Turns the float32 array f (read with uint16 allowed when want is bf16) into *out of
+ * type want; f's data is consumed (freed or moved) on success and on failure. */
+static rva_status to_typed(rva_npy_array *f, rva_dtype want, const char *what,
+                           rva_npy_typed *out) {
+	rva_npy_typed t;
+	memset(&t, 0, sizeof t);
+	t.dtype = want;
+	t.ndim = f->ndim;
+	memcpy(t.shape, f->shape, sizeof t.shape);
+	t.count = f->count;
+	t.file = f->file;
+	t.overflowed = f->overflowed;
+	if (want == RVA_F32) {
+		t.data = f->data;
+		t.converted = f->converted;
+		f->data = NULL;
+		*out = t;
+		return RVA_OK;
+	}
+	uint16_t *d;
+	rva_status st = rva__alloc_array((void **)&d, f->count ? f->count : 1, 2, what);
+	if (st != RVA_OK) {
+		rva_npy_free(f);
+		return st;
+	}
+	if (f->file.dtype == RVA_NPY_U16) { /* bf16 bits, as stored */
+		for (size_t i = 0; i < f->count; i++)
+			d[i] = (uint16_t)f->data[i];
+		t.converted = f->file.big_endian != HOST_BIG_ENDIAN;
+	} else {
+		rva__cvt_from_f32(want, f->data, d, f->count);
+		t.converted = !(want == RVA_F16 && f->file.dtype == RVA_NPY_F16 &&
+		                f->file.big_endian == HOST_BIG_ENDIAN);
+	}
+	rva_npy_free(f);
+	t.data = d;
+	*out = t;
+	return RVA_OK;
+}
+
+rva_status rva_npy_parse_as(const void *buf, size_t len, rva_dtype dtype,
+                            rva_npy_typed *out) {
+	if (!out || (!buf && len > 0))
+		return rva__fail(RVA_ENULL, "rva_npy_parse_as: %s is NULL", out ? "buf" : "out");
+	rva_status st;
+	if (!typed_dtype_ok("rva_npy_parse_as", dtype, &st))
+		return st;
+	rva_npy_array f;
+	if ((st = parse_any(buf, len, &f, dtype == RVA_BF16)) != RVA_OK)
+		return st;
+	return to_typed(&f, dtype, "npy array", out);
+}
+
+rva_status rva_npy_load_as(const char *path, rva_dtype dtype, rva_npy_typed *out) {
+	if (!path || !out)
+		return rva__fail(RVA_ENULL, "rva_npy_load_as: %s is NULL", path ? "out" : "path");
+	rva_status st;
+	if (!typed_dtype_ok("rva_npy_load_as", dtype, &st))
+		return st;
+	rva_npy_array f;
+	if ((st = load_any(path, &f, dtype == RVA_BF16)) != RVA_OK)
+		return st;
+	return to_typed(&f, dtype, path, out);
+}
+
+rva_status rva_npy_typed_free(rva_npy_typed *a) {
+	if (!a)
+		return RVA_OK;
+	rva__free(a->data);
+	memset(a, 0, sizeof *a);
+	return RVA_OK;
+}
+
 /* ---- writing -------------------------------------------------------------------------- */
 
-rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned version,
-                                void *buf, size_t cap, size_t *len) {
+/* The header of a C-order array of elements descr ("<f4", "<f2", "<u2") of esz bytes. */
+static rva_status header_write(const char *descr, size_t esz, size_t ndim,
+                               const size_t *shape, unsigned version, void *buf, size_t cap,
+                               size_t *len) {
 	if (!len || (!shape && ndim > 0))
 		return rva__fail(RVA_ENULL, "rva_npy_header_write: %s is NULL",
 		                 len ? "shape" : "len");
@@ -775,14 +882,14 @@ rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned versi
 		if (!rva__mul_ok(count, shape[i], &count))
 			return rva__fail(RVA_EOVERFLOW, "rva_npy_header_write: the shape's element "
 			                 "count overflows size_t");
-	if (!zero && !rva__mul_ok(count, sizeof(float), &bytes))
+	if (!zero && !rva__mul_ok(count, esz, &bytes))
 		return rva__fail(RVA_EOVERFLOW, "rva_npy_header_write: the shape's byte size "
 		                 "overflows size_t");
 
 	/* The dict as NumPy writes it; at most ~60 + 32 * 22 characters. */
 	char dict[1024];
 	size_t n = (size_t)snprintf(dict, sizeof dict,
-	                            "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+	                            "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
 	for (size_t i = 0; i < ndim; i++)
 		n += (size_t)snprintf(dict + n, sizeof dict - n, "%s%zu", i ? ", " : "", shape[i]);
 	n += (size_t)snprintf(dict + n, sizeof dict - n, "%s), }", ndim == 1 ? "," : "");
@@ -823,6 +930,11 @@ rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned versi
 	return RVA_OK;
 }
 
+rva_status rva_npy_header_write(size_t ndim, const size_t *shape, unsigned version,
+                                void *buf, size_t cap, size_t *len) {
+	return header_write("<f4", sizeof(float), ndim, shape, version, buf, cap, len);
+}
+
 static int write_full(int fd, const void *buf, size_t n) {
 	const char *p = buf;
 	while (n > 0) {
@@ -836,6 +948,23 @@ static int write_full(int fd, const void *buf, size_t n) {
 			return EIO;
 		p += w;
 		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* count 16-bit elements, little-endian. */
+static int write_data16(int fd, const uint16_t *data, size_t count) {
+	if (!HOST_BIG_ENDIAN)
+		return write_full(fd, data, count * 2);
+	uint16_t chunk[4096];
+	for (size_t done = 0; done < count;) {
+		size_t n = rva__min(4096, count - done);
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = __builtin_bswap16(data[done + i]);
+		int err = write_full(fd, chunk, n * 2);
+		if (err)
+			return err;
+		done += n;
 	}
 	return 0;
 }
@@ -860,13 +989,15 @@ static int write_data(int fd, const float *data, size_t count) {
 }
 
 
-rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
-                           const size_t *shape, unsigned version) {
+static rva_status save_typed(const char *path, const void *data, rva_dtype dtype,
+                             size_t ndim, const size_t *shape, unsigned version) {
 	if (!path || (!shape && ndim > 0))
 		return rva__fail(RVA_ENULL, "rva_npy_save: %s is NULL", path ? "shape" : "path");
 	uint8_t hdr[1024];
 	size_t hlen;
-	rva_status st = rva_npy_header_write(ndim, shape, version, hdr, sizeof hdr, &hlen);
+	const char *descr = dtype == RVA_F32 ? "<f4" : dtype == RVA_F16 ? "<f2" : "<u2";
+	rva_status st = header_write(descr, rva__dtype_size(dtype), ndim, shape, version, hdr,
+	                             sizeof hdr, &hlen);
 	if (st != RVA_OK)
 		return st;
 	size_t count = 1;
@@ -884,7 +1015,8 @@ rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
 	rva_outfile_desc d;
 	if (st == RVA_OK)
 		st = rva_outfile_describe(o, &d);
-	int err = st == RVA_OK ? write_data(d.fd, data, count) : 0;
+	int err = st != RVA_OK ? 0 : dtype == RVA_F32 ? write_data(d.fd, data, count)
+	                                              : write_data16(d.fd, data, count);
 	if (err)
 		st = rva__fail(RVA_EIO, "%s: cannot write: %s", path, strerror(err));
 	if (st != RVA_OK) {
@@ -892,6 +1024,19 @@ rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
 		return st;
 	}
 	return rva_outfile_commit(o);
+}
+
+rva_status rva_npy_save_ex(const char *path, const float *data, size_t ndim,
+                           const size_t *shape, unsigned version) {
+	return save_typed(path, data, RVA_F32, ndim, shape, version);
+}
+
+rva_status rva_npy_save_as(const char *path, const void *data, rva_dtype dtype,
+                           size_t ndim, const size_t *shape) {
+	rva_status st;
+	if (!typed_dtype_ok("rva_npy_save_as", dtype, &st))
+		return st;
+	return save_typed(path, data, dtype, ndim, shape, 0);
 }
 
 rva_status rva_npy_save(const char *path, const float *data, size_t ndim,

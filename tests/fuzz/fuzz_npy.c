@@ -5,7 +5,9 @@
  * follows the header inside the buffer, the sizes match the dtype), rva_npy_parse succeeds
  * exactly when the header parses and the buffer holds exactly the data, little-endian
  * float32 data is copied bit for bit, and a parsed array written back with
- * rva_npy_header_write parses to the same shape and bits.
+ * rva_npy_header_write parses to the same shape and bits. rva_npy_parse_as (each
+ * rva_dtype) fails or succeeds as rva_npy_parse does, except that RVA_BF16 also takes
+ * uint16 files, whose bits (like a little-endian float16 file's read as RVA_F16) are kept.
  */
 #include "fuzz_common.h"
 
@@ -20,7 +22,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static size_t elem_size(rva_npy_dtype t) {
-	return t == RVA_NPY_F64 ? 8 : t == RVA_NPY_F16 ? 2 : 4;
+	return t == RVA_NPY_F64 ? 8 : (t == RVA_NPY_F16 || t == RVA_NPY_U16) ? 2 : 4;
 }
 
 static void check_header(const rva_npy_header *h, size_t len) {
@@ -79,6 +81,37 @@ static void round_trip(const rva_npy_array *a) {
 	free(buf);
 }
 
+/* rva_npy_parse_as against rva_npy_parse's status st on the same bytes. */
+static void check_typed(const uint8_t *buf, size_t size, rva_status st) {
+	static const rva_dtype types[3] = {RVA_F32, RVA_BF16, RVA_F16};
+	for (int i = 0; i < 3; i++) {
+		rva_npy_typed t;
+		rva_status ts = rva_npy_parse_as(buf, size, types[i], &t);
+		if (ts == RVA_ENOMEM || st == RVA_ENOMEM)
+			continue;
+		bool u16 = false;
+		if (ts == RVA_OK)
+			u16 = t.file.dtype == RVA_NPY_U16;
+		if (!u16)
+			FUZZ_CHECK(ts == st, "parse_as(%d) %s but parse %s", i, rva_status_name(ts),
+			           rva_status_name(st));
+		else
+			FUZZ_CHECK(types[i] == RVA_BF16, "uint16 accepted for dtype %d", i);
+		if (ts != RVA_OK)
+			continue;
+		FUZZ_CHECK(t.dtype == types[i] && t.count == t.file.count, "typed array");
+		bool keep = !t.file.big_endian &&
+		            ((u16 && types[i] == RVA_BF16) ||
+		             (t.file.dtype == RVA_NPY_F16 && types[i] == RVA_F16) ||
+		             (t.file.dtype == RVA_NPY_F32 && types[i] == RVA_F32));
+		FUZZ_CHECK(t.converted == !keep, "typed converted flag");
+		if (keep && t.count)
+			FUZZ_CHECK(memcmp(t.data, buf + t.file.data_offset, t.file.data_bytes) == 0,
+			           "typed data not kept bit for bit");
+		rva_npy_typed_free(&t);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	/* A private copy of exactly `size` bytes, so ASan sees any read past the end. */
 	uint8_t *buf = malloc(size ? size : 1);
@@ -125,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		rva_npy_free(&a);
 		FUZZ_CHECK(a.data == NULL && a.count == 0, "rva_npy_free does not clear");
 	}
+	check_typed(buf, size, st);
 	free(buf);
 	return 0;
 }
