@@ -148,6 +148,8 @@ typedef struct workload_opts {
 	rva_numa_policy numa;
 	rva_kernel_set kernels;
 	bool per_pu;
+	/* --dtype (Q, K, V) and --out-dtype: element types, 0 = RVA_F32 */
+	rva_dtype dtype, out_dtype;
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -161,6 +163,7 @@ enum {
 	OPT_SEQ, OPT_KV_SEQ, OPT_CAUSAL, OPT_BLOCK, OPT_WINDOW, OPT_GLOBAL, OPT_FEATURES,
 	OPT_CURVATURE, OPT_EXPERTS, OPT_TOP_K, OPT_CAPACITY, OPT_Q, OPT_K, OPT_V, OPT_OUT,
 	OPT_CPUS, OPT_NUMA, OPT_SEED, OPT_KERNELS, OPT_PER_PU, OPT_WEIGHTS, OPT_EXPERT_KIND,
+	OPT_DTYPE, OPT_OUT_DTYPE,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -175,7 +178,8 @@ enum {
 	{"capacity", 1, 0, OPT_CAPACITY}, {"q", 1, 0, OPT_Q}, {"k", 1, 0, OPT_K},              \
 	{"v", 1, 0, OPT_V}, {"cpus", 1, 0, OPT_CPUS}, {"numa", 1, 0, OPT_NUMA},               \
 	{"seed", 1, 0, OPT_SEED}, {"kernels", 1, 0, OPT_KERNELS}, {"per-pu", 0, 0, OPT_PER_PU}, \
-	{"weights", 1, 0, OPT_WEIGHTS}, {"expert-kind", 1, 0, OPT_EXPERT_KIND}
+	{"weights", 1, 0, OPT_WEIGHTS}, {"expert-kind", 1, 0, OPT_EXPERT_KIND},               \
+	{"dtype", 1, 0, OPT_DTYPE}, {"out-dtype", 1, 0, OPT_OUT_DTYPE}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 
@@ -197,6 +201,13 @@ typedef struct workload {
 	uint64_t seed;                /* of the synthetic inputs */
 	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */
 	rva_npy_array qa, ka, va;
+	/* --dtype bf16/f16: Q, K, V stored as such (q/k/v are then NULL): read from files
+	 * (qt, kt, vt own them) or the synthetic draws rounded (qh, kh, vh owned, malloc);
+	 * --out-dtype bf16/f16: the output in outh (malloc), widened into out by
+	 * workload_output_f32() */
+	rva_dtype dtype, out_dtype;
+	rva_npy_typed qt, kt, vt;
+	void *qh, *kh, *vh, *outh;
 	size_t out_ndim, out_shape[4];
 	rva_seq *seqs;
 	rva_batch b;
@@ -223,6 +234,13 @@ void moe_weights_free(moe_weights *h);
 /* Resolves options into a workload (loads or makes data, builds the attention, allocates
  * and pre-faults the output). Returns 0, or prints the error and returns 1 or 2. */
 int workload_make(const char *cmd, const workload_opts *o, workload *w);
+
+/* With --out-dtype bf16/f16: widens the output (outh) into out (exact), so reports and
+ * checksums read fp32; nothing to do for f32. */
+void workload_output_f32(workload *w);
+
+/* Name of an element type for reports: "f32", "bf16", "f16". */
+const char *workload_dtype_name(rva_dtype t);
 void workload_free(workload *w);
 
 /* Engine configuration from the options (threads 0 = all allowed cores). */

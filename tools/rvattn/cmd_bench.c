@@ -64,7 +64,10 @@ static bool is_decode(const workload *w) {
 }
 
 /* Bytes of K and of V (each). */
-static size_t kv_bytes(const workload *w) { return w->k_rows * w->kv_cols * sizeof(float); }
+/* Bytes of K (= of V) as stored: fp32, or 2 per element with --dtype bf16/f16. */
+static size_t kv_bytes(const workload *w) {
+	return w->k_rows * w->kv_cols * (w->dtype == RVA_F32 ? sizeof(float) : 2);
+}
 
 static int write_json(const char *path, const char *cpu, const rva_engine_info *info,
                       workload *w, const row *rows, size_t n, size_t repeat, size_t warmup,
@@ -296,7 +299,8 @@ static int time_count(const bench_args *a, workload *w, row *r, progress *pg, si
 		r->workers = ei.workers;
 		r->pools = ei.pools;
 	}
-	const void *kv[2] = {w->k, w->v};
+	const void *kv[2] = {w->dtype == RVA_F32 ? (const void *)w->k : w->kh,
+	                     w->dtype == RVA_F32 ? (const void *)w->v : w->vh};
 	size_t kvb[2] = {kv_bytes(w), kv_bytes(w)};
 	for (size_t k = 0; k < a->warmup + a->repeat && !rc; k++) {
 		double t = 0;

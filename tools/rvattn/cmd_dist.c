@@ -260,6 +260,11 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		int h = workload_option(cmd, &o->w, c, optarg);
 		if (h < 0)
 			return EXIT_USAGE;
+		if (h == 1 && (c == OPT_DTYPE || c == OPT_OUT_DTYPE) &&
+		    (o->w.dtype != RVA_F32 || o->w.out_dtype != RVA_F32))
+			return cli_usage(cmd, "--%s %s: distributed runs compute in f32 only (rva_dist "
+			                 "refuses bf16/f16 tensors)", c == OPT_DTYPE ? "dtype" :
+			                 "out-dtype", optarg);
 		if (h == 1)
 			continue;
 		size_t v;

@@ -75,7 +75,8 @@ static void print_text(const run_opts *r, workload *w, rva_engine *e, const doub
 		printf("output: %s [", r->w.out_path);
 		for (size_t i = 0; i < w->out_ndim; i++)
 			printf("%s%zu", i ? ", " : "", w->out_shape[i]);
-		printf("] float32\n");
+		printf("] %s\n", w->out_dtype == RVA_F16 ? "float16" :
+		       w->out_dtype == RVA_BF16 ? "bfloat16 (as uint16)" : "float32");
 	}
 }
 
@@ -175,9 +176,17 @@ int run_workload(const char *cmd, const run_opts *r) {
 		rc = cli_error(EXIT_RUNTIME, "interrupted");
 		goto out;
 	}
-	if (r->w.out_path &&
+	if (r->w.out_path && w.out_dtype == RVA_F32 &&
 	    (rc = write_npy_output(r->w.out_path, w.out, w.out_ndim, w.out_shape)))
 		goto out;
+	if (r->w.out_path && w.out_dtype != RVA_F32) { /* '<f2', or bf16 bits as '<u2' */
+		rva_status st = rva_npy_save_as(r->w.out_path, w.outh, w.out_dtype, w.out_ndim,
+		                                w.out_shape);
+		if (st != RVA_OK) {
+			rc = cli_lib_error(st, EXIT_RUNTIME, "%s", r->w.out_path);
+			goto out;
+		}
+	}
 	if (r->json)
 		print_json(r, &w, e, times, r->repeat, &js);
 	else

@@ -46,6 +46,12 @@ const char workload_help[] =
 	"  --top-k K           moe: experts per token\n"
 	"  --capacity F        moe: capacity factor\n"
 	"  --expert-kind KIND  moe: mixed|standard|hyperbolic|linear experts (default mixed)\n"
+	"  --dtype T           element type of Q, K and V: f32 (default), bf16 or f16 (inputs\n"
+	"                      converted on load, synthetic ones drawn in f32 and rounded;\n"
+	"                      with bf16, uint16 '<u2' files are read as bf16 bits); every\n"
+	"                      mechanism; the distributed runs (rvattn_mpi) refuse bf16/f16\n"
+	"  --out-dtype T       element type of the output and of --out's .npy: f32 (default),\n"
+	"                      f16 ('<f2') or bf16 (stored as uint16 '<u2')\n"
 	"  --q FILE --k FILE --v FILE\n"
 	"                      inputs as .npy float32 (float64/float16 converted), C order,\n"
 	"                      shape [B, N, dim], [B, N, heads, head_dim] or [N, dim]; K and V\n"
@@ -144,6 +150,19 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 	case OPT_V: o->v_path = arg; return 1;
 	case OPT_OUT: o->out_path = arg; return 1;
 	case OPT_WEIGHTS: o->weights_dir = arg; return 1;
+	case OPT_DTYPE:
+	case OPT_OUT_DTYPE: {
+		static const char *const names[3] = {"f32", "bf16", "f16"};
+		static const rva_dtype types[3] = {RVA_F32, RVA_BF16, RVA_F16};
+		for (int i = 0; i < 3; i++)
+			if (strcmp(arg, names[i]) == 0) {
+				*(c == OPT_DTYPE ? &o->dtype : &o->out_dtype) = types[i];
+				return 1;
+			}
+		cli_usage(cmd, "--%s: '%s' is not f32, bf16 or f16",
+		          c == OPT_DTYPE ? "dtype" : "out-dtype", arg);
+		return -1;
+	}
 	case OPT_EXPERT_KIND: {
 		static const char *const kinds[RVA_EXPERTS_COUNT] = {"mixed", "standard",
 		                                                     "hyperbolic", "linear"};
@@ -243,15 +262,34 @@ static int interpret(const char *path, const rva_npy_array *a, shape4 *s) {
 	return EXIT_OK;
 }
 
-static int load_input(const char *path, rva_npy_array *a, workload *w) {
-	rva_status st = rva_npy_load(path, a);
+/* --dtype bf16/f16: the file read keeping that type into *t; a gets its shape and what the
+ * file held (no data). */
+static rva_status load_typed(const char *path, rva_npy_array *a, rva_npy_typed *t,
+                             rva_dtype dt) {
+	rva_status st = rva_npy_load_as(path, dt, t);
+	if (st != RVA_OK)
+		return st;
+	memset(a, 0, sizeof *a);
+	a->ndim = t->ndim;
+	memcpy(a->shape, t->shape, sizeof a->shape);
+	a->count = t->count;
+	a->file = t->file;
+	a->converted = t->converted;
+	a->overflowed = t->overflowed;
+	return RVA_OK;
+}
+
+static int load_input(const char *path, rva_npy_array *a, rva_npy_typed *t, workload *w) {
+	rva_status st = w->dtype == RVA_F32 ? rva_npy_load(path, a)
+	                                    : load_typed(path, a, t, w->dtype);
 	if (st != RVA_OK)
 		return cli_error(EXIT_RUNTIME, "%s", rva_last_error());
 	if (a->converted && w->n_notes < 3) {
 		char *n = w->notes[w->n_notes++];
-		int len = snprintf(n, sizeof w->notes[0], "%s holds %s%s ('%s'), converted to float32",
+		int len = snprintf(n, sizeof w->notes[0], "%s holds %s%s ('%s'), converted to %s",
 		                   path, a->file.big_endian ? "big-endian " : "",
-		                   rva_npy_dtype_name(a->file.dtype), a->file.descr);
+		                   rva_npy_dtype_name(a->file.dtype), a->file.descr,
+		                   w->dtype == RVA_F32 ? "float32" : workload_dtype_name(w->dtype));
 		if (a->overflowed && len > 0 && (size_t)len < sizeof w->notes[0])
 			snprintf(n + len, sizeof w->notes[0] - (size_t)len,
 			         "; %zu values beyond float32 became infinite", a->overflowed);
@@ -361,14 +399,17 @@ static int check_input_flags(const char *cmd, const workload_opts *o) {
 static int load_inputs(const workload_opts *o, workload *w, shape4 *qs, shape4 *ks) {
 	int rc;
 	if (o->q_path) {
-		if ((rc = load_input(o->q_path, &w->qa, w)) || (rc = interpret(o->q_path, &w->qa, qs)))
+		if ((rc = load_input(o->q_path, &w->qa, &w->qt, w)) ||
+		    (rc = interpret(o->q_path, &w->qa, qs)))
 			return rc;
 	}
 	if (!o->k_path)
 		return EXIT_OK;
 	shape4 vs;
-	if ((rc = load_input(o->k_path, &w->ka, w)) || (rc = interpret(o->k_path, &w->ka, ks)) ||
-	    (rc = load_input(o->v_path, &w->va, w)) || (rc = interpret(o->v_path, &w->va, &vs)))
+	if ((rc = load_input(o->k_path, &w->ka, &w->kt, w)) ||
+	    (rc = interpret(o->k_path, &w->ka, ks)) ||
+	    (rc = load_input(o->v_path, &w->va, &w->vt, w)) ||
+	    (rc = interpret(o->v_path, &w->va, &vs)))
 		return rc;
 	if (w->ka.ndim != w->va.ndim || memcmp(w->ka.shape, w->va.shape, sizeof w->ka.shape)) {
 		char a[128], b[128];
@@ -547,11 +588,56 @@ static int buffer_floats(size_t n, float **out) {
 	return st != RVA_OK;
 }
 
+const char *workload_dtype_name(rva_dtype t) {
+	return t == RVA_BF16 ? "bf16" : t == RVA_F16 ? "f16" : "f32";
+}
+
+/* dst[i] = src[i] rounded to bf16/fp16 bits, round to nearest even (the library's rule,
+ * rvattn/batch.h); _Float16 conversions are IEEE (GCC, x86-64). */
+static void round_half(rva_dtype t, const float *src, void *dst, size_t n) {
+	uint16_t *d = dst;
+	for (size_t i = 0; i < n; i++) {
+		if (t == RVA_F16) {
+			_Float16 h = (_Float16)src[i];
+			memcpy(&d[i], &h, 2);
+		} else {
+			uint32_t u;
+			memcpy(&u, &src[i], 4);
+			d[i] = (u & 0x7fffffffu) > 0x7f800000u
+			           ? (uint16_t)((u >> 16) | 0x40u)
+			           : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+		}
+	}
+}
+
+void workload_output_f32(workload *w) {
+	if (w->out_dtype == RVA_F32 || !w->outh)
+		return;
+	size_t n = w->batch * w->nq * w->q_cols;
+	const uint16_t *h = w->outh;
+	for (size_t i = 0; i < n; i++) {
+		if (w->out_dtype == RVA_F16) {
+			_Float16 x;
+			memcpy(&x, &h[i], 2);
+			w->out[i] = (float)x;
+		} else {
+			uint32_t u = (uint32_t)h[i] << 16;
+			memcpy(&w->out[i], &u, 4);
+		}
+	}
+}
+
 /* Q, K and V: the seeded synthetic draws (allocated here, nqel and nkel floats), or the
  * loaded arrays (--q alone: K = V = Q). */
 static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t nkel) {
 	w->synthetic = !o->q_path;
 	w->seed = o->seed;
+	if (!w->synthetic && w->dtype != RVA_F32) {
+		w->qh = w->qt.data;
+		w->kh = o->k_path ? w->kt.data : w->qh;
+		w->vh = o->k_path ? w->vt.data : w->qh;
+		return EXIT_OK;
+	}
 	if (!w->synthetic) {
 		w->q = w->qa.data;
 		w->k = o->k_path ? w->ka.data : w->q;
@@ -567,6 +653,16 @@ static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t n
 	synth_fill(w->q, nqel, o->seed, 0);
 	synth_fill(w->k, nkel, o->seed, 1);
 	synth_fill(w->v, nkel, o->seed, 2);
+	if (w->dtype == RVA_F32)
+		return EXIT_OK;
+	/* drawn in fp32, then rounded to the element type (round to nearest even) */
+	if (!(w->qh = malloc((nqel ? nqel : 1) * 2)) || !(w->kh = malloc((nkel ? nkel : 1) * 2)) ||
+	    !(w->vh = malloc((nkel ? nkel : 1) * 2)))
+		return cli_error(EXIT_RUNTIME, "cannot allocate the %s inputs",
+		                 workload_dtype_name(w->dtype));
+	round_half(w->dtype, w->q, w->qh, nqel);
+	round_half(w->dtype, w->k, w->kh, nkel);
+	round_half(w->dtype, w->v, w->vh, nkel);
 	return EXIT_OK;
 }
 
@@ -577,14 +673,27 @@ static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 	if (buffer_floats(nqel, &w->out) || !w->seqs)
 		return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", nqel);
 	memset(w->out, 0, nqel * sizeof(float)); /* pre-fault before any timing */
+	if (w->out_dtype != RVA_F32) {
+		if (!(w->outh = malloc((nqel ? nqel : 1) * 2)))
+			return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu x 2 bytes)",
+			                 nqel);
+		memset(w->outh, 0, nqel * 2);
+	}
+	size_t isz = w->dtype == RVA_F32 ? 4 : 2, osz = w->out_dtype == RVA_F32 ? 4 : 2;
+	char *qb = w->dtype == RVA_F32 ? (char *)w->q : w->qh;
+	char *kb = w->dtype == RVA_F32 ? (char *)w->k : w->kh;
+	char *vb = w->dtype == RVA_F32 ? (char *)w->v : w->vh;
+	char *ob = w->out_dtype == RVA_F32 ? (char *)w->out : w->outh;
 	for (size_t s = 0, krow = 0; s < w->batch; s++) {
 		rva_seq *q = &w->seqs[s];
 		q->nq = w->nq;
 		q->nk = workload_seq_keys(w, s);
-		q->q = w->q + s * w->nq * w->q_cols;
-		q->k = w->k + krow * w->kv_cols;
-		q->v = w->v + krow * w->kv_cols;
-		q->out = w->out + s * w->nq * w->q_cols;
+		q->q = qb + s * w->nq * w->q_cols * isz;
+		q->k = kb + krow * w->kv_cols * isz;
+		q->v = vb + krow * w->kv_cols * isz;
+		q->out = ob + s * w->nq * w->q_cols * osz;
+		q->q_dtype = q->k_dtype = q->v_dtype = w->dtype;
+		q->out_dtype = w->out_dtype;
 		krow += q->nk;
 	}
 	w->b.count = w->batch;
@@ -642,6 +751,8 @@ static int build_attention(const char *cmd, const workload_opts *o, workload *w)
 
 int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 	memset(w, 0, sizeof *w);
+	w->dtype = o->dtype;
+	w->out_dtype = o->out_dtype;
 	int rc = check_input_flags(cmd, o);
 	if (rc)
 		return rc;
@@ -665,6 +776,15 @@ void workload_free(workload *w) {
 	rva_npy_free(&w->qa);
 	rva_npy_free(&w->ka);
 	rva_npy_free(&w->va);
+	if (w->synthetic) {
+		free(w->qh);
+		free(w->kh);
+		free(w->vh);
+	}
+	rva_npy_typed_free(&w->qt);
+	rva_npy_typed_free(&w->kt);
+	rva_npy_typed_free(&w->vt);
+	free(w->outh);
 	rva_buffer_free(w->out);
 	free(w->seqs);
 	memset(w, 0, sizeof *w);
@@ -779,6 +899,7 @@ int workload_run_once(rva_engine *e, workload *w, double *secs, run_stats *stats
 
 checksum workload_checksum(const workload *w) {
 	checksum c = {0, 0, 0xcbf29ce484222325ull};
+	workload_output_f32((workload *)w); /* the output as fp32 (a no-op for f32) */
 	size_t n = w->batch * w->nq * w->q_cols;
 	const unsigned char *bytes = (const unsigned char *)w->out;
 	for (size_t i = 0; i < n; i++) {
@@ -820,6 +941,9 @@ void workload_describe(const workload *w, FILE *f) {
 		fprintf(f, ", T5 bias");
 	if (c.pattern == RVA_PATTERN_STRIDED)
 		fprintf(f, ", strided sparse (stride %zu)", c.sparse_stride);
+	if (w->dtype != RVA_F32 || w->out_dtype != RVA_F32)
+		fprintf(f, ", q/k/v %s, output %s", workload_dtype_name(w->dtype),
+		        workload_dtype_name(w->out_dtype));
 	fputc('\n', f);
 	if (w->nk_min != w->nk)
 		fprintf(f, "batch: %zu sequence%s x %zu queries x %zu to %zu keys (ragged, %zu in "
@@ -946,6 +1070,8 @@ void json_config(json *j, const workload *w) {
 		json_kv_uint(j, "kv_rows", w->k_rows);
 	}
 	json_kv_bool(j, "synthetic", w->synthetic);
+	json_kv_string(j, "dtype", workload_dtype_name(w->dtype));
+	json_kv_string(j, "out_dtype", workload_dtype_name(w->out_dtype));
 	switch (c.mechanism) {
 	case RVA_MECH_SCALED_DOT:
 	case RVA_MECH_MULTI_HEAD:
