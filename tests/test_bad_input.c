@@ -503,6 +503,7 @@ static rva_status npy_parse_variant(int which) {
 	case 7: replace_in(buf, n, "(2,)", "(4,)"); break; /* shape lies: 4 elements, data for 2 */
 	case 8: replace_in(buf, n, "(2,)", "(1,)"); break; /* shape lies the other way */
 	case 9: replace_in(buf, n, "False", "True "); break; /* Fortran order */
+	case 10: replace_in(buf, n, "<f4", "<u2"); n -= 4; break; /* uint16: bf16 bits only */
 	}
 	rva_status st = rva_npy_parse(buf, n, &a);
 	if (st == RVA_OK) {
@@ -1256,6 +1257,21 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_npy_parse shape lies (4 for 2)", RVA_EFORMAT, npy_parse_variant(7))                   \
 	X("rva_npy_parse shape lies (1 for 2)", RVA_EFORMAT, npy_parse_variant(8))                   \
 	X("rva_npy_parse fortran_order True", RVA_EFORMAT, npy_parse_variant(9))                     \
+	X("rva_npy_parse dtype <u2 (read only as bf16)", RVA_EFORMAT, npy_parse_variant(10))         \
+	X("rva_npy_parse_as buf NULL, len 5", RVA_ENULL,                                             \
+	  rva_npy_parse_as(NULL, 5, RVA_F16, &(rva_npy_typed){0}))                                   \
+	X("rva_npy_parse_as out NULL", RVA_ENULL, rva_npy_parse_as(npy_ok, npy_ok_len, RVA_F16, NULL)) \
+	X("rva_npy_parse_as dtype 9", RVA_EINVAL,                                                    \
+	  rva_npy_parse_as(npy_ok, npy_ok_len, (rva_dtype)9, &(rva_npy_typed){0}))                   \
+	X("rva_npy_load_as path NULL", RVA_ENULL,                                                    \
+	  rva_npy_load_as(NULL, RVA_BF16, &(rva_npy_typed){0}))                                      \
+	X("rva_npy_load_as dtype 9", RVA_EINVAL,                                                     \
+	  rva_npy_load_as("x.npy", (rva_dtype)9, &(rva_npy_typed){0}))                               \
+	X("rva_npy_load_as missing file", RVA_EIO,                                                   \
+	  rva_npy_load_as("/nonexistent/rvattn/x.npy", RVA_F16, &(rva_npy_typed){0}))                \
+	X("rva_npy_save_as dtype 9", RVA_EINVAL,                                                     \
+	  rva_npy_save_as("/nonexistent/rvattn/x.npy", shape3, (rva_dtype)9, 1, shape3))             \
+	X("rva_npy_typed_free NULL", RVA_OK, rva_npy_typed_free(NULL))                               \
 	X("rva_npy_load path NULL", RVA_ENULL, rva_npy_load(NULL, &(rva_npy_array){0}))              \
 	X("rva_npy_load out NULL", RVA_ENULL, rva_npy_load("x.npy", NULL))                           \
 	X("rva_npy_load missing file", RVA_EIO,                                                      \
