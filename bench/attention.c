@@ -185,6 +185,7 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 	rva_attention *att = NULL;
 	rva_pipeline *pipe = NULL;
 	rva_config cfg = row_config(r->preset, dim, r->H, r->causal);
+	cfg.kv_heads = kvh == r->H ? 0 : kvh;
 	double flops = 0.0;
 	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK ||
 	    (res.st = rva_build(&cfg, &att)) != RVA_OK ||
