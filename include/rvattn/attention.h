@@ -29,7 +29,11 @@ RVA_BEGIN_DECLS
 
 typedef struct rva_attention rva_attention;
 
-/* MoE routing statistics of one call or job (see rva_runtime.moe_stats). */
+/* MoE routing statistics of one call or job (see rva_runtime.moe_stats and
+ * rva_job_moe_stats). The arrays make RVA_MOE_MAX_EXPERTS part of this struct's layout:
+ * it is reached only through pointers (never embedded in another public struct), and a
+ * change of the constant is an ABI change that moves the SONAME (README, "Versions and
+ * ABI"). */
 #define RVA_MOE_MAX_EXPERTS 256
 typedef struct rva_moe_stats {
 	size_t experts;                          /* E */
