@@ -424,6 +424,16 @@ static float half_to_float(uint16_t x) {
 	return f;
 }
 
+/* The inverse of half_to_float, bit for bit: a float16 value widened by it narrows back
+ * exactly, NaN payloads included (a rounding conversion would quiet a signalling NaN). */
+static uint16_t half_bits_of_widened(float f) {
+	uint32_t b;
+	memcpy(&b, &f, sizeof b);
+	if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x7fffffu))
+		return (uint16_t)(((b >> 16) & 0x8000u) | 0x7c00u | ((b >> 13) & 0x3ffu));
+	return rva__f32_to_f16(f);
+}
+
 /* Converts n elements of h's dtype at src (any alignment) to float32 at dst; counts
  * finite float64 values that overflow float32. */
 static void convert(const rva_npy_header *h, const uint8_t *src, size_t n, float *dst,
@@ -815,10 +825,13 @@ static rva_status to_typed(rva_npy_array *f, rva_dtype want, const char *what,
 		for (size_t i = 0; i < f->count; i++)
 			d[i] = (uint16_t)f->data[i];
 		t.converted = f->file.big_endian != HOST_BIG_ENDIAN;
+	} else if (want == RVA_F16 && f->file.dtype == RVA_NPY_F16) { /* the file's own bits */
+		for (size_t i = 0; i < f->count; i++)
+			d[i] = half_bits_of_widened(f->data[i]);
+		t.converted = f->file.big_endian != HOST_BIG_ENDIAN;
 	} else {
 		rva__cvt_from_f32(want, f->data, d, f->count);
-		t.converted = !(want == RVA_F16 && f->file.dtype == RVA_NPY_F16 &&
-		                f->file.big_endian == HOST_BIG_ENDIAN);
+		t.converted = true;
 	}
 	rva_npy_free(f);
 	t.data = d;
