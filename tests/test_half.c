@@ -536,3 +536,43 @@ Test(half, allocation_failures) {
 	}
 	ref_fault_uninstall();
 }
+
+/* The public converter against the twins (one element at a time through fp32), and its
+ * errors. */
+Test(half, public_convert) {
+	enum { M = 1000 };
+	float x[M], back[M];
+	uint16_t b[M], f[M], want[M], got[M];
+	for (int i = 0; i < M; i++)
+		x[i] = (float)((i * 2654435761u) % 100003u) * 0x1p-12f - 12.0f;
+	x[0] = NAN;
+	x[1] = INFINITY;
+	x[2] = 0x1p-130f;
+	cr_assert_eq(rva_convert(RVA_BF16, b, RVA_F32, x, M), RVA_OK);
+	cr_assert_eq(rva_convert(RVA_F16, f, RVA_F32, x, M), RVA_OK);
+	for (int i = 1; i < M; i++) { /* x[0] is NaN: checked as NaN below */
+		cr_assert_eq(b[i], rva__f32_to_bf16(x[i]), "bf16 %d", i);
+		cr_assert_eq(f[i], rva__f32_to_f16(x[i]), "f16 %d", i);
+	}
+	cr_assert(isnan(rva__bf16_to_f32(b[0])) && isnan(rva__f16_to_f32(f[0])));
+	/* widening is exact */
+	cr_assert_eq(rva_convert(RVA_F32, back, RVA_BF16, b, M), RVA_OK);
+	for (int i = 1; i < M; i++)
+		cr_assert_eq(f2u(back[i]), f2u(rva__bf16_to_f32(b[i])));
+	/* bf16 -> f16 = through fp32, in blocks past the converter's 256 */
+	cr_assert_eq(rva_convert(RVA_F16, got, RVA_BF16, b, M), RVA_OK);
+	for (int i = 0; i < M; i++)
+		want[i] = rva__f32_to_f16(rva__bf16_to_f32(b[i]));
+	for (int i = 1; i < M; i++)
+		cr_assert_eq(got[i], want[i], "bf16->f16 %d", i);
+	/* the same type copies the bits; in place is allowed */
+	cr_assert_eq(rva_convert(RVA_F16, got, RVA_F16, f, M), RVA_OK);
+	cr_assert_eq(memcmp(got, f, sizeof got), 0);
+	cr_assert_eq(rva_convert(RVA_F16, got, RVA_F16, got, M), RVA_OK);
+	cr_assert_eq(rva_convert(RVA_F16, NULL, RVA_F32, NULL, 0), RVA_OK);
+	cr_assert_eq(rva_convert(RVA_F16, NULL, RVA_F32, x, 1), RVA_ENULL);
+	cr_assert_eq(rva_convert(RVA_F16, got, RVA_F32, NULL, 1), RVA_ENULL);
+	cr_assert_eq(rva_convert((rva_dtype)3, got, RVA_F32, x, 1), RVA_EINVAL);
+	cr_assert_eq(rva_convert(RVA_F16, got, (rva_dtype)-1, x, 1), RVA_EINVAL);
+	cr_assert(strstr(rva_last_error(), "not an rva_dtype") != NULL);
+}

@@ -111,5 +111,14 @@ typedef struct rva_packed_batch {
  */
 rva_status rva_batch_unpack(const rva_packed_batch *p, rva_seq *seqs, size_t cap);
 
+/*
+ * Converts n elements: dst[i] = src[i] as type `to`, with the library's own rules (to
+ * bf16/fp16: round to nearest even, NaN stays NaN; to fp32: exact; the same type copies
+ * the bits; bf16 <-> fp16 goes through fp32). Both buffers are the caller's; they must not
+ * overlap unless dst == src and to == from. Errors: RVA_ENULL (dst or src NULL with n > 0);
+ * RVA_EINVAL (to or from is not an rva_dtype).
+ */
+rva_status rva_convert(rva_dtype to, void *dst, rva_dtype from, const void *src, size_t n);
+
 RVA_END_DECLS
 #endif

@@ -4,7 +4,9 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
 
+#include "core/internal.h"
 #include "kernels/half.h"
 #include "kernels/vexp.h"
 
@@ -282,4 +284,35 @@ void rva__cvt_rows_from_f32(rva_dtype t, const float *src, size_t src_stride, si
 	for (size_t r = 0; r < rows; r++)
 		rva__cvt_from_f32(t, src + r * src_stride, rva__elem_at_mut(dst, t, r * dst_stride),
 		                  cols);
+}
+
+/* ---- the public converter (rvattn/batch.h) -------------------------------------------- */
+
+rva_status rva_convert(rva_dtype to, void *dst, rva_dtype from, const void *src, size_t n) {
+	if (n > 0 && (!dst || !src))
+		return rva__fail(RVA_ENULL, "rva_convert: %s is NULL", dst ? "src" : "dst");
+	if ((unsigned)to > RVA_F16 || (unsigned)from > RVA_F16)
+		return rva__fail(RVA_EINVAL, "rva_convert: element type %d is not an rva_dtype "
+		                 "(RVA_F32, RVA_BF16, RVA_F16)", (unsigned)to > RVA_F16 ? (int)to
+		                                                                    : (int)from);
+	if (n == 0)
+		return RVA_OK;
+	if (to == from) {
+		if (dst != src)
+			memcpy(dst, src, n * rva__dtype_size(to));
+	} else if (from == RVA_F32) {
+		rva__cvt_from_f32(to, src, dst, n);
+	} else if (to == RVA_F32) {
+		rva__cvt_to_f32(from, src, dst, n);
+	} else { /* bf16 <-> fp16 through a small fp32 block */
+		float buf[256];
+		const uint16_t *s = src;
+		uint16_t *d = dst;
+		for (size_t i = 0; i < n; i += 256) {
+			size_t m = n - i < 256 ? n - i : 256;
+			rva__cvt_to_f32(from, s + i, buf, m);
+			rva__cvt_from_f32(to, buf, d + i, m);
+		}
+	}
+	return RVA_OK;
 }

@@ -592,39 +592,11 @@ const char *workload_dtype_name(rva_dtype t) {
 	return t == RVA_BF16 ? "bf16" : t == RVA_F16 ? "f16" : "f32";
 }
 
-/* dst[i] = src[i] rounded to bf16/fp16 bits, round to nearest even (the library's rule,
- * rvattn/batch.h); _Float16 conversions are IEEE (GCC, x86-64). */
-static void round_half(rva_dtype t, const float *src, void *dst, size_t n) {
-	uint16_t *d = dst;
-	for (size_t i = 0; i < n; i++) {
-		if (t == RVA_F16) {
-			_Float16 h = (_Float16)src[i];
-			memcpy(&d[i], &h, 2);
-		} else {
-			uint32_t u;
-			memcpy(&u, &src[i], 4);
-			d[i] = (u & 0x7fffffffu) > 0x7f800000u
-			           ? (uint16_t)((u >> 16) | 0x40u)
-			           : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-		}
-	}
-}
-
 void workload_output_f32(workload *w) {
 	if (w->out_dtype == RVA_F32 || !w->outh)
 		return;
-	size_t n = w->batch * w->nq * w->q_cols;
-	const uint16_t *h = w->outh;
-	for (size_t i = 0; i < n; i++) {
-		if (w->out_dtype == RVA_F16) {
-			_Float16 x;
-			memcpy(&x, &h[i], 2);
-			w->out[i] = (float)x;
-		} else {
-			uint32_t u = (uint32_t)h[i] << 16;
-			memcpy(&w->out[i], &u, 4);
-		}
-	}
+	/* Widening is exact and the types are valid, so this cannot fail. */
+	(void)rva_convert(RVA_F32, w->out, w->out_dtype, w->outh, w->batch * w->nq * w->q_cols);
 }
 
 /* Q, K and V: the seeded synthetic draws (allocated here, nqel and nkel floats), or the
@@ -656,13 +628,15 @@ static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t n
 	if (w->dtype == RVA_F32)
 		return EXIT_OK;
 	/* drawn in fp32, then rounded to the element type (round to nearest even) */
-	if (!(w->qh = malloc((nqel ? nqel : 1) * 2)) || !(w->kh = malloc((nkel ? nkel : 1) * 2)) ||
-	    !(w->vh = malloc((nkel ? nkel : 1) * 2)))
+	if (rva_buffer_alloc((nqel ? nqel : 1) * 2, &w->qh) != RVA_OK ||
+	    rva_buffer_alloc((nkel ? nkel : 1) * 2, &w->kh) != RVA_OK ||
+	    rva_buffer_alloc((nkel ? nkel : 1) * 2, &w->vh) != RVA_OK)
 		return cli_error(EXIT_RUNTIME, "cannot allocate the %s inputs",
 		                 workload_dtype_name(w->dtype));
-	round_half(w->dtype, w->q, w->qh, nqel);
-	round_half(w->dtype, w->k, w->kh, nkel);
-	round_half(w->dtype, w->v, w->vh, nkel);
+	if (rva_convert(w->dtype, w->qh, RVA_F32, w->q, nqel) != RVA_OK ||
+	    rva_convert(w->dtype, w->kh, RVA_F32, w->k, nkel) != RVA_OK ||
+	    rva_convert(w->dtype, w->vh, RVA_F32, w->v, nkel) != RVA_OK)
+		return cli_error(EXIT_RUNTIME, "%s", rva_last_error());
 	return EXIT_OK;
 }
 
@@ -777,9 +751,9 @@ void workload_free(workload *w) {
 	rva_npy_free(&w->ka);
 	rva_npy_free(&w->va);
 	if (w->synthetic) {
-		free(w->qh);
-		free(w->kh);
-		free(w->vh);
+		rva_buffer_free(w->qh);
+		rva_buffer_free(w->kh);
+		rva_buffer_free(w->vh);
 	}
 	rva_npy_typed_free(&w->qt);
 	rva_npy_typed_free(&w->kt);
