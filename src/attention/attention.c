@@ -15,7 +15,6 @@
 /* Upper bounds of work-defining counts (documented in config.h). */
 #define RVA__MAX_FEATURES 65536
 #define RVA__MAX_FRECHET_ITER 10000
-#define RVA__MAX_DIM ((size_t)1 << 32)
 
 static const rva__mech_ops *ops_for(rva_mechanism m) {
 	switch (m) {

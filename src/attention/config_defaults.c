@@ -5,6 +5,8 @@
 size_t rva__fit_heads(size_t dim, size_t heads) {
 	if (dim == 0 || heads == 0 || dim % heads == 0)
 		return heads ? heads : 1;
+	if (dim > RVA__MAX_DIM) /* refused by validation; the search would take 2^32 steps */
+		return 1;
 	/* The largest divisor of dim in (1, limit], else 1. Divisors come in pairs (d, dim/d)
 	 * around sqrt(dim), so trial division up to sqrt(dim) finds them all: at most 2^16
 	 * steps for the largest dim (2^32), where counting down from limit took ~2^26. */

@@ -36,11 +36,14 @@
 /* The narrowest head a fitted head count gives where dim allows a wider one: a dot product
  * over fewer features discriminates little. */
 #define RVA__MIN_HEAD_DIM 8
+/* The largest dim rva_build accepts (config.h); larger ones are refused after defaults. */
+#define RVA__MAX_DIM ((size_t)1 << 32)
 
 /*
  * A head count near `heads` that divides dim: `heads` when it divides dim; else the
  * largest divisor of dim below it with dim / divisor >= RVA__MIN_HEAD_DIM; else 1. dim 0
- * keeps `heads` (rva_build rejects dim 0 with its own message); heads 0 gives 1.
+ * keeps `heads` (rva_build rejects dim 0 with its own message); heads 0 gives 1; a dim
+ * above RVA__MAX_DIM gives 1 without searching (rva_build refuses it after the defaults).
  */
 size_t rva__fit_heads(size_t dim, size_t heads);
 

@@ -189,13 +189,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	}
 	size_t hd = c.heads && c.dim % c.heads == 0 ? c.dim / c.heads : 0;
 	c.feature_matrix = c.router_weights = c.bias_table = NULL;
-	if (want_features && hd)
+	/* Arrays are sized by the config's own counts; a zero count means the library's default
+	 * (config.h), whose size the harness does not model, so it passes no array then. */
+	if (want_features && hd && c.features)
 		c.feature_matrix = features = owned_floats(mul_or_max(c.features, hd), &vs, nan_arrays);
-	if (want_router)
+	if (want_router && c.experts)
 		c.router_weights = router = owned_floats(
 			mul_or_max(c.experts, c.router_stride > c.dim ? c.router_stride : c.dim), &vs,
 			nan_arrays);
-	if (want_bias)
+	if (want_bias && c.bias_buckets && c.heads)
 		c.bias_table = bias = owned_floats(mul_or_max(c.bias_buckets, c.heads), &vs, nan_arrays);
 
 	if (build_too_slow(&c))
