@@ -152,15 +152,18 @@ scores_block(const float *k, size_t ks, const float *pf, int npf, const float *q
 		size_t left = nk - j0, jr = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;     \
 		const float *kb = k + j0 * ks;                                                     \
 		int npf = (int)rva__min(6, nk - j0 - jr);                                          \
+		/* the next block's rows exist only when npf > 0 (a row stride may be huge when \
+		 * nk is 1: no pointer is formed past the last row) */                             \
+		const float *pf = npf > 0 ? kb + jr * ks : kb;                                     \
 		float *sb = st + j0 * brp + i0;                                                    \
 		if (jr == 6)                                                                       \
-			scores_block(kb, ks, kb + 6 * ks, npf, qt + i0, brp, D, sb, 6, NVv);           \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 6, NVv);                    \
 		else if (jr == 4)                                                                  \
-			scores_block(kb, ks, kb + 4 * ks, npf, qt + i0, brp, D, sb, 4, NVv);           \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 4, NVv);                    \
 		else if (jr == 2)                                                                  \
-			scores_block(kb, ks, kb + 2 * ks, npf, qt + i0, brp, D, sb, 2, NVv);           \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 2, NVv);                    \
 		else                                                                               \
-			scores_block(kb, ks, kb + ks, npf, qt + i0, brp, D, sb, 1, NVv);               \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 1, NVv);                    \
 		j0 += jr;                                                                          \
 	}
 
