@@ -74,6 +74,25 @@ typedef struct rva_seq {
 	const uint8_t *key_mask; /* NULL, or nk bytes: nonzero = key may be attended; a query
 	                          * with every key masked gets zeros */
 	rva_dtype q_dtype, k_dtype, v_dtype, out_dtype; /* element types; 0 = RVA_F32 */
+	/*
+	 * Attention-op extras (zero = off, the behaviour of a descriptor without them). Until a
+	 * field's section below documents it, rva__validate_seq refuses a non-zero value with
+	 * RVA_EINVAL naming the field (never silently ignored).
+	 * Score matrices ([heads][nq][nk], fp32 / bytes): element (h, i, j) at
+	 * p[h * head_stride + i * stride + j]; stride 0 = nk; head_stride 0 = one matrix
+	 * broadcast over the heads.
+	 */
+	const float *bias;       /* additive logit bias */
+	size_t bias_stride, bias_head_stride;
+	const uint8_t *mask;     /* boolean mask: nonzero = key j visible to query i */
+	size_t mask_stride, mask_head_stride;
+	float *lse;              /* written: log-sum-exp per (head, query row) */
+	size_t lse_head_stride;
+	size_t q_pos, k_pos;     /* positions of query row 0 and key row 0 (RoPE) */
+	/* Elements between consecutive heads of one row ([B, H, S, D] layouts); 0 = head_dim
+	 * (heads side by side within a row, the default). */
+	size_t q_head_stride, k_head_stride, v_head_stride, out_head_stride;
+	uint64_t reserved[8];    /* zero */
 } rva_seq;
 
 typedef struct rva_batch {

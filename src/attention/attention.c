@@ -486,6 +486,30 @@ static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, siz
 	return RVA_OK;
 }
 
+/* The rva_seq extras (batch.h) a build implements: a field appears here until its feature
+ * exists; a descriptor using one is refused, never silently computed without it. */
+rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
+                                     size_t index) {
+	(void)att;
+	const struct { bool set; const char *name; } f[] = {
+		{s->bias || s->bias_stride || s->bias_head_stride, "bias"},
+		{s->mask || s->mask_stride || s->mask_head_stride, "mask"},
+		{s->lse || s->lse_head_stride, "lse"},
+		{s->q_pos || s->k_pos, "q_pos/k_pos"},
+		{s->q_head_stride || s->k_head_stride || s->v_head_stride || s->out_head_stride,
+		 "head strides"},
+	};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if (f[i].set)
+			return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.%s is not supported by this "
+			                 "build", index, f[i].name);
+	for (size_t i = 0; i < sizeof s->reserved / sizeof s->reserved[0]; i++)
+		if (s->reserved[i])
+			return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.reserved[%zu] is not zero",
+			                 index, i);
+	return RVA_OK;
+}
+
 rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index) {
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
 	const rva_dtype types[4] = {s->q_dtype, s->k_dtype, s->v_dtype, s->out_dtype};
@@ -495,6 +519,9 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 			return rva__fail(RVA_EINVAL, "sequence %zu: %s element type %d is not an "
 			                 "rva_dtype (RVA_F32, RVA_BF16, RVA_F16)", index, tnames[i],
 			                 (int)types[i]);
+	rva_status st = rva__seq_extras_supported(att, s, index);
+	if (st != RVA_OK)
+		return st;
 	if (s->nq == 0)
 		return RVA_OK;
 	if (!s->q || !s->out)
@@ -518,7 +545,6 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 		return rva__fail(RVA_EDIM, "sequence %zu: key/value stride %zu/%zu is narrower than "
 		                 "the key/value width %zu (kv_heads %zu x head_dim %zu)", index,
 		                 s->k_stride, s->v_stride, kvd, att->kv_heads, att->head_dim);
-	rva_status st;
 	if ((st = check_extent(s->nq, s->q_stride, dim, s->q_dtype, "query", index)) != RVA_OK ||
 	    (st = check_extent(s->nq, s->out_stride, dim, s->out_dtype, "output", index)) !=
 	        RVA_OK ||

@@ -105,6 +105,9 @@ rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__
 
 /* Validates one sequence against att (as above). index is used in messages. */
 rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index);
+/* The part of rva__validate_seq that checks the rva_seq extras (batch.h). */
+rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
+                                     size_t index);
 
 /* Copies a batch's descriptors with strides normalised (0 -> packed width). */
 void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *out);
