@@ -147,6 +147,8 @@ static rva_config mech(rva_mechanism m) {
 
 static const size_t two_globals[2] = {0, 5};
 static float spare_floats[64];
+/* The last word of rva_config.reserved (the tail shrinks as fields are taken from it). */
+#define RESERVED_LAST (sizeof((rva_config){0}.reserved) / sizeof(uint64_t) - 1)
 
 /* One sequence through rva_compute_batch (seq_status checked against the result). */
 static rva_status batch1(rva_seq s) {
@@ -764,7 +766,7 @@ static rva_status pipe_run_batch(rva_seq s) {
 	  WITH(heads, 0))                                                                            \
 	X("build: heads 0 = default, kv_heads 0 = heads", RVA_OK,                                    \
 	  ({ rva_config c_ = cfg_base(); c_.heads = 0; c_.kv_heads = 0; build(c_); }))               \
-	X("build: reserved[15] not zero", RVA_EINVAL, WITH(reserved[15], 1))                         \
+	X("build: last reserved word not zero", RVA_EINVAL, WITH(reserved[RESERVED_LAST], 1))        \
 	X("build: heads 3 do not divide dim 16", RVA_EDIM, WITH(heads, 3))                           \
 	X("build: kv_heads 3 do not divide heads 4", RVA_EDIM, WITH(kv_heads, 3))                    \
 	X("build: kv_heads 8 > heads 4", RVA_EDIM, WITH(kv_heads, 8))                                \
@@ -857,6 +859,28 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("build: sparse_stride 0 = default", RVA_OK,                                                \
 	  ({ rva_config c_ = cfg_base(); c_.pattern = RVA_PATTERN_STRIDED; c_.sparse_stride = 0;     \
 	     build(c_); }))                                                                          \
+	/* rva_build: score modifiers (config.h) */                                                 \
+	X("build: causal_align COUNT", RVA_EINVAL, WITH(causal_align, RVA_CAUSAL_ALIGN_COUNT))       \
+	X("build: softcap -1", RVA_ERANGE, WITH(softcap, -1.0f))                                     \
+	X("build: softcap NaN", RVA_ERANGE, WITH(softcap, NAN))                                      \
+	X("build: softcap +Inf", RVA_ERANGE, WITH(softcap, INFINITY))                                \
+	X("build: window_left without sliding_window", RVA_EINVAL, WITH(window_left, 4))             \
+	X("build: window_right without sliding_window", RVA_EINVAL, WITH(window_right, 1))           \
+	X("build: alibi_slopes without alibi", RVA_EINVAL, WITH(alibi_slopes, spare_floats))         \
+	X("build: alibi_slopes NaN", RVA_ERANGE,                                                     \
+	  ({ rva_config c_ = cfg_base(); float sl_[4] = {0.5f, NAN, 0.1f, 0.1f}; c_.alibi = true;    \
+	     c_.alibi_slopes = sl_; build(c_); }))                                                   \
+	X("build: alibi_slopes negative", RVA_ERANGE,                                                \
+	  ({ rva_config c_ = cfg_base(); float sl_[4] = {0.5f, -1.0f, 0.1f, 0.1f}; c_.alibi = true;  \
+	     c_.alibi_slopes = sl_; build(c_); }))                                                   \
+	X("build: softcap on linear", RVA_EINVAL,                                                    \
+	  ({ rva_config c_ = rva_linear(DIM, 8); c_.softcap = 30.0f; build(c_); }))                \
+	X("build: sliding_window on hyperbolic", RVA_EINVAL,                                         \
+	  ({ rva_config c_ = rva_hyperbolic(DIM, -1.0f); c_.sliding_window = true; build(c_); }))    \
+	X("build: alibi on moe", RVA_EINVAL,                                                         \
+	  ({ rva_config c_ = rva_moe(DIM, 4, 2); c_.alibi = true; build(c_); }))                     \
+	X("build: causal_align top-left on linear", RVA_EINVAL,                                      \
+	  ({ rva_config c_ = rva_linear(DIM, 8); c_.causal_align = RVA_CAUSAL_TOP_LEFT; build(c_); })) \
 	/* rva_build: counts that would set the work, not the data; caller arrays */                \
 	X("build: global_indices {0, 5, 2^32-2}", RVA_OK, globals_with((size_t)UINT32_MAX - 1))      \
 	X("build: global_indices value 2^32-1 (beyond any sequence)", RVA_ERANGE,                    \

@@ -23,7 +23,9 @@
  * top_k min(2, experts), ...), and rva_attention_config() returns the resolved value; a
  * field where 0 is a valid value means 0 (dropout, jitter_noise, expert_capacity: no
  * token kept, frechet_tol: iterate to frechet_max_iter, global_tokens: none, seed 0,
- * kv_split: automatic). The only numeric field without a default is `dim`.
+ * kv_split: automatic, softcap: off, window_left/window_right: a window of 0 keys on that
+ * side, which is why the window has its own switch, sliding_window, whose zero is "no
+ * window"). The only numeric field without a default is `dim`.
  *
  * Growth (the rule for every public option struct: rva_config, rva_runtime,
  * rva_engine_config, rva_norm_config, and the rva_job_stats output):
@@ -138,6 +140,23 @@ typedef enum rva_sparse_pattern {
 	RVA_PATTERN_COUNT
 } rva_sparse_pattern;
 
+/*
+ * Where the query rows of a sequence with nq queries and nk keys sit (rva_config.
+ * causal_align): their positions decide causal masking, the sliding window, ALiBi and T5
+ * distances and the local-global / strided patterns. Key row j sits at position j.
+ */
+typedef enum rva_causal_align {
+	RVA_CAUSAL_BOTTOM_RIGHT = 0, /* query i at nk - nq + i: the last query sees the last
+	                              * key (decoding a continuation; FlashAttention-2's
+	                              * alignment; the default) */
+	RVA_CAUSAL_TOP_LEFT,         /* query i at i (PyTorch scaled_dot_product_attention's
+	                              * is_causal: query i sees keys j <= i) */
+	RVA_CAUSAL_ALIGN_COUNT
+} rva_causal_align;
+
+/* rva_config.window_left / window_right: no bound on that side of the window. */
+#define RVA_WINDOW_UNBOUNDED SIZE_MAX
+
 typedef struct rva_config {
 	rva_mechanism mechanism;
 	size_t dim;         /* query/output dimension = heads * head_dim; required, > 0, at
@@ -153,7 +172,8 @@ typedef struct rva_config {
 	float scale;        /* logit scale; 0 = 1/sqrt(head_dim) (default); T5 uses 1 */
 	float dropout;      /* attention-probability dropout in training mode, [0, 1); default 0
 	                     * (linear attention forms no probabilities and does not apply it) */
-	bool causal;        /* key j visible to query i only if j <= nk - nq + i; default false.
+	bool causal;        /* key j visible to query i only if j <= nk - nq + i (the default
+	                     * causal_align; top-left: j <= i); default false.
 	                     * A query row with no visible key (causal with nq > nk: rows
 	                     * i < nq - nk; or every key masked by the batch's key_mask) gets
 	                     * an output row of zeros, on every mechanism and path (PyTorch's
@@ -243,7 +263,47 @@ typedef struct rva_config {
 	rva_sparse_pattern pattern;    /* default RVA_PATTERN_DENSE */
 	size_t sparse_stride;          /* l of the strided pattern; 0 = default 128 */
 
-	uint64_t reserved[16];         /* zero (see "Growth" above) */
+	/*
+	 * Score modifiers of the softmax family (scaled_dot, multi_head, flash, local_global).
+	 * Each is computed inside the tiles:
+	 * no nq x nk matrix is formed. On the scaled logit s = scale * q.k of query row i
+	 * (position qp, see causal_align) and key row j (position j), in this order:
+	 *   softcap:  s = softcap * tanh(s / softcap)                         (Gemma 2)
+	 *   ALiBi:    s -= slope[h] * |qp - j|                                (Press et al.)
+	 *   T5 bias, then the sequence's additive bias (rva_seq.bias, batch.h): s += ...
+	 *   masks:    s = -inf where causal, the sliding window, the pattern, key_mask or
+	 *             the sequence's boolean mask (rva_seq.mask) hide key j from query i.
+	 * Zero in every field is the behaviour without them. The other mechanisms (linear,
+	 * hyperbolic, moe) refuse a non-zero modifier at rva_build (RVA_EINVAL naming it).
+	 */
+	rva_causal_align causal_align; /* query positions; default bottom-right (see the enum) */
+	float softcap;                 /* > 0: cap the scaled logits at +-softcap by tanh;
+	                                * 0 = off (default); negative is refused (RVA_ERANGE) */
+	/* Sliding window (FlashAttention's window_size = (window_left, window_right)): with
+	 * sliding_window set, key j is visible to the query at position qp only if
+	 * qp - window_left <= j <= qp + window_right. Both counts are real settings at 0 (0, 0
+	 * = the query's own position only); RVA_WINDOW_UNBOUNDED (SIZE_MAX) lifts one side
+	 * (FlashAttention's -1). It composes with causal (which removes j > qp whatever
+	 * window_right says), with both alignments and with the patterns (a key must pass
+	 * all of them). Key tiles wholly outside the band are skipped, never computed, and
+	 * split-KV chunks wholly outside it are not planned. sliding_window = false (the
+	 * default, zero) ignores the two counts, which must then be 0 (RVA_EINVAL otherwise:
+	 * a count without the switch is a forgotten switch). Mistral 7B: causal, window_left
+	 * 4095, window_right 0 (4096 keys including the query's own). */
+	bool sliding_window;
+	bool alibi;                    /* ALiBi linear biases (Press et al., arXiv:2108.12409):
+	                                * s -= slope[h] * |qp - j|, with qp the query position of
+	                                * causal_align; default false */
+	size_t window_left, window_right;
+	const float *alibi_slopes;     /* alibi: heads slopes (borrowed, copied by rva_build;
+	                                * each finite and >= 0); NULL = the paper's geometric
+	                                * slopes 2^(-8 (h+1) / n) for n = heads a power of two,
+	                                * else those of the nearest power of two below n = 2^k
+	                                * followed by every other slope of 2^(k+1) (the
+	                                * reference implementation's rule). Setting slopes
+	                                * without alibi is refused (RVA_EINVAL). */
+
+	uint64_t reserved[11];         /* zero (see "Growth" above) */
 } rva_config;
 
 /* Constructors: every field at its documented default, then the arguments applied. */

@@ -9,6 +9,7 @@
 #include "attention/attention_internal.h"
 #include "attention/config_defaults.h"
 #include "attention/half_convert.h"
+#include "attention/score_mods.h"
 #include "core/internal.h"
 #include "kernels/half.h"
 
@@ -92,7 +93,8 @@ static rva_status validate_floats(const rva_config *c, const char *mn) {
 	              {"temperature", c->temperature},
 	              {"frechet_tol", c->frechet_tol},
 	              {"expert_capacity", c->expert_capacity},
-	              {"jitter_noise", c->jitter_noise}};
+	              {"jitter_noise", c->jitter_noise},
+	              {"softcap", c->softcap}};
 	for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
 		if (!isfinite(floats[i].v))
 			return rva__fail(RVA_ERANGE, "%s: %s is %g, not a finite number", mn,
@@ -116,6 +118,9 @@ static rva_status validate_enums(const rva_config *c, const char *mn) {
 		return rva__fail(RVA_EINVAL, "%s: invalid bias value %d", mn, (int)c->bias);
 	if ((unsigned)c->pattern >= RVA_PATTERN_COUNT)
 		return rva__fail(RVA_EINVAL, "%s: invalid pattern value %d", mn, (int)c->pattern);
+	if ((unsigned)c->causal_align >= RVA_CAUSAL_ALIGN_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid causal_align value %d", mn,
+		                 (int)c->causal_align);
 	for (size_t i = 0; i < sizeof c->reserved / sizeof c->reserved[0]; i++)
 		if (c->reserved[i] != 0)
 			return rva__fail(RVA_EINVAL, "%s: reserved[%zu] is not zero (start from a "
@@ -255,6 +260,29 @@ static rva_status validate_pattern(const rva_config *c, const char *mn) {
 	return RVA_OK;
 }
 
+/* The score modifiers (config.h): softmax mechanisms only, a window's counts only with its
+ * switch, slopes only with ALiBi, softcap >= 0. */
+static rva_status validate_score_mods(const rva_config *c, const char *mn) {
+	const char *set = c->causal_align != RVA_CAUSAL_BOTTOM_RIGHT ? "causal_align"
+	                  : c->sliding_window                        ? "sliding_window"
+	                  : c->softcap != 0.0f                       ? "softcap"
+	                  : c->alibi                                 ? "alibi"
+	                                                             : NULL;
+	if (set && !is_softmax(c->mechanism))
+		return rva__fail(RVA_EINVAL, "%s: %s is a score modifier of the softmax mechanisms "
+		                 "(scaled_dot, multi_head, flash, local_global)", mn, set);
+	if (!c->sliding_window && (c->window_left || c->window_right))
+		return rva__fail(RVA_EINVAL, "%s: window_left %zu / window_right %zu set without "
+		                 "sliding_window (0 is a real window count; set sliding_window)", mn,
+		                 c->window_left, c->window_right);
+	if (c->alibi_slopes && !c->alibi)
+		return rva__fail(RVA_EINVAL, "%s: alibi_slopes given without alibi", mn);
+	if (c->softcap < 0.0f)
+		return rva__fail(RVA_ERANGE, "%s: softcap %g must be >= 0 (0 = off)", mn,
+		                 (double)c->softcap);
+	return RVA_OK;
+}
+
 /* Validates every field that matters for c->mechanism, zero defaults already resolved
  * (resolve_zero_defaults): the first failing check sets the error. */
 static rva_status validate_config(const rva_config *c) {
@@ -267,7 +295,8 @@ static rva_status validate_config(const rva_config *c) {
 	    (st = validate_local_global(c, mn)) != RVA_OK ||
 	    (st = validate_linear(c, mn)) != RVA_OK ||
 	    (st = validate_hyperbolic(c, mn)) != RVA_OK || (st = validate_moe(c)) != RVA_OK ||
-	    (st = validate_bias(c, mn)) != RVA_OK || (st = validate_pattern(c, mn)) != RVA_OK)
+	    (st = validate_bias(c, mn)) != RVA_OK || (st = validate_pattern(c, mn)) != RVA_OK ||
+	    (st = validate_score_mods(c, mn)) != RVA_OK)
 		return st;
 	return RVA_OK;
 }
@@ -303,6 +332,7 @@ static void free_attention(rva_attention *att) {
 	rva__free(att->feature_matrix);
 	rva__free(att->router_weights);
 	rva__free(att->bias_table);
+	rva__free(att->alibi_slopes);
 	rva__free(att);
 }
 
@@ -374,6 +404,11 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 				goto fail;
 			}
 	c->bias_table = att->bias_table;
+	if (c->alibi) {
+		if ((st = rva__alibi_slopes(c->heads, cfg->alibi_slopes, &att->alibi_slopes)) != RVA_OK)
+			goto fail;
+	}
+	c->alibi_slopes = att->alibi_slopes;
 	if (att->ops->build && (st = att->ops->build(att)) != RVA_OK)
 		goto fail;
 	*out = att;

@@ -82,6 +82,7 @@ struct rva_attention {
 	float *feature_matrix;
 	float *router_weights;
 	float *bias_table;
+	float *alibi_slopes;         /* alibi: heads slopes (the caller's or the defaults) */
 	void *state;                 /* mechanism-private, freed by ops->destroy */
 	atomic_size_t refs;          /* references held (attention.h): 1 from rva_build, +1
 	                              * per rva_attention_retain; freed when the last goes */

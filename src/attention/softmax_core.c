@@ -76,6 +76,13 @@ rva_status rva__softmax_build(rva_attention *att) {
 	if (!s)
 		return rva__fail(RVA_ENOMEM, "%s: cannot allocate state", rva_mechanism_name(c->mechanism));
 	att->state = s;
+	/* The score modifiers' kernels land after their config fields: until then a config
+	 * asking for one is refused, never computed without it. */
+	const char *pending = c->causal_align ? "causal_align" : c->sliding_window ? "sliding_window"
+	                      : c->softcap != 0.0f ? "softcap" : c->alibi ? "alibi" : NULL;
+	if (pending)
+		return rva__fail(RVA_EINVAL, "%s: %s is not supported by this build yet",
+		                 rva_mechanism_name(c->mechanism), pending);
 	s->pattern.causal = c->causal;
 	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
 		s->pattern.kind = RVA__PAT_LOCAL_GLOBAL;
