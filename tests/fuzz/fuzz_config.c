@@ -12,6 +12,7 @@
  */
 #include <math.h>
 
+#include "attention/config_defaults.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -80,22 +81,25 @@ static bool uses(const rva_config *c, rva_mechanism m, rva_expert_kind k, size_t
 /* Rough cost of rva_build (random feature draws dominate): skip configs that would make
  * one execution take seconds (they are valid, only slow). */
 static bool build_too_slow(const rva_config *c) {
-	if (c->heads == 0 || c->dim % c->heads != 0)
+	/* Costs of the resolved config: zero fields are the library's defaults (config.h). */
+	size_t heads = c->heads ? c->heads : rva__default_heads(c->mechanism, c->dim);
+	if (heads == 0 || c->dim % heads != 0)
 		return false;
-	size_t hd = c->dim / c->heads;
+	size_t hd = c->dim / heads;
+	size_t experts = c->experts ? c->experts : RVA__DEFAULT_EXPERTS;
 	double cost = 0.0;
 	if (uses(c, RVA_MECH_LINEAR, RVA_EXPERTS_LINEAR, 2) && c->feature_map != RVA_FEATURES_ELU) {
 		/* ceil(m/d) blocks of d x d Gram-Schmidt (two passes), or m x d draws */
-		double m = (double)c->features, d = (double)hd;
+		double m = (double)(c->features ? c->features : RVA__DEFAULT_FEATURES), d = (double)hd;
 		cost = c->orthogonal ? (m / d + 1.0) * d * d * d * 2.0 : m * d;
 		if (c->mechanism == RVA_MECH_MOE)
-			cost *= (double)(c->experts < RVA_MOE_MAX_EXPERTS ? c->experts : 256);
+			cost *= (double)(experts < RVA_MOE_MAX_EXPERTS ? experts : 256);
 	}
 	if (c->mechanism == RVA_MECH_MOE) /* router, then the experts' W_q, W_o, W_k, W_v */
-		cost += (double)c->experts * (double)c->dim * (50.0 + 4.0 * 30.0 * (double)c->dim);
+		cost += (double)experts * (double)c->dim * (50.0 + 4.0 * 30.0 * (double)c->dim);
 	if (c->bias == RVA_BIAS_T5)
 		cost += (double)c->bias_max_distance * 100.0 + (double)c->bias_buckets *
-		        (double)c->heads * 50.0;
+		        (double)heads * 50.0;
 	return cost > 2e7;
 }
 
