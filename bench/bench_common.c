@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kernels/gemm.h"
+#include "kernels/half.h"
 #include "rvattn/rvattn.h"
 
 double bench_now(void) {
@@ -172,6 +173,25 @@ static RVA__TARGET_AVX2 float fma_loop_avx2(long iters) {
 	_mm256_storeu_ps(v, s);
 	return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
 }
+
+/* 16 independent vdpbf16ps accumulators (16 lanes, 2 bf16 products each: 64 flops per
+ * instruction), 1024 flops per iteration; the sums grow by 2e-6 a step (no denormals). */
+static __attribute__((target("avx512f,avx512bf16"))) float bf16_loop(long iters) {
+	enum { NA = 16 };
+	__m512 acc[NA];
+	const __m512i a = _mm512_set1_epi32(0x3f803f80), b = _mm512_set1_epi32(0x35863586);
+	for (int i = 0; i < NA; i++)
+		acc[i] = _mm512_set1_ps(1.0f + (float)i * 1e-3f);
+	for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < NA; i++)
+			acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)a, (__m512bh)b);
+	}
+	__m512 s = acc[0];
+	for (int i = 1; i < NA; i++)
+		s = _mm512_add_ps(s, acc[i]);
+	return _mm512_reduce_add_ps(s);
+}
 #endif
 
 double bench_cpu_now(void) {
@@ -180,12 +200,26 @@ double bench_cpu_now(void) {
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double fma_probe(unsigned threads, int reps, bool thread_clock) {
+/* kind 0: FMA (AVX-512 or AVX2), 1: vdpbf16ps (0 without AVX512_BF16). */
+static float probe_loop(int kind, rva__simd lvl, long iters) {
+#if defined(__x86_64__)
+	if (kind == 1)
+		return bf16_loop(iters);
+	return lvl == RVA__SIMD_AVX512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+#else
+	(void)kind;
+	(void)lvl;
+	(void)iters;
+	return 0.0f;
+#endif
+}
+
+static double fma_probe(unsigned threads, int reps, bool thread_clock, int kind) {
 #if defined(__x86_64__)
 	rva__simd lvl = rva__simd_level();
-	if (lvl == RVA__SIMD_SCALAR)
+	if (lvl == RVA__SIMD_SCALAR || (kind == 1 && !rva__half_avx512bf16()))
 		return 0.0;
-	double per_iter = lvl == RVA__SIMD_AVX512 ? 512.0 : 192.0;
+	double per_iter = kind == 1 ? 1024.0 : lvl == RVA__SIMD_AVX512 ? 512.0 : 192.0;
 	long iters = 4000000; /* ~20 ms per sample at ~100 GFLOP/s per thread */
 	unsigned t = threads ? threads : 1;
 	if (reps < 1)
@@ -198,10 +232,10 @@ static double fma_probe(unsigned threads, int reps, bool thread_clock) {
 		double t0 = thread_clock ? bench_cpu_now() : bench_now();
 		float total = 0.0f;
 		if (thread_clock)
-			total = lvl == RVA__SIMD_AVX512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+			total = probe_loop(kind, lvl, iters);
 		else {
 #pragma omp parallel num_threads(t) reduction(+ : total)
-			total += lvl == RVA__SIMD_AVX512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+			total += probe_loop(kind, lvl, iters);
 		}
 		sink += total;
 		if (r >= 0)
@@ -215,14 +249,20 @@ static double fma_probe(unsigned threads, int reps, bool thread_clock) {
 	(void)threads;
 	(void)reps;
 	(void)thread_clock;
+	(void)kind;
+	(void)probe_loop;
 	return 0.0;
 #endif
 }
 
 double bench_fma_peak_gflops(unsigned threads, int reps) {
-	return fma_probe(threads, reps, false);
+	return fma_probe(threads, reps, false, 0);
 }
 
 double bench_fma_peak_thread_gflops(int reps) {
-	return fma_probe(1, reps, true);
+	return fma_probe(1, reps, true, 0);
+}
+
+double bench_bf16_peak_gflops(unsigned threads, int reps) {
+	return fma_probe(threads, reps, false, 1);
 }

@@ -42,6 +42,10 @@ double bench_sgemm_gflops(size_t m, size_t n, size_t k, int reps, unsigned threa
  * with neither. The ceiling every attention figure is compared with, beside sgemm. */
 double bench_fma_peak_gflops(unsigned threads, int reps);
 
+/* The bf16 dot-product peak with `threads` threads: independent vdpbf16ps (64 flops each),
+ * no memory, GFLOP/s (median of reps); 0 without AVX512_BF16. */
+double bench_bf16_peak_gflops(unsigned threads, int reps);
+
 /* Seconds of CPU time of the calling thread (time while descheduled does not count): for
  * breakdowns on a machine shared with other work. */
 double bench_cpu_now(void);

@@ -4,7 +4,9 @@
  * BLIS kernel set rvattn chose and for BLIS's own choice, at 1024^3 and at the
  * attention-like shapes 256x256x64 (Q.K^T of a tile) and 256x64x256 (P.V); and the
  * machine's FMA peak (bench_fma_peak_gflops: independent AVX-512 FMAs, no memory) at 1
- * thread and at all cores, with sgemm 1024^3 as a share of it.
+ * thread and at all cores, with sgemm 1024^3 as a share of it; and the bf16 dot-product
+ * peak (bench_bf16_peak_gflops: independent vdpbf16ps, 0 without AVX512_BF16), the
+ * ceiling of the bf16 kernels, at the same thread counts.
  *
  *   build/bench/gemm_peak [--json]
  */
@@ -43,9 +45,12 @@ int main(int argc, char **argv) {
 	}
 	rva__gemm_ctx_use(NULL);
 	double fma[2] = {bench_fma_peak_gflops(threads[0], 7), bench_fma_peak_gflops(threads[1], 7)};
+	double bf16[2] = {bench_bf16_peak_gflops(threads[0], 7),
+	                  bench_bf16_peak_gflops(threads[1], 7)};
 	if (json) {
-		printf("{\"cpu\": \"%s\", \"cores\": %u, \"fma_peak_gflops\": [%.2f, %.2f], \"rows\": [",
-		       bench_cpu_model(), cores, fma[0], fma[1]);
+		printf("{\"cpu\": \"%s\", \"cores\": %u, \"fma_peak_gflops\": [%.2f, %.2f], "
+		       "\"bf16_peak_gflops\": [%.2f, %.2f], \"rows\": [",
+		       bench_cpu_model(), cores, fma[0], fma[1], bf16[0], bf16[1]);
 		int first = 1;
 		for (int s = 0; s < 2; s++)
 			for (int sh = 0; sh < 3; sh++)
@@ -75,5 +80,9 @@ int main(int argc, char **argv) {
 		printf("FMA peak, %u thread%s: %.1f GFLOP/s (sgemm 1024^3 %s: %.0f%% of it)\n", threads[t],
 		       threads[t] > 1 ? "s" : "", fma[t], rva_kernel_set_name(sets[0]),
 		       fma[t] > 0.0 ? 100.0 * g[0][0][t] / fma[t] : 0.0);
+	for (int t = 0; t < 2; t++)
+		printf("bf16 dot-product peak (vdpbf16ps), %u thread%s: %.1f GFLOP/s (%.2fx the FMA "
+		       "peak)\n", threads[t], threads[t] > 1 ? "s" : "", bf16[t],
+		       fma[t] > 0.0 ? bf16[t] / fma[t] : 0.0);
 	return 0;
 }

@@ -6,9 +6,10 @@
  *      (fp32 query and output), GB/s of the K/V bytes each reads, and a streaming read of
  *      the same number of bf16 bytes (the bandwidth limit of the half decode);
  *   G2 flash (B=4 H=12 N=2048 D=64): fp32 against all-bf16 and all-fp16 tensors, next to
- *      the single-thread sgemm limit and a bf16 dot-product peak probe (a vdpbf16ps loop
- *      on independent accumulators: 64 FLOP per instruction, the bf16 ceiling of this CPU;
- *      0 without AVX512_BF16).
+ *      the single-thread sgemm limit and the bf16 dot-product peak probe
+ *      (bench_bf16_peak_gflops: vdpbf16ps on independent accumulators, 64 FLOP per
+ *      instruction, the bf16 ceiling of this CPU; 0 without AVX512_BF16), at the same
+ *      thread count.
  *
  * Median of --repeat runs after a warm-up; buffers allocated and pre-faulted before timing.
  *
@@ -27,46 +28,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-
-/* ---- bf16 dot-product peak: 12 independent vdpbf16ps chains per thread ----------------- */
-
-#if defined(__x86_64__)
-static __attribute__((target("avx512f,avx512bf16"))) double bf16_peak_thread(double seconds) {
-	__m512 acc[12];
-	for (int i = 0; i < 12; i++)
-		acc[i] = _mm512_setzero_ps();
-	__m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x00010001);
-	size_t iters = 0;
-	double t0 = bench_now(), t;
-	do {
-		for (int r = 0; r < 1000; r++)
-			for (int i = 0; i < 12; i++)
-				acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-		iters += 1000;
-		t = bench_now() - t0;
-	} while (t < seconds);
-	volatile float sink = 0.0f;
-	for (int i = 0; i < 12; i++)
-		sink += _mm512_reduce_add_ps(acc[i]);
-	(void)sink;
-	return (double)iters * 12.0 * 64.0 / t * 1e-9; /* 32 multiply-adds per instruction */
-}
-#endif
-
-static double bf16_peak(unsigned threads, int reps) {
-	if (!rva__half_avx512bf16())
-		return 0.0;
-	double *v = malloc((size_t)reps * sizeof *v);
-	for (int r = 0; r < reps; r++) {
-		double total = 0.0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-		total += bf16_peak_thread(0.02);
-		v[r] = total;
-	}
-	double m = bench_median(v, (size_t)reps);
-	free(v);
-	return m;
-}
 
 /* Streaming read of `bytes` bytes (as 64-byte lines summed in int32 lanes) with t threads,
  * GB/s, median of reps. */
@@ -234,7 +195,7 @@ int main(int argc, char **argv) {
 				fprintf(stderr, "G2: %s\n", rva_last_error());
 				return 1;
 			}
-			double peak = bf16_peak(T, reps);
+			double peak = bench_bf16_peak_gflops(T, reps);
 			double gf = flops / f.s * 1e-9, gb = flops / b.s * 1e-9, gh = flops / h.s * 1e-9;
 			printf("G2 flash T=%u: fp32 %.1f GFLOP/s (%.2fx sgemm limit) | bf16 %.1f GFLOP/s "
 			       "(%.2fx fp32, %.2fx sgemm limit, %.0f%% of the bf16 peak %.0f) | fp16 %.1f "

@@ -238,6 +238,7 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	float *hq = align16f(alpha + brp), *hk = align16f(hq + br * D), *hv = align16f(hk + bc * D);
 	uint32_t *hp = (uint32_t *)align16f(hv + bc * D);             /* bf16 P pairs */
 	uint32_t *hqp = (uint32_t *)align16f((float *)(hp + (bc + 1) / 2 * brp)); /* Q pairs */
+	uint32_t *hvp = (uint32_t *)align16f((float *)(hqp + (D + 1) / 2 * brp)); /* V pairs */
 	bool bf16 = fused && !small && rva__smh_bf16_tiles(seq); /* vdpbf16ps tiles */
 	size_t qs, kts = 0, vts = 0;
 	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
@@ -292,12 +293,14 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			rva__sm_rescale(io->o, br, D, alpha);
 		if (dropout)
 			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
-		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
-		if (bf16)
+		if (bf16) { /* P rounded to bf16 as it is paired */
 			rva__smh_pv_bf16(st, brp, nkt,
 			                 rva__elem_at(seq->v, RVA_BF16, kr * seq->v_stride + kvh * D),
-			                 seq->v_stride, br, D, io->o, hp);
-		else if (fused)
+			                 seq->v_stride, br, D, io->o, hp, hvp);
+			continue;
+		}
+		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
+		if (fused)
 			rva__sm_pv_fused(st, brp, nkt, vt, vts, br, D, io->o);
 		else
 			rva__sgemm(true, false, br, D, nkt, 1.0f, st, brp, vt, vts, 1.0f, io->o, D);

@@ -7,7 +7,7 @@
 size_t rva__smh_tile_floats(size_t br, size_t bc, size_t D) {
 	size_t brp = rva__round_up(br, 16);
 	return rva__round_up(br * D, 16) + 2 * rva__round_up(bc * D, 16) +
-	       ((bc + 1) / 2 + (D + 1) / 2) * brp + 128;
+	       ((bc + 1) / 2 + (D + 1) / 2) * brp + rva__smh_vpack_words(bc, D) + 192;
 }
 
 size_t rva__smh_decode_floats(size_t nq, size_t dim, size_t kvd, size_t kb) {

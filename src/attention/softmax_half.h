@@ -22,8 +22,8 @@ static inline bool rva__smh_any(const rva_seq *seq) {
 }
 
 /* Scratch floats the tile loop needs for half tensors: a query tile (br x D), a key and a
- * value tile (bc x D each), and the bf16 pairs of Q and P (rva__smh_pack_q_bf16,
- * rva__smh_pv_bf16), 64-byte aligned pieces. */
+ * value tile (bc x D each), the bf16 pairs of Q and P and the packed V tile
+ * (rva__smh_pack_q_bf16, rva__smh_pv_bf16), 64-byte aligned pieces. */
 size_t rva__smh_tile_floats(size_t br, size_t bc, size_t D);
 
 /* Scratch floats of the decode loop for half tensors: the query rows (nq x dim) and a key
@@ -61,9 +61,12 @@ void rva__smh_decode_step(const rva_seq *seq, size_t kr, size_t ncur, size_t vr,
  *  rva__smh_pack_q_bf16: qp[d2][i] = the pair (q[i][2 d2], q[i][2 d2 + 1]) as bf16 (0 past D
  *    and for br <= i < brp); q holds bf16 values already (rounded when K is bf16).
  *  rva__smh_scores_bf16: St[j][i] = scale * sum_d K[j][d] Q[i][d] (K bf16 rows, stride ks).
- *  rva__smh_pv_bf16: O[i][:] += sum_j P[j][i] V[j][:] (V bf16 rows; P holds bf16 values),
- *    pp: scratch of ceil(nk / 2) x brp words.
- * The products are exact and summed in fp32 pairwise (the instruction's order).
+ *  rva__smh_pv_bf16: O[i][:] += sum_j bf16(P[j][i]) V[j][:] (V bf16 rows; P fp32, rounded
+ *    to bf16 (nearest even) as it is paired), pp: scratch of ceil(nk / 2) x brp words, vp:
+ *    of rva__smh_vpack_words(nk, D) words (the V tile packed once, pairs of keys
+ *    interleaved), both 64-byte aligned.
+ * The products are exact and summed in fp32 pairwise (the instruction's order); a
+ * subnormal bf16 operand counts as 0 (vdpbf16ps).
  */
 bool rva__smh_bf16_tiles(const rva_seq *seq);
 void rva__smh_pack_q_bf16(const float *q, size_t qs, size_t br, size_t brp, size_t D,
@@ -71,7 +74,8 @@ void rva__smh_pack_q_bf16(const float *q, size_t qs, size_t br, size_t brp, size
 void rva__smh_scores_bf16(const void *k, size_t ks, size_t nk, const uint32_t *qp, size_t brp,
                           size_t D, float scale, float *st);
 void rva__smh_pv_bf16(const float *st, size_t brp, size_t nk, const void *v, size_t vs,
-                      size_t br, size_t D, float *o, uint32_t *pp);
+                      size_t br, size_t D, float *o, uint32_t *pp, uint32_t *vp);
+size_t rva__smh_vpack_words(size_t bc, size_t D);
 
 /* out row i (type t, stride out_stride elements) = O[i] / l[i], 0 when l[i] = 0, NaN when
  * l[i] is NaN (as the fp32 finish), rounded once to t. */

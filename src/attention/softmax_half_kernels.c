@@ -165,16 +165,24 @@ bool rva__smh_bf16_tiles(const rva_seq *seq) {
 void rva__smh_pack_q_bf16(const float *q, size_t qs, size_t br, size_t brp, size_t D,
                           uint32_t *qp) {
 	size_t D2 = (D + 1) / 2;
-	for (size_t d2 = 0; d2 < D2; d2++) {
-		uint32_t *row = qp + d2 * brp;
-		for (size_t i = 0; i < br; i++) {
-			uint32_t lo = rva__f32_to_bf16(q[i * qs + 2 * d2]);
-			uint32_t hi = 2 * d2 + 1 < D ? rva__f32_to_bf16(q[i * qs + 2 * d2 + 1]) : 0;
-			row[i] = lo | hi << 16;
+	for (size_t i = 0; i < br; i++) {
+		const float *qi = q + i * qs;
+		/* q holds bf16 values: a pair word is the two high halves (no rounding left) */
+		for (size_t d2 = 0; d2 < D2; d2++) {
+			uint32_t lo, hi = 0;
+			memcpy(&lo, qi + 2 * d2, 4);
+			if (2 * d2 + 1 < D)
+				memcpy(&hi, qi + 2 * d2 + 1, 4);
+			qp[d2 * brp + i] = lo >> 16 | (hi & 0xFFFF0000u);
 		}
-		for (size_t i = br; i < brp; i++)
-			row[i] = 0;
 	}
+	for (size_t d2 = 0; d2 < D2; d2++)
+		for (size_t i = br; i < brp; i++)
+			qp[d2 * brp + i] = 0;
+}
+
+size_t rva__smh_vpack_words(size_t bc, size_t D) {
+	return (bc + 1) / 2 * rva__round_up(D, 16);
 }
 
 #if defined(__x86_64__)
@@ -186,95 +194,130 @@ dp(__m512 acc, __m512i a, __m512i b) {
 	return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
 }
 
-/* 12 key rows x (16 * NV) query lanes; rows beyond nrows repeat the last and are not stored. */
+/* JR key rows x (16 * NV) query lanes of St, JR <= 6, NV <= 4 (24 accumulators; per pair
+ * of d: NV query loads and JR key-pair broadcasts for JR * NV vdpbf16ps). */
 static inline RVA__TARGET_BF16 __attribute__((always_inline)) void
-scores_block_bf16(const uint16_t *k, size_t ks, size_t nrows, const uint32_t *qp, size_t brp,
-                  size_t D, float scale, float *st, const int NV) {
-	enum { JR = 12 };
-	const uint16_t *kr[JR];
-	for (int r = 0; r < JR; r++)
-		kr[r] = k + (size_t)((size_t)r < nrows ? (size_t)r : nrows - 1) * ks;
-	__m512 acc[JR][2];
+scores_block_bf16(const uint16_t *k, size_t ks, const uint32_t *qp, size_t brp, size_t D,
+                  __m512 sc, float *st, const int JR, const int NV) {
+	__m512 acc[6][4];
 	for (int r = 0; r < JR; r++)
 		for (int v = 0; v < NV; v++)
 			acc[r][v] = _mm512_setzero_ps();
 	size_t D2 = D / 2;
 	for (size_t d2 = 0; d2 < D2; d2++) {
-		__m512i a0 = _mm512_load_si512(qp + d2 * brp);
-		__m512i a1 = NV > 1 ? _mm512_load_si512(qp + d2 * brp + 16) : a0;
-#pragma GCC unroll 12
+		__m512i a[4];
+		for (int v = 0; v < NV; v++)
+			a[v] = _mm512_load_si512(qp + d2 * brp + 16 * v);
 		for (int r = 0; r < JR; r++) {
 			uint32_t w;
-			memcpy(&w, kr[r] + 2 * d2, 4);
+			memcpy(&w, k + (size_t)r * ks + 2 * d2, 4);
 			__m512i b = _mm512_set1_epi32((int)w);
-			acc[r][0] = dp(acc[r][0], a0, b);
-			if (NV > 1)
-				acc[r][1] = dp(acc[r][1], a1, b);
+			for (int v = 0; v < NV; v++)
+				acc[r][v] = dp(acc[r][v], a[v], b);
 		}
 	}
-	if (D & 1) { /* the last element pairs with 0 */
-		__m512i a0 = _mm512_load_si512(qp + D2 * brp);
-		__m512i a1 = NV > 1 ? _mm512_load_si512(qp + D2 * brp + 16) : a0;
+	if (D & 1) { /* the last element pairs with 0 (Q's pair word holds 0 there too) */
+		__m512i a[4];
+		for (int v = 0; v < NV; v++)
+			a[v] = _mm512_load_si512(qp + D2 * brp + 16 * v);
 		for (int r = 0; r < JR; r++) {
-			__m512i b = _mm512_set1_epi32((int)kr[r][D - 1]);
-			acc[r][0] = dp(acc[r][0], a0, b);
-			if (NV > 1)
-				acc[r][1] = dp(acc[r][1], a1, b);
+			__m512i b = _mm512_set1_epi32((int)k[(size_t)r * ks + D - 1]);
+			for (int v = 0; v < NV; v++)
+				acc[r][v] = dp(acc[r][v], a[v], b);
 		}
 	}
-	__m512 sc = _mm512_set1_ps(scale);
-	for (int r = 0; r < JR; r++) {
-		if ((size_t)r >= nrows)
-			break;
+	for (int r = 0; r < JR; r++)
 		for (int v = 0; v < NV; v++)
 			_mm512_store_ps(st + (size_t)r * brp + 16 * v, _mm512_mul_ps(acc[r][v], sc));
-	}
 }
+
+/* Blocks of 6 key rows, the last one exactly as long as what is left (4, 2, 1 rows). */
+#define SCORES_NV(NVv)                                                                     \
+	for (size_t j0 = 0; j0 < nk;) {                                                        \
+		size_t left = nk - j0, jr = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;     \
+		const uint16_t *kb = k + j0 * ks;                                                  \
+		float *sb = st + j0 * brp + i0;                                                    \
+		if (jr == 6)                                                                       \
+			scores_block_bf16(kb, ks, qp + i0, brp, D, sc, sb, 6, NVv);                    \
+		else if (jr == 4)                                                                  \
+			scores_block_bf16(kb, ks, qp + i0, brp, D, sc, sb, 4, NVv);                    \
+		else if (jr == 2)                                                                  \
+			scores_block_bf16(kb, ks, qp + i0, brp, D, sc, sb, 2, NVv);                    \
+		else                                                                               \
+			scores_block_bf16(kb, ks, qp + i0, brp, D, sc, sb, 1, NVv);                    \
+		j0 += jr;                                                                          \
+	}
 
 static RVA__TARGET_BF16 void scores_bf16(const uint16_t *k, size_t ks, size_t nk,
                                          const uint32_t *qp, size_t brp, size_t D,
                                          float scale, float *st) {
-	for (size_t i0 = 0; i0 < brp; i0 += 32) {
-		bool two = brp - i0 >= 32;
-		for (size_t j0 = 0; j0 < nk; j0 += 12) {
-			size_t nr = rva__min(12, nk - j0);
-			if (two)
-				scores_block_bf16(k + j0 * ks, ks, nr, qp + i0, brp, D, scale,
-				                  st + j0 * brp + i0, 2);
-			else
-				scores_block_bf16(k + j0 * ks, ks, nr, qp + i0, brp, D, scale,
-				                  st + j0 * brp + i0, 1);
+	__m512 sc = _mm512_set1_ps(scale);
+	for (size_t i0 = 0; i0 < brp; i0 += 64) {
+		switch ((brp - i0) >= 64 ? 4 : (brp - i0) / 16) {
+		case 4: SCORES_NV(4) break;
+		case 3: SCORES_NV(3) break;
+		case 2: SCORES_NV(2) break;
+		default: SCORES_NV(1) break;
+		}
+	}
+}
+#undef SCORES_NV
+
+/* V rows [0, nk) (stride vs) into pair-interleaved words: vp[j2 * Dp + d] = the pair
+ * (V[2 j2][d], V[2 j2 + 1][d]) (0 past nk and past D), Dp = D rounded up to 16. Once per
+ * tile, where interleaving in the product loop cost a permute per vector per key pair
+ * per row block. */
+static RVA__TARGET_BF16 void pack_v_bf16(const uint16_t *v, size_t vs, size_t nk, size_t D,
+                                         uint32_t *vp) {
+	size_t Dp = rva__round_up(D, 16), n2 = (nk + 1) / 2;
+	for (size_t j2 = 0; j2 < n2; j2++) {
+		const uint16_t *a = v + 2 * j2 * vs;
+		bool has_b = 2 * j2 + 1 < nk;
+		const uint16_t *b = has_b ? a + vs : a;
+		uint32_t *row = vp + j2 * Dp;
+		for (size_t d = 0; d < Dp; d += 16) {
+			__mmask16 mk = tail16(D > d ? D - d : 0);
+			__m512i xa = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, a + d));
+			__m512i xb = has_b ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, b + d))
+			                   : _mm512_setzero_si512();
+			_mm512_store_si512(row + d, _mm512_or_si512(xa, _mm512_slli_epi32(xb, 16)));
 		}
 	}
 }
 
-/* 16 columns of two V rows interleaved: lane c = (a[c], b[c]) (b may be NULL: 0). */
-static inline RVA__TARGET_BF16 __attribute__((always_inline)) __m512i
-vpair(const uint16_t *a, const uint16_t *b, __mmask16 mk) {
-	const __m512i idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9,
-	                                     40, 8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1,
-	                                     32, 0);
-	__m512i xa = _mm512_castsi256_si512(_mm256_maskz_loadu_epi16(mk, a));
-	__m512i xb = b ? _mm512_castsi256_si512(_mm256_maskz_loadu_epi16(mk, b))
-	               : _mm512_setzero_si512();
-	return _mm512_permutex2var_epi16(xa, idx, xb);
+/* P (fp32, key-major, brp lanes) rounded to bf16 (nearest even; vdpbf16ps reads a
+ * subnormal as 0 in any case) and paired by keys: pp[j2 * brp + i] = (P[2 j2][i],
+ * P[2 j2 + 1][i]). */
+static RVA__TARGET_BF16 void pack_p_bf16(const float *st, size_t brp, size_t nk,
+                                         uint32_t *pp) {
+	size_t n2 = (nk + 1) / 2;
+	for (size_t j2 = 0; j2 < n2; j2++) {
+		const float *a = st + 2 * j2 * brp;
+		bool has_b = 2 * j2 + 1 < nk;
+		for (size_t i = 0; i < brp; i += 16) {
+			__m512i lo = _mm512_cvtepu16_epi32(
+				(__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(a + i)));
+			__m512i hi = has_b ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(
+			                         _mm512_load_ps(a + brp + i)))
+			                   : _mm512_setzero_si512();
+			_mm512_store_si512(pp + j2 * brp + i, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+		}
+	}
 }
 
-/* O rows [0, rows) x columns [0, dcols) (NV vectors) += sum over key pairs. */
+/* O rows [0, rows) x columns [0, dcols) (NV vectors) += sum over key pairs; MR x NV <= 24
+ * accumulators, per key pair NV loads of packed V and MR broadcasts of P pairs. */
 static inline RVA__TARGET_BF16 __attribute__((always_inline)) void
-pv_block_bf16(const uint32_t *pp, size_t brp, size_t nk, const uint16_t *v, size_t vs,
+pv_block_bf16(const uint32_t *pp, size_t brp, size_t n2, const uint32_t *vp, size_t Dp,
               size_t rows, size_t dcols, float *o, size_t D, const int MR, const int NV) {
-	__m512 acc[6][4];
+	__m512 acc[12][4];
 	for (int r = 0; r < MR; r++)
 		for (int c = 0; c < NV; c++)
 			acc[r][c] = _mm512_setzero_ps();
-	size_t n2 = (nk + 1) / 2;
 	for (size_t j2 = 0; j2 < n2; j2++) {
-		const uint16_t *va = v + 2 * j2 * vs, *vb = 2 * j2 + 1 < nk ? va + vs : NULL;
 		__m512i vv[4];
 		for (int c = 0; c < NV; c++)
-			vv[c] = vpair(va + 16 * c, vb ? vb + 16 * c : NULL,
-			              tail16(dcols - 16 * (size_t)c));
+			vv[c] = _mm512_load_si512(vp + j2 * Dp + 16 * c);
 		const uint32_t *pj = pp + j2 * brp;
 		for (int r = 0; r < MR; r++) {
 			__m512i b = _mm512_set1_epi32((int)pj[r]);
@@ -288,45 +331,51 @@ pv_block_bf16(const uint32_t *pp, size_t brp, size_t nk, const uint16_t *v, size
 		float *orow = o + (size_t)r * D;
 		for (int c = 0; c < NV; c++) {
 			__mmask16 mk = tail16(dcols - 16 * (size_t)c);
-			if (mk == 0xFFFF)
-				_mm512_storeu_ps(orow + 16 * c,
-				                 _mm512_add_ps(_mm512_loadu_ps(orow + 16 * c), acc[r][c]));
-			else
-				_mm512_mask_storeu_ps(orow + 16 * c, mk,
-				                      _mm512_add_ps(_mm512_maskz_loadu_ps(mk, orow + 16 * c),
-				                                    acc[r][c]));
+			_mm512_mask_storeu_ps(orow + 16 * c, mk,
+			                      _mm512_add_ps(_mm512_maskz_loadu_ps(mk, orow + 16 * c),
+			                                    acc[r][c]));
 		}
 	}
 }
 
+/* Row blocks of MRv query rows; the last block takes the 4, 2 or 1-row variant that covers
+ * what is left. */
+#define PV_CASE(NVv, MRv)                                                                  \
+	case NVv:                                                                              \
+		for (size_t i0 = 0; i0 < br; i0 += MRv) {                                          \
+			size_t rows = rva__min(MRv, br - i0);                                          \
+			const uint32_t *pb = pp + i0;                                                  \
+			const uint32_t *vb = vp + d0;                                                  \
+			float *ob = o + i0 * D + d0;                                                   \
+			if (rows == 1)                                                                 \
+				pv_block_bf16(pb, brp, n2, vb, Dp, 1, dc, ob, D, 1, NVv);                 \
+			else if (rows == 2 && MRv > 2)                                                 \
+				pv_block_bf16(pb, brp, n2, vb, Dp, 2, dc, ob, D, 2, NVv);                 \
+			else if (rows <= 4 && MRv > 4)                                                 \
+				pv_block_bf16(pb, brp, n2, vb, Dp, rows, dc, ob, D, 4, NVv);              \
+			else                                                                           \
+				pv_block_bf16(pb, brp, n2, vb, Dp, rows, dc, ob, D, MRv, NVv);            \
+		}                                                                                  \
+		break;
+
 static RVA__TARGET_BF16 void pv_bf16(const float *st, size_t brp, size_t nk, const uint16_t *v,
-                                     size_t vs, size_t br, size_t D, float *o, uint32_t *pp) {
-	/* P pairs (P holds bf16 values: rva__smh_round_p ran), key pair j2 x query lane */
-	size_t n2 = (nk + 1) / 2;
-	for (size_t j2 = 0; j2 < n2; j2++) {
-		const float *a = st + 2 * j2 * brp, *b = 2 * j2 + 1 < nk ? a + brp : NULL;
-		for (size_t i = 0; i < brp; i += 16) {
-			__m512i lo = _mm512_srli_epi32(_mm512_castps_si512(_mm512_load_ps(a + i)), 16);
-			__m512i hi = b ? _mm512_and_si512(_mm512_castps_si512(_mm512_load_ps(b + i)),
-			                                  _mm512_set1_epi32((int)0xFFFF0000u))
-			               : _mm512_setzero_si512();
-			_mm512_store_si512(pp + j2 * brp + i, _mm512_or_si512(lo, hi));
-		}
-	}
+                                     size_t vs, size_t br, size_t D, float *o, uint32_t *pp,
+                                     uint32_t *vp) {
+	size_t Dp = rva__round_up(D, 16), n2 = (nk + 1) / 2;
+	pack_p_bf16(st, brp, nk, pp);
+	pack_v_bf16(v, vs, nk, D, vp);
 	for (size_t d0 = 0; d0 < D; d0 += 64) {
 		size_t dc = rva__min(64, D - d0);
-		size_t nv = rva__div_up(dc, 16);
-		for (size_t i0 = 0; i0 < br; i0 += 6) {
-			size_t rows = rva__min(6, br - i0);
-			switch (nv) {
-			case 1: pv_block_bf16(pp + i0, brp, nk, v + d0, vs, rows, dc, o + i0 * D + d0, D, 6, 1); break;
-			case 2: pv_block_bf16(pp + i0, brp, nk, v + d0, vs, rows, dc, o + i0 * D + d0, D, 6, 2); break;
-			case 3: pv_block_bf16(pp + i0, brp, nk, v + d0, vs, rows, dc, o + i0 * D + d0, D, 6, 3); break;
-			default: pv_block_bf16(pp + i0, brp, nk, v + d0, vs, rows, dc, o + i0 * D + d0, D, 6, 4); break;
-			}
+		switch (rva__div_up(dc, 16)) {
+			PV_CASE(1, 12)
+			PV_CASE(2, 12)
+			PV_CASE(3, 8)
+			PV_CASE(4, 6)
+		default: break;
 		}
 	}
 }
+#undef PV_CASE
 #endif
 
 void rva__smh_scores_bf16(const void *k, size_t ks, size_t nk, const uint32_t *qp, size_t brp,
@@ -339,10 +388,11 @@ void rva__smh_scores_bf16(const void *k, size_t ks, size_t nk, const uint32_t *q
 }
 
 void rva__smh_pv_bf16(const float *st, size_t brp, size_t nk, const void *v, size_t vs,
-                      size_t br, size_t D, float *o, uint32_t *pp) {
+                      size_t br, size_t D, float *o, uint32_t *pp, uint32_t *vp) {
 #if defined(__x86_64__)
-	pv_bf16(st, brp, nk, v, vs, br, D, o, pp);
+	pv_bf16(st, brp, nk, v, vs, br, D, o, pp, vp);
 #else
 	(void)st; (void)brp; (void)nk; (void)v; (void)vs; (void)br; (void)D; (void)o; (void)pp;
+	(void)vp;
 #endif
 }
