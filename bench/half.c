@@ -3,8 +3,9 @@
  * loaded machine):
  *
  *   G5 decode (B=16 H=12, 1 query x 4096 keys, D=64): fp32 K/V against bf16 and fp16 K/V
- *      (fp32 query and output), GB/s of the K/V bytes each reads, and a streaming read of
- *      the same number of bf16 bytes (the bandwidth limit of the half decode);
+ *      (fp32 query and output), GB/s of the K/V bytes each reads, and the engine's
+ *      streaming-read probe (rva_engine_read_probe) of the same bf16 K and V buffers on
+ *      the same workers after each bf16 run (the bandwidth limit of the half decode);
  *   G2 flash (B=4 H=12 N=2048 D=64): fp32 against all-bf16 and all-fp16 tensors, next to
  *      the single-thread sgemm limit and the bf16 dot-product peak probe
  *      (bench_bf16_peak_gflops: vdpbf16ps on independent accumulators, 64 FLOP per
@@ -29,43 +30,16 @@
 #include <immintrin.h>
 #endif
 
-/* Streaming read of `bytes` bytes (as 64-byte lines summed in int32 lanes) with t threads,
- * GB/s, median of reps. */
-static double read_gbps(const void *buf, size_t bytes, unsigned t, int reps) {
-	double *times = malloc((size_t)reps * sizeof *times);
-	const uint32_t *u = buf;
-	size_t n = bytes / 4;
-	volatile uint32_t sink = 0;
-	for (int r = -1; r < reps; r++) {
-		double t0 = bench_now();
-		uint32_t total = 0;
-#pragma omp parallel for num_threads(t) reduction(+ : total) schedule(static)
-		for (size_t i = 0; i < n; i += 16) {
-			uint32_t s = 0;
-#pragma omp simd reduction(+ : s)
-			for (size_t j = 0; j < 16; j++)
-				s += u[i + j];
-			total += s;
-		}
-		sink += total;
-		if (r >= 0)
-			times[r] = bench_now() - t0;
-	}
-	(void)sink;
-	double med = bench_median(times, (size_t)reps);
-	free(times);
-	return (double)bytes / med * 1e-9;
-}
-
 typedef struct run_res {
 	double s;       /* median seconds */
+	double read_s;  /* with probe: median seconds of the engine's read of the K and V bytes */
 	rva_status st;
 } run_res;
 
 /* One shape with element types qt/kt/vt/ot, t threads: median seconds. */
 static run_res run(size_t B, size_t H, size_t nq, size_t nk, size_t D, rva_dtype qt,
                    rva_dtype kt, rva_dtype vt, rva_dtype ot, unsigned threads, int reps,
-                   size_t *kv_bytes) {
+                   size_t *kv_bytes, bool probe) {
 	run_res res = {0};
 	size_t dim = H * D, nqr = B * nq, nkr = B * nk;
 	float *q = bench_buffer(nqr * dim, 1), *k = bench_buffer(nkr * dim, 2),
@@ -96,19 +70,26 @@ static run_res run(size_t B, size_t H, size_t nq, size_t nk, size_t D, rva_dtype
 	rva_attention *att = NULL;
 	rva_config cfg = rva_flash(dim, 0);
 	cfg.heads = H;
-	double *t = malloc((size_t)reps * sizeof *t);
+	double *t = malloc((size_t)reps * sizeof *t), *rt = malloc((size_t)reps * sizeof *rt);
 	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK || (res.st = rva_build(&cfg, &att)))
 		goto out;
+	const void *kv[2] = {kh, vh};
+	size_t kvb[2] = {nkr * dim * rva__dtype_size(kt), nkr * dim * rva__dtype_size(vt)};
 	for (int i = -1; i < reps; i++) {
 		double t0 = bench_now();
 		if ((res.st = rva_engine_run(e, att, &batch, NULL, NULL, NULL)) != RVA_OK)
 			goto out;
 		if (i >= 0)
 			t[i] = bench_now() - t0;
+		if (probe && i >= 0 &&
+		    (res.st = rva_engine_read_probe(e, kv, kvb, 2, &rt[i])) != RVA_OK)
+			goto out;
 	}
 	res.s = bench_median(t, (size_t)reps);
+	res.read_s = probe ? bench_median(rt, (size_t)reps) : 0.0;
 out:
 	free(t);
+	free(rt);
 	rva_attention_destroy(att);
 	rva_engine_destroy(e);
 	free(seqs);
@@ -164,18 +145,16 @@ int main(int argc, char **argv) {
 		if (wanted(only, "G5")) {
 			size_t B = 16, H = 12, nk = 4096, D = 64, bytes32, bytes16, bytesf;
 			run_res f = run(B, H, 1, nk, D, RVA_F32, RVA_F32, RVA_F32, RVA_F32, T, reps,
-			                &bytes32);
+			                &bytes32, false);
 			run_res b = run(B, H, 1, nk, D, RVA_F32, RVA_BF16, RVA_BF16, RVA_F32, T, reps,
-			                &bytes16);
+			                &bytes16, true);
 			run_res h = run(B, H, 1, nk, D, RVA_F32, RVA_F16, RVA_F16, RVA_F32, T, reps,
-			                &bytesf);
+			                &bytesf, false);
 			if (f.st || b.st || h.st) {
 				fprintf(stderr, "G5: %s\n", rva_last_error());
 				return 1;
 			}
-			void *buf = bench_buffer(bytes16 / 4, 8); /* huge pages, as the K/V */
-			double rd = read_gbps(buf, bytes16, T, reps);
-			free(buf);
+			double rd = bytes16 / b.read_s * 1e-9;
 			double g32 = bytes32 / f.s * 1e-9, g16 = bytes16 / b.s * 1e-9,
 			       gf = bytesf / h.s * 1e-9;
 			printf("G5 decode T=%u: fp32 %.3f ms (%.1f GB/s) | bf16 K/V %.3f ms (%.1f GB/s) "
@@ -187,10 +166,12 @@ int main(int argc, char **argv) {
 		if (wanted(only, "G2")) {
 			size_t B = 4, H = 12, N = 2048, D = 64, by;
 			double flops = 4.0 * (double)B * (double)H * (double)N * (double)N * (double)D;
-			run_res f = run(B, H, N, N, D, RVA_F32, RVA_F32, RVA_F32, RVA_F32, T, reps, &by);
+			run_res f = run(B, H, N, N, D, RVA_F32, RVA_F32, RVA_F32, RVA_F32, T, reps, &by,
+			                false);
 			run_res b = run(B, H, N, N, D, RVA_BF16, RVA_BF16, RVA_BF16, RVA_BF16, T, reps,
-			                &by);
-			run_res h = run(B, H, N, N, D, RVA_F16, RVA_F16, RVA_F16, RVA_F16, T, reps, &by);
+			                &by, false);
+			run_res h = run(B, H, N, N, D, RVA_F16, RVA_F16, RVA_F16, RVA_F16, T, reps, &by,
+			                false);
 			if (f.st || b.st || h.st) {
 				fprintf(stderr, "G2: %s\n", rva_last_error());
 				return 1;

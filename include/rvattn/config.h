@@ -189,8 +189,9 @@ typedef struct rva_config {
 	size_t query_block; /* queries per tile; 0 = default 64; at most 4096 */
 	size_t kv_split;    /* split-KV chunk (keys) for decoding; 0 = automatic when
 	                     * nq <= 16: equal chunks of at least ~3 MiB of work each (K/V
-	                     * bytes plus products, by shape only), none when the sequence
-	                     * has less than two chunks' work; SIZE_MAX = never split;
+	                     * bytes plus products, by shape and K/V element types), none
+	                     * when the sequence has less than two chunks' work; SIZE_MAX =
+	                     * never split;
 	                     * an explicit chunk applies when nq <= query_block */
 
 	/* Local-global (Longformer). */

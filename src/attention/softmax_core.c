@@ -584,13 +584,14 @@ double rva__softmax_flops(const rva_attention *att, const rva_seq *s) {
 static bool few_queries(const rva_seq *s) { return s->nq <= 8; }
 
 /*
- * The split-KV cost model. Decoding streams K and V: a key costs its two fp32 rows
- * (8 * kv_dim bytes) plus the products of every (head, query) pair with them, which on
+ * The split-KV cost model. Decoding streams K and V: a key costs its K and V rows
+ * (8 * kv_dim bytes in fp32, 4 * kv_dim in bf16/fp16) plus the products of every (head, query) pair with them, which on
  * the decode kernels take about 0.4 of the rows' memory time for multi-head attention
  * (a 1 x 512-key decode, H12 D64, runs ~2.5x faster from cache than from memory), so
  * about 3 bytes per head x query x head_dim element:
  *
- *   work per key = 8 * kv_dim + 3 * heads * nq * head_dim   (bytes of streaming time)
+ *   work per key = (k_size + v_size) * kv_dim + 3 * heads * nq * head_dim
+ *                                        (bytes of streaming time; element sizes in bytes)
  *
  * A chunk carries at least SPLIT_WORK of it: ~100-150 us at 20-25 GB/s per core, far above
  * the few microseconds a task and its hand-off cost the engine. A sequence with less than
@@ -598,9 +599,10 @@ static bool few_queries(const rva_seq *s) { return s->nq <= 8; }
  * small to profit from more workers has nothing to hand to them (a 1 x 512-key decode ran
  * 51 us on one thread and 63 us on two when it was a decode task and 12 merge tasks).
  * Chunks are equal (rounded up to whole 32-key decode blocks, or tiles for more queries).
- * The decision depends only on the config and the shape (fp32 row bytes whatever the
- * element types, so a rank of rvattn_mpi, which plans a shape, agrees): never on the
- * thread count, so the output is bit-identical for any number of threads.
+ * The decision depends only on the config, the shape and the K/V element types (half K/V
+ * stream half the bytes, so a chunk holds about twice the keys; rvattn_mpi runs fp32
+ * only): never on the thread count, so the output is bit-identical for any number of
+ * threads.
  */
 #define SPLIT_WORK ((double)(3u << 20))
 
@@ -615,7 +617,8 @@ static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
 	if (ks == 0) {
 		if (s->nq > 16)
 			return 0;
-		double per_key = 8.0 * (double)att->kv_dim +
+		double kv_bytes = (double)(rva__dtype_size(s->k_dtype) + rva__dtype_size(s->v_dtype));
+		double per_key = kv_bytes * (double)att->kv_dim +
 		                 3.0 * (double)att->cfg.heads * (double)s->nq * (double)att->head_dim;
 		double chunks = floor((double)s->nk * per_key / SPLIT_WORK);
 		if (chunks < 2.0)
