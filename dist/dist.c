@@ -644,6 +644,14 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 			if (v == RVA_OK && (s->nq > INT_MAX || s->nk > INT_MAX || att->cfg.dim > INT_MAX))
 				v = rva__fail(RVA_EOVERFLOW, "sequence %zu: %zu query rows / %zu key rows "
 				              "exceed the MPI count limit (INT_MAX)", i, s->nq, s->nk);
+			/* The shipped descriptor is rows of q, k, v (and the key mask) only. */
+			const rva_seq *raw = &batch->seqs[i];
+			if (v == RVA_OK && (raw->lse || raw->q_pos || raw->k_pos || raw->q_head_stride ||
+			                    raw->k_head_stride || raw->v_head_stride ||
+			                    raw->out_head_stride))
+				v = rva__fail(RVA_EINVAL, "sequence %zu: batch sharding does not carry "
+				              "rva_seq.lse, q_pos/k_pos or head strides (rva_dist_decode and "
+				              "rva_dist_ring write lse)", i);
 			seq_status[i] = v;
 			if (v != RVA_OK && first_invalid == SIZE_MAX) {
 				first_invalid = i;

@@ -56,6 +56,14 @@ static rva_status check_piece(const rva_attention *att, const rva_seq *in, size_
 	if (s->q_stride < dim || s->out_stride < dim || s->k_stride < kvd || s->v_stride < kvd)
 		return rva__fail(RVA_EDIM, "%s: a row stride is narrower than its row (q/out %zu, "
 		                 "k/v %zu floats)", who, dim, kvd);
+	/* lse (batch.h): [heads][rows this rank writes], written where out is */
+	if (s->lse_head_stride && !s->lse)
+		return rva__fail(RVA_EINVAL, "%s: lse_head_stride is set but lse is NULL", who);
+	if (!s->lse_head_stride)
+		s->lse_head_stride = q_rows;
+	if (s->lse && att->cfg.heads > 1 && s->lse_head_stride < q_rows)
+		return rva__fail(RVA_EDIM, "%s: lse_head_stride %zu is below the %zu rows", who,
+		                 s->lse_head_stride, q_rows);
 	return RVA_OK;
 }
 
@@ -462,7 +470,9 @@ rva_status rva_dist_ring(rva_dist *d, const rva_attention *att, const rva_seq *s
 		for (size_t h = 0; h < H; h++)
 			rva__softmax_tile_finish(att, br, state + (li * H + h) * sf,
 			                         (float *)s.out + li * L.q_tile * s.out_stride + h * D,
-			                         s.out_stride);
+			                         s.out_stride,
+			                         s.lse ? s.lse + h * s.lse_head_stride + li * L.q_tile
+			                               : NULL);
 	}
 	if (stats) {
 		double f = 0.0;

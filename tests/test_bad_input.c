@@ -686,6 +686,41 @@ static rva_seq aliased(int which) {
 	return s;
 }
 
+/* The attention-op extras of rva_seq and rva_runtime (batch.h, attention.h). `which`:
+ * 0 lse on a linear attention, 1 lse_head_stride without lse, 2 lse_head_stride below nq,
+ * 3 lse over the output, 4 lse over the query, 5 lse extent overflowing, 6 lse good. */
+static rva_status seq_lse(int which) {
+	rva_seq s = F.good;
+	s.lse = spare_floats;
+	const rva_attention *att = F.att;
+	switch (which) {
+	case 0: att = F.lin; s.k = s.v = F.kfull; break;
+	case 1: s.lse = NULL; s.lse_head_stride = NQ; break;
+	case 2: s.lse_head_stride = NQ - 1; break;
+	case 3: s.lse = F.out + 3; break;
+	case 4: s.lse = (float *)F.q + 1; break;
+	case 5: s.lse_head_stride = SIZE_MAX / 2; break;
+	}
+	rva_batch b = {1, &s};
+	rva_status ss = BROKEN;
+	rva_status st = rva_compute_batch(att, &b, NULL, &ss);
+	return ss == st ? st : BROKEN;
+}
+
+/* rva_runtime.scale = value on F.att (or the linear attention), serial or on the engine. */
+static rva_status rt_scale(float value, bool linear, bool engine) {
+	rva_runtime rt = {.scale = value};
+	rva_seq s = F.good;
+	if (linear)
+		s.k = s.v = F.kfull;
+	rva_batch b = {1, &s};
+	rva_status ss = BROKEN;
+	const rva_attention *att = linear ? F.lin : F.att;
+	rva_status st = engine ? rva_engine_run(F.e, att, &b, &rt, &ss, NULL)
+	                       : rva_compute_batch(att, &b, &rt, &ss);
+	return ss == st ? st : BROKEN;
+}
+
 static rva_status pipe_run_batch(rva_seq s) {
 	rva_status ss = BROKEN;
 	rva_status st = rva_pipeline_run_batch(F.pipe, &(rva_batch){1, &s}, NULL, &ss);
@@ -1049,6 +1084,18 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("seq: out == q + 1", RVA_EINVAL, batch1(aliased(3)))                                      \
 	X("seq: out over the key mask", RVA_EINVAL, batch1(aliased(4)))                             \
 	X("seq: out adjacent to k, v, q (no overlap)", RVA_OK, batch1(aliased(5)))                  \
+	X("seq: lse on a linear attention (softmax only)", RVA_EINVAL, seq_lse(0))                 \
+	X("seq: lse_head_stride without lse", RVA_EINVAL, seq_lse(1))                              \
+	X("seq: lse_head_stride below nq", RVA_EDIM, seq_lse(2))                                    \
+	X("seq: lse over the output", RVA_EINVAL, seq_lse(3))                                       \
+	X("seq: lse over the query", RVA_EINVAL, seq_lse(4))                                        \
+	X("seq: lse heads x lse_head_stride overflows", RVA_EOVERFLOW, seq_lse(5))                 \
+	X("seq: lse good", RVA_OK, seq_lse(6))                                                      \
+	X("rva_runtime.scale NaN", RVA_ERANGE, rt_scale(NAN, false, false))                         \
+	X("rva_runtime.scale -1", RVA_ERANGE, rt_scale(-1.0f, false, false))                        \
+	X("rva_runtime.scale -inf (engine)", RVA_ERANGE, rt_scale(-INFINITY, false, true))          \
+	X("rva_runtime.scale on a linear attention", RVA_EINVAL, rt_scale(0.5f, true, false))       \
+	X("rva_runtime.scale 0.5", RVA_OK, rt_scale(0.5f, false, true))                              \
 	X("rva_engine_run seq out == k", RVA_EINVAL, engine_batch1(aliased(0)))                     \
 	X("rva_compute out == query (in place is supported)", RVA_OK,                                \
 	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \

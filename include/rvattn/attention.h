@@ -60,7 +60,14 @@ typedef struct rva_runtime {
 	uint64_t seed;              /* default 0 */
 	uint64_t step;              /* e.g. the training step; default 0 */
 	rva_moe_stats *moe_stats;   /* optional output for MoE attentions (may be NULL) */
-	uint64_t reserved[4];       /* zero (growth: the rule of config.h) */
+	float scale;                /* logit scale of this call, replacing the config's
+	                             * (softmax mechanisms: scaled_dot, multi_head, flash,
+	                             * local_global); 0 = the config's scale (default); must
+	                             * be finite and >= 0, else every sequence of the call
+	                             * fails with RVA_ERANGE; other mechanisms refuse a
+	                             * non-zero value with RVA_EINVAL */
+	uint32_t reserved32;        /* zero */
+	uint64_t reserved[3];       /* zero (growth: the rule of config.h) */
 } rva_runtime;
 
 /*

@@ -86,7 +86,22 @@ typedef struct rva_seq {
 	size_t bias_stride, bias_head_stride;
 	const uint8_t *mask;     /* boolean mask: nonzero = key j visible to query i */
 	size_t mask_stride, mask_head_stride;
-	float *lse;              /* written: log-sum-exp per (head, query row) */
+	/*
+	 * Log-sum-exp output (softmax mechanisms: scaled_dot, multi_head, flash, local_global;
+	 * the others refuse a non-NULL lse with RVA_EINVAL). When non-NULL, lse[h *
+	 * lse_head_stride + i] receives, for query row i and query head h, the natural log of
+	 * the sum over the keys visible to that row of exp(s_ij), s_ij the scaled logit
+	 * (scale * q.k plus any bias of the config) before dropout: the row's softmax
+	 * normaliser, -inf for a row with no visible key (whose output row is zeros). fp32
+	 * whatever out_dtype. lse_head_stride 0 = nq (a packed [heads][nq] array, the layout
+	 * of FlashAttention's softmax_lse); otherwise >= nq when heads > 1. Two attentions of
+	 * one query over disjoint key sets A and B, with outputs O_A, O_B and LSEs L_A, L_B,
+	 * merge into the attention over A u B:
+	 *   L = log(exp(L_A) + exp(L_B)),  O = exp(L_A - L) O_A + exp(L_B - L) O_B.
+	 * lse must not overlap the output or the inputs (RVA_EINVAL); lse_head_stride without
+	 * lse is refused (RVA_EINVAL).
+	 */
+	float *lse;
 	size_t lse_head_stride;
 	size_t q_pos, k_pos;     /* positions of query row 0 and key row 0 (RoPE) */
 	/* Elements between consecutive heads of one row ([B, H, S, D] layouts); 0 = head_dim

@@ -454,6 +454,8 @@ void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *ou
 		out->v_stride = att->kv_dim;
 	if (!out->out_stride)
 		out->out_stride = att->cfg.dim;
+	if (out->lse && !out->lse_head_stride)
+		out->lse_head_stride = out->nq;
 }
 
 static rva_status check_extent(size_t rows, size_t stride, size_t width, rva_dtype t,
@@ -518,7 +520,37 @@ static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, siz
 		if (spans_overlap(&out, &in[i]))
 			return rva__fail(RVA_EINVAL, "sequence %zu: the output overlaps the %s (outputs "
 			                 "must not share memory with inputs)", index, names[i]);
+	if (s->lse) {
+		byte_span lse = span_of(s->lse, att->cfg.heads, s->lse_head_stride, s->nq,
+		                        sizeof(float));
+		if (spans_overlap(&lse, &out))
+			return rva__fail(RVA_EINVAL, "sequence %zu: lse overlaps the output", index);
+		for (int i = 0; i < 4; i++)
+			if (spans_overlap(&lse, &in[i]))
+				return rva__fail(RVA_EINVAL, "sequence %zu: lse overlaps the %s (outputs must "
+				                 "not share memory with inputs)", index, names[i]);
+	}
 	return RVA_OK;
+}
+
+/* The log-sum-exp output (batch.h): softmax mechanisms only; [heads][nq] floats with
+ * lse_head_stride (normalised) between heads. */
+static rva_status check_lse(const rva_attention *att, const rva_seq *s, size_t index) {
+	if (!s->lse) {
+		if (s->lse_head_stride)
+			return rva__fail(RVA_EINVAL, "sequence %zu: lse_head_stride is %zu but lse is NULL",
+			                 index, s->lse_head_stride);
+		return RVA_OK;
+	}
+	if (!is_softmax(att->cfg.mechanism))
+		return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.lse is written by the softmax "
+		                 "mechanisms (scaled_dot, multi_head, flash, local_global), not %s",
+		                 index, rva_mechanism_name(att->cfg.mechanism));
+	size_t H = att->cfg.heads;
+	if (H > 1 && s->lse_head_stride < s->nq)
+		return rva__fail(RVA_EDIM, "sequence %zu: lse_head_stride %zu is below nq %zu (heads "
+		                 "would overlap)", index, s->lse_head_stride, s->nq);
+	return check_extent(H, s->lse_head_stride, s->nq, RVA_F32, "lse", index);
 }
 
 /* The rva_seq extras (batch.h) a build implements: a field appears here until its feature
@@ -529,7 +561,6 @@ rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
 	const struct { bool set; const char *name; } f[] = {
 		{s->bias || s->bias_stride || s->bias_head_stride, "bias"},
 		{s->mask || s->mask_stride || s->mask_head_stride, "mask"},
-		{s->lse || s->lse_head_stride, "lse"},
 		{s->q_pos || s->k_pos, "q_pos/k_pos"},
 		{s->q_head_stride || s->k_head_stride || s->v_head_stride || s->out_head_stride,
 		 "head strides"},
@@ -580,7 +611,8 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 		return rva__fail(RVA_EDIM, "sequence %zu: key/value stride %zu/%zu is narrower than "
 		                 "the key/value width %zu (kv_heads %zu x head_dim %zu)", index,
 		                 s->k_stride, s->v_stride, kvd, att->kv_heads, att->head_dim);
-	if ((st = check_extent(s->nq, s->q_stride, dim, s->q_dtype, "query", index)) != RVA_OK ||
+	if ((st = check_lse(att, s, index)) != RVA_OK ||
+	    (st = check_extent(s->nq, s->q_stride, dim, s->q_dtype, "query", index)) != RVA_OK ||
 	    (st = check_extent(s->nq, s->out_stride, dim, s->out_dtype, "output", index)) !=
 	        RVA_OK ||
 	    (st = check_extent(s->nk, s->k_stride, kvd, s->k_dtype, "key", index)) != RVA_OK ||
@@ -594,11 +626,24 @@ static void set_detail(rva__plan_io *io, size_t s) {
 		io->details[s] = rva__strdup(rva_last_error());
 }
 
+/* The per-call knobs of rva_runtime that apply to attention: the scale (attention.h). */
+static rva_status check_runtime(const rva_attention *att, const rva_runtime *rt) {
+	if (!isfinite(rt->scale) || rt->scale < 0.0f)
+		return rva__fail(RVA_ERANGE, "rva_runtime.scale %g must be finite and >= 0 (0 = the "
+		                 "config's scale)", (double)rt->scale);
+	if (rt->scale != 0.0f && !is_softmax(att->cfg.mechanism))
+		return rva__fail(RVA_EINVAL, "rva_runtime.scale applies to the softmax mechanisms "
+		                 "(scaled_dot, multi_head, flash, local_global), not %s",
+		                 rva_mechanism_name(att->cfg.mechanism));
+	return RVA_OK;
+}
+
 rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+	rva_status rst = check_runtime(att, &io->rt);
 	for (size_t s = 0; s < io->nseq; s++) {
 		if (io->seq_status[s] != RVA_OK)
 			continue;
-		rva_status st = rva__validate_seq(att, &io->seqs[s], s);
+		rva_status st = rst != RVA_OK ? rst : rva__validate_seq(att, &io->seqs[s], s);
 		if (st != RVA_OK) {
 			io->seq_status[s] = st;
 			set_detail(io, s);

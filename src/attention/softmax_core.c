@@ -41,6 +41,7 @@ typedef struct sm_op {
 	const rva_attention *att;
 	const rva_seq *seqs;
 	rva_runtime rt;
+	float scale;                /* logit scale of this call (rt.scale, or the config's) */
 	uint32_t stream;
 	float **partials;           /* per sequence: [heads][chunks][rows] x (D + 2), or NULL */
 	size_t *nchunks;            /* per sequence: key chunks (split-KV / decode) */
@@ -51,6 +52,11 @@ typedef struct sm_op {
 	bool direct;                /* a decode task of a one-chunk sequence writes the output
 	                             * itself (no partials, no merge task): the engine's plan */
 } sm_op;
+
+/* The logit scale of a call: the runtime's per-call scale, or the config's. */
+static float call_scale(const rva_attention *att, const rva_runtime *rt) {
+	return rt && rt->scale > 0.0f ? rt->scale : att->scale;
+}
 
 /* ---- build ---------------------------------------------------------------------------- */
 
@@ -243,7 +249,7 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	size_t qs, kts = 0, vts = 0;
 	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
 	                                  seq->k_dtype == RVA_BF16, hq, &qs);
-	float scale = att->scale;
+	float scale = op->scale;
 	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
 
 	if (!io->resume) {
@@ -323,6 +329,18 @@ static void finish_rows(const float *o, const float *l, size_t br, size_t D, voi
 	}
 }
 
+/* The log-sum-exp of rows from their online-softmax state (batch.h, rva_seq.lse): m + log l
+ * (m the row's running maximum, l the sum of exp(s - m)); -inf for a row with no visible key,
+ * NaN when l is NaN (as the output row). */
+static inline float row_lse(float m, float l) {
+	return l > 0.0f ? m + logf(l) : (isnan(l) ? NAN : -INFINITY);
+}
+
+static void write_lse(const float *m, const float *l, size_t br, float *lse) {
+	for (size_t i = 0; i < br; i++)
+		lse[i] = row_lse(m[i], l[i]);
+}
+
 /* Carves the per-call buffers out of the scratch after the tile area. */
 typedef struct tile_bufs {
 	float *o, *m, *l;
@@ -367,6 +385,8 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 		finish_rows(b.o, b.l, br, D,
 		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * D),
 		            seq->out_dtype, seq->out_stride);
+		if (seq->lse)
+			write_lse(b.m, b.l, br, seq->lse + h * seq->lse_head_stride + q0);
 	}
 	return RVA_OK;
 }
@@ -456,7 +476,7 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		if (cls == RVA__TILE_NONE)
 			continue;
 		rva__smh_decode_step(seq, b0 - op->kv_origin, nkb, prev0 - op->kv_origin, nprev, kvd, q,
-		                     qs, nq, H, G, D, att->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
+		                     qs, nq, H, G, D, op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
 		if (elementwise)
 			for (size_t h = 0; h < H; h++)
@@ -492,12 +512,15 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	}
 	if (nprev) /* the last block's P.V */
 		rva__smh_decode_step(seq, 0, 0, prev0 - op->kv_origin, nprev, kvd, q, qs, nq, H, G, D,
-		                     att->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
+		                     op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 	if (op->direct && nch == 1) {
-		for (size_t h = 0; h < H; h++)
+		for (size_t h = 0; h < H; h++) {
 			finish_rows(o + h * nq * D, l + h * nq, nq, D,
 			            rva__elem_at_mut(seq->out, seq->out_dtype, h * D), seq->out_dtype,
 			            seq->out_stride);
+			if (seq->lse)
+				write_lse(m + h * nq, l + h * nq, nq, seq->lse + h * seq->lse_head_stride);
+		}
 		return;
 	}
 	for (size_t h = 0; h < H; h++) {
@@ -518,9 +541,10 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 }
 
 /* Merges the partials of one head (base: nch chunks x br rows x (D + 2)) in chunk order
- * into out (row i at out + i*out_stride). Deterministic: the order is fixed. */
+ * into out (row i at out + i*out_stride) and, when lse is not NULL, the rows' log-sum-exp
+ * into lse[i]. Deterministic: the order is fixed. */
 static void merge_head(const float *base, size_t nch, size_t br, size_t D, float *out,
-                       size_t out_stride) {
+                       size_t out_stride, float *lse) {
 	for (size_t i = 0; i < br; i++) {
 		float m = -INFINITY;
 		for (size_t c = 0; c < nch; c++)
@@ -541,6 +565,8 @@ static void merge_head(const float *base, size_t nch, size_t br, size_t D, float
 		float inv = l > 0.0f ? 1.0f / l : 0.0f;
 		for (size_t d = 0; d < D; d++)
 			dst[d] = l > 0.0f ? dst[d] * inv : (isnan(l) ? NAN : 0.0f);
+		if (lse)
+			lse[i] = row_lse(ms, l);
 	}
 }
 
@@ -554,15 +580,16 @@ static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 	size_t D = att->head_dim, br = seq->nq, nch = op->nchunks[t->seq];
 	for (size_t h = 0; h < att->cfg.heads; h++) {
 		const float *part = op->partials[t->seq] + h * nch * br * (D + 2);
+		float *lse = seq->lse ? seq->lse + h * seq->lse_head_stride : NULL;
 		if (seq->out_dtype != RVA_F32) { /* merged in fp32 in scratch, rounded once */
 			float *tmp = x->scratch;
-			merge_head(part, nch, br, D, tmp, D);
+			merge_head(part, nch, br, D, tmp, D, lse);
 			rva__cvt_rows_from_f32(seq->out_dtype, tmp, D, br, D,
 			                       rva__elem_at_mut(seq->out, seq->out_dtype, h * D),
 			                       seq->out_stride);
 			continue;
 		}
-		merge_head(part, nch, br, D, RVA__F32(seq->out) + h * D, seq->out_stride);
+		merge_head(part, nch, br, D, RVA__F32(seq->out) + h * D, seq->out_stride, lse);
 	}
 	return RVA_OK;
 }
@@ -640,6 +667,7 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->att = att;
 	op->seqs = io->seqs;
 	op->rt = io->rt;
+	op->scale = call_scale(att, &io->rt);
 	op->stream = io->stream;
 	op->kv_origin = 0;
 	op->chunk_base = 0;
@@ -769,7 +797,7 @@ rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint3
                              const rva_runtime *rt, const uint32_t *rows, size_t nrows,
                              float *out, size_t out_stride, void *scratch) {
 	size_t D = att->head_dim, qb = att->cfg.query_block, qs = seq->q_stride;
-	sm_op op = {.att = att, .seqs = seq, .rt = *rt, .stream = 0};
+	sm_op op = {.att = att, .seqs = seq, .rt = *rt, .scale = call_scale(att, rt), .stream = 0};
 	size_t br_max = rva__min(qb, nrows ? nrows : 1);
 	tile_bufs b = carve(scratch, br_max, D);
 	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
@@ -820,8 +848,8 @@ void rva__softmax_chunk_partials(const rva_attention *att, const rva_seq *seq,
 	rva__softmax_split(att, seq, &len, &nch);
 	/* The engine's tasks with the op's per-head chunk count part_chunks and chunk_base
 	 * part_base: chunk c of head h lands at part[h][c - part_base]. */
-	sm_op op = {.att = att, .seqs = seq, .rt = rva__runtime_or_default(rt), .stream = 0,
-	            .partials = &part, .nchunks = &part_chunks, .chunk_len = &len,
+	sm_op op = {.att = att, .seqs = seq, .rt = rva__runtime_or_default(rt),
+	            .scale = call_scale(att, rt), .stream = 0, .partials = &part, .nchunks = &part_chunks, .chunk_len = &len,
 	            .chunk_base = part_base, .kv_origin = kv_origin};
 	rva__exec_ctx x = {.scratch = scratch, .scratch_bytes = 0, .worker = 0};
 	if (few_queries(seq) && rva__sm_use_decode()) {
@@ -841,7 +869,7 @@ void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, s
 	size_t D = att->head_dim, br = seq->nq;
 	for (size_t h = 0; h < att->cfg.heads; h++)
 		merge_head(part + h * nch * br * (D + 2), nch, br, D, RVA__F32(seq->out) + h * D,
-		           seq->out_stride);
+		           seq->out_stride, seq->lse ? seq->lse + h * seq->lse_head_stride : NULL);
 }
 
 size_t rva__softmax_tile_state_floats(const rva_attention *att, size_t br) {
@@ -857,8 +885,8 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
                             size_t q0, size_t br, size_t h, size_t k_begin, size_t k_end,
                             bool first, float *state, void *scratch) {
 	size_t brp = rva__round_up(br, 16), D = att->head_dim;
-	sm_op op = {.att = att, .seqs = seq, .rt = rva__runtime_or_default(rt), .stream = 0,
-	            .kv_origin = kv_origin};
+	sm_op op = {.att = att, .seqs = seq, .rt = rva__runtime_or_default(rt),
+	            .scale = call_scale(att, rt), .stream = 0, .kv_origin = kv_origin};
 	/* query positions: the tile's rows, as task_dense computes them; they live after the
 	 * tile loop's own scratch area */
 	int64_t qpos_buf[RVA__MAX_QUERY_BLOCK];
@@ -873,7 +901,9 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
 }
 
 void rva__softmax_tile_finish(const rva_attention *att, size_t br, const float *state,
-                              float *out, size_t out_stride) {
+                              float *out, size_t out_stride, float *lse) {
 	size_t brp = rva__round_up(br, 16);
 	finish_rows(state + 2 * brp, state + brp, br, att->head_dim, out, RVA_F32, out_stride);
+	if (lse)
+		write_lse(state, state + brp, br, lse);
 }

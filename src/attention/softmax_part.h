@@ -43,7 +43,8 @@ void rva__softmax_chunk_partials(const rva_attention *att, const rva_seq *seq,
                                  size_t c, float *part, size_t part_chunks, size_t part_base,
                                  void *scratch);
 
-/* Merges part ([heads][nch][nq][head_dim + 2]) in chunk order into seq->out. */
+/* Merges part ([heads][nch][nq][head_dim + 2]) in chunk order into seq->out, and the rows'
+ * log-sum-exp into seq->lse when it is not NULL (lse_head_stride normalised). */
 void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, size_t nch,
                                  const float *part);
 
@@ -67,8 +68,9 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
                             bool first, float *state, void *scratch);
 
 /* Writes the normalised rows of a finished tile state (out: row 0 of the tile, head h's
- * slice already applied by the caller). */
+ * slice already applied by the caller) and, when lse is not NULL, their log-sum-exp to
+ * lse[0..br) (batch.h, rva_seq.lse). */
 void rva__softmax_tile_finish(const rva_attention *att, size_t br, const float *state,
-                              float *out, size_t out_stride);
+                              float *out, size_t out_stride, float *lse);
 
 #endif
