@@ -2,8 +2,8 @@
  * prefill_parts: where the cycles of the fp32 prefill tile loop go (hardware counters are
  * not available everywhere; this times the loop's kernels alone instead).
  *
- * For one head of G2 (N=2048, D=64, keys at the row stride of 12 heads) and of G4
- * (N=8192 causal, 16 heads), on one thread, it runs the tile loop of
+ * For one head of G1 (N=512), G2 (N=2048), G3 (G2 causal) and G4 (N=8192 causal, 16
+ * heads; D=64, keys at the row stride of all heads), on one thread, it runs the tile loop of
  * src/attention/softmax_core.c (query tiles of 64 rows, key tiles of 128, the AVX-512
  * kernels of softmax_kernels.c) whole, and each of its parts alone over the same tiles:
  *   qk       St = K.Qt (rva__sm_scores_fused)
@@ -12,13 +12,16 @@
  *   pv       O += P^T V (rva__sm_pv_fused)
  *   mask     the causal mask of the diagonal tiles (G4)
  *   pack     Q^T packing, once per query tile
+ * and the whole loop twice more: on contiguous copies of the head's K and V (what the
+ * engine's pack tasks give heads beyond 1 MiB of K and V), and with each key tile's K and
+ * V copied contiguous right before use (slower: the copy costs more than it saves),
  * interleaved in rounds with the FMA peak probe. Times are the thread's CPU time
  * (bench_cpu_now: time while descheduled by other work does not count), the best of the
  * rounds for each part and for the probe (bench_fma_peak_thread_gflops). Prints each part's time, its share of the whole loop, GFLOP/s and share of the
  * FMA peak for the two products, and the softmax cost per score in cycle equivalents
  * (FMA peak / 64 flops per cycle: two 512-bit FMA pipes).
  *
- *   build/bench/prefill_parts [--rows G2,G4] [--repeat 5]
+ *   build/bench/prefill_parts [--rows G1,G2,G3,G4] [--repeat 5]
  */
 #define _GNU_SOURCE 1
 #include <math.h>
@@ -32,9 +35,9 @@
 #include "attention/softmax_kernels.h"
 #include "bench_common.h"
 
-enum { BR = 64, BC = 128, NPART = 8 };
+enum { BR = 64, BC = 128, NPART = 9 };
 static const char *part_name[NPART] = {"whole", "qk", "softmax", "rescale", "pv", "mask",
-                                       "pack", "whole-kv"};
+                                       "pack", "whole-kv", "whole-pk"};
 
 typedef struct shape {
 	const char *name;
@@ -45,6 +48,7 @@ typedef struct shape {
 typedef struct bufs {
 	float *q, *k, *v;       /* N x (H*D), head 0 used */
 	float *kc, *vc;         /* head 0 of k and v, contiguous N x D */
+	float *kp, *vp;         /* one key tile of K and V, contiguous */
 	float *st, *qt, *o, *m, *l, *alpha;
 	int64_t *qpos;
 } bufs;
@@ -61,6 +65,9 @@ static double tile_loop(const shape *s, bufs *b, int part, const rva__pattern *p
 		vb = b->vc;
 		kvld = D;
 	}
+	bool packtile = part == 8;
+	if (packtile)
+		part = 0;
 	float scale = 1.0f / sqrtf((float)D);
 	double check = 0.0;
 	for (size_t q0 = 0; q0 < N; q0 += BR) {
@@ -86,14 +93,24 @@ static double tile_loop(const shape *s, bufs *b, int part, const rva__pattern *p
 			}
 			bool diag = s->causal && (int64_t)(k0 + nkt - 1) > b->qpos[0];
 			const float *kt = kb + k0 * kvld, *vt = vb + k0 * kvld;
+			size_t tld = kvld;
+			if (packtile) {
+				for (size_t j = 0; j < nkt; j++) {
+					memcpy(b->kp + j * D, kt + j * kvld, D * sizeof(float));
+					memcpy(b->vp + j * D, vt + j * kvld, D * sizeof(float));
+				}
+				kt = b->kp;
+				vt = b->vp;
+				tld = D;
+			}
 			switch (part) {
 			case 0:
-				rva__sm_scores_fused(kt, kvld, nkt, b->qt, brp, D, b->st);
+				rva__sm_scores_fused(kt, tld, nkt, b->qt, brp, D, b->st);
 				if (diag)
 					rva__pattern_mask_tile(pat, b->qpos, br, k0, nkt, b->st, brp);
 				if (rva__sm_online_softmax(b->st, brp, nkt, b->m, b->l, b->alpha))
 					rva__sm_rescale(b->o, br, D, b->alpha);
-				rva__sm_pv_fused(b->st, brp, nkt, vt, kvld, br, D, b->o);
+				rva__sm_pv_fused(b->st, brp, nkt, vt, tld, br, D, b->o);
 				break;
 			case 1: rva__sm_scores_fused(kt, kvld, nkt, b->qt, brp, D, b->st); break;
 			case 2: rva__sm_online_softmax(b->st, brp, nkt, b->m, b->l, b->alpha); break;
@@ -131,6 +148,8 @@ static void run_shape(const shape *s, int reps) {
 	b.qpos = malloc(BR * sizeof *b.qpos);
 	b.kc = bench_buffer(s->N * s->D, 10);
 	b.vc = bench_buffer(s->N * s->D, 11);
+	b.kp = bench_buffer(BC * s->D, 12);
+	b.vp = bench_buffer(BC * s->D, 13);
 	for (size_t j = 0; j < s->N; j++) {
 		memcpy(b.kc + j * s->D, b.k + j * ld, s->D * sizeof(float));
 		memcpy(b.vc + j * s->D, b.v + j * ld, s->D * sizeof(float));
@@ -185,6 +204,8 @@ static void run_shape(const shape *s, int reps) {
 	double ideal = 2.0 * prod_flops / (fma * 1e9);
 	printf("whole loop, the head's K and V contiguous (row stride D): %.2f ms, %.0f%% of the FMA "
 	       "peak\n", best[7] * 1e3, 100.0 * 2.0 * prod_flops / best[7] * 1e-9 / fma);
+	printf("whole loop, each key tile's K and V copied contiguous first: %.2f ms, %.0f%% of the "
+	       "FMA peak\n", best[8] * 1e3, 100.0 * 2.0 * prod_flops / best[8] * 1e-9 / fma);
 	printf("sum of parts %.2f ms (%.0f%% of whole); FMA-peak time of the flops %.2f ms\n",
 	       sum * 1e3, 100.0 * sum / best[0], ideal * 1e3);
 	printf("softmax per score: %.2f ns = %.2f cycle-equivalents (the two products: %.2f per "
@@ -206,7 +227,10 @@ static void run_shape(const shape *s, int reps) {
 }
 
 int main(int argc, char **argv) {
-	static const shape shapes[] = {{"G2", 12, 2048, 64, false}, {"G4", 16, 8192, 64, true}};
+	static const shape shapes[] = {{"G1", 12, 512, 64, false},
+	                               {"G2", 12, 2048, 64, false},
+	                               {"G3", 12, 2048, 64, true},
+	                               {"G4", 16, 8192, 64, true}};
 	const char *only = "G2,G4";
 	int reps = 5;
 	for (int i = 1; i < argc; i++) {
@@ -215,7 +239,7 @@ int main(int argc, char **argv) {
 		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
 			reps = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: prefill_parts [--rows G2,G4] [--repeat R]\n");
+			fprintf(stderr, "usage: prefill_parts [--rows G1,G2,G3,G4] [--repeat R]\n");
 			return 2;
 		}
 	}
