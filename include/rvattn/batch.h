@@ -33,7 +33,10 @@
  *    bf16), and P rounded to bf16 for P.V when V is bf16, as FlashAttention does. Relative
  *    to the exact attention of the same (rounded) inputs the output error is bounded by
  *    about 2^-8 |V|max (the rounding of P) plus the fp32 terms; the tests state the bound
- *    per path (tests/test_half.c).
+ *    per path (tests/test_half.c) and check it is no larger than PyTorch's bf16 attention
+ *    on the same inputs (tests/test_half_torch.c). On vdpbf16ps (AVX512_BF16) a subnormal
+ *    bf16 operand counts as 0, as the instruction defines (each such product is below
+ *    2^-126 in magnitude).
  *  - fp16 K and V (softmax family): converted to fp32 on load (F16C where the CPU has it);
  *    the products and P stay fp32: the error is the fp32 path's on the fp16 values.
  *  - Other mechanisms (linear, hyperbolic, MoE): their half tensors are converted to fp32

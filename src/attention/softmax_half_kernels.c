@@ -1,5 +1,6 @@
 /*
- * Decode over half K/V read in place (softmax_half.h): the software-pipelined step of
+ * Prefill tiles on vdpbf16ps (bf16 K and V; rva__smh_scores_bf16, rva__smh_pv_bf16, below)
+ * and decode over half K/V read in place (softmax_half.h): the software-pipelined step of
  * rva__sm_decode_step (scores of the current block, P.V of the previous one, row by row)
  * with bf16/fp16 rows widened in registers on load, so the step streams the half bytes
  * and nothing else. AVX-512 only (bf16 widening is a shift; fp16 uses vcvtph2ps); other
