@@ -397,9 +397,13 @@ static size_t carve_floats(size_t br, size_t D) {
 
 /* Ring slots (kv heads) for packing seq's K/V in a dense plan of ntiles query tiles, or 0
  * for reading them in place. Packing needs the fused fp32 kernels, rows that are not
- * contiguous already and K/V reused by at least two query tiles. */
+ * contiguous already, K/V reused by at least two query tiles, and kv head h's rows at
+ * h * D within a token row (task_pack's addressing; other head layouts read in place). */
 static size_t pack_ring_for(const rva_attention *att, const rva_seq *seq, size_t ntiles) {
 	size_t D = att->head_dim, row_bytes = 2 * sizeof(float) * D;
+	if ((seq->k_head_stride != 0 && seq->k_head_stride != D) ||
+	    (seq->v_head_stride != 0 && seq->v_head_stride != D))
+		return 0;
 	if (!rva__sm_use_fused() || seq->k_dtype != RVA_F32 || seq->v_dtype != RVA_F32 ||
 	    ntiles < 2 || (seq->k_stride == D && seq->v_stride == D) ||
 	    seq->nk <= PACK_MIN_HEAD / row_bytes || seq->nk > PACK_MAX_HEAD / row_bytes)
