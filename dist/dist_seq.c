@@ -64,7 +64,11 @@ static rva_status check_piece(const rva_attention *att, const rva_seq *in, size_
 	if (s->lse && att->cfg.heads > 1 && s->lse_head_stride < q_rows)
 		return rva__fail(RVA_EDIM, "%s: lse_head_stride %zu is below the %zu rows", who,
 		                 s->lse_head_stride, q_rows);
-	return RVA_OK;
+	if (s->bias || s->mask)
+		return rva__fail(RVA_EINVAL, "%s: rva_seq.%s is not supported by rvattn_mpi (score "
+		                 "matrices are not distributed; config modifiers are)", who,
+		                 s->bias ? "bias" : "mask");
+	return rva__seq_extras_supported(att, s, 0);
 }
 
 /* ---- decode split-KV ------------------------------------------------------------------ */

@@ -721,6 +721,34 @@ static rva_status rt_scale(float value, bool linear, bool engine) {
 	return ss == st ? st : BROKEN;
 }
 
+/* The good sequence with a score matrix (batch.h): which = 0 a good bias, 1 a good
+ * per-head mask, 2 a bias stride without a bias, 3 a mask head stride without a mask,
+ * 4 a bias stride narrower than nk, 5 a mask whose head stride overflows, 6 the output
+ * over the bias, 7 the output over the mask, 8 a bias with -inf everywhere (rows of
+ * zeros, valid). */
+static float score_buf[4 * NQ * NK + NQ * DIM];
+static uint8_t mask_buf[4 * NQ * NK];
+
+static rva_seq with_scores(int which) {
+	rva_seq s = F.good;
+	for (size_t i = 0; i < 4 * NQ * NK; i++) {
+		score_buf[i] = which == 8 ? -INFINITY : (float)(i % 5) * 0.25f - 0.5f;
+		mask_buf[i] = i % 3 != 0;
+	}
+	switch (which) {
+	case 0: s.bias = score_buf; break;
+	case 1: s.mask = mask_buf; s.mask_head_stride = NQ * NK; break;
+	case 2: s.bias_stride = NK; break;
+	case 3: s.mask_head_stride = NQ * NK; break;
+	case 4: s.bias = score_buf; s.bias_stride = NK - 1; break;
+	case 5: s.mask = mask_buf; s.mask_head_stride = SIZE_MAX / 2; break;
+	case 6: s.bias = score_buf; s.out = score_buf + NK; break;
+	case 7: s.mask = mask_buf; s.out = (float *)(void *)mask_buf; break;
+	case 8: s.bias = score_buf; break;
+	}
+	return s;
+}
+
 static rva_status pipe_run_batch(rva_seq s) {
 	rva_status ss = BROKEN;
 	rva_status st = rva_pipeline_run_batch(F.pipe, &(rva_batch){1, &s}, NULL, &ss);
@@ -1097,6 +1125,21 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_runtime.scale on a linear attention", RVA_EINVAL, rt_scale(0.5f, true, false))       \
 	X("rva_runtime.scale 0.5", RVA_OK, rt_scale(0.5f, false, true))                              \
 	X("rva_engine_run seq out == k", RVA_EINVAL, engine_batch1(aliased(0)))                     \
+	X("seq: bias (batch.h)", RVA_OK, batch1(with_scores(0)))                                    \
+	X("seq: mask per head", RVA_OK, batch1(with_scores(1)))                                     \
+	X("seq: bias -inf everywhere (rows of zeros)", RVA_OK, batch1(with_scores(8)))              \
+	X("seq: bias_stride without bias", RVA_EINVAL, batch1(with_scores(2)))                      \
+	X("seq: mask_head_stride without mask", RVA_EINVAL, batch1(with_scores(3)))                 \
+	X("seq: bias_stride nk - 1", RVA_EDIM, batch1(with_scores(4)))                              \
+	X("seq: mask head stride extent overflows", RVA_EOVERFLOW, batch1(with_scores(5)))          \
+	X("seq: out over the bias", RVA_EINVAL, batch1(with_scores(6)))                             \
+	X("seq: out over the mask", RVA_EINVAL, batch1(with_scores(7)))                             \
+	X("rva_engine_run seq: out over the bias", RVA_EINVAL, engine_batch1(with_scores(6)))       \
+	X("seq: bias on linear attention", RVA_EINVAL,                                               \
+	  rva_compute_batch(F.lin, &(rva_batch){1, &(rva_seq){0}}, NULL, NULL) == RVA_OK            \
+	      ? ({ rva_seq s_ = with_scores(0); s_.k = F.kfull; s_.v = F.kfull;                      \
+	           rva_compute_batch(F.lin, &(rva_batch){1, &s_}, NULL, NULL); })                   \
+	      : BROKEN)                                                                               \
 	X("rva_compute out == query (in place is supported)", RVA_OK,                                \
 	  ({ memcpy(alias_buf, F.q, DIM * sizeof(float));                                            \
 	     rva_compute(F.att, alias_buf, F.krow, F.vrow, NK, alias_buf); }))                       \

@@ -11,14 +11,14 @@
  * out, and keeps no pointer after the call (or, for submitted jobs, after the job ends).
  *
  * Causal masking with nq != nk aligns the last query with the last key: query i sits at
- * position nk - nq + i (decoding). A query row that sees no key (causal with nq > nk:
- * rows i < nq - nk; every key masked by key_mask) gets an output row of zeros on every
- * mechanism and path; PyTorch's scaled_dot_product_attention gives NaN for such rows.
+ * position nk - nq + i (decoding), or at i with rva_config.causal_align top-left. A query
+ * row that sees no key (causal with nq > nk: rows i < nq - nk; every key masked) gets an
+ * output row of zeros on every mechanism and path; PyTorch's scaled_dot_product_attention gives NaN for such rows.
  *
- * Aliasing: a sequence's output must not share memory with its q, k, v or key_mask (the
- * numbers would be wrong: tiles read inputs after other tiles wrote outputs). Every call
- * that runs a batch checks the byte ranges [first byte, last byte] of each matrix and
- * refuses an overlapping sequence with RVA_EINVAL naming it (that sequence fails alone;
+ * Aliasing: a sequence's output must not share memory with its q, k, v, key_mask, bias or
+ * mask (the numbers would be wrong: tiles read inputs after other tiles wrote outputs).
+ * Every call that runs a batch checks the byte ranges [first byte, last byte] of each
+ * matrix and refuses an overlapping sequence with RVA_EINVAL naming it (that sequence fails alone;
  * the others complete). An output interleaved with an input in one row buffer (the same
  * stride, disjoint columns, e.g. rows of [q | out]) is not an overlap. Outputs of
  * different sequences must not overlap each other either (not checked). In place is
@@ -81,13 +81,29 @@ typedef struct rva_seq {
 	 * Attention-op extras (zero = off, the behaviour of a descriptor without them). Until a
 	 * field's section below documents it, rva__validate_seq refuses a non-zero value with
 	 * RVA_EINVAL naming the field (never silently ignored).
-	 * Score matrices ([heads][nq][nk], fp32 / bytes): element (h, i, j) at
-	 * p[h * head_stride + i * stride + j]; stride 0 = nk; head_stride 0 = one matrix
-	 * broadcast over the heads.
+	 *
+	 * Score matrices (bias and mask; softmax mechanisms only: scaled_dot, multi_head,
+	 * flash, local_global; others refuse them with RVA_EINVAL). Each is [heads][nq][nk]:
+	 * element (h, i, j) for query head h, query row i, key row j at
+	 * p[h * head_stride + i * stride + j]; stride 0 = nk (rows packed; otherwise >= nk,
+	 * RVA_EDIM); head_stride 0 = one [nq][nk] matrix broadcast over the heads. Read only,
+	 * borrowed for the call (or the job); never copied, and no nq x nk matrix is formed
+	 * from them: the tiles read their own block. A stride or head stride without its
+	 * matrix is refused (RVA_EINVAL), an extent beyond size_t too (RVA_EOVERFLOW), and the
+	 * output must not overlap either matrix (the aliasing rule above, checked on the
+	 * matrix's whole extent).
+	 *  - bias: added to the scaled (and soft-capped) logit, after ALiBi and T5 (config.h,
+	 *    "Score modifiers"). -inf hides the pair, as the mask does. The values are not
+	 *    scanned (that would read the whole matrix per call): a NaN or +inf makes that
+	 *    query row's output NaN, as a NaN in q, k or v does.
+	 *  - mask: nonzero = key j visible to query i; zero hides it (with causal, the window,
+	 *    the pattern and key_mask: a pair must pass all of them). A row with every key
+	 *    hidden gets zeros, as everywhere.
+	 * rvattn_mpi (dist.h) refuses both (the matrices are not sent to other ranks).
 	 */
-	const float *bias;       /* additive logit bias */
+	const float *bias;       /* additive logit bias, or NULL */
 	size_t bias_stride, bias_head_stride;
-	const uint8_t *mask;     /* boolean mask: nonzero = key j visible to query i */
+	const uint8_t *mask;     /* boolean mask, or NULL */
 	size_t mask_stride, mask_head_stride;
 	/*
 	 * Log-sum-exp output (softmax mechanisms: scaled_dot, multi_head, flash, local_global;

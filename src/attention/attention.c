@@ -456,6 +456,10 @@ void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *ou
 		out->out_stride = att->cfg.dim;
 	if (out->lse && !out->lse_head_stride)
 		out->lse_head_stride = out->nq;
+	if (out->bias && !out->bias_stride)
+		out->bias_stride = out->nk;
+	if (out->mask && !out->mask_stride)
+		out->mask_stride = out->nk;
 }
 
 static rva_status check_extent(size_t rows, size_t stride, size_t width, rva_dtype t,
@@ -506,17 +510,53 @@ static bool spans_overlap(const byte_span *a, const byte_span *b) {
 	return !(d >= a->width && d + b->width <= S);
 }
 
+/* Elements spanned by a score matrix of seq ([heads][nq][nk] at h * head_stride +
+ * i * stride + j), its size checked by check_scores first. */
+static size_t score_extent(const rva_attention *att, const rva_seq *s, size_t stride,
+                           size_t head_stride) {
+	return (att->cfg.heads - 1) * head_stride + (s->nq - 1) * stride + s->nk;
+}
+
+/* The sequence's additive bias or boolean mask (batch.h): a stride only with its matrix,
+ * rows at least nk wide, the extent within size_t. */
+static rva_status check_scores(const rva_attention *att, const rva_seq *s, const void *p,
+                               size_t stride, size_t head_stride, size_t elem, const char *what,
+                               size_t index) {
+	if (!p) {
+		if (stride || head_stride)
+			return rva__fail(RVA_EINVAL, "sequence %zu: %s stride %zu / head stride %zu given "
+			                 "without a %s", index, what, stride, head_stride, what);
+		return RVA_OK;
+	}
+	if (stride < s->nk)
+		return rva__fail(RVA_EDIM, "sequence %zu: %s stride %zu is narrower than nk %zu", index,
+		                 what, stride, s->nk);
+	size_t a, b, n;
+	if (!rva__mul_ok(att->cfg.heads - 1, head_stride, &a) ||
+	    !rva__mul_ok(s->nq - 1, stride, &b) || !rva__add_ok(a, b, &n) ||
+	    !rva__add_ok(n, s->nk, &n) || !rva__mul_ok(n, elem, &n))
+		return rva__fail(RVA_EOVERFLOW, "sequence %zu: %s extent of %zu heads x %zu rows "
+		                 "(head stride %zu, stride %zu) overflows", index, what,
+		                 att->cfg.heads, s->nq, head_stride, stride);
+	return RVA_OK;
+}
+
 /* Refuses an output that shares memory with the sequence's inputs (the numbers would be
  * wrong: tiles read inputs after other tiles wrote outputs). */
 static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, size_t index) {
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
 	byte_span out = span_of(s->out, s->nq, s->out_stride, dim, rva__dtype_size(s->out_dtype));
-	byte_span in[4] = {span_of(s->q, s->nq, s->q_stride, dim, rva__dtype_size(s->q_dtype)),
+	/* The score matrices: their whole extent, as one row (conservative). */
+	size_t bias_n = s->bias ? score_extent(att, s, s->bias_stride, s->bias_head_stride) : 0;
+	size_t mask_n = s->mask ? score_extent(att, s, s->mask_stride, s->mask_head_stride) : 0;
+	byte_span in[6] = {span_of(s->q, s->nq, s->q_stride, dim, rva__dtype_size(s->q_dtype)),
 	                   span_of(s->k, s->nk, s->k_stride, kvd, rva__dtype_size(s->k_dtype)),
 	                   span_of(s->v, s->nk, s->v_stride, kvd, rva__dtype_size(s->v_dtype)),
-	                   span_of(s->key_mask, s->key_mask ? 1 : 0, s->nk, s->nk, 1)};
-	static const char *const names[4] = {"query", "key", "value", "key mask"};
-	for (int i = 0; i < 4; i++)
+	                   span_of(s->key_mask, s->key_mask ? 1 : 0, s->nk, s->nk, 1),
+	                   span_of(s->bias, s->bias ? 1 : 0, bias_n, bias_n, sizeof(float)),
+	                   span_of(s->mask, s->mask ? 1 : 0, mask_n, mask_n, 1)};
+	static const char *const names[6] = {"query", "key", "value", "key mask", "bias", "mask"};
+	for (int i = 0; i < 6; i++)
 		if (spans_overlap(&out, &in[i]))
 			return rva__fail(RVA_EINVAL, "sequence %zu: the output overlaps the %s (outputs "
 			                 "must not share memory with inputs)", index, names[i]);
@@ -557,10 +597,11 @@ static rva_status check_lse(const rva_attention *att, const rva_seq *s, size_t i
  * exists; a descriptor using one is refused, never silently computed without it. */
 rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
                                      size_t index) {
-	(void)att;
+	if ((s->bias || s->mask) && !is_softmax(att->cfg.mechanism))
+		return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.%s needs a softmax mechanism "
+		                 "(scaled_dot, multi_head, flash, local_global), not %s", index,
+		                 s->bias ? "bias" : "mask", rva_mechanism_name(att->cfg.mechanism));
 	const struct { bool set; const char *name; } f[] = {
-		{s->bias || s->bias_stride || s->bias_head_stride, "bias"},
-		{s->mask || s->mask_stride || s->mask_head_stride, "mask"},
 		{s->q_pos || s->k_pos, "q_pos/k_pos"},
 		{s->q_head_stride || s->k_head_stride || s->v_head_stride || s->out_head_stride,
 		 "head strides"},
@@ -616,7 +657,11 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 	    (st = check_extent(s->nq, s->out_stride, dim, s->out_dtype, "output", index)) !=
 	        RVA_OK ||
 	    (st = check_extent(s->nk, s->k_stride, kvd, s->k_dtype, "key", index)) != RVA_OK ||
-	    (st = check_extent(s->nk, s->v_stride, kvd, s->v_dtype, "value", index)) != RVA_OK)
+	    (st = check_extent(s->nk, s->v_stride, kvd, s->v_dtype, "value", index)) != RVA_OK ||
+	    (st = check_scores(att, s, s->bias, s->bias_stride, s->bias_head_stride, sizeof(float),
+	                       "bias", index)) != RVA_OK ||
+	    (st = check_scores(att, s, s->mask, s->mask_stride, s->mask_head_stride, 1, "mask",
+	                       index)) != RVA_OK)
 		return st;
 	return check_aliasing(att, s, index);
 }

@@ -4,6 +4,7 @@
 
 #include "attention/score_mods.h"
 #include "core/internal.h"
+#include "kernels/vexp.h"
 
 /* Press et al. (arXiv:2108.12409), the reference implementation's get_slopes: for n a
  * power of two, 2^(-8 (h + 1) / n); otherwise the n' = 2^floor(log2 n) slopes of n',
@@ -33,4 +34,219 @@ rva_status rva__alibi_slopes(size_t heads, const float *given, float **out) {
 		s[h] = given ? given[h] : (float)default_slope(h, heads);
 	*out = s;
 	return RVA_OK;
+}
+
+/* ---- positions and the window ------------------------------------------------------ */
+
+#define POS_CAP ((int64_t)1 << 40)
+
+void rva__score_mods_init(rva__score_mods *m, const rva_config *c, const float *slopes) {
+	*m = (rva__score_mods){0};
+	m->top_left = c->causal_align == RVA_CAUSAL_TOP_LEFT;
+	m->window = c->sliding_window;
+	m->left = (int64_t)rva__min(c->window_left, (size_t)POS_CAP);
+	m->right = (int64_t)rva__min(c->window_right, (size_t)POS_CAP);
+	m->softcap = c->softcap;
+	m->slopes = c->alibi ? slopes : NULL;
+}
+
+int64_t rva__score_qpos0(const rva__score_mods *m, size_t nq, size_t nk) {
+	return m->top_left ? 0 : (int64_t)nk - (int64_t)nq;
+}
+
+bool rva__score_elementwise(const rva__score_mods *m, const rva_seq *seq) {
+	return m->softcap != 0.0f || m->slopes || seq->bias || seq->mask;
+}
+
+rva__tile_class rva__window_classify(const rva__score_mods *m, int64_t qa, int64_t qb,
+                                     int64_t ka, int64_t kb) {
+	if (!m->window)
+		return RVA__TILE_FULL;
+	/* visible: qp - left <= kp <= qp + right */
+	if (kb < qa - m->left || ka > qb + m->right)
+		return RVA__TILE_NONE;
+	return ka >= qb - m->left && kb <= qa + m->right ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
+}
+
+rva__tile_class rva__tile_class_and(rva__tile_class a, rva__tile_class b) {
+	if (a == RVA__TILE_NONE || b == RVA__TILE_NONE)
+		return RVA__TILE_NONE;
+	return a == RVA__TILE_FULL && b == RVA__TILE_FULL ? RVA__TILE_FULL : RVA__TILE_PARTIAL;
+}
+
+int64_t rva__window_first_key(const rva__score_mods *m, int64_t qa) {
+	return m->window && qa - m->left > 0 ? qa - m->left : 0;
+}
+
+int64_t rva__window_last_key(const rva__score_mods *m, int64_t qb) {
+	return m->window ? qb + m->right : INT64_MAX;
+}
+
+void rva__score_key_range(const rva__score_mods *m, bool causal, size_t nq, size_t nk,
+                          size_t *klo, size_t *khi) {
+	*klo = 0;
+	*khi = nk;
+	if (nq == 0 || nk == 0)
+		return;
+	int64_t qa = rva__score_qpos0(m, nq, nk), qb = qa + (int64_t)nq - 1;
+	int64_t lo = rva__window_first_key(m, qa), hi = rva__window_last_key(m, qb);
+	if (causal && qb < hi)
+		hi = qb;
+	if (hi < lo || hi < 0 || lo >= (int64_t)nk) {
+		*klo = *khi = 0;
+		return;
+	}
+	*klo = (size_t)lo;
+	*khi = hi >= (int64_t)nk - 1 ? nk : (size_t)hi + 1;
+}
+
+double rva__score_pairs_dense(const rva__score_mods *m, bool causal, size_t nq, size_t nk) {
+	int64_t q0 = rva__score_qpos0(m, nq, nk);
+	double pairs = 0.0;
+	for (size_t i = 0; i < nq; i++) {
+		int64_t qp = q0 + (int64_t)i;
+		int64_t lo = rva__window_first_key(m, qp), hi = rva__window_last_key(m, qp);
+		if (causal && qp < hi)
+			hi = qp;
+		if (hi > (int64_t)nk - 1)
+			hi = (int64_t)nk - 1;
+		if (hi >= lo)
+			pairs += (double)(hi - lo + 1);
+	}
+	return pairs;
+}
+
+/* ---- per-element passes ------------------------------------------------------------- */
+
+/* The -inf of a hidden pair; the window test of one pair. */
+static inline bool window_hides(const rva__score_mods *m, int64_t qp, int64_t kp) {
+	return kp < qp - m->left || kp > qp + m->right;
+}
+
+static void softcap_ref(float cap, float *x, size_t n) {
+	float inv = 1.0f / cap;
+	for (size_t i = 0; i < n; i++)
+		x[i] = cap * tanhf(x[i] * inv);
+}
+
+#if defined(__x86_64__)
+/* cap * tanh(x / cap) on 16 lanes: tanh(t) = sign(t) (1 - 2 / (exp(2|t|) + 1)); the
+ * absolute error of tanh is within ~2^-23 (exp's ~2 ulp, one division), so the capped
+ * score is within ~cap * 2^-22 of the exact one; NaN propagates, +-inf give +-cap. */
+static inline RVA__TARGET_AVX512 __m512 softcap512(__m512 x, __m512 cap, __m512 inv2) {
+	__m512 t2 = _mm512_mul_ps(x, inv2);                        /* 2 x / cap */
+	__m512 a = _mm512_abs_ps(t2);
+	__m512 e = rva__exp512(a);
+	__m512 th = _mm512_sub_ps(_mm512_set1_ps(1.0f),
+	                          _mm512_div_ps(_mm512_set1_ps(2.0f),
+	                                        _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+	/* sign of x onto th (th >= 0; NaN stays NaN through exp and the arithmetic) */
+	__m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN));
+	th = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(th), sign));
+	return _mm512_mul_ps(cap, th);
+}
+
+static RVA__TARGET_AVX512 void softcap_avx512(float cap, float *x, size_t n) {
+	__m512 c = _mm512_set1_ps(cap), inv2 = _mm512_set1_ps(2.0f / cap);
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(x + i, softcap512(_mm512_loadu_ps(x + i), c, inv2));
+	if (i < n) {
+		__mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
+		_mm512_mask_storeu_ps(x + i, mk, softcap512(_mm512_maskz_loadu_ps(mk, x + i), c, inv2));
+	}
+}
+#endif
+
+static void softcap_run(float cap, float *x, size_t n) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		softcap_avx512(cap, x, n);
+		return;
+	}
+#endif
+	softcap_ref(cap, x, n);
+}
+
+void rva__score_softcap_tile(const rva__score_mods *m, float *st, size_t ld, size_t br,
+                             size_t nkt) {
+	if (m->softcap == 0.0f)
+		return;
+	for (size_t j = 0; j < nkt; j++)
+		softcap_run(m->softcap, st + j * ld, br);
+}
+
+void rva__score_tile(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
+                     const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st,
+                     size_t ld, bool window_partial) {
+	if (m->slopes) {
+		/* s -= slope |qp - kp|: distances as exact floats below 2^24 */
+		float slope = m->slopes[h];
+		for (size_t j = 0; j < nkt; j++) {
+			float *row = st + j * ld;
+			int64_t kp = (int64_t)(k0 + j);
+			for (size_t i = 0; i < br; i++) {
+				int64_t d = qpos[i] - kp;
+				row[i] -= slope * (float)(d < 0 ? -d : d);
+			}
+		}
+	}
+	if (seq->bias) {
+		const float *b = seq->bias + h * seq->bias_head_stride + q0 * seq->bias_stride + k0;
+		size_t bs = seq->bias_stride;
+		/* 16 x 16 blocks: rows of the bias are read along keys, the tile along queries */
+		for (size_t i0 = 0; i0 < br; i0 += 16)
+			for (size_t j0 = 0; j0 < nkt; j0 += 16) {
+				size_t i1 = rva__min(br, i0 + 16), j1 = rva__min(nkt, j0 + 16);
+				for (size_t i = i0; i < i1; i++)
+					for (size_t j = j0; j < j1; j++)
+						st[j * ld + i] += b[i * bs + j];
+			}
+	}
+	if (window_partial && m->window)
+		for (size_t j = 0; j < nkt; j++) {
+			float *row = st + j * ld;
+			int64_t kp = (int64_t)(k0 + j);
+			for (size_t i = 0; i < br; i++)
+				if (window_hides(m, qpos[i], kp))
+					row[i] = -INFINITY;
+		}
+	if (seq->mask) {
+		const uint8_t *mk = seq->mask + h * seq->mask_head_stride + q0 * seq->mask_stride + k0;
+		size_t ms = seq->mask_stride;
+		for (size_t i0 = 0; i0 < br; i0 += 16)
+			for (size_t j0 = 0; j0 < nkt; j0 += 16) {
+				size_t i1 = rva__min(br, i0 + 16), j1 = rva__min(nkt, j0 + 16);
+				for (size_t i = i0; i < i1; i++)
+					for (size_t j = j0; j < j1; j++)
+						if (!mk[i * ms + j])
+							st[j * ld + i] = -INFINITY;
+			}
+	}
+}
+
+void rva__score_row(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t qi,
+                    int64_t qp, size_t k0, size_t nkt, float *row, bool window_partial) {
+	if (m->slopes) {
+		float slope = m->slopes[h];
+		for (size_t j = 0; j < nkt; j++) {
+			int64_t d = qp - (int64_t)(k0 + j);
+			row[j] -= slope * (float)(d < 0 ? -d : d);
+		}
+	}
+	if (seq->bias) {
+		const float *b = seq->bias + h * seq->bias_head_stride + qi * seq->bias_stride + k0;
+		for (size_t j = 0; j < nkt; j++)
+			row[j] += b[j];
+	}
+	if (window_partial && m->window)
+		for (size_t j = 0; j < nkt; j++)
+			if (window_hides(m, qp, (int64_t)(k0 + j)))
+				row[j] = -INFINITY;
+	if (seq->mask) {
+		const uint8_t *mk = seq->mask + h * seq->mask_head_stride + qi * seq->mask_stride + k0;
+		for (size_t j = 0; j < nkt; j++)
+			if (!mk[j])
+				row[j] = -INFINITY;
+	}
 }

@@ -21,6 +21,7 @@
 
 #include "attention/pattern.h"
 #include "attention/position_bias.h"
+#include "attention/score_mods.h"
 #include "attention/softmax_core.h"
 #include "attention/softmax_half.h"
 #include "attention/softmax_kernels.h"
@@ -34,6 +35,7 @@ typedef struct sm_state {
 	size_t *global_sorted;      /* sorted unique copy of global_indices */
 	rva__t5_buckets t5;
 	bool has_t5;
+	rva__score_mods mods;       /* causal alignment, window, softcap, ALiBi */
 } sm_state;
 
 /* Per-op planning context, in the job arena. */
@@ -84,13 +86,7 @@ rva_status rva__softmax_build(rva_attention *att) {
 	if (!s)
 		return rva__fail(RVA_ENOMEM, "%s: cannot allocate state", rva_mechanism_name(c->mechanism));
 	att->state = s;
-	/* The score modifiers' kernels land after their config fields: until then a config
-	 * asking for one is refused, never computed without it. */
-	const char *pending = c->causal_align ? "causal_align" : c->sliding_window ? "sliding_window"
-	                      : c->softcap != 0.0f ? "softcap" : c->alibi ? "alibi" : NULL;
-	if (pending)
-		return rva__fail(RVA_EINVAL, "%s: %s is not supported by this build yet",
-		                 rva_mechanism_name(c->mechanism), pending);
+	rva__score_mods_init(&s->mods, c, att->alibi_slopes);
 	s->pattern.causal = c->causal;
 	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
 		s->pattern.kind = RVA__PAT_LOCAL_GLOBAL;
@@ -142,6 +138,12 @@ rva_status rva__softmax_build(rva_attention *att) {
 
 /* ---- the tile loop ---------------------------------------------------------------------- */
 
+/* Position of query row 0 of seq (config.h, causal_align). */
+static int64_t qpos0(const rva_attention *att, size_t nq, size_t nk) {
+	const sm_state *s = att->state;
+	return rva__score_qpos0(&s->mods, nq, nk);
+}
+
 /* Scratch of one tile loop call with br query rows (floats; +16 slack for the PV kernel's
  * padded-lane reads and alignment). */
 static size_t tile_scratch_floats(const rva_attention *att, size_t br, size_t qspan) {
@@ -160,6 +162,7 @@ typedef struct tile_io {
 	const void *q;       /* row r of the head slice at element r*qs (type seq->q_dtype) */
 	size_t qs;
 	const int64_t *qpos; /* br ascending positions */
+	size_t q0;           /* query row of row 0 (the rows of a tile are consecutive) */
 	size_t br;
 	size_t h;            /* query head */
 	size_t k_begin, k_end;
@@ -176,9 +179,10 @@ static inline float *align16f(float *p) {
 /* Adds the T5 bias and masks per element for a partial tile, key-major St. */
 static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rva_seq *seq,
                            const tile_io *io, size_t k0, size_t nkt, float *st, size_t brp,
-                           bool partial, float *lut, size_t lut_cap) {
+                           bool partial, bool window_partial, float *lut, size_t lut_cap) {
 	const int64_t *qp = io->qpos;
 	size_t br = io->br;
+	rva__score_softcap_tile(&s->mods, st, brp, br, nkt); /* on the scaled logits, first */
 	if (s->has_t5) {
 		const float *table = att->bias_table;
 		size_t H = att->cfg.heads, h = io->h;
@@ -201,6 +205,8 @@ static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rv
 						table[rva__t5_lookup(&s->t5, (int64_t)(k0 + j) - qp[i]) * H + h];
 		}
 	}
+	if (s->mods.slopes || seq->bias || seq->mask || window_partial)
+		rva__score_tile(&s->mods, seq, io->h, io->q0, qp, br, k0, nkt, st, brp, window_partial);
 	if (partial)
 		rva__pattern_mask_tile(&s->pattern, qp, br, k0, nkt, st, brp);
 	if (seq->key_mask)
@@ -269,16 +275,23 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		rva__sm_pack_qt(q, qs, br, brp, D, scale, qt);
 
 	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
-	for (size_t k0 = io->k_begin; k0 < io->k_end; k0 += bc) {
+	/* The sliding window: tiles wholly before its first key are never visited (the tile
+	 * grid stays the multiples of bc from k_begin); the loop ends past its last key. */
+	int64_t wfirst = rva__window_first_key(&s->mods, qa), wlast = rva__window_last_key(&s->mods, qb);
+	if (s->pattern.causal && qb < wlast)
+		wlast = qb;
+	size_t kstart = io->k_begin;
+	if (wfirst > (int64_t)kstart)
+		kstart += ((size_t)wfirst - kstart) / bc * bc;
+	for (size_t k0 = kstart; k0 < io->k_end; k0 += bc) {
 		size_t nkt = rva__min(bc, io->k_end - k0);
-		if (s->pattern.causal) {
-			if ((int64_t)k0 > qb)
-				break; /* every later tile lies above the diagonal */
-			nkt = rva__min(nkt, (size_t)(qb - (int64_t)k0) + 1); /* trim the diagonal tile */
-		}
-		rva__tile_class cls =
-			rva__pattern_classify(&s->pattern, qa, qb, (int64_t)k0, (int64_t)(k0 + nkt - 1));
-		if (cls == RVA__TILE_NONE)
+		if ((int64_t)k0 > wlast)
+			break; /* every later tile lies above the diagonal or past the window */
+		nkt = rva__min(nkt, (size_t)(wlast - (int64_t)k0) + 1); /* trim the last tile */
+		int64_t ka = (int64_t)k0, kb = (int64_t)(k0 + nkt - 1);
+		rva__tile_class pcls = rva__pattern_classify(&s->pattern, qa, qb, ka, kb);
+		rva__tile_class wcls = rva__window_classify(&s->mods, qa, qb, ka, kb);
+		if (rva__tile_class_and(pcls, wcls) == RVA__TILE_NONE)
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
 		const float *kt = NULL, *vt = NULL;
@@ -301,8 +314,8 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			rva__sm_scores_dot(kt, kts, nkt, q, qs, br, brp, D, scale, st);
 		else
 			rva__sm_scores_fused(kt, kts, nkt, qt, brp, D, st);
-		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, cls == RVA__TILE_PARTIAL, lut,
-		               lut_cap);
+		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, pcls == RVA__TILE_PARTIAL,
+		               wcls == RVA__TILE_PARTIAL, lut, lut_cap);
 		if (rva__sm_online_softmax(st, brp, nkt, io->m, io->l, alpha))
 			rva__sm_rescale(io->o, br, D, alpha);
 		if (dropout)
@@ -443,14 +456,14 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 	size_t G = att->cfg.heads / att->kv_heads;
 	bool packed = op->packed && op->packed[t->seq];
 	tile_bufs b = carve(x->scratch, br, D);
-	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)(q0 + i);
 	for (size_t h = t->a; h < t->b; h++) {
 		tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, q0 * seq->q_stride + h * D),
 		              .qs = seq->q_stride,
-		              .qpos = b.qpos, .br = br, .h = h, .k_begin = 0, .k_end = seq->nk,
-		              .o = b.o, .m = b.m, .l = b.l};
+		              .qpos = b.qpos, .q0 = q0, .br = br, .h = h, .k_begin = 0,
+		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l};
 		if (packed) {
 			io.pk = pack_slot(op, t->seq, h / G);
 			io.pv = io.pk + seq->nk * D;
@@ -475,12 +488,12 @@ static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	size_t D = att->head_dim, br = seq->nq, h = t->a, chunk = t->b;
 	size_t nch = op->nchunks[slot];
 	tile_bufs b = carve(x->scratch, br, D);
-	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)i;
 	size_t k0 = chunk * op->chunk_len[slot], k1 = rva__min(seq->nk, k0 + op->chunk_len[slot]);
 	tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, h * D), .qs = seq->q_stride,
-	              .qpos = b.qpos, .br = br,
+	              .qpos = b.qpos, .q0 = 0, .br = br,
 	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l};
 	attend(att, op, seq, t->seq, &io, b.tile);
 	float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * br * (D + 2);
@@ -521,7 +534,7 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	float *o = align16f(sc_prev + HQ * DECODE_KB);
 	float *m = align16f(o + HQ * D), *l = m + HQ, *alpha = l + HQ;
 	int64_t *qpos = (int64_t *)align16f(alpha + HQ);
-	int64_t off = (int64_t)seq->nk - (int64_t)nq;
+	int64_t off = qpos0(att, nq, seq->nk);
 	for (size_t i = 0; i < nq; i++)
 		qpos[i] = off + (int64_t)i;
 	/* Half tensors: fp32 operands in scratch after qpos (softmax_half.h). */
@@ -541,24 +554,48 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	/* Block b's scores are computed together with block b-1's P.V (software pipeline):
 	 * the softmax of block b rescales O only after O holds block b-1 in full. */
 	size_t prev0 = 0, nprev = 0;
-	for (size_t b0 = k0; b0 < k1; b0 += DECODE_KB) {
+	/* Blocks stay on the grid of DECODE_KB keys from k0; those wholly before the sliding
+	 * window are never visited, the loop ends past its last key (or the diagonal). */
+	const rva__score_mods *mods = &st->mods;
+	int64_t wfirst = rva__window_first_key(mods, qpos[0]);
+	int64_t wlast = rva__window_last_key(mods, qpos[nq - 1]);
+	if (st->pattern.causal && qpos[nq - 1] < wlast)
+		wlast = qpos[nq - 1];
+	size_t bstart = k0;
+	if (wfirst > (int64_t)bstart)
+		bstart += ((size_t)wfirst - bstart) / DECODE_KB * DECODE_KB;
+	bool mods_on = rva__score_elementwise(mods, seq);
+	for (size_t b0 = bstart; b0 < k1; b0 += DECODE_KB) {
 		size_t nkb = rva__min(DECODE_KB, k1 - b0);
-		if (st->pattern.causal && (int64_t)b0 > qpos[nq - 1])
+		if ((int64_t)b0 > wlast)
 			break;
-		rva__tile_class cls = rva__pattern_classify(&st->pattern, qpos[0], qpos[nq - 1],
-		                                            (int64_t)b0, (int64_t)(b0 + nkb - 1));
-		if (cls == RVA__TILE_NONE)
+		int64_t ka = (int64_t)b0, kb = (int64_t)(b0 + nkb - 1);
+		rva__tile_class cls = rva__pattern_classify(&st->pattern, qpos[0], qpos[nq - 1], ka, kb);
+		rva__tile_class wcls = rva__window_classify(mods, qpos[0], qpos[nq - 1], ka, kb);
+		if (rva__tile_class_and(cls, wcls) == RVA__TILE_NONE)
 			continue;
 		rva__smh_decode_step(seq, b0 - op->kv_origin, nkb, prev0 - op->kv_origin, nprev, kvd, q,
 		                     qs, nq, H, G, D, op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
+		bool wpart = wcls == RVA__TILE_PARTIAL;
+		if (mods_on || wpart)
+			for (size_t h = 0; h < H; h++)
+				for (size_t i = 0; i < nq; i++) {
+					float *row = sc + (h * nq + i) * DECODE_KB;
+					rva__score_softcap_tile(mods, row, 0, nkb, 1); /* before any bias */
+					if (st->has_t5)
+						for (size_t j = 0; j < nkb; j++)
+							row[j] += att->bias_table[rva__t5_lookup(&st->t5, ka + (int64_t)j -
+							                                                      qpos[i]) * H + h];
+					rva__score_row(mods, seq, h, i, qpos[i], b0, nkb, row, wpart);
+				}
 		if (elementwise)
 			for (size_t h = 0; h < H; h++)
 				for (size_t i = 0; i < nq; i++) {
 					float *row = sc + (h * nq + i) * DECODE_KB;
 					for (size_t j = 0; j < nkb; j++) {
 						int64_t kp = (int64_t)(b0 + j);
-						if (st->has_t5)
+						if (st->has_t5 && !(mods_on || wpart))
 							row[j] += att->bias_table[rva__t5_lookup(&st->t5, kp - qpos[i]) * H + h];
 						if ((cls == RVA__TILE_PARTIAL &&
 						     !rva__pattern_allows(&st->pattern, qpos[i], kp)) ||
@@ -614,6 +651,17 @@ static rva_status task_decode(const rva__task *t, rva__exec_ctx *x) {
 	return RVA_OK;
 }
 
+/* The key chunks [*c0, *c1) of length len (nch of them) holding a key that the sliding
+ * window and causal let some query see: the only ones planned (at least one). */
+static void visible_chunks(const rva_attention *att, const rva_seq *seq, size_t len, size_t nch,
+                           size_t *c0, size_t *c1) {
+	const sm_state *s = att->state;
+	size_t klo, khi;
+	rva__score_key_range(&s->mods, s->pattern.causal, seq->nq, seq->nk, &klo, &khi);
+	*c0 = rva__min(klo / len, nch - 1);
+	*c1 = rva__max(*c0 + 1, rva__min(nch, rva__div_up(khi, len)));
+}
+
 /* Merges the partials of one head (base: nch chunks x br rows x (D + 2)) in chunk order
  * into out (row i at out + i*out_stride) and, when lse is not NULL, the rows' log-sum-exp
  * into lse[i]. Deterministic: the order is fixed. */
@@ -651,27 +699,34 @@ static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = att->head_dim, br = seq->nq, nch = op->nchunks[t->seq];
+	size_t D = att->head_dim, br = seq->nq, nch = op->nchunks[t->seq], c0, c1;
+	visible_chunks(att, seq, op->chunk_len[t->seq], nch, &c0, &c1);
 	for (size_t h = 0; h < att->cfg.heads; h++) {
-		const float *part = op->partials[t->seq] + h * nch * br * (D + 2);
+		const float *part = op->partials[t->seq] + (h * nch + c0) * br * (D + 2);
+		size_t n = c1 - c0; /* the planned chunks only */
 		float *lse = seq->lse ? seq->lse + h * seq->lse_head_stride : NULL;
 		if (seq->out_dtype != RVA_F32) { /* merged in fp32 in scratch, rounded once */
 			float *tmp = x->scratch;
-			merge_head(part, nch, br, D, tmp, D, lse);
+			merge_head(part, n, br, D, tmp, D, lse);
 			rva__cvt_rows_from_f32(seq->out_dtype, tmp, D, br, D,
 			                       rva__elem_at_mut(seq->out, seq->out_dtype, h * D),
 			                       seq->out_stride);
 			continue;
 		}
-		merge_head(part, nch, br, D, RVA__F32(seq->out) + h * D, seq->out_stride, lse);
+		merge_head(part, n, br, D, RVA__F32(seq->out) + h * D, seq->out_stride, lse);
 	}
 	return RVA_OK;
 }
 
 /* ---- planning ------------------------------------------------------------------------ */
 
+/* Visible pairs: exact for the dense pattern under any window and alignment; a pattern
+ * with a window or top-left alignment counts its bottom-right pairs without the window
+ * (an upper bound, for statistics and task costs only). */
 static double seq_pairs(const rva_attention *att, const rva_seq *s) {
 	const sm_state *st = att->state;
+	if ((st->mods.window || st->mods.top_left) && st->pattern.kind == RVA__PAT_DENSE)
+		return rva__score_pairs_dense(&st->mods, st->pattern.causal, s->nq, s->nk);
 	return rva__pattern_pairs(&st->pattern, s->nq, s->nk);
 }
 
@@ -806,7 +861,9 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 			/* Cost (the executor runs the costliest ready task first): the chunk's
 			 * share of the sequence's flops; the last chunk may be shorter. */
 			double seq_flops = 4.0 * (double)H * (double)D * pairs;
-			for (size_t c = 0; c < nch; c++) {
+			size_t c0, c1; /* chunks wholly outside the sliding window are not planned */
+			visible_chunks(att, seq, len, nch, &c0, &c1);
+			for (size_t c = c0; c < c1; c++) {
 				size_t keys = rva__min(len, seq->nk - c * len);
 				float cost = (float)(seq_flops * (double)keys / (double)seq->nk);
 				if (decode) {
@@ -921,7 +978,7 @@ rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint3
 	sm_op op = {.att = att, .seqs = seq, .rt = *rt, .scale = call_scale(att, rt), .stream = 0};
 	size_t br_max = rva__min(qb, nrows ? nrows : 1);
 	tile_bufs b = carve(scratch, br_max, D);
-	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t r0 = 0; r0 < nrows; r0 += qb) {
 		size_t br = rva__min(qb, nrows - r0);
 		for (size_t i = 0; i < br; i++)
@@ -1011,11 +1068,12 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
 	/* query positions: the tile's rows, as task_dense computes them; they live after the
 	 * tile loop's own scratch area */
 	int64_t qpos_buf[RVA__MAX_QUERY_BLOCK];
-	int64_t off = (int64_t)seq->nk - (int64_t)seq->nq;
+	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
 		qpos_buf[i] = off + (int64_t)(q0 + i);
 	float *m = state, *l = state + brp, *o = state + 2 * brp;
-	tile_io io = {.q = q + h * D, .qs = seq->q_stride, .qpos = qpos_buf, .br = br, .h = h,
+	tile_io io = {.q = q + h * D, .qs = seq->q_stride, .qpos = qpos_buf, .q0 = q0, .br = br,
+	              .h = h,
 	              .k_begin = k_begin, .k_end = k_end, .o = o, .m = m, .l = l,
 	              .resume = !first};
 	attend(att, &op, seq, seq_index, &io, scratch);

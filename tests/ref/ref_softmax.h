@@ -23,7 +23,20 @@ typedef struct ref_attn_spec {
 	size_t stride;           /* strided */
 	const float *t5_table;   /* buckets x heads, or NULL for no bias */
 	size_t t5_buckets, t5_max_distance;
+	/* score modifiers (include/rvattn/config.h, batch.h), all off when zero */
+	bool top_left;           /* query i at position i (else nk - nq + i) */
+	bool sliding;            /* sliding window: qp - window_left <= kp <= qp + window_right */
+	size_t window_left, window_right;
+	double softcap;          /* s = softcap tanh(s / softcap) on the scaled logit; 0 = off */
+	const double *alibi;     /* heads slopes: s -= slope |qp - kp|; NULL = off */
+	const float *bias;       /* [h][i][j] at h * bias_hs + i * bias_s + j; NULL = off */
+	size_t bias_s, bias_hs;
+	const uint8_t *smask;    /* the same layout: 0 hides the pair; NULL = off */
+	size_t smask_s, smask_hs;
 } ref_attn_spec;
+
+/* The paper's default ALiBi slopes for n heads (Press et al., get_slopes), in double. */
+void ref_alibi_slopes(size_t n, double *out);
 
 /* out: nq rows of heads*head_dim doubles (packed). q/k/v rows with strides in floats.
  * mask: NULL or nk bytes. A query with no visible key gets zeros. */
