@@ -88,7 +88,9 @@ static ref_attn_spec spec_of(const rva_config *c, size_t H, size_t kvh, size_t D
 	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
 		sp.pattern = REF_LOCAL_GLOBAL;
 		sp.window = c->window;
-		sp.globals = (const size_t[]){0};
+		static const size_t first[1] = {0}; /* outlives the block (a compound literal
+		                                      * here would end with it) */
+		sp.globals = first;
 		sp.nglobals = c->global_tokens ? 1 : 0;
 	}
 	return sp;
