@@ -12,6 +12,7 @@
  *     Mixture of Attention Heads form, and with the default mixed experts) and a Bert
  *     transformer block at G1/G2 sizes. MoE rows also print the busy time of the busiest
  *     and least busy worker per run (expert-task balance).
+ *   G2A, G2S, G2B: G2 with ALiBi, softcap 50, an additive bias [N, N] (score modifiers).
  *
  * For each row and thread count: median of --repeat runs (default 5) after a warm-up,
  * GFLOP/s (4*B*H*Nq*Nk*D, unmasked pairs only when causal), fraction of the sgemm limit
@@ -21,7 +22,9 @@
  *   build/bench/attention [--threads 1,2] [--repeat R] [--rows G1,G2,...] [--json FILE]
  *
  * Long rows run only when named: M32K (B=1 H=16 N=32768 causal: peak RSS against the
- * inputs), LIN64K and FL64K (linear vs flash at N = 65536).
+ * inputs), LIN64K and FL64K (linear vs flash at N = 65536), C32K and W32K (B=1 H=4
+ * N=32768 D=64 causal, dense and with a sliding window of 4096 keys: the window's cost
+ * against its share of the causal pairs).
  */
 #define _GNU_SOURCE 1
 #include <stdio.h>
@@ -51,6 +54,24 @@ static const struct {
 	const char *name;
 	size_t kvh, nk_min;
 } row_kv[] = {{"G5Q", 2, 0}, {"G5R", 0, 100}};
+
+/* Score-modifier rows (config.h "Score modifiers"): ALiBi, softcap 50, a bias shared by the
+ * heads and sequences (rva_seq.bias, [N, N]), a causal sliding window of window_left + 1
+ * keys. GFLOP/s count the visible pairs only (rva_attention_flops). */
+static const struct {
+	const char *name;
+	bool alibi, bias;
+	float softcap;
+	size_t window_left;    /* 0 = no window */
+} row_mods[] = {{"G2A", true, false, 0.0f, 0}, {"G2S", false, false, 50.0f, 0},
+                {"G2B", false, true, 0.0f, 0}, {"W32K", false, false, 0.0f, 4095}};
+
+static int row_mod(const row_def *r) {
+	for (size_t i = 0; i < sizeof row_mods / sizeof row_mods[0]; i++)
+		if (!strcmp(row_mods[i].name, r->name))
+			return (int)i;
+	return -1;
+}
 
 static size_t row_kvh(const row_def *r) {
 	for (size_t i = 0; i < sizeof row_kv / sizeof row_kv[0]; i++)
@@ -99,6 +120,13 @@ static const row_def rows[] = {
 	{"LIN64K", "linear (Performer)", 1, 12, 65536, 65536, 64, false, false, RVA_PRESET_PERFORMER, OP_ATTN,
 	 true},
 	{"FL64K", "flash", 1, 12, 65536, 65536, 64, false, false, FLASH_ROW, OP_ATTN, true},
+	/* score modifiers (row_mods) against G2, and a window against dense causal at 32K */
+	{"G2A", "flash + ALiBi", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"G2S", "flash + softcap 50", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"G2B", "flash + bias [N, N]", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"C32K", "flash causal", 1, 4, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN, true},
+	{"W32K", "flash causal window 4096", 1, 4, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN,
+	 true},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -178,6 +206,13 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 		                    .out = o + b * r->nq * dim};
 		krow += seqs[b].nk;
 	}
+	int mod = row_mod(r);
+	float *bias = NULL;
+	if (mod >= 0 && row_mods[mod].bias) {
+		bias = bench_buffer(r->nq * r->nk, 5);
+		for (size_t b = 0; b < B; b++)
+			seqs[b].bias = bias; /* [nq, nk], broadcast over heads and sequences */
+	}
 	rva_batch batch = {B, seqs};
 	rva_engine_config ec = rva_engine_config_defaults();
 	ec.threads = threads;
@@ -186,6 +221,12 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 	rva_pipeline *pipe = NULL;
 	rva_config cfg = row_config(r->preset, dim, r->H, r->causal);
 	cfg.kv_heads = kvh == r->H ? 0 : kvh;
+	if (mod >= 0) {
+		cfg.alibi = row_mods[mod].alibi;
+		cfg.softcap = row_mods[mod].softcap;
+		cfg.sliding_window = row_mods[mod].window_left > 0;
+		cfg.window_left = row_mods[mod].window_left;
+	}
 	double flops = 0.0;
 	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK ||
 	    (res.st = rva_build(&cfg, &att)) != RVA_OK ||
@@ -246,6 +287,7 @@ out:
 	rva_attention_destroy(att);
 	rva_engine_destroy(e);
 	free(seqs);
+	free(bias);
 	free(q);
 	free(k);
 	free(v);

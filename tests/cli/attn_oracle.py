@@ -6,6 +6,11 @@ usage: attn_oracle.py check Q K V OUT HEADS [causal] [tol]
        grouped-query heads (query head h uses kv head h // (heads // kv_heads)), causal
        masking aligned at the end (query i sees keys j <= nk - nq + i).
        Q: [B, N, dim] | [B, N, H, D] | [N, dim]; K/V the same with kv heads.
+       Score modifiers (include/rvattn/config.h), as KEY=VALUE arguments anywhere after
+       HEADS: align=top-left (query i at i), window=L,R (-1: unbounded side),
+       softcap=C, alibi=1 (the paper's default slopes), bias=FILE and mask=FILE
+       (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible).
+       A row with no visible key is zeros.
 usage: attn_oracle.py make PREFIX SEED SHAPE_Q SHAPE_KV [dtype]
        writes PREFIX_q.npy, PREFIX_k.npy, PREFIX_v.npy with normal random data.
 """
@@ -22,7 +27,23 @@ def as3(a):
     return a
 
 
-def oracle(q, k, v, heads, causal):
+def alibi_slopes(n):
+    """get_slopes of Press et al.'s reference code."""
+    def pow2(n):
+        start = 2 ** (-2 ** -(np.log2(n) - 3))
+        return [start * start ** i for i in range(n)]
+    if np.log2(n).is_integer():
+        return pow2(n)
+    p = 2 ** int(np.floor(np.log2(n)))
+    return pow2(p) + alibi_slopes(2 * p)[0::2][:n - p]
+
+
+def head_matrix(a, h):
+    return None if a is None else (a if a.ndim == 2 else a[h])
+
+
+def oracle(q, k, v, heads, causal, mods=None):
+    mods = mods or {}
     q, k, v = (as3(x).astype(np.float64) for x in (q, k, v))
     b, nq, dim = q.shape
     nk = k.shape[1]
@@ -30,19 +51,41 @@ def oracle(q, k, v, heads, causal):
     kvh = k.shape[2] // hd
     group = heads // kvh
     out = np.zeros_like(q)
+    qp = np.arange(nq)[:, None] + (0 if mods.get("align") == "top-left" else nk - nq)
+    j = np.arange(nk)[None, :]
+    bias = np.load(mods["bias"]).astype(np.float64) if "bias" in mods else None
+    mask = np.load(mods["mask"]) != 0 if "mask" in mods else None
+    slopes = alibi_slopes(heads) if mods.get("alibi") else None
     for h in range(heads):
         g = h // group
         qs = q[:, :, h * hd:(h + 1) * hd]
         ks = k[:, :, g * hd:(g + 1) * hd]
         vs = v[:, :, g * hd:(g + 1) * hd]
         s = qs @ ks.transpose(0, 2, 1) / np.sqrt(hd)
+        vis = np.ones((nq, nk), dtype=bool)
+        if "softcap" in mods and float(mods["softcap"]) > 0:
+            c = float(mods["softcap"])
+            s = c * np.tanh(s / c)
+        if slopes is not None:
+            s = s - slopes[h] * np.abs(qp - j)
+        if bias is not None:
+            s = s + head_matrix(bias, h)
+        if mask is not None:
+            vis &= head_matrix(mask, h)
         if causal:
-            i = np.arange(nq)[:, None]
-            j = np.arange(nk)[None, :]
-            s = np.where(j <= nk - nq + i, s, -np.inf)
-        s -= s.max(axis=2, keepdims=True)
-        p = np.exp(s)
-        p /= p.sum(axis=2, keepdims=True)
+            vis &= j <= qp
+        if "window" in mods:
+            left, right = (int(x) for x in mods["window"].split(","))
+            if left >= 0:
+                vis &= j >= qp - left
+            if right >= 0:
+                vis &= j <= qp + right
+        s = np.where(vis[None], s, -np.inf)
+        m = s.max(axis=2, keepdims=True)
+        empty = ~np.isfinite(m)
+        p = np.exp(s - np.where(empty, 0.0, m))
+        tot = p.sum(axis=2, keepdims=True)
+        p = np.where(tot > 0, p / np.where(tot > 0, tot, 1.0), 0.0)
         out[:, :, h * hd:(h + 1) * hd] = p @ vs
     return out
 
@@ -58,16 +101,18 @@ def main():
         np.save(prefix + "_k.npy", r.standard_normal(skv).astype(dt))
         np.save(prefix + "_v.npy", r.standard_normal(skv).astype(dt))
         return 0
-    qf, kf, vf, of, heads = sys.argv[2:7]
-    causal = len(sys.argv) > 7 and sys.argv[7] == "causal"
-    tol = float(sys.argv[8]) if len(sys.argv) > 8 else 1e-5
+    mods = dict(a.split("=", 1) for a in sys.argv[7:] if "=" in a)
+    argv = sys.argv[:7] + [a for a in sys.argv[7:] if "=" not in a]
+    qf, kf, vf, of, heads = argv[2:7]
+    causal = len(argv) > 7 and argv[7] == "causal"
+    tol = float(argv[8]) if len(argv) > 8 else 1e-5
     q, k, v, o = (np.load(f) for f in (qf, kf, vf, of))
     if o.dtype != np.float32 or o.shape != q.shape:
         print(f"output has dtype {o.dtype} shape {o.shape}, expected float32 {q.shape}")
         return 1
     # The oracle sees the data as rvattn did: float32.
     q, k, v = (x.astype(np.float32) for x in (q, k, v))
-    ref = oracle(q, k, v, int(heads), causal)
+    ref = oracle(q, k, v, int(heads), causal, mods)
     err = np.abs(as3(o).astype(np.float64) - ref).max()
     if not np.isfinite(err) or err > tol:
         print(f"max abs error {err:.3g} > {tol:g}")

@@ -150,6 +150,12 @@ typedef struct workload_opts {
 	bool per_pu;
 	/* --dtype (Q, K, V) and --out-dtype: element types, 0 = RVA_F32 */
 	rva_dtype dtype, out_dtype;
+	/* score modifiers (config.h): -1 / SIZE_MAX / NAN = not given */
+	int causal_align;
+	size_t window_left, window_right;
+	float softcap;
+	bool alibi;
+	const char *bias_path, *mask_path;            /* --bias / --mask .npy files */
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -163,7 +169,8 @@ enum {
 	OPT_SEQ, OPT_KV_SEQ, OPT_CAUSAL, OPT_BLOCK, OPT_WINDOW, OPT_GLOBAL, OPT_FEATURES,
 	OPT_CURVATURE, OPT_EXPERTS, OPT_TOP_K, OPT_CAPACITY, OPT_Q, OPT_K, OPT_V, OPT_OUT,
 	OPT_CPUS, OPT_NUMA, OPT_SEED, OPT_KERNELS, OPT_PER_PU, OPT_WEIGHTS, OPT_EXPERT_KIND,
-	OPT_DTYPE, OPT_OUT_DTYPE,
+	OPT_DTYPE, OPT_OUT_DTYPE, OPT_CAUSAL_ALIGN, OPT_WINDOW_LEFT, OPT_WINDOW_RIGHT,
+	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -179,7 +186,10 @@ enum {
 	{"v", 1, 0, OPT_V}, {"cpus", 1, 0, OPT_CPUS}, {"numa", 1, 0, OPT_NUMA},               \
 	{"seed", 1, 0, OPT_SEED}, {"kernels", 1, 0, OPT_KERNELS}, {"per-pu", 0, 0, OPT_PER_PU}, \
 	{"weights", 1, 0, OPT_WEIGHTS}, {"expert-kind", 1, 0, OPT_EXPERT_KIND},               \
-	{"dtype", 1, 0, OPT_DTYPE}, {"out-dtype", 1, 0, OPT_OUT_DTYPE}
+	{"dtype", 1, 0, OPT_DTYPE}, {"out-dtype", 1, 0, OPT_OUT_DTYPE},                      \
+	{"causal-align", 1, 0, OPT_CAUSAL_ALIGN}, {"window-left", 1, 0, OPT_WINDOW_LEFT},     \
+	{"window-right", 1, 0, OPT_WINDOW_RIGHT}, {"softcap", 1, 0, OPT_SOFTCAP},             \
+	{"alibi", 0, 0, OPT_ALIBI}, {"bias", 1, 0, OPT_BIAS}, {"mask", 1, 0, OPT_MASK}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 
@@ -201,6 +211,8 @@ typedef struct workload {
 	uint64_t seed;                /* of the synthetic inputs */
 	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */
 	rva_npy_array qa, ka, va;
+	rva_npy_array bias_a, mask_a;  /* --bias / --mask files ([nq, nk] or [heads, nq, nk]) */
+	uint8_t *mask;                 /* --mask as bytes (nonzero = visible) */
 	/* --dtype bf16/f16: Q, K, V stored as such (q/k/v are then NULL): read from files
 	 * (qt, kt, vt own them) or the synthetic draws rounded (qh, kh, vh owned, malloc);
 	 * --out-dtype bf16/f16: the output in outh (malloc), widened into out by

@@ -38,6 +38,16 @@ const char workload_help[] =
 	"                      --kv-seq 100-8192: a decode batch of 100 to 8192 keys)\n"
 	"  --causal            causal masking\n"
 	"  --block N           keys per softmax tile (flash block size)\n"
+	"  --causal-align A    bottom-right (default: query i at nk - nq + i) or top-left\n"
+	"                      (PyTorch is_causal: query i at i); softmax mechanisms\n"
+	"  --window-left L --window-right R\n"
+	"                      sliding window (FlashAttention window_size): query at position\n"
+	"                      p sees keys p - L .. p + R; a side not given is unbounded\n"
+	"  --softcap C         logit softcap C tanh(s / C) (Gemma 2); 0 = off\n"
+	"  --alibi             ALiBi biases with the paper's default slopes per head\n"
+	"  --bias FILE         additive logit bias, .npy float [N, M] or [heads, N, M] (N\n"
+	"                      queries, M keys), the same for every sequence\n"
+	"  --mask FILE         boolean mask, .npy float of the same shapes, nonzero = visible\n"
 	"  --window N          local_global window (even)\n"
 	"  --global N          local_global: number of leading global tokens\n"
 	"  --features N        linear: random features\n"
@@ -82,6 +92,9 @@ void workload_opts_init(workload_opts *o) {
 	o->curvature = NAN;
 	o->capacity = NAN;
 	o->expert_kind = -1;
+	o->causal_align = -1;
+	o->window_left = o->window_right = SIZE_MAX;
+	o->softcap = NAN;
 	o->seed = 1;
 	o->numa = RVA_NUMA_LOCAL;
 	o->kernels = RVA_KERNELS_AUTO;
@@ -137,6 +150,31 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 		return 1;
 	}
 	case OPT_CAUSAL: o->causal = true; return 1;
+	case OPT_CAUSAL_ALIGN:
+		if (strcmp(arg, "bottom-right") == 0)
+			o->causal_align = RVA_CAUSAL_BOTTOM_RIGHT;
+		else if (strcmp(arg, "top-left") == 0)
+			o->causal_align = RVA_CAUSAL_TOP_LEFT;
+		else {
+			cli_usage(cmd, "--causal-align '%s': expected bottom-right or top-left", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_WINDOW_LEFT:
+		return parse_size(cmd, "window-left", arg, true, &o->window_left) ? 1 : -1;
+	case OPT_WINDOW_RIGHT:
+		return parse_size(cmd, "window-right", arg, true, &o->window_right) ? 1 : -1;
+	case OPT_SOFTCAP:
+		if (!parse_float(cmd, "softcap", arg, &o->softcap))
+			return -1;
+		if (!(o->softcap >= 0.0f)) {
+			cli_usage(cmd, "--softcap %s: must be >= 0 (0 = off)", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_ALIBI: o->alibi = true; return 1;
+	case OPT_BIAS: o->bias_path = arg; return 1;
+	case OPT_MASK: o->mask_path = arg; return 1;
 	case OPT_BLOCK: return parse_size(cmd, "block", arg, false, &o->block) ? 1 : -1;
 	case OPT_WINDOW: return parse_size(cmd, "window", arg, false, &o->window) ? 1 : -1;
 	case OPT_GLOBAL: return parse_size(cmd, "global", arg, true, &o->global) ? 1 : -1;
@@ -318,6 +356,13 @@ static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism 
 	if (!isnan(o->curvature) && m != RVA_MECH_HYPERBOLIC && !moe)
 		return cli_usage(cmd, "--curvature applies to hyperbolic (and moe experts), the "
 		                 "mechanism is %s", rva_mechanism_name(m));
+	bool mods = o->causal_align >= 0 || o->window_left != SIZE_MAX ||
+	            o->window_right != SIZE_MAX || !isnan(o->softcap) || o->alibi || o->bias_path ||
+	            o->mask_path;
+	if (mods && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC || moe))
+		return cli_usage(cmd, "--causal-align, --window-left/right, --softcap, --alibi, --bias "
+		                 "and --mask apply to softmax attention, the mechanism is %s",
+		                 rva_mechanism_name(m));
 	if (o->block && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC))
 		return cli_usage(cmd, "--block applies to softmax attention, the mechanism is %s",
 		                 rva_mechanism_name(m));
@@ -516,6 +561,17 @@ static void apply_overrides(const workload_opts *o, rva_config *c) {
 		c->expert_kind = (rva_expert_kind)o->expert_kind;
 	if (o->seed_given)
 		c->seed = o->seed;
+	if (o->causal_align >= 0)
+		c->causal_align = (rva_causal_align)o->causal_align;
+	if (o->window_left != SIZE_MAX || o->window_right != SIZE_MAX) {
+		c->sliding_window = true;
+		c->window_left = o->window_left; /* a side not given: SIZE_MAX, unbounded */
+		c->window_right = o->window_right;
+	}
+	if (!isnan(o->softcap))
+		c->softcap = o->softcap;
+	if (o->alibi)
+		c->alibi = true;
 }
 
 /* The config: base (preset, model or mechanism), heads, then the command-line overrides;
@@ -684,6 +740,55 @@ static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 	return EXIT_OK;
 }
 
+/* --bias / --mask: one .npy [nq, nk] or [heads, nq, nk], pointed to by every sequence
+ * (the mask as bytes, nonzero = visible). */
+static int score_file(const char *cmd, const char *flag, const char *path, workload *w,
+                      rva_npy_array *a) {
+	rva_status st = rva_npy_load(path, a);
+	if (st != RVA_OK)
+		return cli_lib_error(st, EXIT_RUNTIME, "--%s %s", flag, path);
+	size_t heads = w->cfg.heads;
+	bool ok = (a->ndim == 2 && a->shape[0] == w->nq && a->shape[1] == w->nk) ||
+	          (a->ndim == 3 && a->shape[0] == heads && a->shape[1] == w->nq &&
+	           a->shape[2] == w->nk);
+	if (!ok)
+		return cli_usage(cmd, "--%s %s: shape must be [%zu, %zu] or [%zu, %zu, %zu] (queries, "
+		                 "keys; heads first)", flag, path, w->nq, w->nk, heads, w->nq, w->nk);
+	return EXIT_OK;
+}
+
+static int score_matrices(const char *cmd, const workload_opts *o, workload *w) {
+	if (!o->bias_path && !o->mask_path)
+		return EXIT_OK;
+	if (w->nk_min != w->nk)
+		return cli_usage(cmd, "--bias and --mask need every sequence to have the same keys "
+		                 "(not a ragged --kv-seq MIN-MAX)");
+	int rc;
+	if (o->bias_path && (rc = score_file(cmd, "bias", o->bias_path, w, &w->bias_a)))
+		return rc;
+	if (o->mask_path) {
+		if ((rc = score_file(cmd, "mask", o->mask_path, w, &w->mask_a)))
+			return rc;
+		if (!(w->mask = malloc(w->mask_a.count ? w->mask_a.count : 1)))
+			return cli_error(EXIT_RUNTIME, "cannot allocate the mask (%zu bytes)",
+			                 w->mask_a.count);
+		for (size_t i = 0; i < w->mask_a.count; i++)
+			w->mask[i] = w->mask_a.data[i] != 0.0f;
+	}
+	for (size_t s = 0; s < w->batch; s++) {
+		rva_seq *q = &w->seqs[s];
+		if (o->bias_path) {
+			q->bias = w->bias_a.data;
+			q->bias_head_stride = w->bias_a.ndim == 3 ? w->nq * w->nk : 0;
+		}
+		if (o->mask_path) {
+			q->mask = w->mask;
+			q->mask_head_stride = w->mask_a.ndim == 3 ? w->nq * w->nk : 0;
+		}
+	}
+	return EXIT_OK;
+}
+
 /* Inputs, output and batch, once the element counts are known not to overflow. */
 static int make_data(const workload_opts *o, workload *w) {
 	size_t nqel, nkel;
@@ -733,7 +838,7 @@ int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 	shape4 qs = {0}, ks = {0};
 	if ((rc = load_inputs(o, w, &qs, &ks)) || (rc = resolve_config(cmd, o, &qs, &ks, w)) ||
 	    (rc = resolve_shapes(o, &qs, &ks, w)) || (rc = make_data(o, w)) ||
-	    (rc = build_attention(cmd, o, w))) {
+	    (rc = score_matrices(cmd, o, w)) || (rc = build_attention(cmd, o, w))) {
 		workload_free(w);
 		return rc;
 	}
@@ -750,6 +855,9 @@ void workload_free(workload *w) {
 	rva_npy_free(&w->qa);
 	rva_npy_free(&w->ka);
 	rva_npy_free(&w->va);
+	rva_npy_free(&w->bias_a);
+	rva_npy_free(&w->mask_a);
+	free(w->mask);
 	if (w->synthetic) {
 		rva_buffer_free(w->qh);
 		rva_buffer_free(w->kh);
@@ -915,6 +1023,27 @@ void workload_describe(const workload *w, FILE *f) {
 		fprintf(f, ", T5 bias");
 	if (c.pattern == RVA_PATTERN_STRIDED)
 		fprintf(f, ", strided sparse (stride %zu)", c.sparse_stride);
+	if (c.causal_align == RVA_CAUSAL_TOP_LEFT)
+		fprintf(f, ", top-left aligned");
+	if (c.sliding_window) {
+		fprintf(f, ", window ");
+		if (c.window_left == RVA_WINDOW_UNBOUNDED)
+			fprintf(f, "(inf, ");
+		else
+			fprintf(f, "(%zu, ", c.window_left);
+		if (c.window_right == RVA_WINDOW_UNBOUNDED)
+			fprintf(f, "inf)");
+		else
+			fprintf(f, "%zu)", c.window_right);
+	}
+	if (c.softcap > 0.0f)
+		fprintf(f, ", softcap %g", (double)c.softcap);
+	if (c.alibi)
+		fprintf(f, ", ALiBi");
+	if (w->bias_a.data)
+		fprintf(f, ", bias %s", w->bias_a.ndim == 3 ? "per head" : "shared by the heads");
+	if (w->mask)
+		fprintf(f, ", mask %s", w->mask_a.ndim == 3 ? "per head" : "shared by the heads");
 	if (w->dtype != RVA_F32 || w->out_dtype != RVA_F32)
 		fprintf(f, ", q/k/v %s, output %s", workload_dtype_name(w->dtype),
 		        workload_dtype_name(w->out_dtype));
@@ -1067,6 +1196,21 @@ void json_config(json *j, const workload *w) {
 		json_kv_string(j, "bias", "t5");
 	if (c.pattern == RVA_PATTERN_STRIDED)
 		json_kv_uint(j, "sparse_stride", c.sparse_stride);
+	json_kv_string(j, "causal_align",
+	               c.causal_align == RVA_CAUSAL_TOP_LEFT ? "top-left" : "bottom-right");
+	if (c.sliding_window) {
+		/* an unbounded side as -1 (FlashAttention's window_size) */
+		json_key(j, "window_size");
+		json_array_begin(j);
+		json_number(j, c.window_left == RVA_WINDOW_UNBOUNDED ? -1.0 : (double)c.window_left);
+		json_number(j, c.window_right == RVA_WINDOW_UNBOUNDED ? -1.0 : (double)c.window_right);
+		json_array_end(j);
+	}
+	if (c.softcap > 0.0f)
+		json_kv_float(j, "softcap", c.softcap);
+	json_kv_bool(j, "alibi", c.alibi);
+	json_kv_bool(j, "score_bias", w->bias_a.data != NULL);
+	json_kv_bool(j, "score_mask", w->mask != NULL);
 	json_object_end(j);
 }
 
