@@ -176,9 +176,38 @@ void rva__score_softcap_tile(const rva__score_mods *m, float *st, size_t ld, siz
 		softcap_run(m->softcap, st + j * ld, br);
 }
 
+#if defined(__x86_64__)
+/* ALiBi on a key-major tile, 16 query lanes at a time: |qp - kp| as |(qp - k0) - j| in
+ * float, exact (the same values as the scalar loop) while positions stay below 2^24. */
+static RVA__TARGET_AVX512 void alibi_tile_avx512(float slope, const int64_t *qpos, size_t br,
+                                                 size_t k0, size_t nkt, float *st, size_t ld) {
+	float base[4096]; /* br <= RVA__MAX_QUERY_BLOCK */
+	for (size_t i = 0; i < br; i++)
+		base[i] = (float)(qpos[i] - (int64_t)k0);
+	__m512 vs = _mm512_set1_ps(slope);
+	for (size_t j = 0; j < nkt; j++) {
+		__m512 vj = _mm512_set1_ps((float)j);
+		float *row = st + j * ld;
+		for (size_t i = 0; i < br; i += 16) {
+			__mmask16 mk = br - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (br - i)) - 1);
+			__m512 d = _mm512_abs_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, base + i), vj));
+			__m512 x = _mm512_maskz_loadu_ps(mk, row + i);
+			_mm512_mask_storeu_ps(row + i, mk, _mm512_fnmadd_ps(vs, d, x));
+		}
+	}
+}
+#endif
+
 void rva__score_tile(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
                      const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st,
                      size_t ld, bool window_partial) {
+#if defined(__x86_64__)
+	if (m->slopes && br <= 4096 && qpos[br - 1] - (int64_t)k0 < ((int64_t)1 << 24) &&
+	    (int64_t)k0 - qpos[0] + (int64_t)nkt < ((int64_t)1 << 24) &&
+	    rva__simd_level() == RVA__SIMD_AVX512) {
+		alibi_tile_avx512(m->slopes[h], qpos, br, k0, nkt, st, ld);
+	} else
+#endif
 	if (m->slopes) {
 		/* s -= slope |qp - kp|: distances as exact floats below 2^24 */
 		float slope = m->slopes[h];
