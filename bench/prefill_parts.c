@@ -12,9 +12,9 @@
  *   pv       O += P^T V (rva__sm_pv_fused)
  *   mask     the causal mask of the diagonal tiles (G4)
  *   pack     Q^T packing, once per query tile
- * and the whole loop twice more: on contiguous copies of the head's K and V (what the
- * engine's pack tasks give heads beyond 1 MiB of K and V), and with each key tile's K and
- * V copied contiguous right before use (slower: the copy costs more than it saves),
+ * and the whole loop twice more: on contiguous copies of the head's K and V made outside
+ * the timing (an upper bound for packing them once), and with each key tile's K and V
+ * copied contiguous right before use (slower: the copy costs more than it saves),
  * interleaved in rounds with the FMA peak probe. Times are the thread's CPU time
  * (bench_cpu_now: time while descheduled by other work does not count), the best of the
  * rounds for each part and for the probe (bench_fma_peak_thread_gflops). Prints each part's time, its share of the whole loop, GFLOP/s and share of the

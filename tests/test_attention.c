@@ -225,59 +225,6 @@ Test(flash, equals_multi_head) {
 	free_problem(&p);
 }
 
-/* Heads whose K and V exceed 1 MiB are read from contiguous copies made by pack tasks
- * (softmax_core.c, task_pack; a ring of 7 slots here, so kv head 7 reuses head 0's slot
- * after head 0's tiles). The copies change where the rows are read, not the sums: every
- * head must equal, bit for bit, the same head run alone on contiguous K and V rows (no
- * packing), at 1 and 2 threads, and the oracle. */
-Test(flash, packed_kv_equals_in_place) {
-	enum { NQ = 128, NK = 2100, H = 8, HD = 64 };
-	problem p = make_problem(NQ, NK, H, H, HD, true, 41);
-	rva_config cfg = rva_flash(H * HD, 128);
-	cfg.heads = H;
-	cfg.causal = true;
-	check_against_oracle(cfg, &p, "flash H8 nk 2100 causal (packed K/V)");
-	rva_attention *att = NULL, *one = NULL;
-	cr_assert_eq(rva_build(&cfg, &att), RVA_OK);
-	rva_config c1 = rva_flash(HD, 128);
-	c1.heads = 1;
-	c1.causal = true;
-	cr_assert_eq(rva_build(&c1, &one), RVA_OK);
-	float *kh = ref_alloc(NK * HD), *vh = ref_alloc(NK * HD), *alone = ref_alloc(NQ * H * HD);
-	for (size_t h = 0; h < H; h++) {
-		for (size_t j = 0; j < NK; j++) {
-			memcpy(kh + j * HD, p.k + j * H * HD + h * HD, HD * sizeof(float));
-			memcpy(vh + j * HD, p.v + j * H * HD + h * HD, HD * sizeof(float));
-		}
-		rva_seq s = {.nq = NQ, .nk = NK, .q = p.q + h * HD, .q_stride = H * HD, .k = kh,
-		             .v = vh, .out = alone + h * HD, .out_stride = H * HD, .key_mask = p.mask};
-		rva_batch b = {1, &s};
-		cr_assert_eq(rva_compute_batch(one, &b, NULL, NULL), RVA_OK, "%s", rva_last_error());
-	}
-	cr_assert_eq(memcmp(alone, p.out, sizeof(float) * NQ * H * HD), 0,
-	             "packed K/V differ from each head alone on contiguous rows");
-	for (unsigned threads = 1; threads <= 2; threads++) {
-		rva_engine_config ec = rva_engine_config_defaults();
-		ec.threads = threads;
-		rva_engine *e = NULL;
-		cr_assert_eq(rva_engine_create(&ec, &e), RVA_OK);
-		rva_seq s = seq_of(&p);
-		rva_batch b = {1, &s};
-		memset(p.out, 0, sizeof(float) * NQ * H * HD);
-		for (int run = 0; run < 2; run++) /* the second job reuses the engine's arena */
-			cr_assert_eq(rva_engine_run(e, att, &b, NULL, NULL, NULL), RVA_OK);
-		cr_assert_eq(memcmp(alone, p.out, sizeof(float) * NQ * H * HD), 0,
-		             "%u threads: packed K/V differ from each head alone", threads);
-		rva_engine_destroy(e);
-	}
-	free(kh);
-	free(vh);
-	free(alone);
-	rva_attention_destroy(att);
-	rva_attention_destroy(one);
-	free_problem(&p);
-}
-
 Test(multi_head, single_query_equals_batch_of_one) {
 	problem p = make_problem(1, 77, 8, 4, 16, true, 40);
 	rva_config c = rva_multi_head(128, 8);

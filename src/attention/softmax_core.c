@@ -53,8 +53,6 @@ typedef struct sm_op {
 	                             * a rank's slice of the keys in rvattn_mpi) */
 	bool direct;                /* a decode task of a one-chunk sequence writes the output
 	                             * itself (no partials, no merge task): the engine's plan */
-	float **packed;             /* per sequence: ring of contiguous K/V copies, or NULL */
-	size_t *pack_ring;          /* per sequence: kv heads the ring holds at once */
 } sm_op;
 
 /* The logit scale of a call: the runtime's per-call scale, or the config's. */
@@ -167,8 +165,6 @@ typedef struct tile_io {
 	size_t h;            /* query head */
 	size_t k_begin, k_end;
 	float *o, *m, *l;    /* outputs: O (br x D, ld D), m, l (brp lanes) */
-	const float *pk, *pv; /* the kv head's K and V packed (row stride D, row 0 = key 0 of
-	                       * the sequence), or NULL: read in place */
 	bool resume;         /* continue the state in o, m, l instead of starting afresh */
 } tile_io;
 
@@ -295,11 +291,7 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
 		const float *kt = NULL, *vt = NULL;
-		if (io->pk) { /* same numbers: the kernels' sums do not depend on the row stride */
-			kt = io->pk + kr * D;
-			vt = io->pv + kr * D;
-			kts = vts = D;
-		} else if (!bf16) {
+		if (!bf16) {
 			kt = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
 			                      kr * seq->k_stride + kvh * D, nkt, D, false, hk, &kts);
 			vt = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
@@ -387,74 +379,12 @@ static size_t carve_floats(size_t br, size_t D) {
 
 /* ---- tasks -------------------------------------------------------------------------- */
 
-/*
- * K/V packing. Each query tile of a head walks all of the head's K and V rows, which lie a
- * whole token row apart (3-4 KiB at 12-16 heads of 64): every row is a new page, and at
- * such strides the rows of a tile share a few cache sets. A head's K and V beyond a
- * core's L2 then come back from L3 for every query tile through TLB misses and set
- * conflicts. A pack task copies one kv head's K and V contiguous once (rows of D floats)
- * and the dense tasks of its query heads read the copy: G4 (N 8192, 4 MiB of K and V per
- * head) ran 17-30% faster (thread CPU time, bench/RESULTS.md section 7). A head whose K
- * and V fit in L2 (G1-G3: 0.25-1 MiB) gained nothing in the whole job (the copy costs
- * what the contiguous rows save), nor did copying each key tile before use (slower).
- * The kernels' sums do not depend on the row stride, so packed or not, the numbers are
- * the same. Per sequence the copies live in a ring of kv-head slots (slot kvh % ring; at
- * least two, PACK_SEQ_BYTES when more fit); the pack of kv head k waits for the dense
- * tasks of kv head k - ring. Heads of PACK_MIN_HEAD < K+V bytes <= PACK_MAX_HEAD, and at
- * most PACK_JOB_BYTES per job (later sequences read in place).
- */
-#define PACK_MIN_HEAD ((size_t)1 << 20)
-#define PACK_MAX_HEAD ((size_t)16 << 20)
-#define PACK_SEQ_BYTES ((size_t)8 << 20)
-#define PACK_JOB_BYTES ((size_t)64 << 20)
-
-/* Ring slots (kv heads) for packing seq's K/V in a dense plan of ntiles query tiles, or 0
- * for reading them in place. Packing needs the fused fp32 kernels, rows that are not
- * contiguous already, K/V reused by at least two query tiles, and kv head h's rows at
- * h * D within a token row (task_pack's addressing; other head layouts read in place). */
-static size_t pack_ring_for(const rva_attention *att, const rva_seq *seq, size_t ntiles) {
-	size_t D = att->head_dim, row_bytes = 2 * sizeof(float) * D;
-	if ((seq->k_head_stride != 0 && seq->k_head_stride != D) ||
-	    (seq->v_head_stride != 0 && seq->v_head_stride != D))
-		return 0;
-	if (!rva__sm_use_fused() || seq->k_dtype != RVA_F32 || seq->v_dtype != RVA_F32 ||
-	    ntiles < 2 || (seq->k_stride == D && seq->v_stride == D) ||
-	    seq->nk <= PACK_MIN_HEAD / row_bytes || seq->nk > PACK_MAX_HEAD / row_bytes)
-		return 0;
-	size_t head_bytes = row_bytes * seq->nk;
-	return rva__min(att->kv_heads, rva__max(2, PACK_SEQ_BYTES / head_bytes));
-}
-
-/* Slot of kv head kvh: K rows [0, nk) then V rows [0, nk), D floats each. */
-static float *pack_slot(const sm_op *op, size_t s, size_t kvh) {
-	size_t nk = op->seqs[s].nk, D = op->att->head_dim;
-	return op->packed[s] + (kvh % op->pack_ring[s]) * 2 * nk * D;
-}
-
-/* Pack task: a = kv head. */
-static rva_status task_pack(const rva__task *t, rva__exec_ctx *x) {
-	(void)x;
-	const sm_op *op = t->ctx;
-	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = op->att->head_dim, nk = seq->nk, kvh = t->a;
-	float *dst = pack_slot(op, t->seq, kvh);
-	const float *k = RVA__F32(seq->k) + kvh * D, *v = RVA__F32(seq->v) + kvh * D;
-	for (size_t j = 0; j < nk; j++)
-		memcpy(dst + j * D, k + j * seq->k_stride, D * sizeof(float));
-	dst += nk * D;
-	for (size_t j = 0; j < nk; j++)
-		memcpy(dst + j * D, v + j * seq->v_stride, D * sizeof(float));
-	return RVA_OK;
-}
-
 /* Dense task: a = first head, b = end head, c = first query row, d = rows. */
 static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[t->seq];
 	size_t D = att->head_dim, q0 = t->c, br = t->d;
-	size_t G = att->cfg.heads / att->kv_heads;
-	bool packed = op->packed && op->packed[t->seq];
 	tile_bufs b = carve(x->scratch, br, D);
 	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
@@ -464,10 +394,6 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 		              .qs = seq->q_stride,
 		              .qpos = b.qpos, .q0 = q0, .br = br, .h = h, .k_begin = 0,
 		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l};
-		if (packed) {
-			io.pk = pack_slot(op, t->seq, h / G);
-			io.pv = io.pk + seq->nk * D;
-		}
 		attend(att, op, seq, t->seq, &io, b.tile);
 		finish_rows(b.o, b.l, br, D,
 		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * D),
@@ -804,11 +730,8 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->partials = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
 	op->nchunks = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
 	op->chunk_len = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
-	op->packed = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
-	op->pack_ring = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
-	if (!op->partials || !op->nchunks || !op->chunk_len || !op->packed || !op->pack_ring)
+	if (!op->partials || !op->nchunks || !op->chunk_len)
 		return RVA_ENOMEM;
-	size_t pack_left = PACK_JOB_BYTES;
 	size_t H = att->cfg.heads, D = att->head_dim, qb_cfg = att->cfg.query_block;
 	rva_status st;
 	for (size_t s = 0; s < io->nseq; s++) {
@@ -901,47 +824,8 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		 * on small tasks. */
 		bool reverse = att->cfg.causal;
 		float cost = (float)(4.0 * per_head_tile * (double)group);
-		/* K/V packing (see task_pack): a pack task per kv head, planned before the first
-		 * head group that reads it, cheap (the executor prefers the costlier tile tasks
-		 * that are ready, so packing fills the gaps between heads). */
-		size_t G = H / att->kv_heads, ring = pack_ring_for(att, seq, ntiles);
-		size_t slot_bytes = 2 * sizeof(float) * D * seq->nk, ngroups = rva__div_up(H, group);
-		if (ring && ring * slot_bytes > pack_left)
-			ring = 0;
-		uint32_t *ids = NULL; /* dense task ids [group][tile]: when the ring is reused */
-		uint32_t *pack_id = NULL; /* per kv head */
-		if (ring) {
-			if (!(op->packed[s] = rva__graph_alloc_untouched(g, ring, slot_bytes)) ||
-			    !(pack_id = rva__graph_alloc_array(g, att->kv_heads, sizeof *pack_id)) ||
-			    (ring < att->kv_heads &&
-			     !(ids = rva__graph_alloc_array(g, ngroups * ntiles, sizeof *ids))))
-				return RVA_ENOMEM;
-			op->pack_ring[s] = ring;
-			pack_left -= ring * slot_bytes;
-		}
-		float pack_cost = (float)(seq->nk * D);
-		size_t packed_to = 0; /* kv heads [0, packed_to) have their pack task */
-		for (size_t h0 = 0, gi = 0; h0 < H; h0 += group, gi++) {
-			size_t h1 = rva__min(H, h0 + group), kv0 = h0 / G, kv1 = (h1 - 1) / G + 1;
-			for (; ring && packed_to < kv1; packed_to++) {
-				size_t k = packed_to;
-				if ((st = rva__graph_add(g, task_pack, op, (uint32_t)s, (uint32_t)k, 0, 0, 0,
-				                         pack_cost, &pack_id[k])) != RVA_OK ||
-				    (st = rva__graph_edge(g, after, pack_id[k])) != RVA_OK)
-					return st;
-				if (k < ring)
-					continue;
-				/* slot reuse: after every tile task of the groups reading kv head k - ring */
-				for (size_t g2 = 0; g2 < gi; g2++) {
-					size_t a = g2 * group, b = rva__min(H, a + group);
-					if (a / G > k - ring || (b - 1) / G < k - ring)
-						continue;
-					for (size_t ti = 0; ti < ntiles; ti++)
-						if ((st = rva__graph_edge(g, ids[g2 * ntiles + ti], pack_id[k])) !=
-						    RVA_OK)
-							return st;
-				}
-			}
+		for (size_t h0 = 0; h0 < H; h0 += group) {
+			size_t h1 = rva__min(H, h0 + group);
 			for (size_t ti = 0; ti < ntiles; ti++) {
 				size_t t = reverse ? ntiles - 1 - ti : ti;
 				size_t q0 = t * qb, br = rva__min(qb, seq->nq - q0);
@@ -951,11 +835,6 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 				    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
 				    (st = rva__graph_edge(g, id, done)) != RVA_OK)
 					return st;
-				for (size_t k = kv0; ring && k < kv1; k++)
-					if ((st = rva__graph_edge(g, pack_id[k], id)) != RVA_OK)
-						return st;
-				if (ids)
-					ids[gi * ntiles + ti] = id;
 			}
 		}
 	}
