@@ -473,6 +473,52 @@ fail:
 	return st;
 }
 
+rva_status rva__engine_submit_paged(rva_engine *e, const rva_attention *att, size_t n,
+                                   const rva_runtime *rt, rva__paged_prepare prepare,
+                                   void *ctx, rva_job **out) {
+	rva_status st = submit_enter(e);
+	if (st != RVA_OK)
+		return st;
+	rva_job *job = rva__job_new(e, RVA__JOB_ATTENTION, n);
+	if (!job) {
+		submit_leave(e);
+		return RVA_ENOMEM;
+	}
+	rva__graph *g = job->g;
+	job->rt = rva__runtime_or_default(rt);
+	rva_seq *seqs = NULL;
+	if ((st = rva__job_results(job, n, NULL)) != RVA_OK)
+		goto fail;
+	seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
+	uint32_t *done = rva__graph_alloc_array(g, n ? n : 1, sizeof *done);
+	rva__kv_pages *pages = rva__graph_alloc_array(g, n ? n : 1, sizeof *pages);
+	if (!seqs || !done || !pages) {
+		st = rva__propagate(RVA_ENOMEM);
+		goto fail;
+	}
+	memset(seqs, 0, (n ? n : 1) * sizeof *seqs);
+	memset(pages, 0, (n ? n : 1) * sizeof *pages);
+	if ((st = prepare(ctx, g, seqs, pages, job->seq_status, job->details)) != RVA_OK)
+		goto fail;
+	for (size_t s = 0; s < n; s++)
+		rva__normalise_seq(att, &seqs[s], &seqs[s]);
+	rva__plan_io io = {.seqs = seqs, .nseq = n, .rt = job->rt, .after = NULL, .done = done,
+	                   .seq_status = job->seq_status, .details = job->details,
+	                   .stream = 0, .pages = pages};
+	if ((st = rva__attention_plan(att, &io, g)) != RVA_OK ||
+	    (st = launch(e, job, seqs)) != RVA_OK)
+		goto fail;
+	*out = job;
+	submit_leave(e);
+	return RVA_OK;
+fail:
+	/* the job never ran: its finish hook (set by prepare) releases what prepare took */
+	rva__graph_finish(g, job->seq_status);
+	rva__job_free(job);
+	submit_leave(e);
+	return st;
+}
+
 static rva_status check_batch(const char *who, rva_engine *e, const void *op,
                               const char *opname, const rva_batch *batch) {
 	if (!e || !op || !batch)

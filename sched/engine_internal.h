@@ -25,6 +25,7 @@
 
 #include <hwloc.h>
 
+#include "attention/kv_pages.h"
 #include "graph/graph.h"
 #include "kernels/gemm.h"
 #include "rvattn/engine.h"
@@ -165,6 +166,21 @@ static inline size_t rva__block_heads_offset(size_t cap) {
 rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
                                     const rva_status *init_status, const rva_seq *seqs,
                                     rva_job **out);
+
+/*
+ * Submits att over n sequences whose K/V rows are paged (rva_kv_cache): prepare(ctx, g,
+ * seqs, pages, seq_status, details) fills the n descriptors (k / v: page 0's rows) and
+ * their pages (kv_pages.h) in the job's memory g, records bad sequences in seq_status /
+ * details, and may set g->finish, which runs once when the job ends or, when the
+ * submission fails after prepare succeeded, before this returns. Errors: prepare's,
+ * RVA_ENOMEM, RVA_ESTATE (engine being destroyed).
+ */
+typedef rva_status (*rva__paged_prepare)(void *ctx, rva__graph *g, rva_seq *seqs,
+                                         rva__kv_pages *pages, rva_status *seq_status,
+                                         char **details);
+rva_status rva__engine_submit_paged(rva_engine *e, const rva_attention *att, size_t n,
+                                   const rva_runtime *rt, rva__paged_prepare prepare,
+                                   void *ctx, rva_job **out);
 
 /* Submit, wait, copy statuses into seq_status (NULL or g->nseq) and stats (may be
  * NULL), destroy the job. Returns the job's status. */

@@ -30,6 +30,8 @@ static struct {
 	rva_engine *e;
 	rva_pipeline *pipe, *empty, *norm_only;
 	rva_job *job; /* an ended job of 2 sequences */
+	rva_kv_cache *kvc; /* a paged K/V cache of F.att's shape on F.e ... */
+	uint64_t kvs;      /* ... holding one sequence of NK rows (F.k, F.v) */
 	float q[NQ * DIM], k[NK * KVD], v[NK * KVD], out[NQ * DIM], kfull[NK * DIM];
 	const float *krow[NK], *vrow[NK], *kfull_row[NK];
 	const float *krow_hole[NK];
@@ -84,6 +86,10 @@ static void fixtures_up(void) {
 	rva_batch b = {2, two};
 	cr_assert_eq(rva_engine_submit(F.e, F.att, &b, NULL, &F.job), RVA_OK);
 	cr_assert_eq(rva_job_wait(F.job), RVA_OK);
+	rva_kv_cache_config kc = {.kv_heads = 2, .head_dim = 4, .pages = 8};
+	cr_assert_eq(rva_kv_cache_create(F.e, &kc, &F.kvc), RVA_OK);
+	cr_assert_eq(rva_kv_cache_seq_new(F.kvc, &F.kvs), RVA_OK);
+	cr_assert_eq(rva_kv_cache_append(F.kvc, F.kvs, F.k, 0, F.v, 0, NK), RVA_OK);
 	snprintf(F.dir, sizeof F.dir, "/tmp/rvattn_bad_input_%ld", (long)getpid());
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "mkdir -p %s", F.dir);
@@ -92,6 +98,7 @@ static void fixtures_up(void) {
 
 static void fixtures_down(void) {
 	rva_job_destroy(F.job);
+	rva_kv_cache_destroy(F.kvc);
 	rva_engine_destroy(F.e);
 	rva_pipeline_destroy(F.pipe);
 	rva_pipeline_destroy(F.empty);
@@ -749,6 +756,46 @@ static rva_seq with_scores(int which) {
 	return s;
 }
 
+/* kv_cache.h: a cache config with one field set to a bad value. */
+static rva_status kv_cfg(int which) {
+	rva_kv_cache_config c = {.kv_heads = 2, .head_dim = 4, .pages = 4};
+	switch (which) {
+	case 0: c.kv_heads = 0; break;
+	case 1: c.head_dim = 0; break;
+	case 2: c.page_tokens = 7; break;
+	case 3: c.page_tokens = 1 << 20; break;
+	case 4: c.dtype = (rva_dtype)3; break;
+	case 5: c.reserved[7] = 1; break;
+	case 6: c.max_seqs = (size_t)1 << 40; break;
+	case 7: c.head_dim = SIZE_MAX / 2; break;
+	case 8: c.pages = (size_t)1 << 40; break;
+	}
+	rva_kv_cache *kc = (rva_kv_cache *)&F; /* must stay as it is */
+	rva_status st = rva_kv_cache_create(F.e, &c, &kc);
+	if (st == RVA_OK)
+		rva_kv_cache_destroy(kc);
+	else if (kc != (rva_kv_cache *)&F)
+		return BROKEN;
+	return st;
+}
+
+/* One step on the fixture cache with one field changed (which: 0 nq past the rows,
+ * 1 unknown sequence, 2 reserved, 3 out NULL, 4 q NULL, 5 out over q, 6 good). */
+static rva_status kv_step1(int which) {
+	rva_kv_step k = {.seq = F.kvs, .nq = NQ, .q = F.q, .out = F.out};
+	switch (which) {
+	case 0: k.nq = NK + 1; break;
+	case 1: k.seq = F.kvs + 1; break;
+	case 2: k.reserved[0] = 1; break;
+	case 3: k.out = NULL; break;
+	case 4: k.q = NULL; break;
+	case 5: k.out = F.q; break;
+	}
+	rva_status ss = BROKEN;
+	rva_status st = rva_kv_cache_run(F.e, F.kvc, F.att, &k, 1, NULL, &ss, NULL);
+	return ss == st ? st : BROKEN;
+}
+
 static rva_status pipe_run_batch(rva_seq s) {
 	rva_status ss = BROKEN;
 	rva_status st = rva_pipeline_run_batch(F.pipe, &(rva_batch){1, &s}, NULL, &ss);
@@ -1266,6 +1313,82 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_job_moe_stats, none collected", RVA_ENOTFOUND,                                        \
 	  rva_job_moe_stats(F.job, &(rva_moe_stats){0}))                                             \
 	X("rva_job_destroy(NULL)", RVA_OK, rva_job_destroy(NULL))                                    \
+	/* kv_cache.h */                                                                             \
+	X("rva_kv_cache_create e NULL", RVA_ENULL,                                                   \
+	  rva_kv_cache_create(NULL, &(rva_kv_cache_config){.kv_heads = 1, .head_dim = 1},          \
+	                      &(rva_kv_cache *){NULL}))                                              \
+	X("rva_kv_cache_create cfg NULL", RVA_ENULL,                                                 \
+	  rva_kv_cache_create(F.e, NULL, &(rva_kv_cache *){NULL}))                                   \
+	X("rva_kv_cache_create out NULL", RVA_ENULL,                                                 \
+	  rva_kv_cache_create(F.e, &(rva_kv_cache_config){.kv_heads = 1, .head_dim = 1}, NULL))     \
+	X("rva_kv_cache_create kv_heads 0", RVA_EINVAL, kv_cfg(0))                                   \
+	X("rva_kv_cache_create head_dim 0", RVA_EINVAL, kv_cfg(1))                                   \
+	X("rva_kv_cache_create page_tokens 7 (odd)", RVA_EINVAL, kv_cfg(2))                          \
+	X("rva_kv_cache_create page_tokens 2^20", RVA_ERANGE, kv_cfg(3))                             \
+	X("rva_kv_cache_create dtype 3", RVA_EINVAL, kv_cfg(4))                                      \
+	X("rva_kv_cache_create reserved", RVA_EINVAL, kv_cfg(5))                                     \
+	X("rva_kv_cache_create max_seqs 2^40", RVA_ERANGE, kv_cfg(6))                                \
+	X("rva_kv_cache_create row overflows", RVA_EOVERFLOW, kv_cfg(7))                             \
+	X("rva_kv_cache_create pages 2^40", RVA_ERANGE, kv_cfg(8))                                   \
+	X("rva_kv_cache_create good", RVA_OK, kv_cfg(9))                                             \
+	X("rva_kv_cache_destroy(NULL)", RVA_OK, rva_kv_cache_destroy(NULL))                          \
+	X("rva_kv_cache_seq_new c NULL", RVA_ENULL, rva_kv_cache_seq_new(NULL, &(uint64_t){0}))      \
+	X("rva_kv_cache_seq_new seq NULL", RVA_ENULL, rva_kv_cache_seq_new(F.kvc, NULL))             \
+	X("rva_kv_cache_append c NULL", RVA_ENULL,                                                   \
+	  rva_kv_cache_append(NULL, F.kvs, F.k, 0, F.v, 0, 1))                                       \
+	X("rva_kv_cache_append k NULL", RVA_ENULL, rva_kv_cache_append(F.kvc, F.kvs, NULL, 0, F.v, 0, 1)) \
+	X("rva_kv_cache_append v NULL", RVA_ENULL, rva_kv_cache_append(F.kvc, F.kvs, F.k, 0, NULL, 0, 1)) \
+	X("rva_kv_cache_append unknown sequence", RVA_ENOTFOUND,                                     \
+	  rva_kv_cache_append(F.kvc, F.kvs + 1, F.k, 0, F.v, 0, 1))                                  \
+	X("rva_kv_cache_append stride 7 < row 8", RVA_EDIM,                                          \
+	  rva_kv_cache_append(F.kvc, F.kvs, F.k, 7, F.v, 0, 1))                                      \
+	X("rva_kv_cache_append stride overflows", RVA_EOVERFLOW,                                     \
+	  rva_kv_cache_append(F.kvc, F.kvs, F.k, SIZE_MAX / 2, F.v, 0, 3))                           \
+	X("rva_kv_cache_append 0 rows, NULL rows", RVA_OK,                                           \
+	  rva_kv_cache_append(F.kvc, F.kvs, NULL, 0, NULL, 0, 0))                                    \
+	X("rva_kv_cache_append past capacity", RVA_ENOMEM,                                           \
+	  rva_kv_cache_append(F.kvc, F.kvs, F.k, 0, F.v, 0, 1000))                                   \
+	X("rva_kv_cache_fork c NULL", RVA_ENULL, rva_kv_cache_fork(NULL, F.kvs, &(uint64_t){0}))     \
+	X("rva_kv_cache_fork child NULL", RVA_ENULL, rva_kv_cache_fork(F.kvc, F.kvs, NULL))          \
+	X("rva_kv_cache_fork unknown", RVA_ENOTFOUND,                                                \
+	  rva_kv_cache_fork(F.kvc, F.kvs + 1, &(uint64_t){0}))                                       \
+	X("rva_kv_cache_seq_free c NULL", RVA_ENULL, rva_kv_cache_seq_free(NULL, F.kvs))             \
+	X("rva_kv_cache_seq_free unknown", RVA_ENOTFOUND, rva_kv_cache_seq_free(F.kvc, 0))           \
+	X("rva_kv_cache_seq_len c NULL", RVA_ENULL, rva_kv_cache_seq_len(NULL, F.kvs, &(size_t){0})) \
+	X("rva_kv_cache_seq_len len NULL", RVA_ENULL, rva_kv_cache_seq_len(F.kvc, F.kvs, NULL))      \
+	X("rva_kv_cache_seq_len unknown", RVA_ENOTFOUND,                                             \
+	  rva_kv_cache_seq_len(F.kvc, F.kvs + 1, &(size_t){0}))                                      \
+	X("rva_kv_cache_seq_read c NULL", RVA_ENULL, rva_kv_cache_seq_read(NULL, F.kvs, 0, 1, NULL, NULL)) \
+	X("rva_kv_cache_seq_read past the rows", RVA_ERANGE,                                         \
+	  rva_kv_cache_seq_read(F.kvc, F.kvs, NK, 1, NULL, NULL))                                    \
+	X("rva_kv_cache_seq_read row0 SIZE_MAX", RVA_ERANGE,                                         \
+	  rva_kv_cache_seq_read(F.kvc, F.kvs, SIZE_MAX, 2, NULL, NULL))                              \
+	X("rva_kv_cache_seq_read unknown", RVA_ENOTFOUND,                                            \
+	  rva_kv_cache_seq_read(F.kvc, F.kvs + 1, 0, 1, NULL, NULL))                                 \
+	X("rva_kv_cache_stats_get c NULL", RVA_ENULL,                                                \
+	  rva_kv_cache_stats_get(NULL, &(rva_kv_cache_stats){0}))                                    \
+	X("rva_kv_cache_stats_get out NULL", RVA_ENULL, rva_kv_cache_stats_get(F.kvc, NULL))         \
+	X("rva_kv_cache_submit e NULL", RVA_ENULL,                                                   \
+	  rva_kv_cache_submit(NULL, F.kvc, F.att, NULL, 0, NULL, &(rva_job *){NULL}))               \
+	X("rva_kv_cache_submit c NULL", RVA_ENULL,                                                   \
+	  rva_kv_cache_submit(F.e, NULL, F.att, NULL, 0, NULL, &(rva_job *){NULL}))                 \
+	X("rva_kv_cache_submit att NULL", RVA_ENULL,                                                 \
+	  rva_kv_cache_submit(F.e, F.kvc, NULL, NULL, 0, NULL, &(rva_job *){NULL}))                 \
+	X("rva_kv_cache_submit job NULL", RVA_ENULL,                                                 \
+	  rva_kv_cache_submit(F.e, F.kvc, F.att, NULL, 0, NULL, NULL))                               \
+	X("rva_kv_cache_submit steps NULL, n 1", RVA_ENULL,                                          \
+	  rva_kv_cache_submit(F.e, F.kvc, F.att, NULL, 1, NULL, &(rva_job *){NULL}))                \
+	X("rva_kv_cache_submit linear attention", RVA_EUNSUPPORTED,                                  \
+	  rva_kv_cache_submit(F.e, F.kvc, F.lin, NULL, 0, NULL, &(rva_job *){NULL}))                \
+	X("rva_kv_cache_submit t5 (head_dim 8)", RVA_EDIM,                                          \
+	  rva_kv_cache_submit(F.e, F.kvc, F.t5, NULL, 0, NULL, &(rva_job *){NULL}))                 \
+	X("rva_kv_cache_run step nq past the rows", RVA_ERANGE, kv_step1(0))                         \
+	X("rva_kv_cache_run step unknown sequence", RVA_ENOTFOUND, kv_step1(1))                      \
+	X("rva_kv_cache_run step reserved", RVA_EINVAL, kv_step1(2))                                 \
+	X("rva_kv_cache_run step out NULL", RVA_ENULL, kv_step1(3))                                  \
+	X("rva_kv_cache_run step q NULL", RVA_ENULL, kv_step1(4))                                    \
+	X("rva_kv_cache_run step out over q", RVA_EINVAL, kv_step1(5))                               \
+	X("rva_kv_cache_run good step", RVA_OK, kv_step1(6))                                         \
 	/* pipeline.h */                                                                             \
 	X("rva_pipeline_create(NULL)", RVA_ENULL, rva_pipeline_create(NULL))                         \
 	X("rva_pipeline_destroy(NULL)", RVA_OK, rva_pipeline_destroy(NULL))                          \

@@ -14,6 +14,7 @@
 #include "batch.h"
 #include "attention.h"
 #include "engine.h"
+#include "kv_cache.h"
 #include "pipeline.h"
 #include "presets.h"
 #include "npy.h"

@@ -494,7 +494,8 @@ static byte_span span_of(const void *p, size_t rows, size_t stride_elems, size_t
  * row (an output interleaved with its inputs in one [rows, q | out] buffer); every other
  * case of intersecting ranges counts as an overlap (conservative). */
 static bool spans_overlap(const byte_span *a, const byte_span *b) {
-	if (a->lo >= b->hi || b->lo >= a->hi || a->lo == a->hi || b->lo == b->hi)
+	if (a->lo >= b->hi || b->lo >= a->hi || a->lo == a->hi || b->lo == b->hi || !a->lo ||
+	    !b->lo) /* empty, or no matrix (a paged sequence's K and V: validate_seq) */
 		return false;
 	if (a->rows > 1 && b->rows > 1 && a->stride != b->stride)
 		return true;
@@ -617,7 +618,10 @@ rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
 	return RVA_OK;
 }
 
-rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index) {
+/* paged: K and V live in a cache's pages (kv_pages.h): their pointers are page 0's, their
+ * extents and aliasing are the cache's to check. */
+static rva_status validate_seq(const rva_attention *att, const rva_seq *s, size_t index,
+                               bool paged) {
 	size_t dim = att->cfg.dim, kvd = att->kv_dim;
 	const rva_dtype types[4] = {s->q_dtype, s->k_dtype, s->v_dtype, s->out_dtype};
 	static const char *const tnames[4] = {"query", "key", "value", "output"};
@@ -656,14 +660,24 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 	    (st = check_extent(s->nq, s->q_stride, dim, s->q_dtype, "query", index)) != RVA_OK ||
 	    (st = check_extent(s->nq, s->out_stride, dim, s->out_dtype, "output", index)) !=
 	        RVA_OK ||
-	    (st = check_extent(s->nk, s->k_stride, kvd, s->k_dtype, "key", index)) != RVA_OK ||
-	    (st = check_extent(s->nk, s->v_stride, kvd, s->v_dtype, "value", index)) != RVA_OK ||
+	    (!paged &&
+	     ((st = check_extent(s->nk, s->k_stride, kvd, s->k_dtype, "key", index)) != RVA_OK ||
+	      (st = check_extent(s->nk, s->v_stride, kvd, s->v_dtype, "value", index)) != RVA_OK)) ||
 	    (st = check_scores(att, s, s->bias, s->bias_stride, s->bias_head_stride, sizeof(float),
 	                       "bias", index)) != RVA_OK ||
 	    (st = check_scores(att, s, s->mask, s->mask_stride, s->mask_head_stride, 1, "mask",
 	                       index)) != RVA_OK)
 		return st;
+	if (paged) {
+		rva_seq qo = *s; /* the query and the key mask only */
+		qo.k = qo.v = NULL;
+		return check_aliasing(att, &qo, index);
+	}
 	return check_aliasing(att, s, index);
+}
+
+rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t index) {
+	return validate_seq(att, s, index, false);
 }
 
 static void set_detail(rva__plan_io *io, size_t s) {
@@ -688,7 +702,8 @@ rva_status rva__attention_plan(const rva_attention *att, rva__plan_io *io, rva__
 	for (size_t s = 0; s < io->nseq; s++) {
 		if (io->seq_status[s] != RVA_OK)
 			continue;
-		rva_status st = rst != RVA_OK ? rst : rva__validate_seq(att, &io->seqs[s], s);
+		bool paged = io->pages && rva__kv_paged(&io->pages[s]);
+		rva_status st = rst != RVA_OK ? rst : validate_seq(att, &io->seqs[s], s, paged);
 		if (st != RVA_OK) {
 			io->seq_status[s] = st;
 			set_detail(io, s);

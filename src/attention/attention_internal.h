@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attention/kv_pages.h"
 #include "graph/graph.h"
 #include "rvattn/attention.h"
 #include "rvattn/batch.h"
@@ -39,6 +40,9 @@ typedef struct rva__plan_io {
 	char **details;             /* per sequence detail strings (may be NULL) */
 	uint32_t stream;            /* random-stream id (pipeline stage index), mixed into every
 	                             * counter-based random number of the op */
+	const rva__kv_pages *pages; /* NULL, or per sequence its paged K/V rows (kv_pages.h;
+	                             * page_rows 0: contiguous); only the softmax mechanisms
+	                             * plan paged sequences */
 } rva__plan_io;
 
 typedef struct rva__mech_ops {

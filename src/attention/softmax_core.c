@@ -53,6 +53,7 @@ typedef struct sm_op {
 	                             * a rank's slice of the keys in rvattn_mpi) */
 	bool direct;                /* a decode task of a one-chunk sequence writes the output
 	                             * itself (no partials, no merge task): the engine's plan */
+	const rva__kv_pages *pages; /* NULL, or per sequence its paged K/V rows (kv_pages.h) */
 } sm_op;
 
 /* The logit scale of a call: the runtime's per-call scale, or the config's. */
@@ -152,8 +153,9 @@ static size_t tile_scratch_floats(const rva_attention *att, size_t br, size_t qs
 	           + 3 * brp          /* m, l, alpha */
 	           + qspan + bc + 16  /* T5 bias by distance */
 	           + 2 * brp          /* query positions (int64) */
-	           + rva__smh_tile_floats(br, bc, D); /* half operands (softmax_half.h) */
-	return rva__round_up(f, 16) + 128; /* alignment of the carved buffers */
+	           + rva__smh_tile_floats(br, bc, D) /* half operands (softmax_half.h) */
+	           + 2 * bc * D;      /* K and V tiles gathered from pages (kv_tile) */
+	return rva__round_up(f, 16) + 192; /* alignment of the carved buffers */
 }
 
 typedef struct tile_io {
@@ -166,6 +168,7 @@ typedef struct tile_io {
 	size_t k_begin, k_end;
 	float *o, *m, *l;    /* outputs: O (br x D, ld D), m, l (brp lanes) */
 	bool resume;         /* continue the state in o, m, l instead of starting afresh */
+	const rva__kv_pages *pg; /* the sequence's paged K/V, or NULL (contiguous) */
 } tile_io;
 
 static inline float *align16f(float *p) {
@@ -232,6 +235,27 @@ static void tile_dropout(const rva_attention *att, const sm_op *op, uint32_t seq
 		}
 }
 
+/*
+ * K (v: V) rows [kr, kr + n) of the head slice at element `off` of each row: a pointer to
+ * row kr's slice and, in *stride, the row stride in elements. Contiguous rows and paged
+ * rows within one page are read in place; a tile that spans pages is gathered into buf
+ * (n x D elements of the tensor's type, stride D), so every kernel sees the same values
+ * in the same order as over contiguous K/V.
+ */
+static const void *kv_tile(const rva__kv_pages *pg, const rva_seq *seq, bool v, size_t kr,
+                           size_t n, size_t off, size_t D, void *buf, size_t *stride) {
+	size_t st = v ? seq->v_stride : seq->k_stride;
+	if (!rva__kv_paged(pg) || rva__kv_run(pg, kr) >= n) {
+		*stride = st;
+		return rva__kv_elem(pg, seq, v, kr, off);
+	}
+	size_t es = rva__dtype_size(v ? seq->v_dtype : seq->k_dtype);
+	for (size_t r = 0; r < n; r++)
+		memcpy((char *)buf + r * D * es, rva__kv_elem(pg, seq, v, kr + r, off), D * es);
+	*stride = D;
+	return buf;
+}
+
 /* The tile loop for one head over keys [k_begin, k_end). */
 static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq,
                    uint32_t seq_index, const tile_io *io, float *scratch) {
@@ -251,6 +275,8 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	uint32_t *hp = (uint32_t *)align16f(hv + bc * D);             /* bf16 P pairs */
 	uint32_t *hqp = (uint32_t *)align16f((float *)(hp + (bc + 1) / 2 * brp)); /* Q pairs */
 	uint32_t *hvp = (uint32_t *)align16f((float *)(hqp + (D + 1) / 2 * brp)); /* V pairs */
+	/* K and V tiles gathered from pages (kv_tile) */
+	float *gk = align16f((float *)(hvp + rva__smh_vpack_words(bc, D))), *gv = align16f(gk + bc * D);
 	bool bf16 = fused && !small && rva__smh_bf16_tiles(seq); /* vdpbf16ps tiles */
 	size_t qs, kts = 0, vts = 0;
 	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
@@ -290,16 +316,16 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		if (rva__tile_class_and(pcls, wcls) == RVA__TILE_NONE)
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
+		size_t ksr, vsr; /* row strides of the K / V tiles (in place or gathered) */
+		const void *kraw = kv_tile(io->pg, seq, false, kr, nkt, kvh * D, D, gk, &ksr);
+		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, kvh * D, D, gv, &vsr);
 		const float *kt = NULL, *vt = NULL;
 		if (!bf16) {
-			kt = rva__smh_operand(seq->k_dtype, seq->k, seq->k_stride,
-			                      kr * seq->k_stride + kvh * D, nkt, D, false, hk, &kts);
-			vt = rva__smh_operand(seq->v_dtype, seq->v, seq->v_stride,
-			                      kr * seq->v_stride + kvh * D, nkt, D, false, hv, &vts);
+			kt = rva__smh_operand(seq->k_dtype, kraw, ksr, 0, nkt, D, false, hk, &kts);
+			vt = rva__smh_operand(seq->v_dtype, vraw, vsr, 0, nkt, D, false, hv, &vts);
 		}
 		if (bf16)
-			rva__smh_scores_bf16(rva__elem_at(seq->k, RVA_BF16, kr * seq->k_stride + kvh * D),
-			                     seq->k_stride, nkt, hqp, brp, D, scale, st);
+			rva__smh_scores_bf16(kraw, ksr, nkt, hqp, brp, D, scale, st);
 		else if (!fused)
 			rva__sgemm(false, true, nkt, br, D, scale, kt, kts, q, qs, 0.0f, st, brp);
 		else if (small)
@@ -313,9 +339,7 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		if (dropout)
 			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
 		if (bf16) { /* P rounded to bf16 as it is paired */
-			rva__smh_pv_bf16(st, brp, nkt,
-			                 rva__elem_at(seq->v, RVA_BF16, kr * seq->v_stride + kvh * D),
-			                 seq->v_stride, br, D, io->o, hp, hvp);
+			rva__smh_pv_bf16(st, brp, nkt, vraw, vsr, br, D, io->o, hp, hvp);
 			continue;
 		}
 		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
@@ -393,7 +417,8 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 		tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, q0 * seq->q_stride + h * D),
 		              .qs = seq->q_stride,
 		              .qpos = b.qpos, .q0 = q0, .br = br, .h = h, .k_begin = 0,
-		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l};
+		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l,
+		              .pg = op->pages ? &op->pages[t->seq] : NULL};
 		attend(att, op, seq, t->seq, &io, b.tile);
 		finish_rows(b.o, b.l, br, D,
 		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * D),
@@ -420,7 +445,8 @@ static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	size_t k0 = chunk * op->chunk_len[slot], k1 = rva__min(seq->nk, k0 + op->chunk_len[slot]);
 	tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, h * D), .qs = seq->q_stride,
 	              .qpos = b.qpos, .q0 = 0, .br = br,
-	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l};
+	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l,
+	              .pg = op->pages ? &op->pages[slot] : NULL};
 	attend(att, op, seq, t->seq, &io, b.tile);
 	float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * br * (D + 2);
 	for (size_t i = 0; i < br; i++) {
@@ -448,11 +474,57 @@ static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
 	       rva__smh_decode_floats(nq, att->cfg.dim, att->kv_dim, DECODE_KB);
 }
 
+/*
+ * rva__smh_decode_step over paged K/V (pg paged): the step is cut where the current
+ * block's K rows or the previous block's V rows cross a page, each piece a call on the
+ * rows of one page with the score and probability columns offset to match. The decode
+ * step computes each key row's score and adds each V row into O by the same operations
+ * whatever group of rows a call puts it in (softmax_kernels.h), and the pieces run in key
+ * order: the same bits as the contiguous call (tests/test_paged_attention.c checks pages
+ * of 2, 6, 16 and 128 rows).
+ */
+static void decode_step_paged(const rva__kv_pages *pg, const rva_seq *seq, size_t kr,
+                              size_t ncur, size_t vr, size_t nprev, size_t kvd, const float *q,
+                              size_t qs, size_t nq, size_t H, size_t G, size_t D, float scale,
+                              float *sc_cur, const float *sc_prev, size_t kb, float *o,
+                              float *kbuf, float *vbuf) {
+	size_t n = rva__max(ncur, nprev);
+	for (size_t a = 0; a < n;) {
+		size_t e = n;
+		if (a < ncur)
+			e = rva__min(e, a + rva__kv_run(pg, kr + a));
+		if (a < nprev)
+			e = rva__min(e, a + rva__kv_run(pg, vr + a));
+		size_t ck = a < ncur ? rva__min(ncur, e) - a : 0;
+		size_t cv = a < nprev ? rva__min(nprev, e) - a : 0;
+		rva_seq piece = *seq;
+		piece.k = ck ? rva__kv_elem(pg, seq, false, kr + a, 0) : seq->k;
+		piece.v = cv ? rva__kv_elem(pg, seq, true, vr + a, 0) : seq->v;
+		rva__smh_decode_step(&piece, 0, ck, 0, cv, kvd, q, qs, nq, H, G, D, scale, sc_cur + a,
+		                     sc_prev + a, kb, o, kbuf, vbuf);
+		a = e;
+	}
+}
+
+/* One step of the decode loop on contiguous or paged K/V. */
+static void decode_step(const rva__kv_pages *pg, const rva_seq *seq, size_t kr, size_t ncur,
+                        size_t vr, size_t nprev, size_t kvd, const float *q, size_t qs,
+                        size_t nq, size_t H, size_t G, size_t D, float scale, float *sc_cur,
+                        const float *sc_prev, size_t kb, float *o, float *kbuf, float *vbuf) {
+	if (rva__kv_paged(pg))
+		decode_step_paged(pg, seq, kr, ncur, vr, nprev, kvd, q, qs, nq, H, G, D, scale, sc_cur,
+		                  sc_prev, kb, o, kbuf, vbuf);
+	else
+		rva__smh_decode_step(seq, kr, ncur, vr, nprev, kvd, q, qs, nq, H, G, D, scale, sc_cur,
+		                     sc_prev, kb, o, kbuf, vbuf);
+}
+
 static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const sm_state *st = att->state;
 	const rva_seq *seq = &op->seqs[slot];
+	const rva__kv_pages *pg = op->pages ? &op->pages[slot] : NULL;
 	size_t H = att->cfg.heads, G = H / att->kv_heads, D = att->head_dim, nq = seq->nq;
 	size_t chunk = t->b, nch = op->nchunks[slot], len = op->chunk_len[slot];
 	size_t k0 = chunk * len, k1 = rva__min(seq->nk, k0 + len), HQ = H * nq;
@@ -500,8 +572,8 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		rva__tile_class wcls = rva__window_classify(mods, qpos[0], qpos[nq - 1], ka, kb);
 		if (rva__tile_class_and(cls, wcls) == RVA__TILE_NONE)
 			continue;
-		rva__smh_decode_step(seq, b0 - op->kv_origin, nkb, prev0 - op->kv_origin, nprev, kvd, q,
-		                     qs, nq, H, G, D, op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
+		decode_step(pg, seq, b0 - op->kv_origin, nkb, prev0 - op->kv_origin, nprev, kvd, q, qs,
+		            nq, H, G, D, op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 		bool elementwise = st->has_t5 || cls == RVA__TILE_PARTIAL || seq->key_mask;
 		bool wpart = wcls == RVA__TILE_PARTIAL;
 		if (mods_on || wpart)
@@ -548,8 +620,8 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		nprev = nkb;
 	}
 	if (nprev) /* the last block's P.V */
-		rva__smh_decode_step(seq, 0, 0, prev0 - op->kv_origin, nprev, kvd, q, qs, nq, H, G, D,
-		                     op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
+		decode_step(pg, seq, 0, 0, prev0 - op->kv_origin, nprev, kvd, q, qs, nq, H, G, D,
+		            op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 	if (op->direct && nch == 1) {
 		for (size_t h = 0; h < H; h++) {
 			finish_rows(o + h * nq * D, l + h * nq, nq, D,
@@ -727,6 +799,7 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->kv_origin = 0;
 	op->chunk_base = 0;
 	op->direct = true;
+	op->pages = io->pages;
 	op->partials = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(float *));
 	op->nchunks = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
 	op->chunk_len = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));

@@ -61,6 +61,10 @@ void rva__sm_rescale(float *o, size_t br, size_t D, const float *alpha);
  *   o[(h * nq + i) * D + :]  += sum_j p[(h * nq + i) * kb + j] * V[j]
  * rva__sm_decode_softmax: per row r < rows of sc, the online update of
  * rva__sm_online_softmax (scores become probabilities, o rows rescaled).
+ * Contract: a key row's score, and its V row's addition into o (in row order), are the
+ * same operations whatever call or group of rows it comes in: paged K/V cut a step at
+ * page boundaries into several calls (softmax_core.c, decode_step_paged) and must give
+ * the contiguous call's bits (tests/test_paged_attention.c).
  */
 void rva__sm_decode_step(const float *kc, size_t ks, size_t ncur, const float *vp, size_t vs,
                          size_t nprev, const float *q, size_t qs, size_t nq, size_t H, size_t G,

@@ -1,0 +1,174 @@
+/*
+ * Decode over paged K/V (rva_kv_cache) against the same decode over contiguous K/V, in
+ * one process: the G5 shape by default (B16 H12 D64, one query x 4096 keys per sequence,
+ * fp32, not causal), the contiguous batch through rva_engine_run and the paged one through
+ * rva_kv_cache_run on the same engine, with the same rows (checked bit-identical first),
+ * run alternately (contiguous, then each page size) --reps times. Reports per variant the
+ * median wall time, GB/s of K+V bytes and the ratio paged / contiguous speed (>= 1 means
+ * paged is as fast); medians of the per-round ratios, so a loaded machine's slow rounds
+ * hit both sides.
+ *
+ *   build/bench/paged_decode [--batch B] [--keys N] [--heads H] [--kv-heads G]
+ *                            [--pages 16,128] [--threads T] [--reps R]
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_common.h"
+#include "rvattn/rvattn.h"
+
+#define HD 64
+#define MAXP 8
+
+static void die(const char *what, rva_status st) {
+	fprintf(stderr, "paged_decode: %s: %s (%s)\n", what, rva_status_name(st), rva_last_error());
+	exit(1);
+}
+
+int main(int argc, char **argv) {
+	size_t B = 16, N = 4096, H = 12, G = 0, threads = 0, reps = 21;
+	size_t P[MAXP] = {16, 128}, np = 2;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v) {
+			fprintf(stderr, "paged_decode: %s needs a value\n", a);
+			return 2;
+		}
+		if (!strcmp(a, "--batch"))
+			B = strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--keys"))
+			N = strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--heads"))
+			H = strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--kv-heads"))
+			G = strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--threads"))
+			threads = strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--reps"))
+			reps = strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--pages")) {
+			np = 0;
+			for (char *s = (char *)v; *s && np < MAXP;) {
+				P[np++] = strtoul(s, &s, 10);
+				if (*s == ',')
+					s++;
+			}
+		} else {
+			fprintf(stderr, "paged_decode: unknown option %s\n", a);
+			return 2;
+		}
+		i++;
+	}
+	if (!G)
+		G = H;
+	if (!B || !N || !H || H % G || !reps || !np) {
+		fprintf(stderr, "paged_decode: bad sizes\n");
+		return 2;
+	}
+	size_t dim = H * HD, kvd = G * HD;
+	bench_header(stdout, "paged_decode");
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = (unsigned)threads;
+	rva_engine *e = NULL;
+	rva_status st = rva_engine_create(&ec, &e);
+	if (st)
+		die("engine", st);
+	rva_engine_info info;
+	rva_engine_info_get(e, &info);
+	rva_config c = rva_flash(dim, 128);
+	c.heads = H;
+	c.kv_heads = G == H ? 0 : G;
+	rva_attention *att = NULL;
+	if ((st = rva_build(&c, &att)))
+		die("build", st);
+	float *q = bench_buffer(B * dim, 1), *k = bench_buffer(B * N * kvd, 2);
+	float *v = bench_buffer(B * N * kvd, 3), *oc = bench_buffer(B * dim, 4);
+	float *op = bench_buffer(B * dim, 5);
+	rva_seq *seqs = calloc(B, sizeof *seqs);
+	rva_kv_step *steps = calloc(B, sizeof *steps);
+	rva_kv_cache *cache[MAXP];
+	for (size_t s = 0; s < B; s++)
+		seqs[s] = (rva_seq){.nq = 1, .nk = N, .q = q + s * dim, .k = k + s * N * kvd,
+		                    .v = v + s * N * kvd, .out = oc + s * dim};
+	uint64_t *ids = calloc(B * np, sizeof *ids);
+	for (size_t p = 0; p < np; p++) {
+		rva_kv_cache_config kc = {.kv_heads = G, .head_dim = HD, .page_tokens = P[p],
+		                          .pages = B * ((N + P[p] - 1) / P[p]), .max_seqs = B};
+		if ((st = rva_kv_cache_create(e, &kc, &cache[p])))
+			die("cache", st);
+		for (size_t s = 0; s < B; s++) {
+			if ((st = rva_kv_cache_seq_new(cache[p], &ids[p * B + s])) ||
+			    (st = rva_kv_cache_append(cache[p], ids[p * B + s], k + s * N * kvd, 0,
+			                              v + s * N * kvd, 0, N)))
+				die("append", st);
+		}
+	}
+	rva_batch b = {B, seqs};
+	/* same bits first */
+	if ((st = rva_engine_run(e, att, &b, NULL, NULL, NULL)))
+		die("contiguous run", st);
+	for (size_t p = 0; p < np; p++) {
+		for (size_t s = 0; s < B; s++)
+			steps[s] = (rva_kv_step){.seq = ids[p * B + s], .nq = 1, .q = q + s * dim,
+			                         .out = op + s * dim};
+		if ((st = rva_kv_cache_run(e, cache[p], att, steps, B, NULL, NULL, NULL)))
+			die("paged run", st);
+		if (memcmp(oc, op, B * dim * sizeof(float))) {
+			fprintf(stderr, "paged_decode: page %zu: output differs from contiguous K/V\n",
+			        P[p]);
+			return 1;
+		}
+	}
+	double bytes = 2.0 * (double)B * (double)N * (double)kvd * sizeof(float);
+	double *tc = calloc(reps, sizeof *tc), *tp = calloc(reps * np, sizeof *tp);
+	double *ratio = calloc(reps * np, sizeof *ratio);
+	for (size_t r = 0; r < reps + 2; r++) { /* two warm-up rounds */
+		double t0 = bench_now();
+		rva_engine_run(e, att, &b, NULL, NULL, NULL);
+		double c_s = bench_now() - t0;
+		for (size_t p = 0; p < np; p++) {
+			for (size_t s = 0; s < B; s++)
+				steps[s] = (rva_kv_step){.seq = ids[p * B + s], .nq = 1, .q = q + s * dim,
+				                         .out = op + s * dim};
+			t0 = bench_now();
+			rva_kv_cache_run(e, cache[p], att, steps, B, NULL, NULL, NULL);
+			double p_s = bench_now() - t0;
+			if (r >= 2) {
+				tp[p * reps + r - 2] = p_s;
+				ratio[p * reps + r - 2] = c_s / p_s;
+			}
+		}
+		if (r >= 2)
+			tc[r - 2] = c_s;
+	}
+	printf("# decode B%zu H%zu (kv heads %zu) D%d, 1 query x %zu keys, fp32; %u workers; "
+	       "median of %zu alternated rounds\n", B, H, G, HD, N, info.workers, reps);
+	printf("%-12s %10s %9s %14s\n", "variant", "ms", "GB/s", "paged/contig");
+	double mc = bench_median(tc, reps);
+	printf("%-12s %10.3f %9.2f %14s\n", "contiguous", mc * 1e3, bytes / mc * 1e-9, "1");
+	for (size_t p = 0; p < np; p++) {
+		double m = bench_median(tp + p * reps, reps);
+		char name[32];
+		snprintf(name, sizeof name, "page %zu", P[p]);
+		printf("%-12s %10.3f %9.2f %14.3f\n", name, m * 1e3, bytes / m * 1e-9,
+		       bench_median(ratio + p * reps, reps));
+	}
+	for (size_t p = 0; p < np; p++)
+		rva_kv_cache_destroy(cache[p]);
+	rva_attention_destroy(att);
+	rva_engine_destroy(e);
+	free(q);
+	free(k);
+	free(v);
+	free(oc);
+	free(op);
+	free(seqs);
+	free(steps);
+	free(ids);
+	free(tc);
+	free(tp);
+	free(ratio);
+	return 0;
+}
