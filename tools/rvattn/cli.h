@@ -303,6 +303,7 @@ void json_moe(json *j, const rva_moe_stats *m);
 
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve_bench(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 int cmd_presets(int argc, char **argv);
 /* `run`/`bench` with --dist and `topo` under mpirun (cmd_dist.c): returns -1 when the
@@ -325,5 +326,9 @@ int plot_scaling(const char *path, const char *title, const char *xlabel,
                  const size_t *threads, const double *gflops, const double *speedup, size_t n);
 /* Whether path ends in .png or .svg (case-insensitive). */
 bool plot_path_ok(const char *path);
+/* gnuplot (plot.c): p50 and p99 step latency (ms) and output tokens/s against the offered
+ * load (requests/s), n points (serve-bench). Returns 0, or prints why and returns 1. */
+int plot_latency(const char *path, const char *title, const double *rate, const double *p50,
+                 const double *p99, const double *tps, size_t n);
 
 #endif

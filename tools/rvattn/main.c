@@ -23,6 +23,7 @@ static void print_help(void) {
 	       "Commands:\n"
 	       "  run       run one workload (preset, model or mechanism; .npy in and out)\n"
 	       "  bench     scaling benchmark over thread counts (table, JSON, CSV, plot)\n"
+	       "  serve-bench  continuous batching over the paged K/V cache under Poisson load\n"
 	       "  topo      the topology hwloc sees and the engine's pools and binding\n"
 	       "  presets   the presets and what each resolves to\n"
 	       "\n"
@@ -74,6 +75,8 @@ static int dispatch(const char *cmd, int argc, char **argv) {
 		return cmd_run(argc, argv);
 	if (strcmp(cmd, "bench") == 0)
 		return cmd_bench(argc, argv);
+	if (strcmp(cmd, "serve-bench") == 0)
+		return cmd_serve_bench(argc, argv);
 	if (strcmp(cmd, "topo") == 0)
 		return cmd_topo(argc, argv);
 	if (strcmp(cmd, "presets") == 0)
@@ -81,7 +84,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
 	if (cmd[0] == '-')
 		return cli_usage(NULL, "unknown option %s (commands take options after their name)",
 		                 cmd);
-	return cli_usage(NULL, "unknown command '%s' (run, bench, topo, presets)", cmd);
+	return cli_usage(NULL, "unknown command '%s' (run, bench, serve-bench, topo, presets)", cmd);
 }
 
 /* Every command, --help and --version included, fails when its stdout could not be

@@ -1,9 +1,10 @@
 /*
- * Scaling plots with gnuplot (an optional runtime dependency: the Debian package
- * gnuplot-nox). The script is fed on gnuplot's stdin with the data inline; gnuplot draws
- * on its stdout, which is the output file opened by outfile.c: a temporary file renamed
- * over a regular destination when gnuplot succeeded (no partial picture is ever left), or
- * the device, FIFO or descriptor itself, written in place.
+ * Plots with gnuplot (an optional runtime dependency: the Debian package gnuplot-nox):
+ * scaling for `bench`, step latency against offered load for `serve-bench`. The script
+ * is fed on gnuplot's stdin with the data inline; gnuplot draws on its stdout, which is
+ * the output file opened by outfile.c: a temporary file renamed over a regular
+ * destination when gnuplot succeeded (no partial picture is ever left), or the device,
+ * FIFO or descriptor itself, written in place.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -57,8 +58,10 @@ static bool ends_with(const char *s, const char *suffix) {
 
 bool plot_path_ok(const char *path) { return ends_with(path, ".png") || ends_with(path, ".svg"); }
 
-int plot_scaling(const char *path, const char *title, const char *xlabel,
-                 const size_t *threads, const double *gflops, const double *speedup, size_t n) {
+/* Runs gnuplot with the terminal for path's type, then script(f, ctx) on its stdin,
+ * into path (outfile.c). Returns 0, or prints why and returns 1. */
+static int plot_run(const char *path, void (*script)(FILE *f, const void *ctx),
+                    const void *ctx) {
 	char gp[4096];
 	if (!find_in_path("gnuplot", gp, sizeof gp))
 		return cli_error(EXIT_RUNTIME, "cannot draw %s: gnuplot is not installed (install "
@@ -106,28 +109,9 @@ int plot_scaling(const char *path, const char *title, const char *xlabel,
 		else
 			fprintf(f, "set terminal pngcairo size 900,560 enhanced font 'sans,10'\n");
 		/* No file name: gnuplot draws on its stdout, our output. */
-		fprintf(f, "set output\nset title ");
-		gp_string(f, title);
-		fprintf(f, " noenhanced\nset xlabel ");
-		gp_string(f, xlabel);
-		fprintf(f, "\nset ylabel 'GFLOP/s'\nset y2label 'speed-up'\n"
-		           "set ytics nomirror\nset y2tics\nset grid\nset key top left\n"
-		           "set xrange [0:*]\nset yrange [0:*]\nset y2range [0:*]\n"
-		           "$d << EOD\n");
-		for (size_t i = 0; i < n; i++)
-			fprintf(f, "%zu %.17g %.17g %.17g\n", threads[i], gflops[i], speedup[i],
-			        (double)threads[i] / (double)threads[0]);
-		fprintf(f, "EOD\n");
-		if (n <= 16) {
-			fprintf(f, "set xtics (");
-			for (size_t i = 0; i < n; i++)
-				fprintf(f, "%s%zu", i ? ", " : "", threads[i]);
-			fprintf(f, ")\n");
-		}
-		fprintf(f, "plot $d using 1:2 with linespoints lw 2 pt 7 title 'GFLOP/s' axes x1y1, \\\n"
-		           "     $d using 1:3 with linespoints lw 2 pt 5 title 'speed-up' axes x1y2, \\\n"
-		           "     $d using 1:4 with lines dashtype 2 title 'ideal speed-up' axes x1y2\n"
-		           "set output\n");
+		fprintf(f, "set output\n");
+		script(f, ctx);
+		fprintf(f, "set output\n");
 		fclose(f);
 	} else {
 		close(fds[1]);
@@ -150,4 +134,70 @@ int plot_scaling(const char *path, const char *title, const char *xlabel,
 		                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	}
 	return outfile_commit(&o);
+}
+
+typedef struct scaling_plot {
+	const char *title, *xlabel;
+	const size_t *threads;
+	const double *gflops, *speedup;
+	size_t n;
+} scaling_plot;
+
+static void scaling_script(FILE *f, const void *ctx) {
+	const scaling_plot *p = ctx;
+	fprintf(f, "set title ");
+	gp_string(f, p->title);
+	fprintf(f, " noenhanced\nset xlabel ");
+	gp_string(f, p->xlabel);
+	fprintf(f, "\nset ylabel 'GFLOP/s'\nset y2label 'speed-up'\n"
+	           "set ytics nomirror\nset y2tics\nset grid\nset key top left\n"
+	           "set xrange [0:*]\nset yrange [0:*]\nset y2range [0:*]\n"
+	           "$d << EOD\n");
+	for (size_t i = 0; i < p->n; i++)
+		fprintf(f, "%zu %.17g %.17g %.17g\n", p->threads[i], p->gflops[i], p->speedup[i],
+		        (double)p->threads[i] / (double)p->threads[0]);
+	fprintf(f, "EOD\n");
+	if (p->n <= 16) {
+		fprintf(f, "set xtics (");
+		for (size_t i = 0; i < p->n; i++)
+			fprintf(f, "%s%zu", i ? ", " : "", p->threads[i]);
+		fprintf(f, ")\n");
+	}
+	fprintf(f, "plot $d using 1:2 with linespoints lw 2 pt 7 title 'GFLOP/s' axes x1y1, \\\n"
+	           "     $d using 1:3 with linespoints lw 2 pt 5 title 'speed-up' axes x1y2, \\\n"
+	           "     $d using 1:4 with lines dashtype 2 title 'ideal speed-up' axes x1y2\n");
+}
+
+int plot_scaling(const char *path, const char *title, const char *xlabel,
+                 const size_t *threads, const double *gflops, const double *speedup, size_t n) {
+	scaling_plot p = {title, xlabel, threads, gflops, speedup, n};
+	return plot_run(path, scaling_script, &p);
+}
+
+typedef struct latency_plot {
+	const char *title;
+	const double *rate, *p50, *p99, *tps;
+	size_t n;
+} latency_plot;
+
+static void latency_script(FILE *f, const void *ctx) {
+	const latency_plot *p = ctx;
+	fprintf(f, "set title ");
+	gp_string(f, p->title);
+	fprintf(f, " noenhanced\nset xlabel 'offered load (requests/s)'\n"
+	           "set ylabel 'step latency (ms)'\nset y2label 'output tokens/s'\n"
+	           "set ytics nomirror\nset y2tics\nset grid\nset key top left\n"
+	           "set xrange [0:*]\nset yrange [0:*]\nset y2range [0:*]\n$d << EOD\n");
+	for (size_t i = 0; i < p->n; i++)
+		fprintf(f, "%.17g %.17g %.17g %.17g\n", p->rate[i], p->p50[i], p->p99[i], p->tps[i]);
+	fprintf(f, "EOD\n"
+	           "plot $d using 1:2 with linespoints lw 2 pt 7 title 'p50 step latency' axes x1y1, \\\n"
+	           "     $d using 1:3 with linespoints lw 2 pt 5 title 'p99 step latency' axes x1y1, \\\n"
+	           "     $d using 1:4 with linespoints lw 1 dashtype 2 pt 4 title 'tokens/s' axes x1y2\n");
+}
+
+int plot_latency(const char *path, const char *title, const double *rate, const double *p50,
+                 const double *p99, const double *tps, size_t n) {
+	latency_plot p = {title, rate, p50, p99, tps, n};
+	return plot_run(path, latency_script, &p);
 }

@@ -1,0 +1,862 @@
+/*
+ * `rvattn serve-bench`: continuous batching with chunked prefill over the paged K/V cache
+ * (rvattn/kv_cache.h), under a seeded Poisson arrival process.
+ *
+ * The clock is virtual: it advances by the measured wall time of each engine step and
+ * jumps over idle gaps to the next arrival, so a run of D seconds offers rate x D requests
+ * whatever the machine, and its figures are the engine's (no sleeping, no timer noise).
+ * Each step admits waiting requests (up to --max-streams streams, and only when the cache
+ * can hold the whole request: never an eviction), appends the new K/V rows of every
+ * decoding stream (the token its last step generated) and prefill chunks of waiting
+ * prompts within a budget of --chunk prompt tokens per step (first come, first served),
+ * and runs ONE job with all of them (rva_kv_cache_run); a stream whose prompt
+ * is done has its first token (time to first token, from its arrival), then decodes one
+ * token per step until its output length, and is freed.
+ *
+ * Per offered rate: output tokens/s, per-step latency p50/p99/max, time to first token
+ * p50/p99, engine occupancy (share of the virtual time inside steps), mean active streams,
+ * cache memory. A rate is saturated when its queue of requests waiting for admission,
+ * averaged over the second half of the arrivals, exceeds 2 and 5% of that half's arrivals
+ * (a queue that grows, not a burst after one slow step). --sweep auto doubles the rate from --rate until saturation,
+ * narrows the boundary by bisection, then runs 80% of the highest unsaturated rate.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+
+#define MAX_POINTS 64
+#define ROW_POOL 4096 /* distinct synthetic K/V rows, reused cyclically */
+
+enum {
+	OPT_SB_RATE = 2000, OPT_SB_DURATION, OPT_SB_PROMPT, OPT_SB_OUTPUT, OPT_SB_STREAMS,
+	OPT_SB_CHUNK, OPT_SB_PAGE, OPT_SB_PAGES, OPT_SB_SWEEP, OPT_SB_HEAD_DIM, OPT_SB_THREADS,
+	OPT_SB_DTYPE, OPT_SB_JSON, OPT_SB_PLOT, OPT_SB_SEED, OPT_SB_HEADS, OPT_SB_KV_HEADS,
+	OPT_SB_HELP
+};
+
+static void print_help(void) {
+	printf("Usage: rvattn serve-bench [OPTIONS]\n"
+	       "\n"
+	       "Serving benchmark: requests arrive as a seeded Poisson process, are prefilled in\n"
+	       "chunks and decode token by token while others join and leave (continuous\n"
+	       "batching); K/V live in a paged cache; each engine step is one job with every\n"
+	       "active stream. The clock is virtual (measured step times, idle gaps skipped).\n"
+	       "\n"
+	       "Model (causal multi-head attention, fp32 queries):\n"
+	       "  --heads H           query heads (default 12)\n"
+	       "  --kv-heads G        key/value heads (default H; fewer: grouped-query)\n"
+	       "  --head-dim D        elements per head (default 64)\n"
+	       "  --dtype f32|bf16|f16  element type of the cached K/V (default f32)\n"
+	       "Load:\n"
+	       "  --rate R            requests per second (default 10; the sweep's start)\n"
+	       "  --duration S        seconds of arrivals per rate (default 5)\n"
+	       "  --prompt DIST       prompt tokens (default 64-512)\n"
+	       "  --output DIST       output tokens (default 16-256)\n"
+	       "                      DIST: N (fixed), A-B (uniform), exp:MEAN (exponential,\n"
+	       "                      rounded, at least 1, at most 8 x MEAN)\n"
+	       "  --max-streams C     concurrent streams at most (default 32)\n"
+	       "  --chunk N           prompt tokens per step, over all streams (default 256;\n"
+	       "                      decode tokens always go; chunked prefill fills the rest)\n"
+	       "  --seed S            seed of the arrivals and lengths (default 1)\n"
+	       "  --sweep auto|LIST   rates to run: auto (double from --rate until saturation,\n"
+	       "                      bisect, then 80%% of the saturation rate) or a list R1,R2\n"
+	       "Cache and engine:\n"
+	       "  --page P            tokens per page (even; default 16)\n"
+	       "  --pages N           pages in the cache (default: --max-streams full-length\n"
+	       "                      requests)\n"
+	       "  --threads T         engine workers (default all allowed cores)\n"
+	       "Output:\n"
+	       "  --json FILE         write the results as JSON\n"
+	       "  --plot FILE         draw step latency p50/p99 and tokens/s against the offered\n"
+	       "                      load (.png or .svg) with gnuplot (Debian gnuplot-nox)\n"
+	       "  --help              this text\n"
+	       "\n"
+	       "A rate is saturated when its queue of requests waiting for admission, averaged\n"
+	       "over the second half of the arrivals, exceeds 2 and 5%% of that half's arrivals.\n"
+	       "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
+}
+
+typedef struct dist {
+	int kind;          /* 0 fixed, 1 uniform [a, b], 2 exponential of mean m */
+	size_t a, b;
+	double m;
+} dist;
+
+static bool parse_dist(const char *flag, const char *s, dist *d) {
+	char *end;
+	if (!strncmp(s, "exp:", 4)) {
+		d->kind = 2;
+		d->m = strtod(s + 4, &end);
+		if (*end || !(d->m >= 1.0) || d->m > 1e7)
+			return cli_usage("serve-bench", "%s: bad mean in '%s'", flag, s), false;
+		d->a = 1;
+		d->b = (size_t)(8.0 * d->m);
+		return true;
+	}
+	errno = 0;
+	unsigned long long a = strtoull(s, &end, 10), b = a;
+	if (end == s || errno)
+		return cli_usage("serve-bench", "%s: bad length '%s'", flag, s), false;
+	if (*end == '-') {
+		const char *t = end + 1;
+		b = strtoull(t, &end, 10);
+		if (end == t || errno)
+			return cli_usage("serve-bench", "%s: bad range '%s'", flag, s), false;
+	}
+	if (*end || a == 0 || b < a || b > 10000000)
+		return cli_usage("serve-bench", "%s: '%s' is not N or A-B with 1 <= A <= B <= 1e7",
+		                 flag, s),
+		       false;
+	d->kind = a == b ? 0 : 1;
+	d->a = (size_t)a;
+	d->b = (size_t)b;
+	return true;
+}
+
+/* xoshiro-style generator (splitmix64 steps: small, seeded, portable). */
+static uint64_t rng_next(uint64_t *s) {
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static double rng_u01(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+
+static size_t draw(const dist *d, uint64_t *s) {
+	if (d->kind == 0)
+		return d->a;
+	if (d->kind == 1)
+		return d->a + (size_t)(rng_next(s) % (d->b - d->a + 1));
+	double x = -d->m * log(1.0 - rng_u01(s));
+	size_t n = (size_t)llround(x);
+	return n < 1 ? 1 : n > d->b ? d->b : n;
+}
+
+typedef struct opts {
+	size_t heads, kv_heads, head_dim, max_streams, chunk, page, pages, threads;
+	rva_dtype dtype;
+	double rate, duration;
+	dist prompt, output;
+	uint64_t seed;
+	const char *sweep, *json_path, *plot_path;
+} opts;
+
+typedef struct request {
+	double arrival;
+	size_t prompt, output;
+} request;
+
+typedef struct stream {
+	uint64_t seq;
+	const request *r;
+	size_t prefilled, generated, pages;
+	size_t nq;               /* query rows in the current step (0: not in it) */
+} stream;
+
+typedef struct point {
+	double rate, t_end, busy;
+	size_t arrived, admitted, completed, waiting, steps, out_tokens, prompt_tokens;
+	double tps, p50, p99, max, ttft50, ttft99, occupancy, mean_streams;
+	double mean_waiting;     /* requests waiting for admission, time-averaged over the
+	                          * second half of the arrivals */
+	size_t cache_peak_pages;
+	bool saturated;
+} point;
+
+/* Everything a run needs, made once. */
+typedef struct ctx {
+	const opts *o;
+	rva_engine *e;
+	rva_kv_cache *c;
+	rva_attention *att;
+	rva_kv_cache_stats cs;
+	size_t dim, kvd, es;
+	void *krows, *vrows;     /* ROW_POOL rows of the cache's type */
+	float *q, *out;          /* max_streams x chunk rows of dim floats */
+	stream *streams;
+	rva_kv_step *steps;
+	double *lat, *ttft;      /* per step, per request (grown) */
+	size_t lat_cap, ttft_cap;
+} ctx;
+
+static int cmp_double(const void *a, const void *b) {
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The q-th quantile (nearest rank) of n sorted values. */
+static double quantile(const double *v, size_t n, double q) {
+	if (!n)
+		return 0.0;
+	size_t k = (size_t)ceil(q * (double)n);
+	return v[k ? k - 1 : 0];
+}
+
+static bool grow(double **v, size_t *cap, size_t need) {
+	if (need <= *cap)
+		return true;
+	size_t n = *cap ? 2 * *cap : 1024;
+	while (n < need)
+		n *= 2;
+	double *p = realloc(*v, n * sizeof *p);
+	if (!p)
+		return false;
+	*v = p;
+	*cap = n;
+	return true;
+}
+
+/* Appends rows [from, from + n) of a stream's K/V: synthetic rows from the pool. */
+static rva_status append_rows(ctx *x, stream *s, size_t from, size_t n) {
+	for (size_t done = 0; done < n;) {
+		size_t r = (from + done + (size_t)(s->seq % 977)) % ROW_POOL;
+		size_t m = n - done < ROW_POOL - r ? n - done : ROW_POOL - r;
+		rva_status st = rva_kv_cache_append(x->c, s->seq, (char *)x->krows + r * x->kvd * x->es,
+		                                    0, (char *)x->vrows + r * x->kvd * x->es, 0, m);
+		if (st != RVA_OK)
+			return st;
+		done += m;
+	}
+	return RVA_OK;
+}
+
+static size_t req_pages(const ctx *x, const request *r) {
+	return (r->prompt + r->output + x->o->page - 1) / x->o->page;
+}
+
+/* Runs the load at one rate; fills *p. Returns 0, or prints and returns 1. */
+static int run_point(ctx *x, double rate, point *p) {
+	const opts *o = x->o;
+	memset(p, 0, sizeof *p);
+	p->rate = rate;
+	/* arrivals: seeded, the same sequence of lengths for every rate */
+	uint64_t sa = o->seed * 0x9E3779B97F4A7C15ull + 1, sl = o->seed ^ 0x5EEDull;
+	size_t cap = 0, nreq = 0;
+	request *reqs = NULL;
+	for (double t = -log(1.0 - rng_u01(&sa)) / rate; t < o->duration;
+	     t += -log(1.0 - rng_u01(&sa)) / rate) {
+		if (nreq == cap) {
+			cap = cap ? 2 * cap : 256;
+			request *nr = realloc(reqs, cap * sizeof *nr);
+			if (!nr) {
+				free(reqs);
+				return cli_error(EXIT_RUNTIME, "serve-bench: out of memory");
+			}
+			reqs = nr;
+		}
+		reqs[nreq].arrival = t;
+		reqs[nreq].prompt = draw(&o->prompt, &sl);
+		reqs[nreq].output = draw(&o->output, &sl);
+		nreq++;
+	}
+	p->arrived = nreq;
+	size_t next = 0, active = 0, reserved = 0, peak = 0, nlat = 0, nttft = 0;
+	double t = 0.0, streams_sum = 0.0, wait_area = 0.0, half = 0.5 * o->duration;
+	size_t arrived_now = 0;
+	int rc = 0;
+	while (!rc) {
+		if (interrupted()) {
+			rc = cli_error(EXIT_RUNTIME, "interrupted");
+			break;
+		}
+		/* admit */
+		while (next < nreq && reqs[next].arrival <= t && active < o->max_streams &&
+		       reserved + req_pages(x, &reqs[next]) <= x->cs.pages) {
+			stream *s = &x->streams[active];
+			rva_status st = rva_kv_cache_seq_new(x->c, &s->seq);
+			if (st != RVA_OK) {
+				rc = cli_lib_error(st, EXIT_RUNTIME, "serve-bench: new stream");
+				break;
+			}
+			s->r = &reqs[next++];
+			s->prefilled = s->generated = 0;
+			s->pages = req_pages(x, s->r);
+			reserved += s->pages;
+			active++;
+			p->admitted++;
+		}
+		if (rc)
+			break;
+		if (t >= o->duration)
+			break;
+		if (!active) {
+			if (next >= nreq)
+				break;
+			t = reqs[next].arrival; /* idle until the next arrival */
+			continue;
+		}
+		/* one step: every decoding stream's token, then prefill chunks within the step's
+		 * budget of --chunk prompt tokens (streams in admission order); appends, then
+		 * one job over all of them */
+		double t0 = now_s();
+		size_t qrow = 0, nsteps = 0, budget = o->chunk;
+		for (size_t i = 0; i < active; i++) {
+			stream *s = &x->streams[i];
+			s->nq = s->prefilled < s->r->prompt ? 0 : 1;
+		}
+		for (size_t i = 0; i < active && budget; i++) {
+			stream *s = &x->streams[i];
+			if (s->prefilled < s->r->prompt) {
+				size_t left = s->r->prompt - s->prefilled;
+				s->nq = left < budget ? left : budget;
+				budget -= s->nq;
+			}
+		}
+		for (size_t i = 0; i < active && !rc; i++) {
+			stream *s = &x->streams[i];
+			if (!s->nq)
+				continue;
+			size_t from = s->prefilled < s->r->prompt ? s->prefilled
+			                                          : s->r->prompt + s->generated - 1;
+			rva_status st = append_rows(x, s, from, s->nq);
+			if (st != RVA_OK)
+				rc = cli_lib_error(st, EXIT_RUNTIME, "serve-bench: append");
+			x->steps[nsteps++] = (rva_kv_step){.seq = s->seq, .nq = s->nq,
+			                                   .q = x->q + qrow * x->dim,
+			                                   .out = x->out + qrow * x->dim};
+			qrow += s->nq;
+		}
+		if (rc)
+			break;
+		rva_status st = rva_kv_cache_run(x->e, x->c, x->att, x->steps, nsteps, NULL, NULL, NULL);
+		if (st != RVA_OK) {
+			rc = cli_lib_error(st, EXIT_RUNTIME, "serve-bench: step");
+			break;
+		}
+		double dt = now_s() - t0;
+		/* the queue over [t, t + dt), counted in the second half of the arrivals */
+		while (arrived_now < nreq && reqs[arrived_now].arrival <= t)
+			arrived_now++;
+		if (t + dt > half && t < o->duration) {
+			double a = t > half ? t : half, b = t + dt < o->duration ? t + dt : o->duration;
+			wait_area += (double)(arrived_now - p->admitted) * (b - a);
+		}
+		t += dt;
+		p->busy += dt;
+		p->steps++;
+		streams_sum += (double)nsteps;
+		if (!grow(&x->lat, &x->lat_cap, nlat + 1)) {
+			rc = cli_error(EXIT_RUNTIME, "serve-bench: out of memory");
+			break;
+		}
+		x->lat[nlat++] = dt * 1e3;
+		rva_kv_cache_stats cs;
+		rva_kv_cache_stats_get(x->c, &cs);
+		if (cs.pages - cs.pages_free > peak)
+			peak = cs.pages - cs.pages_free;
+		/* tokens; finished streams leave (the last active one takes the slot) */
+		for (size_t i = 0; i < active;) {
+			stream *s = &x->streams[i];
+			if (!s->nq) {
+				i++;
+				continue;
+			}
+			if (s->prefilled < s->r->prompt) {
+				s->prefilled += s->nq;
+				p->prompt_tokens += s->nq;
+				if (s->prefilled == s->r->prompt) { /* the first token */
+					s->generated = 1;
+					p->out_tokens++;
+					if (!grow(&x->ttft, &x->ttft_cap, nttft + 1)) {
+						rc = cli_error(EXIT_RUNTIME, "serve-bench: out of memory");
+						break;
+					}
+					x->ttft[nttft++] = (t - s->r->arrival) * 1e3;
+				}
+			} else {
+				s->generated++;
+				p->out_tokens++;
+			}
+			if (s->generated >= s->r->output) {
+				rva_kv_cache_seq_free(x->c, s->seq);
+				reserved -= s->pages;
+				p->completed++;
+				/* leave, keeping admission order (prefill goes first come, first served) */
+				memmove(&x->streams[i], &x->streams[i + 1], (--active - i) * sizeof *s);
+				continue;
+			}
+			i++;
+		}
+	}
+	for (size_t i = 0; i < active; i++)
+		rva_kv_cache_seq_free(x->c, x->streams[i].seq);
+	p->t_end = t > o->duration ? t : o->duration;
+	size_t arrived_by_end = 0;
+	for (size_t i = 0; i < nreq; i++)
+		arrived_by_end += reqs[i].arrival <= t;
+	p->waiting = arrived_by_end - p->admitted;
+	/* Saturated: a queue that persists, not one spike (a preempted step queues a burst
+	 * that a stable system then drains): the time-averaged queue over the second half
+	 * exceeds 5% of the arrivals of that half, and 2 requests. */
+	p->mean_waiting = wait_area / (o->duration - half);
+	double half_arrivals = rate * (o->duration - half);
+	p->saturated = p->mean_waiting > 2.0 && p->mean_waiting > 0.05 * half_arrivals;
+	qsort(x->lat, nlat, sizeof *x->lat, cmp_double);
+	qsort(x->ttft, nttft, sizeof *x->ttft, cmp_double);
+	p->p50 = quantile(x->lat, nlat, 0.50);
+	p->p99 = quantile(x->lat, nlat, 0.99);
+	p->max = nlat ? x->lat[nlat - 1] : 0.0;
+	p->ttft50 = quantile(x->ttft, nttft, 0.50);
+	p->ttft99 = quantile(x->ttft, nttft, 0.99);
+	p->tps = (double)p->out_tokens / p->t_end;
+	p->occupancy = p->busy / p->t_end;
+	p->mean_streams = p->steps ? streams_sum / (double)p->steps : 0.0;
+	p->cache_peak_pages = peak;
+	free(reqs);
+	return rc;
+}
+
+static void print_header(void) {
+	printf("%9s %7s %7s %9s %6s %8s %8s %8s %9s %9s %5s %7s %9s %s\n", "rate/s", "arrived",
+	       "done", "tok/s", "steps", "p50_ms", "p99_ms", "max_ms", "ttft50_ms", "ttft99_ms",
+	       "occ", "streams", "cacheMiB", "saturated");
+}
+
+static void print_point(const ctx *x, const point *p) {
+	printf("%9.3f %7zu %7zu %9.1f %6zu %8.3f %8.3f %8.3f %9.3f %9.3f %5.2f %7.2f %9.1f %s\n",
+	       p->rate, p->arrived, p->completed, p->tps, p->steps, p->p50, p->p99, p->max, p->ttft50,
+	       p->ttft99, p->occupancy, p->mean_streams,
+	       (double)p->cache_peak_pages * (double)x->cs.page_bytes / 1048576.0,
+	       p->saturated ? "yes" : "no");
+	fflush(stdout);
+}
+
+static void json_point(json *j, const ctx *x, const point *p) {
+	json_object_begin(j);
+	json_kv_number(j, "rate", p->rate);
+	json_kv_number(j, "virtual_seconds", p->t_end);
+	json_kv_uint(j, "arrived", p->arrived);
+	json_kv_uint(j, "admitted", p->admitted);
+	json_kv_uint(j, "completed", p->completed);
+	json_kv_uint(j, "waiting", p->waiting);
+	json_kv_number(j, "mean_waiting", p->mean_waiting);
+	json_kv_uint(j, "steps", p->steps);
+	json_kv_uint(j, "output_tokens", p->out_tokens);
+	json_kv_uint(j, "prompt_tokens", p->prompt_tokens);
+	json_kv_number(j, "tokens_per_s", p->tps);
+	json_kv_number(j, "step_ms_p50", p->p50);
+	json_kv_number(j, "step_ms_p99", p->p99);
+	json_kv_number(j, "step_ms_max", p->max);
+	json_kv_number(j, "ttft_ms_p50", p->ttft50);
+	json_kv_number(j, "ttft_ms_p99", p->ttft99);
+	json_kv_number(j, "occupancy", p->occupancy);
+	json_kv_number(j, "mean_streams", p->mean_streams);
+	json_kv_uint(j, "cache_peak_bytes", p->cache_peak_pages * x->cs.page_bytes);
+	json_kv_bool(j, "saturated", p->saturated);
+	json_object_end(j);
+}
+
+static void json_dist(json *j, const char *key, const dist *d) {
+	json_key(j, key);
+	json_object_begin(j);
+	json_kv_string(j, "kind", d->kind == 0 ? "fixed" : d->kind == 1 ? "uniform" : "exponential");
+	if (d->kind == 2)
+		json_kv_number(j, "mean", d->m);
+	json_kv_uint(j, "min", d->a);
+	json_kv_uint(j, "max", d->b);
+	json_object_end(j);
+}
+
+static int write_json(const ctx *x, const point *pts, size_t n, const point *sat,
+                      const point *at80) {
+	const opts *o = x->o;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return cli_error(EXIT_RUNTIME, "%s: out of memory", o->json_path);
+	rva_engine_info info;
+	rva_engine_info_get(x->e, &info);
+	char cpu[128];
+	cpu_model(cpu, sizeof cpu);
+	json j;
+	json_init(&j, f, true);
+	json_object_begin(&j);
+	json_kv_string(&j, "command", "serve-bench");
+	json_kv_string(&j, "version", RVATTN_VERSION);
+	json_key(&j, "machine");
+	json_object_begin(&j);
+	json_kv_string(&j, "cpu", cpu);
+	json_kv_uint(&j, "workers", info.workers);
+	json_kv_uint(&j, "pools", info.pools);
+	json_object_end(&j);
+	json_key(&j, "config");
+	json_object_begin(&j);
+	json_kv_uint(&j, "heads", o->heads);
+	json_kv_uint(&j, "kv_heads", o->kv_heads);
+	json_kv_uint(&j, "head_dim", o->head_dim);
+	json_kv_string(&j, "kv_dtype", workload_dtype_name(o->dtype));
+	json_kv_number(&j, "duration_s", o->duration);
+	json_dist(&j, "prompt", &o->prompt);
+	json_dist(&j, "output", &o->output);
+	json_kv_uint(&j, "max_streams", o->max_streams);
+	json_kv_uint(&j, "chunk", o->chunk);
+	json_kv_uint(&j, "seed", o->seed);
+	json_kv_uint(&j, "page_tokens", x->cs.page_tokens);
+	json_kv_uint(&j, "cache_pages", x->cs.pages);
+	json_kv_uint(&j, "cache_bytes", x->cs.bytes);
+	json_object_end(&j);
+	json_key(&j, "points");
+	json_array_begin(&j);
+	for (size_t i = 0; i < n; i++)
+		json_point(&j, x, &pts[i]);
+	json_array_end(&j);
+	json_key(&j, "saturation");
+	if (sat) {
+		json_object_begin(&j);
+		json_kv_number(&j, "rate", sat->rate);
+		json_kv_number(&j, "tokens_per_s", sat->tps);
+		json_object_end(&j);
+	} else {
+		json_null(&j);
+	}
+	json_key(&j, "at_80_percent");
+	if (at80) {
+		json_object_begin(&j);
+		json_kv_number(&j, "rate", at80->rate);
+		json_kv_number(&j, "p99_over_p50", at80->p50 > 0 ? at80->p99 / at80->p50 : 0.0);
+		json_key(&j, "point");
+		json_point(&j, x, at80);
+		json_object_end(&j);
+	} else {
+		json_null(&j);
+	}
+	json_object_end(&j);
+	json_finish(&j);
+	if (fclose(f) != 0) {
+		free(buf);
+		return cli_error(EXIT_RUNTIME, "%s: out of memory", o->json_path);
+	}
+	int rc = write_output(o->json_path, buf, len);
+	free(buf);
+	return rc;
+}
+
+static int parse_opts(int argc, char **argv, opts *o, bool *help) {
+	static const struct option lo[] = {
+		{"rate", 1, 0, OPT_SB_RATE}, {"duration", 1, 0, OPT_SB_DURATION},
+		{"prompt", 1, 0, OPT_SB_PROMPT}, {"output", 1, 0, OPT_SB_OUTPUT},
+		{"max-streams", 1, 0, OPT_SB_STREAMS}, {"chunk", 1, 0, OPT_SB_CHUNK},
+		{"page", 1, 0, OPT_SB_PAGE}, {"pages", 1, 0, OPT_SB_PAGES},
+		{"sweep", 1, 0, OPT_SB_SWEEP}, {"head-dim", 1, 0, OPT_SB_HEAD_DIM},
+		{"threads", 1, 0, OPT_SB_THREADS}, {"dtype", 1, 0, OPT_SB_DTYPE},
+		{"json", 1, 0, OPT_SB_JSON}, {"plot", 1, 0, OPT_SB_PLOT}, {"seed", 1, 0, OPT_SB_SEED},
+		{"heads", 1, 0, OPT_SB_HEADS}, {"kv-heads", 1, 0, OPT_SB_KV_HEADS},
+		{"help", 0, 0, OPT_SB_HELP}, {0, 0, 0, 0}};
+	*o = (opts){.heads = 12, .head_dim = 64, .max_streams = 32, .chunk = 256, .page = 16,
+	            .rate = 10.0, .duration = 5.0, .seed = 1};
+	parse_dist("--prompt", "64-512", &o->prompt);
+	parse_dist("--output", "16-256", &o->output);
+	opterr = 0;
+	optind = 1;
+	int c;
+	float fv;
+	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+		switch (c) {
+		case OPT_SB_RATE:
+		case OPT_SB_DURATION:
+			if (!parse_float("serve-bench", c == OPT_SB_RATE ? "--rate" : "--duration", optarg,
+			                 &fv))
+				return EXIT_USAGE;
+			if (!(fv > 0.0f) || fv > 1e6f)
+				return cli_usage("serve-bench", "%s must be in (0, 1e6]",
+				                 c == OPT_SB_RATE ? "--rate" : "--duration");
+			*(c == OPT_SB_RATE ? &o->rate : &o->duration) = fv;
+			break;
+		case OPT_SB_PROMPT:
+			if (!parse_dist("--prompt", optarg, &o->prompt))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_OUTPUT:
+			if (!parse_dist("--output", optarg, &o->output))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_STREAMS:
+			if (!parse_size("serve-bench", "--max-streams", optarg, false, &o->max_streams))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_CHUNK:
+			if (!parse_size("serve-bench", "--chunk", optarg, false, &o->chunk))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_PAGE:
+			if (!parse_size("serve-bench", "--page", optarg, false, &o->page))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_PAGES:
+			if (!parse_size("serve-bench", "--pages", optarg, false, &o->pages))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_HEADS:
+			if (!parse_size("serve-bench", "--heads", optarg, false, &o->heads))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_KV_HEADS:
+			if (!parse_size("serve-bench", "--kv-heads", optarg, false, &o->kv_heads))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_HEAD_DIM:
+			if (!parse_size("serve-bench", "--head-dim", optarg, false, &o->head_dim))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_THREADS:
+			if (!parse_size("serve-bench", "--threads", optarg, false, &o->threads))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_SEED:
+			if (!parse_u64("serve-bench", "--seed", optarg, &o->seed))
+				return EXIT_USAGE;
+			break;
+		case OPT_SB_DTYPE:
+			if (!strcmp(optarg, "f32"))
+				o->dtype = RVA_F32;
+			else if (!strcmp(optarg, "bf16"))
+				o->dtype = RVA_BF16;
+			else if (!strcmp(optarg, "f16"))
+				o->dtype = RVA_F16;
+			else
+				return cli_usage("serve-bench", "--dtype: '%s' is not f32, bf16 or f16", optarg);
+			break;
+		case OPT_SB_SWEEP: o->sweep = optarg; break;
+		case OPT_SB_JSON: o->json_path = optarg; break;
+		case OPT_SB_PLOT: o->plot_path = optarg; break;
+		case OPT_SB_HELP: *help = true; return EXIT_OK;
+		default: return cli_bad_option("serve-bench", c, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage("serve-bench", "unexpected argument '%s'", argv[optind]);
+	if (!o->kv_heads)
+		o->kv_heads = o->heads;
+	if (o->heads % o->kv_heads)
+		return cli_usage("serve-bench", "--heads %zu is not a multiple of --kv-heads %zu",
+		                 o->heads, o->kv_heads);
+	if (o->page % 2 || o->page > 65536)
+		return cli_usage("serve-bench", "--page %zu: pages hold an even number of tokens, at "
+		                 "most 65536", o->page);
+	if (o->heads > 1024 || o->head_dim > 1024 || o->max_streams > 4096 || o->chunk > 65536)
+		return cli_usage("serve-bench", "--heads/--head-dim at most 1024, --max-streams at "
+		                 "most 4096, --chunk at most 65536");
+	if (o->plot_path && !plot_path_ok(o->plot_path))
+		return cli_usage("serve-bench", "--plot %s: the file name must end in .png or .svg",
+		                 o->plot_path);
+	if (o->sweep && strcmp(o->sweep, "auto")) {
+		size_t n = 0;
+		for (const char *s = o->sweep; *s;) {
+			char *end;
+			double r = strtod(s, &end);
+			if (end == s || !(r > 0.0) || r > 1e6 || (*end && *end != ','))
+				return cli_usage("serve-bench", "--sweep: '%s' is not auto or a list of rates",
+				                 o->sweep);
+			if (++n > MAX_POINTS)
+				return cli_usage("serve-bench", "--sweep: at most %d rates", MAX_POINTS);
+			s = *end ? end + 1 : end;
+		}
+	}
+	const char *flags[2] = {"json", "plot"};
+	const char *paths[2] = {o->json_path, o->plot_path};
+	return outputs_check("serve-bench", 2, flags, paths);
+}
+
+static int setup(ctx *x, const opts *o) {
+	memset(x, 0, sizeof *x);
+	x->o = o;
+	x->dim = o->heads * o->head_dim;
+	x->kvd = o->kv_heads * o->head_dim;
+	x->es = o->dtype == RVA_F32 ? 4 : 2;
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = (unsigned)o->threads;
+	int rc = engine_make("serve-bench", &ec, &x->e);
+	if (rc)
+		return rc;
+	rva_config c = rva_flash(x->dim, 128);
+	c.heads = o->heads;
+	c.kv_heads = o->kv_heads == o->heads ? 0 : o->kv_heads;
+	c.causal = true;
+	rva_status st = rva_build(&c, &x->att);
+	if (st != RVA_OK)
+		return cli_lib_error(st, EXIT_USAGE, "serve-bench: attention");
+	size_t pages = o->pages;
+	if (!pages)
+		pages = o->max_streams * ((o->prompt.b + o->output.b + o->page - 1) / o->page);
+	rva_kv_cache_config kc = {.kv_heads = o->kv_heads, .head_dim = o->head_dim,
+	                          .page_tokens = o->page, .pages = pages,
+	                          .max_seqs = o->max_streams, .dtype = o->dtype};
+	if ((st = rva_kv_cache_create(x->e, &kc, &x->c)) != RVA_OK)
+		return cli_lib_error(st, EXIT_RUNTIME, "serve-bench: kv cache of %zu pages", pages);
+	rva_kv_cache_stats_get(x->c, &x->cs);
+	size_t qrows = o->max_streams + o->chunk; /* decode rows + the prefill budget */
+	float *kf = malloc(ROW_POOL * x->kvd * sizeof(float)),
+	      *vf = malloc(ROW_POOL * x->kvd * sizeof(float));
+	x->krows = malloc(ROW_POOL * x->kvd * x->es);
+	x->vrows = malloc(ROW_POOL * x->kvd * x->es);
+	x->q = malloc(qrows * x->dim * sizeof(float));
+	x->out = malloc(qrows * x->dim * sizeof(float));
+	x->streams = calloc(o->max_streams, sizeof *x->streams);
+	x->steps = calloc(o->max_streams, sizeof *x->steps);
+	if (!kf || !vf || !x->krows || !x->vrows || !x->q || !x->out || !x->streams || !x->steps) {
+		free(kf);
+		free(vf);
+		return cli_error(EXIT_RUNTIME, "serve-bench: out of memory");
+	}
+	uint64_t s = o->seed ^ 0xDA7Aull;
+	for (size_t i = 0; i < ROW_POOL * x->kvd; i++) {
+		kf[i] = (float)(2.0 * rng_u01(&s) - 1.0);
+		vf[i] = (float)(2.0 * rng_u01(&s) - 1.0);
+	}
+	for (size_t i = 0; i < qrows * x->dim; i++) {
+		x->q[i] = (float)(2.0 * rng_u01(&s) - 1.0);
+		x->out[i] = 0.0f;
+	}
+	rva_convert(o->dtype, x->krows, RVA_F32, kf, ROW_POOL * x->kvd);
+	rva_convert(o->dtype, x->vrows, RVA_F32, vf, ROW_POOL * x->kvd);
+	free(kf);
+	free(vf);
+	return 0;
+}
+
+static void teardown(ctx *x) {
+	rva_kv_cache_destroy(x->c);
+	rva_attention_destroy(x->att);
+	rva_engine_destroy(x->e);
+	free(x->krows);
+	free(x->vrows);
+	free(x->q);
+	free(x->out);
+	free(x->streams);
+	free(x->steps);
+	free(x->lat);
+	free(x->ttft);
+}
+
+static int add_point(ctx *x, point *pts, size_t *n, double rate) {
+	if (*n >= MAX_POINTS)
+		return cli_error(EXIT_RUNTIME, "serve-bench: more than %d rates", MAX_POINTS);
+	int rc = run_point(x, rate, &pts[*n]);
+	if (!rc)
+		print_point(x, &pts[(*n)++]);
+	return rc;
+}
+
+static int cmp_point(const void *a, const void *b) {
+	const point *x = a, *y = b;
+	return x->rate < y->rate ? -1 : x->rate > y->rate;
+}
+
+int cmd_serve_bench(int argc, char **argv) {
+	opts o;
+	bool help = false;
+	int rc = parse_opts(argc, argv, &o, &help);
+	if (help) {
+		print_help();
+		return EXIT_OK;
+	}
+	if (rc)
+		return rc;
+	interrupt_install();
+	ctx x;
+	if ((rc = setup(&x, &o))) {
+		teardown(&x);
+		return rc;
+	}
+	rva_engine_info info;
+	rva_engine_info_get(x.e, &info);
+	printf("# serve-bench: causal attention H%zu (kv heads %zu) D%zu, K/V %s in pages of %zu "
+	       "tokens (%zu pages, %.1f MiB); %u workers; max %zu streams, chunk %zu; %.3g s of "
+	       "arrivals per rate, seed %llu\n",
+	       o.heads, o.kv_heads, o.head_dim, workload_dtype_name(o.dtype), x.cs.page_tokens,
+	       x.cs.pages, (double)x.cs.bytes / 1048576.0, info.workers, o.max_streams, o.chunk,
+	       o.duration, (unsigned long long)o.seed);
+	print_header();
+	point *pts = calloc(MAX_POINTS, sizeof *pts);
+	size_t n = 0;
+	const point *sat = NULL, *at80 = NULL;
+	point at80_pt;
+	if (!pts) {
+		teardown(&x);
+		return cli_error(EXIT_RUNTIME, "serve-bench: out of memory");
+	}
+	if (!o.sweep) {
+		rc = add_point(&x, pts, &n, o.rate);
+	} else if (strcmp(o.sweep, "auto")) {
+		for (const char *s = o.sweep; *s && !rc;) {
+			char *end;
+			double r = strtod(s, &end);
+			rc = add_point(&x, pts, &n, r);
+			s = *end ? end + 1 : end;
+		}
+	} else {
+		/* double until saturated (at most 16 doublings), then bisect 4 times */
+		double lo = 0.0, hi = 0.0, r = o.rate;
+		for (int i = 0; i < 16 && !rc; i++, r *= 2.0) {
+			rc = add_point(&x, pts, &n, r);
+			if (rc)
+				break;
+			if (pts[n - 1].saturated) {
+				hi = r;
+				break;
+			}
+			lo = r;
+		}
+		for (int i = 0; i < 4 && !rc && hi > 0.0 && lo > 0.0; i++) {
+			double mid = 0.5 * (lo + hi);
+			rc = add_point(&x, pts, &n, mid);
+			if (!rc)
+				*(pts[n - 1].saturated ? &hi : &lo) = mid;
+		}
+		if (!rc && lo > 0.0) {
+			rc = run_point(&x, 0.8 * lo, &at80_pt);
+			if (!rc) {
+				printf("# 80%% of the saturation rate %.3f:\n", lo);
+				print_point(&x, &at80_pt);
+				at80 = &at80_pt;
+			}
+		} else if (!rc) {
+			cli_warn("serve-bench: the first rate %.3g is already saturated (try a lower "
+			         "--rate)", o.rate);
+		}
+		if (!rc && hi == 0.0)
+			cli_warn("serve-bench: no saturation up to %.3g requests/s", lo);
+	}
+	qsort(pts, n, sizeof *pts, cmp_point);
+	for (size_t i = 0; i < n; i++)
+		if (!pts[i].saturated)
+			sat = &pts[i];
+	if (o.sweep && !strcmp(o.sweep, "auto") && at80 && sat)
+		printf("# saturation at %.3f requests/s (%.1f tokens/s); at 80%%: p99/p50 step latency "
+		       "%.2f\n", sat->rate, sat->tps, at80->p50 > 0 ? at80->p99 / at80->p50 : 0.0);
+	if (!rc && o.json_path)
+		rc = write_json(&x, pts, n, o.sweep && !strcmp(o.sweep, "auto") ? sat : NULL, at80);
+	if (!rc && o.plot_path) {
+		double *r = calloc(n, sizeof *r), *a = calloc(n, sizeof *a), *b = calloc(n, sizeof *b),
+		       *tp = calloc(n, sizeof *tp);
+		if (!r || !a || !b || !tp) {
+			rc = cli_error(EXIT_RUNTIME, "serve-bench: out of memory");
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				r[i] = pts[i].rate;
+				a[i] = pts[i].p50;
+				b[i] = pts[i].p99;
+				tp[i] = pts[i].tps;
+			}
+			char title[160];
+			snprintf(title, sizeof title, "serve-bench: H%zu D%zu, page %zu, %zu streams max",
+			         o.heads, o.head_dim, o.page, o.max_streams);
+			rc = plot_latency(o.plot_path, title, r, a, b, tp, n);
+		}
+		free(r);
+		free(a);
+		free(b);
+		free(tp);
+	}
+	free(pts);
+	teardown(&x);
+	return rc;
+}
