@@ -398,8 +398,10 @@ static int run_point(ctx *x, double rate, point *p) {
 	p->mean_waiting = wait_area / (o->duration - half);
 	double half_arrivals = rate * (o->duration - half);
 	p->saturated = p->mean_waiting > 2.0 && p->mean_waiting > 0.05 * half_arrivals;
-	qsort(x->lat, nlat, sizeof *x->lat, cmp_double);
-	qsort(x->ttft, nttft, sizeof *x->ttft, cmp_double);
+	if (nlat) /* (no step at all: no buffer yet) */
+		qsort(x->lat, nlat, sizeof *x->lat, cmp_double);
+	if (nttft)
+		qsort(x->ttft, nttft, sizeof *x->ttft, cmp_double);
 	p->p50 = quantile(x->lat, nlat, 0.50);
 	p->p99 = quantile(x->lat, nlat, 0.99);
 	p->max = nlat ? x->lat[nlat - 1] : 0.0;
@@ -825,7 +827,8 @@ int cmd_serve_bench(int argc, char **argv) {
 		if (!rc && hi == 0.0)
 			cli_warn("serve-bench: no saturation up to %.3g requests/s", lo);
 	}
-	qsort(pts, n, sizeof *pts, cmp_point);
+	if (n)
+		qsort(pts, n, sizeof *pts, cmp_point);
 	for (size_t i = 0; i < n; i++)
 		if (!pts[i].saturated)
 			sat = &pts[i];
