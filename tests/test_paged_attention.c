@@ -52,7 +52,7 @@ static rva_attention *build(bool causal, size_t kv_split, size_t block) {
  * (the last nq[s] rows). */
 #define NS 6
 static const size_t LEN[NS] = {1, 17, 100, 301, 1000, 2500};
-/* 130: three query tiles over 2500 keys (fp32: the dense plan packs K/V, task_pack) */
+/* 130: three query tiles over 2500 keys (a dense plan, tiles gathered across pages) */
 static const size_t NQ[NS] = {1, 1, 37, 5, 1, 130};
 
 typedef struct world {
