@@ -430,24 +430,38 @@ rva_status rva__engine_submit_graph(rva_engine *e, rva__graph *g,
 	return RVA_OK;
 }
 
+/* A new job of n sequences with its runtime, result arrays, and the per-sequence
+ * descriptor and done-count arrays in its graph (the start every submission shares).
+ * On failure the job, when one was made, is left in *job for the caller to end. */
+static rva_status job_start(rva_engine *e, rva__job_kind kind, size_t n,
+                            const rva_runtime *rt, rva_job **job, rva_seq **seqs,
+                            uint32_t **done) {
+	*job = rva__job_new(e, kind, n);
+	if (!*job)
+		return RVA_ENOMEM;
+	(*job)->rt = rva__runtime_or_default(rt);
+	rva_status st = rva__job_results(*job, n, NULL);
+	if (st != RVA_OK)
+		return st;
+	*seqs = rva__graph_alloc_array((*job)->g, n ? n : 1, sizeof **seqs);
+	*done = rva__graph_alloc_array((*job)->g, n ? n : 1, sizeof **done);
+	return *seqs && *done ? RVA_OK : rva__propagate(RVA_ENOMEM);
+}
+
 /* Submits an attention (att) or a pipeline (p) over a batch. */
 static rva_status submit_op(rva_engine *e, const rva_attention *att, const rva_pipeline *p,
                             const rva_batch *batch, const rva_runtime *rt, rva_job **out) {
 	size_t n = batch->count;
-	rva_job *job = rva__job_new(e, att ? RVA__JOB_ATTENTION : RVA__JOB_PIPELINE, n);
+	rva_job *job;
+	rva_seq *seqs = NULL;
+	uint32_t *done = NULL;
+	rva_status st = job_start(e, att ? RVA__JOB_ATTENTION : RVA__JOB_PIPELINE, n, rt, &job,
+	                          &seqs, &done);
 	if (!job)
-		return RVA_ENOMEM;
+		return st;
 	rva__graph *g = job->g;
-	job->rt = rva__runtime_or_default(rt);
-	rva_status st = rva__job_results(job, n, NULL);
 	if (st != RVA_OK)
 		goto fail;
-	rva_seq *seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
-	uint32_t *done = rva__graph_alloc_array(g, n ? n : 1, sizeof *done);
-	if (!seqs || !done) {
-		st = rva__propagate(RVA_ENOMEM);
-		goto fail;
-	}
 	/* The batch's descriptors are copied: the caller's array may go away after submit.
 	 * Attention strides are normalised here; the pipeline planner normalises its own. */
 	for (size_t s = 0; s < n; s++) {
@@ -479,20 +493,19 @@ rva_status rva__engine_submit_paged(rva_engine *e, const rva_attention *att, siz
 	rva_status st = submit_enter(e);
 	if (st != RVA_OK)
 		return st;
-	rva_job *job = rva__job_new(e, RVA__JOB_ATTENTION, n);
+	rva_job *job;
+	rva_seq *seqs = NULL;
+	uint32_t *done = NULL;
+	st = job_start(e, RVA__JOB_ATTENTION, n, rt, &job, &seqs, &done);
 	if (!job) {
 		submit_leave(e);
-		return RVA_ENOMEM;
+		return st;
 	}
 	rva__graph *g = job->g;
-	job->rt = rva__runtime_or_default(rt);
-	rva_seq *seqs = NULL;
-	if ((st = rva__job_results(job, n, NULL)) != RVA_OK)
+	if (st != RVA_OK)
 		goto fail;
-	seqs = rva__graph_alloc_array(g, n ? n : 1, sizeof *seqs);
-	uint32_t *done = rva__graph_alloc_array(g, n ? n : 1, sizeof *done);
 	rva__kv_pages *pages = rva__graph_alloc_array(g, n ? n : 1, sizeof *pages);
-	if (!seqs || !done || !pages) {
+	if (!pages) {
 		st = rva__propagate(RVA_ENOMEM);
 		goto fail;
 	}
