@@ -629,6 +629,24 @@ rva_status rva_job_cancel(rva_job *job) {
 	return RVA_OK;
 }
 
+rva_status rva_job_cancel_seq(rva_job *job, size_t i) {
+	if (!job)
+		return rva__fail(RVA_ENULL, "rva_job_cancel_seq: job is NULL");
+	if (i >= job->nseq)
+		return rva__fail(RVA_ERANGE, "rva_job_cancel_seq: sequence %zu of %zu", i, job->nseq);
+	/* Under the job's lock, which rva__job_end takes before it reads the statuses: a
+	 * cancel either lands before the job's outcome is computed or changes nothing. The
+	 * executor skips a task whose sequence's status is not RVA_OK (rva__graph_exec_task). */
+	pthread_mutex_lock(&job->lock);
+	if (!job->closing) {
+		int expected = RVA_OK;
+		__atomic_compare_exchange_n((int *)&job->seq_status[i], &expected, (int)RVA_ECANCELLED,
+		                            false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+	pthread_mutex_unlock(&job->lock);
+	return RVA_OK;
+}
+
 rva_status rva_job_seq_status(const rva_job *job, size_t i, rva_status *st,
                               const char **detail) {
 	if (!job || !st)

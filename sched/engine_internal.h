@@ -144,6 +144,8 @@ struct rva_job {
 	rva_moe_stats moe_stats;      /* rva_job_moe_stats */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	bool closing;                 /* under lock: the outcome is being computed (no more
+	                               * rva_job_cancel_seq) */
 	atomic_bool ended;
 };
 

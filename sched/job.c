@@ -189,6 +189,9 @@ static rva_status job_outcome(rva_job *job, rva_status js, size_t failed) {
 void rva__job_end(rva_job *job) {
 	rva__graph *g = job->g;
 	rva_status js = (rva_status)atomic_load_explicit(&job->job_status, memory_order_acquire);
+	pthread_mutex_lock(&job->lock); /* no rva_job_cancel_seq from here on */
+	job->closing = true;
+	pthread_mutex_unlock(&job->lock);
 	rva_clear_error();
 	rva_status fin = rva__graph_finish(g, job->seq_status);
 	if (fin != RVA_OK && js == RVA_OK) {

@@ -1300,6 +1300,8 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_job_poll job NULL", RVA_ENULL, rva_job_poll(NULL, &(bool){0}))                        \
 	X("rva_job_poll done NULL", RVA_ENULL, rva_job_poll(F.job, NULL))                            \
 	X("rva_job_cancel(NULL)", RVA_ENULL, rva_job_cancel(NULL))                                   \
+	X("rva_job_cancel_seq job NULL", RVA_ENULL, rva_job_cancel_seq(NULL, 0))                     \
+	X("rva_job_cancel_seq past the sequences", RVA_ERANGE, rva_job_cancel_seq(F.job, 1u << 20))  \
 	X("rva_job_seq_status job NULL", RVA_ENULL,                                                  \
 	  rva_job_seq_status(NULL, 0, &(rva_status){0}, NULL))                                       \
 	X("rva_job_seq_status st NULL", RVA_ENULL, job_seq(0, true, false))                          \

@@ -489,6 +489,68 @@ Test(executor, cancel_after_last_task_is_ok) {
 	rva_engine_destroy(e);
 }
 
+/* One sequence cancelled while the job runs (rva_job_cancel_seq): deterministic, the
+ * cancel lands while the blocker of sequence 0 holds every other task back. Sequence 1's
+ * 300 tasks are skipped, sequences 0 and 2 run all theirs. */
+Test(executor, cancel_one_sequence) {
+	rva_engine *e = engine_on(NULL, 0, RVA_NUMA_LOCAL);
+	gate gt = {0};
+	rva__graph g;
+	rva__graph_init(&g, 3);
+	uint32_t blk;
+	cr_assert_eq(rva__graph_add(&g, gate_task, &gt, 0, 1, 0, 0, 0, 1, &blk), RVA_OK);
+	for (uint32_t s = 0; s < 3; s++) { /* a chain of 300 after the blocker per sequence */
+		uint32_t prev = blk;
+		for (int i = 0; i < 300; i++) {
+			uint32_t id;
+			cr_assert_eq(rva__graph_add(&g, gate_task, &gt, s, 2, 0, 0, 0, 1, &id), RVA_OK);
+			cr_assert_eq(rva__graph_edge(&g, prev, id), RVA_OK);
+			prev = id;
+		}
+	}
+	rva_job *job;
+	cr_assert_eq(rva__engine_submit_graph(e, &g, NULL, NULL, &job), RVA_OK);
+	while (!atomic_load(&gt.started))
+		sched_yield();
+	cr_expect_eq(rva_job_cancel_seq(job, 3), RVA_ERANGE);
+	cr_expect_eq(rva_job_cancel_seq(NULL, 0), RVA_ENULL);
+	cr_assert_eq(rva_job_cancel_seq(job, 1), RVA_OK);
+	cr_assert_eq(rva_job_cancel_seq(job, 1), RVA_OK, "twice is fine");
+	atomic_store(&gt.open, 1);
+	cr_expect_eq(rva_job_wait(job), RVA_ECANCELLED, "the first failing sequence's status");
+	rva_status st;
+	const char *detail;
+	cr_expect_eq(rva_job_seq_status(job, 1, &st, &detail), RVA_OK);
+	cr_expect_eq(st, RVA_ECANCELLED);
+	cr_expect_str_eq(detail, rva_strerror(RVA_ECANCELLED));
+	for (size_t s = 0; s < 3; s += 2) {
+		cr_expect_eq(rva_job_seq_status(job, s, &st, NULL), RVA_OK);
+		cr_expect_eq(st, RVA_OK, "sequence %zu", s);
+	}
+	cr_expect_eq(atomic_load(&gt.ran), 1 + 2 * 300, "only sequence 1's tasks were skipped");
+	rva_job_stats js;
+	cr_expect_eq(rva_job_stats_get(job, &js), RVA_OK);
+	cr_expect_eq(js.failed_sequences, 1);
+	/* after the end: nothing changes */
+	cr_expect_eq(rva_job_cancel_seq(job, 0), RVA_OK);
+	cr_expect_eq(rva_job_seq_status(job, 0, &st, NULL), RVA_OK);
+	cr_expect_eq(st, RVA_OK);
+	cr_expect_eq(rva_job_wait(job), RVA_ECANCELLED);
+	rva_job_destroy(job);
+
+	/* every sequence ends before a late cancel: the job is complete and OK */
+	atomic_store(&gt.ran, 0);
+	cr_assert_eq(rva__engine_submit_graph(e, &g, NULL, NULL, &job), RVA_OK);
+	cr_expect_eq(rva_job_wait(job), RVA_OK);
+	cr_expect_eq(rva_job_cancel_seq(job, 2), RVA_OK);
+	cr_expect_eq(rva_job_seq_status(job, 2, &st, NULL), RVA_OK);
+	cr_expect_eq(st, RVA_OK);
+	cr_expect_eq(atomic_load(&gt.ran), 1 + 3 * 300);
+	rva_job_destroy(job);
+	rva__graph_free(&g);
+	rva_engine_destroy(e);
+}
+
 /* ---- failures ------------------------------------------------------------------------- */
 
 Test(executor, failure_isolation) {

@@ -7,6 +7,8 @@
  *  - a stream cancelled (its sequence freed) while a job reading it runs: the job's rows
  *    stay pinned, its output is still exact, the pages return when the job ends, and the
  *    other streams go on decoding;
+ *  - a stream's step cancelled inside a running job (rva_job_cancel_seq): the other steps'
+ *    outputs are exact, the cancelled one is RVA_ECANCELLED or complete, pages return;
  *  - 8 threads submitting at once on one engine and one cache;
  *  - bad steps fail alone (unknown sequence, more queries than rows), bad calls fail whole;
  *  - every allocation of a submission may fail: RVA_ENOMEM, nothing pinned or leaked.
@@ -109,12 +111,26 @@ static void world_free(world *w) {
 	cr_assert_eq(rva_kv_cache_destroy(w->c), RVA_OK, "%s", rva_last_error());
 }
 
+/* The serving step of every stream: outputs into out[s] (NQ[s] x DIM floats each). */
+static void steps_of(const world *w, float **out, rva_kv_step *st) {
+	memset(st, 0, NS * sizeof *st);
+	for (int s = 0; s < NS; s++)
+		st[s] = (rva_kv_step){.seq = w->id[s], .nq = NQ[s], .q = w->q[s], .out = out[s]};
+}
+
+/* Pages that streams 0 .. NS-2 hold (pages of 16 rows): what is left in use once the
+ * last stream is freed and no job runs. */
+static size_t pages_held_but_last(void) {
+	size_t held = 0;
+	for (int s = 0; s < NS - 1; s++)
+		held += (LEN[s] + 15) / 16;
+	return held;
+}
+
 /* Paged run: outputs into out[s] (NQ[s] x DIM floats each). */
 static void run_paged(rva_engine *e, world *w, rva_attention *att, float **out) {
 	rva_kv_step st[NS];
-	memset(st, 0, sizeof st);
-	for (int s = 0; s < NS; s++)
-		st[s] = (rva_kv_step){.seq = w->id[s], .nq = NQ[s], .q = w->q[s], .out = out[s]};
+	steps_of(w, out, st);
 	rva_status ss[NS];
 	cr_assert_eq(rva_kv_cache_run(e, w->c, att, st, NS, NULL, ss, NULL), RVA_OK, "%s",
 	             rva_last_error());
@@ -224,9 +240,7 @@ Test(paged_attention, cancel_one_stream_while_others_decode) {
 	rva_kv_cache_stats_get(w.c, &before);
 	/* the job runs while stream 5 (the longest) is freed and its pages would be reused */
 	rva_kv_step st[NS];
-	memset(st, 0, sizeof st);
-	for (int s = 0; s < NS; s++)
-		st[s] = (rva_kv_step){.seq = w.id[s], .nq = NQ[s], .q = w.q[s], .out = got[s]};
+	steps_of(&w, got, st);
 	rva_job *job = NULL;
 	cr_assert_eq(rva_kv_cache_submit(e, w.c, att, st, NS, NULL, &job), RVA_OK, "%s",
 	             rva_last_error());
@@ -248,10 +262,8 @@ Test(paged_attention, cancel_one_stream_while_others_decode) {
 	cr_assert_eq(rva_kv_cache_seq_free(w.c, other), RVA_OK);
 	rva_kv_cache_stats mid;
 	rva_kv_cache_stats_get(w.c, &mid);
-	size_t held = 0;
-	for (int s = 0; s < NS - 1; s++)
-		held += (LEN[s] + 15) / 16;
-	cr_expect_eq(mid.pages_free, mid.pages - held, "pages left pinned after the job");
+	cr_expect_eq(mid.pages_free, mid.pages - pages_held_but_last(),
+	             "pages left pinned after the job");
 	/* the others decode on: one more token each, checked against contiguous K/V */
 	for (int s = 0; s < NS - 1; s++) {
 		float kr[KVD], vr[KVD];
@@ -281,6 +293,67 @@ Test(paged_attention, cancel_one_stream_while_others_decode) {
 	cr_expect_eq(rva_kv_cache_run(e, w.c, att, bad, 2, NULL, ss, NULL), RVA_ENOTFOUND);
 	cr_expect_eq(ss[0], RVA_ENOTFOUND);
 	cr_expect_eq(ss[1], RVA_OK);
+	outs_free(want);
+	outs_free(got);
+	world_free(&w);
+	rva_attention_destroy(att);
+	rva_engine_destroy(e);
+}
+
+/* A stream cancelled inside a running job (rva_job_cancel_seq on its step, then its
+ * sequence freed): its work stops, every other step's output is exact, and its pages go
+ * back once the job ends. Whether the cancel lands before the stream's last task is up to
+ * the scheduler: either the step reports RVA_ECANCELLED (and so does the job, its first
+ * failing step), or the step had completed and its output is exact. */
+Test(paged_attention, cancel_one_step_of_a_running_job) {
+	rva_engine *e = engine_n(2);
+	rva_attention *att = build(true, 0, 128);
+	world w;
+	world_make(&w, e, 16, RVA_F32, 21);
+	float **want = outs(), **got = outs();
+	run_contiguous(e, &w, att, want);
+	size_t cancelled = 0;
+	for (int round = 0; round < 20; round++) {
+		for (int s = 0; s < NS; s++)
+			memset(got[s], 0xff, NQ[s] * DIM * sizeof(float)); /* NaN: nothing written */
+		rva_kv_step st[NS];
+		steps_of(&w, got, st);
+		uint64_t victim = w.id[5];
+		rva_job *job = NULL;
+		cr_assert_eq(rva_kv_cache_submit(e, w.c, att, st, NS, NULL, &job), RVA_OK, "%s",
+		             rva_last_error());
+		cr_assert_eq(rva_job_cancel_seq(job, 5), RVA_OK);
+		cr_assert_eq(rva_kv_cache_seq_free(w.c, victim), RVA_OK);
+		rva_status js = rva_job_wait(job), s5;
+		cr_assert_eq(rva_job_seq_status(job, 5, &s5, NULL), RVA_OK);
+		for (size_t s = 0; s + 1 < NS; s++) {
+			rva_status ss;
+			cr_assert_eq(rva_job_seq_status(job, s, &ss, NULL), RVA_OK);
+			cr_expect_eq(ss, RVA_OK, "round %d: step %zu", round, s);
+			cr_assert(memcmp(got[s], want[s], NQ[s] * DIM * sizeof(float)) == 0,
+			          "round %d: step %zu differs after another step's cancel", round, s);
+		}
+		if (s5 == RVA_ECANCELLED) {
+			cancelled++;
+			cr_expect_eq(js, RVA_ECANCELLED, "round %d: the job's first failing step", round);
+		} else {
+			cr_expect_eq(s5, RVA_OK, "round %d: %s", round, rva_status_name(s5));
+			cr_expect_eq(js, RVA_OK);
+			cr_assert(memcmp(got[5], want[5], NQ[5] * DIM * sizeof(float)) == 0,
+			          "round %d: a step the cancel missed is complete and exact", round);
+		}
+		rva_job_destroy(job);
+		/* its pages are back: only streams 0-4 hold any */
+		rva_kv_cache_stats cs;
+		rva_kv_cache_stats_get(w.c, &cs);
+		cr_expect_eq(cs.pages_free, cs.pages - pages_held_but_last(),
+		             "round %d: pages left pinned", round);
+		/* the stream comes back for the next round (same rows, a new id) */
+		cr_assert_eq(rva_kv_cache_seq_new(w.c, &w.id[5]), RVA_OK);
+		cr_assert_eq(rva_kv_cache_append(w.c, w.id[5], w.k[5], 0, w.v[5], 0, LEN[5]), RVA_OK);
+	}
+	cr_log_info("cancel_one_step_of_a_running_job: %zu of 20 cancels landed before the "
+	            "step's last task", cancelled);
 	outs_free(want);
 	outs_free(got);
 	world_free(&w);
@@ -428,9 +501,7 @@ Test(paged_attention, submission_fails_cleanly_on_every_allocation) {
 	rva_kv_cache_stats_get(w.c, &s0);
 	long live0 = ref_fault_live();
 	rva_kv_step st[NS];
-	memset(st, 0, sizeof st);
-	for (int s = 0; s < NS; s++)
-		st[s] = (rva_kv_step){.seq = w.id[s], .nq = NQ[s], .q = w.q[s], .out = got[s]};
+	steps_of(&w, got, st);
 	ref_fault_arm(-1, false);
 	cr_assert_eq(rva_kv_cache_run(e, w.c, att, st, NS, NULL, NULL, NULL), RVA_OK);
 	long n = ref_fault_count();

@@ -172,6 +172,19 @@ rva_status rva_job_progress(const rva_job *job, uint64_t *done_tasks, uint64_t *
  * complete and the job's status what it would have been. Errors: RVA_ENULL. */
 rva_status rva_job_cancel(rva_job *job);
 
+/*
+ * Cancels one sequence of a job (a stream that left while the others go on): its tasks
+ * not yet started are skipped, tasks of it already running finish; the other sequences
+ * run as if nothing happened (same outputs, bit for bit). Sequence i then reports
+ * RVA_ECANCELLED (rva_job_seq_status) and its output is unspecified: partly written or
+ * not at all. The job ends with the status of its first failing sequence, as with any
+ * sequence that fails alone (RVA_ECANCELLED when that is i). A sequence that had already
+ * failed keeps its status; a call after the job ended changes nothing. Any thread may
+ * call it, at any time until rva_job_destroy. Errors: RVA_ENULL; RVA_ERANGE (i is not a
+ * sequence of the job).
+ */
+rva_status rva_job_cancel_seq(rva_job *job, size_t i);
+
 /* Status of sequence i of an ended job, and its error detail (may be NULL; valid until
  * rva_job_destroy). Errors: RVA_ENULL; RVA_ERANGE; RVA_ESTATE if the job has not ended. */
 rva_status rva_job_seq_status(const rva_job *job, size_t i, rva_status *st,

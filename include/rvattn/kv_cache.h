@@ -27,7 +27,10 @@
  * them (rows appended by two threads at once would interleave in no defined order).
  * A submitted job holds a reference to every page it reads until it ends, so a sequence
  * may be freed (a stream cancelled) or appended to while a job reading it runs: the job
- * reads the rows it was submitted with.
+ * reads the rows it was submitted with. To cancel a stream inside a running job, call
+ * rva_job_cancel_seq(job, i) with its step's index i (engine.h: its work not yet started
+ * is skipped, the other steps are untouched) and rva_kv_cache_seq_free: its pages return
+ * to the pool when the job ends.
  *
  * Ownership: rva_kv_cache_create returns a cache the caller destroys with
  * rva_kv_cache_destroy, after every job submitted on it has ended and before its engine
