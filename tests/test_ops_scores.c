@@ -5,7 +5,9 @@
  * oracle (tests/ref/ref_softmax.h) over head dims 3, 64 and 80, GQA, nq != nk both ways,
  * decode (one query, long split-KV key ranges) and the four softmax mechanisms. Every case
  * runs serially (rva_compute_batch) and on engines of 1 and 2 threads: bit-identical; one
- * query also through rva_compute_ex: bit-identical to the batch. The planner's share:
+ * query also through rva_compute_ex and rva_compute: bit-identical to the batch. Paged K/V
+ * (rva_kv_cache_run) with the config's modifiers: bit-identical to contiguous K/V. The
+ * planner's share:
  * split-KV chunks wholly outside the window are not planned (task counts), and key tiles
  * outside it are skipped (a key row of NaN there does not reach the output).
  */
@@ -193,6 +195,11 @@ static uint64_t check_case(const tcase *t, uint64_t seed) {
 		             "%s: rva_compute_ex: %s", t->name, rva_last_error());
 		cr_assert(memcmp(serial, d.out, n * sizeof *serial) == 0,
 		          "%s: rva_compute_ex differs from the batch", t->name);
+		memset(d.out, 0, n * sizeof *d.out);
+		cr_assert_eq(rva_compute(att, d.q, kr, vr, t->nk, d.out), RVA_OK,
+		             "%s: rva_compute: %s", t->name, rva_last_error());
+		cr_assert(memcmp(serial, d.out, n * sizeof *serial) == 0,
+		          "%s: rva_compute differs from the batch", t->name);
 		free(kr);
 		free(vr);
 	}
@@ -327,4 +334,99 @@ Test(ops_scores, alibi_default_slopes) {
 	cr_assert_float_eq(s6[3], 1.0 / 256, 1e-15); /* 4-head slopes 1/4 ... 1/256 */
 	cr_assert_float_eq(s6[4], 1.0 / 2, 1e-15);   /* then 8-head slopes 0 and 2 */
 	cr_assert_float_eq(s6[5], 1.0 / 8, 1e-15);
+}
+
+/* Paged K/V (rva_kv_cache_run): the config's modifiers (alignment, window, softcap,
+ * ALiBi; a step carries no bias or mask) over streams cut into pages, bit-identical to
+ * the same attention over contiguous K/V on the engine and within the oracle's
+ * tolerance: a decode step, a few-query step and a 130-query prefill over 1000 keys,
+ * forced split-KV chunks in one variant. */
+Test(ops_scores, paged_kv_cache, .timeout = 300) {
+	enum { PH = 4, PKV = 2, PD = 64, NSTR = 3 };
+	const size_t dim = PH * PD, kvd = PKV * PD;
+	const size_t len[NSTR] = {700, 300, 1000}, nqs[NSTR] = {1, 37, 130};
+	static const tcase variants[] = {
+		{"paged: causal window 100 softcap 20 alibi", FL, PH, PKV, PD, 0, 0, true, false, true, 100, 0, 20.0f, 1, 0, 0, 64, 64, 0},
+		{"paged: top-left window 50/10 softcap 5 alibi given", FL, PH, PKV, PD, 0, 0, true, true, true, 50, 10, 5.0f, 2, 0, 0, 32, 32, 0},
+		{"paged: bidirectional window 30/30 split-KV 128", MH, PH, PKV, PD, 0, 0, false, false, true, 30, 30, 0, 1, 0, 0, 64, 64, 128},
+	};
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = 2;
+	ec.spin_us = 0;
+	rva_engine *e = NULL;
+	cr_assert_eq(rva_engine_create(&ec, &e), RVA_OK, "%s", rva_last_error());
+	rva_kv_cache_config cfg = {.kv_heads = PKV, .head_dim = PD, .page_tokens = 16,
+	                           .pages = 200, .max_seqs = 4, .dtype = RVA_F32};
+	rva_kv_cache *cache = NULL;
+	cr_assert_eq(rva_kv_cache_create(e, &cfg, &cache), RVA_OK, "%s", rva_last_error());
+	float *k[NSTR], *v[NSTR], *q[NSTR], *paged[NSTR], *contig[NSTR];
+	uint64_t id[NSTR];
+	for (int s = 0; s < NSTR; s++) {
+		k[s] = ref_alloc(len[s] * kvd);
+		v[s] = ref_alloc(len[s] * kvd);
+		q[s] = ref_alloc(nqs[s] * dim);
+		paged[s] = ref_alloc(nqs[s] * dim);
+		contig[s] = ref_alloc(nqs[s] * dim);
+		ref_fill_uniform(k[s], len[s] * kvd, -1.5f, 1.5f, 40 + 3 * s);
+		ref_fill_uniform(v[s], len[s] * kvd, -1.0f, 1.0f, 41 + 3 * s);
+		ref_fill_uniform(q[s], nqs[s] * dim, -1.5f, 1.5f, 42 + 3 * s);
+		cr_assert_eq(rva_kv_cache_seq_new(cache, &id[s]), RVA_OK);
+		for (size_t r = 0; r < len[s]; r += 77) /* uneven appends across pages */
+			cr_assert_eq(rva_kv_cache_append(cache, id[s], k[s] + r * kvd, 0, v[s] + r * kvd, 0,
+			                                 len[s] - r < 77 ? len[s] - r : 77),
+			             RVA_OK, "%s", rva_last_error());
+	}
+	for (size_t vi = 0; vi < sizeof variants / sizeof variants[0]; vi++) {
+		const tcase *t = &variants[vi];
+		data d;
+		memset(&d, 0, sizeof d);
+		for (size_t h = 0; h < PH; h++)
+			d.slopes[h] = 0.05f + 0.11f * (float)((h * 5) % 7);
+		rva_config c = config_of(t, &d);
+		rva_attention *att = NULL;
+		cr_assert_eq(rva_build(&c, &att), RVA_OK, "%s: %s", t->name, rva_last_error());
+		rva_kv_step st[NSTR];
+		rva_seq seqs[NSTR];
+		memset(st, 0, sizeof st);
+		memset(seqs, 0, sizeof seqs);
+		for (int s = 0; s < NSTR; s++) {
+			st[s] = (rva_kv_step){.seq = id[s], .nq = nqs[s], .q = q[s], .out = paged[s]};
+			seqs[s] = (rva_seq){.nq = nqs[s], .nk = len[s], .q = q[s], .k = k[s], .v = v[s],
+			                    .out = contig[s]};
+		}
+		rva_status ss[NSTR];
+		cr_assert_eq(rva_kv_cache_run(e, cache, att, st, NSTR, NULL, ss, NULL), RVA_OK,
+		             "%s: %s", t->name, rva_last_error());
+		rva_batch b = {NSTR, seqs};
+		cr_assert_eq(rva_engine_run(e, att, &b, NULL, NULL, NULL), RVA_OK, "%s: %s", t->name,
+		             rva_last_error());
+		for (int s = 0; s < NSTR; s++) {
+			cr_assert(memcmp(paged[s], contig[s], nqs[s] * dim * sizeof(float)) == 0,
+			          "%s: stream %d (%zu x %zu) paged differs from contiguous", t->name, s,
+			          nqs[s], len[s]);
+			tcase ts = *t;
+			ts.nq = nqs[s];
+			ts.nk = len[s];
+			data ds = d;
+			ds.q = q[s];
+			ds.k = k[s];
+			ds.v = v[s];
+			double *want = ref_alloc_d(nqs[s] * dim);
+			oracle(&ts, &ds, want);
+			double err = ref_err_ratio(paged[s], want, nqs[s] * dim, ATOL, RTOL);
+			cr_assert(err <= 1.0, "%s: stream %d: error ratio %g against the oracle", t->name,
+			          s, err);
+			free(want);
+		}
+		rva_attention_release(att);
+	}
+	for (int s = 0; s < NSTR; s++) {
+		free(k[s]);
+		free(v[s]);
+		free(q[s]);
+		free(paged[s]);
+		free(contig[s]);
+	}
+	cr_assert_eq(rva_kv_cache_destroy(cache), RVA_OK);
+	rva_engine_destroy(e);
 }

@@ -2,7 +2,9 @@
  * The vectorised exp (src/kernels/vexp.h): the SIMD dispatch decision on made-up feature
  * sets, and both SIMD versions against libm where their contract is easiest to break:
  * the underflow boundary (normal results down to -87.3, subnormal ones down to -104, zero
- * below) and the overflow boundary (+inf above 88.72).
+ * below) and the overflow boundary (+inf above 88.72). The softcap's tanh
+ * (src/kernels/vtanh.h) against tanh in double: its stated error bound, the clamp, +-inf
+ * and NaN.
  */
 #include <criterion/criterion.h>
 #include <float.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/vexp.h"
+#include "kernels/vtanh.h"
 #include "rvattn/kernels.h"
 
 static rva_cpu_features all_features(void) {
@@ -171,3 +174,53 @@ Test(vexp_contract, dispatched_array_exp_boundaries) {
 	for (size_t i = 0; i < n; i++)
 		check_exp(x[i], y[i], "rva__vexp");
 }
+
+#if defined(__x86_64__)
+static RVA__TARGET_AVX512 void softcap_avx512(float cap, const float *x, float *y, size_t n) {
+	rva__softcap512_k k = rva__softcap512_init(cap);
+	for (size_t i = 0; i < n; i += 16)
+		_mm512_storeu_ps(y + i, rva__softcap512(_mm512_loadu_ps(x + i), k));
+}
+
+/* vtanh.h: |cap tanh(x / cap) - exact| <= cap 2^-21 (tanh within 2.7e-7 absolute and
+ * relative, plus the roundings of x / cap and of the product by cap), and relative
+ * 2^-21 for small x; past the clamp exactly +-cap; +-inf give +-cap, NaN stays NaN. */
+Test(vtanh_contract, softcap_error_bound) {
+	rva_cpu_features f;
+	rva_cpu_detect(&f);
+	if (rva__simd_cpu_level(&f) < RVA__SIMD_AVX512)
+		cr_skip_test("no AVX-512 F/DQ/BW/VL on this CPU");
+	enum { N = 1 << 16 };
+	static float x[N], y[N];
+	const float caps[] = {0.7f, 1.0f, 5.0f, 30.0f, 50.0f};
+	double worst = 0.0;
+	for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+		float cap = caps[c];
+		/* t = x / cap over [-12, 12] on a grid, then t from 1e-30 to 1e-3 geometrically */
+		for (size_t i = 0; i < N / 2; i++)
+			x[i] = cap * (-12.0f + 24.0f * (float)i / (float)(N / 2));
+		float t = 1e-30f;
+		for (size_t i = N / 2; i < N; i++, t *= 1.0013f)
+			x[i] = (i & 1 ? -cap : cap) * t;
+		softcap_avx512(cap, x, y, N);
+		for (size_t i = 0; i < N; i++) {
+			double want = (double)cap * tanh((double)x[i] / (double)cap);
+			double err = fabs((double)y[i] - want);
+			double bound = ldexp(fmin((double)cap, fabs((double)x[i]) * 1.01), -21);
+			cr_assert(err <= bound, "cap %g x %g: %.9g, want %.9g (error %g > %g)",
+			          (double)cap, (double)x[i], (double)y[i], want, err, bound);
+			if (err / cap > worst)
+				worst = err / cap;
+		}
+		float sp[16] = {INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 8.0f * cap, -8.0f * cap, 1e30f};
+		softcap_avx512(cap, sp, y, 16);
+		cr_assert_eq(y[0], cap, "cap %g: +inf -> %g", (double)cap, (double)y[0]);
+		cr_assert_eq(y[1], -cap, "cap %g: -inf -> %g", (double)cap, (double)y[1]);
+		cr_assert(isnan(y[2]), "cap %g: NaN -> %g", (double)cap, (double)y[2]);
+		cr_assert(y[3] == 0.0f && y[4] == 0.0f, "cap %g: +-0", (double)cap);
+		cr_assert(y[5] == cap && y[6] == -cap && y[7] == cap, "cap %g: past the clamp: %.9g %.9g %.9g",
+		          (double)cap, (double)y[5], (double)y[6], (double)y[7]);
+	}
+	cr_assert(worst > 0.0); /* the grid reached the approximation's error at all */
+}
+#endif

@@ -5,6 +5,7 @@
 #include "attention/score_mods.h"
 #include "core/internal.h"
 #include "kernels/vexp.h"
+#include "kernels/vtanh.h"
 
 /* Press et al. (arXiv:2108.12409), the reference implementation's get_slopes: for n a
  * power of two, 2^(-8 (h + 1) / n); otherwise the n' = 2^floor(log2 n) slopes of n',
@@ -130,30 +131,14 @@ static void softcap_ref(float cap, float *x, size_t n) {
 }
 
 #if defined(__x86_64__)
-/* cap * tanh(x / cap) on 16 lanes: tanh(t) = sign(t) (1 - 2 / (exp(2|t|) + 1)); the
- * absolute error of tanh is within ~2^-23 (exp's ~2 ulp, one division), so the capped
- * score is within ~cap * 2^-22 of the exact one; NaN propagates, +-inf give +-cap. */
-static inline RVA__TARGET_AVX512 __m512 softcap512(__m512 x, __m512 cap, __m512 inv2) {
-	__m512 t2 = _mm512_mul_ps(x, inv2);                        /* 2 x / cap */
-	__m512 a = _mm512_abs_ps(t2);
-	__m512 e = rva__exp512(a);
-	__m512 th = _mm512_sub_ps(_mm512_set1_ps(1.0f),
-	                          _mm512_div_ps(_mm512_set1_ps(2.0f),
-	                                        _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-	/* sign of x onto th (th >= 0; NaN stays NaN through exp and the arithmetic) */
-	__m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN));
-	th = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(th), sign));
-	return _mm512_mul_ps(cap, th);
-}
-
 static RVA__TARGET_AVX512 void softcap_avx512(float cap, float *x, size_t n) {
-	__m512 c = _mm512_set1_ps(cap), inv2 = _mm512_set1_ps(2.0f / cap);
+	rva__softcap512_k k = rva__softcap512_init(cap);
 	size_t i = 0;
 	for (; i + 16 <= n; i += 16)
-		_mm512_storeu_ps(x + i, softcap512(_mm512_loadu_ps(x + i), c, inv2));
+		_mm512_storeu_ps(x + i, rva__softcap512(_mm512_loadu_ps(x + i), k));
 	if (i < n) {
 		__mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
-		_mm512_mask_storeu_ps(x + i, mk, softcap512(_mm512_maskz_loadu_ps(mk, x + i), c, inv2));
+		_mm512_mask_storeu_ps(x + i, mk, rva__softcap512(_mm512_maskz_loadu_ps(mk, x + i), k));
 	}
 }
 #endif
@@ -176,38 +161,22 @@ void rva__score_softcap_tile(const rva__score_mods *m, float *st, size_t ld, siz
 		softcap_run(m->softcap, st + j * ld, br);
 }
 
-#if defined(__x86_64__)
-/* ALiBi on a key-major tile, 16 query lanes at a time: |qp - kp| as |(qp - k0) - j| in
- * float, exact (the same values as the scalar loop) while positions stay below 2^24. */
-static RVA__TARGET_AVX512 void alibi_tile_avx512(float slope, const int64_t *qpos, size_t br,
-                                                 size_t k0, size_t nkt, float *st, size_t ld) {
-	float base[4096]; /* br <= RVA__MAX_QUERY_BLOCK */
-	for (size_t i = 0; i < br; i++)
-		base[i] = (float)(qpos[i] - (int64_t)k0);
-	__m512 vs = _mm512_set1_ps(slope);
+/* -inf where the window hides the pair (the tile's band edges). */
+static void window_tile(const rva__score_mods *m, const int64_t *qpos, size_t br, size_t k0,
+                        size_t nkt, float *st, size_t ld) {
 	for (size_t j = 0; j < nkt; j++) {
-		__m512 vj = _mm512_set1_ps((float)j);
 		float *row = st + j * ld;
-		for (size_t i = 0; i < br; i += 16) {
-			__mmask16 mk = br - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (br - i)) - 1);
-			__m512 d = _mm512_abs_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, base + i), vj));
-			__m512 x = _mm512_maskz_loadu_ps(mk, row + i);
-			_mm512_mask_storeu_ps(row + i, mk, _mm512_fnmadd_ps(vs, d, x));
-		}
+		int64_t kp = (int64_t)(k0 + j);
+		for (size_t i = 0; i < br; i++)
+			if (window_hides(m, qpos[i], kp))
+				row[i] = -INFINITY;
 	}
 }
-#endif
 
-void rva__score_tile(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
-                     const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st,
-                     size_t ld, bool window_partial) {
-#if defined(__x86_64__)
-	if (m->slopes && br <= 4096 && qpos[br - 1] - (int64_t)k0 < ((int64_t)1 << 24) &&
-	    (int64_t)k0 - qpos[0] + (int64_t)nkt < ((int64_t)1 << 24) &&
-	    rva__simd_level() == RVA__SIMD_AVX512) {
-		alibi_tile_avx512(m->slopes[h], qpos, br, k0, nkt, st, ld);
-	} else
-#endif
+/* The portable twin of rva__score_tile (and its ALiBi where distances reach 2^24). */
+static void score_tile_ref(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
+                           const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st,
+                           size_t ld, bool window_partial) {
 	if (m->slopes) {
 		/* s -= slope |qp - kp|: distances as exact floats below 2^24 */
 		float slope = m->slopes[h];
@@ -233,13 +202,7 @@ void rva__score_tile(const rva__score_mods *m, const rva_seq *seq, size_t h, siz
 			}
 	}
 	if (window_partial && m->window)
-		for (size_t j = 0; j < nkt; j++) {
-			float *row = st + j * ld;
-			int64_t kp = (int64_t)(k0 + j);
-			for (size_t i = 0; i < br; i++)
-				if (window_hides(m, qpos[i], kp))
-					row[i] = -INFINITY;
-		}
+		window_tile(m, qpos, br, k0, nkt, st, ld);
 	if (seq->mask) {
 		const uint8_t *mk = seq->mask + h * seq->mask_head_stride + q0 * seq->mask_stride + k0;
 		size_t ms = seq->mask_stride;
@@ -252,6 +215,141 @@ void rva__score_tile(const rva__score_mods *m, const rva_seq *seq, size_t h, siz
 							st[j * ld + i] = -INFINITY;
 			}
 	}
+}
+
+#if defined(__x86_64__)
+/* r[0..15] (16 rows of 16 floats) transposed in place: afterwards r[j] holds column j. */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+	__m512 t[16];
+	for (int i = 0; i < 16; i += 2) {
+		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 16; i += 4) {
+		__m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+		__m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+	}
+	/* r[4g + c] now holds, in its 128-bit lane l, column 4l + c of rows 4g..4g+3: what is
+	 * left is a 4 x 4 transpose of 128-bit lanes over r[c], r[4 + c], r[8 + c], r[12 + c] */
+	for (int i = 0; i < 4; i++) {
+		t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+		t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+		t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+		t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+	}
+	for (int i = 0; i < 8; i++) {
+		r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+		r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+	}
+}
+
+static inline RVA__TARGET_AVX512 __mmask16 lanes(size_t n) {
+	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/*
+ * ALiBi, the sequence's bias and its mask on a key-major tile in one pass, 16 query lanes x
+ * 16 keys at a time: the block's bias rows (16 keys of one query row each) and mask rows
+ * are loaded once and transposed in registers to the tile's key-major rows, then each key
+ * row of the tile is loaded, modified and stored once. ALiBi (when `alibi`) takes
+ * |qp - kp| as |(qp - k0) - j| in float, exact (the scalar loop's values) while the
+ * distances stay below 2^24 (the caller checks). Lanes past br get 0 from the bias and
+ * "hidden" from the mask (padded lanes, set to -inf afterwards anyway). Each bias row's
+ * cache line one tile width (nkt keys) further on, where the next key tile of these
+ * query rows reads, is prefetched as the block is read (each bias row is a stream of its
+ * own, a matrix row apart, which the hardware prefetchers do not follow); likewise the
+ * mask rows once per 64 keys. The addresses are integer arithmetic: past the matrix
+ * they fetch lines nobody reads (a prefetch never faults).
+ */
+static RVA__TARGET_AVX512 void mods_tile_avx512(const rva__score_mods *m, const rva_seq *seq,
+                                                size_t h, size_t q0, const int64_t *qpos,
+                                                size_t br, size_t k0, size_t nkt, float *st,
+                                                size_t ld, bool alibi) {
+	const float *bias = seq->bias ? seq->bias + h * seq->bias_head_stride + q0 * seq->bias_stride + k0 : NULL;
+	const uint8_t *mask = seq->mask ? seq->mask + h * seq->mask_head_stride + q0 * seq->mask_stride + k0 : NULL;
+	size_t bs = seq->bias_stride, ms = seq->mask_stride;
+	__m512 vs = _mm512_set1_ps(alibi ? m->slopes[h] : 0.0f);
+	const __m512 ninf = _mm512_set1_ps(-INFINITY);
+	for (size_t i0 = 0; i0 < br; i0 += 16) {
+		size_t ni = rva__min(16, br - i0);
+		__mmask16 qm = lanes(ni);
+		float base[16] = {0};
+		for (size_t i = 0; i < ni && alibi; i++)
+			base[i] = (float)(qpos[i0 + i] - (int64_t)k0);
+		__m512 vbase = _mm512_loadu_ps(base);
+		for (size_t j0 = 0; j0 < nkt; j0 += 16) {
+			size_t nj = rva__min(16, nkt - j0);
+			__mmask16 km = lanes(nj);
+			__m512 bt[16], mt[16];
+			if (bias) {
+				for (size_t i = 0; i < 16; i++) {
+					const float *bi = bias + (i0 + i) * bs + j0;
+					bt[i] = i < ni ? _mm512_maskz_loadu_ps(km, bi) : _mm512_setzero_ps();
+					if (i < ni)
+						_mm_prefetch((const char *)((uintptr_t)bi + nkt * sizeof(float)),
+						             _MM_HINT_T0);
+				}
+				transpose16(bt);
+			}
+			if (mask) {
+				for (size_t i = 0; i < 16; i++) {
+					const uint8_t *mi = mask + (i0 + i) * ms + j0;
+					mt[i] = i < ni ? _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(km, mi)))
+					               : _mm512_setzero_ps();
+					if (i < ni && j0 % 64 == 0)
+						_mm_prefetch((const char *)((uintptr_t)mi + nkt), _MM_HINT_T0);
+				}
+				transpose16(mt);
+			}
+			for (size_t j = 0; j < nj; j++) {
+				float *row = st + (j0 + j) * ld + i0;
+				__m512 x = _mm512_maskz_loadu_ps(qm, row);
+				if (alibi) {
+					__m512 d = _mm512_abs_ps(_mm512_sub_ps(vbase, _mm512_set1_ps((float)(j0 + j))));
+					x = _mm512_fnmadd_ps(vs, d, x);
+				}
+				if (bias)
+					x = _mm512_add_ps(x, bt[j]);
+				if (mask) {
+					__mmask16 vis = _mm512_test_epi32_mask(_mm512_castps_si512(mt[j]),
+					                                       _mm512_castps_si512(mt[j]));
+					x = _mm512_mask_blend_ps(vis, ninf, x);
+				}
+				_mm512_mask_storeu_ps(row, qm, x);
+			}
+		}
+	}
+}
+#endif
+
+
+void rva__score_tile(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
+                     const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st,
+                     size_t ld, bool window_partial) {
+#if defined(__x86_64__)
+	if ((m->slopes || seq->bias || seq->mask) && rva__simd_level() == RVA__SIMD_AVX512) {
+		/* ALiBi's distances |qp - kp| within the tile below 2^24: exact floats */
+		bool alibi = m->slopes && qpos[br - 1] - (int64_t)k0 < ((int64_t)1 << 24) &&
+		             (int64_t)k0 - qpos[0] + (int64_t)nkt < ((int64_t)1 << 24);
+		if (m->slopes && !alibi) {
+			rva__score_mods ma = *m;
+			rva_seq none = {0};
+			ma.window = false;
+			score_tile_ref(&ma, &none, h, q0, qpos, br, k0, nkt, st, ld, false);
+		}
+		if (alibi || seq->bias || seq->mask)
+			mods_tile_avx512(m, seq, h, q0, qpos, br, k0, nkt, st, ld, alibi);
+		/* the window's -inf after the mask's: both assign -inf, the order is immaterial */
+		if (window_partial && m->window)
+			window_tile(m, qpos, br, k0, nkt, st, ld);
+		return;
+	}
+#endif
+	score_tile_ref(m, seq, h, q0, qpos, br, k0, nkt, st, ld, window_partial);
 }
 
 void rva__score_row(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t qi,

@@ -175,13 +175,16 @@ static inline float *align16f(float *p) {
 	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-/* Adds the T5 bias and masks per element for a partial tile, key-major St. */
+/* Adds the T5 bias and masks per element for a partial tile, key-major St (`capped`: the
+ * score pass applied the softcap already). */
 static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rva_seq *seq,
                            const tile_io *io, size_t k0, size_t nkt, float *st, size_t brp,
-                           bool partial, bool window_partial, float *lut, size_t lut_cap) {
+                           bool partial, bool window_partial, bool capped, float *lut,
+                           size_t lut_cap) {
 	const int64_t *qp = io->qpos;
 	size_t br = io->br;
-	rva__score_softcap_tile(&s->mods, st, brp, br, nkt); /* on the scaled logits, first */
+	if (!capped) /* on the scaled logits, first */
+		rva__score_softcap_tile(&s->mods, st, brp, br, nkt);
 	if (s->has_t5) {
 		const float *table = att->bias_table;
 		size_t H = att->cfg.heads, h = io->h;
@@ -330,10 +333,10 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			rva__sgemm(false, true, nkt, br, D, scale, kt, kts, q, qs, 0.0f, st, brp);
 		else if (small)
 			rva__sm_scores_dot(kt, kts, nkt, q, qs, br, brp, D, scale, st);
-		else
-			rva__sm_scores_fused(kt, kts, nkt, qt, brp, D, st);
+		else /* the softcap in the score pass */
+			rva__sm_scores_fused_capped(kt, kts, nkt, qt, brp, D, s->mods.softcap, st);
 		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, pcls == RVA__TILE_PARTIAL,
-		               wcls == RVA__TILE_PARTIAL, lut, lut_cap);
+		               wcls == RVA__TILE_PARTIAL, fused && !small && !bf16, lut, lut_cap);
 		if (rva__sm_online_softmax(st, brp, nkt, io->m, io->l, alpha))
 			rva__sm_rescale(io->o, br, D, alpha);
 		if (dropout)

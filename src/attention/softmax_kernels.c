@@ -12,6 +12,7 @@
 #include "core/internal.h"
 #include "kernels/env.h"
 #include "kernels/vexp.h"
+#include "kernels/vtanh.h"
 
 static bool fused = false, decode_kernels = true;
 static pthread_once_t fused_once = PTHREAD_ONCE_INIT;
@@ -117,10 +118,11 @@ static void decode_pv_ref(const float *v, size_t vs, size_t nkb, const float *p,
  * 64-row query tile takes its K tile in one walk. The cache lines of the next block's key
  * rows (npf rows from pf at stride ks) are prefetched as d advances: key rows of
  * one head lie a head-row apart, so every row starts a new stream (often a new page),
- * which the hardware prefetchers do not foresee. */
+ * which the hardware prefetchers do not foresee. With `cap` the softcap is applied to the
+ * accumulators before they are stored (vtanh.h: the bits of the separate pass). */
 static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
 scores_block(const float *k, size_t ks, const float *pf, int npf, const float *qt, size_t brp,
-             size_t D, float *st, const int JR, const int NV) {
+             size_t D, float *st, const rva__softcap512_k *cap, const int JR, const int NV) {
 	__m512 acc[6][4];
 	for (int r = 0; r < JR; r++)
 		for (int v = 0; v < NV; v++)
@@ -140,6 +142,10 @@ scores_block(const float *k, size_t ks, const float *pf, int npf, const float *q
 			}
 		}
 	}
+	if (cap)
+		for (int r = 0; r < JR; r++)
+			for (int v = 0; v < NV; v++)
+				acc[r][v] = rva__softcap512(acc[r][v], *cap);
 	for (int r = 0; r < JR; r++)
 		for (int v = 0; v < NV; v++)
 			_mm512_store_ps(st + (size_t)r * brp + 16 * v, acc[r][v]);
@@ -157,19 +163,21 @@ scores_block(const float *k, size_t ks, const float *pf, int npf, const float *q
 		const float *pf = npf > 0 ? kb + jr * ks : kb;                                     \
 		float *sb = st + j0 * brp + i0;                                                    \
 		if (jr == 6)                                                                       \
-			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 6, NVv);                    \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, cap, 6, NVv);                    \
 		else if (jr == 4)                                                                  \
-			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 4, NVv);                    \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, cap, 4, NVv);                    \
 		else if (jr == 2)                                                                  \
-			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 2, NVv);                    \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, cap, 2, NVv);                    \
 		else                                                                               \
-			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, 1, NVv);                    \
+			scores_block(kb, ks, pf, npf, qt + i0, brp, D, sb, cap, 1, NVv);                    \
 		j0 += jr;                                                                          \
 	}
 
 static RVA__TARGET_AVX512 void scores_fused(const float *k, size_t ks, size_t nk,
                                             const float *qt, size_t brp, size_t D,
-                                            float *st) {
+                                            float softcap, float *st) {
+	rva__softcap512_k ck = rva__softcap512_init(softcap != 0.0f ? softcap : 1.0f);
+	const rva__softcap512_k *cap = softcap != 0.0f ? &ck : NULL;
 	for (size_t i0 = 0; i0 < brp; i0 += 64) {
 		switch ((brp - i0) >= 64 ? 4 : (brp - i0) / 16) {
 		case 4: SCORES_NV(4) break;
@@ -694,10 +702,15 @@ void rva__sm_decode_softmax(size_t nkb, float *sc, size_t rows, size_t D, size_t
 
 void rva__sm_scores_fused(const float *k, size_t ks, size_t nk, const float *qt, size_t brp,
                           size_t D, float *st) {
+	rva__sm_scores_fused_capped(k, ks, nk, qt, brp, D, 0.0f, st);
+}
+
+void rva__sm_scores_fused_capped(const float *k, size_t ks, size_t nk, const float *qt,
+                                 size_t brp, size_t D, float softcap, float *st) {
 #if defined(__x86_64__)
-	scores_fused(k, ks, nk, qt, brp, D, st);
+	scores_fused(k, ks, nk, qt, brp, D, softcap, st);
 #else
-	(void)k; (void)ks; (void)nk; (void)qt; (void)brp; (void)D; (void)st;
+	(void)k; (void)ks; (void)nk; (void)qt; (void)brp; (void)D; (void)softcap; (void)st;
 #endif
 }
 

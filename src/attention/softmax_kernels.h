@@ -32,6 +32,12 @@ void rva__sm_pack_qt(const float *q, size_t qs, size_t br, size_t brp, size_t D,
 void rva__sm_scores_fused(const float *k, size_t ks, size_t nk, const float *qt, size_t brp,
                           size_t D, float *st);
 
+/* The same, then St[j][i] = softcap * tanh(St[j][i] / softcap) before the store when
+ * softcap > 0 (0: none): the bits of rva__score_softcap_tile over the stored tile
+ * (src/kernels/vtanh.h), without a second pass over it. */
+void rva__sm_scores_fused_capped(const float *k, size_t ks, size_t nk, const float *qt,
+                                 size_t brp, size_t D, float softcap, float *st);
+
 /* St[j][i] = scale * K[j] . q[i] for small br (decode), j < nk, i < br (fused). */
 void rva__sm_scores_dot(const float *k, size_t ks, size_t nk, const float *q, size_t qs,
                         size_t br, size_t brp, size_t D, float scale, float *st);

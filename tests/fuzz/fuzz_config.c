@@ -4,11 +4,16 @@
  * overflowing ones, floats including NaN/Inf, enum values out of range); the pointer
  * fields are NULL or point to fuzz-owned arrays of exactly the size rva_build() reads
  * (global_indices: n_global_indices entries; feature_matrix: features x head_dim;
- * router_weights: experts x max(router_stride, dim); bias_table: bias_buckets x heads).
+ * router_weights: experts x max(router_stride, dim); bias_table: bias_buckets x heads;
+ * alibi_slopes: heads). The score modifiers (causal_align, sliding_window with
+ * window_left / window_right, softcap, alibi, alibi_slopes) are fields like the others.
  * rva_build() must return one of its documented statuses; when it builds, a tiny batch
- * (two sequences, up to 8 x 8 rows, maybe masked, maybe training mode) is computed, must
- * succeed, and a single-query rva_compute() must give the same bits as the batch path
- * for nq = 1.
+ * (two sequences, up to 8 x 8 rows, maybe masked, maybe training mode, the first maybe
+ * with a per-sequence bias and boolean mask, broadcast or per head, padded strides) is
+ * computed and must succeed (a bias or mask on a mechanism outside the softmax family:
+ * RVA_EINVAL for that sequence); an all-zero bias with an all-visible mask must give the
+ * bits of neither, and a single-query rva_compute() the same bits as the batch path for
+ * nq = 1.
  */
 #include <math.h>
 
@@ -31,7 +36,9 @@ enum {
 	F_FEATURE_MAP, F_ORTHOGONAL, F_FEATURE_PTR, F_CURVATURE, F_TEMPERATURE, F_AGGREGATION,
 	F_FRECHET_ITER, F_FRECHET_TOL, F_EXPERTS, F_TOP_K, F_CAPACITY, F_JITTER, F_EXPERT_KIND,
 	F_ROUTER_PTR, F_BIAS, F_BIAS_BUCKETS, F_BIAS_MAX_DIST, F_BIAS_PTR, F_PATTERN,
-	F_SPARSE_STRIDE, F_GATES, F_CAP_SCOPE, F_KV_PROJ, F_ROUTER_STRIDE, F_COUNT
+	F_SPARSE_STRIDE, F_GATES, F_CAP_SCOPE, F_KV_PROJ, F_ROUTER_STRIDE, F_CAUSAL_ALIGN,
+	F_SLIDING, F_WINDOW_LEFT, F_WINDOW_RIGHT, F_SOFTCAP, F_ALIBI, F_ALIBI_PTR, F_SEQ_MODS,
+	F_COUNT
 };
 
 /* An enum value: mostly valid, sometimes just past the end, negative or huge. */
@@ -41,6 +48,24 @@ static int fuzz_enum(fuzz_in *in, int count) {
 		return b % count;
 	static const int odd[] = {-1, -2, INT32_MIN, INT32_MAX, 255, 256};
 	return b < 206 ? odd[b - 200] : count + (b - 206) % 4;
+}
+
+/* A sliding-window count: small (the tiny sequences' scale), unbounded, or any size. */
+static size_t window_count(fuzz_in *in) {
+	uint8_t b = fuzz_u8(in);
+	if (b < 160)
+		return b % 10;
+	return b < 192 ? RVA_WINDOW_UNBOUNDED : fuzz_size(in);
+}
+
+/* seq_mods bits: the first sequence's bias and mask, their layout, and the identity check. */
+enum {
+	SM_BIAS = 1, SM_MASK = 2, SM_PER_HEAD = 4, SM_PADDED = 8, SM_INF = 16, SM_IDENTITY = 32
+};
+
+static bool softmax_family(rva_mechanism m) {
+	return m == RVA_MECH_SCALED_DOT || m == RVA_MECH_MULTI_HEAD || m == RVA_MECH_FLASH ||
+	       m == RVA_MECH_LOCAL_GLOBAL;
 }
 
 /* Deterministic values in [-1, 1) for inputs. */
@@ -126,7 +151,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	default: c = rva_preset_config((rva_preset)(base % 17), dim); break;
 	}
 	bool want_global = false, want_features = false, want_router = false, want_bias = false;
-	bool nan_arrays = false;
+	bool nan_arrays = false, want_slopes = false;
+	uint8_t seq_mods = 0; /* SM_* below */
 	for (int ops = 0; in.n && ops < 64; ops++) {
 		switch (fuzz_u8(&in) % F_COUNT) {
 		case F_MECH: c.mechanism = (rva_mechanism)fuzz_enum(&in, RVA_MECH_COUNT); break;
@@ -176,13 +202,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 			break;
 		case F_KV_PROJ: c.kv_projection = (rva_moe_kv)fuzz_enum(&in, RVA_MOE_KV_COUNT); break;
 		case F_ROUTER_STRIDE: c.router_stride = fuzz_u8(&in) % 4 == 0 ? 0 : fuzz_size(&in); break;
+		case F_CAUSAL_ALIGN:
+			c.causal_align = (rva_causal_align)fuzz_enum(&in, RVA_CAUSAL_ALIGN_COUNT);
+			break;
+		case F_SLIDING: c.sliding_window = fuzz_u8(&in) & 1; break;
+		case F_WINDOW_LEFT: c.window_left = window_count(&in); break;
+		case F_WINDOW_RIGHT: c.window_right = window_count(&in); break;
+		case F_SOFTCAP: c.softcap = fuzz_float(&in); break;
+		case F_ALIBI: c.alibi = fuzz_u8(&in) & 1; break;
+		case F_ALIBI_PTR: want_slopes = fuzz_u8(&in) & 1; break;
+		case F_SEQ_MODS: seq_mods = fuzz_u8(&in); break;
 		}
 	}
 
 	/* Pointer fields: NULL, or arrays of exactly the size rva_build reads. */
 	uint64_t vs = seed;
 	size_t *global = NULL;
-	float *features = NULL, *router = NULL, *bias = NULL;
+	float *features = NULL, *router = NULL, *bias = NULL, *slopes = NULL;
 	c.global_indices = NULL;
 	if (want_global && c.n_global_indices <= 256) {
 		global = malloc((c.n_global_indices ? c.n_global_indices : 1) * sizeof *global);
@@ -203,6 +239,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 			nan_arrays);
 	if (want_bias && c.bias_buckets && c.heads)
 		c.bias_table = bias = owned_floats(mul_or_max(c.bias_buckets, c.heads), &vs, nan_arrays);
+	c.alibi_slopes = NULL;
+	if (want_slopes && c.heads) {
+		/* |values| (valid slopes), or raw with a negative one and maybe a NaN (ERANGE) */
+		c.alibi_slopes = slopes = owned_floats(c.heads, &vs, nan_arrays);
+		for (size_t i = 0; slopes && i < c.heads; i++)
+			slopes[i] = seed & 1 && i == c.heads - 1 ? -1.0f - fabsf(slopes[i]) : fabsf(slopes[i]);
+	}
 
 	if (build_too_slow(&c))
 		goto out;
@@ -248,15 +291,63 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		{.nq = nq2, .nk = nk2, .q = q + nq * r.dim, .k = k + nk * kvd, .v = v + nk * kvd,
 		 .out = out + nq * r.dim, .key_mask = flags & 4 ? mask + 8 : NULL},
 	};
+	/* The first sequence's score matrices: [heads or 1][nq][stride], stride nk or padded. */
+	size_t H = r.heads, ms_ = seq_mods & SM_PADDED ? nk + 3 : nk;
+	size_t mat = (seq_mods & SM_PER_HEAD ? H : 1) * (nq ? nq : 1) * ms_;
+	float *sbias = seq_mods & SM_BIAS ? malloc(mat * sizeof(float)) : NULL;
+	uint8_t *smask = seq_mods & SM_MASK ? malloc(mat) : NULL;
+	for (size_t i = 0; sbias && i < mat; i++)
+		sbias[i] = seq_mods & SM_IDENTITY ? 0.0f : 2.0f * lcg_value(&vs);
+	if (sbias && (seq_mods & SM_INF) && !(seq_mods & SM_IDENTITY))
+		sbias[mat / 2] = -INFINITY; /* hides the pair */
+	for (size_t i = 0; smask && i < mat; i++)
+		smask[i] = seq_mods & SM_IDENTITY ? 1 : lcg_value(&vs) > -0.5f;
+	if (sbias) {
+		s[0].bias = sbias;
+		s[0].bias_stride = seq_mods & SM_PADDED ? ms_ : 0;
+		s[0].bias_head_stride = seq_mods & SM_PER_HEAD ? nq * ms_ : 0;
+	}
+	if (smask) {
+		s[0].mask = smask;
+		s[0].mask_stride = seq_mods & SM_PADDED ? ms_ : 0;
+		s[0].mask_head_stride = seq_mods & SM_PER_HEAD ? nq * ms_ : 0;
+	}
+	bool mats = sbias || smask;
+	/* a bias or mask outside the softmax family: that sequence is refused, the other runs */
+	bool refused = mats && !softmax_family(r.mechanism);
 	rva_batch b = {2, s};
 	rva_moe_stats ms;
 	rva_runtime rt = {.training = flags & 1, .seed = seed, .step = seed >> 32,
 	                  .moe_stats = &ms};
 	rva_status ss[2] = {RVA_EINTERNAL, RVA_EINTERNAL};
 	st = rva_compute_batch(att, &b, &rt, ss);
-	FUZZ_CHECK(st == RVA_OK || st == RVA_ENOMEM, "compute_batch %s (seq %s, %s)",
-	           rva_status_name(st), rva_status_name(ss[0]), rva_status_name(ss[1]));
-	if (st == RVA_OK && nq == 1 && (flags & 16)) {
+	if (refused)
+		FUZZ_CHECK(st == RVA_EINVAL && ss[0] == RVA_EINVAL,
+		           "bias/mask on %s: batch %s, seq %s", rva_mechanism_name(r.mechanism),
+		           rva_status_name(st), rva_status_name(ss[0]));
+	else
+		FUZZ_CHECK(st == RVA_OK || st == RVA_ENOMEM, "compute_batch %s (seq %s, %s)",
+		           rva_status_name(st), rva_status_name(ss[0]), rva_status_name(ss[1]));
+	if (st == RVA_OK && mats && (seq_mods & SM_IDENTITY) && nq) {
+		/* bias 0 and every pair visible: the bits of the same sequence without them */
+		float *out0 = malloc(nq * r.dim * sizeof(float));
+		FUZZ_CHECK(out0 != NULL, "malloc");
+		memcpy(out0, out, nq * r.dim * sizeof(float));
+		rva_seq plain = s[0];
+		plain.bias = NULL;
+		plain.mask = NULL;
+		plain.bias_stride = plain.bias_head_stride = plain.mask_stride = plain.mask_head_stride = 0;
+		rva_batch b1 = {1, &plain};
+		st = rva_compute_batch(att, &b1, &rt, NULL);
+		FUZZ_CHECK(st == RVA_OK || st == RVA_ENOMEM, "without bias/mask: %s",
+		           rva_status_name(st));
+		if (st == RVA_OK)
+			FUZZ_CHECK(memcmp(out0, out, nq * r.dim * sizeof(float)) == 0,
+			           "a zero bias / all-visible mask changed the output (%s)",
+			           rva_mechanism_name(r.mechanism));
+		free(out0);
+	}
+	if (st == RVA_OK && nq == 1 && (flags & 16) && !mats) {
 		/* The single-query call is a batch of one: the same bits. */
 		const float *kp[8], *vp[8];
 		for (size_t i = 0; i < nk; i++) {
@@ -278,11 +369,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	free(buf);
 	free(out);
 	free(out1);
+	free(sbias);
+	free(smask);
 	rva_attention_destroy(att);
 out:
 	free(global);
 	free(features);
 	free(router);
 	free(bias);
+	free(slopes);
 	return 0;
 }
