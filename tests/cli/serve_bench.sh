@@ -1,7 +1,7 @@
 #!/bin/bash
 # rvattn serve-bench: --help, usage errors, one rate and a list of rates in JSON (token
-# accounting, percentiles in order, the arrival process's seed), the auto sweep's
-# saturation and 80% point, and --plot.
+# accounting, percentiles in order, the arrival process's seed, both prefill schedules and clocks),
+# the auto sweep's saturation and 80% point, and --plot.
 source "$(dirname "$0")/lib.bash"
 
 small="--heads 2 --kv-heads 1 --head-dim 16 --max-streams 4 --chunk 8 --threads 1"
@@ -19,6 +19,9 @@ expect_rc 2 "$RVATTN" serve-bench --heads 3 --kv-heads 2 && expect_err_line "mul
 expect_rc 2 "$RVATTN" serve-bench --sweep 1,x && expect_err_line "--sweep"
 expect_rc 2 "$RVATTN" serve-bench --plot p.txt && expect_err_line "png or .svg"
 expect_rc 2 "$RVATTN" serve-bench --bogus && expect_err_line "bogus"
+expect_rc 2 "$RVATTN" serve-bench --schedule lifo && expect_err_line "--schedule: 'lifo'"
+expect_rc 2 "$RVATTN" serve-bench --spread -1 && expect_err_line "--spread must be"
+expect_rc 2 "$RVATTN" serve-bench --clock gpu && expect_err_line "--clock: 'gpu'"
 expect_rc 2 "$RVATTN" serve-bench extra && expect_err_line "unexpected argument"
 
 # One rate: every output token counted once, prompts prefilled in chunks, sane latencies.
@@ -33,6 +36,7 @@ c = d["config"]
 assert c["heads"] == 2 and c["kv_heads"] == 1 and c["head_dim"] == 16, c
 assert c["prompt"] == {"kind": "uniform", "min": 5, "max": 20}, c["prompt"]
 assert c["max_streams"] == 4 and c["page_tokens"] == 16, c
+assert c["schedule"] == "paced" and c["spread"] == 1 and c["clock"] == "wall", c
 # the default cache holds max_streams full-length requests: 4 x ceil(26 / 16) pages
 assert c["cache_pages"] == 8 and c["cache_bytes"] == 8 * 2 * 16 * 16 * 4, c
 (p,) = d["points"]
@@ -61,12 +65,13 @@ a, b = (json.load(open(f))["points"][0]["arrived"] for f in sys.argv[1:])
 assert a == b, (a, b)
 PYEOF
 
-# A list of rates, bf16 cache, fixed and exponential lengths.
+# A list of rates, bf16 cache, fixed and exponential lengths, first come first served.
 expect_rc 0 "$RVATTN" serve-bench $small --sweep 10,30 --duration 0.3 --prompt 12 \
-	--output exp:3 --dtype bf16 --page 4 --json list.json
+	--output exp:3 --dtype bf16 --page 4 --schedule fcfs --clock cpu --json list.json
 "$PY" - list.json <<'PYEOF' || fail "serve-bench --sweep LIST: $(head -c 600 list.json)"
 import json, sys
 d = json.load(open(sys.argv[1]))
+assert d["config"]["schedule"] == "fcfs" and d["config"]["clock"] == "cpu", d["config"]
 assert [p["rate"] for p in d["points"]] == [10, 30], d["points"]
 assert d["config"]["kv_dtype"] == "bf16" and d["config"]["page_tokens"] == 4
 assert d["config"]["output"]["kind"] == "exponential" and d["config"]["output"]["max"] == 24

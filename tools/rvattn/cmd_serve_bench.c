@@ -5,13 +5,29 @@
  * The clock is virtual: it advances by the measured wall time of each engine step and
  * jumps over idle gaps to the next arrival, so a run of D seconds offers rate x D requests
  * whatever the machine, and its figures are the engine's (no sleeping, no timer noise).
+ * --clock cpu measures a step by the process's CPU time over the workers instead (the
+ * workers park at once when idle: engine spin_us 0), for a machine shared with other
+ * work: the time a step waits for a core then does not count. With one worker that is
+ * the step's time on a core of its own; with more it assumes the work divides evenly.
  * Each step admits waiting requests (up to --max-streams streams, and only when the cache
  * can hold the whole request: never an eviction), appends the new K/V rows of every
  * decoding stream (the token its last step generated) and prefill chunks of waiting
- * prompts within a budget of --chunk prompt tokens per step (first come, first served),
- * and runs ONE job with all of them (rva_kv_cache_run); a stream whose prompt
+ * prompts, and runs ONE job with all of them (rva_kv_cache_run); a stream whose prompt
  * is done has its first token (time to first token, from its arrival), then decodes one
  * token per step until its output length, and is freed.
+ *
+ * Which prefill chunks a step carries (--schedule): decodes always go first; then
+ *   fcfs   the waiting prompts in admission order fill --chunk prompt tokens per step;
+ *   paced  (default) every step carries an even share of the prefill work: with tau =
+ *          --spread / (the arrival rate seen so far: one mean arrival gap by default),
+ *          each step gives every waiting prompt the fraction step / tau of its remaining
+ *          work (the engine's FLOP model, rva_attention_flops; step = a running mean of
+ *          the measured step times), as the whole tokens nearest that share and at least
+ *          PACE_MIN_CHUNK of them. The --chunk tokens per step bound both.
+ * Paced, a prompt's prefill decays smoothly over about tau instead of landing on a few
+ * steps, and the prefill a step carries follows the pending work: the step's cost is its
+ * decodes plus that share (a step of whole 256-token chunks costs ~100x a decode step of
+ * a few streams, which made p99/p50 step latency ~600 under fcfs: bench/RESULTS.md §13).
  *
  * Per offered rate: output tokens/s, per-step latency p50/p99/max, time to first token
  * p50/p99, engine occupancy (share of the virtual time inside steps), mean active streams,
@@ -26,18 +42,22 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "json.h"
 
 #define MAX_POINTS 64
 #define ROW_POOL 4096 /* distinct synthetic K/V rows, reused cyclically */
+#define PACE_MIN_CHUNK 8 /* prompt tokens per step at least, paced: a chunk of at most
+                          * 8 queries runs the decode kernels, memory-bound like a
+                          * decode step of its stream (softmax_core.c, few_queries) */
 
 enum {
 	OPT_SB_RATE = 2000, OPT_SB_DURATION, OPT_SB_PROMPT, OPT_SB_OUTPUT, OPT_SB_STREAMS,
 	OPT_SB_CHUNK, OPT_SB_PAGE, OPT_SB_PAGES, OPT_SB_SWEEP, OPT_SB_HEAD_DIM, OPT_SB_THREADS,
 	OPT_SB_DTYPE, OPT_SB_JSON, OPT_SB_PLOT, OPT_SB_SEED, OPT_SB_HEADS, OPT_SB_KV_HEADS,
-	OPT_SB_HELP
+	OPT_SB_SCHEDULE, OPT_SB_SPREAD, OPT_SB_CLOCK, OPT_SB_HELP
 };
 
 static void print_help(void) {
@@ -61,8 +81,15 @@ static void print_help(void) {
 	       "                      DIST: N (fixed), A-B (uniform), exp:MEAN (exponential,\n"
 	       "                      rounded, at least 1, at most 8 x MEAN)\n"
 	       "  --max-streams C     concurrent streams at most (default 32)\n"
-	       "  --chunk N           prompt tokens per step, over all streams (default 256;\n"
-	       "                      decode tokens always go; chunked prefill fills the rest)\n"
+	       "  --chunk N           prompt tokens per step at most, over all streams (default\n"
+	       "                      256; decode tokens always go first)\n"
+	       "  --schedule paced|fcfs  how prompts are chunked (default paced): paced gives\n"
+	       "                      each waiting prompt, every step, the share step time / T\n"
+	       "                      of its remaining prefill work (FLOP model; T = --spread\n"
+	       "                      mean arrival gaps; at least %d tokens), so the prefill\n"
+	       "                      spreads over the steps; fcfs fills --chunk tokens per\n"
+	       "                      step with the waiting prompts in admission order\n"
+	       "  --spread F          paced: the time constant T in mean arrival gaps (default 1)\n"
 	       "  --seed S            seed of the arrivals and lengths (default 1)\n"
 	       "  --sweep auto|LIST   rates to run: auto (double from --rate until saturation,\n"
 	       "                      bisect, then 80%% of the saturation rate) or a list R1,R2\n"
@@ -71,6 +98,9 @@ static void print_help(void) {
 	       "  --pages N           pages in the cache (default: --max-streams full-length\n"
 	       "                      requests)\n"
 	       "  --threads T         engine workers (default all allowed cores)\n"
+	       "  --clock wall|cpu    what a step's time is (default wall): cpu = the process's\n"
+	       "                      CPU time over the workers (idle workers park at once), for\n"
+	       "                      a machine shared with other work\n"
 	       "Output:\n"
 	       "  --json FILE         write the results as JSON\n"
 	       "  --plot FILE         draw step latency p50/p99 and tokens/s against the offered\n"
@@ -79,7 +109,8 @@ static void print_help(void) {
 	       "\n"
 	       "A rate is saturated when its queue of requests waiting for admission, averaged\n"
 	       "over the second half of the arrivals, exceeds 2 and 5%% of that half's arrivals.\n"
-	       "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
+	       "Exit status: 0 success, 1 runtime error, 2 usage error.\n",
+	       PACE_MIN_CHUNK);
 }
 
 typedef struct dist {
@@ -142,7 +173,9 @@ static size_t draw(const dist *d, uint64_t *s) {
 typedef struct opts {
 	size_t heads, kv_heads, head_dim, max_streams, chunk, page, pages, threads;
 	rva_dtype dtype;
-	double rate, duration;
+	bool fcfs;               /* --schedule fcfs (else paced) */
+	bool cpu_clock;          /* --clock cpu */
+	double rate, duration, spread;
 	dist prompt, output;
 	uint64_t seed;
 	const char *sweep, *json_path, *plot_path;
@@ -178,6 +211,7 @@ typedef struct ctx {
 	rva_attention *att;
 	rva_kv_cache_stats cs;
 	size_t dim, kvd, es;
+	unsigned workers;        /* the engine's */
 	void *krows, *vrows;     /* ROW_POOL rows of the cache's type */
 	float *q, *out;          /* max_streams x chunk rows of dim floats */
 	stream *streams;
@@ -185,6 +219,16 @@ typedef struct ctx {
 	double *lat, *ttft;      /* per step, per request (grown) */
 	size_t lat_cap, ttft_cap;
 } ctx;
+
+/* Seconds on the step clock: wall, or (--clock cpu) the process's CPU time over the
+ * workers. */
+static double step_clock(const ctx *x) {
+	if (!x->o->cpu_clock)
+		return now_s();
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9) / (double)x->workers;
+}
 
 static int cmp_double(const void *a, const void *b) {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -231,6 +275,47 @@ static size_t req_pages(const ctx *x, const request *r) {
 	return (r->prompt + r->output + x->o->page - 1) / x->o->page;
 }
 
+/* FLOPs of prompt rows [from, from + n) of a stream over the keys before them and
+ * themselves (causal): the engine's model (rva_attention_flops). */
+static double chunk_flops(const ctx *x, size_t from, size_t n) {
+	rva_seq q = {.nq = n, .nk = from + n};
+	double f = 0.0;
+	rva_attention_flops(x->att, &(rva_batch){1, &q}, &f);
+	return f;
+}
+
+/*
+ * Paced prefill: the prompt tokens a stream takes this step (at most cap): the share
+ * step_s / tau of its remaining work (tau: the pacing time constant), as the whole tokens
+ * whose FLOPs come nearest that share, at least PACE_MIN_CHUNK (or what is left). Every
+ * step takes the same fraction of what is left, so the prefill work of a prompt decays
+ * smoothly (no step takes a lump) and the step's total follows the pending work.
+ */
+static size_t paced_chunk(const ctx *x, const stream *s, double step_s, double tau,
+                          size_t cap) {
+	size_t p = s->prefilled, left = s->r->prompt - p;
+	size_t lo = left < PACE_MIN_CHUNK ? left : PACE_MIN_CHUNK;
+	if (left > cap)
+		left = cap;
+	if (lo > left)
+		lo = left;
+	if (tau <= step_s)
+		return left;
+	double share = chunk_flops(x, p, s->r->prompt - p) * step_s / tau;
+	size_t hi = left; /* the largest n in [lo, hi] with chunk_flops(p, n) <= share */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+		if (chunk_flops(x, p, mid) <= share)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	/* the nearer of n and n + 1 */
+	if (lo < left && chunk_flops(x, p, lo + 1) - share < share - chunk_flops(x, p, lo))
+		lo++;
+	return lo;
+}
+
 /* Runs the load at one rate; fills *p. Returns 0, or prints and returns 1. */
 static int run_point(ctx *x, double rate, point *p) {
 	const opts *o = x->o;
@@ -259,6 +344,7 @@ static int run_point(ctx *x, double rate, point *p) {
 	p->arrived = nreq;
 	size_t next = 0, active = 0, reserved = 0, peak = 0, nlat = 0, nttft = 0;
 	double t = 0.0, streams_sum = 0.0, wait_area = 0.0, half = 0.5 * o->duration;
+	double step_s = 0.0; /* expected step duration: running mean of the measured ones */
 	size_t arrived_now = 0;
 	int rc = 0;
 	while (!rc) {
@@ -266,6 +352,10 @@ static int run_point(ctx *x, double rate, point *p) {
 			rc = cli_error(EXIT_RUNTIME, "interrupted");
 			break;
 		}
+		while (arrived_now < nreq && reqs[arrived_now].arrival <= t)
+			arrived_now++;
+		/* the arrival rate seen so far (the scheduler does not know the offered one) */
+		double seen_rate = t > 0.0 ? (double)arrived_now / t : 0.0;
 		/* admit */
 		while (next < nreq && reqs[next].arrival <= t && active < o->max_streams &&
 		       reserved + req_pages(x, &reqs[next]) <= x->cs.pages) {
@@ -292,11 +382,12 @@ static int run_point(ctx *x, double rate, point *p) {
 			t = reqs[next].arrival; /* idle until the next arrival */
 			continue;
 		}
-		/* one step: every decoding stream's token, then prefill chunks within the step's
-		 * budget of --chunk prompt tokens (streams in admission order); appends, then
-		 * one job over all of them */
-		double t0 = now_s();
+		/* one step: every decoding stream's token, then prefill chunks (paced or first
+		 * come, first served) within --chunk prompt tokens (streams in admission order);
+		 * appends, then one job over all of them */
+		double t0 = step_clock(x);
 		size_t qrow = 0, nsteps = 0, budget = o->chunk;
+		double tau = seen_rate > 0.0 ? o->spread / seen_rate : 0.0;
 		for (size_t i = 0; i < active; i++) {
 			stream *s = &x->streams[i];
 			s->nq = s->prefilled < s->r->prompt ? 0 : 1;
@@ -305,7 +396,8 @@ static int run_point(ctx *x, double rate, point *p) {
 			stream *s = &x->streams[i];
 			if (s->prefilled < s->r->prompt) {
 				size_t left = s->r->prompt - s->prefilled;
-				s->nq = left < budget ? left : budget;
+				s->nq = o->fcfs ? (left < budget ? left : budget)
+				                : paced_chunk(x, s, step_s, tau, budget);
 				budget -= s->nq;
 			}
 		}
@@ -330,10 +422,9 @@ static int run_point(ctx *x, double rate, point *p) {
 			rc = cli_lib_error(st, EXIT_RUNTIME, "serve-bench: step");
 			break;
 		}
-		double dt = now_s() - t0;
+		double dt = step_clock(x) - t0;
+		step_s = p->steps ? 0.8 * step_s + 0.2 * dt : dt;
 		/* the queue over [t, t + dt), counted in the second half of the arrivals */
-		while (arrived_now < nreq && reqs[arrived_now].arrival <= t)
-			arrived_now++;
 		if (t + dt > half && t < o->duration) {
 			double a = t > half ? t : half, b = t + dt < o->duration ? t + dt : o->duration;
 			wait_area += (double)(arrived_now - p->admitted) * (b - a);
@@ -500,6 +591,9 @@ static int write_json(const ctx *x, const point *pts, size_t n, const point *sat
 	json_dist(&j, "output", &o->output);
 	json_kv_uint(&j, "max_streams", o->max_streams);
 	json_kv_uint(&j, "chunk", o->chunk);
+	json_kv_string(&j, "schedule", o->fcfs ? "fcfs" : "paced");
+	json_kv_string(&j, "clock", o->cpu_clock ? "cpu" : "wall");
+	json_kv_number(&j, "spread", o->spread);
 	json_kv_uint(&j, "seed", o->seed);
 	json_kv_uint(&j, "page_tokens", x->cs.page_tokens);
 	json_kv_uint(&j, "cache_pages", x->cs.pages);
@@ -551,9 +645,11 @@ static int parse_opts(int argc, char **argv, opts *o, bool *help) {
 		{"threads", 1, 0, OPT_SB_THREADS}, {"dtype", 1, 0, OPT_SB_DTYPE},
 		{"json", 1, 0, OPT_SB_JSON}, {"plot", 1, 0, OPT_SB_PLOT}, {"seed", 1, 0, OPT_SB_SEED},
 		{"heads", 1, 0, OPT_SB_HEADS}, {"kv-heads", 1, 0, OPT_SB_KV_HEADS},
+		{"schedule", 1, 0, OPT_SB_SCHEDULE}, {"spread", 1, 0, OPT_SB_SPREAD},
+		{"clock", 1, 0, OPT_SB_CLOCK},
 		{"help", 0, 0, OPT_SB_HELP}, {0, 0, 0, 0}};
 	*o = (opts){.heads = 12, .head_dim = 64, .max_streams = 32, .chunk = 256, .page = 16,
-	            .rate = 10.0, .duration = 5.0, .seed = 1};
+	            .rate = 10.0, .duration = 5.0, .spread = 1.0, .seed = 1};
 	parse_dist("--prompt", "64-512", &o->prompt);
 	parse_dist("--output", "16-256", &o->output);
 	opterr = 0;
@@ -626,6 +722,23 @@ static int parse_opts(int argc, char **argv, opts *o, bool *help) {
 			else
 				return cli_usage("serve-bench", "--dtype: '%s' is not f32, bf16 or f16", optarg);
 			break;
+		case OPT_SB_SCHEDULE:
+			if (strcmp(optarg, "paced") && strcmp(optarg, "fcfs"))
+				return cli_usage("serve-bench", "--schedule: '%s' is not paced or fcfs", optarg);
+			o->fcfs = !strcmp(optarg, "fcfs");
+			break;
+		case OPT_SB_CLOCK:
+			if (strcmp(optarg, "wall") && strcmp(optarg, "cpu"))
+				return cli_usage("serve-bench", "--clock: '%s' is not wall or cpu", optarg);
+			o->cpu_clock = !strcmp(optarg, "cpu");
+			break;
+		case OPT_SB_SPREAD:
+			if (!parse_float("serve-bench", "--spread", optarg, &fv))
+				return EXIT_USAGE;
+			if (!(fv >= 0.0f) || fv > 1000.0f)
+				return cli_usage("serve-bench", "--spread must be in [0, 1000]");
+			o->spread = fv;
+			break;
 		case OPT_SB_SWEEP: o->sweep = optarg; break;
 		case OPT_SB_JSON: o->json_path = optarg; break;
 		case OPT_SB_PLOT: o->plot_path = optarg; break;
@@ -675,9 +788,14 @@ static int setup(ctx *x, const opts *o) {
 	x->es = o->dtype == RVA_F32 ? 4 : 2;
 	rva_engine_config ec = rva_engine_config_defaults();
 	ec.threads = (unsigned)o->threads;
+	if (o->cpu_clock)
+		ec.spin_us = 0; /* idle workers burn no CPU time */
 	int rc = engine_make("serve-bench", &ec, &x->e);
 	if (rc)
 		return rc;
+	rva_engine_info info;
+	rva_engine_info_get(x->e, &info);
+	x->workers = info.workers ? info.workers : 1;
 	rva_config c = rva_flash(x->dim, 128);
 	c.heads = o->heads;
 	c.kv_heads = o->kv_heads == o->heads ? 0 : o->kv_heads;
@@ -771,11 +889,12 @@ int cmd_serve_bench(int argc, char **argv) {
 	rva_engine_info info;
 	rva_engine_info_get(x.e, &info);
 	printf("# serve-bench: causal attention H%zu (kv heads %zu) D%zu, K/V %s in pages of %zu "
-	       "tokens (%zu pages, %.1f MiB); %u workers; max %zu streams, chunk %zu; %.3g s of "
-	       "arrivals per rate, seed %llu\n",
+	       "tokens (%zu pages, %.1f MiB); %u workers; max %zu streams, chunk %zu, %s "
+	       "prefill; %.3g s of arrivals per rate, seed %llu; %s clock\n",
 	       o.heads, o.kv_heads, o.head_dim, workload_dtype_name(o.dtype), x.cs.page_tokens,
 	       x.cs.pages, (double)x.cs.bytes / 1048576.0, info.workers, o.max_streams, o.chunk,
-	       o.duration, (unsigned long long)o.seed);
+	       o.fcfs ? "fcfs" : "paced", o.duration, (unsigned long long)o.seed,
+	       o.cpu_clock ? "cpu" : "wall");
 	print_header();
 	point *pts = calloc(MAX_POINTS, sizeof *pts);
 	size_t n = 0;
