@@ -21,7 +21,11 @@
  * FMA peak for the two products, and the softmax cost per score in cycle equivalents
  * (FMA peak / 64 flops per cycle: two 512-bit FMA pipes).
  *
- *   build/bench/prefill_parts [--rows G1,G2,G3,G4] [--repeat 5]
+ *   build/bench/prefill_parts [--rows G1,G2,G3,G4] [--repeat 5] [--bc 128] [--dim 64]
+ *
+ * --bc sets the key tile (16..512, a multiple of 16; the engine's default block_size is 128),
+ * --dim the head dim (16, 32, 64, 128 or 256; the heads per row shrink so the row stride
+ * stays the shape's): the tile-size and head-dim questions measured the same way.
  */
 #define _GNU_SOURCE 1
 #include <math.h>
@@ -35,7 +39,8 @@
 #include "attention/softmax_kernels.h"
 #include "bench_common.h"
 
-enum { BR = 64, BC = 128, NPART = 9 };
+enum { BR = 64, NPART = 9 };
+static size_t BC = 128; /* keys per tile (--bc) */
 static const char *part_name[NPART] = {"whole", "qk", "softmax", "rescale", "pv", "mask",
                                        "pack", "whole-kv", "whole-pk"};
 
@@ -185,9 +190,9 @@ static void run_shape(const shape *s, int reps) {
 	}
 	double pairs = pairs_of(s), fma = best[NPART], ghz = fma / 64.0;
 	double prod_flops = 2.0 * pairs * (double)s->D;
-	printf("\n%s: one head, N=%zu D=%zu%s, row stride %zu floats; FMA peak %.1f GFLOP/s "
-	       "(%.2f GHz-equivalent at 64 flops/cycle)\n", s->name, s->N, s->D,
-	       s->causal ? " causal" : "", ld, fma, ghz);
+	printf("\n%s: one head, N=%zu D=%zu%s, row stride %zu floats, tiles %d x %zu; FMA peak "
+	       "%.1f GFLOP/s (%.2f GHz-equivalent at 64 flops/cycle)\n", s->name, s->N, s->D,
+	       s->causal ? " causal" : "", ld, (int)BR, BC, fma, ghz);
 	printf("whole loop: %.2f ms, %.1f GFLOP/s = %.0f%% of the FMA peak\n", best[0] * 1e3,
 	       2.0 * prod_flops / best[0] * 1e-9, 100.0 * 2.0 * prod_flops / best[0] * 1e-9 / fma);
 	printf("%-8s %9s %8s %9s %8s\n", "part", "ms", "of-whole", "GFLOP/s", "of-fma");
@@ -232,17 +237,28 @@ int main(int argc, char **argv) {
 	                               {"G3", 12, 2048, 64, true},
 	                               {"G4", 16, 8192, 64, true}};
 	const char *only = "G2,G4";
-	int reps = 5;
+	int reps = 5, bc = 128, dim = 64;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rows") && i + 1 < argc)
 			only = argv[++i];
 		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
 			reps = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--bc") && i + 1 < argc)
+			bc = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--dim") && i + 1 < argc)
+			dim = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: prefill_parts [--rows G1,G2,G3,G4] [--repeat R]\n");
+			fprintf(stderr, "usage: prefill_parts [--rows G1,G2,G3,G4] [--repeat R] [--bc 16..512] "
+			                "[--dim 16|32|64|128|256]\n");
 			return 2;
 		}
 	}
+	if (bc < 16 || bc > 512 || bc % 16 != 0 || dim < 16 || dim > 256 || (dim & (dim - 1)) != 0) {
+		fprintf(stderr, "prefill_parts: --bc takes a multiple of 16 in 16..512, --dim a power of "
+		                "two in 16..256\n");
+		return 2;
+	}
+	BC = (size_t)bc;
 	if (reps < 1 || reps > 64)
 		reps = reps < 1 ? 1 : 64;
 	if (!rva__sm_use_fused()) {
@@ -255,8 +271,12 @@ int main(int argc, char **argv) {
 		char list[256], pat[16];
 		snprintf(list, sizeof list, ",%s,", only);
 		snprintf(pat, sizeof pat, ",%s,", shapes[i].name);
-		if (strstr(list, pat))
-			run_shape(&shapes[i], reps);
+		if (strstr(list, pat)) {
+			shape sh = shapes[i]; /* another head dim at the same row stride (H x D) */
+			sh.H = sh.H * sh.D / (size_t)dim;
+			sh.D = (size_t)dim;
+			run_shape(&sh, reps);
+		}
 	}
 	return 0;
 }
