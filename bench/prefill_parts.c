@@ -90,7 +90,7 @@ static double tile_loop(const shape *s, bufs *b, int part, const rva__pattern *p
 		}
 		int64_t qb = b->qpos[br - 1];
 		for (size_t k0 = 0; k0 < N; k0 += BC) {
-			size_t nkt = BC;
+			size_t nkt = BC < N - k0 ? BC : N - k0; /* --bc need not divide N */
 			if (s->causal) {
 				if ((int64_t)k0 > qb)
 					break;
@@ -229,6 +229,8 @@ static void run_shape(const shape *s, int reps) {
 	free(b.qpos);
 	free(b.kc);
 	free(b.vc);
+	free(b.kp);
+	free(b.vp);
 }
 
 int main(int argc, char **argv) {
