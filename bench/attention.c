@@ -13,6 +13,8 @@
  *     transformer block at G1/G2 sizes. MoE rows also print the busy time of the busiest
  *     and least busy worker per run (expert-task balance).
  *   G2A, G2S, G2B: G2 with ALiBi, softcap 50, an additive bias [N, N] (score modifiers).
+ *   G2R: G2 with RoPE (neox, theta 10000 on the whole head): the rotation of Q and K
+ *        once per job against plain G2.
  *
  * For each row and thread count: median of --repeat runs (default 5) after a warm-up,
  * GFLOP/s (4*B*H*Nq*Nk*D, unmasked pairs only when causal), fraction of the sgemm limit
@@ -65,6 +67,9 @@ static const struct {
 	size_t window_left;    /* 0 = no window */
 } row_mods[] = {{"G2A", true, false, 0.0f, 0}, {"G2S", false, false, 50.0f, 0},
                 {"G2B", false, true, 0.0f, 0}, {"W32K", false, false, 0.0f, 4095}};
+
+/* RoPE rows (config.h: rope): neox, theta 10000, rope_dim = head_dim. */
+static bool row_rope(const row_def *r) { return !strcmp(r->name, "G2R"); }
 
 static int row_mod(const row_def *r) {
 	for (size_t i = 0; i < sizeof row_mods / sizeof row_mods[0]; i++)
@@ -124,6 +129,7 @@ static const row_def rows[] = {
 	{"G2A", "flash + ALiBi", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
 	{"G2S", "flash + softcap 50", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
 	{"G2B", "flash + bias [N, N]", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"G2R", "flash + RoPE neox", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
 	{"C32K", "flash causal", 1, 4, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN, true},
 	{"W32K", "flash causal window 4096", 1, 4, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN,
 	 true},
@@ -227,6 +233,8 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 		cfg.sliding_window = row_mods[mod].window_left > 0;
 		cfg.window_left = row_mods[mod].window_left;
 	}
+	if (row_rope(r))
+		cfg.rope = RVA_ROPE_NEOX;
 	double flops = 0.0;
 	if ((res.st = rva_engine_create(&ec, &e)) != RVA_OK ||
 	    (res.st = rva_build(&cfg, &att)) != RVA_OK ||

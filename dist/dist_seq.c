@@ -79,6 +79,12 @@ static rva_status decode_range(const rva_dist *d, const rva_attention *att, size
 		return rva__fail(RVA_EINVAL, "rvattn_mpi: decode split-KV needs a softmax mechanism "
 		                 "(scaled_dot, multi_head, flash, local_global), not %s",
 		                 rva_mechanism_name(att->cfg.mechanism));
+	/* its pieces (softmax_part.h) read q and k as given: rotating key slices at their
+	 * global positions is not implemented */
+	if (att->cfg.rope != RVA_ROPE_NONE)
+		return rva__fail(RVA_EINVAL, "rvattn_mpi: decode split-KV does not apply RoPE: rotate q "
+		                 "and k with rva_rope_apply (rvattn/rope.h) and use an attention "
+		                 "without rope");
 	rva_seq s = {.nq = nq, .nk = nk};
 	if (nk == 0)
 		return rva__fail(RVA_EEMPTY, "rvattn_mpi: decode of a sequence without keys");
@@ -97,7 +103,7 @@ rva_status rva_dist_decode_keys(const rva_dist *d, const rva_attention *att, siz
 	if (!d || !att || !first || !count)
 		return rva__fail(RVA_ENULL, "rva_dist_decode_keys: %s is NULL",
 		                 !d ? "d" : !att ? "att" : !first ? "first" : "count");
-	size_t len, nch, c0, c1;
+	size_t len = 0, nch = 0, c0 = 0, c1 = 0;
 	rva_status st = decode_range(d, att, nq, nk, &len, &nch, &c0, &c1);
 	if (st != RVA_OK)
 		return st;
@@ -278,6 +284,12 @@ static rva_status ring_layout(const rva_dist *d, const rva_attention *att, size_
 		return rva__fail(RVA_EINVAL, "rvattn_mpi: ring attention needs a softmax mechanism "
 		                 "(scaled_dot, multi_head, flash, local_global), not %s",
 		                 rva_mechanism_name(att->cfg.mechanism));
+	/* its pieces (softmax_part.h) read q and k as given: rotating key slices at their
+	 * global positions is not implemented */
+	if (att->cfg.rope != RVA_ROPE_NONE)
+		return rva__fail(RVA_EINVAL, "rvattn_mpi: ring attention does not apply RoPE: rotate q "
+		                 "and k with rva_rope_apply (rvattn/rope.h) and use an attention "
+		                 "without rope");
 	if (nk == 0)
 		return rva__fail(RVA_EEMPTY, "rvattn_mpi: ring attention over a sequence without keys");
 	rva_seq s = {.nq = nq, .nk = nk};

@@ -203,7 +203,8 @@ Test(presets, out_of_range_preset) {
 Test(presets, names_round_trip) {
 	static const char *const expect[RVA_PRESET_COUNT] = {
 		"bert", "gpt", "longformer", "performer", "flash_optimized", "switch_transformer",
-		"hyperbolic_tree", "t5", "vit", "sparse_transformer"};
+		"hyperbolic_tree", "t5", "vit", "sparse_transformer", "llama-2", "llama-3", "mistral",
+		"gemma-2", "qwen2"};
 	for (int p = 0; p < RVA_PRESET_COUNT; p++) {
 		cr_assert_str_eq(rva_preset_name((rva_preset)p), expect[p]);
 		rva_preset q;
@@ -509,7 +510,16 @@ static void fits_and_runs(const rva_config *c, size_t H, const char *what, size_
 
 /* The model heads H of each preset (presets.h). */
 static size_t preset_heads(rva_preset p) {
-	return p == RVA_PRESET_SWITCH_TRANSFORMER || p == RVA_PRESET_HYPERBOLIC_TREE ? 1 : 12;
+	switch (p) {
+	case RVA_PRESET_SWITCH_TRANSFORMER:
+	case RVA_PRESET_HYPERBOLIC_TREE: return 1;
+	case RVA_PRESET_LLAMA2:
+	case RVA_PRESET_LLAMA3:
+	case RVA_PRESET_MISTRAL: return 32;
+	case RVA_PRESET_GEMMA2: return 16;
+	case RVA_PRESET_QWEN2: return 28;
+	default: return 12;
+	}
 }
 
 static void every_selection_at(size_t dim) {

@@ -122,7 +122,17 @@ typedef struct rva_seq {
 	 */
 	float *lse;
 	size_t lse_head_stride;
-	size_t q_pos, k_pos;     /* positions of query row 0 and key row 0 (RoPE) */
+	/*
+	 * RoPE position offsets (rva_config.rope, config.h): key row j rotates at position
+	 * k_pos + j, query row i at q_pos + its causal_align position (nk - nq + i
+	 * bottom-right, the default; i top-left). Zero offsets rotate at the positions the
+	 * masks use: a decode step over a whole K/V history (nq = 1, nk = t + 1) rotates its
+	 * query at t. Set them when the rows are a window of a longer stream (keys of a
+	 * sliding cache starting at stream position k_pos; queries top-left at q_pos). They
+	 * move RoPE only, never the masks. Each position (offset plus row) must stay below
+	 * 2^48 (RVA_ERANGE); non-zero without rope is refused (RVA_EINVAL).
+	 */
+	size_t q_pos, k_pos;
 	/* Elements between consecutive heads of one row ([B, H, S, D] layouts); 0 = head_dim
 	 * (heads side by side within a row, the default). */
 	size_t q_head_stride, k_head_stride, v_head_stride, out_head_stride;

@@ -154,6 +154,35 @@ typedef enum rva_causal_align {
 	RVA_CAUSAL_ALIGN_COUNT
 } rva_causal_align;
 
+/*
+ * Rotary position embedding (RoPE; Su et al., RoFormer, arXiv:2104.09864) on the query and
+ * key rows of the softmax mechanisms (rva_config.rope). Within each head the first
+ * rope_dim elements form rope_dim / 2 pairs (x0, x1); pair i at position p turns by the
+ * angle p * theta^(-2i / rope_dim):
+ *   x0' = x0 cos(a) - x1 sin(a),   x1' = x0 sin(a) + x1 cos(a);
+ * the remaining head_dim - rope_dim elements pass unchanged (partial rotary). The layouts
+ * differ only in which elements pair up:
+ */
+typedef enum rva_rope {
+	RVA_ROPE_NONE = 0,  /* no rotation (default) */
+	RVA_ROPE_NEOX,      /* pair i = (x[i], x[i + rope_dim/2]): GPT-NeoX, Hugging Face
+	                     * Llama / Mistral / Gemma / Qwen2 ("rotate_half") */
+	RVA_ROPE_GPTJ,      /* pair i = (x[2i], x[2i + 1]): GPT-J, the RoFormer paper, Meta's
+	                     * original Llama code (interleaved) */
+	RVA_ROPE_COUNT
+} rva_rope;
+
+/* Context extension of RoPE (rva_config.rope_scaling, with rope_factor F). */
+typedef enum rva_rope_scaling {
+	RVA_ROPE_SCALING_NONE = 0, /* default; rope_factor must be 0 */
+	RVA_ROPE_SCALING_LINEAR,   /* position interpolation (Chen et al., arXiv:2306.15595):
+	                            * positions p / F */
+	RVA_ROPE_SCALING_NTK,      /* "NTK-aware" base change (bloc97, 2023; Code Llama's and
+	                            * Hugging Face's static form): theta' = theta *
+	                            * F^(rope_dim / (rope_dim - 2)) */
+	RVA_ROPE_SCALING_COUNT
+} rva_rope_scaling;
+
 /* rva_config.window_left / window_right: no bound on that side of the window. */
 #define RVA_WINDOW_UNBOUNDED SIZE_MAX
 
@@ -304,7 +333,29 @@ typedef struct rva_config {
 	                                * reference implementation's rule). Setting slopes
 	                                * without alibi is refused (RVA_EINVAL). */
 
-	uint64_t reserved[11];         /* zero (see "Growth" above) */
+	/*
+	 * RoPE (rva_rope above), softmax mechanisms only (the others refuse it, RVA_EINVAL).
+	 * Positions: key row j of a sequence at k_pos + j, query row i at q_pos + its
+	 * causal_align position (nk - nq + i bottom-right, i top-left), q_pos / k_pos from
+	 * rva_seq (batch.h; zero: the positions the masks use, which is what decoding a
+	 * continuation needs). Q and K rows are rotated once per job (never per tile), so a
+	 * call computes exactly the attention of the rotated rows; the rotation of a row
+	 * depends only on its position, so outputs stay bit-identical for any thread count.
+	 * The paged cache (kv_cache.h) stores keys rotated: attention over it rotates only
+	 * the queries. rope_theta, rope_scaling, rope_factor and rope_dim without rope are
+	 * refused (RVA_EINVAL: a forgotten switch).
+	 */
+	rva_rope rope;                 /* default RVA_ROPE_NONE */
+	float rope_theta;              /* base > 0; 0 = 10000 (the paper's); negative is
+	                                * refused (RVA_ERANGE) */
+	rva_rope_scaling rope_scaling; /* default none */
+	float rope_factor;             /* F > 0 of rope_scaling; 0 = 1 (no change); refused
+	                                * without scaling (RVA_EINVAL), negative RVA_ERANGE */
+	size_t rope_dim;               /* rotated elements per head, even, <= head_dim
+	                                * (RVA_EINVAL odd, RVA_ERANGE larger); 0 = head_dim
+	                                * (head_dim - 1 when head_dim is odd) */
+
+	uint64_t reserved[8];          /* zero (see "Growth" above) */
 } rva_config;
 
 /* Constructors: every field at its documented default, then the arguments applied. */

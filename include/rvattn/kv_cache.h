@@ -132,6 +132,11 @@ typedef struct rva_kv_cache_stats {
 rva_status rva_kv_cache_stats_get(rva_kv_cache *c, rva_kv_cache_stats *out);
 
 /*
+ * RoPE (config.h: rva_config.rope): the cache stores keys ROTATED, as vLLM and llama.cpp
+ * do. Rotate each new key row at its stream position with rva_rope_apply (rope.h) before
+ * appending it; attention with RoPE over the cache rotates only the step's queries (query
+ * row i at position len - nq + i), so a decode step costs what it costs without RoPE.
+ *
  * One entry of a serving step: nq query rows of a sequence of the cache, which are the
  * queries of its LAST nq rows (append the new tokens' K/V rows first): a prefill chunk
  * (nq > 1, the chunk's queries over the cached prefix and the chunk, causal when the

@@ -33,12 +33,43 @@ typedef enum rva_preset {
 	RVA_PRESET_T5,                /* multi-head + T5 relative-position buckets, scale 1 */
 	RVA_PRESET_VIT,               /* multi-head, 12 heads, bidirectional, no dropout */
 	RVA_PRESET_SPARSE_TRANSFORMER,/* strided sparse pattern (local band + every l-th key) */
+	/* Decoders (causal flash, RoPE in the Hugging Face "rotate_half" = GPT-NeoX layout, which
+	 * is how their released checkpoints lay out q and k). Real dims at
+	 * rva_preset_model_dim(p), fitted to other dims as above (kv heads: the largest
+	 * divisor of the fitted heads not above the model's kv heads). */
+	RVA_PRESET_LLAMA2,            /* "llama-2": Llama 2 7B, 32 heads x 128 (MHA), theta 1e4 */
+	RVA_PRESET_LLAMA3,            /* "llama-3": Llama 3 8B, 32 q / 8 kv heads x 128, theta
+	                               * 500000 */
+	RVA_PRESET_MISTRAL,           /* "mistral": Mistral 7B v0.1, 32 q / 8 kv heads x 128,
+	                               * sliding window 4096 (window_left 4095, right 0), theta
+	                               * 1e4 */
+	RVA_PRESET_GEMMA2,            /* "gemma-2": Gemma 2 9B, 16 q / 8 kv heads x 256, logit
+	                               * softcap 50, scale 1/sqrt(256), theta 1e4; layers
+	                               * alternate local (window 4096) and global: the preset
+	                               * is layer 0 (local), rva_preset_layer_config gives
+	                               * each layer */
+	RVA_PRESET_QWEN2,             /* "qwen2": Qwen2 7B, 28 q / 4 kv heads x 128, theta 1e6 */
 	RVA_PRESET_COUNT
 } rva_preset;
 
 /* AttentionPreset::X.builder(dim). An out-of-range preset gives a config that
  * rva_build() rejects with RVA_EINVAL. */
 rva_config rva_preset_config(rva_preset p, size_t dim);
+
+/*
+ * The config of layer `layer` (0-based) of a preset's model into *out. Models whose layers
+ * differ say so here: gemma-2 alternates, as Gemma 2 does (Hugging Face Gemma2, layer
+ * l sliding when l is even): even layers are local (sliding window of 4096 keys including
+ * the query's own: window_left 4095, window_right 0), odd layers global (no window).
+ * Every other preset has the same config in every layer (rva_preset_config). Any layer
+ * index is accepted (the alternation repeats). Errors: RVA_ENULL; RVA_EINVAL (p out of
+ * range).
+ */
+rva_status rva_preset_layer_config(rva_preset p, size_t dim, size_t layer, rva_config *out);
+
+/* The model's attention width (query heads x head_dim) for the decoder presets (llama-2,
+ * llama-3, mistral, gemma-2: 4096; qwen2: 3584), 768 for the others and out of range. */
+size_t rva_preset_model_dim(rva_preset p);
 
 /* Static canonical name ("bert", "flash_optimized", ...); "unknown" when out of range. */
 const char *rva_preset_name(rva_preset p);

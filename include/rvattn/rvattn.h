@@ -17,6 +17,7 @@
 #include "kv_cache.h"
 #include "pipeline.h"
 #include "presets.h"
+#include "rope.h"
 #include "npy.h"
 #include "outfile.h"
 

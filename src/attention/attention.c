@@ -79,6 +79,12 @@ static void resolve_zero_defaults(rva_config *c) {
 		c->bias_max_distance = RVA__DEFAULT_BIAS_MAX_DISTANCE;
 	if (c->sparse_stride == 0)
 		c->sparse_stride = RVA__DEFAULT_SPARSE_STRIDE;
+	/* RoPE's values only with RoPE (validate_rope refuses them without it); rope_dim is
+	 * resolved in rva_build, from the head dim */
+	if (c->rope != RVA_ROPE_NONE && c->rope_theta == 0.0f)
+		c->rope_theta = RVA__DEFAULT_ROPE_THETA;
+	if (c->rope_scaling != RVA_ROPE_SCALING_NONE && c->rope_factor == 0.0f)
+		c->rope_factor = 1.0f;
 }
 
 /* Every float a caller hands in is finite, whether or not the mechanism reads it (a NaN
@@ -94,7 +100,9 @@ static rva_status validate_floats(const rva_config *c, const char *mn) {
 	              {"frechet_tol", c->frechet_tol},
 	              {"expert_capacity", c->expert_capacity},
 	              {"jitter_noise", c->jitter_noise},
-	              {"softcap", c->softcap}};
+	              {"softcap", c->softcap},
+	              {"rope_theta", c->rope_theta},
+	              {"rope_factor", c->rope_factor}};
 	for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
 		if (!isfinite(floats[i].v))
 			return rva__fail(RVA_ERANGE, "%s: %s is %g, not a finite number", mn,
@@ -121,6 +129,11 @@ static rva_status validate_enums(const rva_config *c, const char *mn) {
 	if ((unsigned)c->causal_align >= RVA_CAUSAL_ALIGN_COUNT)
 		return rva__fail(RVA_EINVAL, "%s: invalid causal_align value %d", mn,
 		                 (int)c->causal_align);
+	if ((unsigned)c->rope >= RVA_ROPE_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid rope value %d", mn, (int)c->rope);
+	if ((unsigned)c->rope_scaling >= RVA_ROPE_SCALING_COUNT)
+		return rva__fail(RVA_EINVAL, "%s: invalid rope_scaling value %d", mn,
+		                 (int)c->rope_scaling);
 	for (size_t i = 0; i < sizeof c->reserved / sizeof c->reserved[0]; i++)
 		if (c->reserved[i] != 0)
 			return rva__fail(RVA_EINVAL, "%s: reserved[%zu] is not zero (start from a "
@@ -283,6 +296,47 @@ static rva_status validate_score_mods(const rva_config *c, const char *mn) {
 	return RVA_OK;
 }
 
+/* RoPE (config.h): softmax mechanisms only; its values only with it; theta and the factor
+ * positive; rope_dim even and within the head (head_dim = dim / heads, checked by
+ * validate_shape). */
+static rva_status validate_rope(const rva_config *c, const char *mn) {
+	if (c->rope == RVA_ROPE_NONE) {
+		const char *set = c->rope_theta != 0.0f                     ? "rope_theta"
+		                  : c->rope_scaling != RVA_ROPE_SCALING_NONE ? "rope_scaling"
+		                  : c->rope_factor != 0.0f                   ? "rope_factor"
+		                  : c->rope_dim                              ? "rope_dim"
+		                                                             : NULL;
+		if (set)
+			return rva__fail(RVA_EINVAL, "%s: %s set without rope (set rope to "
+			                 "RVA_ROPE_NEOX or RVA_ROPE_GPTJ)", mn, set);
+		return RVA_OK;
+	}
+	if (!is_softmax(c->mechanism))
+		return rva__fail(RVA_EINVAL, "%s: rope applies to the softmax mechanisms "
+		                 "(scaled_dot, multi_head, flash, local_global)", mn);
+	if (!(c->rope_theta > 0.0f))
+		return rva__fail(RVA_ERANGE, "%s: rope_theta %g must be > 0 (0 = 10000)", mn,
+		                 (double)c->rope_theta);
+	if (c->rope_scaling == RVA_ROPE_SCALING_NONE && c->rope_factor != 0.0f)
+		return rva__fail(RVA_EINVAL, "%s: rope_factor %g set without rope_scaling (linear "
+		                 "or ntk)", mn, (double)c->rope_factor);
+	if (c->rope_scaling != RVA_ROPE_SCALING_NONE && !(c->rope_factor > 0.0f))
+		return rva__fail(RVA_ERANGE, "%s: rope_factor %g must be > 0 (0 = 1)", mn,
+		                 (double)c->rope_factor);
+	size_t hd = c->dim / c->heads;
+	if (c->rope_dim % 2 != 0)
+		return rva__fail(RVA_EINVAL, "%s: rope_dim %zu is odd (RoPE turns pairs of "
+		                 "elements)", mn, c->rope_dim);
+	if (c->rope_dim > hd)
+		return rva__fail(RVA_ERANGE, "%s: rope_dim %zu exceeds head_dim %zu", mn, c->rope_dim,
+		                 hd);
+	size_t rd = c->rope_dim ? c->rope_dim : hd & ~(size_t)1;
+	if (c->rope_scaling == RVA_ROPE_SCALING_NTK && rd < 4)
+		return rva__fail(RVA_ERANGE, "%s: NTK scaling needs rope_dim >= 4 (its exponent is "
+		                 "rope_dim / (rope_dim - 2)), rope_dim is %zu", mn, rd);
+	return RVA_OK;
+}
+
 /* Validates every field that matters for c->mechanism, zero defaults already resolved
  * (resolve_zero_defaults): the first failing check sets the error. */
 static rva_status validate_config(const rva_config *c) {
@@ -296,7 +350,7 @@ static rva_status validate_config(const rva_config *c) {
 	    (st = validate_linear(c, mn)) != RVA_OK ||
 	    (st = validate_hyperbolic(c, mn)) != RVA_OK || (st = validate_moe(c)) != RVA_OK ||
 	    (st = validate_bias(c, mn)) != RVA_OK || (st = validate_pattern(c, mn)) != RVA_OK ||
-	    (st = validate_score_mods(c, mn)) != RVA_OK)
+	    (st = validate_score_mods(c, mn)) != RVA_OK || (st = validate_rope(c, mn)) != RVA_OK)
 		return st;
 	return RVA_OK;
 }
@@ -371,6 +425,8 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	c->scale = att->scale;
 	if (c->pattern == RVA_PATTERN_STRIDED)
 		c->causal = true;
+	if (c->rope != RVA_ROPE_NONE && c->rope_dim == 0)
+		c->rope_dim = att->head_dim & ~(size_t)1;
 
 	/* Copy the borrowed arrays so the attention owns everything it reads. */
 	if (c->n_global_indices > 0) {
@@ -602,8 +658,16 @@ rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
 		return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.%s needs a softmax mechanism "
 		                 "(scaled_dot, multi_head, flash, local_global), not %s", index,
 		                 s->bias ? "bias" : "mask", rva_mechanism_name(att->cfg.mechanism));
+	if ((s->q_pos || s->k_pos) && att->cfg.rope == RVA_ROPE_NONE)
+		return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.%s is a RoPE position offset, "
+		                 "the attention has no rope", index, s->q_pos ? "q_pos" : "k_pos");
+	/* RoPE positions below 2^48 (batch.h); nq, nk < 2^32 are checked with the rows */
+	if (s->q_pos >= ((size_t)1 << 47) || s->k_pos >= ((size_t)1 << 47))
+		return rva__fail(RVA_ERANGE, "sequence %zu: rva_seq.%s %zu is beyond the RoPE "
+		                 "positions (below 2^48)", index,
+		                 s->q_pos >= ((size_t)1 << 47) ? "q_pos" : "k_pos",
+		                 s->q_pos >= ((size_t)1 << 47) ? s->q_pos : s->k_pos);
 	const struct { bool set; const char *name; } f[] = {
-		{s->q_pos || s->k_pos, "q_pos/k_pos"},
 		{s->q_head_stride || s->k_head_stride || s->v_head_stride || s->out_head_stride,
 		 "head strides"},
 	};

@@ -21,6 +21,7 @@
 
 #include "attention/pattern.h"
 #include "attention/position_bias.h"
+#include "attention/rope.h"
 #include "attention/score_mods.h"
 #include "attention/softmax_core.h"
 #include "attention/softmax_half.h"
@@ -36,6 +37,7 @@ typedef struct sm_state {
 	rva__t5_buckets t5;
 	bool has_t5;
 	rva__score_mods mods;       /* causal alignment, window, softcap, ALiBi */
+	rva__rope rope;             /* RoPE (rope.h): queries and keys rotated per job */
 } sm_state;
 
 /* Per-op planning context, in the job arena. */
@@ -73,6 +75,7 @@ void rva__softmax_destroy(rva_attention *att) {
 	if (!s)
 		return;
 	rva__free(s->global_sorted);
+	rva__rope_free(&s->rope);
 	if (s->has_t5)
 		rva__t5_buckets_free(&s->t5);
 	rva__free(s);
@@ -86,6 +89,9 @@ rva_status rva__softmax_build(rva_attention *att) {
 		return rva__fail(RVA_ENOMEM, "%s: cannot allocate state", rva_mechanism_name(c->mechanism));
 	att->state = s;
 	rva__score_mods_init(&s->mods, c, att->alibi_slopes);
+	rva_status rst = rva__rope_init(&s->rope, c, att->head_dim);
+	if (rst != RVA_OK)
+		return rst;
 	s->pattern.causal = c->causal;
 	if (c->mechanism == RVA_MECH_LOCAL_GLOBAL) {
 		s->pattern.kind = RVA__PAT_LOCAL_GLOBAL;
@@ -791,6 +797,15 @@ static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
 }
 
 rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
+	const sm_state *sms = att->state;
+	rva__plan_io rio; /* RoPE: the same op over rotated rows, after the rotation tasks */
+	if (sms->rope.layout != RVA_ROPE_NONE) {
+		rio = *io;
+		rva_status rst = rva__rope_plan(att, &sms->rope, &sms->mods, &rio, g);
+		if (rst != RVA_OK)
+			return rst;
+		io = &rio;
+	}
 	sm_op *op = rva__graph_alloc(g, sizeof *op);
 	if (!op)
 		return RVA_ENOMEM;

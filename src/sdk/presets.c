@@ -17,6 +17,8 @@
  *   vit                multi_head, 12 heads, bidirectional, no dropout
  *   sparse_transformer flash (block 128) with the strided pattern of Child et al.,
  *                      stride 128, causal, model heads
+ *   llama-2 ... qwen2  the decoders of include/rvattn/presets.h, from each model's released
+ *                      configuration (decoder_presets below)
  *
  * "Model heads" is 12, the head count of the base-size models. Every preset, selection
  * and model name builds for every dim > 0: where its head count does not divide dim it
@@ -38,8 +40,90 @@ static size_t fit_heads(size_t dim, size_t heads) { return rva__fit_heads(dim, h
 /* The base-size models' head count (see the file comment). */
 #define MODEL_HEADS 12
 
+/*
+ * The decoders, from the models' released configurations (Hugging Face config.json of
+ * each checkpoint: num_attention_heads, num_key_value_heads, head_dim or hidden_size /
+ * heads, rope_theta, sliding_window, attn_logit_softcapping, query_pre_attn_scalar) and
+ * papers:
+ *   llama-2  meta-llama/Llama-2-7b-hf: 32 heads, 32 kv heads, hidden 4096, theta 10000
+ *            (Touvron et al., arXiv:2307.09288: GQA only in the 34B/70B models)
+ *   llama-3  meta-llama/Meta-Llama-3-8B: 32 heads, 8 kv heads, hidden 4096, theta 500000
+ *   mistral  mistralai/Mistral-7B-v0.1: 32 heads, 8 kv heads, hidden 4096, sliding window
+ *            4096, theta 10000 (Jiang et al., arXiv:2310.06825)
+ *   gemma-2  google/gemma-2-9b: 16 heads, 8 kv heads, head_dim 256, softcap 50,
+ *            query_pre_attn_scalar 256, sliding window 4096 on alternate layers, theta
+ *            10000 (Gemma Team, arXiv:2408.00118)
+ *   qwen2    Qwen/Qwen2-7B: 28 heads, 4 kv heads, hidden 3584, theta 1000000 (Yang et al.,
+ *            arXiv:2407.10671)
+ * All causal, RoPE on the full head in the rotate_half (GPT-NeoX) layout of those
+ * checkpoints.
+ */
+typedef struct decoder {
+	size_t heads, kv_heads, head_dim;
+	float theta, softcap, scale;
+	size_t window; /* keys of the sliding window including the query's own; 0 = none */
+} decoder;
+
+static const decoder decoders[] = {
+	[RVA_PRESET_LLAMA2 - RVA_PRESET_LLAMA2] = {32, 32, 128, 10000.0f, 0.0f, 0.0f, 0},
+	[RVA_PRESET_LLAMA3 - RVA_PRESET_LLAMA2] = {32, 8, 128, 500000.0f, 0.0f, 0.0f, 0},
+	[RVA_PRESET_MISTRAL - RVA_PRESET_LLAMA2] = {32, 8, 128, 10000.0f, 0.0f, 0.0f, 4096},
+	[RVA_PRESET_GEMMA2 - RVA_PRESET_LLAMA2] = {16, 8, 256, 10000.0f, 50.0f, 0.0625f, 4096},
+	[RVA_PRESET_QWEN2 - RVA_PRESET_LLAMA2] = {28, 4, 128, 1000000.0f, 0.0f, 0.0f, 0},
+};
+
+static bool is_decoder(rva_preset p) { return p >= RVA_PRESET_LLAMA2 && p < RVA_PRESET_COUNT; }
+
+/* The largest divisor of heads not above kv (grouped-query heads fitted to heads). */
+static size_t fit_kv(size_t heads, size_t kv) {
+	for (size_t k = rva__min(kv, heads); k > 1; k--)
+		if (heads % k == 0)
+			return k;
+	return 1;
+}
+
+/* A decoder's config at dim, with its sliding window on (local layer) or off. */
+static rva_config decoder_config(rva_preset p, size_t dim, bool local) {
+	const decoder *d = &decoders[p - RVA_PRESET_LLAMA2];
+	rva_config c = rva_flash(dim, 128);
+	c.heads = fit_heads(dim, d->heads);
+	size_t kvh = fit_kv(c.heads, d->kv_heads);
+	c.kv_heads = kvh == c.heads ? 0 : kvh;
+	c.causal = true;
+	c.rope = RVA_ROPE_NEOX;
+	c.rope_theta = d->theta;
+	c.softcap = d->softcap;
+	c.scale = d->scale; /* gemma-2: 1/sqrt(query_pre_attn_scalar 256); others 1/sqrt(d) */
+	if (d->window && local) {
+		c.sliding_window = true;
+		c.window_left = d->window - 1;
+		c.window_right = 0;
+	}
+	return c;
+}
+
+size_t rva_preset_model_dim(rva_preset p) {
+	if (!is_decoder(p))
+		return 768;
+	const decoder *d = &decoders[p - RVA_PRESET_LLAMA2];
+	return d->heads * d->head_dim;
+}
+
+rva_status rva_preset_layer_config(rva_preset p, size_t dim, size_t layer, rva_config *out) {
+	if (!out)
+		return rva__fail(RVA_ENULL, "rva_preset_layer_config: out is NULL");
+	if ((unsigned)p >= RVA_PRESET_COUNT)
+		return rva__fail(RVA_EINVAL, "rva_preset_layer_config: preset %d is out of range",
+		                 (int)p);
+	*out = p == RVA_PRESET_GEMMA2 ? decoder_config(p, dim, layer % 2 == 0)
+	                              : rva_preset_config(p, dim);
+	return RVA_OK;
+}
+
 rva_config rva_preset_config(rva_preset p, size_t dim) {
 	rva_config c;
+	if (is_decoder(p))
+		return decoder_config(p, dim, true);
 	switch (p) {
 	case RVA_PRESET_BERT:
 		c = rva_multi_head(dim, fit_heads(dim, MODEL_HEADS));
@@ -115,6 +199,11 @@ static const char *const preset_names[RVA_PRESET_COUNT] = {
 	[RVA_PRESET_T5] = "t5",
 	[RVA_PRESET_VIT] = "vit",
 	[RVA_PRESET_SPARSE_TRANSFORMER] = "sparse_transformer",
+	[RVA_PRESET_LLAMA2] = "llama-2",
+	[RVA_PRESET_LLAMA3] = "llama-3",
+	[RVA_PRESET_MISTRAL] = "mistral",
+	[RVA_PRESET_GEMMA2] = "gemma-2",
+	[RVA_PRESET_QWEN2] = "qwen2",
 };
 
 /* How a description says that the head count is fitted to dim (fit_heads). */
@@ -135,6 +224,17 @@ static const char *const preset_descriptions[RVA_PRESET_COUNT] = {
 	[RVA_PRESET_VIT] = "multi_head, 12 heads" FEWER ", bidirectional, no dropout",
 	[RVA_PRESET_SPARSE_TRANSFORMER] = "flash, strided sparse pattern (stride 128), causal, "
 	                                  "block 128, 12 heads" FEWER,
+	[RVA_PRESET_LLAMA2] = "Llama 2 7B: causal flash, 32 heads x 128 at dim 4096 (MHA), RoPE "
+	                      "neox theta 10000",
+	[RVA_PRESET_LLAMA3] = "Llama 3 8B: causal flash, 32 q / 8 kv heads x 128 at dim 4096, "
+	                      "RoPE neox theta 500000",
+	[RVA_PRESET_MISTRAL] = "Mistral 7B: causal flash, 32 q / 8 kv heads x 128 at dim 4096, "
+	                       "sliding window 4096, RoPE neox theta 10000",
+	[RVA_PRESET_GEMMA2] = "Gemma 2 9B: causal flash, 16 q / 8 kv heads x 256 at dim 4096, "
+	                      "softcap 50, scale 1/16, RoPE neox theta 10000; even layers window "
+	                      "4096, odd layers global (this is layer 0)",
+	[RVA_PRESET_QWEN2] = "Qwen2 7B: causal flash, 28 q / 4 kv heads x 128 at dim 3584, RoPE "
+	                     "neox theta 1000000",
 };
 
 const char *rva_preset_name(rva_preset p) {
@@ -200,6 +300,15 @@ static const model_alias model_aliases[] = {
 	{"vit-large", RVA_PRESET_VIT, 16},
 	{"vit-huge", RVA_PRESET_VIT, 16},
 	{"sparse", RVA_PRESET_SPARSE_TRANSFORMER, 0},
+	{"llama2", RVA_PRESET_LLAMA2, 0},
+	{"llama-2-7b", RVA_PRESET_LLAMA2, 0},
+	{"llama3", RVA_PRESET_LLAMA3, 0},
+	{"llama-3-8b", RVA_PRESET_LLAMA3, 0},
+	{"mistral-7b", RVA_PRESET_MISTRAL, 0},
+	{"gemma2", RVA_PRESET_GEMMA2, 0},
+	{"gemma-2-9b", RVA_PRESET_GEMMA2, 0},
+	{"qwen-2", RVA_PRESET_QWEN2, 0},
+	{"qwen2-7b", RVA_PRESET_QWEN2, 0},
 	{"sparse-attention", RVA_PRESET_SPARSE_TRANSFORMER, 0},
 	/* the canonical names spelled without a separator */
 	{"flashoptimized", RVA_PRESET_FLASH_OPTIMIZED, 0},
@@ -213,7 +322,8 @@ static const model_alias model_aliases[] = {
 	"hyperbolic_tree, t5, vit, sparse_transformer; aliases: bert-base, bert-large, "    \
 	"roberta, distilbert, gpt2, gpt-2, gpt2-medium/large/xl, gpt3, linear, flash, "     \
 	"switch, switch-base, moe, hyperbolic, t5-small/base/large, vit-base/large/huge, "   \
-	"sparse"
+	"sparse; decoders: llama-2, llama-3, mistral, gemma-2, qwen2 (also llama2, "       \
+	"llama-2-7b, llama3, llama-3-8b, mistral-7b, gemma2, gemma-2-9b, qwen2-7b)"
 
 /* Looks a name up; *heads gets the model's head count (0 = the preset's). */
 static bool lookup(const char *name, rva_preset *p, size_t *heads) {

@@ -11,6 +11,10 @@ usage: attn_oracle.py check Q K V OUT HEADS [causal] [tol]
        softcap=C, alibi=1 (the paper's default slopes), bias=FILE and mask=FILE
        (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible).
        A row with no visible key is zeros.
+       RoPE (RoFormer, Su et al. 2021; GPT-NeoX rotate-half or GPT-J interleaved pairs):
+       rope=neox|gptj, theta=T (10000), rscale=linear|ntk with rfactor=F, rdim=R (rotated
+       elements per head, default head_dim rounded down to even); key j rotates at
+       position j, query i at its alignment position.
 usage: attn_oracle.py make PREFIX SEED SHAPE_Q SHAPE_KV [dtype]
        writes PREFIX_q.npy, PREFIX_k.npy, PREFIX_v.npy with normal random data.
 """
@@ -38,6 +42,31 @@ def alibi_slopes(n):
     return pow2(p) + alibi_slopes(2 * p)[0::2][:n - p]
 
 
+def rope_rotate(x, pos, mods):
+    """x: [..., n, hd] float64 rows at positions pos [n]; returns the rotated copy."""
+    hd = x.shape[-1]
+    rd = int(mods.get("rdim", hd - hd % 2))
+    theta = float(mods.get("theta", 10000.0))
+    factor = float(mods.get("rfactor", 1.0))
+    p = pos.astype(np.float64)
+    if mods.get("rscale") == "ntk":
+        theta *= factor ** (rd / (rd - 2))
+    elif mods.get("rscale") == "linear":
+        p = p / factor
+    half = rd // 2
+    inv = theta ** (-np.arange(0, rd, 2, dtype=np.float64) / rd)
+    ang = p[:, None] * inv[None, :]
+    c, s = np.cos(ang), np.sin(ang)
+    if mods["rope"] == "neox":
+        i0, i1 = np.arange(half), np.arange(half) + half
+    else:
+        i0, i1 = np.arange(0, rd, 2), np.arange(1, rd, 2)
+    y = x.copy()
+    y[..., i0] = x[..., i0] * c - x[..., i1] * s
+    y[..., i1] = x[..., i0] * s + x[..., i1] * c
+    return y
+
+
 def head_matrix(a, h):
     return None if a is None else (a if a.ndim == 2 else a[h])
 
@@ -61,6 +90,9 @@ def oracle(q, k, v, heads, causal, mods=None):
         qs = q[:, :, h * hd:(h + 1) * hd]
         ks = k[:, :, g * hd:(g + 1) * hd]
         vs = v[:, :, g * hd:(g + 1) * hd]
+        if "rope" in mods:
+            qs = rope_rotate(qs, qp[:, 0], mods)
+            ks = rope_rotate(ks, j[0], mods)
         s = qs @ ks.transpose(0, 2, 1) / np.sqrt(hd)
         vis = np.ones((nq, nk), dtype=bool)
         if "softcap" in mods and float(mods["softcap"]) > 0:

@@ -63,10 +63,10 @@ else
 	done
 fi
 
-# presets lists all ten, with what each resolves to.
+# presets lists all fifteen, with what each resolves to.
 expect_rc 0 "$RVATTN" presets
 for p in bert gpt longformer performer flash_optimized switch_transformer hyperbolic_tree t5 \
-	vit sparse_transformer; do
+	vit sparse_transformer llama-2 llama-3 mistral gemma-2 qwen2; do
 	grep -q "^  $p " "$T/out" || fail "presets does not list $p"
 done
 grep -q 'does not build' "$T/out" && fail "a preset does not build at dim 768: $(grep 'does not build' "$T/out")"
@@ -74,7 +74,7 @@ expect_rc 0 "$RVATTN" presets --json --dim 96
 "$PY" - "$T/out" <<'PYEOF' || fail "presets --json"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["dim"] == 96 and len(d["presets"]) == 10, d
+assert d["dim"] == 96 and len(d["presets"]) == 15, d
 for p in d["presets"]:
     assert p["config"]["dim"] == 96, p
 PYEOF

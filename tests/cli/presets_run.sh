@@ -10,7 +10,7 @@ finite() { # finite FILE: the output .npy has only finite values
 }
 
 for p in bert gpt longformer performer flash_optimized switch_transformer hyperbolic_tree t5 \
-	vit sparse_transformer; do
+	vit sparse_transformer llama-2 llama-3 mistral gemma-2 qwen2; do
 	expect_rc 0 "$RVATTN" run --preset "$p" $small --threads 1 --out "$p.1.npy" || continue
 	grep -q "^config: preset $p -> " "$T/out" || fail "$p: config line: $(head -1 "$T/out")"
 	expect_rc 0 "$RVATTN" run --preset "$p" $small --threads 2 --out "$p.2.npy" || continue
@@ -33,5 +33,42 @@ for model in bert-base gpt2 t5-small vit-base; do
 	expect_rc 0 "$RVATTN" run --model "$model" $small && grep -q "^config: model $model -> " "$T/out" ||
 		fail "--model $model"
 done
+
+# The decoder presets at their real dims (the default dim of a decoder preset is its
+# model's), against the float64 oracle with RoPE: query and key files of the model's
+# widths, one sequence of 24 rows, causal.
+need_numpy
+O="$PY $ORACLE"
+decoder() { # decoder PRESET KV_COLS HEADS CONFIG_PATTERN ORACLE_MODS... [-- FLAGS]
+	local p=$1 kvc=$2 h=$3 pat=$4 dim
+	shift 4
+	local mods=() flags=()
+	while [ $# -gt 0 ] && [ "$1" != "--" ]; do mods+=("$1"); shift; done
+	[ "${1:-}" = "--" ] && shift && flags=("$@")
+	dim=$((h * 128))
+	[ "$p" = gemma-2 ] && dim=4096
+	$O make "$p" 3 1,24,$dim 1,24,$kvc
+	expect_rc 0 "$RVATTN" run --preset "$p" --q "${p}_q.npy" --k "${p}_k.npy" --v "${p}_v.npy" \
+		--out "${p}_out.npy" "${flags[@]}" || return
+	grep -qE -- "$pat" "$T/out" || fail "$p: config line: $(head -1 "$T/out")"
+	$O check "${p}_q.npy" "${p}_k.npy" "${p}_v.npy" "${p}_out.npy" "$h" causal 3e-5 \
+		"${mods[@]}" >"$T/oracle" 2>&1 || fail "$p: $(cat "$T/oracle")"
+}
+decoder llama-2 4096 32 'dim 4096, 32 heads of 128.*RoPE neox \(theta 10000, rope_dim 128\)' \
+	rope=neox theta=10000
+decoder llama-3 1024 32 'dim 4096, 32 heads \(8 kv heads\) of 128.*RoPE neox \(theta 500000' \
+	rope=neox theta=500000
+decoder mistral 1024 32 'window \(4095, 0\).*RoPE neox' rope=neox window=4095,0
+decoder qwen2 512 28 'dim 3584, 28 heads \(4 kv heads\) of 128.*theta 1e\+06' rope=neox theta=1000000
+decoder gemma-2 2048 16 'preset gemma-2 -> flash, dim 4096, 16 heads \(8 kv heads\) of 256.*window \(4095, 0\), softcap 50.*RoPE neox' \
+	rope=neox softcap=50 window=4095,0
+decoder gemma-2 2048 16 'preset gemma-2 layer 1 -> .*softcap 50.*RoPE' rope=neox softcap=50 \
+	-- --layer 1
+grep -q 'window' "$T/out" && fail "gemma-2 layer 1 is global, but: $(head -1 "$T/out")"
+expect_rc 0 "$RVATTN" run --preset gemma-2 --layer 2 --batch 1 --seq 8
+grep -q 'window (4095, 0)' "$T/out" || fail "gemma-2 layer 2 is local: $(head -1 "$T/out")"
+expect_rc 2 "$RVATTN" run --model gpt2 --layer 1
+expect_rc 0 "$RVATTN" run --model llama-3-8b --batch 1 --seq 8
+grep -q 'dim 4096, 32 heads' "$T/out" || fail "--model llama-3-8b: $(head -1 "$T/out")"
 
 finish

@@ -156,6 +156,11 @@ typedef struct workload_opts {
 	float softcap;
 	bool alibi;
 	const char *bias_path, *mask_path;            /* --bias / --mask .npy files */
+	/* RoPE (config.h): -1 / NAN / SIZE_MAX = not given */
+	int rope, rope_scaling;
+	float rope_theta, rope_factor;
+	size_t rope_dim;
+	size_t layer;                                   /* --layer: SIZE_MAX = not given */
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -170,7 +175,8 @@ enum {
 	OPT_CURVATURE, OPT_EXPERTS, OPT_TOP_K, OPT_CAPACITY, OPT_Q, OPT_K, OPT_V, OPT_OUT,
 	OPT_CPUS, OPT_NUMA, OPT_SEED, OPT_KERNELS, OPT_PER_PU, OPT_WEIGHTS, OPT_EXPERT_KIND,
 	OPT_DTYPE, OPT_OUT_DTYPE, OPT_CAUSAL_ALIGN, OPT_WINDOW_LEFT, OPT_WINDOW_RIGHT,
-	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK,
+	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK, OPT_ROPE, OPT_ROPE_THETA, OPT_ROPE_SCALING,
+	OPT_ROPE_FACTOR, OPT_ROPE_DIM, OPT_LAYER,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -189,7 +195,10 @@ enum {
 	{"dtype", 1, 0, OPT_DTYPE}, {"out-dtype", 1, 0, OPT_OUT_DTYPE},                      \
 	{"causal-align", 1, 0, OPT_CAUSAL_ALIGN}, {"window-left", 1, 0, OPT_WINDOW_LEFT},     \
 	{"window-right", 1, 0, OPT_WINDOW_RIGHT}, {"softcap", 1, 0, OPT_SOFTCAP},             \
-	{"alibi", 0, 0, OPT_ALIBI}, {"bias", 1, 0, OPT_BIAS}, {"mask", 1, 0, OPT_MASK}
+	{"alibi", 0, 0, OPT_ALIBI}, {"bias", 1, 0, OPT_BIAS}, {"mask", 1, 0, OPT_MASK},        \
+	{"rope", 1, 0, OPT_ROPE}, {"rope-theta", 1, 0, OPT_ROPE_THETA},                      \
+	{"rope-scaling", 1, 0, OPT_ROPE_SCALING}, {"rope-factor", 1, 0, OPT_ROPE_FACTOR},    \
+	{"rope-dim", 1, 0, OPT_ROPE_DIM}, {"layer", 1, 0, OPT_LAYER}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 

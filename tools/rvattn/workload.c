@@ -24,10 +24,13 @@ const char workload_help[] =
 	"Workload (what to compute):\n"
 	"  --preset NAME       a preset: bert gpt longformer performer flash_optimized\n"
 	"                      switch_transformer hyperbolic_tree t5 vit sparse_transformer\n"
-	"                      (default: bert)\n"
+	"                      llama-2 llama-3 mistral gemma-2 qwen2 (default: bert)\n"
+	"  --layer N           the preset's layer N (gemma-2 alternates: even layers window\n"
+	"                      4096, odd layers global; the others are the same everywhere)\n"
 	"  --model NAME        a model name (bert-base, gpt2, t5, vit, ...), as from_model_name\n"
 	"  --mechanism NAME    scaled_dot|multi_head|flash|linear|local_global|hyperbolic|moe\n"
-	"  --dim D             model dimension (default 768, or the width of --q)\n"
+	"  --dim D             model dimension (default: the width of --q, the decoder\n"
+	"                      preset's or model's own (4096; qwen2 3584), else 768)\n"
 	"  --heads H           query heads (default: the preset's; multi_head/flash: dim/64)\n"
 	"  --kv-heads H        key/value heads, dividing --heads (grouped-query attention)\n"
 	"  --batch B           sequences (default 32)\n"
@@ -48,6 +51,13 @@ const char workload_help[] =
 	"  --bias FILE         additive logit bias, .npy float [N, M] or [heads, N, M] (N\n"
 	"                      queries, M keys), the same for every sequence\n"
 	"  --mask FILE         boolean mask, .npy float of the same shapes, nonzero = visible\n"
+	"  --rope L            rotary position embedding on Q and K: neox (rotate-half pairs,\n"
+	"                      Hugging Face Llama) or gptj (interleaved pairs); key j at\n"
+	"                      position j, query i at its causal-align position\n"
+	"  --rope-theta T      RoPE base (default 10000)\n"
+	"  --rope-scaling S    linear (positions / F) or ntk (theta F^(R/(R-2))), with\n"
+	"  --rope-factor F     the scaling factor (default 1)\n"
+	"  --rope-dim R        rotated elements per head, even (default head_dim)\n"
 	"  --window N          local_global window (even)\n"
 	"  --global N          local_global: number of leading global tokens\n"
 	"  --features N        linear: random features\n"
@@ -95,6 +105,10 @@ void workload_opts_init(workload_opts *o) {
 	o->causal_align = -1;
 	o->window_left = o->window_right = SIZE_MAX;
 	o->softcap = NAN;
+	o->rope = o->rope_scaling = -1;
+	o->rope_theta = o->rope_factor = NAN;
+	o->rope_dim = SIZE_MAX;
+	o->layer = SIZE_MAX;
 	o->seed = 1;
 	o->numa = RVA_NUMA_LOCAL;
 	o->kernels = RVA_KERNELS_AUTO;
@@ -173,6 +187,51 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 		}
 		return 1;
 	case OPT_ALIBI: o->alibi = true; return 1;
+	case OPT_ROPE:
+		if (strcmp(arg, "neox") == 0)
+			o->rope = RVA_ROPE_NEOX;
+		else if (strcmp(arg, "gptj") == 0)
+			o->rope = RVA_ROPE_GPTJ;
+		else if (strcmp(arg, "none") == 0)
+			o->rope = RVA_ROPE_NONE;
+		else {
+			cli_usage(cmd, "--rope '%s': expected neox, gptj or none", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_ROPE_SCALING:
+		if (strcmp(arg, "linear") == 0)
+			o->rope_scaling = RVA_ROPE_SCALING_LINEAR;
+		else if (strcmp(arg, "ntk") == 0)
+			o->rope_scaling = RVA_ROPE_SCALING_NTK;
+		else if (strcmp(arg, "none") == 0)
+			o->rope_scaling = RVA_ROPE_SCALING_NONE;
+		else {
+			cli_usage(cmd, "--rope-scaling '%s': expected linear, ntk or none", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_ROPE_THETA:
+	case OPT_ROPE_FACTOR: {
+		const char *name = c == OPT_ROPE_THETA ? "rope-theta" : "rope-factor";
+		float *dst = c == OPT_ROPE_THETA ? &o->rope_theta : &o->rope_factor;
+		if (!parse_float(cmd, name, arg, dst))
+			return -1;
+		if (!(*dst > 0.0f)) {
+			cli_usage(cmd, "--%s %s: must be > 0", name, arg);
+			return -1;
+		}
+		return 1;
+	}
+	case OPT_LAYER: return parse_size(cmd, "layer", arg, true, &o->layer) ? 1 : -1;
+	case OPT_ROPE_DIM:
+		if (!parse_size(cmd, "rope-dim", arg, false, &o->rope_dim))
+			return -1;
+		if (o->rope_dim % 2 != 0) {
+			cli_usage(cmd, "--rope-dim %s: must be even (RoPE turns pairs)", arg);
+			return -1;
+		}
+		return 1;
 	case OPT_BIAS: o->bias_path = arg; return 1;
 	case OPT_MASK: o->mask_path = arg; return 1;
 	case OPT_BLOCK: return parse_size(cmd, "block", arg, false, &o->block) ? 1 : -1;
@@ -363,6 +422,11 @@ static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism 
 		return cli_usage(cmd, "--causal-align, --window-left/right, --softcap, --alibi, --bias "
 		                 "and --mask apply to softmax attention, the mechanism is %s",
 		                 rva_mechanism_name(m));
+	bool rope = o->rope > 0 || o->rope_scaling >= 0 || !isnan(o->rope_theta) ||
+	            !isnan(o->rope_factor) || o->rope_dim != SIZE_MAX;
+	if (rope && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC || moe))
+		return cli_usage(cmd, "--rope and its --rope-* options apply to softmax attention, "
+		                 "the mechanism is %s", rva_mechanism_name(m));
 	if (o->block && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC))
 		return cli_usage(cmd, "--block applies to softmax attention, the mechanism is %s",
 		                 rva_mechanism_name(m));
@@ -376,6 +440,8 @@ static int base_config(const char *cmd, const workload_opts *o, size_t dim, rva_
 	int given = !!o->preset + !!o->model + !!o->mechanism;
 	if (given > 1)
 		return cli_usage(cmd, "give only one of --preset, --model and --mechanism");
+	if (o->layer != SIZE_MAX && !o->preset)
+		return cli_usage(cmd, "--layer applies to --preset");
 	rva_status st;
 	if (o->model) {
 		if ((st = rva_from_model_name(o->model, dim, c)) != RVA_OK)
@@ -412,7 +478,12 @@ static int base_config(const char *cmd, const workload_opts *o, size_t dim, rva_
 		if (o->preset)
 			rva_preset_from_name(o->preset, &p); /* checked when parsed */
 		*c = rva_preset_config(p, dim);
+		if (o->layer != SIZE_MAX)
+			rva_preset_layer_config(p, dim, o->layer, c); /* p is in range */
 		snprintf(source_buf, sizeof source_buf, "preset %s", rva_preset_name(p));
+		if (o->layer != SIZE_MAX)
+			snprintf(source_buf + strlen(source_buf), sizeof source_buf - strlen(source_buf),
+			         " layer %zu", o->layer);
 	}
 	*source = source_buf;
 	return EXIT_OK;
@@ -476,7 +547,12 @@ static int resolve_dim(const workload_opts *o, const shape4 *qs, size_t *dim,
 	if (o->dim && o->q_path && qs->cols != o->dim)
 		return cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, --dim is %zu", o->q_path,
 		                 qs->cols, o->dim);
-	*dim = o->dim ? o->dim : o->q_path ? qs->cols : 768;
+	/* a decoder preset or model name: the model's own width */
+	rva_preset p = RVA_PRESET_BERT;
+	const char *name = o->preset ? o->preset : o->model;
+	if (name && rva_preset_from_name(name, &p) != RVA_OK)
+		p = RVA_PRESET_BERT;
+	*dim = o->dim ? o->dim : o->q_path ? qs->cols : rva_preset_model_dim(p);
 	*from = o->dim ? "--dim" : o->q_path ? "the dim of --q" : "the default dim";
 	return EXIT_OK;
 }
@@ -572,6 +648,22 @@ static void apply_overrides(const workload_opts *o, rva_config *c) {
 		c->softcap = o->softcap;
 	if (o->alibi)
 		c->alibi = true;
+	if (o->rope >= 0)
+		c->rope = (rva_rope)o->rope;
+	if (o->rope_scaling >= 0)
+		c->rope_scaling = (rva_rope_scaling)o->rope_scaling;
+	if (!isnan(o->rope_theta))
+		c->rope_theta = o->rope_theta;
+	if (!isnan(o->rope_factor))
+		c->rope_factor = o->rope_factor;
+	if (o->rope_dim != SIZE_MAX)
+		c->rope_dim = o->rope_dim;
+	if (c->rope == RVA_ROPE_NONE && o->rope == RVA_ROPE_NONE) {
+		/* --rope none clears a preset's RoPE with its values */
+		c->rope_theta = c->rope_factor = 0.0f;
+		c->rope_scaling = RVA_ROPE_SCALING_NONE;
+		c->rope_dim = 0;
+	}
 }
 
 /* The config: base (preset, model or mechanism), heads, then the command-line overrides;
@@ -1040,6 +1132,14 @@ void workload_describe(const workload *w, FILE *f) {
 		fprintf(f, ", softcap %g", (double)c.softcap);
 	if (c.alibi)
 		fprintf(f, ", ALiBi");
+	if (c.rope != RVA_ROPE_NONE) {
+		fprintf(f, ", RoPE %s (theta %g, rope_dim %zu", c.rope == RVA_ROPE_NEOX ? "neox" : "gptj",
+		        (double)c.rope_theta, c.rope_dim);
+		if (c.rope_scaling != RVA_ROPE_SCALING_NONE)
+			fprintf(f, ", %s x%g", c.rope_scaling == RVA_ROPE_SCALING_LINEAR ? "linear" : "ntk",
+			        (double)c.rope_factor);
+		fputc(')', f);
+	}
 	if (w->bias_a.data)
 		fprintf(f, ", bias %s", w->bias_a.ndim == 3 ? "per head" : "shared by the heads");
 	if (w->mask)
@@ -1209,6 +1309,17 @@ void json_config(json *j, const workload *w) {
 	if (c.softcap > 0.0f)
 		json_kv_float(j, "softcap", c.softcap);
 	json_kv_bool(j, "alibi", c.alibi);
+	json_kv_string(j, "rope", c.rope == RVA_ROPE_NEOX ? "neox"
+	                          : c.rope == RVA_ROPE_GPTJ ? "gptj" : "none");
+	if (c.rope != RVA_ROPE_NONE) {
+		json_kv_float(j, "rope_theta", c.rope_theta);
+		json_kv_uint(j, "rope_dim", c.rope_dim);
+		json_kv_string(j, "rope_scaling",
+		               c.rope_scaling == RVA_ROPE_SCALING_LINEAR ? "linear"
+		               : c.rope_scaling == RVA_ROPE_SCALING_NTK  ? "ntk" : "none");
+		if (c.rope_scaling != RVA_ROPE_SCALING_NONE)
+			json_kv_float(j, "rope_factor", c.rope_factor);
+	}
 	json_kv_bool(j, "score_bias", w->bias_a.data != NULL);
 	json_kv_bool(j, "score_mask", w->mask != NULL);
 	json_object_end(j);
