@@ -52,8 +52,9 @@ void rva__rope_free(rva__rope *r) {
 }
 
 size_t rva__rope_scratch_doubles(const rva__rope *r) {
-	/* cos and sin per pair, then one head as floats (input) and floats (output) */
-	return r->dim + r->head_dim + 16;
+	/* cos and sin per pair in double and in float, then one head as floats (input) and
+	 * floats (output) */
+	return r->dim + r->dim / 2 + r->head_dim + 16;
 }
 
 /* cos / sin of p * w_i, exactly (libm, in double). */
@@ -83,19 +84,28 @@ static void angles_seek(const rva__rope *r, int64_t p, double *c, double *s) {
 		angles_step(r, c, s);
 }
 
-/* Rotates one head of D elements held as floats in x into y. */
-static void rotate_head(const rva__rope *r, const double *c, const double *s, const float *x,
+/* Rotates one head of D floats x into y (y may be x: each pair is read before it is
+ * written). c and s: the row's cos and sin per pair, rounded to float; the products are
+ * fp32 (the attention's own precision), in loops the compiler vectorises. */
+static void rotate_head(const rva__rope *r, const float *c, const float *s, const float *x,
                         float *y) {
 	size_t half = r->dim / 2;
-	bool neox = r->layout == RVA_ROPE_NEOX;
-	for (size_t i = 0; i < half; i++) {
-		size_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-		double x0 = x[a], x1 = x[b];
-		y[a] = (float)(x0 * c[i] - x1 * s[i]);
-		y[b] = (float)(x0 * s[i] + x1 * c[i]);
+	if (r->layout == RVA_ROPE_NEOX) {
+		for (size_t i = 0; i < half; i++) {
+			float x0 = x[i], x1 = x[i + half];
+			y[i] = x0 * c[i] - x1 * s[i];
+			y[i + half] = x0 * s[i] + x1 * c[i];
+		}
+	} else {
+		for (size_t i = 0; i < half; i++) {
+			float x0 = x[2 * i], x1 = x[2 * i + 1];
+			y[2 * i] = x0 * c[i] - x1 * s[i];
+			y[2 * i + 1] = x0 * s[i] + x1 * c[i];
+		}
 	}
-	for (size_t d = r->dim; d < r->head_dim; d++)
-		y[d] = x[d];
+	if (y != x)
+		for (size_t d = r->dim; d < r->head_dim; d++)
+			y[d] = x[d];
 }
 
 void rva__rope_rows(const rva__rope *r, int64_t pos0, size_t n, size_t heads, rva_dtype t,
@@ -103,7 +113,8 @@ void rva__rope_rows(const rva__rope *r, int64_t pos0, size_t n, size_t heads, rv
                     size_t dst_stride, size_t dst_head_stride, double *scratch) {
 	size_t D = r->head_dim, half = r->dim / 2;
 	double *c = scratch, *s = scratch + half;
-	float *x = (float *)(s + half), *y = x + D;
+	float *cf = (float *)(s + half), *sf = cf + half;
+	float *x = sf + half, *y = x + D;
 	for (size_t k = 0; k < n; k++) {
 		int64_t p = pos0 + (int64_t)k;
 		if (half) {
@@ -113,17 +124,20 @@ void rva__rope_rows(const rva__rope *r, int64_t pos0, size_t n, size_t heads, rv
 				angles_exact(r, p, c, s);
 			else
 				angles_step(r, c, s);
+			for (size_t i = 0; i < half; i++) {
+				cf[i] = (float)c[i];
+				sf[i] = (float)s[i];
+			}
 		}
 		for (size_t h = 0; h < heads; h++) {
 			const void *in = rva__elem_at(src, t, k * src_stride + h * src_head_stride);
 			void *out = rva__elem_at_mut(dst, t, k * dst_stride + h * dst_head_stride);
 			if (t == RVA_F32) {
-				memcpy(x, in, D * sizeof(float)); /* in may be out (in place) */
-				rotate_head(r, c, s, x, out);
+				rotate_head(r, cf, sf, in, out); /* in place when in == out */
 				continue;
 			}
 			rva__cvt_to_f32(t, in, x, D);
-			rotate_head(r, c, s, x, y);
+			rotate_head(r, cf, sf, x, y);
 			rva__cvt_from_f32(t, y, out, D);
 		}
 	}

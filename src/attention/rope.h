@@ -8,10 +8,11 @@
  *   theta' = theta * F^(R / (R - 2)) under NTK scaling, F_linear = F under linear scaling.
  * cos and sin of p * w_i are computed in double: exactly (libm) at every position that is a
  * multiple of 64, and from there by the angle-addition recurrence one position at a time
- * (each step one complex product in double, error ~1e-16 per step). A row's rotation is a
- * function of its position alone (never of the row range a task covers), so queries and
- * keys rotate to the same bits on every path and for any thread count. The products
- * x0 cos - x1 sin are formed in double and rounded once to the row's element type.
+ * (each step one complex product in double, error ~1e-16 per step), then rounded to
+ * float. A row's rotation is a function of its position alone (never of the row range a
+ * task covers), so queries and keys rotate to the same bits on every path and for any
+ * thread count. The products x0 cos - x1 sin are fp32 (about 1 ulp, the precision of the
+ * attention that follows), rounded once more to a half row's element type.
  */
 #ifndef RVATTN_SRC_ATTENTION_ROPE_H
 #define RVATTN_SRC_ATTENTION_ROPE_H

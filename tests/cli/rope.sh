@@ -49,6 +49,10 @@ expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q d_q.npy --k d_k.npy --
 	--out d_out.npy --causal --rope neox --rope-theta 500000 &&
 	check d 4 causal rope=neox theta=500000
 
+# --rope none takes a decoder preset's RoPE away (and its theta with it)
+expect_rc 0 "$RVATTN" run --preset llama-3 --dim 64 --batch 1 --seq 4 --rope none
+grep -q 'RoPE' "$T/out" && fail "--rope none still rotates: $(head -1 "$T/out")"
+
 # refusals
 expect_rc 2 "$RVATTN" run --mechanism flash --rope sideways
 expect_rc 2 "$RVATTN" run --mechanism flash --rope neox --rope-theta -3

@@ -648,6 +648,11 @@ static void apply_overrides(const workload_opts *o, rva_config *c) {
 		c->softcap = o->softcap;
 	if (o->alibi)
 		c->alibi = true;
+	if (o->rope == RVA_ROPE_NONE) { /* --rope none clears a preset's RoPE and its values */
+		c->rope_theta = c->rope_factor = 0.0f;
+		c->rope_scaling = RVA_ROPE_SCALING_NONE;
+		c->rope_dim = 0;
+	}
 	if (o->rope >= 0)
 		c->rope = (rva_rope)o->rope;
 	if (o->rope_scaling >= 0)
@@ -658,12 +663,6 @@ static void apply_overrides(const workload_opts *o, rva_config *c) {
 		c->rope_factor = o->rope_factor;
 	if (o->rope_dim != SIZE_MAX)
 		c->rope_dim = o->rope_dim;
-	if (c->rope == RVA_ROPE_NONE && o->rope == RVA_ROPE_NONE) {
-		/* --rope none clears a preset's RoPE with its values */
-		c->rope_theta = c->rope_factor = 0.0f;
-		c->rope_scaling = RVA_ROPE_SCALING_NONE;
-		c->rope_dim = 0;
-	}
 }
 
 /* The config: base (preset, model or mechanism), heads, then the command-line overrides;
