@@ -15,6 +15,7 @@
 #include "kernels/vtanh.h"
 
 static bool fused = false, decode_kernels = true;
+
 static pthread_once_t fused_once = PTHREAD_ONCE_INIT;
 
 static void pick_backend(void) {
@@ -568,11 +569,60 @@ prefetch_row(const float *base, size_t s, size_t row, size_t bytes) {
  * (every other line was slower than none), only where several (head, query) rows share a
  * kv head (G x nq >= 2): there the step has more arithmetic per byte than the hardware
  * prefetchers hide. Measured through `rvattn bench`, same runs, one / two threads: GQA
- * 12/2 ragged decode 23-28% -> 45-47% / 37-38% -> 60-61% of the streaming read with it;
- * G5 (multi-head, one query) 76-79% -> 73-74% / 94-95% -> 81-82% and a 1 x 512-key
- * decode 56 -> 75-81 us with it, so not there (a prefetch costs about a nanosecond even
- * when its line is cached). */
+ * 12/2 ragged decode 23-28% -> 45-47% / 37-38% -> 60-61% of the streaming read with it.
+ * (On these four-row groups G5, multi-head with one query, lost with it: 76-79% -> 73-74%;
+ * that case now reads whole rows with its own prefetch, DECODE_ROWS_BODY below.) */
 #define DECODE_PF_BYTES 12288u
+
+/* One query over multi-head K/V (G x nq = 1): the step reads each K row and then each V
+ * row front to back, whole, so the core sees two sequential streams (K of this block, V of
+ * the previous one) instead of four interleaved row slices each. Scores: the heads of a
+ * row in fours through one hsum4 tree (a sum's operations do not depend on its place in
+ * the tree, so the bits are those of score_rows4_t); P.V: each V row added into O row by
+ * row (the same fused multiply-adds in the same order as pv_rows4_t). */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+score_row_heads_t(const float *kj, const float *q, size_t H, size_t D, float scale, float *sc,
+                  size_t kb, size_t j, const size_t DD) {
+	if (DD)
+		D = DD;
+	size_t h = 0;
+	for (; h + 4 <= H; h += 4) {
+		__m128 s = hsum4(dot_partial(q + h * D, kj + h * D, D),
+		                 dot_partial(q + (h + 1) * D, kj + (h + 1) * D, D),
+		                 dot_partial(q + (h + 2) * D, kj + (h + 2) * D, D),
+		                 dot_partial(q + (h + 3) * D, kj + (h + 3) * D, D));
+		float t[4];
+		_mm_storeu_ps(t, _mm_mul_ps(_mm_set1_ps(scale), s));
+		sc[h * kb + j] = t[0];
+		sc[(h + 1) * kb + j] = t[1];
+		sc[(h + 2) * kb + j] = t[2];
+		sc[(h + 3) * kb + j] = t[3];
+	}
+	for (; h < H; h++) {
+		__m512 a = dot_partial(q + h * D, kj + h * D, D);
+		__m128 s = hsum4(a, a, a, a);
+		sc[h * kb + j] = _mm_cvtss_f32(_mm_mul_ss(_mm_set1_ps(scale), s));
+	}
+}
+
+/* The single-query multi-head step (G x nq = 1): row by row, K row j scored and V row j
+ * added, while the lines of the rows pf rows ahead are prefetched into L1 (every line, about
+ * DECODE_PF1_BYTES ahead in each stream). Measured (thread CPU time, G5's heads over
+ * 16384 keys from memory, same runs, bench/decode_kernel's loop on a loaded VM): four
+ * interleaved row slices 12.5-16.2 GB/s, whole rows without prefetch 16.2-19.6, with it
+ * 20.2-25.0 (1.5, 3 and 4.5 KiB ahead alike; 6 KiB, every other line, or into L2 less)
+ * against a plain read of 22-27. From cache (512 keys) the prefetches cost ~20%: a decode
+ * streams its K/V from memory. */
+#define DECODE_PF1_BYTES 2048u
+#define DECODE_ROWS_BODY(DD)                                                               \
+	for (size_t j = 0; j < n; j++) {                                                       \
+		prefetch_row(kc, ks, j + pf1, rb);                                                 \
+		prefetch_row(vp, vs, j + pf1, rb);                                                 \
+		if (j < ncur)                                                                      \
+			score_row_heads_t(kc + j * ks, q, H, D, scale, sc_cur, kb, j, DD);             \
+		if (j < nprev)                                                                     \
+			pv_row_t(vp + j * vs, sc_prev, 1, H, 1, D, kb, j, o, DD);                      \
+	}
 
 /* Rows go in fours (one 4-way horizontal-sum tree for the scores, one O load/store per
  * four V rows); a short last group scores its valid rows (repeating the last one, stored
@@ -610,6 +660,15 @@ static RVA__TARGET_AVX512 void decode_step_avx512(const float *kc, size_t ks, si
 	size_t rb = (H / G) * D * sizeof(float); /* bytes of a row read */
 	size_t pf = rva__div_up(DECODE_PF_BYTES, rb);
 	bool prefetch = G * nq >= 2;
+	if (G * nq == 1) {
+		size_t pf1 = rva__div_up(DECODE_PF1_BYTES, rb);
+		switch (D) {
+		case 64: DECODE_ROWS_BODY(64) break;
+		case 128: DECODE_ROWS_BODY(128) break;
+		default: DECODE_ROWS_BODY(0) break;
+		}
+		return;
+	}
 	switch (D) {
 	case 64: DECODE_STEP_BODY(64) break;
 	case 128: DECODE_STEP_BODY(128) break;
@@ -617,6 +676,7 @@ static RVA__TARGET_AVX512 void decode_step_avx512(const float *kc, size_t ks, si
 	}
 }
 #undef DECODE_STEP_BODY
+#undef DECODE_ROWS_BODY
 
 /* Online softmax of every (head, query) row over the block. */
 static RVA__TARGET_AVX512 void decode_softmax_avx512(size_t nkb, float *sc, size_t rows,
