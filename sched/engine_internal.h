@@ -92,6 +92,10 @@ struct rva_engine {
 	atomic_int team_error;        /* nonzero: the team could not be formed */
 	atomic_bool shutdown;
 	_Alignas(RVA__CACHELINE) atomic_uint sleepers;
+	/* Idle spinning (sched/executor.c, worker_loop): tasks of launched jobs not yet
+	 * started (ready or waiting for predecessors), and workers running a task. */
+	_Alignas(RVA__CACHELINE) atomic_uint_fast64_t unstarted;
+	atomic_uint running;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;
 	pthread_cond_t start_cond;    /* creation waits for the team (with park_lock) */

@@ -156,17 +156,22 @@ static void dag_free(dag *d) {
  * mark joins done as soon as they are released -- which the executor does not expose.
  * We therefore build the order-checked DAGs without joins and test joins separately. */
 
-static rva_engine *engine_on(const char *synthetic, unsigned threads, rva_numa_policy numa) {
+static rva_engine *engine_spin(const char *synthetic, unsigned threads, rva_numa_policy numa,
+                               unsigned spin_us) {
 	rva_engine_config c = rva_engine_config_defaults();
 	c.topology_synthetic = synthetic;
 	c.threads = threads;
 	c.numa = numa;
 	c.scratch_bytes = 64 << 10;
-	c.spin_us = 50;
+	c.spin_us = spin_us;
 	rva_engine *e;
 	rva_status st = rva_engine_create(&c, &e);
 	cr_assert_eq(st, RVA_OK, "engine: %s %s", rva_status_name(st), rva_last_error());
 	return e;
+}
+
+static rva_engine *engine_on(const char *synthetic, unsigned threads, rva_numa_policy numa) {
+	return engine_spin(synthetic, threads, numa, 50);
 }
 
 static uint64_t sum_stat(rva_engine *e, int which) {
@@ -548,6 +553,52 @@ Test(executor, cancel_one_sequence) {
 	cr_expect_eq(atomic_load(&gt.ran), 1 + 3 * 300);
 	rva_job_destroy(job);
 	rva__graph_free(&g);
+	rva_engine_destroy(e);
+}
+
+/* ---- idle workers ---------------------------------------------------------------------- */
+
+typedef struct lone_task {
+	rva_engine *e;
+	atomic_bool saw_parked;  /* the other worker parked while this task ran */
+	uint64_t waited_ns;
+} lone_task;
+
+/* Runs until the engine's other worker has parked, or 400 ms. */
+static rva_status lone_task_fn(const rva__task *t, rva__exec_ctx *x) {
+	(void)x;
+	lone_task *c = (lone_task *)t->ctx;
+	uint64_t t0 = rva__now_ns();
+	while (rva__now_ns() - t0 < 400000000u)
+		if (atomic_load(&c->e->sleepers) >= 1) {
+			atomic_store(&c->saw_parked, true);
+			break;
+		}
+	c->waited_ns = rva__now_ns() - t0;
+	return RVA_OK;
+}
+
+/* A job of one task on two workers spinning up to a second: the idle worker has nothing
+ * to wait for but that task's end and parks at once, leaving its core to the program
+ * (it used to spin through the whole spin time beside the caller's thread). After the job
+ * no task is counted as still to start. */
+Test(executor, idle_worker_parks_beside_a_lone_task) {
+	rva_engine *e = engine_spin("package:2 [numa] core:1 pu:1", 2, RVA_NUMA_LOCAL, 1000000);
+	for (int round = 0; round < 3; round++) {
+		lone_task c = {.e = e};
+		rva__graph g;
+		rva__graph_init(&g, 1);
+		uint32_t id;
+		cr_assert_eq(rva__graph_add(&g, lone_task_fn, &c, 0, 0, 0, 0, 0, 1, &id), RVA_OK);
+		rva_job *job;
+		cr_assert_eq(rva__engine_submit_graph(e, &g, NULL, NULL, &job), RVA_OK);
+		cr_assert_eq(rva_job_wait(job), RVA_OK);
+		cr_expect(atomic_load(&c.saw_parked), "round %d: the idle worker still spun after "
+		          "%.0f ms (spin time 1 s)", round, (double)c.waited_ns * 1e-6);
+		cr_expect_eq(atomic_load(&e->unstarted), 0);
+		rva_job_destroy(job);
+		rva__graph_free(&g);
+	}
 	rva_engine_destroy(e);
 }
 

@@ -9,7 +9,10 @@
  * output does not depend on the number of threads or on the cpu set (bit-identical).
  *
  * Threads: workers are OpenMP threads of one flat team owned by the engine's dispatcher
- * thread; they spin for `spin_us` microseconds when idle, then park. Leave OMP_PROC_BIND
+ * thread; they spin for `spin_us` microseconds when idle, then park (a worker parks at
+ * once when every task of the jobs in flight has started and another worker still runs
+ * one: nothing can come to it before those end, and its core is left to the caller's
+ * threads). Leave OMP_PROC_BIND
  * and OMP_PLACES unset: hwloc does the binding. Every engine thread blocks all
  * asynchronous signals (faults excepted), so signals reach the caller's threads only.
  */
