@@ -28,6 +28,7 @@ typedef struct xcase {
 	size_t nq, nk, H, kvh, D, Dv;
 	float *q, *k, *v;
 	uint8_t *mask;
+	size_t out_n;         /* floats of the out buffer (its layout's extent) */
 	rva_seq seq;          /* what the library gets */
 	ref_ex_io io;         /* what the oracle gets (out, lse allocated) */
 	float *out, *lse;
@@ -51,7 +52,8 @@ static void xcase_init(xcase *x, rva_config c, size_t nq, size_t nk, uint64_t se
 	x->q = ref_alloc(nq * dim + 1);
 	x->k = ref_alloc(nk * kvd + 1);
 	x->v = ref_alloc(nk * kvd + 1);
-	x->out = ref_alloc(nq * x->H * x->Dv + 1);
+	x->out_n = nq * x->H * x->Dv;
+	x->out = ref_alloc(x->out_n + 1);
 	x->lse = ref_alloc(x->H * nq + 1);
 	ref_fill_uniform(x->q, nq * dim, -1.5f, 1.5f, seed);
 	ref_fill_uniform(x->k, nk * kvd, -1.5f, 1.5f, seed + 1);
@@ -125,10 +127,15 @@ static void check(xcase *x, double scale, const char *what) {
 	x->io.lse = wl;
 	ref_attention_ex(&sp, &x->io);
 	size_t os = x->seq.out_stride ? x->seq.out_stride : ow;
+	size_t ohs = x->seq.out_head_stride ? x->seq.out_head_stride : x->Dv;
+	float *row = ref_alloc(ow);
 	for (size_t i = 0; i < x->nq; i++) {
-		double e = ref_err_ratio(x->out + i * os, want + i * ow, ow, ATOL, RTOL);
+		for (size_t h = 0; h < x->H; h++) /* the output's layout: its row and head strides */
+			memcpy(row + h * x->Dv, x->out + i * os + h * ohs, x->Dv * sizeof(float));
+		double e = ref_err_ratio(row, want + i * ow, ow, ATOL, RTOL);
 		cr_assert(e <= 1.0, "%s: row %zu: error ratio %g", what, i, e);
 	}
+	free(row);
 	if (x->seq.lse) {
 		size_t ls = x->seq.lse_head_stride ? x->seq.lse_head_stride : x->nq;
 		for (size_t h = 0; h < x->H; h++)
@@ -149,8 +156,9 @@ static void check(xcase *x, double scale, const char *what) {
 
 /* Runs x with 1 and 2 threads and serially: identical bits, and the oracle's numbers. */
 static void run_check(xcase *x, const rva_runtime *rt, double scale, const char *what) {
-	size_t on = x->nq * x->H * x->Dv, ln = x->H * x->nq;
+	size_t on = x->out_n, ln = x->H * x->nq;
 	float *o1 = malloc((on + 1) * sizeof(float)), *l1 = malloc((ln + 1) * sizeof(float));
+	memset(x->out, 0xFF, on * sizeof(float)); /* gaps of a strided output stay so */
 	run(x, 1, rt);
 	memcpy(o1, x->out, on * sizeof(float));
 	memcpy(l1, x->lse, ln * sizeof(float));
@@ -360,4 +368,217 @@ Test(attn_extras, per_call_scale_single_query) {
 	check(&x, 2.5, "rva_compute_ex rt.scale 2.5");
 	rva_attention_release(att);
 	xcase_free(&x);
+}
+
+/* ---- head strides ([B, H, S, D] and other layouts, batch.h) ---------------------------- */
+
+/* Copies a packed [rows][heads][w] matrix into a new buffer at row stride rs and head
+ * stride hs (gaps filled with NaN: a read of a gap shows), returning the buffer. */
+static float *relayout(const float *src, size_t rows, size_t heads, size_t w, size_t rs,
+                       size_t hs, size_t *n) {
+	*n = (rows - 1) * rs + (heads - 1) * hs + w;
+	float *dst = ref_alloc(*n + 1);
+	for (size_t i = 0; i < *n; i++)
+		dst[i] = NAN;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t h = 0; h < heads; h++)
+			memcpy(dst + i * rs + h * hs, src + (i * heads + h) * w, w * sizeof(float));
+	return dst;
+}
+
+/* One layout of the four tensors: row stride and head stride of each as functions of the
+ * shape; bhsd = PyTorch's [B, H, S, D] (rows within heads). */
+typedef struct layout {
+	const char *name;
+	bool q_bhsd, kv_bhsd, out_bhsd;
+	size_t pad;           /* elements added between heads of the row-major tensors */
+} layout;
+
+/* Moves x's tensors to layout L (the oracle reads them there too). */
+static void xcase_layout(xcase *x, const layout *L, float **owned) {
+	size_t nq = x->nq, nk = x->nk, H = x->H, KH = x->kvh, D = x->D, Dv = x->Dv, n;
+	size_t qs, qhs, ks, khs, vs, vhs, os, ohs;
+	if (L->q_bhsd) { qs = D; qhs = nq * D; } else { qhs = D + L->pad; qs = H * qhs + 1; }
+	if (L->kv_bhsd) { ks = D; khs = nk * D; vs = Dv; vhs = nk * Dv; }
+	else { khs = D + L->pad; ks = KH * khs + 3; vhs = Dv + L->pad; vs = KH * vhs + 2; }
+	if (L->out_bhsd) { os = Dv; ohs = nq * Dv; } else { ohs = Dv + 2 * L->pad; os = H * ohs; }
+	owned[0] = relayout(x->q, nq, H, D, qs, qhs, &n);
+	owned[1] = relayout(x->k, nk, KH, D, ks, khs, &n);
+	owned[2] = relayout(x->v, nk, KH, Dv, vs, vhs, &n);
+	free(x->out);
+	x->out_n = (nq - 1) * os + (H - 1) * ohs + Dv;
+	x->out = ref_alloc(x->out_n + 1);
+	x->seq.q = owned[0]; x->seq.q_stride = qs; x->seq.q_head_stride = qhs;
+	x->seq.k = owned[1]; x->seq.k_stride = ks; x->seq.k_head_stride = khs;
+	x->seq.v = owned[2]; x->seq.v_stride = vs; x->seq.v_head_stride = vhs;
+	x->seq.out = x->out; x->seq.out_stride = os; x->seq.out_head_stride = ohs;
+	x->io.q = owned[0]; x->io.qs = qs; x->io.qhs = qhs;
+	x->io.k = owned[1]; x->io.ks = ks; x->io.khs = khs;
+	x->io.v = owned[2]; x->io.vs = vs; x->io.vhs = vhs;
+}
+
+static const layout layouts[] = {
+	{"[B, H, S, D] everywhere", true, true, true, 0},
+	{"[B, H, S, D] K/V, padded heads in q/out rows", false, true, false, 5},
+	{"[B, H, S, D] q/out, padded K/V heads", true, false, true, 3},
+};
+
+/* The output of x in its layout, packed [nq][H][Dv], into dst. */
+static void gather_out(const xcase *x, float *dst) {
+	size_t os = x->seq.out_stride ? x->seq.out_stride : x->H * x->Dv;
+	size_t ohs = x->seq.out_head_stride ? x->seq.out_head_stride : x->Dv;
+	for (size_t i = 0; i < x->nq; i++)
+		for (size_t h = 0; h < x->H; h++)
+			memcpy(dst + (i * x->H + h) * x->Dv, x->out + i * os + h * ohs,
+			       x->Dv * sizeof(float));
+}
+
+Test(attn_extras, head_strides_match_oracle_and_packed_rows_on_every_path) {
+	for (size_t di = 0; di < sizeof head_dims / sizeof head_dims[0]; di++) {
+		shape sh[16];
+		size_t n = shapes_for(head_dims[di], sh);
+		for (size_t i = 0; i < n; i++)
+			for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
+				xcase x;
+				xcase_init(&x, sh[i].cfg, sh[i].nq, sh[i].nk, 300 + i);
+				if (sh[i].mask)
+					xcase_mask(&x);
+				run(&x, 1, NULL); /* the packed rows' output */
+				size_t on = x.nq * x.H * x.Dv;
+				float *packed = ref_alloc(on + 1), *got = ref_alloc(on + 1);
+				memcpy(packed, x.out, on * sizeof(float));
+				float *owned[3];
+				xcase_layout(&x, &layouts[li], owned);
+				char what[160];
+				snprintf(what, sizeof what, "D=%zu %s, %s", head_dims[di], sh[i].name,
+				         layouts[li].name);
+				run_check(&x, NULL, 1.0 / sqrt((double)x.D), what);
+				gather_out(&x, got);
+				cr_assert(memcmp(packed, got, on * sizeof(float)) == 0,
+				          "%s: differs from the packed rows' output", what);
+				for (int b = 0; b < 3; b++)
+					free(owned[b]);
+				free(packed);
+				free(got);
+				xcase_free(&x);
+			}
+	}
+}
+
+/* A [B, H, S, D] batch as PyTorch holds it: B sequences at offsets b * H * S * D of one
+ * tensor each, through the engine (and bf16 K/V on the decode path). */
+Test(attn_extras, bhsd_batch_through_the_engine) {
+	enum { B = 3, H = 4, KH = 2, S = 33, D = 64 };
+	rva_config c = rva_multi_head(H * D, H);
+	c.kv_heads = KH;
+	c.causal = true;
+	float *q = ref_alloc(B * H * S * D), *k = ref_alloc(B * KH * S * D),
+	      *v = ref_alloc(B * KH * S * D), *o = ref_alloc(B * H * S * D);
+	ref_fill_uniform(q, B * H * S * D, -1, 1, 1);
+	ref_fill_uniform(k, B * KH * S * D, -1, 1, 2);
+	ref_fill_uniform(v, B * KH * S * D, -1, 1, 3);
+	rva_seq seqs[B];
+	for (size_t b = 0; b < B; b++)
+		seqs[b] = (rva_seq){.nq = S, .nk = S, .q = q + b * H * S * D, .q_stride = D,
+		                    .q_head_stride = S * D, .k = k + b * KH * S * D, .k_stride = D,
+		                    .k_head_stride = S * D, .v = v + b * KH * S * D, .v_stride = D,
+		                    .v_head_stride = S * D, .out = o + b * H * S * D, .out_stride = D,
+		                    .out_head_stride = S * D};
+	rva_attention *att;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	rva_engine_config ec = rva_engine_config_defaults();
+	ec.threads = 2;
+	rva_engine *e;
+	cr_assert_eq(rva_engine_create(&ec, &e), RVA_OK, "%s", rva_last_error());
+	rva_batch bt = {B, seqs};
+	cr_assert_eq(rva_engine_run(e, att, &bt, NULL, NULL, NULL), RVA_OK, "%s", rva_last_error());
+	ref_attn_spec sp = {.heads = H, .kv_heads = KH, .head_dim = D, .scale = 1.0 / 8.0,
+	                    .causal = true};
+	double *want = ref_alloc_d(S * H * D);
+	for (size_t b = 0; b < B; b++) {
+		ref_ex_io io = {.nq = S, .nk = S, .q = seqs[b].q, .qs = D, .qhs = S * D,
+		                .k = seqs[b].k, .ks = D, .khs = S * D, .v = seqs[b].v, .vs = D,
+		                .vhs = S * D, .v_head_dim = D, .out = want};
+		ref_attention_ex(&sp, &io);
+		for (size_t h = 0; h < H; h++)
+			for (size_t i = 0; i < S; i++) {
+				double err = ref_err_ratio(o + b * H * S * D + h * S * D + i * D,
+				                           want + (i * H + h) * D, D, ATOL, RTOL);
+				cr_assert(err <= 1.0, "batch %zu head %zu row %zu: error ratio %g", b, h, i,
+				          err);
+			}
+	}
+	free(want);
+	rva_engine_destroy(e);
+	rva_attention_release(att);
+	free(q);
+	free(k);
+	free(v);
+	free(o);
+}
+
+/* Head strides that make heads overlap, that overflow, on a mechanism or path without
+ * them, or an output overlapping an input through its heads, are refused. */
+Test(attn_extras, head_strides_refused_clearly) {
+	enum { H = 2, D = 8, N = 5 };
+	float *q = ref_alloc(4 * H * N * D), *k = ref_alloc(H * N * D), *v = ref_alloc(H * N * D),
+	      *o = ref_alloc(4 * H * N * D);
+	rva_config c = rva_multi_head(H * D, H);
+	rva_attention *att, *lin;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	rva_config lc = rva_linear(H * D, 16);
+	lc.heads = H;
+	cr_assert_eq(rva_build(&lc, &lin), RVA_OK);
+	rva_seq good = {.nq = N, .nk = N, .q = q, .q_stride = D, .q_head_stride = N * D, .k = k,
+	                .v = v, .out = o, .out_stride = D, .out_head_stride = N * D};
+	rva_batch b = {1, &good};
+	cr_assert_eq(rva_compute_batch(att, &b, NULL, NULL), RVA_OK, "%s", rva_last_error());
+	typedef struct bad_case {
+		const char *what;
+		rva_seq s;
+		rva_status want;
+		const rva_attention *a;
+	} bad_case;
+	bad_case cs[8];
+	size_t n = 0;
+	rva_seq s = good;
+	s.q_head_stride = D - 1; /* heads overlap */
+	cs[n++] = (bad_case){"q heads overlap", s, RVA_EDIM, att};
+	s = good;
+	s.out_head_stride = 2 * D; /* rows D apart, heads 2D apart: interleaved */
+	cs[n++] = (bad_case){"out rows and heads interleave", s, RVA_EDIM, att};
+	s = good;
+	s.k_head_stride = SIZE_MAX / 2;
+	cs[n++] = (bad_case){"k head stride overflows", s, RVA_EOVERFLOW, att};
+	s = good;
+	s.out = q + 3 * D; /* inside the query's head 0 */
+	cs[n++] = (bad_case){"out overlaps q", s, RVA_EINVAL, att};
+	s = good;
+	cs[n++] = (bad_case){"linear attention", s, RVA_EINVAL, lin};
+	s = good;
+	s.q_head_stride = 0;
+	s.q_stride = D; /* packed heads need a row of H * D */
+	cs[n++] = (bad_case){"packed heads, narrow row", s, RVA_EDIM, att};
+	for (size_t i = 0; i < n; i++) {
+		b.seqs = &cs[i].s;
+		rva_status st = rva_compute_batch(cs[i].a, &b, NULL, NULL);
+		cr_assert_eq(st, cs[i].want, "%s: status %s, want %s (%s)", cs[i].what,
+		             rva_status_name(st), rva_status_name(cs[i].want), rva_last_error());
+		cr_assert(strlen(rva_last_error()) > 0, "%s: no message", cs[i].what);
+	}
+	/* a pipeline reads whole rows */
+	rva_pipeline *p;
+	cr_assert_eq(rva_pipeline_create(&p), RVA_OK);
+	cr_assert_eq(rva_attention_retain(att), RVA_OK); /* the pipeline takes a reference */
+	cr_assert_eq(rva_pipeline_add_attention(p, att), RVA_OK);
+	b.seqs = &good;
+	rva_status st = rva_pipeline_run_batch(p, &b, NULL, NULL);
+	cr_assert_eq(st, RVA_EINVAL, "pipeline: %s (%s)", rva_status_name(st), rva_last_error());
+	rva_pipeline_destroy(p);
+	rva_attention_release(att);
+	rva_attention_release(lin);
+	free(q);
+	free(k);
+	free(v);
+	free(o);
 }

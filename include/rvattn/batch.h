@@ -2,8 +2,9 @@
  * rvattn — batches of sequences (the data model of the batched API).
  *
  * A sequence holds nq query rows and nk key/value rows. Every matrix is a pointer plus a
- * row stride counted in elements (>= the row width), so callers hand in BSHD tensors,
- * packed buffers or slices of larger arrays without copies. Each of q, k, v and out has its
+ * row stride counted in elements (>= the row width), and optionally a head stride (below),
+ * so callers hand in BSHD or BHSD tensors, packed buffers or slices of larger arrays
+ * without copies. Each of q, k, v and out has its
  * own element type (rva_dtype below; zero = fp32, so a zero-initialised descriptor holding
  * float pointers means what it always meant). A batch is many sequences of
  * possibly different lengths (ragged); a dense [B, N, H, D] tensor is the special case of
@@ -133,8 +134,21 @@ typedef struct rva_seq {
 	 * 2^48 (RVA_ERANGE); non-zero without rope is refused (RVA_EINVAL).
 	 */
 	size_t q_pos, k_pos;
-	/* Elements between consecutive heads of one row ([B, H, S, D] layouts); 0 = head_dim
-	 * (heads side by side within a row, the default). */
+	/*
+	 * Head strides: elements between consecutive heads of one row; 0 = the head width
+	 * (heads side by side within a row, the default). Element d of head h of row i of q
+	 * is q[i * q_stride + h * q_head_stride + d] (k, v with kv_heads heads, out likewise).
+	 * PyTorch's default [B, H, S, D] tensor passes without a copy: for batch entry b,
+	 * q = base + b * H * S * D, q_stride = D, q_head_stride = S * D. Every tensor's
+	 * (row, head) slices must be disjoint, in one of two layouts: heads side by side
+	 * within rows (head stride >= head width, row stride past the last head) or rows
+	 * stacked within heads (row stride >= head width, head stride past the last row);
+	 * one row constrains no row stride, one head no head stride. Anything else is
+	 * RVA_EDIM, an extent beyond size_t RVA_EOVERFLOW; the aliasing rule above applies to
+	 * the span of the heads. Softmax mechanisms only (scaled_dot, multi_head, flash,
+	 * local_global, on every path: tiles, split-KV, decode); the others, pipelines and
+	 * rvattn_mpi refuse a head stride other than the head width with RVA_EINVAL.
+	 */
 	size_t q_head_stride, k_head_stride, v_head_stride, out_head_stride;
 	uint64_t reserved[8];    /* zero */
 } rva_seq;

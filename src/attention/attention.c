@@ -598,17 +598,108 @@ static rva_status check_scores(const rva_attention *att, const rva_seq *s, const
 	return RVA_OK;
 }
 
+/*
+ * One tensor of a sequence (batch.h): `rows` rows of `heads` heads of `width` elements,
+ * element (i, h, d) at i * rs + h * hs + d (hs already resolved: never 0).
+ */
+typedef struct tensor_layout {
+	size_t rows, heads, width, rs, hs;
+} tensor_layout;
+
+/* Elements from the first to the last element of t plus one, or false on overflow. */
+static bool tensor_extent(const tensor_layout *t, size_t *n) {
+	size_t a = 0, b = 0;
+	if (!t->rows || !t->heads) {
+		*n = 0;
+		return true;
+	}
+	return rva__mul_ok(t->rows - 1, t->rs, &a) && rva__mul_ok(t->heads - 1, t->hs, &b) &&
+	       rva__add_ok(a, b, n) && rva__add_ok(*n, t->width, n);
+}
+
+/* Whether heads sit side by side within rows (A: hs >= width, rs past the last head) or
+ * rows stack within heads (B, [B, H, S, D]: rs >= width, hs past the last row): in either,
+ * no two (row, head) slices share an element. One row constrains no row stride and one
+ * head no head stride. */
+static bool layout_heads_in_rows(const tensor_layout *t) {
+	size_t last;
+	return t->hs >= t->width &&
+	       (t->rows <= 1 || (rva__mul_ok(t->heads - 1, t->hs, &last) &&
+	                         rva__add_ok(last, t->width, &last) && t->rs >= last));
+}
+
+static bool layout_rows_in_heads(const tensor_layout *t) {
+	size_t last;
+	return t->rs >= t->width &&
+	       (t->heads <= 1 || (rva__mul_ok(t->rows - 1, t->rs, &last) &&
+	                          rva__add_ok(last, t->width, &last) && t->hs >= last));
+}
+
+/* Refuses a tensor whose (row, head) slices overlap (RVA_EDIM) or whose extent in bytes
+ * overflows size_t (RVA_EOVERFLOW). */
+static rva_status check_tensor(const tensor_layout *t, rva_dtype type, const char *what,
+                               size_t index) {
+	if (!t->rows)
+		return RVA_OK;
+	if (!layout_heads_in_rows(t) && !layout_rows_in_heads(t)) {
+		if (t->hs == t->width) /* packed heads: the row stride is too narrow */
+			return rva__fail(RVA_EDIM, "sequence %zu: %s stride %zu is narrower than its row "
+			                 "(%zu heads x %zu = %zu elements)", index, what, t->rs, t->heads,
+			                 t->width, t->heads * t->width);
+		return rva__fail(RVA_EDIM, "sequence %zu: %s rows and heads overlap (row stride %zu, "
+		                 "head stride %zu, %zu rows x %zu heads of %zu elements): heads must "
+		                 "sit side by side within rows or rows within heads ([B, H, S, D])",
+		                 index, what, t->rs, t->hs, t->rows, t->heads, t->width);
+	}
+	size_t n;
+	if (!tensor_extent(t, &n) || !rva__mul_ok(n, rva__dtype_size(type), &n))
+		return rva__fail(RVA_EOVERFLOW, "sequence %zu: %s extent of %zu rows x stride %zu "
+		                 "(%zu heads x head stride %zu) overflows", index, what, t->rows,
+		                 t->rs, t->heads, t->hs);
+	return RVA_OK;
+}
+
+/* The bytes of a tensor as a strided matrix (checked by check_tensor): its rows, each as
+ * wide as its heads' span, when heads sit within rows; its heads, each as wide as its
+ * rows' span, when rows sit within heads. */
+static byte_span tensor_span(const void *p, const tensor_layout *t, size_t elem) {
+	if (t->rows <= 1)
+		return span_of(p, t->rows ? t->heads : 0, t->hs, t->width, elem);
+	if (t->heads <= 1 || layout_heads_in_rows(t))
+		return span_of(p, t->rows, t->rs, (t->heads - 1) * t->hs + t->width, elem);
+	return span_of(p, t->heads, t->hs, (t->rows - 1) * t->rs + t->width, elem);
+}
+
+/* The layouts of q, k, v and out of a sequence (strides normalised). */
+static void seq_layouts(const rva_attention *att, const rva_seq *s, tensor_layout *q,
+                        tensor_layout *k, tensor_layout *v, tensor_layout *o) {
+	size_t H = att->cfg.heads, KH = att->kv_heads, D = att->head_dim;
+	*q = (tensor_layout){s->nq, H, D, s->q_stride, rva__head_stride(s->q_head_stride, D)};
+	*k = (tensor_layout){s->nk, KH, D, s->k_stride, rva__head_stride(s->k_head_stride, D)};
+	*v = (tensor_layout){s->nk, KH, D, s->v_stride, rva__head_stride(s->v_head_stride, D)};
+	*o = (tensor_layout){s->nq, H, D, s->out_stride, rva__head_stride(s->out_head_stride, D)};
+}
+
+bool rva__seq_head_strided(const rva_attention *att, const rva_seq *s) {
+	size_t D = att->head_dim;
+	return rva__head_stride(s->q_head_stride, D) != D ||
+	       rva__head_stride(s->k_head_stride, D) != D ||
+	       rva__head_stride(s->v_head_stride, D) != D ||
+	       rva__head_stride(s->out_head_stride, D) != D;
+}
+
 /* Refuses an output that shares memory with the sequence's inputs (the numbers would be
  * wrong: tiles read inputs after other tiles wrote outputs). */
 static rva_status check_aliasing(const rva_attention *att, const rva_seq *s, size_t index) {
-	size_t dim = att->cfg.dim, kvd = att->kv_dim;
-	byte_span out = span_of(s->out, s->nq, s->out_stride, dim, rva__dtype_size(s->out_dtype));
+	tensor_layout tq, tk, tv, to;
+	seq_layouts(att, s, &tq, &tk, &tv, &to);
+	byte_span out = tensor_span(s->out, &to, rva__dtype_size(s->out_dtype));
 	/* The score matrices: their whole extent, as one row (conservative). */
 	size_t bias_n = s->bias ? score_extent(att, s, s->bias_stride, s->bias_head_stride) : 0;
 	size_t mask_n = s->mask ? score_extent(att, s, s->mask_stride, s->mask_head_stride) : 0;
-	byte_span in[6] = {span_of(s->q, s->nq, s->q_stride, dim, rva__dtype_size(s->q_dtype)),
-	                   span_of(s->k, s->nk, s->k_stride, kvd, rva__dtype_size(s->k_dtype)),
-	                   span_of(s->v, s->nk, s->v_stride, kvd, rva__dtype_size(s->v_dtype)),
+	byte_span in[6] = {tensor_span(s->q, &tq, rva__dtype_size(s->q_dtype)),
+	                   tensor_span(s->k, &tk, rva__dtype_size(s->k_dtype)),
+	                   tensor_span(s->v, &tv, rva__dtype_size(s->v_dtype)),
 	                   span_of(s->key_mask, s->key_mask ? 1 : 0, s->nk, s->nk, 1),
 	                   span_of(s->bias, s->bias ? 1 : 0, bias_n, bias_n, sizeof(float)),
 	                   span_of(s->mask, s->mask ? 1 : 0, mask_n, mask_n, 1)};
@@ -667,14 +758,10 @@ rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
 		                 "positions (below 2^48)", index,
 		                 s->q_pos >= ((size_t)1 << 47) ? "q_pos" : "k_pos",
 		                 s->q_pos >= ((size_t)1 << 47) ? s->q_pos : s->k_pos);
-	const struct { bool set; const char *name; } f[] = {
-		{s->q_head_stride || s->k_head_stride || s->v_head_stride || s->out_head_stride,
-		 "head strides"},
-	};
-	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-		if (f[i].set)
-			return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.%s is not supported by this "
-			                 "build", index, f[i].name);
+	if (rva__seq_head_strided(att, s) && !is_softmax(att->cfg.mechanism))
+		return rva__fail(RVA_EINVAL, "sequence %zu: head strides (rva_seq.q_head_stride, ...) "
+		                 "need a softmax mechanism (scaled_dot, multi_head, flash, "
+		                 "local_global), not %s", index, rva_mechanism_name(att->cfg.mechanism));
 	for (size_t i = 0; i < sizeof s->reserved / sizeof s->reserved[0]; i++)
 		if (s->reserved[i])
 			return rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.reserved[%zu] is not zero",
@@ -686,7 +773,6 @@ rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
  * extents and aliasing are the cache's to check. */
 static rva_status validate_seq(const rva_attention *att, const rva_seq *s, size_t index,
                                bool paged) {
-	size_t dim = att->cfg.dim, kvd = att->kv_dim;
 	const rva_dtype types[4] = {s->q_dtype, s->k_dtype, s->v_dtype, s->out_dtype};
 	static const char *const tnames[4] = {"query", "key", "value", "output"};
 	for (int i = 0; i < 4; i++)
@@ -710,23 +796,14 @@ static rva_status validate_seq(const rva_attention *att, const rva_seq *s, size_
 	if (s->nq > UINT32_MAX || s->nk > UINT32_MAX)
 		return rva__fail(RVA_ERANGE, "sequence %zu: %zu queries / %zu keys exceed 2^32-1",
 		                 index, s->nq, s->nk);
-	if (s->q_stride < dim)
-		return rva__fail(RVA_EDIM, "sequence %zu: query stride %zu is narrower than dim %zu",
-		                 index, s->q_stride, dim);
-	if (s->out_stride < dim)
-		return rva__fail(RVA_EDIM, "sequence %zu: output stride %zu is narrower than dim %zu",
-		                 index, s->out_stride, dim);
-	if (s->k_stride < kvd || s->v_stride < kvd)
-		return rva__fail(RVA_EDIM, "sequence %zu: key/value stride %zu/%zu is narrower than "
-		                 "the key/value width %zu (kv_heads %zu x head_dim %zu)", index,
-		                 s->k_stride, s->v_stride, kvd, att->kv_heads, att->head_dim);
+	tensor_layout tq, tk, tv, to;
+	seq_layouts(att, s, &tq, &tk, &tv, &to);
+	if ((st = check_tensor(&tq, s->q_dtype, "query", index)) != RVA_OK ||
+	    (st = check_tensor(&to, s->out_dtype, "output", index)) != RVA_OK ||
+	    (!paged && ((st = check_tensor(&tk, s->k_dtype, "key", index)) != RVA_OK ||
+	                (st = check_tensor(&tv, s->v_dtype, "value", index)) != RVA_OK)))
+		return st;
 	if ((st = check_lse(att, s, index)) != RVA_OK ||
-	    (st = check_extent(s->nq, s->q_stride, dim, s->q_dtype, "query", index)) != RVA_OK ||
-	    (st = check_extent(s->nq, s->out_stride, dim, s->out_dtype, "output", index)) !=
-	        RVA_OK ||
-	    (!paged &&
-	     ((st = check_extent(s->nk, s->k_stride, kvd, s->k_dtype, "key", index)) != RVA_OK ||
-	      (st = check_extent(s->nk, s->v_stride, kvd, s->v_dtype, "value", index)) != RVA_OK)) ||
 	    (st = check_scores(att, s, s->bias, s->bias_stride, s->bias_head_stride, sizeof(float),
 	                       "bias", index)) != RVA_OK ||
 	    (st = check_scores(att, s, s->mask, s->mask_stride, s->mask_head_stride, 1, "mask",

@@ -114,6 +114,14 @@ rva_status rva__validate_seq(const rva_attention *att, const rva_seq *s, size_t 
 rva_status rva__seq_extras_supported(const rva_attention *att, const rva_seq *s,
                                      size_t index);
 
+/* The head stride of one tensor of a sequence (batch.h, rva_seq.q_head_stride ...):
+ * elements between consecutive heads of one row; 0 = `width` (heads side by side). */
+static inline size_t rva__head_stride(size_t hs, size_t width) { return hs ? hs : width; }
+
+/* Whether seq lays any of q, k, v, out out with a head stride other than the packed one
+ * (the head width). */
+bool rva__seq_head_strided(const rva_attention *att, const rva_seq *s);
+
 /* Copies a batch's descriptors with strides normalised (0 -> packed width). */
 void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *out);
 

@@ -272,6 +272,8 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	size_t D = att->head_dim, bc = att->cfg.block_size, br = io->br;
 	size_t brp = rva__round_up(br, 16);
 	size_t kvh = io->h / (att->cfg.heads / att->kv_heads);
+	size_t khs = rva__head_stride(seq->k_head_stride, D);
+	size_t vhs = rva__head_stride(seq->v_head_stride, D);
 	bool fused = rva__sm_use_fused();
 	bool small = br < 8;
 	float *st = align16f(scratch);
@@ -326,8 +328,8 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
 		size_t ksr, vsr; /* row strides of the K / V tiles (in place or gathered) */
-		const void *kraw = kv_tile(io->pg, seq, false, kr, nkt, kvh * D, D, gk, &ksr);
-		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, kvh * D, D, gv, &vsr);
+		const void *kraw = kv_tile(io->pg, seq, false, kr, nkt, kvh * khs, D, gk, &ksr);
+		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, kvh * vhs, D, gv, &vsr);
 		const float *kt = NULL, *vt = NULL;
 		if (!bf16) {
 			kt = rva__smh_operand(seq->k_dtype, kraw, ksr, 0, nkt, D, false, hk, &kts);
@@ -422,15 +424,17 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)(q0 + i);
+	size_t qhs = rva__head_stride(seq->q_head_stride, D);
+	size_t ohs = rva__head_stride(seq->out_head_stride, D);
 	for (size_t h = t->a; h < t->b; h++) {
-		tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, q0 * seq->q_stride + h * D),
+		tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, q0 * seq->q_stride + h * qhs),
 		              .qs = seq->q_stride,
 		              .qpos = b.qpos, .q0 = q0, .br = br, .h = h, .k_begin = 0,
 		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l,
 		              .pg = op->pages ? &op->pages[t->seq] : NULL};
 		attend(att, op, seq, t->seq, &io, b.tile);
 		finish_rows(b.o, b.l, br, D,
-		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * D),
+		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * ohs),
 		            seq->out_dtype, seq->out_stride);
 		if (seq->lse)
 			write_lse(b.m, b.l, br, seq->lse + h * seq->lse_head_stride + q0);
@@ -452,7 +456,8 @@ static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)i;
 	size_t k0 = chunk * op->chunk_len[slot], k1 = rva__min(seq->nk, k0 + op->chunk_len[slot]);
-	tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, h * D), .qs = seq->q_stride,
+	size_t qhs = rva__head_stride(seq->q_head_stride, D);
+	tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, h * qhs), .qs = seq->q_stride,
 	              .qpos = b.qpos, .q0 = 0, .br = br,
 	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l,
 	              .pg = op->pages ? &op->pages[slot] : NULL};
@@ -515,17 +520,55 @@ static void decode_step_paged(const rva__kv_pages *pg, const rva_seq *seq, size_
 	}
 }
 
-/* One step of the decode loop on contiguous or paged K/V. */
+/* One step of the decode loop on contiguous or paged K/V. K and V heads at other head
+ * strides than the packed one (batch.h; contiguous K/V only: a cache's pages are packed)
+ * run one kv head at a time, each a step over that head's group of query heads (q packed,
+ * qs >= H * D): every key row's score and V row addition are the same operations as in
+ * the all-heads step (softmax_kernels.h). */
 static void decode_step(const rva__kv_pages *pg, const rva_seq *seq, size_t kr, size_t ncur,
                         size_t vr, size_t nprev, size_t kvd, const float *q, size_t qs,
                         size_t nq, size_t H, size_t G, size_t D, float scale, float *sc_cur,
                         const float *sc_prev, size_t kb, float *o, float *kbuf, float *vbuf) {
+	size_t khs = rva__head_stride(seq->k_head_stride, D);
+	size_t vhs = rva__head_stride(seq->v_head_stride, D);
+	if (!rva__kv_paged(pg) && (khs != D || vhs != D) && H > G) {
+		for (size_t g = 0; g < H / G; g++) {
+			rva_seq head = *seq;
+			head.k = rva__elem_at(seq->k, seq->k_dtype, g * khs);
+			head.v = rva__elem_at(seq->v, seq->v_dtype, g * vhs);
+			head.k_head_stride = head.v_head_stride = 0;
+			size_t r = g * G * nq; /* the group's first (head, query) row */
+			rva__smh_decode_step(&head, kr, ncur, vr, nprev, D, q + g * G * D, qs, nq, G, G, D,
+			                     scale, sc_cur + r * kb, sc_prev + r * kb, kb, o + r * D, kbuf,
+			                     vbuf);
+		}
+		return;
+	}
 	if (rva__kv_paged(pg))
 		decode_step_paged(pg, seq, kr, ncur, vr, nprev, kvd, q, qs, nq, H, G, D, scale, sc_cur,
 		                  sc_prev, kb, o, kbuf, vbuf);
 	else
 		rva__smh_decode_step(seq, kr, ncur, vr, nprev, kvd, q, qs, nq, H, G, D, scale, sc_cur,
 		                     sc_prev, kb, o, kbuf, vbuf);
+}
+
+/* The decode loop's fp32 query rows (nq x dim, heads side by side): the sequence's own
+ * when they are fp32 with packed heads, else converted into buf (rounded to bf16 values
+ * when K is bf16, softmax_half.h) or gathered from their head stride. */
+static const float *decode_query(const rva_attention *att, const rva_seq *seq, float *buf,
+                                 size_t *qs) {
+	size_t D = att->head_dim, dim = att->cfg.dim, nq = seq->nq;
+	size_t qhs = rva__head_stride(seq->q_head_stride, D);
+	bool round = seq->k_dtype == RVA_BF16;
+	if (qhs == D)
+		return rva__smh_operand(seq->q_dtype, seq->q, seq->q_stride, 0, nq, dim, round, buf, qs);
+	for (size_t h = 0; h < att->cfg.heads; h++)
+		rva__cvt_rows_to_f32(seq->q_dtype, rva__elem_at(seq->q, seq->q_dtype, h * qhs),
+		                     seq->q_stride, nq, D, buf + h * D, dim);
+	if (round && seq->q_dtype != RVA_BF16)
+		rva__cvt_round_bf16(buf, nq * dim);
+	*qs = dim;
+	return buf;
 }
 
 static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
@@ -548,8 +591,7 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	size_t kvd = att->kv_dim, qs;
 	float *hq = align16f((float *)(qpos + nq)), *hk = align16f(hq + nq * att->cfg.dim);
 	float *hv = align16f(hk + DECODE_KB * kvd);
-	const float *q = rva__smh_operand(seq->q_dtype, seq->q, seq->q_stride, 0, nq, att->cfg.dim,
-	                                  seq->k_dtype == RVA_BF16, hq, &qs);
+	const float *q = decode_query(att, seq, hq, &qs);
 	for (size_t r = 0; r < HQ; r++) {
 		m[r] = -INFINITY;
 		l[r] = 0.0f;
@@ -632,9 +674,10 @@ static void task_decode_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 		decode_step(pg, seq, 0, 0, prev0 - op->kv_origin, nprev, kvd, q, qs, nq, H, G, D,
 		            op->scale, sc, sc_prev, DECODE_KB, o, hk, hv);
 	if (op->direct && nch == 1) {
+		size_t ohs = rva__head_stride(seq->out_head_stride, D);
 		for (size_t h = 0; h < H; h++) {
 			finish_rows(o + h * nq * D, l + h * nq, nq, D,
-			            rva__elem_at_mut(seq->out, seq->out_dtype, h * D), seq->out_dtype,
+			            rva__elem_at_mut(seq->out, seq->out_dtype, h * ohs), seq->out_dtype,
 			            seq->out_stride);
 			if (seq->lse)
 				write_lse(m + h * nq, l + h * nq, nq, seq->lse + h * seq->lse_head_stride);
@@ -708,6 +751,7 @@ static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 	const rva_seq *seq = &op->seqs[t->seq];
 	size_t D = att->head_dim, br = seq->nq, nch = op->nchunks[t->seq], c0, c1;
 	visible_chunks(att, seq, op->chunk_len[t->seq], nch, &c0, &c1);
+	size_t ohs = rva__head_stride(seq->out_head_stride, D);
 	for (size_t h = 0; h < att->cfg.heads; h++) {
 		const float *part = op->partials[t->seq] + (h * nch + c0) * br * (D + 2);
 		size_t n = c1 - c0; /* the planned chunks only */
@@ -716,11 +760,11 @@ static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 			float *tmp = x->scratch;
 			merge_head(part, n, br, D, tmp, D, lse);
 			rva__cvt_rows_from_f32(seq->out_dtype, tmp, D, br, D,
-			                       rva__elem_at_mut(seq->out, seq->out_dtype, h * D),
+			                       rva__elem_at_mut(seq->out, seq->out_dtype, h * ohs),
 			                       seq->out_stride);
 			continue;
 		}
-		merge_head(part, n, br, D, RVA__F32(seq->out) + h * D, seq->out_stride, lse);
+		merge_head(part, n, br, D, RVA__F32(seq->out) + h * ohs, seq->out_stride, lse);
 	}
 	return RVA_OK;
 }
@@ -954,7 +998,9 @@ rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint3
 		for (size_t i = 0; i < br; i++)
 			b.qpos[i] = off + (int64_t)rows[r0 + i];
 		for (size_t h = 0; h < att->cfg.heads; h++) {
-			tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, r0 * qs + h * D), .qs = qs,
+			tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype,
+			                                r0 * qs + h * rva__head_stride(seq->q_head_stride, D)),
+			              .qs = qs,
 			              .qpos = b.qpos, .br = br,
 			              .h = h, .k_begin = 0, .k_end = seq->nk, .o = b.o, .m = b.m,
 			              .l = b.l};
@@ -1016,7 +1062,8 @@ void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, s
                                  const float *part) {
 	size_t D = att->head_dim, br = seq->nq;
 	for (size_t h = 0; h < att->cfg.heads; h++)
-		merge_head(part + h * nch * br * (D + 2), nch, br, D, RVA__F32(seq->out) + h * D,
+		merge_head(part + h * nch * br * (D + 2), nch, br, D,
+		           RVA__F32(seq->out) + h * rva__head_stride(seq->out_head_stride, D),
 		           seq->out_stride, seq->lse ? seq->lse + h * seq->lse_head_stride : NULL);
 }
 
@@ -1042,7 +1089,8 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
 	for (size_t i = 0; i < br; i++)
 		qpos_buf[i] = off + (int64_t)(q0 + i);
 	float *m = state, *l = state + brp, *o = state + 2 * brp;
-	tile_io io = {.q = q + h * D, .qs = seq->q_stride, .qpos = qpos_buf, .q0 = q0, .br = br,
+	tile_io io = {.q = q + h * rva__head_stride(seq->q_head_stride, D), .qs = seq->q_stride,
+	              .qpos = qpos_buf, .q0 = q0, .br = br,
 	              .h = h,
 	              .k_begin = k_begin, .k_end = k_end, .o = o, .m = m, .l = l,
 	              .resume = !first};

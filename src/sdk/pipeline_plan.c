@@ -508,6 +508,9 @@ rva_status rva__pipeline_plan(const rva_pipeline *p, rva__plan_io *io, rva__grap
 		rva_status vs = resolve_mode(p, &io->seqs[s], &seqs[s], s, &self[s]);
 		if (vs == RVA_OK)
 			vs = rva__validate_seq(att0, &seqs[s], s);
+		if (vs == RVA_OK && rva__seq_head_strided(att0, &seqs[s]))
+			vs = rva__fail(RVA_EINVAL, "sequence %zu: a pipeline's rows are packed (its stages "
+			               "read whole rows): head strides are not supported", s);
 		if (vs == RVA_OK && (seqs[s].q_dtype || seqs[s].k_dtype || seqs[s].v_dtype ||
 		                     seqs[s].out_dtype))
 			vs = rva__fail(RVA_EINVAL, "sequence %zu: a pipeline's rows are fp32 (its stages "
