@@ -641,6 +641,10 @@ rva_status rva_dist_run_root(rva_dist *d, const rva_attention *att, const rva_ba
 			const rva_seq *s = &ns;
 			rva__normalise_seq(att, &batch->seqs[i], &ns);
 			rva_status v = rva__validate_seq(att, s, i);
+			if (v == RVA_OK && att->v_head_dim != att->head_dim)
+				v = rva__fail(RVA_EINVAL, "sequence %zu: v_head_dim %zu != head_dim %zu is "
+				              "not supported by rvattn_mpi", i, att->v_head_dim,
+				              att->head_dim);
 			if (v == RVA_OK && (s->bias || s->mask))
 				v = rva__fail(RVA_EINVAL, "sequence %zu: rva_seq.%s is not supported by "
 				              "rvattn_mpi (score matrices are not distributed; config "

@@ -68,6 +68,9 @@ static rva_status check_piece(const rva_attention *att, const rva_seq *in, size_
 		return rva__fail(RVA_EINVAL, "%s: rva_seq.%s is not supported by rvattn_mpi (score "
 		                 "matrices are not distributed; config modifiers are)", who,
 		                 s->bias ? "bias" : "mask");
+	if (att->v_head_dim != att->head_dim)
+		return rva__fail(RVA_EINVAL, "%s: v_head_dim %zu != head_dim %zu is not supported by "
+		                 "rvattn_mpi", who, att->v_head_dim, att->head_dim);
 	if (rva__seq_head_strided(att, s))
 		return rva__fail(RVA_EINVAL, "%s: head strides (rva_seq.q_head_stride, ...) are not "
 		                 "supported by rvattn_mpi (rows are packed [S, H, D])", who);

@@ -156,6 +156,10 @@ rva_status rva_kv_cache_submit(rva_engine *e, rva_kv_cache *c, const rva_attenti
 		return rva__fail(RVA_EUNSUPPORTED, "rva_kv_cache_submit: %s attention does not read "
 		                 "paged K/V (scaled_dot, multi_head, flash and local_global do)",
 		                 rva_mechanism_name(att->cfg.mechanism));
+	if (att->v_head_dim != att->head_dim) /* pages hold V rows as wide as K rows */
+		return rva__fail(RVA_EDIM, "rva_kv_cache_submit: the attention's v_head_dim %zu "
+		                 "differs from its head_dim %zu (the cache's V rows are as wide as its "
+		                 "K rows)", att->v_head_dim, att->head_dim);
 	if (att->kv_heads != c->cfg.kv_heads || att->head_dim != c->cfg.head_dim)
 		return rva__fail(RVA_EDIM, "rva_kv_cache_submit: the attention has %zu kv heads of "
 		                 "%zu, the cache %zu of %zu", att->kv_heads, att->head_dim,

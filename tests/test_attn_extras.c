@@ -45,23 +45,23 @@ static void xcase_init(xcase *x, rva_config c, size_t nq, size_t nk, uint64_t se
 	x->H = r.heads;
 	x->kvh = r.kv_heads;
 	x->D = r.dim / r.heads;
-	x->Dv = x->D;
+	x->Dv = r.v_head_dim; /* resolved: head_dim unless set */
 	x->nq = nq;
 	x->nk = nk;
-	size_t dim = x->H * x->D, kvd = x->kvh * x->D;
+	size_t dim = x->H * x->D, kvd = x->kvh * x->D, vd = x->kvh * x->Dv;
 	x->q = ref_alloc(nq * dim + 1);
 	x->k = ref_alloc(nk * kvd + 1);
-	x->v = ref_alloc(nk * kvd + 1);
+	x->v = ref_alloc(nk * vd + 1);
 	x->out_n = nq * x->H * x->Dv;
 	x->out = ref_alloc(x->out_n + 1);
 	x->lse = ref_alloc(x->H * nq + 1);
 	ref_fill_uniform(x->q, nq * dim, -1.5f, 1.5f, seed);
 	ref_fill_uniform(x->k, nk * kvd, -1.5f, 1.5f, seed + 1);
-	ref_fill_uniform(x->v, nk * kvd, -1.0f, 1.0f, seed + 2);
+	ref_fill_uniform(x->v, nk * vd, -1.0f, 1.0f, seed + 2);
 	x->seq = (rva_seq){.nq = nq, .nk = nk, .q = x->q, .k = x->k, .v = x->v, .out = x->out,
 	                   .lse = x->lse};
 	x->io = (ref_ex_io){.nq = nq, .nk = nk, .q = x->q, .qs = dim, .qhs = x->D, .k = x->k,
-	                    .ks = kvd, .khs = x->D, .v = x->v, .vs = kvd, .vhs = x->D,
+	                    .ks = kvd, .khs = x->D, .v = x->v, .vs = vd, .vhs = x->Dv,
 	                    .v_head_dim = x->Dv};
 }
 
@@ -272,7 +272,7 @@ static void merge_case(rva_config c, size_t nq, size_t nk, size_t a, const char 
 	xcase x;
 	xcase_init(&x, c, nq, nk, 31);
 	run(&x, 2, NULL);
-	size_t ow = x.H * x.Dv, kvd = x.kvh * x.D, on = nq * ow, ln = x.H * nq;
+	size_t ow = x.H * x.Dv, kvd = x.kvh * x.D, vd = x.kvh * x.Dv, on = nq * ow, ln = x.H * nq;
 	float *oa = ref_alloc(on), *ob = ref_alloc(on), *la = ref_alloc(ln), *lb = ref_alloc(ln);
 	rva_seq sa = x.seq, sb = x.seq;
 	sa.nk = a;
@@ -280,7 +280,7 @@ static void merge_case(rva_config c, size_t nq, size_t nk, size_t a, const char 
 	sa.lse = la;
 	sb.nk = nk - a;
 	sb.k = x.k + a * kvd;
-	sb.v = x.v + a * kvd;
+	sb.v = x.v + a * vd;
 	sb.out = ob;
 	sb.lse = lb;
 	rva_attention *att;
@@ -581,4 +581,141 @@ Test(attn_extras, head_strides_refused_clearly) {
 	free(k);
 	free(v);
 	free(o);
+}
+
+/* ---- a V head dim of its own (rva_config.v_head_dim) ----------------------------------- */
+
+static const size_t dv_pairs[][2] = {{3, 5}, {64, 32}, {80, 128}, {128, 64}, {192, 128}};
+
+/* Every shape (tiles, split-KV, decode, local_global, GQA, causal) with Dv != D, and the
+ * [B, H, S, D] layout on top: the oracle's numbers and LSE, 1 and 2 threads identical. */
+Test(attn_extras, v_head_dim_matches_oracle_on_every_path) {
+	for (size_t pi = 0; pi < sizeof dv_pairs / sizeof dv_pairs[0]; pi++) {
+		size_t D = dv_pairs[pi][0], Dv = dv_pairs[pi][1];
+		shape sh[16];
+		size_t n = shapes_for(D, sh);
+		for (size_t i = 0; i < n; i++) {
+			rva_config c = sh[i].cfg;
+			c.v_head_dim = Dv;
+			char what[160];
+			xcase x;
+			xcase_init(&x, c, sh[i].nq, sh[i].nk, 400 + i);
+			cr_assert_eq(x.Dv, Dv, "resolved v_head_dim %zu, want %zu", x.Dv, Dv);
+			if (sh[i].mask)
+				xcase_mask(&x);
+			snprintf(what, sizeof what, "D=%zu Dv=%zu %s", D, Dv, sh[i].name);
+			run_check(&x, NULL, 1.0 / sqrt((double)D), what);
+			float *owned[3];
+			xcase_layout(&x, &layouts[0], owned);
+			snprintf(what, sizeof what, "D=%zu Dv=%zu %s, [B, H, S, D]", D, Dv, sh[i].name);
+			run_check(&x, NULL, 1.0 / sqrt((double)D), what);
+			for (int b = 0; b < 3; b++)
+				free(owned[b]);
+			xcase_free(&x);
+		}
+	}
+}
+
+/* Multi-head latent attention's shape (DeepSeek-V2: head_dim 192, v_head_dim 128) on the
+ * single-query call, prefill and decode, and with bf16 K and V (the vdpbf16ps tiles where
+ * the CPU has them): within the bf16 bound of the exact attention of the rounded inputs. */
+Test(attn_extras, mla_192_128_single_query_and_bf16) {
+	enum { H = 4, D = 192, Dv = 128, NK = 77 };
+	rva_config c = rva_multi_head(H * D, H);
+	c.v_head_dim = Dv;
+	rva_attention *att;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK, "%s", rva_last_error());
+	rva_config r;
+	rva_attention_config(att, &r);
+	cr_assert_eq(r.v_head_dim, (size_t)Dv);
+	xcase x;
+	xcase_init(&x, c, 1, NK, 9);
+	const float *kr[NK], *vr[NK];
+	for (size_t j = 0; j < NK; j++) {
+		kr[j] = x.k + j * H * D;
+		vr[j] = x.v + j * H * Dv;
+	}
+	cr_assert_eq(rva_compute(att, x.q, kr, vr, NK, x.out), RVA_OK, "%s", rva_last_error());
+	x.seq.lse = NULL;
+	check(&x, 1.0 / sqrt((double)D), "rva_compute MLA 192/128");
+	xcase_free(&x);
+	/* bf16 K and V */
+	for (size_t nq = 1; nq <= 40; nq += 39) {
+		xcase_init(&x, c, nq, NK, 10 + nq);
+		uint16_t *kb = malloc(NK * H * D * 2), *vb = malloc(NK * H * Dv * 2);
+		cr_assert_eq(rva_convert(RVA_BF16, kb, RVA_F32, x.k, NK * H * D), RVA_OK);
+		cr_assert_eq(rva_convert(RVA_BF16, vb, RVA_F32, x.v, NK * H * Dv), RVA_OK);
+		cr_assert_eq(rva_convert(RVA_F32, x.k, RVA_BF16, kb, NK * H * D), RVA_OK);
+		cr_assert_eq(rva_convert(RVA_F32, x.v, RVA_BF16, vb, NK * H * Dv), RVA_OK);
+		/* the query rounded too (Q.K^T runs on bf16 operands when K is bf16: batch.h) */
+		uint16_t *qb = malloc(nq * H * D * 2);
+		rva_convert(RVA_BF16, qb, RVA_F32, x.q, nq * H * D);
+		rva_convert(RVA_F32, x.q, RVA_BF16, qb, nq * H * D);
+		free(qb);
+		x.seq.k = kb;
+		x.seq.v = vb;
+		x.seq.k_dtype = x.seq.v_dtype = RVA_BF16;
+		x.seq.lse = NULL;
+		run(&x, 2, NULL);
+		ref_attn_spec sp = spec_of(&c, H, H, D, 1.0 / sqrt((double)D));
+		double *want = ref_alloc_d(nq * H * Dv);
+		x.io.out = want;
+		ref_attention_ex(&sp, &x.io);
+		for (size_t e = 0; e < nq * H * Dv; e++) /* P rounded to bf16: ~2^-8 |V|max */
+			cr_assert(fabs(x.out[e] - want[e]) <= 1e-2, "bf16 MLA nq %zu: out[%zu] %g, want %g",
+			          nq, e, x.out[e], want[e]);
+		free(want);
+		free(kb);
+		free(vb);
+		xcase_free(&x);
+	}
+	rva_attention_release(att);
+}
+
+/* v_head_dim where it cannot apply is refused clearly. */
+Test(attn_extras, v_head_dim_refused_where_it_does_not_apply) {
+	rva_config lc = rva_linear(64, 16);
+	lc.heads = 2;
+	lc.v_head_dim = 16;
+	rva_attention *att;
+	cr_assert_eq(rva_build(&lc, &att), RVA_EINVAL, "linear with v_head_dim: %s",
+	             rva_last_error());
+	rva_config hc = rva_hyperbolic(64, -1.0f);
+	hc.v_head_dim = 32;
+	cr_assert_eq(rva_build(&hc, &att), RVA_EINVAL, "hyperbolic with v_head_dim");
+	rva_config mc = rva_moe(64, 4, 2);
+	mc.v_head_dim = 8;
+	cr_assert_eq(rva_build(&mc, &att), RVA_EINVAL, "moe with v_head_dim");
+	rva_config big = rva_multi_head(64, 2);
+	big.v_head_dim = (size_t)1 << 32;
+	cr_assert_eq(rva_build(&big, &att), RVA_EOVERFLOW, "2 heads x 2^32");
+	/* v_head_dim equal to head_dim is no change, for any mechanism */
+	lc.v_head_dim = 32;
+	cr_assert_eq(rva_build(&lc, &att), RVA_OK, "%s", rva_last_error());
+	rva_attention_release(att);
+	/* a pipeline's stream keeps dim columns */
+	rva_config c = rva_multi_head(64, 2);
+	c.v_head_dim = 16;
+	cr_assert_eq(rva_build(&c, &att), RVA_OK);
+	rva_pipeline *p;
+	cr_assert_eq(rva_pipeline_create(&p), RVA_OK);
+	cr_assert_eq(rva_pipeline_add_attention(p, att), RVA_EDIM, "pipeline: %s",
+	             rva_last_error());
+	rva_pipeline_destroy(p);
+	/* a V stride narrower than kv_heads x v_head_dim */
+	float *q = ref_alloc(64 * 4), *k = ref_alloc(64 * 4), *v = ref_alloc(32 * 4),
+	      *o = ref_alloc(32 * 4);
+	rva_seq s = {.nq = 4, .nk = 4, .q = q, .k = k, .v = v, .v_stride = 31, .out = o};
+	rva_batch b = {1, &s};
+	cr_assert_eq(rva_compute_batch(att, &b, NULL, NULL), RVA_EDIM, "v_stride 31 < 32");
+	s.v_stride = 0;
+	s.out_stride = 31;
+	cr_assert_eq(rva_compute_batch(att, &b, NULL, NULL), RVA_EDIM, "out_stride 31 < 32");
+	s.out_stride = 0;
+	cr_assert_eq(rva_compute_batch(att, &b, NULL, NULL), RVA_OK, "%s", rva_last_error());
+	free(q);
+	free(k);
+	free(v);
+	free(o);
+	rva_attention_release(att);
 }

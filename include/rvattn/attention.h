@@ -105,7 +105,9 @@ rva_status rva_attention_config(const rva_attention *att, rva_config *out);
 
 /*
  * attention.compute(query, keys, values): query has dim floats; keys[i] and values[i]
- * point to rows of kv_heads*head_dim floats, i < n_keys; out receives dim floats.
+ * point to rows of kv_heads*head_dim and kv_heads*v_head_dim floats (config.h; v_head_dim
+ * is head_dim unless set), i < n_keys; out receives heads*v_head_dim floats (dim unless
+ * v_head_dim is set).
  * Causal masking makes the single query the last position (it sees every key).
  * out may overlap query (in place): the query is read from a copy. Key rows evenly
  * spaced in memory (keys[i] = keys[0] + i * stride, stride >= the row width, as when the

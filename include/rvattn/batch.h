@@ -71,10 +71,12 @@ typedef struct rva_seq {
 	size_t q_stride;        /* elements between query rows; 0 = dim (packed) */
 	const void *k;          /* nk rows of kv_heads*head_dim elements of type k_dtype */
 	size_t k_stride;        /* 0 = packed */
-	const void *v;          /* nk rows of kv_heads*head_dim elements of type v_dtype */
+	const void *v;          /* nk rows of kv_heads*v_head_dim elements of type v_dtype
+	                         * (config.h: v_head_dim, head_dim unless set) */
 	size_t v_stride;        /* 0 = packed */
-	void *out;              /* nq rows of dim elements of type out_dtype, written */
-	size_t out_stride;      /* 0 = dim (packed) */
+	void *out;              /* nq rows of heads*v_head_dim elements (dim unless v_head_dim
+	                         * is set) of type out_dtype, written */
+	size_t out_stride;      /* 0 = heads*v_head_dim (packed) */
 	const uint8_t *key_mask; /* NULL, or nk bytes: nonzero = key may be attended; a query
 	                          * with every key masked gets zeros */
 	rva_dtype q_dtype, k_dtype, v_dtype, out_dtype; /* element types; 0 = RVA_F32 */

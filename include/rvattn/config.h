@@ -355,7 +355,19 @@ typedef struct rva_config {
 	                                * (RVA_EINVAL odd, RVA_ERANGE larger); 0 = head_dim
 	                                * (head_dim - 1 when head_dim is odd) */
 
-	uint64_t reserved[8];          /* zero (see "Growth" above) */
+	/*
+	 * Head dimension of V (and of the output) in the softmax mechanisms (scaled_dot,
+	 * multi_head, flash, local_global): 0 = head_dim (default). With Dv = v_head_dim, V
+	 * rows have kv_heads * Dv elements and output rows heads * Dv (heads * Dv at most
+	 * 2^32); Q and K keep head_dim = dim / heads. Multi-head latent attention
+	 * (DeepSeek-V2/V3) has head_dim 192 (128 + a 64-dim rotary part) and v_head_dim 128.
+	 * The linear, hyperbolic and moe mechanisms refuse a value other than head_dim
+	 * (RVA_EINVAL); so do pipelines (their stream has dim columns), rva_kv_cache_submit
+	 * and rvattn_mpi. rva_attention_config returns the resolved value.
+	 */
+	size_t v_head_dim;
+
+	uint64_t reserved[7];          /* zero (see "Growth" above) */
 } rva_config;
 
 /* Constructors: every field at its documented default, then the arguments applied. */

@@ -167,7 +167,7 @@ typedef struct rva_kv_step {
  * rva_job_destroy. The engine must be the cache's.
  * Errors: RVA_ENULL; RVA_EINVAL (another engine; reserved not zero); RVA_EUNSUPPORTED
  * (att is not a softmax mechanism); RVA_EDIM (att's kv_heads or head_dim differ from the
- * cache's); RVA_ENOMEM; RVA_ESTATE (the engine is being destroyed).
+ * cache's, or its v_head_dim from its head_dim); RVA_ENOMEM; RVA_ESTATE (the engine is being destroyed).
  */
 rva_status rva_kv_cache_submit(rva_engine *e, rva_kv_cache *c, const rva_attention *att,
                                const rva_kv_step *steps, size_t n, const rva_runtime *rt,

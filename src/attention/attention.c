@@ -158,6 +158,15 @@ static rva_status validate_shape(const rva_config *c, const char *mn) {
 	if (c->heads % kvh != 0)
 		return rva__fail(RVA_EDIM, "%s: kv_heads %zu does not divide heads %zu", mn, kvh,
 		                 c->heads);
+	/* A V head dim of its own (config.h): softmax mechanisms, output rows within 2^32. */
+	size_t D = c->dim / c->heads;
+	if (c->v_head_dim && c->v_head_dim != D && !is_softmax(c->mechanism))
+		return rva__fail(RVA_EINVAL, "%s: v_head_dim %zu != head_dim %zu needs a softmax "
+		                 "mechanism (scaled_dot, multi_head, flash, local_global)", mn,
+		                 c->v_head_dim, D);
+	if (c->v_head_dim > RVA__MAX_DIM / c->heads)
+		return rva__fail(RVA_EOVERFLOW, "%s: %zu heads x v_head_dim %zu exceed 2^32", mn,
+		                 c->heads, c->v_head_dim);
 	if (c->scale < 0.0f)
 		return rva__fail(RVA_ERANGE, "%s: scale %g must be >= 0 (0 = 1/sqrt(d))", mn,
 		                 (double)c->scale);
@@ -421,6 +430,10 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	att->kv_heads = c->kv_heads ? c->kv_heads : c->heads;
 	c->kv_heads = att->kv_heads;
 	att->kv_dim = att->kv_heads * att->head_dim;
+	att->v_head_dim = c->v_head_dim ? c->v_head_dim : att->head_dim;
+	c->v_head_dim = att->v_head_dim;
+	att->v_dim = att->kv_heads * att->v_head_dim;
+	att->out_dim = c->heads * att->v_head_dim;
 	att->scale = c->scale > 0.0f ? c->scale : 1.0f / sqrtf((float)att->head_dim);
 	c->scale = att->scale;
 	if (c->pattern == RVA_PATTERN_STRIDED)
@@ -507,9 +520,9 @@ void rva__normalise_seq(const rva_attention *att, const rva_seq *in, rva_seq *ou
 	if (!out->k_stride)
 		out->k_stride = att->kv_dim;
 	if (!out->v_stride)
-		out->v_stride = att->kv_dim;
+		out->v_stride = att->v_dim;
 	if (!out->out_stride)
-		out->out_stride = att->cfg.dim;
+		out->out_stride = att->out_dim;
 	if (out->lse && !out->lse_head_stride)
 		out->lse_head_stride = out->nq;
 	if (out->bias && !out->bias_stride)
@@ -673,19 +686,20 @@ static byte_span tensor_span(const void *p, const tensor_layout *t, size_t elem)
 /* The layouts of q, k, v and out of a sequence (strides normalised). */
 static void seq_layouts(const rva_attention *att, const rva_seq *s, tensor_layout *q,
                         tensor_layout *k, tensor_layout *v, tensor_layout *o) {
-	size_t H = att->cfg.heads, KH = att->kv_heads, D = att->head_dim;
+	size_t H = att->cfg.heads, KH = att->kv_heads, D = att->head_dim, Dv = att->v_head_dim;
 	*q = (tensor_layout){s->nq, H, D, s->q_stride, rva__head_stride(s->q_head_stride, D)};
 	*k = (tensor_layout){s->nk, KH, D, s->k_stride, rva__head_stride(s->k_head_stride, D)};
-	*v = (tensor_layout){s->nk, KH, D, s->v_stride, rva__head_stride(s->v_head_stride, D)};
-	*o = (tensor_layout){s->nq, H, D, s->out_stride, rva__head_stride(s->out_head_stride, D)};
+	*v = (tensor_layout){s->nk, KH, Dv, s->v_stride, rva__head_stride(s->v_head_stride, Dv)};
+	*o = (tensor_layout){s->nq, H, Dv, s->out_stride,
+	                     rva__head_stride(s->out_head_stride, Dv)};
 }
 
 bool rva__seq_head_strided(const rva_attention *att, const rva_seq *s) {
-	size_t D = att->head_dim;
+	size_t D = att->head_dim, Dv = att->v_head_dim;
 	return rva__head_stride(s->q_head_stride, D) != D ||
 	       rva__head_stride(s->k_head_stride, D) != D ||
-	       rva__head_stride(s->v_head_stride, D) != D ||
-	       rva__head_stride(s->out_head_stride, D) != D;
+	       rva__head_stride(s->v_head_stride, Dv) != Dv ||
+	       rva__head_stride(s->out_head_stride, Dv) != Dv;
 }
 
 /* Refuses an output that shares memory with the sequence's inputs (the numbers would be
@@ -932,7 +946,7 @@ rva_status rva_compute_batch(const rva_attention *att, const rva_batch *batch,
 
 rva_status rva__gather_kv(const char *who, const float *const *keys,
                           const float *const *values, size_t n_keys, size_t kv_dim,
-                          float **kv) {
+                          size_t v_dim, float **kv) {
 	if (n_keys == 0)
 		return rva__fail(RVA_EEMPTY, "%s: no keys", who);
 	if (!keys || !values)
@@ -941,18 +955,19 @@ rva_status rva__gather_kv(const char *who, const float *const *keys,
 		if (!keys[i] || !values[i])
 			return rva__fail(RVA_ENULL, "%s: %s[%zu] is NULL", who,
 			                 !keys[i] ? "keys" : "values", i);
-	size_t rows2, row_bytes;
-	if (!rva__mul_ok(n_keys, 2, &rows2) || !rva__mul_ok(kv_dim, sizeof(float), &row_bytes))
-		return rva__fail(RVA_EOVERFLOW, "%s: %zu keys of %zu floats overflow", who, n_keys,
-		                 kv_dim);
+	size_t width, row_bytes = kv_dim * sizeof(float), vrow_bytes = v_dim * sizeof(float);
+	if (!rva__add_ok(kv_dim, v_dim, &width) || width > SIZE_MAX / sizeof(float))
+		return rva__fail(RVA_EOVERFLOW, "%s: key/value rows of %zu + %zu floats overflow", who,
+		                 kv_dim, v_dim);
 	float *buf;
-	rva_status st = rva__alloc_array((void **)&buf, rows2, row_bytes, "key/value copy");
+	rva_status st = rva__alloc_array((void **)&buf, n_keys, width * sizeof(float),
+	                                 "key/value copy");
 	if (st != RVA_OK)
 		return st;
 	float *kc = buf, *vc = buf + n_keys * kv_dim;
 	for (size_t i = 0; i < n_keys; i++) {
 		memcpy(kc + i * kv_dim, keys[i], row_bytes);
-		memcpy(vc + i * kv_dim, values[i], row_bytes);
+		memcpy(vc + i * v_dim, values[i], vrow_bytes);
 	}
 	*kv = buf;
 	return RVA_OK;
@@ -995,31 +1010,34 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 	 * pointers into one matrix, the usual case) are read in place as a strided matrix, a
 	 * batch of one with no copy. Scattered rows, and rows the output overlaps, are gathered
 	 * into one matrix first. */
-	size_t kvd = att->kv_dim, dim = att->cfg.dim, bytes = dim * sizeof(float);
+	size_t kvd = att->kv_dim, vd = att->v_dim, dim = att->cfg.dim, od = att->out_dim;
+	size_t bytes = dim * sizeof(float), obytes = od * sizeof(float);
 	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .out = out, .key_mask = mask,
 	             .k = keys[0], .k_stride = even_stride(keys, n_keys, kvd),
-	             .v = values[0], .v_stride = even_stride(values, n_keys, kvd)};
+	             .v = values[0], .v_stride = even_stride(values, n_keys, vd)};
 	bool in_place = s.k_stride && s.v_stride;
 	if (in_place) {
-		byte_span o = span_of(out, 1, dim, dim, sizeof(float));
+		byte_span o = span_of(out, 1, od, od, sizeof(float));
 		byte_span k = span_of(s.k, n_keys, s.k_stride, kvd, sizeof(float));
-		byte_span v = span_of(s.v, n_keys, s.v_stride, kvd, sizeof(float));
+		byte_span v = span_of(s.v, n_keys, s.v_stride, vd, sizeof(float));
 		in_place = !spans_overlap(&o, &k) && !spans_overlap(&o, &v);
 	}
 	float *kv = NULL;
 	rva_status st;
 	if (!in_place) {
-		if ((st = rva__gather_kv("rva_compute", keys, values, n_keys, kvd, &kv)) != RVA_OK)
+		if ((st = rva__gather_kv("rva_compute", keys, values, n_keys, kvd, vd, &kv)) !=
+		    RVA_OK)
 			return st;
 		s.k = kv;
 		s.v = kv + n_keys * kvd;
-		s.k_stride = s.v_stride = kvd;
+		s.k_stride = kvd;
+		s.v_stride = vd;
 	}
 	/* In place (out overlapping the query) is supported: the query is read from a copy.
 	 * Keys and values the output overlaps were gathered above; only the mask can still be
 	 * overwritten (refused by the batch's aliasing check). */
 	float *qcopy = NULL;
-	if ((uintptr_t)out < (uintptr_t)query + bytes && (uintptr_t)query < (uintptr_t)out + bytes) {
+	if ((uintptr_t)out < (uintptr_t)query + bytes && (uintptr_t)query < (uintptr_t)out + obytes) {
 		if ((st = rva__alloc_array((void **)&qcopy, dim, sizeof(float), "query copy")) !=
 		    RVA_OK) {
 			rva__free(kv);

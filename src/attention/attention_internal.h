@@ -79,7 +79,11 @@ struct rva_attention {
 	const rva__mech_ops *ops;
 	size_t head_dim;             /* dim / heads */
 	size_t kv_heads;             /* resolved (never 0) */
-	size_t kv_dim;               /* kv_heads * head_dim: width of K and V rows */
+	size_t kv_dim;               /* kv_heads * head_dim: width of K rows */
+	size_t v_head_dim;           /* Dv: head width of V and the output (cfg.v_head_dim
+	                              * resolved; head_dim by default) */
+	size_t v_dim;                /* kv_heads * v_head_dim: width of V rows */
+	size_t out_dim;              /* heads * v_head_dim: width of output rows */
 	float scale;                 /* resolved logit scale */
 	/* owned copies of the config's borrowed arrays */
 	size_t *global_indices;
@@ -148,11 +152,11 @@ rva_status rva__run_batch_serial(const rva_attention *att, const rva_batch *batc
 
 /* The guide's single-query shape hands key/value rows by pointer: checks n_keys > 0
  * (RVA_EEMPTY), keys/values and every row pointer (RVA_ENULL), then copies the rows into
- * one new buffer *kv (keys rows then values rows, kv_dim floats each; free with rva__free).
- * `who` names the public caller in messages ("rva_compute"). */
+ * one new buffer *kv (keys rows of kv_dim floats, then values rows of v_dim floats; free
+ * with rva__free). `who` names the public caller in messages ("rva_compute"). */
 rva_status rva__gather_kv(const char *who, const float *const *keys,
                           const float *const *values, size_t n_keys, size_t kv_dim,
-                          float **kv);
+                          size_t v_dim, float **kv);
 
 /* Builds an expert / sub-mechanism with the same dims as parent but another mechanism
  * (MoE experts): copies cfg, sets mechanism, builds. */

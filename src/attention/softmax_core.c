@@ -47,7 +47,7 @@ typedef struct sm_op {
 	rva_runtime rt;
 	float scale;                /* logit scale of this call (rt.scale, or the config's) */
 	uint32_t stream;
-	float **partials;           /* per sequence: [heads][chunks][rows] x (D + 2), or NULL */
+	float **partials;           /* per sequence: [heads][chunks][rows] x (Dv + 2), or NULL */
 	size_t *nchunks;            /* per sequence: key chunks (split-KV / decode) */
 	size_t *chunk_len;          /* per sequence: keys per chunk */
 	size_t chunk_base;          /* partials hold chunks from this one on (0 in the engine) */
@@ -152,15 +152,16 @@ static int64_t qpos0(const rva_attention *att, size_t nq, size_t nk) {
 /* Scratch of one tile loop call with br query rows (floats; +16 slack for the PV kernel's
  * padded-lane reads and alignment). */
 static size_t tile_scratch_floats(const rva_attention *att, size_t br, size_t qspan) {
-	size_t D = att->head_dim, bc = att->cfg.block_size, brp = rva__round_up(br, 16);
+	size_t D = att->head_dim, Dv = att->v_head_dim, bc = att->cfg.block_size;
+	size_t brp = rva__round_up(br, 16), Dm = rva__max(D, Dv);
 	size_t f = bc * brp + 16      /* St */
 	           + D * brp          /* packed Q^T */
-	           + br * D + 16      /* O */
+	           + br * Dv + 16     /* O */
 	           + 3 * brp          /* m, l, alpha */
 	           + qspan + bc + 16  /* T5 bias by distance */
 	           + 2 * brp          /* query positions (int64) */
-	           + rva__smh_tile_floats(br, bc, D) /* half operands (softmax_half.h) */
-	           + 2 * bc * D;      /* K and V tiles gathered from pages (kv_tile) */
+	           + rva__smh_tile_floats(br, bc, Dm) /* half operands (softmax_half.h) */
+	           + bc * (D + Dv);   /* K and V tiles gathered from pages (kv_tile) */
 	return rva__round_up(f, 16) + 192; /* alignment of the carved buffers */
 }
 
@@ -172,7 +173,7 @@ typedef struct tile_io {
 	size_t br;
 	size_t h;            /* query head */
 	size_t k_begin, k_end;
-	float *o, *m, *l;    /* outputs: O (br x D, ld D), m, l (brp lanes) */
+	float *o, *m, *l;    /* outputs: O (br x Dv, ld Dv), m, l (brp lanes) */
 	bool resume;         /* continue the state in o, m, l instead of starting afresh */
 	const rva__kv_pages *pg; /* the sequence's paged K/V, or NULL (contiguous) */
 } tile_io;
@@ -248,7 +249,7 @@ static void tile_dropout(const rva_attention *att, const sm_op *op, uint32_t seq
  * K (v: V) rows [kr, kr + n) of the head slice at element `off` of each row: a pointer to
  * row kr's slice and, in *stride, the row stride in elements. Contiguous rows and paged
  * rows within one page are read in place; a tile that spans pages is gathered into buf
- * (n x D elements of the tensor's type, stride D), so every kernel sees the same values
+ * (n x D elements of the tensor's type, stride D; D is Dv for V), so every kernel sees the same values
  * in the same order as over contiguous K/V.
  */
 static const void *kv_tile(const rva__kv_pages *pg, const rva_seq *seq, bool v, size_t kr,
@@ -269,11 +270,11 @@ static const void *kv_tile(const rva__kv_pages *pg, const rva_seq *seq, bool v, 
 static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq,
                    uint32_t seq_index, const tile_io *io, float *scratch) {
 	const sm_state *s = att->state;
-	size_t D = att->head_dim, bc = att->cfg.block_size, br = io->br;
+	size_t D = att->head_dim, Dv = att->v_head_dim, bc = att->cfg.block_size, br = io->br;
 	size_t brp = rva__round_up(br, 16);
 	size_t kvh = io->h / (att->cfg.heads / att->kv_heads);
 	size_t khs = rva__head_stride(seq->k_head_stride, D);
-	size_t vhs = rva__head_stride(seq->v_head_stride, D);
+	size_t vhs = rva__head_stride(seq->v_head_stride, Dv);
 	bool fused = rva__sm_use_fused();
 	bool small = br < 8;
 	float *st = align16f(scratch);
@@ -283,11 +284,12 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 	float *alpha = align16f(lut + lut_cap);
 	/* fp32 operands of half tensors (softmax_half.h): Q once, K and V per tile */
 	float *hq = align16f(alpha + brp), *hk = align16f(hq + br * D), *hv = align16f(hk + bc * D);
-	uint32_t *hp = (uint32_t *)align16f(hv + bc * D);             /* bf16 P pairs */
+	uint32_t *hp = (uint32_t *)align16f(hv + bc * Dv);            /* bf16 P pairs */
 	uint32_t *hqp = (uint32_t *)align16f((float *)(hp + (bc + 1) / 2 * brp)); /* Q pairs */
 	uint32_t *hvp = (uint32_t *)align16f((float *)(hqp + (D + 1) / 2 * brp)); /* V pairs */
 	/* K and V tiles gathered from pages (kv_tile) */
-	float *gk = align16f((float *)(hvp + rva__smh_vpack_words(bc, D))), *gv = align16f(gk + bc * D);
+	float *gk = align16f((float *)(hvp + rva__smh_vpack_words(bc, Dv)));
+	float *gv = align16f(gk + bc * D);
 	bool bf16 = fused && !small && rva__smh_bf16_tiles(seq); /* vdpbf16ps tiles */
 	size_t qs, kts = 0, vts = 0;
 	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
@@ -300,7 +302,7 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			io->m[i] = -INFINITY;
 			io->l[i] = 0.0f;
 		}
-		memset(io->o, 0, br * D * sizeof(float));
+		memset(io->o, 0, br * Dv * sizeof(float));
 	}
 	if (bf16)
 		rva__smh_pack_q_bf16(q, qs, br, brp, D, hqp);
@@ -329,11 +331,11 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
 		size_t ksr, vsr; /* row strides of the K / V tiles (in place or gathered) */
 		const void *kraw = kv_tile(io->pg, seq, false, kr, nkt, kvh * khs, D, gk, &ksr);
-		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, kvh * vhs, D, gv, &vsr);
+		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, kvh * vhs, Dv, gv, &vsr);
 		const float *kt = NULL, *vt = NULL;
 		if (!bf16) {
 			kt = rva__smh_operand(seq->k_dtype, kraw, ksr, 0, nkt, D, false, hk, &kts);
-			vt = rva__smh_operand(seq->v_dtype, vraw, vsr, 0, nkt, D, false, hv, &vts);
+			vt = rva__smh_operand(seq->v_dtype, vraw, vsr, 0, nkt, Dv, false, hv, &vts);
 		}
 		if (bf16)
 			rva__smh_scores_bf16(kraw, ksr, nkt, hqp, brp, D, scale, st);
@@ -346,18 +348,18 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, pcls == RVA__TILE_PARTIAL,
 		               wcls == RVA__TILE_PARTIAL, fused && !small && !bf16, lut, lut_cap);
 		if (rva__sm_online_softmax(st, brp, nkt, io->m, io->l, alpha))
-			rva__sm_rescale(io->o, br, D, alpha);
+			rva__sm_rescale(io->o, br, Dv, alpha);
 		if (dropout)
 			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
 		if (bf16) { /* P rounded to bf16 as it is paired */
-			rva__smh_pv_bf16(st, brp, nkt, vraw, vsr, br, D, io->o, hp, hvp);
+			rva__smh_pv_bf16(st, brp, nkt, vraw, vsr, br, Dv, io->o, hp, hvp);
 			continue;
 		}
 		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
 		if (fused)
-			rva__sm_pv_fused(st, brp, nkt, vt, vts, br, D, io->o);
+			rva__sm_pv_fused(st, brp, nkt, vt, vts, br, Dv, io->o);
 		else
-			rva__sgemm(true, false, br, D, nkt, 1.0f, st, brp, vt, vts, 1.0f, io->o, D);
+			rva__sgemm(true, false, br, Dv, nkt, 1.0f, st, brp, vt, vts, 1.0f, io->o, Dv);
 	}
 }
 
@@ -419,13 +421,13 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = att->head_dim, q0 = t->c, br = t->d;
-	tile_bufs b = carve(x->scratch, br, D);
+	size_t D = att->head_dim, Dv = att->v_head_dim, q0 = t->c, br = t->d;
+	tile_bufs b = carve(x->scratch, br, Dv);
 	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)(q0 + i);
 	size_t qhs = rva__head_stride(seq->q_head_stride, D);
-	size_t ohs = rva__head_stride(seq->out_head_stride, D);
+	size_t ohs = rva__head_stride(seq->out_head_stride, Dv);
 	for (size_t h = t->a; h < t->b; h++) {
 		tile_io io = {.q = rva__elem_at(seq->q, seq->q_dtype, q0 * seq->q_stride + h * qhs),
 		              .qs = seq->q_stride,
@@ -433,7 +435,7 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l,
 		              .pg = op->pages ? &op->pages[t->seq] : NULL};
 		attend(att, op, seq, t->seq, &io, b.tile);
-		finish_rows(b.o, b.l, br, D,
+		finish_rows(b.o, b.l, br, Dv,
 		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * ohs),
 		            seq->out_dtype, seq->out_stride);
 		if (seq->lse)
@@ -443,15 +445,15 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 }
 
 /* Split-KV chunk task: a = head, b = chunk; all nq rows. Writes the partial
- * (m, l, O) of (head, chunk) to the arena: rows x (D + 2) floats. `slot` indexes the
+ * (m, l, O) of (head, chunk) to the arena: rows x (Dv + 2) floats. `slot` indexes the
  * op's per-sequence arrays (t->seq in the engine; t->seq selects the dropout stream). */
 static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[slot];
-	size_t D = att->head_dim, br = seq->nq, h = t->a, chunk = t->b;
+	size_t D = att->head_dim, Dv = att->v_head_dim, br = seq->nq, h = t->a, chunk = t->b;
 	size_t nch = op->nchunks[slot];
-	tile_bufs b = carve(x->scratch, br, D);
+	tile_bufs b = carve(x->scratch, br, Dv);
 	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
 		b.qpos[i] = off + (int64_t)i;
@@ -462,12 +464,12 @@ static void task_chunk_at(const rva__task *t, rva__exec_ctx *x, size_t slot) {
 	              .h = h, .k_begin = k0, .k_end = k1, .o = b.o, .m = b.m, .l = b.l,
 	              .pg = op->pages ? &op->pages[slot] : NULL};
 	attend(att, op, seq, t->seq, &io, b.tile);
-	float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * br * (D + 2);
+	float *part = op->partials[slot] + (h * nch + chunk - op->chunk_base) * br * (Dv + 2);
 	for (size_t i = 0; i < br; i++) {
-		float *p = part + i * (D + 2);
+		float *p = part + i * (Dv + 2);
 		p[0] = b.m[i];
 		p[1] = b.l[i];
-		memcpy(p + 2, b.o + i * D, D * sizeof(float));
+		memcpy(p + 2, b.o + i * Dv, Dv * sizeof(float));
 	}
 }
 
@@ -749,7 +751,7 @@ static rva_status task_merge(const rva__task *t, rva__exec_ctx *x) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = att->head_dim, br = seq->nq, nch = op->nchunks[t->seq], c0, c1;
+	size_t D = att->v_head_dim, br = seq->nq, nch = op->nchunks[t->seq], c0, c1;
 	visible_chunks(att, seq, op->chunk_len[t->seq], nch, &c0, &c1);
 	size_t ohs = rva__head_stride(seq->out_head_stride, D);
 	for (size_t h = 0; h < att->cfg.heads; h++) {
@@ -782,13 +784,22 @@ static double seq_pairs(const rva_attention *att, const rva_seq *s) {
 }
 
 double rva__softmax_flops(const rva_attention *att, const rva_seq *s) {
-	return 4.0 * (double)att->cfg.heads * (double)att->head_dim * seq_pairs(att, s);
+	/* Q.K^T and P.V: 2 (D + Dv) per pair and head */
+	return 2.0 * (double)att->cfg.heads * (double)(att->head_dim + att->v_head_dim) *
+	       seq_pairs(att, s);
 }
 
 /* Few queries: the split-KV form (key chunks, partials merged in chunk order). The chunk
  * tasks run the decode kernels (every head of a key row at once), or, with
  * RVATTN_ATTN_KERNEL=blis, the tile loop per head (the portable twin). */
 static bool few_queries(const rva_seq *s) { return s->nq <= 8; }
+
+/* Whether the few-query form runs the decode kernels (every head of a key row at once),
+ * which take one head width for K and V: with v_head_dim != head_dim the key chunks run
+ * the tile loop per head instead (the kernels' portable twin, also split-KV). */
+static bool decode_kernels(const rva_attention *att, const rva_seq *s) {
+	return few_queries(s) && rva__sm_use_decode() && att->v_head_dim == att->head_dim;
+}
 
 /*
  * The split-KV cost model. Decoding streams K and V: a key costs its K and V rows
@@ -824,8 +835,8 @@ static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
 	if (ks == 0) {
 		if (s->nq > 16)
 			return 0;
-		double kv_bytes = (double)(rva__dtype_size(s->k_dtype) + rva__dtype_size(s->v_dtype));
-		double per_key = kv_bytes * (double)att->kv_dim +
+		double per_key = (double)rva__dtype_size(s->k_dtype) * (double)att->kv_dim +
+		                 (double)rva__dtype_size(s->v_dtype) * (double)att->v_dim +
 		                 3.0 * (double)att->cfg.heads * (double)s->nq * (double)att->head_dim;
 		double chunks = floor((double)s->nk * per_key / SPLIT_WORK);
 		if (chunks < 2.0)
@@ -867,7 +878,8 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 	op->chunk_len = rva__graph_alloc_array(g, io->nseq ? io->nseq : 1, sizeof(size_t));
 	if (!op->partials || !op->nchunks || !op->chunk_len)
 		return RVA_ENOMEM;
-	size_t H = att->cfg.heads, D = att->head_dim, qb_cfg = att->cfg.query_block;
+	size_t H = att->cfg.heads, D = att->head_dim, Dv = att->v_head_dim;
+	size_t qb_cfg = att->cfg.query_block;
 	rva_status st;
 	for (size_t s = 0; s < io->nseq; s++) {
 		uint32_t done, id, after = rva__plan_after(io, s);
@@ -882,11 +894,11 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		}
 		double pairs = seq_pairs(att, seq);
 		size_t chunk = split_chunk(att, seq);
-		bool few = few_queries(seq), decode = few && rva__sm_use_decode();
+		bool few = few_queries(seq), decode = decode_kernels(att, seq);
 		if (chunk || few) {
 			size_t len = chunk ? chunk : seq->nk, nch = rva__div_up(seq->nk, len), parts;
 			if (!rva__mul3_ok(H, nch, seq->nq, &parts) ||
-			    parts > SIZE_MAX / ((D + 2) * sizeof(float))) {
+			    parts > SIZE_MAX / ((Dv + 2) * sizeof(float))) {
 				io->seq_status[s] = rva__fail(RVA_EOVERFLOW, "sequence %zu: %zu heads x %zu "
 				                              "key chunks x %zu queries of partial results "
 				                              "overflow", s, H, nch, seq->nq);
@@ -901,24 +913,24 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 			/* One decode chunk: its task writes the output (op->direct), nothing to merge. */
 			bool merge = !(decode && nch == 1);
 			if (merge) {
-				op->partials[s] = rva__graph_alloc_untouched(g, parts, (D + 2) * sizeof(float));
+				op->partials[s] = rva__graph_alloc_untouched(g, parts, (Dv + 2) * sizeof(float));
 				if (!op->partials[s])
 					return RVA_ENOMEM;
 			}
 			rva__graph_need_scratch(g, (decode ? decode_scratch_floats(att, seq->nq)
 			                                   : tile_scratch_floats(att, seq->nq, seq->nq) +
-			                                         carve_floats(seq->nq, D)) * sizeof(float));
+			                                         carve_floats(seq->nq, Dv)) * sizeof(float));
 			uint32_t merge_id = 0, sink = done;
 			if (merge) {
 				if ((st = rva__graph_add(g, task_merge, op, (uint32_t)s, 0, 0, 0, 0,
-				                         (float)(seq->nq * nch * H * D), &merge_id)) != RVA_OK ||
+				                         (float)(seq->nq * nch * H * Dv), &merge_id)) != RVA_OK ||
 				    (st = rva__graph_edge(g, merge_id, done)) != RVA_OK)
 					return st;
 				sink = merge_id;
 			}
 			/* Cost (the executor runs the costliest ready task first): the chunk's
 			 * share of the sequence's flops; the last chunk may be shorter. */
-			double seq_flops = 4.0 * (double)H * (double)D * pairs;
+			double seq_flops = 2.0 * (double)H * (double)(D + Dv) * pairs;
 			size_t c0, c1; /* chunks wholly outside the sliding window are not planned */
 			visible_chunks(att, seq, len, nch, &c0, &c1);
 			for (size_t c = c0; c < c1; c++) {
@@ -950,7 +962,7 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		group = rva__max(1, rva__min(group, H));
 		size_t br_max = rva__min(qb, seq->nq);
 		rva__graph_need_scratch(g, (tile_scratch_floats(att, br_max, br_max) +
-		                            carve_floats(br_max, D)) * sizeof(float));
+		                            carve_floats(br_max, Dv)) * sizeof(float));
 		/* Order: the executor runs equal-cost tasks in planning order. Every tile of a
 		 * sequence gets the sequence's average cost (longer sequences first), and tiles
 		 * are planned head by head, so a head's K and V stay in cache across its tiles
@@ -981,17 +993,18 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 size_t rva__softmax_rows_scratch(const rva_attention *att, const rva_seq *seq, size_t nrows) {
 	size_t br = rva__min(att->cfg.query_block, nrows ? nrows : 1);
 	size_t qspan = seq->nq + 1;
-	return (64 + tile_scratch_floats(att, br, qspan) + carve_floats(br, att->head_dim)) *
+	return (64 + tile_scratch_floats(att, br, qspan) + carve_floats(br, att->v_head_dim)) *
 	       sizeof(float);
 }
 
 rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint32_t seq_index,
                              const rva_runtime *rt, const uint32_t *rows, size_t nrows,
                              float *out, size_t out_stride, void *scratch) {
-	size_t D = att->head_dim, qb = att->cfg.query_block, qs = seq->q_stride;
+	size_t D = att->head_dim, Dv = att->v_head_dim, qb = att->cfg.query_block;
+	size_t qs = seq->q_stride;
 	sm_op op = {.att = att, .seqs = seq, .rt = *rt, .scale = call_scale(att, rt), .stream = 0};
 	size_t br_max = rva__min(qb, nrows ? nrows : 1);
-	tile_bufs b = carve(scratch, br_max, D);
+	tile_bufs b = carve(scratch, br_max, Dv);
 	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t r0 = 0; r0 < nrows; r0 += qb) {
 		size_t br = rva__min(qb, nrows - r0);
@@ -1005,7 +1018,7 @@ rva_status rva__softmax_rows(const rva_attention *att, const rva_seq *seq, uint3
 			              .h = h, .k_begin = 0, .k_end = seq->nk, .o = b.o, .m = b.m,
 			              .l = b.l};
 			attend(att, &op, seq, seq_index, &io, b.tile);
-			finish_rows(b.o, b.l, br, D, out + r0 * out_stride + h * D, RVA_F32, out_stride);
+			finish_rows(b.o, b.l, br, Dv, out + r0 * out_stride + h * Dv, RVA_F32, out_stride);
 		}
 	}
 	return RVA_OK;
@@ -1028,9 +1041,9 @@ bool rva__softmax_split(const rva_attention *att, const rva_seq *seq, size_t *ch
 }
 
 size_t rva__softmax_partials_scratch(const rva_attention *att, const rva_seq *seq) {
-	size_t f = few_queries(seq) && rva__sm_use_decode() ? decode_scratch_floats(att, seq->nq)
-	                        : tile_scratch_floats(att, seq->nq, seq->nq) +
-	                              carve_floats(seq->nq, att->head_dim);
+	size_t f = decode_kernels(att, seq) ? decode_scratch_floats(att, seq->nq)
+	                                    : tile_scratch_floats(att, seq->nq, seq->nq) +
+	                                          carve_floats(seq->nq, att->v_head_dim);
 	return f * sizeof(float);
 }
 
@@ -1046,7 +1059,7 @@ void rva__softmax_chunk_partials(const rva_attention *att, const rva_seq *seq,
 	            .scale = call_scale(att, rt), .stream = 0, .partials = &part, .nchunks = &part_chunks, .chunk_len = &len,
 	            .chunk_base = part_base, .kv_origin = kv_origin};
 	rva__exec_ctx x = {.scratch = scratch, .scratch_bytes = 0, .worker = 0};
-	if (few_queries(seq) && rva__sm_use_decode()) {
+	if (decode_kernels(att, seq)) {
 		rva__task t = {.fn = task_decode, .ctx = &op, .seq = seq_index, .b = (uint32_t)c};
 		task_decode_at(&t, &x, 0);
 		return;
@@ -1060,7 +1073,7 @@ void rva__softmax_chunk_partials(const rva_attention *att, const rva_seq *seq,
 
 void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, size_t nch,
                                  const float *part) {
-	size_t D = att->head_dim, br = seq->nq;
+	size_t D = att->v_head_dim, br = seq->nq;
 	for (size_t h = 0; h < att->cfg.heads; h++)
 		merge_head(part + h * nch * br * (D + 2), nch, br, D,
 		           RVA__F32(seq->out) + h * rva__head_stride(seq->out_head_stride, D),
@@ -1068,7 +1081,7 @@ void rva__softmax_merge_partials(const rva_attention *att, const rva_seq *seq, s
 }
 
 size_t rva__softmax_tile_state_floats(const rva_attention *att, size_t br) {
-	return rva__round_up(2 * rva__round_up(br, 16) + br * att->head_dim, 16);
+	return rva__round_up(2 * rva__round_up(br, 16) + br * att->v_head_dim, 16);
 }
 
 size_t rva__softmax_tile_scratch(const rva_attention *att, size_t br) {
@@ -1100,7 +1113,7 @@ void rva__softmax_tile_step(const rva_attention *att, const rva_seq *seq, size_t
 void rva__softmax_tile_finish(const rva_attention *att, size_t br, const float *state,
                               float *out, size_t out_stride, float *lse) {
 	size_t brp = rva__round_up(br, 16);
-	finish_rows(state + 2 * brp, state + brp, br, att->head_dim, out, RVA_F32, out_stride);
+	finish_rows(state + 2 * brp, state + brp, br, att->v_head_dim, out, RVA_F32, out_stride);
 	if (lse)
 		write_lse(state, state + brp, br, lse);
 }

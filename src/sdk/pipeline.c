@@ -71,6 +71,10 @@ rva_status rva_pipeline_add_attention(rva_pipeline *p, rva_attention *att) {
 	if (!p || !att)
 		return rva__fail(RVA_ENULL, "rva_pipeline_add_attention: %s is NULL",
 		                 !p ? "pipeline" : "attention");
+	if (att->v_head_dim != att->head_dim)
+		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: v_head_dim %zu differs from "
+		                 "head_dim %zu (a pipeline's stream keeps dim columns)",
+		                 att->v_head_dim, att->head_dim);
 	if (p->dim && att->cfg.dim != p->dim)
 		return rva__fail(RVA_EDIM, "rva_pipeline_add_attention: attention dim %zu differs "
 		                 "from the pipeline dim %zu", att->cfg.dim, p->dim);
@@ -326,7 +330,7 @@ rva_status rva_pipeline_run_ex(const rva_pipeline *p, const float *query,
 		return run_self_single(p, query, keys, values, mask, n_keys, out, rt);
 	size_t kvd = p->kv_dim;
 	float *kv;
-	if ((st = rva__gather_kv("rva_pipeline_run", keys, values, n_keys, kvd, &kv)) != RVA_OK)
+	if ((st = rva__gather_kv("rva_pipeline_run", keys, values, n_keys, kvd, kvd, &kv)) != RVA_OK)
 		return st;
 	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .k = kv, .v = kv + n_keys * kvd,
 	             .out = out, .key_mask = mask};
