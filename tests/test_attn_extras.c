@@ -1,6 +1,6 @@
 /*
  * The attention-op extras of the softmax family (issue #15; include/rvattn/batch.h,
- * attention.h, config.h) against the double-precision oracle tests/ref/ref_attn_ex.h:
+ * attention.h, config.h) against the double-precision oracle tests/ref/ref_softmax.h:
  *  - the log-sum-exp output on every path (dense tiles, split-KV chunks and their merge,
  *    the decode kernels, rva_compute_ex), -inf for rows with no visible key, and two
  *    partial attentions merged with their LSEs reproducing the whole;
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref/ref_attn_ex.h"
+#include "ref/ref_softmax.h"
 #include "ref/ref_util.h"
 #include "rvattn/rvattn.h"
 

@@ -1,7 +1,7 @@
 /*
  * Rotary position embeddings on the softmax mechanisms (config.h: rope, rope_theta,
  * rope_scaling, rope_factor, rope_dim; batch.h: q_pos, k_pos) against the double-precision
- * oracle tests/ref/ref_attn_ex.h (written from the RoFormer / GPT-NeoX definitions):
+ * oracle tests/ref/ref_softmax.h (written from the RoFormer / GPT-NeoX definitions):
  * both layouts, theta, linear and NTK scaling, partial rotary, odd head dims, GQA, causal,
  * decode with its position offset, split-KV chunks, the decode kernels, rva_compute and
  * bf16 keys; serial, 1 and 2 threads bit-identical; bad values refused.
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref/ref_attn_ex.h"
+#include "ref/ref_softmax.h"
 #include "ref/ref_util.h"
 #include "rvattn/rvattn.h"
 
