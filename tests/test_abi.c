@@ -286,6 +286,12 @@ Test(abi, zero_is_the_default_field_by_field) {
 	rva_config st = rva_multi_head(ZDIM, 2);
 	st.pattern = RVA_PATTERN_STRIDED;
 	EXPECT_ZERO_IS_DEFAULT(st, sparse_stride, 128);
+	rva_config fx = rva_multi_head(ZDIM, 2);
+	fx.pattern = RVA_PATTERN_FIXED;
+	fx.sparse_stride = 32;
+	EXPECT_ZERO_IS_DEFAULT(fx, sparse_summary, 16); /* min(16, stride) */
+	fx.sparse_stride = 8;
+	EXPECT_ZERO_IS_DEFAULT(fx, sparse_summary, 8);
 }
 
 /* top_k 0 with fewer experts than the default k takes min(2, experts). */

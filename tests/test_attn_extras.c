@@ -95,6 +95,12 @@ static ref_attn_spec spec_of(const rva_config *c, size_t H, size_t kvh, size_t D
 		sp.globals = first;
 		sp.nglobals = c->global_tokens ? 1 : 0;
 	}
+	if (c->pattern != RVA_PATTERN_DENSE) { /* both Sparse Transformer patterns imply causal */
+		sp.pattern = c->pattern == RVA_PATTERN_STRIDED ? REF_STRIDED : REF_FIXED;
+		sp.stride = c->sparse_stride;
+		sp.summary = c->sparse_summary;
+		sp.causal = true;
+	}
 	return sp;
 }
 
@@ -209,6 +215,18 @@ static size_t shapes_for(size_t D, shape *out) {
 	rva_config lg = rva_local_global(2 * D, 8);
 	lg.heads = 2;
 	out[n++] = (shape){"local_global", lg, 40, 40, false};
+	/* the block-sparse forms: strided residues (gathered rows, partial row states) and the
+	 * fixed pattern's blocks and summary keys */
+	rva_config sst = rva_flash(2 * D, 16);
+	sst.heads = 2;
+	sst.query_block = 16;
+	sst.pattern = RVA_PATTERN_STRIDED;
+	sst.sparse_stride = 8;
+	out[n++] = (shape){"strided, stride 8", sst, 70, 70, false};
+	rva_config sfx = sst;
+	sfx.pattern = RVA_PATTERN_FIXED;
+	sfx.sparse_summary = 2;
+	out[n++] = (shape){"fixed, stride 8, summary 2", sfx, 70, 70, false};
 	return n;
 }
 

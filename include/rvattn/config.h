@@ -137,6 +137,11 @@ typedef enum rva_sparse_pattern {
 	RVA_PATTERN_DENSE = 0,
 	RVA_PATTERN_STRIDED, /* Sparse Transformer strided: keys j <= i with i-j < stride, or
 	                      * (i-j) % stride == 0; implies causal */
+	RVA_PATTERN_FIXED,   /* Sparse Transformer fixed (Child et al. 2019, for text): keys
+	                      * j <= i in i's own block of `stride` positions
+	                      * (floor(j/stride) == floor(i/stride)), or among the last
+	                      * sparse_summary positions of any block (j % stride >=
+	                      * stride - sparse_summary); implies causal */
 	RVA_PATTERN_COUNT
 } rva_sparse_pattern;
 
@@ -291,7 +296,10 @@ typedef struct rva_config {
 
 	/* Sparse pattern. */
 	rva_sparse_pattern pattern;    /* default RVA_PATTERN_DENSE */
-	size_t sparse_stride;          /* l of the strided pattern; 0 = default 128 */
+	size_t sparse_stride;          /* l of the strided and fixed patterns; 0 = default 128 */
+	size_t sparse_summary;         /* c of the fixed pattern, summary positions per block,
+	                                * 1..sparse_stride; 0 = default min(16, sparse_stride)
+	                                * (the paper used 8-32) */
 
 	/*
 	 * Score modifiers of the softmax family (scaled_dot, multi_head, flash, local_global).

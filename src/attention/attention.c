@@ -85,6 +85,8 @@ static void resolve_zero_defaults(rva_config *c) {
 		c->rope_theta = RVA__DEFAULT_ROPE_THETA;
 	if (c->rope_scaling != RVA_ROPE_SCALING_NONE && c->rope_factor == 0.0f)
 		c->rope_factor = 1.0f;
+	if (c->sparse_summary == 0)
+		c->sparse_summary = rva__min(RVA__DEFAULT_SPARSE_SUMMARY, c->sparse_stride);
 }
 
 /* Every float a caller hands in is finite, whether or not the mechanism reads it (a NaN
@@ -257,8 +259,8 @@ static rva_status validate_bias(const rva_config *c, const char *mn) {
 		return RVA_OK;
 	if (!is_softmax(c->mechanism) && c->mechanism != RVA_MECH_MOE)
 		return rva__fail(RVA_EINVAL, "%s: T5 position bias needs a softmax mechanism", mn);
-	/* The strided pattern forces causal (decoder buckets). */
-	bool causal = c->causal || c->pattern == RVA_PATTERN_STRIDED;
+	/* The sparse patterns force causal (decoder buckets). */
+	bool causal = c->causal || c->pattern != RVA_PATTERN_DENSE;
 	if (c->bias_buckets > 65535 || c->bias_max_distance > ((size_t)1 << 24))
 		return rva__fail(RVA_ERANGE, "%s: bias_buckets %zu (max 65535) or bias_max_distance "
 		                 "%zu (max 2^24) too large", mn, c->bias_buckets,
@@ -273,12 +275,18 @@ static rva_status validate_bias(const rva_config *c, const char *mn) {
 	return RVA_OK;
 }
 
-/* The strided sparse pattern applies to the plain softmax mechanisms. */
+/* The strided and fixed sparse patterns apply to the plain softmax mechanisms; the fixed
+ * pattern's summary fits in its blocks. */
 static rva_status validate_pattern(const rva_config *c, const char *mn) {
-	if (c->pattern == RVA_PATTERN_STRIDED &&
+	if (c->pattern != RVA_PATTERN_DENSE &&
 	    (!is_softmax(c->mechanism) || c->mechanism == RVA_MECH_LOCAL_GLOBAL))
-		return rva__fail(RVA_EINVAL, "%s: the strided sparse pattern needs scaled_dot, "
-		                 "multi_head or flash", mn);
+		return rva__fail(RVA_EINVAL, "%s: the %s sparse pattern needs scaled_dot, "
+		                 "multi_head or flash", mn,
+		                 c->pattern == RVA_PATTERN_STRIDED ? "strided" : "fixed");
+	if (c->pattern == RVA_PATTERN_FIXED && c->sparse_summary > c->sparse_stride)
+		return rva__fail(RVA_ERANGE, "%s: sparse_summary %zu exceeds sparse_stride %zu (the "
+		                 "summary positions are the last ones of each block)", mn,
+		                 c->sparse_summary, c->sparse_stride);
 	return RVA_OK;
 }
 
@@ -436,7 +444,7 @@ rva_status rva_build(const rva_config *cfg, rva_attention **out) {
 	att->out_dim = c->heads * att->v_head_dim;
 	att->scale = c->scale > 0.0f ? c->scale : 1.0f / sqrtf((float)att->head_dim);
 	c->scale = att->scale;
-	if (c->pattern == RVA_PATTERN_STRIDED)
+	if (c->pattern != RVA_PATTERN_DENSE)
 		c->causal = true;
 	if (c->rope != RVA_ROPE_NONE && c->rope_dim == 0)
 		c->rope_dim = att->head_dim & ~(size_t)1;

@@ -30,6 +30,7 @@
 #define RVA__DEFAULT_BIAS_MAX_DISTANCE 128
 #define RVA__DEFAULT_SPARSE_STRIDE 128
 #define RVA__DEFAULT_ROPE_THETA 10000.0f /* RoFormer (Su et al., arXiv:2104.09864) */
+#define RVA__DEFAULT_SPARSE_SUMMARY 16
 #define RVA__DEFAULT_NORM_EPS 1e-5f /* rva_norm_config (pipeline.h) */
 
 /* The head width the default head count aims at (BERT/GPT base: 768 / 12). */

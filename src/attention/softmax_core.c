@@ -38,6 +38,8 @@ typedef struct sm_state {
 	bool has_t5;
 	rva__score_mods mods;       /* causal alignment, window, softcap, ALiBi */
 	rva__rope rope;             /* RoPE (rope.h): queries and keys rotated per job */
+	rva__pattern band;          /* the pattern's band (pattern.h, rva__pattern_band) */
+	bool sparse;                /* a sparse pattern: prefill runs its block-sparse form */
 } sm_state;
 
 /* Per-op planning context, in the job arena. */
@@ -114,10 +116,12 @@ rva_status rva__softmax_build(rva_attention *att) {
 		} else {
 			s->pattern.global_first = c->global_tokens;
 		}
-	} else if (c->pattern == RVA_PATTERN_STRIDED) {
-		s->pattern.kind = RVA__PAT_STRIDED;
+	} else if (c->pattern != RVA_PATTERN_DENSE) {
+		s->pattern.kind = c->pattern == RVA_PATTERN_STRIDED ? RVA__PAT_STRIDED : RVA__PAT_FIXED;
 		s->pattern.stride = (int64_t)rva__min(c->sparse_stride, (size_t)1 << 40);
+		s->pattern.summary = (int64_t)rva__min(c->sparse_summary, (size_t)s->pattern.stride);
 	}
+	s->sparse = rva__pattern_band(&s->pattern, &s->band);
 	if (c->bias == RVA_BIAS_T5) {
 		rva_status st = rva__t5_buckets_init(&s->t5, !c->causal, c->bias_buckets,
 		                                     c->bias_max_distance);
@@ -176,18 +180,23 @@ typedef struct tile_io {
 	float *o, *m, *l;    /* outputs: O (br x Dv, ld Dv), m, l (brp lanes) */
 	bool resume;         /* continue the state in o, m, l instead of starting afresh */
 	const rva__kv_pages *pg; /* the sequence's paged K/V, or NULL (contiguous) */
+	const rva__pattern *pat; /* the pattern of the key tiles; NULL = the attention's */
+	bool gathered_rows;  /* rows not consecutive (strided residues): q0 is meaningless */
+	bool q_packed;       /* the scratch already holds these rows' packed Q (a previous
+	                      * call of the tile loop on the same rows and scratch) */
 } tile_io;
 
 static inline float *align16f(float *p) {
 	return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
 }
 
-/* Adds the T5 bias and masks per element for a partial tile, key-major St (`capped`: the
- * score pass applied the softcap already). */
+/* Adds the T5 bias and the score modifiers and masks per element, key-major St; `partial`:
+ * the pattern to test each pair against, or NULL (the tile is not partial for it);
+ * `capped`: the score pass applied the softcap already. */
 static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rva_seq *seq,
                            const tile_io *io, size_t k0, size_t nkt, float *st, size_t brp,
-                           bool partial, bool window_partial, bool capped, float *lut,
-                           size_t lut_cap) {
+                           const rva__pattern *partial, bool window_partial, bool capped,
+                           float *lut, size_t lut_cap) {
 	const int64_t *qp = io->qpos;
 	size_t br = io->br;
 	if (!capped) /* on the scaled logits, first */
@@ -217,7 +226,7 @@ static void tile_bias_mask(const rva_attention *att, const sm_state *s, const rv
 	if (s->mods.slopes || seq->bias || seq->mask || window_partial)
 		rva__score_tile(&s->mods, seq, io->h, io->q0, qp, br, k0, nkt, st, brp, window_partial);
 	if (partial)
-		rva__pattern_mask_tile(&s->pattern, qp, br, k0, nkt, st, brp);
+		rva__pattern_mask_tile(partial, qp, br, k0, nkt, st, brp);
 	if (seq->key_mask)
 		for (size_t j = 0; j < nkt; j++)
 			if (!seq->key_mask[k0 + j]) {
@@ -266,37 +275,68 @@ static const void *kv_tile(const rva__kv_pages *pg, const rva_seq *seq, bool v, 
 	return buf;
 }
 
-/* The tile loop for one head over keys [k_begin, k_end). */
-static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq,
-                   uint32_t seq_index, const tile_io *io, float *scratch) {
-	const sm_state *s = att->state;
+/*
+ * One call's tile machinery (attend, attend_keys): the scratch carved into the score tile,
+ * packed Q, T5 table and half-precision operands, and which kernels run. Starting it
+ * resets O, m, l unless io->resume, and packs Q.
+ */
+typedef struct tile_run {
+	const rva_attention *att;
+	const sm_op *op;
+	const sm_state *s;
+	const rva_seq *seq;
+	uint32_t seq_index;
+	const tile_io *io;
+	size_t D, Dv, khs, vhs, bc, br, brp, kvh, lut_cap, qs; /* Dv: V head dim; khs, vhs: head strides */
+	bool fused, small, bf16, dropout;
+	float *st, *qt, *lut, *alpha, *hk, *hv, *gk, *gv;
+	uint32_t *hp, *hqp, *hvp;
+	const float *q;
+} tile_run;
+
+static void tile_run_start(tile_run *r, const rva_attention *att, const sm_op *op,
+                           const rva_seq *seq, uint32_t seq_index, const tile_io *io,
+                           float *scratch) {
 	size_t D = att->head_dim, Dv = att->v_head_dim, bc = att->cfg.block_size, br = io->br;
 	size_t brp = rva__round_up(br, 16);
-	size_t kvh = io->h / (att->cfg.heads / att->kv_heads);
-	size_t khs = rva__head_stride(seq->k_head_stride, D);
-	size_t vhs = rva__head_stride(seq->v_head_stride, Dv);
-	bool fused = rva__sm_use_fused();
-	bool small = br < 8;
-	float *st = align16f(scratch);
-	float *qt = align16f(st + bc * brp + 16);
-	float *lut = qt + D * brp;
-	size_t lut_cap = (size_t)(io->qpos[br - 1] - io->qpos[0]) + bc + 1;
-	float *alpha = align16f(lut + lut_cap);
+	r->att = att;
+	r->op = op;
+	r->s = att->state;
+	r->seq = seq;
+	r->seq_index = seq_index;
+	r->io = io;
+	r->D = D;
+	r->Dv = Dv;
+	r->khs = rva__head_stride(seq->k_head_stride, D);
+	r->vhs = rva__head_stride(seq->v_head_stride, Dv);
+	r->bc = bc;
+	r->br = br;
+	r->brp = brp;
+	r->kvh = io->h / (att->cfg.heads / att->kv_heads);
+	r->fused = rva__sm_use_fused();
+	r->small = br < 8;
+	r->st = align16f(scratch);
+	r->qt = align16f(r->st + bc * brp + 16);
+	r->lut = r->qt + D * brp;
+	/* T5 distances of rows that are not consecutive (gathered) may span far more than the
+	 * scratch holds: those tiles look the table up per element (tile_bias_mask) */
+	r->lut_cap = io->gathered_rows ? br + bc + 1
+	                               : (size_t)(io->qpos[br - 1] - io->qpos[0]) + bc + 1;
+	r->alpha = align16f(r->lut + r->lut_cap);
 	/* fp32 operands of half tensors (softmax_half.h): Q once, K and V per tile */
-	float *hq = align16f(alpha + brp), *hk = align16f(hq + br * D), *hv = align16f(hk + bc * D);
-	uint32_t *hp = (uint32_t *)align16f(hv + bc * Dv);            /* bf16 P pairs */
-	uint32_t *hqp = (uint32_t *)align16f((float *)(hp + (bc + 1) / 2 * brp)); /* Q pairs */
-	uint32_t *hvp = (uint32_t *)align16f((float *)(hqp + (D + 1) / 2 * brp)); /* V pairs */
-	/* K and V tiles gathered from pages (kv_tile) */
-	float *gk = align16f((float *)(hvp + rva__smh_vpack_words(bc, Dv)));
-	float *gv = align16f(gk + bc * D);
-	bool bf16 = fused && !small && rva__smh_bf16_tiles(seq); /* vdpbf16ps tiles */
-	size_t qs, kts = 0, vts = 0;
-	const float *q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D,
-	                                  seq->k_dtype == RVA_BF16, hq, &qs);
-	float scale = op->scale;
-	bool dropout = op->rt.training && att->cfg.dropout > 0.0f;
-
+	float *hq = align16f(r->alpha + brp);
+	r->hk = align16f(hq + br * D);
+	r->hv = align16f(r->hk + bc * D);
+	r->hp = (uint32_t *)align16f(r->hv + bc * Dv);                       /* bf16 P pairs */
+	r->hqp = (uint32_t *)align16f((float *)(r->hp + (bc + 1) / 2 * brp)); /* Q pairs */
+	r->hvp = (uint32_t *)align16f((float *)(r->hqp + (D + 1) / 2 * brp)); /* V pairs */
+	/* K and V tiles gathered from pages (kv_tile) or from scattered rows (attend_keys) */
+	r->gk = align16f((float *)(r->hvp + rva__smh_vpack_words(bc, Dv)));
+	r->gv = align16f(r->gk + bc * D);
+	r->bf16 = r->fused && !r->small && rva__smh_bf16_tiles(seq); /* vdpbf16ps tiles */
+	r->q = rva__smh_operand(seq->q_dtype, io->q, io->qs, 0, br, D, seq->k_dtype == RVA_BF16,
+	                        hq, &r->qs);
+	r->dropout = op->rt.training && att->cfg.dropout > 0.0f;
 	if (!io->resume) {
 		for (size_t i = 0; i < brp; i++) {
 			io->m[i] = -INFINITY;
@@ -304,11 +344,71 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 		}
 		memset(io->o, 0, br * Dv * sizeof(float));
 	}
-	if (bf16)
-		rva__smh_pack_q_bf16(q, qs, br, brp, D, hqp);
-	else if (fused && !small)
-		rva__sm_pack_qt(q, qs, br, brp, D, scale, qt);
+	if (io->q_packed)
+		return;
+	if (r->bf16)
+		rva__smh_pack_q_bf16(r->q, r->qs, br, brp, D, r->hqp);
+	else if (r->fused && !r->small)
+		rva__sm_pack_qt(r->q, r->qs, br, brp, D, op->scale, r->qt);
+}
 
+/* Scores of a key tile (K rows kraw, stride ksr) into r->st; returns the fp32 V operand
+ * (NULL on the bf16 path, which reads V raw) and its stride in *vts. */
+static const float *tile_scores(tile_run *r, const void *kraw, size_t ksr, const void *vraw,
+                                size_t vsr, size_t nkt, size_t *vts) {
+	const rva_seq *seq = r->seq;
+	size_t D = r->D, kts = 0;
+	if (r->bf16) {
+		rva__smh_scores_bf16(kraw, ksr, nkt, r->hqp, r->brp, D, r->op->scale, r->st);
+		return NULL;
+	}
+	const float *kt = rva__smh_operand(seq->k_dtype, kraw, ksr, 0, nkt, D, false, r->hk, &kts);
+	const float *vt = rva__smh_operand(seq->v_dtype, vraw, vsr, 0, nkt, r->Dv, false, r->hv, vts);
+	if (!r->fused)
+		rva__sgemm(false, true, nkt, r->br, D, r->op->scale, kt, kts, r->q, r->qs, 0.0f, r->st,
+		           r->brp);
+	else if (r->small)
+		rva__sm_scores_dot(kt, kts, nkt, r->q, r->qs, r->br, r->brp, D, r->op->scale, r->st);
+	else /* the softcap in the score pass */
+		rva__sm_scores_fused_capped(kt, kts, nkt, r->qt, r->brp, D, r->s->mods.softcap, r->st);
+	return vt;
+}
+
+/* Whether tile_scores applied the softcap itself (the fused fp32 score pass). */
+static inline bool tile_capped(const tile_run *r) { return r->fused && !r->small && !r->bf16; }
+
+/* Online softmax of the masked scores in r->st: P in place, O rescaled. */
+static void tile_softmax(tile_run *r, size_t nkt) {
+	const tile_io *io = r->io;
+	if (rva__sm_online_softmax(r->st, r->brp, nkt, io->m, io->l, r->alpha))
+		rva__sm_rescale(io->o, r->br, r->Dv, r->alpha);
+}
+
+/* O += P V (V rows vraw / vt) after tile_softmax (and dropout on P). */
+static void tile_pv(tile_run *r, const void *vraw, size_t vsr, const float *vt, size_t vts,
+                    size_t nkt) {
+	const tile_io *io = r->io;
+	size_t brp = r->brp;
+	if (r->bf16) { /* P rounded to bf16 as it is paired */
+		rva__smh_pv_bf16(r->st, brp, nkt, vraw, vsr, r->br, r->Dv, io->o, r->hp, r->hvp);
+		return;
+	}
+	rva__smh_round_p(r->seq, r->st, nkt * brp); /* bf16 P for a bf16 V */
+	if (r->fused)
+		rva__sm_pv_fused(r->st, brp, nkt, vt, vts, r->br, r->Dv, io->o);
+	else
+		rva__sgemm(true, false, r->br, r->Dv, nkt, 1.0f, r->st, brp, vt, vts, 1.0f, io->o, r->Dv);
+}
+
+/* The tile loop for one head over keys [k_begin, k_end), tiles classified and masked by
+ * io->pat (the attention's pattern when NULL). */
+static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq,
+                   uint32_t seq_index, const tile_io *io, float *scratch) {
+	const sm_state *s = att->state;
+	const rva__pattern *pat = io->pat ? io->pat : &s->pattern;
+	tile_run r;
+	tile_run_start(&r, att, op, seq, seq_index, io, scratch);
+	size_t D = r.D, bc = r.bc, br = r.br, brp = r.brp;
 	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
 	/* The sliding window: tiles wholly before its first key are never visited (the tile
 	 * grid stays the multiples of bc from k_begin); the loop ends past its last key. */
@@ -324,42 +424,107 @@ static void attend(const rva_attention *att, const sm_op *op, const rva_seq *seq
 			break; /* every later tile lies above the diagonal or past the window */
 		nkt = rva__min(nkt, (size_t)(wlast - (int64_t)k0) + 1); /* trim the last tile */
 		int64_t ka = (int64_t)k0, kb = (int64_t)(k0 + nkt - 1);
-		rva__tile_class pcls = rva__pattern_classify(&s->pattern, qa, qb, ka, kb);
+		rva__tile_class pcls = rva__pattern_classify(pat, qa, qb, ka, kb);
 		rva__tile_class wcls = rva__window_classify(&s->mods, qa, qb, ka, kb);
 		if (rva__tile_class_and(pcls, wcls) == RVA__TILE_NONE)
 			continue;
 		size_t kr = k0 - op->kv_origin; /* row in the seq's K/V slice */
-		size_t ksr, vsr; /* row strides of the K / V tiles (in place or gathered) */
-		const void *kraw = kv_tile(io->pg, seq, false, kr, nkt, kvh * khs, D, gk, &ksr);
-		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, kvh * vhs, Dv, gv, &vsr);
-		const float *kt = NULL, *vt = NULL;
-		if (!bf16) {
-			kt = rva__smh_operand(seq->k_dtype, kraw, ksr, 0, nkt, D, false, hk, &kts);
-			vt = rva__smh_operand(seq->v_dtype, vraw, vsr, 0, nkt, Dv, false, hv, &vts);
+		size_t ksr, vsr, vts = 0; /* row strides of the K / V tiles (in place or gathered) */
+		const void *kraw = kv_tile(io->pg, seq, false, kr, nkt, r.kvh * r.khs, D, r.gk, &ksr);
+		const void *vraw = kv_tile(io->pg, seq, true, kr, nkt, r.kvh * r.vhs, r.Dv, r.gv, &vsr);
+		const float *vt = tile_scores(&r, kraw, ksr, vraw, vsr, nkt, &vts);
+		tile_bias_mask(att, s, seq, io, k0, nkt, r.st, brp, pcls == RVA__TILE_PARTIAL ? pat : NULL,
+		               wcls == RVA__TILE_PARTIAL, tile_capped(&r), r.lut, r.lut_cap);
+		tile_softmax(&r, nkt);
+		if (r.dropout)
+			tile_dropout(att, op, seq_index, io, k0, nkt, r.st, brp);
+		tile_pv(&r, vraw, vsr, vt, vts, nkt);
+	}
+}
+
+/*
+ * Gathered keys (pattern.h, rva__pattern_band): key t of a list sits at position
+ * first + t * step, or, with shared set, at the pattern's shared key t. Which pairs of a
+ * gathered tile are visible (beyond causal, the window and the sequence's masks):
+ *   KEYS_OUTSIDE_BAND: those the band does not already cover (local-global global keys,
+ *                      fixed summaries);
+ *   KEYS_STRIDED:      kp <= qp - l (the strided pattern's keys qp - t l, t >= 1; the list
+ *                      holds one residue class, that of the rows).
+ */
+#define GATHER_MAX 512 /* keys per gathered tile, at most (and at most block_size) */
+
+typedef enum keys_rule { KEYS_OUTSIDE_BAND, KEYS_STRIDED } keys_rule;
+
+typedef struct key_list {
+	const rva__pattern *shared; /* the pattern whose shared keys these are, or NULL */
+	int64_t first, step;
+	keys_rule rule;
+} key_list;
+
+static inline int64_t key_at(const key_list *kl, size_t t) {
+	return kl->shared ? rva__pattern_shared_key(kl->shared, t)
+	                  : kl->first + (int64_t)t * kl->step;
+}
+
+/*
+ * Attends keys [t0, t1) of the list kl in tiles of block_size gathered rows (K and V rows
+ * copied into the tile scratch, from pages too), continuing io's state (io->resume should
+ * be set). `all_visible`: the rule lets every (row, key) pair of the range through, so no
+ * pair is tested.
+ */
+static void attend_keys(const rva_attention *att, const sm_op *op, const rva_seq *seq,
+                        uint32_t seq_index, const tile_io *io, float *scratch, const key_list *kl,
+                        size_t t0, size_t t1, bool all_visible) {
+	const sm_state *s = att->state;
+	tile_run r;
+	tile_run_start(&r, att, op, seq, seq_index, io, scratch);
+	size_t D = r.D, bc = r.bc, br = r.br, brp = r.brp;
+	size_t kes = rva__dtype_size(seq->k_dtype), ves = rva__dtype_size(seq->v_dtype);
+	int64_t kpos[GATHER_MAX];
+	const int64_t *qp = io->qpos;
+	bool elementwise = s->has_t5 || rva__score_elementwise(&s->mods, seq) || seq->key_mask;
+	for (size_t c0 = t0; c0 < t1;) {
+		size_t nkt = rva__min(rva__min(bc, GATHER_MAX), t1 - c0);
+		for (size_t j = 0; j < nkt; j++) {
+			kpos[j] = key_at(kl, c0 + j);
+			size_t kr = (size_t)kpos[j] - op->kv_origin;
+			memcpy((char *)r.gk + j * D * kes, rva__kv_elem(io->pg, seq, false, kr, r.kvh * r.khs),
+			       D * kes);
+			memcpy((char *)r.gv + j * r.Dv * ves, rva__kv_elem(io->pg, seq, true, kr, r.kvh * r.vhs),
+			       r.Dv * ves);
 		}
-		if (bf16)
-			rva__smh_scores_bf16(kraw, ksr, nkt, hqp, brp, D, scale, st);
-		else if (!fused)
-			rva__sgemm(false, true, nkt, br, D, scale, kt, kts, q, qs, 0.0f, st, brp);
-		else if (small)
-			rva__sm_scores_dot(kt, kts, nkt, q, qs, br, brp, D, scale, st);
-		else /* the softcap in the score pass */
-			rva__sm_scores_fused_capped(kt, kts, nkt, qt, brp, D, s->mods.softcap, st);
-		tile_bias_mask(att, s, seq, io, k0, nkt, st, brp, pcls == RVA__TILE_PARTIAL,
-		               wcls == RVA__TILE_PARTIAL, fused && !small && !bf16, lut, lut_cap);
-		if (rva__sm_online_softmax(st, brp, nkt, io->m, io->l, alpha))
-			rva__sm_rescale(io->o, br, Dv, alpha);
-		if (dropout)
-			tile_dropout(att, op, seq_index, io, k0, nkt, st, brp);
-		if (bf16) { /* P rounded to bf16 as it is paired */
-			rva__smh_pv_bf16(st, brp, nkt, vraw, vsr, br, Dv, io->o, hp, hvp);
+		c0 += nkt;
+		rva__tile_class wcls = rva__window_classify(&s->mods, qp[0], qp[br - 1], kpos[0],
+		                                            kpos[nkt - 1]);
+		if (wcls == RVA__TILE_NONE)
 			continue;
-		}
-		rva__smh_round_p(seq, st, nkt * brp); /* bf16 P for a bf16 V */
-		if (fused)
-			rva__sm_pv_fused(st, brp, nkt, vt, vts, br, Dv, io->o);
+		size_t vts = 0;
+		const float *vt = tile_scores(&r, r.gk, D, r.gv, r.Dv, nkt, &vts);
+		if (elementwise || wcls == RVA__TILE_PARTIAL) /* key by key: positions scatter */
+			for (size_t j = 0; j < nkt; j++)
+				tile_bias_mask(att, s, seq, io, (size_t)kpos[j], 1, r.st + j * brp, brp, NULL,
+				               wcls == RVA__TILE_PARTIAL, tile_capped(&r), r.lut, r.lut_cap);
 		else
-			rva__sgemm(true, false, br, Dv, nkt, 1.0f, st, brp, vt, vts, 1.0f, io->o, Dv);
+			for (size_t j = 0; j < nkt; j++)
+				for (size_t i = br; i < brp; i++)
+					r.st[j * brp + i] = -INFINITY;
+		if (!all_visible)
+			for (size_t j = 0; j < nkt; j++) {
+				float *row = r.st + j * brp;
+				for (size_t i = 0; i < br; i++) {
+					bool vis = kl->rule == KEYS_STRIDED
+					                   ? kpos[j] <= qp[i] - s->pattern.stride
+					                   : (!s->pattern.causal || kpos[j] <= qp[i]) &&
+					                             !rva__pattern_allows(&s->band, qp[i], kpos[j]);
+					if (!vis)
+						row[i] = -INFINITY;
+				}
+			}
+		tile_softmax(&r, nkt);
+		if (r.dropout)
+			for (size_t j = 0; j < nkt; j++)
+				tile_dropout(att, op, seq_index, io, (size_t)kpos[j], 1, r.st + j * brp, brp);
+		tile_pv(&r, r.gv, r.Dv, vt, vts, nkt);
 	}
 }
 
@@ -414,14 +579,120 @@ static size_t carve_floats(size_t br, size_t D) {
 	return 2 * brp + 2 * brp + br * D + 16 + 64;
 }
 
+/* ---- block-sparse patterns (pattern.h, rva__pattern_band; docs/ARCHITECTURE.md) ------ */
+
+/* Rows of a band sub-tile (a multiple of 16: sub-tiles share the m / l lanes of their
+ * tile), and query rows of a strided residue per pass. Measured at N = 16384, stride 128
+ * (bench/sparse.c; RESULTS section 16): 16 / 32 beat 32 / 64 and 64 / 64. */
+#define SPARSE_SUB_ROWS 16
+#define RESIDUE_ROWS 32
+
+/* Whether the prefill tasks of seq run the pattern's block-sparse form: a sparse pattern,
+ * except the strided one with a sequence bias or mask (those index consecutive rows, and
+ * strided residues gather rows that are not): that sequence runs the pattern tile by
+ * tile as a predicate, every tile partial. */
+static bool seq_sparse(const rva_attention *att, const rva_seq *seq) {
+	const sm_state *s = att->state;
+	return s->sparse && !(s->pattern.kind == RVA__PAT_STRIDED && (seq->bias || seq->mask));
+}
+
+/* The row state (m, l, O) of (row i, head h) in a strided sequence's partials. */
+static inline float *strided_state(const sm_op *op, size_t slot, size_t i, size_t h) {
+	const rva_attention *att = op->att;
+	return op->partials[slot] + (i * att->cfg.heads + h) * (att->v_head_dim + 2);
+}
+
+/*
+ * The block-sparse form of one query tile and head: the strided keys' state first when
+ * the pattern has them (task_strided wrote it), then the band's tiles, then the shared keys
+ * the band does not cover, gathered: those before the band and (non-causal) after it are
+ * seen by every row, those in its span are tested pair by pair.
+ */
+static void attend_sparse(const rva_attention *att, const sm_op *op, const rva_seq *seq,
+                          uint32_t slot, tile_io *io, float *scratch) {
+	const sm_state *s = att->state;
+	size_t br = io->br, brp = rva__round_up(br, 16), Dv = att->v_head_dim;
+	int64_t qa = io->qpos[0], qb = io->qpos[br - 1];
+	io->resume = false;
+	if (s->pattern.kind == RVA__PAT_STRIDED) {
+		for (size_t i = 0; i < brp; i++) {
+			const float *p = i < br && io->qpos[i] >= s->pattern.stride
+			                         ? strided_state(op, slot, io->q0 + i, io->h) : NULL;
+			io->m[i] = p ? p[0] : -INFINITY;
+			io->l[i] = p ? p[1] : 0.0f;
+			if (i < br) {
+				if (p)
+					memcpy(io->o + i * Dv, p + 2, Dv * sizeof(float));
+				else
+					memset(io->o + i * Dv, 0, Dv * sizeof(float));
+			}
+		}
+		io->resume = true;
+	}
+	/* The band: the keys of br consecutive rows span width + br - 1 positions, so a band
+	 * narrower than three tiles of rows (the strided band of l keys, the fixed blocks)
+	 * runs in sub-tiles of SPARSE_SUB_ROWS rows, which leave fewer of the parallelogram's
+	 * masked corners. */
+	int64_t width = s->band.kind == RVA__PAT_FIXED ? s->band.stride : s->band.window + 1;
+	size_t sub = br > SPARSE_SUB_ROWS && width < 3 * (int64_t)br ? SPARSE_SUB_ROWS : br;
+	for (size_t i0 = 0; i0 < br; i0 += sub) {
+		tile_io t = *io;
+		t.br = rva__min(sub, br - i0);
+		t.q = rva__elem_at(io->q, seq->q_dtype, i0 * io->qs);
+		t.qpos = io->qpos + i0;
+		t.q0 = io->q0 + i0;
+		t.o = io->o + i0 * Dv;
+		t.m = io->m + i0; /* sub is a multiple of 16: the lanes of sub-tiles do not overlap */
+		t.l = io->l + i0;
+		t.pat = &s->band;
+		rva__pattern_band_keys(&s->band, t.qpos[0], t.qpos[t.br - 1], seq->nk, &t.k_begin,
+		                       &t.k_end);
+		attend(att, op, seq, slot, &t, scratch);
+	}
+	io->resume = true;
+	io->q_packed = sub == br; /* the scratch holds the last sub-tile's Q otherwise */
+	if (s->pattern.kind == RVA__PAT_STRIDED)
+		return;
+	size_t kb0, kb1;
+	rva__pattern_band_keys(&s->band, qa, qb, seq->nk, &kb0, &kb1);
+	int64_t lim = s->pattern.causal && qb + 1 < (int64_t)seq->nk ? qb + 1 : (int64_t)seq->nk;
+	size_t n = rva__pattern_shared_below(&s->pattern, lim);
+	size_t t0 = rva__min(n, rva__pattern_shared_below(&s->pattern, (int64_t)kb0));
+	size_t t1 = rva__min(n, rva__pattern_shared_below(&s->pattern, (int64_t)kb1));
+	key_list kl = {.shared = &s->pattern, .rule = KEYS_OUTSIDE_BAND};
+	if (t0 > 0)
+		attend_keys(att, op, seq, slot, io, scratch, &kl, 0, t0, true);
+	if (t1 > t0)
+		attend_keys(att, op, seq, slot, io, scratch, &kl, t0, t1, false);
+	if (n > t1)
+		attend_keys(att, op, seq, slot, io, scratch, &kl, t1, n, true);
+}
+
 /* ---- tasks -------------------------------------------------------------------------- */
 
-/* Dense task: a = first head, b = end head, c = first query row, d = rows. */
-static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
+/* Writes rows [r0, r1) of the tile state (O / l, and the LSE) of head h to the output. */
+static void write_rows(const rva_seq *seq, const tile_bufs *b, size_t q0, size_t r0, size_t r1,
+                       size_t h, size_t Dv, size_t ohs) {
+	finish_rows(b->o + r0 * Dv, b->l + r0, r1 - r0, Dv,
+	            rva__elem_at_mut(seq->out, seq->out_dtype, (q0 + r0) * seq->out_stride + h * ohs),
+	            seq->out_dtype, seq->out_stride);
+	if (seq->lse)
+		write_lse(b->m + r0, b->l + r0, r1 - r0, seq->lse + h * seq->lse_head_stride + q0 + r0);
+}
+
+/* How a query-tile task runs its rows: the pattern as a predicate tile by tile; the
+ * block-sparse form (seq_sparse), leaving the rows of local-global global tokens to their
+ * own tasks; or those global rows, over every key. */
+typedef enum tile_form { FORM_PATTERN, FORM_SPARSE, FORM_GLOBAL_ROWS } tile_form;
+
+/* Query-tile task: a = first head, b = end head, c = first query row, d = rows. */
+static rva_status rows_task(const rva__task *t, rva__exec_ctx *x, tile_form form) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
+	const sm_state *s = att->state;
 	const rva_seq *seq = &op->seqs[t->seq];
 	size_t D = att->head_dim, Dv = att->v_head_dim, q0 = t->c, br = t->d;
+	rva__pattern dense = {.kind = RVA__PAT_DENSE, .causal = s->pattern.causal};
 	tile_bufs b = carve(x->scratch, br, Dv);
 	int64_t off = qpos0(att, seq->nq, seq->nk);
 	for (size_t i = 0; i < br; i++)
@@ -433,13 +704,89 @@ static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
 		              .qs = seq->q_stride,
 		              .qpos = b.qpos, .q0 = q0, .br = br, .h = h, .k_begin = 0,
 		              .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l,
-		              .pg = op->pages ? &op->pages[t->seq] : NULL};
-		attend(att, op, seq, t->seq, &io, b.tile);
-		finish_rows(b.o, b.l, br, Dv,
-		            rva__elem_at_mut(seq->out, seq->out_dtype, q0 * seq->out_stride + h * ohs),
-		            seq->out_dtype, seq->out_stride);
-		if (seq->lse)
-			write_lse(b.m, b.l, br, seq->lse + h * seq->lse_head_stride + q0);
+		              .pg = op->pages ? &op->pages[t->seq] : NULL,
+		              .pat = form == FORM_GLOBAL_ROWS ? &dense : NULL};
+		if (form == FORM_SPARSE)
+			attend_sparse(att, op, seq, t->seq, &io, b.tile);
+		else
+			attend(att, op, seq, t->seq, &io, b.tile);
+		for (size_t r0 = 0; r0 < br;) { /* runs of rows to write: global rows are not */
+			size_t r1 = r0;
+			while (r1 < br && (form != FORM_SPARSE ||
+			                   !rva__pattern_is_global(&s->pattern, b.qpos[r1])))
+				r1++;
+			if (r1 > r0)
+				write_rows(seq, &b, q0, r0, r1, h, Dv, ohs);
+			r0 = r1 + 1;
+		}
+	}
+	return RVA_OK;
+}
+
+static rva_status task_dense(const rva__task *t, rva__exec_ctx *x) {
+	return rows_task(t, x, FORM_PATTERN);
+}
+
+static rva_status task_sparse(const rva__task *t, rva__exec_ctx *x) {
+	return rows_task(t, x, FORM_SPARSE);
+}
+
+/* Local-global global rows (a run of consecutive ones, planned by plan_global_rows). */
+static rva_status task_global_rows(const rva__task *t, rva__exec_ctx *x) {
+	return rows_task(t, x, FORM_GLOBAL_ROWS);
+}
+
+/*
+ * Strided keys of head a, residues b..c-1 counted from the first row position with strided
+ * keys (max(first position, l)): for each residue r, the query rows at positions
+ * qp = r (mod l), qp >= l, gathered query_block at a time, against the keys
+ * r, r + l, ... <= qp - l, gathered (a causal attention among the residue's positions),
+ * their state (m, l, O) left in the partials for task_sparse to continue with the band.
+ */
+static rva_status task_strided(const rva__task *t, rva__exec_ctx *x) {
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const sm_state *s = att->state;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t D = att->head_dim, qb = rva__min(att->cfg.query_block, RESIDUE_ROWS), h = t->a;
+	size_t br_max = rva__min(qb, seq->nq), qes = rva__dtype_size(seq->q_dtype);
+	int64_t l = s->pattern.stride, off = qpos0(att, seq->nq, seq->nk);
+	int64_t qend = off + (int64_t)seq->nq; /* positions [off, qend) */
+	tile_bufs b = carve(x->scratch, br_max, att->v_head_dim);
+	unsigned char *qg = (unsigned char *)align16f(b.tile + tile_scratch_floats(att, br_max, br_max));
+	key_list kl = {.step = l, .rule = KEYS_STRIDED};
+	int64_t start = off > l ? off : l; /* rows at positions >= l have strided keys */
+	for (size_t rho = t->b; rho < t->c; rho++) {
+		int64_t first = start + (int64_t)rho, r = first % l; /* residue r from `first` on */
+		kl.first = r;
+		for (int64_t p0 = first; p0 < qend; p0 += (int64_t)qb * l) {
+			size_t br = 0;
+			for (int64_t p = p0; p < qend && br < qb; p += l) {
+				size_t row = (size_t)(p - off);
+				b.qpos[br] = p;
+				memcpy(qg + br * D * qes,
+				       rva__elem_at(seq->q, seq->q_dtype,
+				                    row * seq->q_stride + h * rva__head_stride(seq->q_head_stride, D)),
+				       D * qes);
+				br++;
+			}
+			tile_io io = {.q = qg, .qs = D, .qpos = b.qpos, .q0 = 0, .br = br, .h = h,
+			              .o = b.o, .m = b.m, .l = b.l, .gathered_rows = true,
+			              .pg = op->pages ? &op->pages[t->seq] : NULL};
+			/* keys r + u l, u < nall (<= qz - l); u < nfull are seen by every row (<= qa - l) */
+			int64_t qa = b.qpos[0], qz = b.qpos[br - 1], kmax = (int64_t)seq->nk - 1;
+			int64_t full_last = qa - l < kmax ? qa - l : kmax, last = qz - l < kmax ? qz - l : kmax;
+			size_t nfull = full_last >= r ? (size_t)((full_last - r) / l + 1) : 0;
+			size_t nall = last >= r ? (size_t)((last - r) / l + 1) : 0;
+			/* one pass: the test is one comparison, and a split would leave small tiles */
+			attend_keys(att, op, seq, t->seq, &io, b.tile, &kl, 0, nall, nall == nfull);
+			for (size_t i = 0; i < br; i++) {
+				float *p = strided_state(op, t->seq, (size_t)(b.qpos[i] - off), h);
+				p[0] = b.m[i];
+				p[1] = b.l[i];
+				memcpy(p + 2, b.o + i * att->v_head_dim, att->v_head_dim * sizeof(float));
+			}
+		}
 	}
 	return RVA_OK;
 }
@@ -851,6 +1198,81 @@ static size_t split_chunk(const rva_attention *att, const rva_seq *s) {
 	return s->nk > ks ? ks : 0;
 }
 
+/*
+ * The strided keys of sequence s (task_strided): partials for every row's state, tasks per
+ * head over groups of residues (at least ~1M multiply-adds each, fixed by shape), all
+ * after `after`, and a join *gate that the query tiles wait for.
+ */
+static rva_status plan_strided(const rva_attention *att, sm_op *op, rva__graph *g, size_t s,
+                               uint32_t after, uint32_t *gate) {
+	const sm_state *sms = att->state;
+	const rva_seq *seq = &op->seqs[s];
+	size_t H = att->cfg.heads, D = att->head_dim, rows;
+	int64_t l = sms->pattern.stride, off = qpos0(att, seq->nq, seq->nk);
+	int64_t start = off > l ? off : l, qend = off + (int64_t)seq->nq;
+	if (qend <= start)
+		return RVA_OK; /* no row has strided keys */
+	if (!rva__mul3_ok(seq->nq, H, att->v_head_dim + 2, &rows))
+		return rva__fail(RVA_EOVERFLOW, "sequence %zu: strided row states overflow", s);
+	op->partials[s] = rva__graph_alloc_untouched(g, rows, sizeof(float));
+	if (!op->partials[s])
+		return RVA_ENOMEM;
+	size_t br_max = rva__min(att->cfg.query_block, seq->nq);
+	rva__graph_need_scratch(g, (tile_scratch_floats(att, br_max, br_max) +
+	                            carve_floats(br_max, att->v_head_dim) + br_max * D + 16) *
+	                           sizeof(float));
+	uint32_t join, id;
+	rva_status st = rva__graph_add_join(g, (uint32_t)s, &join);
+	if (st != RVA_OK)
+		return st;
+	*gate = join;
+	size_t nres = (size_t)rva__min((size_t)l, (size_t)(qend - start));
+	double per_res = (double)(qend - start) / (double)l + 1.0; /* rows (and keys) per residue */
+	double work = (double)D * per_res * per_res / 2.0;           /* multiply-adds per residue */
+	size_t group = work >= 1048576.0 ? 1 : (size_t)(1048576.0 / (work + 1.0));
+	group = rva__max(1, rva__min(group, nres));
+	for (size_t h = 0; h < H; h++)
+		for (size_t r0 = 0; r0 < nres; r0 += group) {
+			size_t r1 = rva__min(nres, r0 + group);
+			if ((st = rva__graph_add(g, task_strided, op, (uint32_t)s, (uint32_t)h, (uint32_t)r0,
+			                         (uint32_t)r1, 0, (float)(4.0 * work * (double)(r1 - r0)),
+			                         &id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, id, join)) != RVA_OK)
+				return st;
+		}
+	return RVA_OK;
+}
+
+/* The local-global global rows of sequence s (task_global_rows): runs of consecutive global
+ * positions among the rows, query_block rows at most per task, heads in groups as the
+ * query tiles; found by walking the sorted global list (never rows x globals). */
+static rva_status plan_global_rows(const rva_attention *att, sm_op *op, rva__graph *g, size_t s,
+                                   uint32_t after, size_t group, float cost, uint32_t done) {
+	const rva__pattern *p = &((const sm_state *)att->state)->pattern;
+	const rva_seq *seq = &op->seqs[s];
+	size_t H = att->cfg.heads, qb = att->cfg.query_block;
+	int64_t off = qpos0(att, seq->nq, seq->nk), qend = off + (int64_t)seq->nq;
+	size_t t = rva__pattern_shared_below(p, off), n = rva__pattern_shared_below(p, qend);
+	rva_status st;
+	uint32_t id;
+	while (t < n) {
+		int64_t p0 = rva__pattern_shared_key(p, t);
+		size_t run = 1;
+		while (t + run < n && run < qb && rva__pattern_shared_key(p, t + run) == p0 + (int64_t)run)
+			run++;
+		t += run;
+		for (size_t h0 = 0; h0 < H; h0 += group)
+			if ((st = rva__graph_add(g, task_global_rows, op, (uint32_t)s, (uint32_t)h0,
+			                         (uint32_t)rva__min(H, h0 + group), (uint32_t)(p0 - off),
+			                         (uint32_t)run, cost, &id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+			    (st = rva__graph_edge(g, id, done)) != RVA_OK)
+				return st;
+	}
+	return RVA_OK;
+}
+
 rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__graph *g) {
 	const sm_state *sms = att->state;
 	rva__plan_io rio; /* RoPE: the same op over rotated rows, after the rotation tasks */
@@ -971,15 +1393,23 @@ rva_status rva__softmax_plan(const rva_attention *att, rva__plan_io *io, rva__gr
 		 * on small tasks. */
 		bool reverse = att->cfg.causal;
 		float cost = (float)(4.0 * per_head_tile * (double)group);
+		bool sparse = seq_sparse(att, seq);
+		uint32_t gate = after; /* what the query tiles wait for */
+		if (sparse && sms->pattern.kind == RVA__PAT_STRIDED &&
+		    (st = plan_strided(att, op, g, s, after, &gate)) != RVA_OK)
+			return st;
+		if (sparse && sms->pattern.kind == RVA__PAT_LOCAL_GLOBAL &&
+		    (st = plan_global_rows(att, op, g, s, after, group, cost, done)) != RVA_OK)
+			return st;
 		for (size_t h0 = 0; h0 < H; h0 += group) {
 			size_t h1 = rva__min(H, h0 + group);
 			for (size_t ti = 0; ti < ntiles; ti++) {
 				size_t t = reverse ? ntiles - 1 - ti : ti;
 				size_t q0 = t * qb, br = rva__min(qb, seq->nq - q0);
-				if ((st = rva__graph_add(g, task_dense, op, (uint32_t)s, (uint32_t)h0,
-				                         (uint32_t)h1, (uint32_t)q0, (uint32_t)br, cost,
-				                         &id)) != RVA_OK ||
-				    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+				if ((st = rva__graph_add(g, sparse ? task_sparse : task_dense, op, (uint32_t)s,
+				                         (uint32_t)h0, (uint32_t)h1, (uint32_t)q0,
+				                         (uint32_t)br, cost, &id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, gate, id)) != RVA_OK ||
 				    (st = rva__graph_edge(g, id, done)) != RVA_OK)
 					return st;
 			}

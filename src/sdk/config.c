@@ -40,6 +40,7 @@ rva_config rva_config_defaults(size_t dim) {
 	c.bias_max_distance = RVA__DEFAULT_BIAS_MAX_DISTANCE;
 	c.pattern = RVA_PATTERN_DENSE;
 	c.sparse_stride = RVA__DEFAULT_SPARSE_STRIDE;
+	c.sparse_summary = 0; /* min(16, sparse_stride) at rva_build: follows a stride set later */
 	return c;
 }
 

@@ -9,7 +9,8 @@ usage: attn_oracle.py check Q K V OUT HEADS [causal] [tol]
        Score modifiers (include/rvattn/config.h), as KEY=VALUE arguments anywhere after
        HEADS: align=top-left (query i at i), window=L,R (-1: unbounded side),
        softcap=C, alibi=1 (the paper's default slopes), bias=FILE and mask=FILE
-       (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible).
+       (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible),
+       strided=L and fixed=L,C (the Sparse Transformer patterns, causal).
        A row with no visible key is zeros.
        RoPE (RoFormer, Su et al. 2021; GPT-NeoX rotate-half or GPT-J interleaved pairs):
        rope=neox|gptj, theta=T (10000), rscale=linear|ntk with rfactor=F, rdim=R (rotated
@@ -106,6 +107,13 @@ def oracle(q, k, v, heads, causal, mods=None):
             vis &= head_matrix(mask, h)
         if causal:
             vis &= j <= qp
+        if "strided" in mods:  # Sparse Transformer strided (causal)
+            st = int(mods["strided"])
+            d = qp - j
+            vis &= (j <= qp) & ((d < st) | (d % st == 0))
+        if "fixed" in mods:  # Sparse Transformer fixed: L,C (causal)
+            st, c = (int(x) for x in mods["fixed"].split(","))
+            vis &= (j <= qp) & ((j // st == qp // st) | (j % st >= st - c))
         if "window" in mods:
             left, right = (int(x) for x in mods["window"].split(","))
             if left >= 0:

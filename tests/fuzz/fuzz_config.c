@@ -38,7 +38,7 @@ enum {
 	F_ROUTER_PTR, F_BIAS, F_BIAS_BUCKETS, F_BIAS_MAX_DIST, F_BIAS_PTR, F_PATTERN,
 	F_SPARSE_STRIDE, F_GATES, F_CAP_SCOPE, F_KV_PROJ, F_ROUTER_STRIDE, F_CAUSAL_ALIGN,
 	F_SLIDING, F_WINDOW_LEFT, F_WINDOW_RIGHT, F_SOFTCAP, F_ALIBI, F_ALIBI_PTR, F_SEQ_MODS,
-	F_COUNT
+	F_SPARSE_SUMMARY, F_COUNT
 };
 
 /* An enum value: mostly valid, sometimes just past the end, negative or huge. */
@@ -196,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		}
 		case F_PATTERN: c.pattern = (rva_sparse_pattern)fuzz_enum(&in, RVA_PATTERN_COUNT); break;
 		case F_SPARSE_STRIDE: c.sparse_stride = fuzz_size(&in); break;
+		case F_SPARSE_SUMMARY: c.sparse_summary = fuzz_size(&in); break;
 		case F_GATES: c.normalize_gates = (rva_gate_norm)fuzz_enum(&in, RVA_GATES_COUNT); break;
 		case F_CAP_SCOPE:
 			c.capacity_scope = (rva_capacity_scope)fuzz_enum(&in, RVA_CAPACITY_COUNT);

@@ -49,6 +49,11 @@ bool ref_visible(const ref_attn_spec *sp, long qp, long kp) {
 		long d = qp - kp;
 		return d < (long)sp->stride || d % (long)sp->stride == 0;
 	}
+	if (sp->pattern == REF_FIXED) {
+		/* Child et al. 2019: j in i's own block, or among the last c of its block */
+		long l = (long)sp->stride;
+		return kp <= qp && (kp / l == qp / l || kp % l >= l - (long)sp->summary);
+	}
 	return true;
 }
 

@@ -1,6 +1,6 @@
 /*
  * The double-precision oracle of softmax attention (scaled dot-product, multi-head, flash,
- * local-global, Sparse Transformer strided, T5 bias, the score modifiers, and the
+ * local-global, Sparse Transformer strided and fixed, T5 bias, the score modifiers, and the
  * attention-op extras of issue #15: log-sum-exp output, a V head dim of its own, head
  * strides ([B, H, S, D] layouts), rotary position embeddings), written from the
  * definitions (docs/ARCHITECTURE.md, include/rvattn/batch.h and config.h; Su et al. 2021
@@ -14,17 +14,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { REF_DENSE = 0, REF_LOCAL_GLOBAL = 1, REF_STRIDED = 2 };
+enum { REF_DENSE = 0, REF_LOCAL_GLOBAL = 1, REF_STRIDED = 2, REF_FIXED = 3 };
 
 typedef struct ref_attn_spec {
 	size_t heads, kv_heads, head_dim;
 	double scale;            /* logit scale */
 	bool causal;
-	int pattern;             /* REF_DENSE, REF_LOCAL_GLOBAL, REF_STRIDED */
+	int pattern;             /* REF_DENSE, REF_LOCAL_GLOBAL, REF_STRIDED, REF_FIXED */
 	size_t window;           /* local-global */
 	const size_t *globals;   /* local-global global positions (any order) */
 	size_t nglobals;
-	size_t stride;           /* strided */
+	size_t stride;           /* strided, fixed: l */
+	size_t summary;          /* fixed: c, the last c positions of each block are summaries */
 	const float *t5_table;   /* buckets x heads, or NULL for no bias */
 	size_t t5_buckets, t5_max_distance;
 	/* score modifiers (include/rvattn/config.h, batch.h), all off when zero */

@@ -161,6 +161,9 @@ typedef struct workload_opts {
 	float rope_theta, rope_factor;
 	size_t rope_dim;
 	size_t layer;                                   /* --layer: SIZE_MAX = not given */
+	/* sparse pattern (config.h): -1 / 0 = not given */
+	int pattern;                                  /* rva_sparse_pattern */
+	size_t stride, summary;
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -177,6 +180,7 @@ enum {
 	OPT_DTYPE, OPT_OUT_DTYPE, OPT_CAUSAL_ALIGN, OPT_WINDOW_LEFT, OPT_WINDOW_RIGHT,
 	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK, OPT_ROPE, OPT_ROPE_THETA, OPT_ROPE_SCALING,
 	OPT_ROPE_FACTOR, OPT_ROPE_DIM, OPT_LAYER,
+	OPT_PATTERN, OPT_STRIDE, OPT_SUMMARY,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -198,7 +202,9 @@ enum {
 	{"alibi", 0, 0, OPT_ALIBI}, {"bias", 1, 0, OPT_BIAS}, {"mask", 1, 0, OPT_MASK},        \
 	{"rope", 1, 0, OPT_ROPE}, {"rope-theta", 1, 0, OPT_ROPE_THETA},                      \
 	{"rope-scaling", 1, 0, OPT_ROPE_SCALING}, {"rope-factor", 1, 0, OPT_ROPE_FACTOR},    \
-	{"rope-dim", 1, 0, OPT_ROPE_DIM}, {"layer", 1, 0, OPT_LAYER}
+	{"rope-dim", 1, 0, OPT_ROPE_DIM}, {"layer", 1, 0, OPT_LAYER},                        \
+	{"pattern", 1, 0, OPT_PATTERN}, {"stride", 1, 0, OPT_STRIDE},                         \
+	{"summary", 1, 0, OPT_SUMMARY}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 

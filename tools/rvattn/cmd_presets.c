@@ -111,7 +111,8 @@ static void json_fields(json *j, const rva_config *c) {
 	json_kv_float(j, "capacity", c->expert_capacity);
 	json_kv_string(j, "expert_kind", experts_name(c->expert_kind));
 	json_kv_string(j, "bias", c->bias == RVA_BIAS_T5 ? "t5" : "none");
-	json_kv_string(j, "pattern", c->pattern == RVA_PATTERN_STRIDED ? "strided" : "dense");
+	json_kv_string(j, "pattern", c->pattern == RVA_PATTERN_STRIDED ? "strided"
+	                             : c->pattern == RVA_PATTERN_FIXED ? "fixed" : "dense");
 	json_kv_uint(j, "sparse_stride", c->sparse_stride);
 }
 

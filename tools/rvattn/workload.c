@@ -58,6 +58,12 @@ const char workload_help[] =
 	"  --rope-scaling S    linear (positions / F) or ntk (theta F^(R/(R-2))), with\n"
 	"  --rope-factor F     the scaling factor (default 1)\n"
 	"  --rope-dim R        rotated elements per head, even (default head_dim)\n"
+	"  --pattern P         sparse pattern of scaled_dot, multi_head or flash (causal):\n"
+	"                      dense (default), strided (Sparse Transformer: the L most recent\n"
+	"                      keys and every L-th earlier one) or fixed (its own block of L\n"
+	"                      positions and the last C positions of every block)\n"
+	"  --stride L          strided / fixed: L (default 128)\n"
+	"  --summary C         fixed: summary positions per block, 1..L (default min(16, L))\n"
 	"  --window N          local_global window (even)\n"
 	"  --global N          local_global: number of leading global tokens\n"
 	"  --features N        linear: random features\n"
@@ -109,6 +115,7 @@ void workload_opts_init(workload_opts *o) {
 	o->rope_theta = o->rope_factor = NAN;
 	o->rope_dim = SIZE_MAX;
 	o->layer = SIZE_MAX;
+	o->pattern = -1;
 	o->seed = 1;
 	o->numa = RVA_NUMA_LOCAL;
 	o->kernels = RVA_KERNELS_AUTO;
@@ -234,6 +241,20 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 		return 1;
 	case OPT_BIAS: o->bias_path = arg; return 1;
 	case OPT_MASK: o->mask_path = arg; return 1;
+	case OPT_PATTERN:
+		if (strcmp(arg, "dense") == 0)
+			o->pattern = RVA_PATTERN_DENSE;
+		else if (strcmp(arg, "strided") == 0)
+			o->pattern = RVA_PATTERN_STRIDED;
+		else if (strcmp(arg, "fixed") == 0)
+			o->pattern = RVA_PATTERN_FIXED;
+		else {
+			cli_usage(cmd, "--pattern '%s': expected dense, strided or fixed", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_STRIDE: return parse_size(cmd, "stride", arg, false, &o->stride) ? 1 : -1;
+	case OPT_SUMMARY: return parse_size(cmd, "summary", arg, false, &o->summary) ? 1 : -1;
 	case OPT_BLOCK: return parse_size(cmd, "block", arg, false, &o->block) ? 1 : -1;
 	case OPT_WINDOW: return parse_size(cmd, "window", arg, false, &o->window) ? 1 : -1;
 	case OPT_GLOBAL: return parse_size(cmd, "global", arg, true, &o->global) ? 1 : -1;
@@ -430,6 +451,19 @@ static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism 
 	if (o->block && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC))
 		return cli_usage(cmd, "--block applies to softmax attention, the mechanism is %s",
 		                 rva_mechanism_name(m));
+	if (o->pattern > RVA_PATTERN_DENSE &&
+	    (m != RVA_MECH_SCALED_DOT && m != RVA_MECH_MULTI_HEAD && m != RVA_MECH_FLASH))
+		return cli_usage(cmd, "--pattern applies to scaled_dot, multi_head and flash, the "
+		                 "mechanism is %s", rva_mechanism_name(m));
+	return EXIT_OK;
+}
+
+/* --stride / --summary only with a pattern that reads them (given, or the preset's). */
+static int check_pattern(const char *cmd, const workload_opts *o, const rva_config *c) {
+	if (o->stride && c->pattern == RVA_PATTERN_DENSE)
+		return cli_usage(cmd, "--stride applies to --pattern strided or fixed");
+	if (o->summary && c->pattern != RVA_PATTERN_FIXED)
+		return cli_usage(cmd, "--summary applies to --pattern fixed");
 	return EXIT_OK;
 }
 
@@ -663,6 +697,12 @@ static void apply_overrides(const workload_opts *o, rva_config *c) {
 		c->rope_factor = o->rope_factor;
 	if (o->rope_dim != SIZE_MAX)
 		c->rope_dim = o->rope_dim;
+	if (o->pattern >= 0)
+		c->pattern = (rva_sparse_pattern)o->pattern;
+	if (o->stride)
+		c->sparse_stride = o->stride;
+	if (o->summary)
+		c->sparse_summary = o->summary;
 }
 
 /* The config: base (preset, model or mechanism), heads, then the command-line overrides;
@@ -679,6 +719,8 @@ static int resolve_config(const char *cmd, const workload_opts *o, const shape4 
 	    (rc = resolve_heads(cmd, o, qs, ks, dim, dim_from, &c, w)))
 		return rc;
 	apply_overrides(o, &c);
+	if ((rc = check_pattern(cmd, o, &c)))
+		return rc;
 	w->cfg = c;
 	return EXIT_OK;
 }
@@ -1114,6 +1156,9 @@ void workload_describe(const workload *w, FILE *f) {
 		fprintf(f, ", T5 bias");
 	if (c.pattern == RVA_PATTERN_STRIDED)
 		fprintf(f, ", strided sparse (stride %zu)", c.sparse_stride);
+	if (c.pattern == RVA_PATTERN_FIXED)
+		fprintf(f, ", fixed sparse (stride %zu, summary %zu)", c.sparse_stride,
+		        c.sparse_summary);
 	if (c.causal_align == RVA_CAUSAL_TOP_LEFT)
 		fprintf(f, ", top-left aligned");
 	if (c.sliding_window) {
@@ -1293,8 +1338,12 @@ void json_config(json *j, const workload *w) {
 	}
 	if (c.bias == RVA_BIAS_T5)
 		json_kv_string(j, "bias", "t5");
-	if (c.pattern == RVA_PATTERN_STRIDED)
+	if (c.pattern != RVA_PATTERN_DENSE) {
+		json_kv_string(j, "pattern", c.pattern == RVA_PATTERN_STRIDED ? "strided" : "fixed");
 		json_kv_uint(j, "sparse_stride", c.sparse_stride);
+	}
+	if (c.pattern == RVA_PATTERN_FIXED)
+		json_kv_uint(j, "sparse_summary", c.sparse_summary);
 	json_kv_string(j, "causal_align",
 	               c.causal_align == RVA_CAUSAL_TOP_LEFT ? "top-left" : "bottom-right");
 	if (c.sliding_window) {
