@@ -114,7 +114,8 @@ static unsigned predict(const rva_seq *s, size_t dim, size_t kvd) {
 		p |= P_RANGE;
 	size_t qs = s->q_stride ? s->q_stride : dim, os = s->out_stride ? s->out_stride : dim;
 	size_t ks = s->k_stride ? s->k_stride : kvd, vs = s->v_stride ? s->v_stride : kvd;
-	if (qs < dim || os < dim || ks < kvd || vs < kvd)
+	/* one row constrains no row stride (batch.h, head strides) */
+	if ((s->nq > 1 && (qs < dim || os < dim)) || (s->nk > 1 && (ks < kvd || vs < kvd)))
 		p |= P_DIM;
 	if (extent(s->nq, qs, dim) == SIZE_MAX || extent(s->nq, os, dim) == SIZE_MAX ||
 	    extent(s->nk, ks, kvd) == SIZE_MAX || extent(s->nk, vs, kvd) == SIZE_MAX)
