@@ -15,6 +15,8 @@
  *   G2A, G2S, G2B: G2 with ALiBi, softcap 50, an additive bias [N, N] (score modifiers).
  *   G2R: G2 with RoPE (neox, theta 10000 on the whole head): the rotation of Q and K
  *        once per job against plain G2.
+ *   G2H: G2 with q, k, v and out in PyTorch's [B, H, N, D] layout, read in place through
+ *       head strides (rva_seq.q_head_stride = N * D, row stride D); G3H: G3 so.
  *
  * For each row and thread count: median of --repeat runs (default 5) after a warm-up,
  * GFLOP/s (4*B*H*Nq*Nk*D, unmasked pairs only when causal), fraction of the sgemm limit
@@ -70,6 +72,10 @@ static const struct {
 
 /* RoPE rows (config.h: rope): neox, theta 10000, rope_dim = head_dim. */
 static bool row_rope(const row_def *r) { return !strcmp(r->name, "G2R"); }
+/* Rows whose tensors are [B, H, N, D] (head strides, batch.h) instead of [B, N, H, D]. */
+static bool row_bhsd(const row_def *r) {
+	return !strcmp(r->name, "G2H") || !strcmp(r->name, "G3H");
+}
 
 static int row_mod(const row_def *r) {
 	for (size_t i = 0; i < sizeof row_mods / sizeof row_mods[0]; i++)
@@ -130,6 +136,10 @@ static const row_def rows[] = {
 	{"G2S", "flash + softcap 50", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
 	{"G2B", "flash + bias [N, N]", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
 	{"G2R", "flash + RoPE neox", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	/* [B, H, N, D] tensors through head strides, against G2 / G3 */
+	{"G2H", "flash [B, H, N, D]", 4, 12, 2048, 2048, 64, false, false, FLASH_ROW, OP_ATTN, false},
+	{"G3H", "flash causal [B, H, N, D]", 4, 12, 2048, 2048, 64, true, false, FLASH_ROW, OP_ATTN,
+	 false},
 	{"C32K", "flash causal", 1, 4, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN, true},
 	{"W32K", "flash causal window 4096", 1, 4, 32768, 32768, 64, true, false, FLASH_ROW, OP_ATTN,
 	 true},
@@ -210,6 +220,12 @@ static result run_row(const row_def *r, unsigned threads, int reps, double limit
 		seqs[b] = (rva_seq){.nq = r->nq, .nk = row_keys(r, b), .q = q + b * r->nq * dim,
 		                    .k = k + krow * kvdim, .v = v + krow * kvdim,
 		                    .out = o + b * r->nq * dim};
+		if (row_bhsd(r)) { /* the same buffers, each sequence's block as [H][N][D] */
+			seqs[b].q_stride = seqs[b].out_stride = r->D;
+			seqs[b].k_stride = seqs[b].v_stride = r->D;
+			seqs[b].q_head_stride = seqs[b].out_head_stride = r->nq * r->D;
+			seqs[b].k_head_stride = seqs[b].v_head_stride = seqs[b].nk * r->D;
+		}
 		krow += seqs[b].nk;
 	}
 	int mod = row_mod(r);

@@ -11,6 +11,9 @@ usage: attn_oracle.py check Q K V OUT HEADS [causal] [tol]
        softcap=C, alibi=1 (the paper's default slopes), bias=FILE and mask=FILE
        (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible),
        strided=L and fixed=L,C (the Sparse Transformer patterns, causal).
+       Layouts and outputs (include/rvattn/batch.h): layout=bhsd (4-D Q, K, V and OUT
+       are [B, H, N, D]), vhd=DV (V and OUT heads of DV values), lse=FILE (the rows'
+       log-sum-exp, [B, heads, N], checked too; -inf for a row with no visible key).
        A row with no visible key is zeros.
        RoPE (RoFormer, Su et al. 2021; GPT-NeoX rotate-half or GPT-J interleaved pairs):
        rope=neox|gptj, theta=T (10000), rscale=linear|ntk with rfactor=F, rdim=R (rotated
@@ -80,7 +83,9 @@ def oracle(q, k, v, heads, causal, mods=None):
     hd = dim // heads
     kvh = k.shape[2] // hd
     group = heads // kvh
-    out = np.zeros_like(q)
+    dv = int(mods.get("vhd", hd))
+    out = np.zeros((b, nq, heads * dv))
+    lse = np.full((b, heads, nq), -np.inf)
     qp = np.arange(nq)[:, None] + (0 if mods.get("align") == "top-left" else nk - nq)
     j = np.arange(nk)[None, :]
     bias = np.load(mods["bias"]).astype(np.float64) if "bias" in mods else None
@@ -90,7 +95,7 @@ def oracle(q, k, v, heads, causal, mods=None):
         g = h // group
         qs = q[:, :, h * hd:(h + 1) * hd]
         ks = k[:, :, g * hd:(g + 1) * hd]
-        vs = v[:, :, g * hd:(g + 1) * hd]
+        vs = v[:, :, g * dv:(g + 1) * dv]
         if "rope" in mods:
             qs = rope_rotate(qs, qp[:, 0], mods)
             ks = rope_rotate(ks, j[0], mods)
@@ -125,9 +130,12 @@ def oracle(q, k, v, heads, causal, mods=None):
         empty = ~np.isfinite(m)
         p = np.exp(s - np.where(empty, 0.0, m))
         tot = p.sum(axis=2, keepdims=True)
+        with np.errstate(divide="ignore"):
+            lse[:, h, :] = np.where(tot > 0, m + np.log(np.where(tot > 0, tot, 1.0)),
+                                    -np.inf)[:, :, 0]
         p = np.where(tot > 0, p / np.where(tot > 0, tot, 1.0), 0.0)
-        out[:, :, h * hd:(h + 1) * hd] = p @ vs
-    return out
+        out[:, :, h * dv:(h + 1) * dv] = p @ vs
+    return out, lse
 
 
 def main():
@@ -147,16 +155,36 @@ def main():
     causal = len(argv) > 7 and argv[7] == "causal"
     tol = float(argv[8]) if len(argv) > 8 else 1e-5
     q, k, v, o = (np.load(f) for f in (qf, kf, vf, of))
-    if o.dtype != np.float32 or o.shape != q.shape:
-        print(f"output has dtype {o.dtype} shape {o.shape}, expected float32 {q.shape}")
+    if mods.get("layout") == "bhsd":  # [B, H, N, D] -> [B, N, H, D]
+        q, k, v, o = (x.transpose(0, 2, 1, 3) for x in (q, k, v, o))
+    want = q.shape
+    if "vhd" in mods:
+        dv = int(mods["vhd"])
+        want = q.shape[:-1] + ((dv,) if q.ndim == 4 else (int(heads) * dv,))
+    if o.dtype != np.float32 or o.shape != want:
+        print(f"output has dtype {o.dtype} shape {o.shape}, expected float32 {want}")
         return 1
     # The oracle sees the data as rvattn did: float32.
     q, k, v = (x.astype(np.float32) for x in (q, k, v))
-    ref = oracle(q, k, v, int(heads), causal, mods)
+    ref, ref_lse = oracle(q, k, v, int(heads), causal, mods)
     err = np.abs(as3(o).astype(np.float64) - ref).max()
     if not np.isfinite(err) or err > tol:
         print(f"max abs error {err:.3g} > {tol:g}")
         return 1
+    if "lse" in mods:
+        got = np.load(mods["lse"])
+        if got.dtype != np.float32 or got.shape != ref_lse.shape:
+            print(f"lse has dtype {got.dtype} shape {got.shape}, expected float32 "
+                  f"{ref_lse.shape}")
+            return 1
+        if not np.array_equal(np.isneginf(got), np.isneginf(ref_lse)):
+            print("lse: -inf rows differ")
+            return 1
+        fin = np.isfinite(ref_lse)
+        lerr = np.abs(got[fin].astype(np.float64) - ref_lse[fin]).max() if fin.any() else 0.0
+        if not np.isfinite(lerr) or lerr > tol * 10:
+            print(f"lse: max abs error {lerr:.3g} > {tol * 10:g}")
+            return 1
     print(f"ok: max abs error {err:.3g} (tol {tol:g})")
     return 0
 

@@ -164,6 +164,11 @@ typedef struct workload_opts {
 	/* sparse pattern (config.h): -1 / 0 = not given */
 	int pattern;                                  /* rva_sparse_pattern */
 	size_t stride, summary;
+	/* attention-op layouts (batch.h, config.h): --v-head-dim (0 = head_dim), --layout bhsd
+	 * (4-D tensors and synthetic inputs as [B, heads, N, head_dim]), --lse FILE */
+	size_t v_head_dim;
+	bool bhsd;
+	const char *lse_path;
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -181,6 +186,7 @@ enum {
 	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK, OPT_ROPE, OPT_ROPE_THETA, OPT_ROPE_SCALING,
 	OPT_ROPE_FACTOR, OPT_ROPE_DIM, OPT_LAYER,
 	OPT_PATTERN, OPT_STRIDE, OPT_SUMMARY,
+	OPT_V_HEAD_DIM, OPT_LAYOUT, OPT_LSE,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -204,7 +210,9 @@ enum {
 	{"rope-scaling", 1, 0, OPT_ROPE_SCALING}, {"rope-factor", 1, 0, OPT_ROPE_FACTOR},    \
 	{"rope-dim", 1, 0, OPT_ROPE_DIM}, {"layer", 1, 0, OPT_LAYER},                        \
 	{"pattern", 1, 0, OPT_PATTERN}, {"stride", 1, 0, OPT_STRIDE},                         \
-	{"summary", 1, 0, OPT_SUMMARY}
+	{"summary", 1, 0, OPT_SUMMARY},                                                    \
+	{"v-head-dim", 1, 0, OPT_V_HEAD_DIM}, {"layout", 1, 0, OPT_LAYOUT},                  \
+	{"lse", 1, 0, OPT_LSE}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 
@@ -222,6 +230,10 @@ typedef struct workload {
 	                              * every sequence has nk keys */
 	size_t k_rows;               /* key/value rows of all sequences together */
 	size_t q_cols, kv_cols;      /* dim, kv_heads * head_dim */
+	size_t v_cols, out_cols;     /* kv_heads * v_head_dim, heads * v_head_dim */
+	size_t heads, head_dim, kv_heads, v_head_dim; /* resolved */
+	bool bhsd;                   /* tensors laid out [B, heads, N, head_dim] */
+	float *lse;                  /* --lse: [B][heads][nq] (rva_buffer_alloc), or NULL */
 	bool synthetic;
 	uint64_t seed;                /* of the synthetic inputs */
 	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */

@@ -326,6 +326,10 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		return cli_usage(cmd, "--dist needs batch or ring");
 	if (o->plot && !(o->scaling & 1))
 		return cli_usage(cmd, "--plot draws strong scaling: not with --scaling weak");
+	if (o->w.bhsd || o->w.v_head_dim || o->w.lse_path)
+		return cli_usage(cmd, "--%s is not supported by the distributed runs (rvattn_mpi "
+		                 "takes packed rows of one head width)",
+		                 o->w.bhsd ? "layout bhsd" : o->w.v_head_dim ? "v-head-dim" : "lse");
 	o->out = o->w.out_path;
 	return 0;
 }

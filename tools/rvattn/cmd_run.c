@@ -142,8 +142,8 @@ static void print_json(const run_opts *r, workload *w, rva_engine *e, const doub
 }
 
 int run_workload(const char *cmd, const run_opts *r) {
-	const char *out_flag[] = {"out"}, *out_path[] = {r->w.out_path};
-	int rc = outputs_check(cmd, 1, out_flag, out_path);
+	const char *out_flag[] = {"out", "lse"}, *out_path[] = {r->w.out_path, r->w.lse_path};
+	int rc = outputs_check(cmd, 2, out_flag, out_path);
 	if (rc)
 		return rc;
 	interrupt_install();
@@ -186,6 +186,11 @@ int run_workload(const char *cmd, const run_opts *r) {
 			rc = cli_lib_error(st, EXIT_RUNTIME, "%s", r->w.out_path);
 			goto out;
 		}
+	}
+	if (r->w.lse_path) { /* [B, heads, N] (batch.h: each sequence's [heads][nq]) */
+		size_t shape[3] = {w.batch, w.heads, w.nq};
+		if ((rc = write_npy_output(r->w.lse_path, w.lse, 3, shape)))
+			goto out;
 	}
 	if (r->json)
 		print_json(r, &w, e, times, r->repeat, &js);

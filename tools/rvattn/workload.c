@@ -83,6 +83,16 @@ const char workload_help[] =
 	"                      shape [B, N, dim], [B, N, heads, head_dim] or [N, dim]; K and V\n"
 	"                      may have kv heads. --q alone: K = V = Q. Without --q, Q, K and V\n"
 	"                      are independent seeded uniform(-1, 1) draws.\n"
+	"  --layout L          bshd (default) or bhsd: 4-D --q/--k/--v files and --out are\n"
+	"                      [B, heads, N, head_dim] (PyTorch's default layout), read in\n"
+	"                      place through head strides; synthetic inputs are laid out so\n"
+	"                      too (softmax mechanisms)\n"
+	"  --v-head-dim DV     head dim of V and of the output (softmax mechanisms; default\n"
+	"                      head_dim): V rows kv_heads x DV, output rows heads x DV (MLA:\n"
+	"                      --heads 16 --dim 3072 --v-head-dim 128)\n"
+	"  --lse FILE          (run) write each query row's log-sum-exp per head as .npy\n"
+	"                      float32 [B, heads, N] (softmax mechanisms; -inf for a row that\n"
+	"                      sees no key)\n"
 	"  --seed S            seed of the synthetic inputs and of the mechanism's random\n"
 	"                      parameters (default: inputs 1, mechanism the library default)\n"
 	"  --weights DIR       moe: router and expert weights from DIR, each file optional\n"
@@ -240,6 +250,16 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 		}
 		return 1;
 	case OPT_BIAS: o->bias_path = arg; return 1;
+	case OPT_V_HEAD_DIM:
+		return parse_size(cmd, "v-head-dim", arg, false, &o->v_head_dim) ? 1 : -1;
+	case OPT_LAYOUT:
+		if (strcmp(arg, "bshd") != 0 && strcmp(arg, "bhsd") != 0) {
+			cli_usage(cmd, "--layout '%s': expected bshd or bhsd", arg);
+			return -1;
+		}
+		o->bhsd = strcmp(arg, "bhsd") == 0;
+		return 1;
+	case OPT_LSE: o->lse_path = arg; return 1;
 	case OPT_MASK: o->mask_path = arg; return 1;
 	case OPT_PATTERN:
 		if (strcmp(arg, "dense") == 0)
@@ -352,10 +372,13 @@ static void shape_str(const rva_npy_array *a, char *buf, size_t cap) {
 		snprintf(buf + n, cap - n, "%s)", a->ndim == 1 ? "," : "");
 }
 
-static int interpret(const char *path, const rva_npy_array *a, shape4 *s) {
+static int interpret(const char *path, const rva_npy_array *a, bool bhsd, shape4 *s) {
 	char sh[128];
 	shape_str(a, sh, sizeof sh);
 	memset(s, 0, sizeof *s);
+	if (bhsd && a->ndim != 4)
+		return cli_error(EXIT_RUNTIME, "%s has shape %s: --layout bhsd expects [B, heads, N, "
+		                 "head_dim]", path, sh);
 	if (a->ndim == 2) {
 		s->b = 1;
 		s->rows = a->shape[0];
@@ -366,8 +389,8 @@ static int interpret(const char *path, const rva_npy_array *a, shape4 *s) {
 		s->cols = a->shape[2];
 	} else if (a->ndim == 4) {
 		s->b = a->shape[0];
-		s->rows = a->shape[1];
-		s->heads = a->shape[2];
+		s->rows = a->shape[bhsd ? 2 : 1];
+		s->heads = a->shape[bhsd ? 1 : 2];
 		s->head_dim = a->shape[3];
 		if (__builtin_mul_overflow(s->heads, s->head_dim, &s->cols))
 			return cli_error(EXIT_RUNTIME, "%s: shape %s is too large", path, sh);
@@ -448,6 +471,11 @@ static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism 
 	if (rope && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC || moe))
 		return cli_usage(cmd, "--rope and its --rope-* options apply to softmax attention, "
 		                 "the mechanism is %s", rva_mechanism_name(m));
+	if ((o->v_head_dim || o->bhsd || o->lse_path) &&
+	    (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC || moe))
+		return cli_usage(cmd, "--%s applies to softmax attention, the mechanism is %s",
+		                 o->v_head_dim ? "v-head-dim" : o->bhsd ? "layout bhsd" : "lse",
+		                 rva_mechanism_name(m));
 	if (o->block && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC))
 		return cli_usage(cmd, "--block applies to softmax attention, the mechanism is %s",
 		                 rva_mechanism_name(m));
@@ -550,18 +578,21 @@ static int load_inputs(const workload_opts *o, workload *w, shape4 *qs, shape4 *
 	int rc;
 	if (o->q_path) {
 		if ((rc = load_input(o->q_path, &w->qa, &w->qt, w)) ||
-		    (rc = interpret(o->q_path, &w->qa, qs)))
+		    (rc = interpret(o->q_path, &w->qa, o->bhsd, qs)))
 			return rc;
 	}
 	if (!o->k_path)
 		return EXIT_OK;
 	shape4 vs;
 	if ((rc = load_input(o->k_path, &w->ka, &w->kt, w)) ||
-	    (rc = interpret(o->k_path, &w->ka, ks)) ||
+	    (rc = interpret(o->k_path, &w->ka, o->bhsd, ks)) ||
 	    (rc = load_input(o->v_path, &w->va, &w->vt, w)) ||
-	    (rc = interpret(o->v_path, &w->va, &vs)))
+	    (rc = interpret(o->v_path, &w->va, o->bhsd, &vs)))
 		return rc;
-	if (w->ka.ndim != w->va.ndim || memcmp(w->ka.shape, w->va.shape, sizeof w->ka.shape)) {
+	/* with --v-head-dim, V's last dimension is its own (checked in resolve_heads) */
+	size_t cmp = w->ka.ndim ? w->ka.ndim - (o->v_head_dim ? 1 : 0) : 0;
+	if (w->ka.ndim != w->va.ndim ||
+	    memcmp(w->ka.shape, w->va.shape, cmp * sizeof w->ka.shape[0])) {
 		char a[128], b[128];
 		shape_str(&w->ka, a, sizeof a);
 		shape_str(&w->va, b, sizeof b);
@@ -636,11 +667,33 @@ static int resolve_heads(const char *cmd, const workload_opts *o, const shape4 *
 		return cli_usage(cmd, "--kv-heads %zu with --q alone (K = V = Q) needs --k and --v",
 		                 kvh);
 	c->kv_heads = kvh == c->heads ? 0 : kvh;
+	size_t dv = o->v_head_dim ? o->v_head_dim : hd;
+	if (o->q_path && !o->k_path && dv != hd)
+		return cli_usage(cmd, "--v-head-dim %zu with --q alone (K = V = Q) needs --k and --v",
+		                 dv);
+	if (dv > ((size_t)1 << 32) / c->heads)
+		return cli_usage(cmd, "--v-head-dim %zu: %zu heads x %zu is too large", dv, c->heads,
+		                 dv);
 	w->q_cols = dim;
 	w->kv_cols = kvh * hd;
+	w->v_cols = kvh * dv;
+	w->out_cols = c->heads * dv;
+	w->heads = c->heads;
+	w->kv_heads = kvh;
+	w->head_dim = hd;
+	w->v_head_dim = dv;
+	w->bhsd = o->bhsd;
 	if (o->k_path && (ks->cols != w->kv_cols || (ks->heads && ks->head_dim != hd)))
 		return cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, expected %zu (%zu kv heads "
 		                 "x head_dim %zu)", o->k_path, ks->cols, w->kv_cols, kvh, hd);
+	if (o->v_path) {
+		size_t last = w->va.shape[w->va.ndim - 1];
+		size_t vcols = w->va.ndim == 4 ? (o->bhsd ? w->va.shape[1] : w->va.shape[2]) * last
+		                               : last;
+		if (vcols != w->v_cols || (w->va.ndim == 4 && last != dv))
+			return cli_error(EXIT_RUNTIME, "%s has rows of %zu floats, expected %zu (%zu kv "
+			                 "heads x v_head_dim %zu)", o->v_path, vcols, w->v_cols, kvh, dv);
+	}
 	return EXIT_OK;
 }
 
@@ -650,6 +703,8 @@ static void apply_overrides(const workload_opts *o, rva_config *c) {
 		c->causal = true;
 	if (o->block)
 		c->block_size = o->block;
+	if (o->v_head_dim)
+		c->v_head_dim = o->v_head_dim;
 	if (o->window)
 		c->window = o->window;
 	if (o->global != SIZE_MAX) {
@@ -785,12 +840,13 @@ void workload_output_f32(workload *w) {
 	if (w->out_dtype == RVA_F32 || !w->outh)
 		return;
 	/* Widening is exact and the types are valid, so this cannot fail. */
-	(void)rva_convert(RVA_F32, w->out, w->out_dtype, w->outh, w->batch * w->nq * w->q_cols);
+	(void)rva_convert(RVA_F32, w->out, w->out_dtype, w->outh, w->batch * w->nq * w->out_cols);
 }
 
 /* Q, K and V: the seeded synthetic draws (allocated here, nqel and nkel floats), or the
  * loaded arrays (--q alone: K = V = Q). */
-static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t nkel) {
+static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t nkel,
+                      size_t nvel) {
 	w->synthetic = !o->q_path;
 	w->seed = o->seed;
 	if (!w->synthetic && w->dtype != RVA_F32) {
@@ -808,39 +864,60 @@ static int input_data(const workload_opts *o, workload *w, size_t nqel, size_t n
 	/* rva_buffer_alloc: 2 MiB-aligned huge pages for large inputs (streaming K/V from
 	 * 4 KiB pages cost decode a fifth of its bandwidth here) */
 	if (buffer_floats(nqel, &w->q) || buffer_floats(nkel, &w->k) ||
-	    buffer_floats(nkel, &w->v))
-		return cli_error(EXIT_RUNTIME, "cannot allocate the synthetic inputs (%zu + 2 x %zu "
-		                 "floats)", nqel, nkel);
+	    buffer_floats(nvel, &w->v))
+		return cli_error(EXIT_RUNTIME, "cannot allocate the synthetic inputs (%zu + %zu + "
+		                 "%zu floats)", nqel, nkel, nvel);
 	synth_fill(w->q, nqel, o->seed, 0);
 	synth_fill(w->k, nkel, o->seed, 1);
-	synth_fill(w->v, nkel, o->seed, 2);
+	synth_fill(w->v, nvel, o->seed, 2);
 	if (w->dtype == RVA_F32)
 		return EXIT_OK;
 	/* drawn in fp32, then rounded to the element type (round to nearest even) */
 	if (rva_buffer_alloc((nqel ? nqel : 1) * 2, &w->qh) != RVA_OK ||
 	    rva_buffer_alloc((nkel ? nkel : 1) * 2, &w->kh) != RVA_OK ||
-	    rva_buffer_alloc((nkel ? nkel : 1) * 2, &w->vh) != RVA_OK)
+	    rva_buffer_alloc((nvel ? nvel : 1) * 2, &w->vh) != RVA_OK)
 		return cli_error(EXIT_RUNTIME, "cannot allocate the %s inputs",
 		                 workload_dtype_name(w->dtype));
 	if (rva_convert(w->dtype, w->qh, RVA_F32, w->q, nqel) != RVA_OK ||
 	    rva_convert(w->dtype, w->kh, RVA_F32, w->k, nkel) != RVA_OK ||
-	    rva_convert(w->dtype, w->vh, RVA_F32, w->v, nkel) != RVA_OK)
+	    rva_convert(w->dtype, w->vh, RVA_F32, w->v, nvel) != RVA_OK)
 		return cli_error(EXIT_RUNTIME, "%s", rva_last_error());
 	return EXIT_OK;
 }
 
-/* The output buffer (nqel floats, pre-faulted), the sequence descriptors of the batch over
- * q/k/v/out, and the shape the output file will have (that of --q, else [B, N, dim]). */
-static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
+/* Sequence s's descriptor over the buffers qb, kb, vb, ob (element sizes isz, osz): rows
+ * [B, N, heads, head_dim], or with --layout bhsd [B, heads, N, head_dim] through head
+ * strides (batch.h); krow is the sequence's first key row. */
+static void seq_layout(const workload *w, rva_seq *q, size_t s, size_t krow, char *qb,
+                       char *kb, char *vb, char *ob, size_t isz, size_t osz) {
+	size_t nk = q->nk, nq = w->nq;
+	q->q = qb + s * nq * w->q_cols * isz;
+	q->k = kb + krow * w->kv_cols * isz;
+	q->v = vb + krow * w->v_cols * isz;
+	q->out = ob + s * nq * w->out_cols * osz;
+	if (!w->bhsd)
+		return;
+	q->q_stride = q->k_stride = w->head_dim;
+	q->v_stride = q->out_stride = w->v_head_dim;
+	q->q_head_stride = nq * w->head_dim;
+	q->k_head_stride = nk * w->head_dim;
+	q->v_head_stride = nk * w->v_head_dim;
+	q->out_head_stride = nq * w->v_head_dim;
+}
+
+/* The output buffer (noel floats, pre-faulted), the --lse buffer, the sequence descriptors
+ * of the batch over q/k/v/out, and the shape the output file will have (that of --q with
+ * v_head_dim columns per head, else [B, N, heads * v_head_dim]). */
+static int output_and_batch(const workload_opts *o, workload *w, size_t noel) {
 	w->seqs = calloc(w->batch, sizeof *w->seqs);
-	if (buffer_floats(nqel, &w->out) || !w->seqs)
-		return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", nqel);
-	memset(w->out, 0, nqel * sizeof(float)); /* pre-fault before any timing */
+	if (buffer_floats(noel, &w->out) || !w->seqs)
+		return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu floats)", noel);
+	memset(w->out, 0, noel * sizeof(float)); /* pre-fault before any timing */
 	if (w->out_dtype != RVA_F32) {
-		if (!(w->outh = malloc((nqel ? nqel : 1) * 2)))
+		if (!(w->outh = malloc((noel ? noel : 1) * 2)))
 			return cli_error(EXIT_RUNTIME, "cannot allocate the output (%zu x 2 bytes)",
-			                 nqel);
-		memset(w->outh, 0, nqel * 2);
+			                 noel);
+		memset(w->outh, 0, noel * 2);
 	}
 	size_t isz = w->dtype == RVA_F32 ? 4 : 2, osz = w->out_dtype == RVA_F32 ? 4 : 2;
 	char *qb = w->dtype == RVA_F32 ? (char *)w->q : w->qh;
@@ -851,10 +928,9 @@ static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 		rva_seq *q = &w->seqs[s];
 		q->nq = w->nq;
 		q->nk = workload_seq_keys(w, s);
-		q->q = qb + s * w->nq * w->q_cols * isz;
-		q->k = kb + krow * w->kv_cols * isz;
-		q->v = vb + krow * w->kv_cols * isz;
-		q->out = ob + s * w->nq * w->q_cols * osz;
+		seq_layout(w, q, s, krow, qb, kb, vb, ob, isz, osz);
+		if (w->lse)
+			q->lse = w->lse + s * w->heads * w->nq;
 		q->q_dtype = q->k_dtype = q->v_dtype = w->dtype;
 		q->out_dtype = w->out_dtype;
 		krow += q->nk;
@@ -864,11 +940,18 @@ static int output_and_batch(const workload_opts *o, workload *w, size_t nqel) {
 	if (o->q_path && w->qa.ndim != 3) {
 		w->out_ndim = w->qa.ndim;
 		memcpy(w->out_shape, w->qa.shape, w->qa.ndim * sizeof(size_t));
+		w->out_shape[w->out_ndim - 1] = w->out_ndim == 4 ? w->v_head_dim : w->out_cols;
+	} else if (w->bhsd) {
+		w->out_ndim = 4;
+		w->out_shape[0] = w->batch;
+		w->out_shape[1] = w->heads;
+		w->out_shape[2] = w->nq;
+		w->out_shape[3] = w->v_head_dim;
 	} else {
 		w->out_ndim = 3;
 		w->out_shape[0] = w->batch;
 		w->out_shape[1] = w->nq;
-		w->out_shape[2] = w->q_cols;
+		w->out_shape[2] = w->out_cols;
 	}
 	return EXIT_OK;
 }
@@ -924,13 +1007,18 @@ static int score_matrices(const char *cmd, const workload_opts *o, workload *w) 
 
 /* Inputs, output and batch, once the element counts are known not to overflow. */
 static int make_data(const workload_opts *o, workload *w) {
-	size_t nqel, nkel;
+	size_t nqel, nkel, nvel, noel, nlse;
 	if (!mul3(w->batch, w->nq, w->q_cols, &nqel) || !mul3(1, w->k_rows, w->kv_cols, &nkel) ||
-	    nqel > SIZE_MAX / sizeof(float) || nkel > SIZE_MAX / sizeof(float))
+	    !mul3(1, w->k_rows, w->v_cols, &nvel) || !mul3(w->batch, w->nq, w->out_cols, &noel) ||
+	    !mul3(w->batch, w->heads, w->nq, &nlse) || nqel > SIZE_MAX / sizeof(float) ||
+	    nkel > SIZE_MAX / sizeof(float) || nvel > SIZE_MAX / sizeof(float) ||
+	    noel > SIZE_MAX / sizeof(float) || nlse > SIZE_MAX / sizeof(float))
 		return cli_error(EXIT_RUNTIME, "the batch (%zu x %zu x %zu) is too large", w->batch,
 		                 w->nq, w->q_cols);
-	int rc = input_data(o, w, nqel, nkel);
-	return rc ? rc : output_and_batch(o, w, nqel);
+	int rc = input_data(o, w, nqel, nkel, nvel);
+	if (!rc && o->lse_path && buffer_floats(nlse, &w->lse))
+		return cli_error(EXIT_RUNTIME, "cannot allocate --lse (%zu floats)", nlse);
+	return rc ? rc : output_and_batch(o, w, noel);
 }
 
 /* Builds w->att from w->cfg (with the --weights files, freed once rva_build has copied
@@ -1001,6 +1089,7 @@ void workload_free(workload *w) {
 	rva_npy_typed_free(&w->vt);
 	free(w->outh);
 	rva_buffer_free(w->out);
+	rva_buffer_free(w->lse);
 	free(w->seqs);
 	memset(w, 0, sizeof *w);
 }
@@ -1115,7 +1204,7 @@ int workload_run_once(rva_engine *e, workload *w, double *secs, run_stats *stats
 checksum workload_checksum(const workload *w) {
 	checksum c = {0, 0, 0xcbf29ce484222325ull};
 	workload_output_f32((workload *)w); /* the output as fp32 (a no-op for f32) */
-	size_t n = w->batch * w->nq * w->q_cols;
+	size_t n = w->batch * w->nq * w->out_cols;
 	const unsigned char *bytes = (const unsigned char *)w->out;
 	for (size_t i = 0; i < n; i++) {
 		c.sum += w->out[i];
@@ -1137,7 +1226,12 @@ void workload_describe(const workload *w, FILE *f) {
 	        rva_mechanism_name(c.mechanism), c.dim, c.heads, c.heads == 1 ? "" : "s");
 	if (kvh != c.heads)
 		fprintf(f, " (%zu kv heads)", kvh);
-	fprintf(f, " of %zu, %s", c.dim / c.heads, c.causal ? "causal" : "bidirectional");
+	fprintf(f, " of %zu", c.dim / c.heads);
+	if (c.v_head_dim && c.v_head_dim != c.dim / c.heads)
+		fprintf(f, " (V and output heads of %zu)", c.v_head_dim);
+	fprintf(f, ", %s", c.causal ? "causal" : "bidirectional");
+	if (w->bhsd)
+		fprintf(f, ", layout [B, heads, N, head_dim]");
 	switch (c.mechanism) {
 	case RVA_MECH_FLASH: fprintf(f, ", block %zu", c.block_size); break;
 	case RVA_MECH_LINEAR: fprintf(f, ", %zu features", c.features); break;
@@ -1306,6 +1400,8 @@ void json_config(json *j, const workload *w) {
 	json_kv_uint(j, "heads", c.heads);
 	json_kv_uint(j, "kv_heads", c.kv_heads ? c.kv_heads : c.heads);
 	json_kv_uint(j, "head_dim", c.dim / c.heads);
+	json_kv_uint(j, "v_head_dim", c.v_head_dim ? c.v_head_dim : c.dim / c.heads);
+	json_kv_string(j, "layout", w->bhsd ? "bhsd" : "bshd");
 	json_kv_bool(j, "causal", c.causal);
 	json_kv_float(j, "scale", c.scale);
 	json_kv_float(j, "dropout", c.dropout);
