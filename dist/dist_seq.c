@@ -79,18 +79,25 @@ static rva_status check_piece(const rva_attention *att, const rva_seq *in, size_
 
 /* ---- decode split-KV ------------------------------------------------------------------ */
 
+/* RoPE is refused by design here (dist.h): the sharded pieces (softmax_part.h) take q and k
+ * as given, and the caller rotates them once with rva_rope_apply at their global positions,
+ * which no rank could do for a slice without its offset. */
+static rva_status refuse_rope(const rva_attention *att, const char *what) {
+	if (att->cfg.rope == RVA_ROPE_NONE)
+		return RVA_OK;
+	return rva__fail(RVA_EINVAL, "rvattn_mpi: %s does not apply RoPE: rotate q and k with "
+	                 "rva_rope_apply (rvattn/rope.h) and use an attention without rope", what);
+}
+
 static rva_status decode_range(const rva_dist *d, const rva_attention *att, size_t nq,
                                size_t nk, size_t *len, size_t *nch, size_t *c0, size_t *c1) {
 	if (!rva__softmax_is(att))
 		return rva__fail(RVA_EINVAL, "rvattn_mpi: decode split-KV needs a softmax mechanism "
 		                 "(scaled_dot, multi_head, flash, local_global), not %s",
 		                 rva_mechanism_name(att->cfg.mechanism));
-	/* its pieces (softmax_part.h) read q and k as given: rotating key slices at their
-	 * global positions is not implemented */
-	if (att->cfg.rope != RVA_ROPE_NONE)
-		return rva__fail(RVA_EINVAL, "rvattn_mpi: decode split-KV does not apply RoPE: rotate q "
-		                 "and k with rva_rope_apply (rvattn/rope.h) and use an attention "
-		                 "without rope");
+	rva_status st = refuse_rope(att, "decode split-KV");
+	if (st != RVA_OK)
+		return st;
 	rva_seq s = {.nq = nq, .nk = nk};
 	if (nk == 0)
 		return rva__fail(RVA_EEMPTY, "rvattn_mpi: decode of a sequence without keys");
@@ -290,12 +297,9 @@ static rva_status ring_layout(const rva_dist *d, const rva_attention *att, size_
 		return rva__fail(RVA_EINVAL, "rvattn_mpi: ring attention needs a softmax mechanism "
 		                 "(scaled_dot, multi_head, flash, local_global), not %s",
 		                 rva_mechanism_name(att->cfg.mechanism));
-	/* its pieces (softmax_part.h) read q and k as given: rotating key slices at their
-	 * global positions is not implemented */
-	if (att->cfg.rope != RVA_ROPE_NONE)
-		return rva__fail(RVA_EINVAL, "rvattn_mpi: ring attention does not apply RoPE: rotate q "
-		                 "and k with rva_rope_apply (rvattn/rope.h) and use an attention "
-		                 "without rope");
+	rva_status rst = refuse_rope(att, "ring attention");
+	if (rst != RVA_OK)
+		return rst;
 	if (nk == 0)
 		return rva__fail(RVA_EEMPTY, "rvattn_mpi: ring attention over a sequence without keys");
 	rva_seq s = {.nq = nq, .nk = nk};

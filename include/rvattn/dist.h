@@ -21,7 +21,9 @@
  *     one online-softmax state continued across blocks (rva_dist_ring).
  *
  * rva_dist_decode and rva_dist_ring take fp32 sequences: a bf16/fp16 tensor (batch.h) is
- * refused with RVA_EINVAL.
+ * refused with RVA_EINVAL. So is an attention with RoPE (config.h rope): their pieces
+ * take q and k as given, so rotate them first with rva_rope_apply (rope.h) at their
+ * global positions and pass an attention without rope.
  *
  * Errors are agreed collectively: every rank returns the same status, and
  * rva_last_error() names the rank and the sequence that failed first.
