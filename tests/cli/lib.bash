@@ -105,6 +105,26 @@ also_unprivileged() {
 	fi
 }
 
+# The oracle runs of the attention-op scripts (score_mods.sh, rope.sh, sparse.sh), which
+# make their inputs with "$PY $ORACLE make NAME ..." (NAME_q.npy, NAME_k.npy, NAME_v.npy).
+# flash_run NAME HEADS FLAGS...: rvattn run --mechanism flash with key tiles of
+# FLASH_BLOCK (default 8) over NAME's inputs into NAME_out.npy; expects exit 0.
+flash_run() {
+	local n=$1 h=$2
+	shift 2
+	expect_rc 0 "$RVATTN" run --mechanism flash --heads "$h" --block "${FLASH_BLOCK:-8}" \
+		--q "${n}_q.npy" --k "${n}_k.npy" --v "${n}_v.npy" --out "${n}_out.npy" "$@"
+}
+
+# oracle_check NAME HEADS CAUSAL(causal|-) MODS...: NAME_out.npy against the float64
+# oracle (attn_oracle.py check, its modifier words MODS) within ORACLE_TOL (default 2e-5).
+oracle_check() {
+	local n=$1 h=$2 c=$3
+	shift 3
+	"$PY" "$ORACLE" check "${n}_q.npy" "${n}_k.npy" "${n}_v.npy" "${n}_out.npy" "$h" "$c" \
+		"${ORACLE_TOL:-2e-5}" "$@" >"$T/oracle" 2>&1 || fail "$n $*: $(cat "$T/oracle")"
+}
+
 finish() {
 	if [ "$FAILS" != 0 ]; then
 		echo "$FAILS check(s) failed" >&2

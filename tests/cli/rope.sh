@@ -8,32 +8,21 @@ source "$(dirname "$0")/lib.bash"
 need_numpy
 O="$PY $ORACLE"
 
-check() { # check NAME HEADS CAUSAL(causal|-) MODS... against the oracle
-	local n=$1 h=$2 c=$3
-	shift 3
-	$O check "${n}_q.npy" "${n}_k.npy" "${n}_v.npy" "${n}_out.npy" "$h" "$c" 3e-5 "$@" \
-		>"$T/oracle" 2>&1 || fail "$n $*: $(cat "$T/oracle")"
-}
-run() { # run NAME HEADS FLAGS...
-	local n=$1 h=$2
-	shift 2
-	expect_rc 0 "$RVATTN" run --mechanism flash --heads "$h" --block 8 --q "${n}_q.npy" \
-		--k "${n}_k.npy" --v "${n}_v.npy" --out "${n}_out.npy" "$@"
-}
+ORACLE_TOL=3e-5
 
 # 2 sequences, 13 queries over 21 keys, 4 heads over 2 kv heads of 16
 $O make a 1 2,13,64 2,21,32
-run a 4 --rope neox && check a 4 - rope=neox
+flash_run a 4 --rope neox && oracle_check a 4 - rope=neox
 grep -q 'RoPE neox (theta 10000, rope_dim 16)' "$T/out" || fail "RoPE not reported: $(head -1 "$T/out")"
-run a 4 --rope gptj --causal --rope-theta 500000 && check a 4 causal rope=gptj theta=500000
-run a 4 --rope neox --causal --rope-scaling linear --rope-factor 4 &&
-	check a 4 causal rope=neox rscale=linear rfactor=4
-run a 4 --rope neox --rope-scaling ntk --rope-factor 8 --rope-dim 8 &&
-	check a 4 - rope=neox rscale=ntk rfactor=8 rdim=8
+flash_run a 4 --rope gptj --causal --rope-theta 500000 && oracle_check a 4 causal rope=gptj theta=500000
+flash_run a 4 --rope neox --causal --rope-scaling linear --rope-factor 4 &&
+	oracle_check a 4 causal rope=neox rscale=linear rfactor=4
+flash_run a 4 --rope neox --rope-scaling ntk --rope-factor 8 --rope-dim 8 &&
+	oracle_check a 4 - rope=neox rscale=ntk rfactor=8 rdim=8
 grep -q 'ntk x8' "$T/out" || fail "scaling not reported: $(head -1 "$T/out")"
-run a 4 --rope gptj --causal --causal-align top-left && check a 4 causal rope=gptj align=top-left
-run a 4 --rope neox --causal --threads 1 && cp a_out.npy a_out1.npy
-run a 4 --rope neox --causal --threads 2
+flash_run a 4 --rope gptj --causal --causal-align top-left && oracle_check a 4 causal rope=gptj align=top-left
+flash_run a 4 --rope neox --causal --threads 1 && cp a_out.npy a_out1.npy
+flash_run a 4 --rope neox --causal --threads 2
 cmp -s a_out.npy a_out1.npy || fail "1 and 2 threads differ"
 expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q a_q.npy --k a_k.npy --v a_v.npy \
 	--rope gptj --rope-theta 1e6 --rope-scaling linear --rope-factor 2 --rope-dim 12 --json
@@ -47,7 +36,7 @@ PYEOF
 $O make d 2 1,1,128 1,3000,64
 expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q d_q.npy --k d_k.npy --v d_v.npy \
 	--out d_out.npy --causal --rope neox --rope-theta 500000 &&
-	check d 4 causal rope=neox theta=500000
+	oracle_check d 4 causal rope=neox theta=500000
 
 # --rope none takes a decoder preset's RoPE away (and its theta with it)
 expect_rc 0 "$RVATTN" run --preset llama-3 --dim 64 --batch 1 --seq 4 --rope none

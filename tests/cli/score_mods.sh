@@ -7,18 +7,6 @@ source "$(dirname "$0")/lib.bash"
 need_numpy
 O="$PY $ORACLE"
 
-check() { # check NAME HEADS CAUSAL(causal|-) MODS... against the oracle
-	local n=$1 h=$2 c=$3
-	shift 3
-	$O check "${n}_q.npy" "${n}_k.npy" "${n}_v.npy" "${n}_out.npy" "$h" "$c" 2e-5 "$@" \
-		>"$T/oracle" 2>&1 || fail "$n $*: $(cat "$T/oracle")"
-}
-run() { # run NAME HEADS FLAGS...
-	local n=$1 h=$2
-	shift 2
-	expect_rc 0 "$RVATTN" run --mechanism flash --heads "$h" --block 8 --q "${n}_q.npy" \
-		--k "${n}_k.npy" --v "${n}_v.npy" --out "${n}_out.npy" "$@"
-}
 
 # 2 sequences, 13 queries over 21 keys, 4 heads over 2 kv heads of 8
 $O make a 1 2,13,32 2,21,16
@@ -34,28 +22,28 @@ np.save("mask3.npy", (r.uniform(size=(4, 13, 21)) > 0.3).astype(np.float32))
 np.save("badshape.npy", np.zeros((13, 20), np.float32))
 PYEOF
 
-run a 4 --causal --causal-align top-left && check a 4 causal align=top-left
+flash_run a 4 --causal --causal-align top-left && oracle_check a 4 causal align=top-left
 grep -q 'top-left aligned' "$T/out" || fail "top-left not reported: $(head -1 "$T/out")"
-run a 4 --causal --causal-align bottom-right && check a 4 causal
-run a 4 --window-left 3 --window-right 2 && check a 4 - window=3,2
+flash_run a 4 --causal --causal-align bottom-right && oracle_check a 4 causal
+flash_run a 4 --window-left 3 --window-right 2 && oracle_check a 4 - window=3,2
 grep -q 'window (3, 2)' "$T/out" || fail "window not reported: $(head -1 "$T/out")"
-run a 4 --causal --window-left 4 && check a 4 causal window=4,-1
-run a 4 --causal --causal-align top-left --window-left 2 && check a 4 causal align=top-left window=2,-1
-run a 4 --window-right 0 && check a 4 - window=-1,0
-run a 4 --softcap 1.5 && check a 4 - softcap=1.5
+flash_run a 4 --causal --window-left 4 && oracle_check a 4 causal window=4,-1
+flash_run a 4 --causal --causal-align top-left --window-left 2 && oracle_check a 4 causal align=top-left window=2,-1
+flash_run a 4 --window-right 0 && oracle_check a 4 - window=-1,0
+flash_run a 4 --softcap 1.5 && oracle_check a 4 - softcap=1.5
 grep -q 'softcap 1.5' "$T/out" || fail "softcap not reported"
-run a 4 --alibi --causal && check a 4 causal alibi=1
+flash_run a 4 --alibi --causal && oracle_check a 4 causal alibi=1
 grep -q 'ALiBi' "$T/out" || fail "ALiBi not reported"
-run a 4 --bias bias2.npy && check a 4 - bias=bias2.npy
-run a 4 --bias bias3.npy --causal && check a 4 causal bias=bias3.npy
+flash_run a 4 --bias bias2.npy && oracle_check a 4 - bias=bias2.npy
+flash_run a 4 --bias bias3.npy --causal && oracle_check a 4 causal bias=bias3.npy
 grep -q 'bias per head' "$T/out" || fail "per-head bias not reported"
-run a 4 --mask mask2.npy && check a 4 - mask=mask2.npy
-run a 4 --mask mask3.npy --causal --causal-align top-left && check a 4 causal align=top-left mask=mask3.npy
-run a 4 --causal --causal-align top-left --window-left 5 --softcap 2 --alibi --bias bias3.npy \
-	--mask mask2.npy && check a 4 causal align=top-left window=5,-1 softcap=2 alibi=1 \
+flash_run a 4 --mask mask2.npy && oracle_check a 4 - mask=mask2.npy
+flash_run a 4 --mask mask3.npy --causal --causal-align top-left && oracle_check a 4 causal align=top-left mask=mask3.npy
+flash_run a 4 --causal --causal-align top-left --window-left 5 --softcap 2 --alibi --bias bias3.npy \
+	--mask mask2.npy && oracle_check a 4 causal align=top-left window=5,-1 softcap=2 alibi=1 \
 	bias=bias3.npy mask=mask2.npy
 cp a_out.npy a_out1.npy
-run a 4 --causal --causal-align top-left --window-left 5 --softcap 2 --alibi --bias bias3.npy \
+flash_run a 4 --causal --causal-align top-left --window-left 5 --softcap 2 --alibi --bias bias3.npy \
 	--mask mask2.npy --threads 2
 cmp -s a_out.npy a_out1.npy || fail "1 and 2 threads differ"
 expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q a_q.npy --k a_k.npy --v a_v.npy \
@@ -71,7 +59,7 @@ PYEOF
 $O make d 2 1,1,64 1,700,64
 expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q d_q.npy --k d_k.npy --v d_v.npy \
 	--out d_out.npy --causal --window-left 100 --alibi --softcap 4 &&
-	check d 4 causal window=100,-1 alibi=1 softcap=4
+	oracle_check d 4 causal window=100,-1 alibi=1 softcap=4
 
 # refusals
 expect_rc 2 "$RVATTN" run --mechanism flash --causal-align middle

@@ -7,35 +7,24 @@ source "$(dirname "$0")/lib.bash"
 need_numpy
 O="$PY $ORACLE"
 
-check() { # check NAME HEADS MODS... against the oracle (the patterns are causal)
-	local n=$1 h=$2
-	shift 2
-	$O check "${n}_q.npy" "${n}_k.npy" "${n}_v.npy" "${n}_out.npy" "$h" causal 2e-5 "$@" \
-		>"$T/oracle" 2>&1 || fail "$n $*: $(cat "$T/oracle")"
-}
-run() { # run NAME HEADS FLAGS...
-	local n=$1 h=$2
-	shift 2
-	expect_rc 0 "$RVATTN" run --mechanism flash --heads "$h" --block 16 --q "${n}_q.npy" \
-		--k "${n}_k.npy" --v "${n}_v.npy" --out "${n}_out.npy" "$@"
-}
+FLASH_BLOCK=16
 
 # 2 sequences of 150 queries over 170 keys, 4 heads over 2 kv heads of 8
 $O make a 3 2,150,32 2,170,16
-run a 4 --pattern strided --stride 9 && check a 4 strided=9
+flash_run a 4 --pattern strided --stride 9 && oracle_check a 4 causal strided=9
 grep -q 'strided sparse (stride 9)' "$T/out" || fail "strided not reported: $(head -1 "$T/out")"
-run a 4 --pattern fixed --stride 16 --summary 3 && check a 4 fixed=16,3
+flash_run a 4 --pattern fixed --stride 16 --summary 3 && oracle_check a 4 causal fixed=16,3
 grep -q 'fixed sparse (stride 16, summary 3)' "$T/out" || fail "fixed not reported: $(head -1 "$T/out")"
-run a 4 --pattern fixed --stride 10 && check a 4 fixed=10,10
-run a 4 --pattern strided --stride 12 --causal-align top-left --window-left 30 --softcap 3 \
-	--alibi && check a 4 strided=12 align=top-left window=30,-1 softcap=3 alibi=1
+flash_run a 4 --pattern fixed --stride 10 && oracle_check a 4 causal fixed=10,10
+flash_run a 4 --pattern strided --stride 12 --causal-align top-left --window-left 30 --softcap 3 \
+	--alibi && oracle_check a 4 causal strided=12 align=top-left window=30,-1 softcap=3 alibi=1
 cp a_out.npy a_out1.npy
-run a 4 --pattern strided --stride 12 --causal-align top-left --window-left 30 --softcap 3 \
+flash_run a 4 --pattern strided --stride 12 --causal-align top-left --window-left 30 --softcap 3 \
 	--alibi --threads 2
 cmp -s a_out.npy a_out1.npy || fail "strided: 1 and 2 threads differ"
-run a 4 --pattern fixed --stride 20 --summary 4 --alibi --softcap 5 && check a 4 fixed=20,4 alibi=1 softcap=5
+flash_run a 4 --pattern fixed --stride 20 --summary 4 --alibi --softcap 5 && oracle_check a 4 causal fixed=20,4 alibi=1 softcap=5
 cp a_out.npy a_out1.npy
-run a 4 --pattern fixed --stride 20 --summary 4 --alibi --softcap 5 --threads 2
+flash_run a 4 --pattern fixed --stride 20 --summary 4 --alibi --softcap 5 --threads 2
 cmp -s a_out.npy a_out1.npy || fail "fixed: 1 and 2 threads differ"
 expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q a_q.npy --k a_k.npy --v a_v.npy \
 	--pattern fixed --stride 32 --summary 8 --json
