@@ -93,16 +93,18 @@ static ref_rope ref_rope_of(const rva_config *c, size_t rd) {
 	return r;
 }
 
-/* The oracle: query row i at position q_pos + nk - nq + i (bottom-right), key j at k_pos + j. */
+/* The oracle: query row i at position q_pos + nk - nq + i (bottom-right) or q_pos + i
+ * (top-left), key j at k_pos + j. */
 static void check_oracle(const rcase *c, const rdata *d, double atol, double rtol) {
 	size_t dim = d->H * d->D, kvd = d->kvh * d->D;
 	ref_attn_spec sp = {.heads = d->H, .kv_heads = d->kvh, .head_dim = d->D,
-	                    .scale = 1.0 / sqrt((double)d->D), .causal = c->cfg.causal};
+	                    .scale = 1.0 / sqrt((double)d->D), .causal = c->cfg.causal,
+	                    .top_left = c->cfg.causal_align == RVA_CAUSAL_TOP_LEFT};
 	double *want = ref_alloc_d(c->nq * dim + 1);
 	ref_ex_io io = {.nq = c->nq, .nk = c->nk, .q = d->q, .qs = dim, .qhs = d->D, .k = d->k,
 	                .ks = kvd, .khs = d->D, .v = d->v, .vs = kvd, .vhs = d->D,
 	                .v_head_dim = d->D,
-	                .q_pos = (long)c->q_pos + (long)c->nk - (long)c->nq, .k_pos = (long)c->k_pos,
+	                .q_pos = (long)c->q_pos, .k_pos = (long)c->k_pos,
 	                .rope = ref_rope_of(&c->cfg, d->rd), .out = want};
 	ref_attention_ex(&sp, &io);
 	for (size_t i = 0; i < c->nq; i++) {
@@ -177,6 +179,54 @@ Test(rope, scaling_and_partial_rotary) {
 	cr_assert_eq(r.rope_dim, 4);
 	cr_assert_eq(r.rope_theta, 10000.0f);
 	rva_attention_release(att);
+}
+
+/* causal_align top-left (PyTorch's is_causal): query row i rotates at q_pos + i, not at
+ * nk - nq + i; nq < nk (the positions differ by nk - nq), nq > nk (rows past the keys see
+ * every key), offsets, GQA, split-KV chunks and the decode kernels; and the check that the
+ * alignment moves the rotation (bottom-right positions are far from the top-left oracle). */
+Test(rope, top_left_positions) {
+	rva_config c = roped(rva_flash(4 * 64, 16), RVA_ROPE_NEOX);
+	c.heads = 4;
+	c.kv_heads = 2;
+	c.query_block = 16;
+	c.causal = true;
+	c.causal_align = RVA_CAUSAL_TOP_LEFT;
+	run_check(&(rcase){"top-left neox causal 40 x 90", c, 40, 90, 0, 0}, 61);
+	run_check(&(rcase){"top-left neox causal 70 x 30 (nq > nk)", c, 70, 30, 0, 0}, 62);
+	c.rope = RVA_ROPE_GPTJ;
+	c.rope_scaling = RVA_ROPE_SCALING_NTK;
+	c.rope_factor = 4.0f;
+	run_check(&(rcase){"top-left gptj ntk, offsets 300 / 120", c, 33, 77, 300, 120}, 63);
+	c.causal = false; /* the alignment still places the queries (RoPE and ALiBi) */
+	run_check(&(rcase){"top-left gptj bidirectional 20 x 60", c, 20, 60, 0, 0}, 64);
+	rva_config d = roped(rva_multi_head(8 * 64, 8), RVA_ROPE_NEOX);
+	d.kv_heads = 2;
+	d.causal_align = RVA_CAUSAL_TOP_LEFT; /* bidirectional: every key, queries at q_pos + i */
+	d.kv_split = 64;
+	run_check(&(rcase){"top-left 3 x 400 split-KV", d, 3, 400, 0, 0}, 65);
+	d.kv_split = 0;
+	run_check(&(rcase){"top-left 1 x 300 decode kernels, q_pos 150", d, 1, 300, 150, 0}, 66);
+	/* the same run against the oracle at bottom-right positions fails: the check sees them */
+	rcase tl = {"top-left 40 x 90", c, 40, 90, 0, 0};
+	tl.cfg.causal = true;
+	rdata dt;
+	rdata_init(&dt, &tl, 67);
+	run(&tl, &dt, 1);
+	check_oracle(&tl, &dt, ATOL, RTOL);
+	size_t dim = dt.H * dt.D;
+	ref_attn_spec sp = {.heads = dt.H, .kv_heads = dt.kvh, .head_dim = dt.D,
+	                    .scale = 1.0 / sqrt((double)dt.D), .causal = true, .top_left = true};
+	double *moved = ref_alloc_d(tl.nq * dim + 1);
+	ref_ex_io io = {.nq = tl.nq, .nk = tl.nk, .q = dt.q, .qs = dim, .qhs = dt.D, .k = dt.k,
+	                .ks = dt.kvh * dt.D, .khs = dt.D, .v = dt.v, .vs = dt.kvh * dt.D,
+	                .vhs = dt.D, .v_head_dim = dt.D, .q_pos = (long)(tl.nk - tl.nq),
+	                .rope = ref_rope_of(&tl.cfg, dt.rd), .out = moved};
+	ref_attention_ex(&sp, &io); /* top-left masks, queries rotated at nk - nq + i */
+	cr_assert_gt(ref_err_ratio(dt.out, moved, tl.nq * dim, ATOL, RTOL), 10.0,
+	             "rotating the queries at bottom-right positions changes nothing");
+	free(moved);
+	rdata_free(&dt);
 }
 
 /* Decoding: one query over a history rotates at its own position (nk - 1 by default);

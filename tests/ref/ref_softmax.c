@@ -132,11 +132,11 @@ void ref_attention_ex(const ref_attn_spec *sp, const ref_ex_io *io) {
 			ref_rope_apply(&io->rope, D, io->k_pos + (long)j, kv + j * D);
 		}
 		for (size_t i = 0; i < nq; i++) {
-			/* the masking position (causal_align); RoPE's is q_pos + i */
+			/* the masking position (causal_align); RoPE's is q_pos + qp */
 			long qp = sp->top_left ? (long)i : (long)nk - (long)nq + (long)i;
 			for (size_t d = 0; d < D; d++)
 				qv[d] = (double)io->q[i * io->qs + h * io->qhs + d];
-			ref_rope_apply(&io->rope, D, io->q_pos + (long)i, qv);
+			ref_rope_apply(&io->rope, D, io->q_pos + qp, qv);
 			double mx = -INFINITY;
 			for (size_t j = 0; j < nk; j++) {
 				vis[j] = (!io->mask || io->mask[j]) && ref_visible(sp, qp, (long)j) &&

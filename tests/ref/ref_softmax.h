@@ -60,7 +60,10 @@ typedef struct ref_ex_io {
 	const float *v; size_t vs, vhs;
 	const uint8_t *mask;   /* NULL or nk bytes (key mask) */
 	size_t v_head_dim;     /* Dv; 0 = head_dim */
-	long q_pos, k_pos;     /* RoPE positions of query row 0 and key row 0 */
+	/* RoPE offsets (batch.h: rva_seq.q_pos, k_pos): query row i rotates at q_pos plus its
+	 * masking position (nk - nq + i bottom-right, i with the spec's top_left), key row j
+	 * at k_pos + j */
+	long q_pos, k_pos;
 	ref_rope rope;
 	double *out;           /* nq x heads * Dv, packed */
 	double *lse;           /* NULL or heads x nq: log sum exp of the visible logits */
