@@ -19,6 +19,7 @@ typedef struct kv_submit {
 	const rva_kv_step *steps;
 	size_t n;
 	size_t dim;          /* the attention's query / output width */
+	size_t heads;        /* its query heads */
 } kv_submit;
 
 /* What a job pinned (in the job's memory), released by its finish hook. */
@@ -51,6 +52,16 @@ static bool in_cache(const rva_kv_cache *c, const void *p, size_t bytes) {
 	return false;
 }
 
+/* Bytes from the first to the last element of `rows` rows of `heads` heads of `width`
+ * elements (row stride rs, head stride hs, elements of `elem` bytes), in *n; false when
+ * the size overflows (validation refuses the step then). */
+static bool tensor_bytes(size_t rows, size_t rs, size_t heads, size_t hs, size_t width,
+                         size_t elem, size_t *n) {
+	size_t a, b;
+	return rva__mul_ok(rows - 1, rs, &a) && rva__mul_ok(heads - 1, hs, &b) &&
+	       rva__add_ok(a, b, n) && rva__add_ok(*n, width, n) && rva__mul_ok(*n, elem, n);
+}
+
 static void step_fail(rva_status *seq_status, char **details, size_t s, rva_status st) {
 	seq_status[s] = st;
 	if (details && !details[s])
@@ -59,7 +70,7 @@ static void step_fail(rva_status *seq_status, char **details, size_t s, rva_stat
 
 /* Under the cache's lock: one step's descriptor; its page count in *npg (0: none read). */
 static rva_status step_seq(rva_kv_cache *c, const rva_kv_step *k, size_t s, size_t dim,
-                           rva_seq *seq, size_t *npg) {
+                           size_t heads, rva_seq *seq, size_t *npg) {
 	*npg = 0;
 	for (size_t i = 0; i < sizeof k->reserved / sizeof k->reserved[0]; i++)
 		if (k->reserved[i])
@@ -76,17 +87,29 @@ static rva_status step_seq(rva_kv_cache *c, const rva_kv_step *k, size_t s, size
 	                 .out = k->out, .out_stride = k->out_stride, .q_dtype = k->q_dtype,
 	                 .out_dtype = k->out_dtype, .k_dtype = c->cfg.dtype,
 	                 .v_dtype = c->cfg.dtype, .k_stride = c->row_elems,
-	                 .v_stride = c->row_elems};
+	                 .v_stride = c->row_elems, .key_mask = k->key_mask, .bias = k->bias,
+	                 .bias_stride = k->bias_stride, .bias_head_stride = k->bias_head_stride,
+	                 .mask = k->mask, .mask_stride = k->mask_stride,
+	                 .mask_head_stride = k->mask_head_stride, .lse = k->lse,
+	                 .lse_head_stride = k->lse_head_stride, .q_head_stride = k->q_head_stride,
+	                 .out_head_stride = k->out_head_stride};
 	if (!k->nq)
 		return RVA_OK;
+	/* q and out: heads x D elements per row (the cache's V rows are D wide), extents as
+	 * far as they are sizeable (validation refuses the others) */
+	size_t H = heads, D = c->cfg.head_dim, n;
 	size_t qes = rva__dtype_size(k->q_dtype), oes = rva__dtype_size(k->out_dtype);
 	size_t qs = k->q_stride ? k->q_stride : dim, os = k->out_stride ? k->out_stride : dim;
-	if (qes && k->q && qs >= dim && k->nq <= SIZE_MAX / qs / qes &&
-	    in_cache(c, k->q, k->nq * qs * qes))
+	size_t qhs = rva__head_stride(k->q_head_stride, D);
+	size_t ohs = rva__head_stride(k->out_head_stride, D);
+	if (qes && k->q && tensor_bytes(k->nq, qs, H, qhs, D, qes, &n) && in_cache(c, k->q, n))
 		return rva__fail(RVA_EINVAL, "step %zu: the query lies in the kv cache's pages", s);
-	if (oes && k->out && os >= dim && k->nq <= SIZE_MAX / os / oes &&
-	    in_cache(c, k->out, k->nq * os * oes))
+	if (oes && k->out && tensor_bytes(k->nq, os, H, ohs, D, oes, &n) && in_cache(c, k->out, n))
 		return rva__fail(RVA_EINVAL, "step %zu: the output overlaps the kv cache's pages "
+		                 "(outputs must not share memory with inputs)", s);
+	if (k->lse && tensor_bytes(1, 0, H, k->lse_head_stride ? k->lse_head_stride : k->nq,
+	                           k->nq, sizeof(float), &n) && in_cache(c, k->lse, n))
+		return rva__fail(RVA_EINVAL, "step %zu: the lse output overlaps the kv cache's pages "
 		                 "(outputs must not share memory with inputs)", s);
 	const uint32_t *table = rva__kv_table(c, q);
 	seq->k = c->page_base[table[0]];
@@ -106,7 +129,8 @@ static rva_status prepare(void *ctx, rva__graph *g, rva_seq *seqs, rva__kv_pages
 		return rva__fail(RVA_ENOMEM, "rva_kv_cache_submit: cannot allocate job memory");
 	pthread_mutex_lock(&c->lock);
 	for (size_t s = 0; s < in->n; s++) {
-		rva_status st = step_seq(c, &in->steps[s], s, in->dim, &seqs[s], &npg[s]);
+		rva_status st = step_seq(c, &in->steps[s], s, in->dim, in->heads, &seqs[s],
+		                         &npg[s]);
 		if (st != RVA_OK) {
 			npg[s] = 0;
 			step_fail(seq_status, details, s, st);
@@ -166,7 +190,8 @@ rva_status rva_kv_cache_submit(rva_engine *e, rva_kv_cache *c, const rva_attenti
 		                 c->cfg.kv_heads, c->cfg.head_dim);
 	if (n > UINT32_MAX)
 		return rva__fail(RVA_ERANGE, "rva_kv_cache_submit: %zu steps exceed 2^32 - 1", n);
-	kv_submit in = {.c = c, .steps = steps, .n = n, .dim = att->cfg.dim};
+	kv_submit in = {.c = c, .steps = steps, .n = n, .dim = att->cfg.dim,
+	                .heads = att->cfg.heads};
 	return rva__engine_submit_paged(e, att, n, rt, prepare, &in, job);
 }
 

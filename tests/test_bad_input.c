@@ -780,7 +780,10 @@ static rva_status kv_cfg(int which) {
 }
 
 /* One step on the fixture cache with one field changed (which: 0 nq past the rows,
- * 1 unknown sequence, 2 reserved, 3 out NULL, 4 q NULL, 5 out over q, 6 good). */
+ * 1 unknown sequence, 2 reserved, 3 out NULL, 4 q NULL, 5 out over q, 6 good; the
+ * extras, as rva_seq's: 7 a bias stride narrower than the sequence, 8 a mask head stride
+ * without a mask, 9 lse_head_stride without lse, 10 lse over the output, 11 query heads
+ * overlapping (head stride 1), 12 the output over the bias, 13 every extra, good). */
 static rva_status kv_step1(int which) {
 	rva_kv_step k = {.seq = F.kvs, .nq = NQ, .q = F.q, .out = F.out};
 	switch (which) {
@@ -790,6 +793,23 @@ static rva_status kv_step1(int which) {
 	case 3: k.out = NULL; break;
 	case 4: k.q = NULL; break;
 	case 5: k.out = F.q; break;
+	case 7: k.bias = score_buf; k.bias_stride = NK - 1; break;
+	case 8: k.mask_head_stride = NQ * NK; break;
+	case 9: k.lse_head_stride = NQ; break;
+	case 10: k.lse = F.out + 3; break;
+	case 11: k.q_head_stride = 1; break;
+	case 12: k.bias = score_buf; k.out = score_buf + NK; break;
+	case 13:
+		k.key_mask = (const uint8_t *)"\1\1\0\1\1\1\1\1";
+		k.bias = score_buf;
+		k.bias_head_stride = NQ * NK;
+		k.mask = mask_buf;
+		k.lse = spare_floats;
+		k.q_stride = 4;
+		k.q_head_stride = NQ * 4;
+		k.out_stride = 4;
+		k.out_head_stride = NQ * 4;
+		break;
 	}
 	rva_status ss = BROKEN;
 	rva_status st = rva_kv_cache_run(F.e, F.kvc, F.att, &k, 1, NULL, &ss, NULL);
@@ -1391,6 +1411,13 @@ static rva_status pipe_run_batch(rva_seq s) {
 	X("rva_kv_cache_run step q NULL", RVA_ENULL, kv_step1(4))                                    \
 	X("rva_kv_cache_run step out over q", RVA_EINVAL, kv_step1(5))                               \
 	X("rva_kv_cache_run good step", RVA_OK, kv_step1(6))                                         \
+	X("rva_kv_cache_run step bias stride below len", RVA_EDIM, kv_step1(7))                      \
+	X("rva_kv_cache_run step mask head stride, no mask", RVA_EINVAL, kv_step1(8))                \
+	X("rva_kv_cache_run step lse_head_stride, no lse", RVA_EINVAL, kv_step1(9))                  \
+	X("rva_kv_cache_run step lse over out", RVA_EINVAL, kv_step1(10))                            \
+	X("rva_kv_cache_run step query heads overlap", RVA_EDIM, kv_step1(11))                       \
+	X("rva_kv_cache_run step out over bias", RVA_EINVAL, kv_step1(12))                           \
+	X("rva_kv_cache_run step with every extra", RVA_OK, kv_step1(13))                            \
 	/* pipeline.h */                                                                             \
 	X("rva_pipeline_create(NULL)", RVA_ENULL, rva_pipeline_create(NULL))                         \
 	X("rva_pipeline_destroy(NULL)", RVA_OK, rva_pipeline_destroy(NULL))                          \

@@ -135,7 +135,8 @@ rva_status rva_kv_cache_stats_get(rva_kv_cache *c, rva_kv_cache_stats *out);
  * RoPE (config.h: rva_config.rope): the cache stores keys ROTATED, as vLLM and llama.cpp
  * do. Rotate each new key row at its stream position with rva_rope_apply (rope.h) before
  * appending it; attention with RoPE over the cache rotates only the step's queries (query
- * row i at position len - nq + i), so a decode step costs what it costs without RoPE.
+ * row i at position len - nq + i; at i with causal_align top-left, as rva_seq's q_pos 0),
+ * so a decode step costs what it costs without RoPE.
  *
  * One entry of a serving step: nq query rows of a sequence of the cache, which are the
  * queries of its LAST nq rows (append the new tokens' K/V rows first): a prefill chunk
@@ -143,6 +144,19 @@ rva_status rva_kv_cache_stats_get(rva_kv_cache *c, rva_kv_cache_stats *out);
  * attention is causal) or a decode step (nq = 1). Query row i sits at position
  * len - nq + i (batch.h). q and out as in rva_seq (dim = heads x head_dim of the
  * attention; strides in elements, 0 = packed; types zero = fp32).
+ *
+ * The attention's score modifiers (config.h: causal_align, window, softcap, ALiBi, T5,
+ * RoPE) apply as on contiguous K/V with nk = len. The step's own extras mean what rva_seq's
+ * fields of the same names mean (batch.h), with nk = the sequence's length at submission:
+ * key_mask (len bytes), the additive bias and the 2-D mask ([heads][nq][len] at
+ * h * head_stride + i * stride + j; stride 0 = len), the log-sum-exp output lse
+ * ([heads][nq], what merging a cached prefix's attention with another shard's needs) and
+ * the head strides of q and out ([B, H, S, D] queries and outputs in place; K and V are
+ * the cache's packed rows). They are validated as rva_seq's (RVA_EINVAL, RVA_EDIM,
+ * RVA_EOVERFLOW for that step alone); lse must not lie in the cache's pages (RVA_EINVAL).
+ * Not over the cache: a V head dim other than head_dim (rva_kv_cache_submit: RVA_EDIM),
+ * RoPE position offsets (the cache's rows are the stream from position 0: keys rotate
+ * where they were appended) and non-softmax mechanisms (RVA_EUNSUPPORTED).
  */
 typedef struct rva_kv_step {
 	uint64_t seq;             /* sequence id */
@@ -152,6 +166,14 @@ typedef struct rva_kv_step {
 	void *out;
 	size_t out_stride;
 	rva_dtype q_dtype, out_dtype;
+	const uint8_t *key_mask;  /* NULL, or len bytes: nonzero = key may be attended */
+	const float *bias;        /* additive logit bias, or NULL (rva_seq.bias) */
+	size_t bias_stride, bias_head_stride;
+	const uint8_t *mask;      /* boolean mask, or NULL (rva_seq.mask) */
+	size_t mask_stride, mask_head_stride;
+	float *lse;               /* log-sum-exp per head and query row, or NULL (rva_seq.lse) */
+	size_t lse_head_stride;
+	size_t q_head_stride, out_head_stride; /* 0 = head_dim (rva_seq's) */
 	uint64_t reserved[4];     /* zero */
 } rva_kv_step;
 
@@ -162,8 +184,8 @@ typedef struct rva_kv_step {
  * K and V are of the cache's element type. The results are bit-identical to rva_engine_submit over the same rows in
  * contiguous K/V (rva_seq with nk = the sequence's length), whatever the thread count.
  * A bad step fails alone (rva_job_seq_status: RVA_ENOTFOUND for an unknown sequence,
- * RVA_ERANGE for nq above its length, and the rva_seq checks of rva_engine_submit; an
- * output overlapping the cache's pages is RVA_EINVAL). *job is freed with
+ * RVA_ERANGE for nq above its length, and the rva_seq checks of rva_engine_submit on its
+ * extras; a query, output or lse overlapping the cache's pages is RVA_EINVAL). *job is freed with
  * rva_job_destroy. The engine must be the cache's.
  * Errors: RVA_ENULL; RVA_EINVAL (another engine; reserved not zero); RVA_EUNSUPPORTED
  * (att is not a softmax mechanism); RVA_EDIM (att's kv_heads or head_dim differ from the
