@@ -8,6 +8,7 @@ usage: attn_oracle.py check Q K V OUT HEADS [causal] [tol]
        Q: [B, N, dim] | [B, N, H, D] | [N, dim]; K/V the same with kv heads.
        Score modifiers (include/rvattn/config.h), as KEY=VALUE arguments anywhere after
        HEADS: align=top-left (query i at i), window=L,R (-1: unbounded side),
+       scale=S (the logit scale instead of 1/sqrt(head_dim)),
        softcap=C, alibi=1 (the paper's default slopes), bias=FILE and mask=FILE
        (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible),
        strided=L and fixed=L,C (the Sparse Transformer patterns, causal).
@@ -99,7 +100,8 @@ def oracle(q, k, v, heads, causal, mods=None):
         if "rope" in mods:
             qs = rope_rotate(qs, qp[:, 0], mods)
             ks = rope_rotate(ks, j[0], mods)
-        s = qs @ ks.transpose(0, 2, 1) / np.sqrt(hd)
+        scale = float(mods["scale"]) if "scale" in mods else 1.0 / np.sqrt(hd)
+        s = qs @ ks.transpose(0, 2, 1) * scale
         vis = np.ones((nq, nk), dtype=bool)
         if "softcap" in mods and float(mods["softcap"]) > 0:
             c = float(mods["softcap"])

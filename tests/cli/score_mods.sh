@@ -1,8 +1,9 @@
 #!/bin/bash
 # The score-modifier flags of rvattn run (--causal-align, --window-left/--window-right,
-# --softcap, --alibi, --bias, --mask) against the float64 oracle (tests/cli/attn_oracle.py),
-# alone and combined, GQA and nq != nk; the report and JSON name them; 1 and 2 threads give
-# byte-identical files; bad values are usage errors (exit 2) and a bad file exit 1.
+# --softcap, --alibi, --bias, --mask, and the per-call --scale) against the float64
+# oracle (tests/cli/attn_oracle.py), alone and combined, GQA and nq != nk; the report and
+# JSON name them; 1 and 2 threads give byte-identical files; bad values are usage errors
+# (exit 2) and a bad file exit 1.
 source "$(dirname "$0")/lib.bash"
 need_numpy
 O="$PY $ORACLE"
@@ -61,7 +62,26 @@ expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q d_q.npy --k d_k.npy --
 	--out d_out.npy --causal --window-left 100 --alibi --softcap 4 &&
 	oracle_check d 4 causal window=100,-1 alibi=1 softcap=4
 
+# the per-call scale (rva_runtime.scale): alone, with the modifiers, on the decode path;
+# the report and JSON name it; the default scale is far from it
+flash_run a 4 --scale 0.9 && oracle_check a 4 - scale=0.9
+grep -q 'scale 0.9 per call' "$T/out" || fail "scale not reported: $(head -1 "$T/out")"
+"$PY" "$ORACLE" check a_q.npy a_k.npy a_v.npy a_out.npy 4 - 2e-5 >/dev/null 2>&1 &&
+	fail "--scale 0.9 gives the default scale's output"
+flash_run a 4 --scale 0.05 --causal --causal-align top-left --softcap 2 --alibi \
+	--bias bias3.npy && oracle_check a 4 causal scale=0.05 align=top-left softcap=2 alibi=1 \
+	bias=bias3.npy
+expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q d_q.npy --k d_k.npy --v d_v.npy \
+	--out d_out.npy --causal --scale 0.3 && oracle_check d 4 causal scale=0.3
+expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q a_q.npy --k a_k.npy --v a_v.npy \
+	--scale 0.25 --json
+"$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["config"]["call_scale"] == 0.25' \
+	"$T/out" || fail "JSON call_scale: $(head -c 400 "$T/out")"
+
 # refusals
+expect_rc 2 "$RVATTN" run --mechanism flash --scale 0
+expect_rc 2 "$RVATTN" run --mechanism flash --scale nan
+expect_rc 2 "$RVATTN" run --mechanism linear --scale 0.5
 expect_rc 2 "$RVATTN" run --mechanism flash --causal-align middle
 expect_rc 2 "$RVATTN" run --mechanism flash --softcap -1
 expect_rc 2 "$RVATTN" run --mechanism flash --window-left x

@@ -169,6 +169,8 @@ typedef struct workload_opts {
 	size_t v_head_dim;
 	bool bhsd;
 	const char *lse_path;
+	float scale;                                  /* --scale (rva_runtime.scale): NAN = not
+	                                               * given */
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -186,7 +188,7 @@ enum {
 	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK, OPT_ROPE, OPT_ROPE_THETA, OPT_ROPE_SCALING,
 	OPT_ROPE_FACTOR, OPT_ROPE_DIM, OPT_LAYER,
 	OPT_PATTERN, OPT_STRIDE, OPT_SUMMARY,
-	OPT_V_HEAD_DIM, OPT_LAYOUT, OPT_LSE,
+	OPT_V_HEAD_DIM, OPT_LAYOUT, OPT_LSE, OPT_SCALE,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -212,7 +214,7 @@ enum {
 	{"pattern", 1, 0, OPT_PATTERN}, {"stride", 1, 0, OPT_STRIDE},                         \
 	{"summary", 1, 0, OPT_SUMMARY},                                                    \
 	{"v-head-dim", 1, 0, OPT_V_HEAD_DIM}, {"layout", 1, 0, OPT_LAYOUT},                  \
-	{"lse", 1, 0, OPT_LSE}
+	{"lse", 1, 0, OPT_LSE}, {"scale", 1, 0, OPT_SCALE}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 
@@ -234,6 +236,8 @@ typedef struct workload {
 	size_t heads, head_dim, kv_heads, v_head_dim; /* resolved */
 	bool bhsd;                   /* tensors laid out [B, heads, N, head_dim] */
 	float *lse;                  /* --lse: [B][heads][nq] (rva_buffer_alloc), or NULL */
+	float call_scale;            /* --scale: rva_runtime.scale of every run (0 = the
+	                              * config's) */
 	bool synthetic;
 	uint64_t seed;                /* of the synthetic inputs */
 	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */

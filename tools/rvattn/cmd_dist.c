@@ -330,6 +330,9 @@ static int parse(const char *cmd, int argc, char **argv, dist_opts *o) {
 		return cli_usage(cmd, "--%s is not supported by the distributed runs (rvattn_mpi "
 		                 "takes packed rows of one head width)",
 		                 o->w.bhsd ? "layout bhsd" : o->w.v_head_dim ? "v-head-dim" : "lse");
+	if (!isnan(o->w.scale))
+		return cli_usage(cmd, "--scale is not supported by the distributed runs (they run "
+		                 "at the config's scale)");
 	o->out = o->w.out_path;
 	return 0;
 }

@@ -93,6 +93,8 @@ const char workload_help[] =
 	"  --lse FILE          (run) write each query row's log-sum-exp per head as .npy\n"
 	"                      float32 [B, heads, N] (softmax mechanisms; -inf for a row that\n"
 	"                      sees no key)\n"
+	"  --scale S           logit scale of the call (rva_runtime.scale) instead of\n"
+	"                      1/sqrt(head_dim) (softmax mechanisms)\n"
 	"  --seed S            seed of the synthetic inputs and of the mechanism's random\n"
 	"                      parameters (default: inputs 1, mechanism the library default)\n"
 	"  --weights DIR       moe: router and expert weights from DIR, each file optional\n"
@@ -121,6 +123,7 @@ void workload_opts_init(workload_opts *o) {
 	o->causal_align = -1;
 	o->window_left = o->window_right = SIZE_MAX;
 	o->softcap = NAN;
+	o->scale = NAN;
 	o->rope = o->rope_scaling = -1;
 	o->rope_theta = o->rope_factor = NAN;
 	o->rope_dim = SIZE_MAX;
@@ -260,6 +263,14 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 		o->bhsd = strcmp(arg, "bhsd") == 0;
 		return 1;
 	case OPT_LSE: o->lse_path = arg; return 1;
+	case OPT_SCALE:
+		if (!parse_float(cmd, "scale", arg, &o->scale))
+			return -1;
+		if (!(o->scale > 0.0f) || !isfinite(o->scale)) {
+			cli_usage(cmd, "--scale %s: must be a finite number > 0", arg);
+			return -1;
+		}
+		return 1;
 	case OPT_MASK: o->mask_path = arg; return 1;
 	case OPT_PATTERN:
 		if (strcmp(arg, "dense") == 0)
@@ -471,10 +482,11 @@ static int check_applies(const char *cmd, const workload_opts *o, rva_mechanism 
 	if (rope && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC || moe))
 		return cli_usage(cmd, "--rope and its --rope-* options apply to softmax attention, "
 		                 "the mechanism is %s", rva_mechanism_name(m));
-	if ((o->v_head_dim || o->bhsd || o->lse_path) &&
+	if ((o->v_head_dim || o->bhsd || o->lse_path || !isnan(o->scale)) &&
 	    (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC || moe))
 		return cli_usage(cmd, "--%s applies to softmax attention, the mechanism is %s",
-		                 o->v_head_dim ? "v-head-dim" : o->bhsd ? "layout bhsd" : "lse",
+		                 o->v_head_dim ? "v-head-dim" : o->bhsd ? "layout bhsd"
+		                 : o->lse_path ? "lse" : "scale",
 		                 rva_mechanism_name(m));
 	if (o->block && (m == RVA_MECH_LINEAR || m == RVA_MECH_HYPERBOLIC))
 		return cli_usage(cmd, "--block applies to softmax attention, the mechanism is %s",
@@ -1053,6 +1065,7 @@ int workload_make(const char *cmd, const workload_opts *o, workload *w) {
 	memset(w, 0, sizeof *w);
 	w->dtype = o->dtype;
 	w->out_dtype = o->out_dtype;
+	w->call_scale = isnan(o->scale) ? 0.0f : o->scale;
 	int rc = check_input_flags(cmd, o);
 	if (rc)
 		return rc;
@@ -1134,7 +1147,7 @@ int workload_run_once(rva_engine *e, workload *w, double *secs, run_stats *stats
                       progress *pg, size_t pg_done) {
 	rva_moe_stats moe;
 	memset(&moe, 0, sizeof moe);
-	rva_runtime rt = {0};
+	rva_runtime rt = {.scale = w->call_scale};
 	if (w->cfg.mechanism == RVA_MECH_MOE)
 		rt.moe_stats = &moe;
 	double t0 = now_s();
@@ -1270,6 +1283,8 @@ void workload_describe(const workload *w, FILE *f) {
 		fprintf(f, ", softcap %g", (double)c.softcap);
 	if (c.alibi)
 		fprintf(f, ", ALiBi");
+	if (w->call_scale > 0.0f)
+		fprintf(f, ", scale %g per call", (double)w->call_scale);
 	if (c.rope != RVA_ROPE_NONE) {
 		fprintf(f, ", RoPE %s (theta %g, rope_dim %zu", c.rope == RVA_ROPE_NEOX ? "neox" : "gptj",
 		        (double)c.rope_theta, c.rope_dim);
@@ -1453,6 +1468,8 @@ void json_config(json *j, const workload *w) {
 	if (c.softcap > 0.0f)
 		json_kv_float(j, "softcap", c.softcap);
 	json_kv_bool(j, "alibi", c.alibi);
+	if (w->call_scale > 0.0f)
+		json_kv_float(j, "call_scale", w->call_scale);
 	json_kv_string(j, "rope", c.rope == RVA_ROPE_NEOX ? "neox"
 	                          : c.rope == RVA_ROPE_GPTJ ? "gptj" : "none");
 	if (c.rope != RVA_ROPE_NONE) {
