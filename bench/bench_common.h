@@ -50,6 +50,10 @@ double bench_bf16_peak_gflops(unsigned threads, int reps);
  * breakdowns on a machine shared with other work. */
 double bench_cpu_now(void);
 
+/* A plain streaming read of `bytes` bytes at p on the calling thread (16 independent sums
+ * the compiler vectorises; no prefetch): the read baseline of a kernel timed on the same
+ * thread (bench_cpu_now). Returns the sum, to keep the reads observable. */
+float bench_read_bytes(const void *p, size_t bytes);
 /* The one-thread FMA peak on the calling thread, timed with bench_cpu_now (median of reps). */
 double bench_fma_peak_thread_gflops(int reps);
 #endif

@@ -158,39 +158,63 @@ static void ragged_gqa(const char *what) {
 
 Test(decode, ragged_gqa_batch_matches_oracle_and_threads) { ragged_gqa("decode kernels"); }
 
+/* One head layout over ragged sequences (1-1001 keys: off the 32-key block and the row
+ * pairs; 1-8 queries; one masked sequence): against the oracle, and bit-identical for 1
+ * and 2 threads. */
+static void one_shape(const char *what, size_t heads, size_t kvh, size_t hd, uint64_t seed) {
+	static const size_t nks[] = {1, 3, 6, 37, 130, 1001}, nqs[] = {1, 2, 3, 8, 1, 3};
+	size_t n = sizeof nks / sizeof nks[0];
+	rva_attention *att = build_hd(heads, kvh, hd);
+	dbatch b = make_batch_hd(n, nqs, nks, heads, kvh, hd, true, seed);
+	run(att, &b, 2);
+	char tag[128];
+	snprintf(tag, sizeof tag, "%s, H%zu/%zu head dim %zu", what, heads, kvh, hd);
+	check_oracle(&b, tag);
+	float *two = outputs(&b);
+	for (size_t s = 0; s < n; s++)
+		memset(b.seqs[s].out, 0, b.seqs[s].nq * heads * hd * sizeof(float));
+	run(att, &b, 1);
+	float *one = outputs(&b);
+	cr_assert(memcmp(one, two, outputs_len(&b) * sizeof(float)) == 0,
+	          "%s: 1 and 2 threads differ", tag);
+	free(one);
+	free(two);
+	free_batch(&b);
+	rva_attention_destroy(att);
+}
+
 /*
- * Every path of the decode step (rows in groups of four with a short last group, (head,
- * query) rows sharing a kv head in pairs with an odd one alone, the unrolled head dims 64
- * and 128 and any other with a masked tail, the prefetching steps of grouped heads):
- * head dims 64, 128, 80, 40, 17 and 1; GQA ratios 1, 2, 4 and 8; 1, 2, 3 and 8 queries;
- * key counts that are not multiples of four or of the 32-key block, one masked
- * sequence; against the oracle, and bit-identical for 1 and 2 threads.
+ * Every path of the decode step (src/attention/decode_rows.h: whole rows for one query
+ * over multi-head K/V; groups of four key rows with a short last group and (head, query)
+ * rows in tuples of one to four for shared kv heads; the unrolled head dims 64 and 128 and
+ * any other with a masked tail): head dims 64, 128, 80, 40, 17 and 1; GQA ratios 1, 2, 4
+ * and 8 (8: multi-query); 1, 2, 3 and 8 queries.
  */
 static void kernel_paths(const char *what) {
 	static const size_t hds[] = {64, 128, 80, 40, 17, 1}, gs[] = {1, 2, 4, 8};
-	static const size_t nks[] = {1, 3, 6, 37, 130, 1001}, nqs[] = {1, 2, 3, 8, 1, 3};
-	size_t n = sizeof nks / sizeof nks[0];
 	for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
-		for (size_t g = 0; g < sizeof gs / sizeof gs[0]; g++) {
-			rva_attention *att = build_hd(8, 8 / gs[g], hds[a]);
-			dbatch b = make_batch_hd(n, nqs, nks, 8, 8 / gs[g], hds[a], true,
-			                         1000 + 10 * a + g);
-			run(att, &b, 2);
-			char tag[96];
-			snprintf(tag, sizeof tag, "%s, head dim %zu, G %zu", what, hds[a], gs[g]);
-			check_oracle(&b, tag);
-			float *two = outputs(&b);
-			for (size_t s = 0; s < n; s++)
-				memset(b.seqs[s].out, 0, b.seqs[s].nq * 8 * hds[a] * sizeof(float));
-			run(att, &b, 1);
-			float *one = outputs(&b);
-			cr_assert(memcmp(one, two, outputs_len(&b) * sizeof(float)) == 0,
-			          "%s: 1 and 2 threads differ", tag);
-			free(one);
-			free(two);
-			free_batch(&b);
-			rva_attention_destroy(att);
-		}
+		for (size_t g = 0; g < sizeof gs / sizeof gs[0]; g++)
+			one_shape(what, 8, 8 / gs[g], hds[a], 1000 + 10 * a + g);
+}
+
+/*
+ * The model shapes of GQA and multi-query decode and the edges of the step: GQA 12/4
+ * (G 3: tuples of three rows), llama-3's 32/8 at D128, multi-query 12/1 at D64 and D128
+ * (three tuples of four per kv head), 6/2 at D80 and 5/1 at D33 (odd head counts and
+ * head dims), head dims 160 and 256 (more than eight pieces per slice).
+ */
+static void model_shapes(const char *what) {
+	static const size_t sh[][3] = {{12, 4, 64}, {32, 8, 128}, {12, 1, 64}, {12, 1, 128},
+	                               {6, 2, 80},  {5, 1, 33},   {4, 2, 160}, {4, 1, 256}};
+	for (size_t a = 0; a < sizeof sh / sizeof sh[0]; a++)
+		one_shape(what, sh[a][0], sh[a][1], sh[a][2], 2000 + 10 * a);
+}
+
+Test(decode, gqa_mqa_model_shapes_match_oracle_and_threads) { model_shapes("decode kernels"); }
+
+Test(decode, scalar_twin_model_shapes) {
+	setenv("RVATTN_SIMD", "scalar", 1);
+	model_shapes("scalar decode kernels");
 }
 
 Test(decode, kernel_paths_match_oracle_and_threads) { kernel_paths("decode kernels"); }

@@ -7,121 +7,19 @@
  * CPUs convert blocks into scratch first (the same numbers: widening is exact and the
  * products and sums are the fp32 ones, in the same order).
  */
+#include "attention/decode_rows.h"
 #include "attention/softmax_half.h"
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/vexp.h"
 
 #if defined(__x86_64__)
-static inline RVA__TARGET_AVX512 __mmask16 tail16(size_t n) {
-	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
-/* 16 elements of a row of type T widened to fp32 (masked: zeros beyond mk). */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512
-load16(const void *p, size_t i, __mmask16 mk, bool full, const rva_dtype T) {
-	if (T == RVA_F32)
-		return full ? _mm512_loadu_ps((const float *)p + i)
-		            : _mm512_maskz_loadu_ps(mk, (const float *)p + i);
-	const uint16_t *h = (const uint16_t *)p + i;
-	__m256i x = full ? _mm256_loadu_si256((const __m256i *)h) : _mm256_maskz_loadu_epi16(mk, h);
-	if (T == RVA_BF16)
-		return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(x), 16));
-	return _mm512_cvtph_ps(x);
-}
-
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512
-dot16(const float *q, const void *k, size_t D, const rva_dtype T) {
-	__m512 acc = _mm512_setzero_ps();
-	size_t d = 0;
-	for (; d + 16 <= D; d += 16)
-		acc = _mm512_fmadd_ps(load16(k, d, 0xFFFF, true, T), _mm512_loadu_ps(q + d), acc);
-	if (d < D) {
-		__mmask16 mk = tail16(D - d);
-		acc = _mm512_fmadd_ps(load16(k, d, mk, false, T), _mm512_maskz_loadu_ps(mk, q + d), acc);
-	}
-	return acc;
-}
-
-/* Every cache line of the `bytes` bytes at address a into L1 (an integer: a may lie past
- * the rows of the call, no pointer is formed there; a prefetch never faults). */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-prefetch_bytes(uintptr_t a, size_t bytes) {
-	for (size_t b = 0; b < bytes; b += 64)
-		_mm_prefetch((const char *)(a + b), _MM_HINT_T0);
-}
-
-/* Single query over multi-head K/V (G x nq = 1): the lines of the K and V rows about
- * DECODE_PF1 bytes ahead of the one read are prefetched, as the fp32 step does
- * (softmax_kernels.c, DECODE_ROWS_BODY: rows read whole from memory ran 16-20 GB/s without
- * it, 20-25 with it, against a 22-27 GB/s plain read). */
-#define DECODE_PF1 2048u
-
-/* As score_row_t / pv_row_t of softmax_kernels.c, with K and V of types KT and VT. */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-step_t(const void *kc, size_t ks, size_t ncur, const void *vp, size_t vs, size_t nprev,
-       const float *q, size_t qs, size_t nq, size_t H, size_t G, size_t D, float scale,
-       float *sc_cur, const float *sc_prev, size_t kb, float *o, const rva_dtype KT,
-       const rva_dtype VT, const size_t DD) {
-	if (DD)
-		D = DD;
-	size_t n = ncur > nprev ? ncur : nprev, ksz = rva__dtype_size(KT), vsz = rva__dtype_size(VT);
-	bool pf = G * nq == 1;
-	size_t krb = (H / G) * D * ksz, vrb = (H / G) * D * vsz; /* bytes of a row read */
-	size_t kpf = (DECODE_PF1 + krb - 1) / krb, vpf = (DECODE_PF1 + vrb - 1) / vrb;
-	for (size_t j = 0; j < n; j++) {
-		if (pf) {
-			prefetch_bytes((uintptr_t)kc + (j + kpf) * ks * ksz, krb);
-			prefetch_bytes((uintptr_t)vp + (j + vpf) * vs * vsz, vrb);
-		}
-		if (j < ncur) {
-			const char *kj = (const char *)kc + j * ks * ksz;
-			for (size_t i = 0; i < nq; i++) {
-				const float *qi = q + i * qs;
-				size_t g = 0, in_g = 0;
-				for (size_t h = 0; h < H; h++) {
-					sc_cur[(h * nq + i) * kb + j] =
-						scale * _mm512_reduce_add_ps(dot16(qi + h * D, kj + g * D * ksz, D, KT));
-					if (++in_g == G) {
-						in_g = 0;
-						g++;
-					}
-				}
-			}
-		}
-		if (j < nprev) {
-			const char *vj = (const char *)vp + j * vs * vsz;
-			size_t h = 0;
-			for (size_t g = 0; g < H / G; g++) {
-				const char *vh = vj + g * D * vsz;
-				for (size_t u = 0; u < G; u++, h++)
-					for (size_t i = 0; i < nq; i++) {
-						__m512 pj = _mm512_set1_ps(sc_prev[(h * nq + i) * kb + j]);
-						float *oi = o + (h * nq + i) * D;
-						size_t d = 0;
-						for (; d + 16 <= D; d += 16)
-							_mm512_storeu_ps(oi + d,
-							                 _mm512_fmadd_ps(pj, load16(vh, d, 0xFFFF, true, VT),
-							                                 _mm512_loadu_ps(oi + d)));
-						if (d < D) {
-							__mmask16 mk = tail16(D - d);
-							_mm512_mask_storeu_ps(
-								oi + d, mk,
-								_mm512_fmadd_ps(pj, load16(vh, d, mk, false, VT),
-								                _mm512_maskz_loadu_ps(mk, oi + d)));
-						}
-					}
-			}
-		}
-	}
-}
-
 #define STEP_ARGS kc, ks, ncur, vp, vs, nprev, q, qs, nq, H, G, D, scale, sc_cur, sc_prev, kb, o
 #define STEP_D(KT, VT)                                                                     \
 	switch (D) {                                                                           \
-	case 64: step_t(STEP_ARGS, KT, VT, 64); return;                                        \
-	case 128: step_t(STEP_ARGS, KT, VT, 128); return;                                      \
-	default: step_t(STEP_ARGS, KT, VT, 0); return;                                         \
+	case 64: dr_step(STEP_ARGS, KT, VT, 64); return;                                       \
+	case 128: dr_step(STEP_ARGS, KT, VT, 128); return;                                     \
+	default: dr_step(STEP_ARGS, KT, VT, 0); return;                                        \
 	}
 
 static RVA__TARGET_AVX512 void step_avx512(rva_dtype kt, const void *kc, size_t ks,
@@ -130,7 +28,7 @@ static RVA__TARGET_AVX512 void step_avx512(rva_dtype kt, const void *kc, size_t 
                                            size_t qs, size_t nq, size_t H, size_t G,
                                            size_t D, float scale, float *sc_cur,
                                            const float *sc_prev, size_t kb, float *o) {
-	/* the common pairs get their own code; others take the per-element type switch */
+	/* the common pairs get their own code (decode_rows.h); mixed pairs the runtime D */
 	if (kt == RVA_BF16 && vt == RVA_BF16) {
 		STEP_D(RVA_BF16, RVA_BF16)
 	} else if (kt == RVA_F16 && vt == RVA_F16) {
@@ -138,17 +36,17 @@ static RVA__TARGET_AVX512 void step_avx512(rva_dtype kt, const void *kc, size_t 
 	}
 	const rva_dtype K = kt, V = vt;
 	if (K == RVA_F32 && V == RVA_BF16)
-		step_t(STEP_ARGS, RVA_F32, RVA_BF16, 0);
+		dr_step(STEP_ARGS, RVA_F32, RVA_BF16, 0);
 	else if (K == RVA_F32 && V == RVA_F16)
-		step_t(STEP_ARGS, RVA_F32, RVA_F16, 0);
+		dr_step(STEP_ARGS, RVA_F32, RVA_F16, 0);
 	else if (K == RVA_BF16 && V == RVA_F32)
-		step_t(STEP_ARGS, RVA_BF16, RVA_F32, 0);
+		dr_step(STEP_ARGS, RVA_BF16, RVA_F32, 0);
 	else if (K == RVA_F16 && V == RVA_F32)
-		step_t(STEP_ARGS, RVA_F16, RVA_F32, 0);
+		dr_step(STEP_ARGS, RVA_F16, RVA_F32, 0);
 	else if (K == RVA_BF16 && V == RVA_F16)
-		step_t(STEP_ARGS, RVA_BF16, RVA_F16, 0);
+		dr_step(STEP_ARGS, RVA_BF16, RVA_F16, 0);
 	else
-		step_t(STEP_ARGS, RVA_F16, RVA_BF16, 0);
+		dr_step(STEP_ARGS, RVA_F16, RVA_BF16, 0);
 }
 #undef STEP_D
 #undef STEP_ARGS
@@ -298,7 +196,7 @@ static RVA__TARGET_BF16 void pack_v_bf16(const uint16_t *v, size_t vs, size_t nk
 		const uint16_t *b = has_b ? a + vs : a;
 		uint32_t *row = vp + j2 * Dp;
 		for (size_t d = 0; d < Dp; d += 16) {
-			__mmask16 mk = tail16(D > d ? D - d : 0);
+			__mmask16 mk = dr_tail(D > d ? D - d : 0);
 			__m512i xa = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, a + d));
 			__m512i xb = has_b ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, b + d))
 			                   : _mm512_setzero_si512();
@@ -352,7 +250,7 @@ pv_block_bf16(const uint32_t *pp, size_t brp, size_t n2, const uint32_t *vp, siz
 			break;
 		float *orow = o + (size_t)r * D;
 		for (int c = 0; c < NV; c++) {
-			__mmask16 mk = tail16(dcols - 16 * (size_t)c);
+			__mmask16 mk = dr_tail(dcols - 16 * (size_t)c);
 			_mm512_mask_storeu_ps(orow + 16 * c, mk,
 			                      _mm512_add_ps(_mm512_maskz_loadu_ps(mk, orow + 16 * c),
 			                                    acc[r][c]));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention/decode_rows.h"
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/env.h"
@@ -391,292 +392,22 @@ static RVA__TARGET_AVX512 void rescale_avx512(float *o, size_t br, size_t D,
 		}
 	}
 }
-/* q_h . K_j[kv head] over D, as one vector of partial sums. */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512
-dot_partial(const float *q, const float *k, size_t D) {
-	__m512 acc = _mm512_setzero_ps();
-	size_t d = 0;
-	for (; d + 16 <= D; d += 16)
-		acc = _mm512_fmadd_ps(_mm512_loadu_ps(k + d), _mm512_loadu_ps(q + d), acc);
-	if (d < D) {
-		__mmask16 mk = tail_mask(D - d);
-		acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, k + d), _mm512_maskz_loadu_ps(mk, q + d),
-		                      acc);
-	}
-	return acc;
-}
-
-/* The horizontal sums of four vectors at once, in lanes 0-3 (a transpose-and-add tree:
- * 9 shuffles and 5 adds for four sums, against ~8 dependent operations per
- * _mm512_reduce_add_ps). Each sum adds only its own vector's lanes. */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m128
-hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-	/* 128-bit chunks: x = [a0 a0 a1 a1], y = [a2 a2 a3 a3] (two partials each) */
-	__m512 x = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xEE));
-	__m512 y = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xEE));
-	/* chunk r: four partials of a_r */
-	__m512 z = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD));
-	z = _mm512_add_ps(z, _mm512_shuffle_ps(z, z, _MM_SHUFFLE(1, 0, 3, 2)));
-	z = _mm512_add_ps(z, _mm512_shuffle_ps(z, z, _MM_SHUFFLE(2, 3, 0, 1)));
-	/* lane 0 of chunk r holds the sum of a_r */
-	const __m512i idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
-	return _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, z));
-}
-
-/* Two (head, query) rows sharing one kv head: a += q_a . K_r, b += q_b . K_r for the four
- * key rows r, each key slice loaded once for both (from L1 after its first use: the
- * slice's memory is read once per kv head in any case). */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-dot_pair4(const float *qa, const float *qb, const float *k0, const float *k1, const float *k2,
-          const float *k3, size_t D, __m512 a[4], __m512 b[4]) {
-	for (int t = 0; t < 4; t++)
-		a[t] = b[t] = _mm512_setzero_ps();
-	for (size_t d = 0; d < D; d += 16) {
-		__mmask16 mk = tail_mask(D - d);
-		__m512 va = _mm512_maskz_loadu_ps(mk, qa + d), vb = _mm512_maskz_loadu_ps(mk, qb + d);
-		__m512 x0 = _mm512_maskz_loadu_ps(mk, k0 + d), x1 = _mm512_maskz_loadu_ps(mk, k1 + d);
-		__m512 x2 = _mm512_maskz_loadu_ps(mk, k2 + d), x3 = _mm512_maskz_loadu_ps(mk, k3 + d);
-		a[0] = _mm512_fmadd_ps(x0, va, a[0]);
-		a[1] = _mm512_fmadd_ps(x1, va, a[1]);
-		a[2] = _mm512_fmadd_ps(x2, va, a[2]);
-		a[3] = _mm512_fmadd_ps(x3, va, a[3]);
-		b[0] = _mm512_fmadd_ps(x0, vb, b[0]);
-		b[1] = _mm512_fmadd_ps(x1, vb, b[1]);
-		b[2] = _mm512_fmadd_ps(x2, vb, b[2]);
-		b[3] = _mm512_fmadd_ps(x3, vb, b[3]);
-	}
-}
-
-/* Scores of four key rows (r[0..3]; only the first nv <= 4 are stored, so a short group
- * passes its last valid row again) for every (head, query):
- * sc[(h * nq + i) * kb + j + t] = scale * q_i,h . K_{r[t]}. The G x nq (head, query) rows
- * of one kv head go in pairs (dot_pair4), an odd last one alone. DD: a constant head dim
- * (the common ones, fully unrolled) or 0 (runtime D). */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-score_rows4_t(const float *const r[4], size_t nv, const float *q, size_t qs, size_t nq,
-              size_t H, size_t G, size_t D, float scale, float *sc, size_t kb, size_t j,
-              const size_t DD) {
-	if (DD)
-		D = DD;
-	const __m128 vs = _mm_set1_ps(scale);
-	const __mmask8 keep = (__mmask8)((1u << nv) - 1);
-	size_t gq = G * nq; /* (head, query) rows per kv head: row l is head g*G + l/nq, query l%nq */
-	for (size_t g = 0; g < H / G; g++) {
-		const float *k0 = r[0] + g * D, *k1 = r[1] + g * D, *k2 = r[2] + g * D,
-		            *k3 = r[3] + g * D;
-		size_t l = 0;
-		for (; l + 2 <= gq; l += 2) {
-			size_t ra = g * gq + l, rb = ra + 1; /* = h * nq + i */
-			size_t ha = ra / nq, hb = rb / nq;
-			const float *qa = q + (ra - ha * nq) * qs + ha * D, *qb = q + (rb - hb * nq) * qs + hb * D;
-			__m512 a[4], b[4];
-			dot_pair4(qa, qb, k0, k1, k2, k3, D, a, b);
-			_mm_mask_storeu_ps(sc + ra * kb + j, keep, _mm_mul_ps(vs, hsum4(a[0], a[1], a[2], a[3])));
-			_mm_mask_storeu_ps(sc + rb * kb + j, keep, _mm_mul_ps(vs, hsum4(b[0], b[1], b[2], b[3])));
-		}
-		if (l < gq) {
-			size_t ra = g * gq + l, ha = ra / nq;
-			const float *qa = q + (ra - ha * nq) * qs + ha * D;
-			__m128 s = hsum4(dot_partial(qa, k0, D), dot_partial(qa, k1, D),
-			                 dot_partial(qa, k2, D), dot_partial(qa, k3, D));
-			_mm_mask_storeu_ps(sc + ra * kb + j, keep, _mm_mul_ps(vs, s));
-		}
-	}
-}
-
-/* O += p_j V_j for one value row, every (head, query); DD as in score_rows4_t. */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-pv_row_t(const float *vj, const float *p, size_t nq, size_t H, size_t G, size_t D, size_t kb,
-         size_t j, float *o, const size_t DD) {
-	if (DD)
-		D = DD;
-	size_t h = 0;
-	for (size_t g = 0; g < H / G; g++) {
-		const float *vh = vj + g * D;
-		for (size_t u = 0; u < G; u++, h++)
-			for (size_t i = 0; i < nq; i++) {
-				__m512 pj = _mm512_set1_ps(p[(h * nq + i) * kb + j]);
-				float *oi = o + (h * nq + i) * D;
-				size_t d = 0;
-				for (; d + 16 <= D; d += 16)
-					_mm512_storeu_ps(oi + d, _mm512_fmadd_ps(pj, _mm512_loadu_ps(vh + d),
-					                                         _mm512_loadu_ps(oi + d)));
-				if (d < D) {
-					__mmask16 mk = tail_mask(D - d);
-					_mm512_mask_storeu_ps(oi + d, mk,
-					                      _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(mk, vh + d),
-					                                      _mm512_maskz_loadu_ps(mk, oi + d)));
-				}
-			}
-	}
-}
-
-/* O += p_j V_j for value rows j .. j + 3 in that order, every (head, query). The G x nq
- * rows of one kv head go in pairs, each 16-float piece of the four V slices loaded once
- * per pair; each O row loaded and stored once for the four. */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-pv_rows4_t(const float *vj, size_t vs, const float *p, size_t nq, size_t H, size_t G,
-           size_t D, size_t kb, size_t j, float *o, const size_t DD) {
-	if (DD)
-		D = DD;
-	size_t gq = G * nq;
-	for (size_t g = 0; g < H / G; g++) {
-		const float *v0 = vj + g * D, *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs;
-		for (size_t l = 0; l < gq; l += 2) {
-			size_t ra = g * gq + l;
-			bool two = l + 1 < gq;
-			size_t rb = two ? ra + 1 : ra;
-			const float *pa = p + ra * kb + j, *pb = p + rb * kb + j;
-			__m512 a0 = _mm512_set1_ps(pa[0]), a1 = _mm512_set1_ps(pa[1]);
-			__m512 a2 = _mm512_set1_ps(pa[2]), a3 = _mm512_set1_ps(pa[3]);
-			__m512 b0 = _mm512_set1_ps(pb[0]), b1 = _mm512_set1_ps(pb[1]);
-			__m512 b2 = _mm512_set1_ps(pb[2]), b3 = _mm512_set1_ps(pb[3]);
-			float *oa = o + ra * D, *ob = o + rb * D;
-			for (size_t d = 0; d < D; d += 16) {
-				__mmask16 mk = tail_mask(D - d);
-				__m512 x0 = _mm512_maskz_loadu_ps(mk, v0 + d), x1 = _mm512_maskz_loadu_ps(mk, v1 + d);
-				__m512 x2 = _mm512_maskz_loadu_ps(mk, v2 + d), x3 = _mm512_maskz_loadu_ps(mk, v3 + d);
-				__m512 acc = _mm512_maskz_loadu_ps(mk, oa + d);
-				acc = _mm512_fmadd_ps(a0, x0, acc);
-				acc = _mm512_fmadd_ps(a1, x1, acc);
-				acc = _mm512_fmadd_ps(a2, x2, acc);
-				acc = _mm512_fmadd_ps(a3, x3, acc);
-				_mm512_mask_storeu_ps(oa + d, mk, acc);
-				if (two) {
-					acc = _mm512_maskz_loadu_ps(mk, ob + d);
-					acc = _mm512_fmadd_ps(b0, x0, acc);
-					acc = _mm512_fmadd_ps(b1, x1, acc);
-					acc = _mm512_fmadd_ps(b2, x2, acc);
-					acc = _mm512_fmadd_ps(b3, x3, acc);
-					_mm512_mask_storeu_ps(ob + d, mk, acc);
-				}
-			}
-		}
-	}
-}
-
-/* Every cache line of `bytes` bytes from row `row` (stride s floats) of base, into L1. The
- * address is integer arithmetic: the row may lie past the caller's run (a prefetch never
- * faults; it then fetches a line nobody reads). */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-prefetch_row(const float *base, size_t s, size_t row, size_t bytes) {
-	uintptr_t a = (uintptr_t)base + row * s * sizeof(float);
-	for (size_t b = 0; b < bytes; b += 64)
-		_mm_prefetch((const char *)(a + b), _MM_HINT_T0);
-}
-
-/* Software prefetch of the K and V rows DECODE_PF_BYTES of row data ahead, every line
- * (every other line was slower than none), only where several (head, query) rows share a
- * kv head (G x nq >= 2): there the step has more arithmetic per byte than the hardware
- * prefetchers hide. Measured through `rvattn bench`, same runs, one / two threads: GQA
- * 12/2 ragged decode 23-28% -> 45-47% / 37-38% -> 60-61% of the streaming read with it.
- * (On these four-row groups G5, multi-head with one query, lost with it: 76-79% -> 73-74%;
- * that case now reads whole rows with its own prefetch, DECODE_ROWS_BODY below.) */
-#define DECODE_PF_BYTES 12288u
-
-/* One query over multi-head K/V (G x nq = 1): the step reads each K row and then each V
- * row front to back, whole, so the core sees two sequential streams (K of this block, V of
- * the previous one) instead of four interleaved row slices each. Scores: the heads of a
- * row in fours through one hsum4 tree (a sum's operations do not depend on its place in
- * the tree, so the bits are those of score_rows4_t); P.V: each V row added into O row by
- * row (the same fused multiply-adds in the same order as pv_rows4_t). */
-static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
-score_row_heads_t(const float *kj, const float *q, size_t H, size_t D, float scale, float *sc,
-                  size_t kb, size_t j, const size_t DD) {
-	if (DD)
-		D = DD;
-	size_t h = 0;
-	for (; h + 4 <= H; h += 4) {
-		__m128 s = hsum4(dot_partial(q + h * D, kj + h * D, D),
-		                 dot_partial(q + (h + 1) * D, kj + (h + 1) * D, D),
-		                 dot_partial(q + (h + 2) * D, kj + (h + 2) * D, D),
-		                 dot_partial(q + (h + 3) * D, kj + (h + 3) * D, D));
-		float t[4];
-		_mm_storeu_ps(t, _mm_mul_ps(_mm_set1_ps(scale), s));
-		sc[h * kb + j] = t[0];
-		sc[(h + 1) * kb + j] = t[1];
-		sc[(h + 2) * kb + j] = t[2];
-		sc[(h + 3) * kb + j] = t[3];
-	}
-	for (; h < H; h++) {
-		__m512 a = dot_partial(q + h * D, kj + h * D, D);
-		__m128 s = hsum4(a, a, a, a);
-		sc[h * kb + j] = _mm_cvtss_f32(_mm_mul_ss(_mm_set1_ps(scale), s));
-	}
-}
-
-/* The single-query multi-head step (G x nq = 1): row by row, K row j scored and V row j
- * added, while the lines of the rows pf rows ahead are prefetched into L1 (every line, about
- * DECODE_PF1_BYTES ahead in each stream). Measured (thread CPU time, G5's heads over
- * 16384 keys from memory, same runs, bench/decode_kernel's loop on a loaded VM): four
- * interleaved row slices 12.5-16.2 GB/s, whole rows without prefetch 16.2-19.6, with it
- * 20.2-25.0 (1.5, 3 and 4.5 KiB ahead alike; 6 KiB, every other line, or into L2 less)
- * against a plain read of 22-27. From cache (512 keys) the prefetches cost ~20%: a decode
- * streams its K/V from memory. */
-#define DECODE_PF1_BYTES 2048u
-#define DECODE_ROWS_BODY(DD)                                                               \
-	for (size_t j = 0; j < n; j++) {                                                       \
-		prefetch_row(kc, ks, j + pf1, rb);                                                 \
-		prefetch_row(vp, vs, j + pf1, rb);                                                 \
-		if (j < ncur)                                                                      \
-			score_row_heads_t(kc + j * ks, q, H, D, scale, sc_cur, kb, j, DD);             \
-		if (j < nprev)                                                                     \
-			pv_row_t(vp + j * vs, sc_prev, 1, H, 1, D, kb, j, o, DD);                      \
-	}
-
-/* Rows go in fours (one 4-way horizontal-sum tree for the scores, one O load/store per
- * four V rows); a short last group scores its valid rows (repeating the last one, stored
- * masked) and adds its V rows one by one. */
-#define DECODE_STEP_BODY(DD)                                                               \
-	for (size_t j = 0; j < n; j += 4) {                                                    \
-		for (size_t t = j + pf; prefetch && t < j + pf + 4; t++) {                         \
-			prefetch_row(kc, ks, t, rb);                                                   \
-			prefetch_row(vp, vs, t, rb);                                                   \
-		}                                                                                  \
-		if (j < ncur) {                                                                    \
-			size_t nv = rva__min(4, ncur - j);                                             \
-			const float *r4[4];                                                            \
-			for (size_t t = 0; t < 4; t++)                                                 \
-				r4[t] = kc + (j + rva__min(t, nv - 1)) * ks;                               \
-			score_rows4_t(r4, nv, q, qs, nq, H, G, D, scale, sc_cur, kb, j, DD);           \
-		}                                                                                  \
-		if (j + 4 <= nprev)                                                                \
-			pv_rows4_t(vp + j * vs, vs, sc_prev, nq, H, G, D, kb, j, o, DD);               \
-		else                                                                               \
-			for (size_t t = j; t < nprev; t++)                                             \
-				pv_row_t(vp + t * vs, sc_prev, nq, H, G, D, kb, t, o, DD);                 \
-	}
-
-/* Software pipeline: the current block's K rows and the previous block's V rows are read
- * in step, row by row, so both streams are in flight together (measured: as fast as a
- * plain two-stream read; one pass over K then one over V is ~40% slower). */
+/* The decode step: one body for every head layout and query count (decode_rows.h says
+ * why it is shaped as it is). */
 static RVA__TARGET_AVX512 void decode_step_avx512(const float *kc, size_t ks, size_t ncur,
                                                   const float *vp, size_t vs, size_t nprev,
                                                   const float *q, size_t qs, size_t nq,
                                                   size_t H, size_t G, size_t D, float scale,
                                                   float *sc_cur, const float *sc_prev,
                                                   size_t kb, float *o) {
-	size_t n = ncur > nprev ? ncur : nprev;
-	size_t rb = (H / G) * D * sizeof(float); /* bytes of a row read */
-	size_t pf = rva__div_up(DECODE_PF_BYTES, rb);
-	bool prefetch = G * nq >= 2;
-	if (G * nq == 1) {
-		size_t pf1 = rva__div_up(DECODE_PF1_BYTES, rb);
-		switch (D) {
-		case 64: DECODE_ROWS_BODY(64) break;
-		case 128: DECODE_ROWS_BODY(128) break;
-		default: DECODE_ROWS_BODY(0) break;
-		}
-		return;
-	}
+#define DR_ARGS kc, ks, ncur, vp, vs, nprev, q, qs, nq, H, G, D, scale, sc_cur, sc_prev, kb, o
 	switch (D) {
-	case 64: DECODE_STEP_BODY(64) break;
-	case 128: DECODE_STEP_BODY(128) break;
-	default: DECODE_STEP_BODY(0) break;
+	case 64: dr_step(DR_ARGS, RVA_F32, RVA_F32, 64); break;
+	case 128: dr_step(DR_ARGS, RVA_F32, RVA_F32, 128); break;
+	default: dr_step(DR_ARGS, RVA_F32, RVA_F32, 0); break;
 	}
+#undef DR_ARGS
 }
-#undef DECODE_STEP_BODY
-#undef DECODE_ROWS_BODY
 
 /* Online softmax of every (head, query) row over the block. */
 static RVA__TARGET_AVX512 void decode_softmax_avx512(size_t nkb, float *sc, size_t rows,

@@ -59,10 +59,11 @@ bool rva__sm_online_softmax(float *st, size_t brp, size_t nk, float *m, float *l
 void rva__sm_rescale(float *o, size_t br, size_t D, const float *alpha);
 
 /*
- * Decoding (few queries): all heads of a key row at once, every K and V row read front to
- * back, software-pipelined: one step scores the current block (ncur K rows at kc into
- * sc_cur) while it adds the previous block's P.V (nprev V rows at vp, probabilities in
- * sc_prev), row by row, so both streams are read together.
+ * Decoding (few queries): all heads of a key row at once (whole rows, or groups of four
+ * rows where kv heads are shared: src/attention/decode_rows.h), software-pipelined: one
+ * step scores the current block (ncur K rows at kc into sc_cur) while it adds the previous
+ * block's P.V (nprev V rows at vp, probabilities in sc_prev), so both streams are read
+ * together.
  *   sc[(h * nq + i) * kb + j] = scale * q_i,h . K[j]   (kv head of h = h / G)
  *   o[(h * nq + i) * D + :]  += sum_j p[(h * nq + i) * kb + j] * V[j]
  * rva__sm_decode_softmax: per row r < rows of sc, the online update of
