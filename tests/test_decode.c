@@ -6,6 +6,8 @@
  *  - the plan's cost-model decision: a small decode is one task (nothing to hand to other
  *    workers), a long one is split into equal chunks of whole decode blocks, and the
  *    chunking depends on the shape only;
+ *  - the half K/V decode step (rows widened in registers) gives the fp32 step's bits on the
+ *    widened rows;
  *  - RVATTN_ATTN_KERNEL=blis sends decode work to the BLIS tile loop (the portable twin),
  *    seen in the job's task count, with the oracle's numbers.
  */
@@ -15,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention/softmax_half.h"
+#include "attention/softmax_kernels.h"
 #include "attention/softmax_part.h"
+#include "kernels/half.h"
 #include "ref/ref_softmax.h"
 #include "ref/ref_util.h"
 #include "rvattn/rvattn.h"
@@ -232,6 +237,74 @@ Test(decode, scalar_twin_ragged_gqa) {
 Test(decode, blis_twin_ragged_gqa) {
 	setenv("RVATTN_ATTN_KERNEL", "blis", 1);
 	ragged_gqa("blis twin");
+}
+
+/*
+ * The half K/V step (rva__smh_decode_step: bf16 / fp16 rows read in place and widened in
+ * registers, src/attention/decode_rows.h) against the fp32 step (rva__sm_decode_step) on the
+ * same rows widened first: scores and O bit-identical, over the step's paths (whole rows for
+ * one query over multi-head K/V, groups of four rows for shared kv heads; head dims 64 and
+ * 128 unrolled, others masked; 37 rows: a short last group) and a K row stride wider than
+ * the row.
+ */
+Test(decode, half_step_is_the_fp32_step_on_widened_rows) {
+	static const size_t sh[][4] = {{12, 12, 64, 1}, {12, 4, 64, 1}, {32, 8, 128, 1},
+	                               {12, 1, 64, 1},  {8, 8, 80, 4},  {5, 1, 33, 2},
+	                               {4, 2, 160, 3},  {6, 3, 17, 1}};
+	static const rva_dtype types[] = {RVA_BF16, RVA_F16};
+	enum { N = 37, KB = 40 };
+	for (size_t a = 0; a < sizeof sh / sizeof sh[0]; a++)
+		for (size_t t = 0; t < 2; t++) {
+			size_t H = sh[a][0], KVH = sh[a][1], D = sh[a][2], nq = sh[a][3], G = H / KVH;
+			size_t kvd = KVH * D, ks = kvd + 3, dim = H * D, HQ = H * nq;
+			float *kf = ref_alloc(N * ks), *vf = ref_alloc(N * kvd), *q = ref_alloc(nq * dim);
+			float *prev = ref_alloc(HQ * KB);
+			ref_fill_uniform(kf, N * ks, -1.0f, 1.0f, 300 + a);
+			ref_fill_uniform(vf, N * kvd, -1.0f, 1.0f, 400 + a);
+			ref_fill_uniform(q, nq * dim, -1.0f, 1.0f, 500 + a);
+			ref_fill_uniform(prev, HQ * KB, 0.0f, 1.0f, 600 + a);
+			uint16_t *kh = malloc(N * ks * 2), *vh = malloc(N * kvd * 2);
+			rva__cvt_from_f32(types[t], kf, kh, N * ks);
+			rva__cvt_from_f32(types[t], vf, vh, N * kvd);
+			rva__cvt_to_f32(types[t], kh, kf, N * ks); /* the widened rows */
+			rva__cvt_to_f32(types[t], vh, vf, N * kvd);
+			float *sc_h = ref_alloc(HQ * KB), *sc_f = ref_alloc(HQ * KB);
+			float *o_h = ref_alloc(HQ * D), *o_f = ref_alloc(HQ * D);
+			float *kbuf = ref_alloc(KB * kvd), *vbuf = ref_alloc(KB * kvd);
+			memset(sc_h, 0, HQ * KB * sizeof(float));
+			memset(sc_f, 0, HQ * KB * sizeof(float));
+			memset(o_h, 0, HQ * D * sizeof(float));
+			memset(o_f, 0, HQ * D * sizeof(float));
+			rva_seq seq = {.nq = nq, .nk = N, .k = kh, .k_stride = ks, .v = vh, .v_stride = kvd,
+			               .k_dtype = types[t], .v_dtype = types[t]};
+			float scale = 0.125f;
+			rva__smh_decode_step(&seq, 0, N, 0, N, kvd, q, dim, nq, H, G, D, scale, sc_h, prev,
+			                     KB, o_h, kbuf, vbuf);
+			rva__sm_decode_step(kf, ks, N, vf, kvd, N, q, dim, nq, H, G, D, scale, sc_f, prev,
+			                    KB, o_f);
+			cr_assert(memcmp(sc_h, sc_f, HQ * KB * sizeof(float)) == 0,
+			          "H%zu/%zu D%zu nq %zu %s: scores differ", H, KVH, D, nq,
+			          rva__dtype_name(types[t]));
+			cr_assert(memcmp(o_h, o_f, HQ * D * sizeof(float)) == 0,
+			          "H%zu/%zu D%zu nq %zu %s: O differs", H, KVH, D, nq,
+			          rva__dtype_name(types[t]));
+			double onorm = 0.0;
+			for (size_t i = 0; i < HQ * D; i++)
+				onorm += fabs((double)o_f[i]);
+			cr_assert(onorm > 1.0, "the step added nothing"); /* P.V ran */
+			free(kf);
+			free(vf);
+			free(q);
+			free(prev);
+			free(kh);
+			free(vh);
+			free(sc_h);
+			free(sc_f);
+			free(o_h);
+			free(o_f);
+			free(kbuf);
+			free(vbuf);
+		}
 }
 
 /* Chunking of one sequence of nq x nk (H12 D64 multi-head unless said). */
