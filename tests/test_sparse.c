@@ -273,6 +273,9 @@ static const tcase cases[] = {
 	{"strided l9 softcap alibi t5",  STR, 4, 2, 64, 260, 260, false, false, 9, 0, false, 0, 0, 4.0f, true, false, false, true, true, 32, 32},
 	{"strided l12 window",           STR, 2, 2, 64, 300, 300, false, false, 12, 0, true, 40, 0, 0, false, false, false, false, false, 32, 32},
 	{"strided l10 bias mask",        STR, 2, 2, 64, 150, 150, false, false, 10, 0, false, 0, 0, 0, false, true, true, false, false, 32, 32},
+	/* a residue's keys beyond one gather (task_strided: 512 keys at D 64 + 64) */
+	{"strided l2 two key gathers",   STR, 2, 1, 64, 1100, 1300, false, false, 2, 0, false, 0, 0, 0, false, false, false, false, false, 32, 32},
+	{"strided l3 two gathers kmask", STR, 2, 2, 64, 1700, 1700, false, true, 3, 0, false, 0, 0, 2.5f, false, false, false, true, false, 128, 64},
 	{"strided l2048 (band only)",    STR, 2, 2, 64, 100, 100, false, false, 2048, 0, false, 0, 0, 0, false, false, false, false, false, 32, 32},
 	{"strided decode",               STR, 4, 4, 64, 2, 2000, false, false, 64, 0, false, 0, 0, 0, false, false, false, false, false, 128, 64},
 	{"fixed l16 c4",                 FIX, 4, 2, 64, 400, 400, false, false, 16, 4, false, 0, 0, 0, false, false, false, false, false, 32, 32},

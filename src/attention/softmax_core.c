@@ -466,15 +466,22 @@ static inline int64_t key_at(const key_list *kl, size_t t) {
 	                  : kl->first + (int64_t)t * kl->step;
 }
 
+/* K and V rows of list entries [first, ...) gathered once by the caller, contiguous (row
+ * stride D / Dv elements of the tensors' types): attend_keys reads them in place. */
+typedef struct key_rows {
+	const void *k, *v;
+	size_t first;
+} key_rows;
+
 /*
  * Attends keys [t0, t1) of the list kl in tiles of block_size gathered rows (K and V rows
- * copied into the tile scratch, from pages too), continuing io's state (io->resume should
- * be set). `all_visible`: the rule lets every (row, key) pair of the range through, so no
- * pair is tested.
+ * copied into the tile scratch, from pages too, or read in place from `pre` when the caller
+ * gathered them), continuing io's state (io->resume should be set). `all_visible`: the rule
+ * lets every (row, key) pair of the range through, so no pair is tested.
  */
 static void attend_keys(const rva_attention *att, const sm_op *op, const rva_seq *seq,
                         uint32_t seq_index, const tile_io *io, float *scratch, const key_list *kl,
-                        size_t t0, size_t t1, bool all_visible) {
+                        size_t t0, size_t t1, bool all_visible, const key_rows *pre) {
 	const sm_state *s = att->state;
 	tile_run r;
 	tile_run_start(&r, att, op, seq, seq_index, io, scratch);
@@ -485,13 +492,20 @@ static void attend_keys(const rva_attention *att, const sm_op *op, const rva_seq
 	bool elementwise = s->has_t5 || rva__score_elementwise(&s->mods, seq) || seq->key_mask;
 	for (size_t c0 = t0; c0 < t1;) {
 		size_t nkt = rva__min(rva__min(bc, GATHER_MAX), t1 - c0);
-		for (size_t j = 0; j < nkt; j++) {
+		const void *kg = r.gk, *vg = r.gv;
+		for (size_t j = 0; j < nkt; j++)
 			kpos[j] = key_at(kl, c0 + j);
-			size_t kr = (size_t)kpos[j] - op->kv_origin;
-			memcpy((char *)r.gk + j * D * kes, rva__kv_elem(io->pg, seq, false, kr, r.kvh * r.khs),
-			       D * kes);
-			memcpy((char *)r.gv + j * r.Dv * ves, rva__kv_elem(io->pg, seq, true, kr, r.kvh * r.vhs),
-			       r.Dv * ves);
+		if (pre) {
+			kg = (const char *)pre->k + (c0 - pre->first) * D * kes;
+			vg = (const char *)pre->v + (c0 - pre->first) * r.Dv * ves;
+		} else {
+			for (size_t j = 0; j < nkt; j++) {
+				size_t kr = (size_t)kpos[j] - op->kv_origin;
+				memcpy((char *)r.gk + j * D * kes,
+				       rva__kv_elem(io->pg, seq, false, kr, r.kvh * r.khs), D * kes);
+				memcpy((char *)r.gv + j * r.Dv * ves,
+				       rva__kv_elem(io->pg, seq, true, kr, r.kvh * r.vhs), r.Dv * ves);
+			}
 		}
 		c0 += nkt;
 		rva__tile_class wcls = rva__window_classify(&s->mods, qp[0], qp[br - 1], kpos[0],
@@ -499,7 +513,7 @@ static void attend_keys(const rva_attention *att, const sm_op *op, const rva_seq
 		if (wcls == RVA__TILE_NONE)
 			continue;
 		size_t vts = 0;
-		const float *vt = tile_scores(&r, r.gk, D, r.gv, r.Dv, nkt, &vts);
+		const float *vt = tile_scores(&r, kg, D, vg, r.Dv, nkt, &vts);
 		if (elementwise || wcls == RVA__TILE_PARTIAL) /* key by key: positions scatter */
 			for (size_t j = 0; j < nkt; j++)
 				tile_bias_mask(att, s, seq, io, (size_t)kpos[j], 1, r.st + j * brp, brp, NULL,
@@ -508,18 +522,26 @@ static void attend_keys(const rva_attention *att, const sm_op *op, const rva_seq
 			for (size_t j = 0; j < nkt; j++)
 				for (size_t i = br; i < brp; i++)
 					r.st[j * brp + i] = -INFINITY;
-		if (!all_visible)
+		if (!all_visible && kl->rule == KEYS_STRIDED) {
+			/* kp <= qp - l: the rows (positions ascending) before the first with
+			 * qp >= kp + l are hidden, a prefix growing with kp */
+			size_t a = 0;
+			for (size_t j = 0; j < nkt; j++) {
+				while (a < br && qp[a] < kpos[j] + s->pattern.stride)
+					a++;
+				float *row = r.st + j * brp;
+				for (size_t i = 0; i < a; i++)
+					row[i] = -INFINITY;
+			}
+		} else if (!all_visible) {
 			for (size_t j = 0; j < nkt; j++) {
 				float *row = r.st + j * brp;
-				for (size_t i = 0; i < br; i++) {
-					bool vis = kl->rule == KEYS_STRIDED
-					                   ? kpos[j] <= qp[i] - s->pattern.stride
-					                   : (!s->pattern.causal || kpos[j] <= qp[i]) &&
-					                             !rva__pattern_allows(&s->band, qp[i], kpos[j]);
-					if (!vis)
+				for (size_t i = 0; i < br; i++)
+					if (!((!s->pattern.causal || kpos[j] <= qp[i]) &&
+					      !rva__pattern_allows(&s->band, qp[i], kpos[j])))
 						row[i] = -INFINITY;
-				}
 			}
+		}
 		tile_softmax(&r, nkt);
 		if (r.dropout)
 			for (size_t j = 0; j < nkt; j++)
@@ -537,10 +559,17 @@ static void finish_rows(const float *o, const float *l, size_t br, size_t D, voi
 	}
 	float *out = outp;
 	for (size_t i = 0; i < br; i++) {
-		float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
 		float *dst = out + i * out_stride;
-		for (size_t d = 0; d < D; d++)
-			dst[d] = l[i] > 0.0f ? o[i * D + d] * inv : (isnan(l[i]) ? NAN : 0.0f);
+		const float *src = o + i * D;
+		if (l[i] > 0.0f) { /* the test out of the loop over d, so it vectorises */
+			float inv = 1.0f / l[i];
+			for (size_t d = 0; d < D; d++)
+				dst[d] = src[d] * inv;
+		} else {
+			float f = isnan(l[i]) ? NAN : 0.0f;
+			for (size_t d = 0; d < D; d++)
+				dst[d] = f;
+		}
 	}
 }
 
@@ -586,6 +615,8 @@ static size_t carve_floats(size_t br, size_t D) {
  * (bench/sparse.c; RESULTS section 16): 16 / 32 beat 32 / 64 and 64 / 64. */
 #define SPARSE_SUB_ROWS 16
 #define RESIDUE_ROWS 32
+/* Floats of a strided residue's K and V rows gathered at once (task_strided): 256 KiB. */
+#define RESIDUE_GATHER_FLOATS 65536
 
 /* Whether the prefill tasks of seq run the pattern's block-sparse form: a sparse pattern,
  * except the strided one with a sequence bias or mask (those index consecutive rows, and
@@ -661,11 +692,11 @@ static void attend_sparse(const rva_attention *att, const sm_op *op, const rva_s
 	size_t t1 = rva__min(n, rva__pattern_shared_below(&s->pattern, (int64_t)kb1));
 	key_list kl = {.shared = &s->pattern, .rule = KEYS_OUTSIDE_BAND};
 	if (t0 > 0)
-		attend_keys(att, op, seq, slot, io, scratch, &kl, 0, t0, true);
+		attend_keys(att, op, seq, slot, io, scratch, &kl, 0, t0, true, NULL);
 	if (t1 > t0)
-		attend_keys(att, op, seq, slot, io, scratch, &kl, t0, t1, false);
+		attend_keys(att, op, seq, slot, io, scratch, &kl, t0, t1, false, NULL);
 	if (n > t1)
-		attend_keys(att, op, seq, slot, io, scratch, &kl, t1, n, true);
+		attend_keys(att, op, seq, slot, io, scratch, &kl, t1, n, true, NULL);
 }
 
 /* ---- tasks -------------------------------------------------------------------------- */
@@ -736,55 +767,103 @@ static rva_status task_global_rows(const rva__task *t, rva__exec_ctx *x) {
 	return rows_task(t, x, FORM_GLOBAL_ROWS);
 }
 
+/* Keys of a strided residue gathered at once (task_strided): at most this many, and at
+ * least one tile's worth (the scratch of plan_strided holds them). */
+static size_t residue_keys_max(const rva_attention *att) {
+	return rva__max(att->cfg.block_size,
+	                RESIDUE_GATHER_FLOATS / (att->head_dim + att->v_head_dim));
+}
+
 /*
  * Strided keys of head a, residues b..c-1 counted from the first row position with strided
  * keys (max(first position, l)): for each residue r, the query rows at positions
- * qp = r (mod l), qp >= l, gathered query_block at a time, against the keys
- * r, r + l, ... <= qp - l, gathered (a causal attention among the residue's positions),
- * their state (m, l, O) left in the partials for task_sparse to continue with the band.
+ * qp = r (mod l), qp >= l, against the keys r, r + l, ... <= qp - l (a causal attention
+ * among the residue's positions), their state (m, l, O) left in the partials for
+ * task_sparse to continue with the band. The residue's K and V rows are gathered once,
+ * contiguous (in chunks of residue_keys_max keys), and every pass of rows reads them in
+ * place; rows go query_block (at most RESIDUE_ROWS) at a time, gathered.
  */
 static rva_status task_strided(const rva__task *t, rva__exec_ctx *x) {
 	const sm_op *op = t->ctx;
 	const rva_attention *att = op->att;
 	const sm_state *s = att->state;
 	const rva_seq *seq = &op->seqs[t->seq];
-	size_t D = att->head_dim, qb = rva__min(att->cfg.query_block, RESIDUE_ROWS), h = t->a;
+	size_t D = att->head_dim, Dv = att->v_head_dim, h = t->a;
+	size_t qb = rva__min(att->cfg.query_block, RESIDUE_ROWS);
 	size_t br_max = rva__min(qb, seq->nq), qes = rva__dtype_size(seq->q_dtype);
+	size_t kes = rva__dtype_size(seq->k_dtype), ves = rva__dtype_size(seq->v_dtype);
+	size_t kvh = h / (att->cfg.heads / att->kv_heads);
+	size_t khs = rva__head_stride(seq->k_head_stride, D), vhs = rva__head_stride(seq->v_head_stride, Dv);
+	size_t qhs = rva__head_stride(seq->q_head_stride, D), kmax_keys = residue_keys_max(att);
 	int64_t l = s->pattern.stride, off = qpos0(att, seq->nq, seq->nk);
-	int64_t qend = off + (int64_t)seq->nq; /* positions [off, qend) */
-	tile_bufs b = carve(x->scratch, br_max, att->v_head_dim);
+	int64_t qend = off + (int64_t)seq->nq, kmax = (int64_t)seq->nk - 1; /* positions [off, qend) */
+	const rva__kv_pages *pg = op->pages ? &op->pages[t->seq] : NULL;
+	tile_bufs b = carve(x->scratch, br_max, Dv);
 	unsigned char *qg = (unsigned char *)align16f(b.tile + tile_scratch_floats(att, br_max, br_max));
+	unsigned char *kg = (unsigned char *)align16f((float *)(qg + br_max * D * qes));
+	unsigned char *vg = (unsigned char *)align16f((float *)(kg + kmax_keys * D * kes));
 	key_list kl = {.step = l, .rule = KEYS_STRIDED};
 	int64_t start = off > l ? off : l; /* rows at positions >= l have strided keys */
 	for (size_t rho = t->b; rho < t->c; rho++) {
 		int64_t first = start + (int64_t)rho, r = first % l; /* residue r from `first` on */
 		kl.first = r;
-		for (int64_t p0 = first; p0 < qend; p0 += (int64_t)qb * l) {
-			size_t br = 0;
-			for (int64_t p = p0; p < qend && br < qb; p += l) {
-				size_t row = (size_t)(p - off);
-				b.qpos[br] = p;
-				memcpy(qg + br * D * qes,
-				       rva__elem_at(seq->q, seq->q_dtype,
-				                    row * seq->q_stride + h * rva__head_stride(seq->q_head_stride, D)),
-				       D * qes);
-				br++;
+		/* rows first + i l, i < nrows; keys r + u l, u < nkeys (<= the last row's qp - l) */
+		size_t nrows = (size_t)((qend - first + l - 1) / l);
+		int64_t klast = first + (int64_t)(nrows - 1) * l - l < kmax ? first + (int64_t)(nrows - 1) * l - l
+		                                                          : kmax;
+		size_t nkeys = klast >= r ? (size_t)((klast - r) / l + 1) : 0;
+		/* keys u are seen by row i when r + u l <= min(qp_i - l, kmax) */
+		for (size_t u0 = 0; u0 == 0 || u0 < nkeys; u0 += kmax_keys) {
+			size_t u1 = rva__min(nkeys, u0 + kmax_keys);
+			for (size_t u = u0; u < u1; u++) {
+				size_t kr = (size_t)(r + (int64_t)u * l) - op->kv_origin;
+				memcpy(kg + (u - u0) * D * kes, rva__kv_elem(pg, seq, false, kr, kvh * khs), D * kes);
+				memcpy(vg + (u - u0) * Dv * ves, rva__kv_elem(pg, seq, true, kr, kvh * vhs), Dv * ves);
 			}
-			tile_io io = {.q = qg, .qs = D, .qpos = b.qpos, .q0 = 0, .br = br, .h = h,
-			              .o = b.o, .m = b.m, .l = b.l, .gathered_rows = true,
-			              .pg = op->pages ? &op->pages[t->seq] : NULL};
-			/* keys r + u l, u < nall (<= qz - l); u < nfull are seen by every row (<= qa - l) */
-			int64_t qa = b.qpos[0], qz = b.qpos[br - 1], kmax = (int64_t)seq->nk - 1;
-			int64_t full_last = qa - l < kmax ? qa - l : kmax, last = qz - l < kmax ? qz - l : kmax;
-			size_t nfull = full_last >= r ? (size_t)((full_last - r) / l + 1) : 0;
-			size_t nall = last >= r ? (size_t)((last - r) / l + 1) : 0;
-			/* one pass: the test is one comparison, and a split would leave small tiles */
-			attend_keys(att, op, seq, t->seq, &io, b.tile, &kl, 0, nall, nall == nfull);
-			for (size_t i = 0; i < br; i++) {
-				float *p = strided_state(op, t->seq, (size_t)(b.qpos[i] - off), h);
-				p[0] = b.m[i];
-				p[1] = b.l[i];
-				memcpy(p + 2, b.o + i * att->v_head_dim, att->v_head_dim * sizeof(float));
+			key_rows pre = {.k = kg, .v = vg, .first = u0};
+			/* the first row that sees key u0 (qp >= r + u0 l + l): the rows before it have
+			 * no key in this chunk (all rows take part in the first, which starts them) */
+			size_t i_first = 0;
+			if (u0 > 0) {
+				int64_t p = r + (int64_t)u0 * l + l;
+				i_first = p > first ? (size_t)((p - first + l - 1) / l) : 0;
+			}
+			for (size_t i0 = i_first; i0 < nrows; i0 += qb) {
+				size_t br = rva__min(qb, nrows - i0);
+				for (size_t i = 0; i < br; i++) {
+					int64_t p = first + (int64_t)(i0 + i) * l;
+					b.qpos[i] = p;
+					memcpy(qg + i * D * qes,
+					       rva__elem_at(seq->q, seq->q_dtype, (size_t)(p - off) * seq->q_stride + h * qhs),
+					       D * qes);
+				}
+				tile_io io = {.q = qg, .qs = D, .qpos = b.qpos, .q0 = 0, .br = br, .h = h,
+				              .o = b.o, .m = b.m, .l = b.l, .gathered_rows = true, .pg = pg,
+				              .resume = u0 > 0};
+				if (u0 > 0) /* continue the rows' state of the earlier chunks */
+					for (size_t i = 0; i < rva__round_up(br, 16); i++) {
+						const float *st = i < br ? strided_state(op, t->seq, (size_t)(b.qpos[i] - off), h)
+						                         : NULL;
+						b.m[i] = st ? st[0] : -INFINITY;
+						b.l[i] = st ? st[1] : 0.0f;
+						if (st)
+							memcpy(b.o + i * Dv, st + 2, Dv * sizeof(float));
+					}
+				/* keys [u0, uall) reach some row of the pass, [u0, ufull) every row */
+				int64_t qa = b.qpos[0] - l < kmax ? b.qpos[0] - l : kmax;
+				int64_t qz = b.qpos[br - 1] - l < kmax ? b.qpos[br - 1] - l : kmax;
+				size_t ufull = qa >= r ? rva__min(u1, (size_t)((qa - r) / l + 1)) : 0;
+				size_t uall = qz >= r ? rva__min(u1, (size_t)((qz - r) / l + 1)) : 0;
+				ufull = rva__max(ufull, u0);
+				uall = rva__max(uall, u0);
+				/* one call: the test is a prefix per key, and a split would leave small tiles */
+				attend_keys(att, op, seq, t->seq, &io, b.tile, &kl, u0, uall, uall == ufull, &pre);
+				for (size_t i = 0; i < br; i++) {
+					float *p = strided_state(op, t->seq, (size_t)(b.qpos[i] - off), h);
+					p[0] = b.m[i];
+					p[1] = b.l[i];
+					memcpy(p + 2, b.o + i * Dv, Dv * sizeof(float));
+				}
 			}
 		}
 	}
@@ -1219,7 +1298,8 @@ static rva_status plan_strided(const rva_attention *att, sm_op *op, rva__graph *
 		return RVA_ENOMEM;
 	size_t br_max = rva__min(att->cfg.query_block, seq->nq);
 	rva__graph_need_scratch(g, (tile_scratch_floats(att, br_max, br_max) +
-	                            carve_floats(br_max, att->v_head_dim) + br_max * D + 16) *
+	                            carve_floats(br_max, att->v_head_dim) + br_max * D + 16 +
+	                            residue_keys_max(att) * (D + att->v_head_dim) + 64) *
 	                           sizeof(float));
 	uint32_t join, id;
 	rva_status st = rva__graph_add_join(g, (uint32_t)s, &join);

@@ -12,6 +12,7 @@
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/env.h"
+#include "kernels/transpose16.h"
 #include "kernels/vexp.h"
 #include "kernels/vtanh.h"
 
@@ -40,8 +41,36 @@ bool rva__sm_use_decode(void) {
 	return decode_kernels;
 }
 
+#if defined(__x86_64__)
+/* rva__sm_pack_qt in 16 x 16 blocks: 16 query rows (16 floats of each) loaded, scaled,
+ * transposed in registers and stored as 16 lanes of 16 rows of Qt (the scalar loop's
+ * products, in another order: the same bits). */
+static RVA__TARGET_AVX512 void pack_qt_avx512(const float *q, size_t qs, size_t br, size_t brp,
+                                              size_t D, float scale, float *qt) {
+	const __m512 vs = _mm512_set1_ps(scale);
+	for (size_t i0 = 0; i0 < brp; i0 += 16)
+		for (size_t d0 = 0; d0 < D; d0 += 16) {
+			size_t nd = D - d0 < 16 ? D - d0 : 16;
+			__mmask16 dm = (__mmask16)(nd >= 16 ? 0xFFFFu : (1u << nd) - 1);
+			__m512 r[16];
+			for (size_t i = 0; i < 16; i++)
+				r[i] = i0 + i < br ? _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, q + (i0 + i) * qs + d0), vs)
+				                   : _mm512_setzero_ps();
+			rva__transpose16(r);
+			for (size_t d = 0; d < nd; d++)
+				_mm512_store_ps(qt + (d0 + d) * brp + i0, r[d]);
+		}
+}
+#endif
+
 void rva__sm_pack_qt(const float *q, size_t qs, size_t br, size_t brp, size_t D, float scale,
                      float *qt) {
+#if defined(__x86_64__)
+	if (rva__simd_level() == RVA__SIMD_AVX512) {
+		pack_qt_avx512(q, qs, br, brp, D, scale, qt);
+		return;
+	}
+#endif
 	for (size_t d = 0; d < D; d++) {
 		float *row = qt + d * brp;
 		for (size_t i = 0; i < br; i++)
