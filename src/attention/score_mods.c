@@ -237,12 +237,12 @@ static inline RVA__TARGET_AVX512 __mmask16 lanes(size_t n) {
  * mask rows once per 64 keys. The addresses are integer arithmetic: past the matrix
  * they fetch lines nobody reads (a prefetch never faults).
  */
-static RVA__TARGET_AVX512 void mods_tile_avx512(const rva__score_mods *m, const rva_seq *seq,
-                                                size_t h, size_t q0, const int64_t *qpos,
-                                                size_t br, size_t k0, size_t nkt, float *st,
-                                                size_t ld, bool alibi) {
-	const float *bias = seq->bias ? seq->bias + h * seq->bias_head_stride + q0 * seq->bias_stride + k0 : NULL;
-	const uint8_t *mask = seq->mask ? seq->mask + h * seq->mask_head_stride + q0 * seq->mask_stride + k0 : NULL;
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+mods_tile_t(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
+            const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st, size_t ld,
+            const bool alibi, const bool has_bias, const bool has_mask) {
+	const float *bias = has_bias ? seq->bias + h * seq->bias_head_stride + q0 * seq->bias_stride + k0 : NULL;
+	const uint8_t *mask = has_mask ? seq->mask + h * seq->mask_head_stride + q0 * seq->mask_stride + k0 : NULL;
 	size_t bs = seq->bias_stride, ms = seq->mask_stride;
 	__m512 vs = _mm512_set1_ps(alibi ? m->slopes[h] : 0.0f);
 	const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -257,17 +257,25 @@ static RVA__TARGET_AVX512 void mods_tile_avx512(const rva__score_mods *m, const 
 			size_t nj = rva__min(16, nkt - j0);
 			__mmask16 km = lanes(nj);
 			__m512 bt[16], mt[16];
-			if (bias) {
-				for (size_t i = 0; i < 16; i++) {
-					const float *bi = bias + (i0 + i) * bs + j0;
-					bt[i] = i < ni ? _mm512_maskz_loadu_ps(km, bi) : _mm512_setzero_ps();
-					if (i < ni)
+			if (has_bias) {
+				if (ni == 16) /* whole blocks without a test per row */
+					for (size_t i = 0; i < 16; i++) {
+						const float *bi = bias + (i0 + i) * bs + j0;
+						bt[i] = _mm512_maskz_loadu_ps(km, bi);
 						_mm_prefetch((const char *)((uintptr_t)bi + nkt * sizeof(float)),
 						             _MM_HINT_T0);
-				}
+					}
+				else
+					for (size_t i = 0; i < 16; i++) {
+						const float *bi = bias + (i0 + i) * bs + j0;
+						bt[i] = i < ni ? _mm512_maskz_loadu_ps(km, bi) : _mm512_setzero_ps();
+						if (i < ni)
+							_mm_prefetch((const char *)((uintptr_t)bi + nkt * sizeof(float)),
+							             _MM_HINT_T0);
+					}
 				rva__transpose16(bt);
 			}
-			if (mask) {
+			if (has_mask) {
 				for (size_t i = 0; i < 16; i++) {
 					const uint8_t *mi = mask + (i0 + i) * ms + j0;
 					mt[i] = i < ni ? _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(km, mi)))
@@ -284,9 +292,9 @@ static RVA__TARGET_AVX512 void mods_tile_avx512(const rva__score_mods *m, const 
 					__m512 d = _mm512_abs_ps(_mm512_sub_ps(vbase, _mm512_set1_ps((float)(j0 + j))));
 					x = _mm512_fnmadd_ps(vs, d, x);
 				}
-				if (bias)
+				if (has_bias)
 					x = _mm512_add_ps(x, bt[j]);
-				if (mask) {
+				if (has_mask) {
 					__mmask16 vis = _mm512_test_epi32_mask(_mm512_castps_si512(mt[j]),
 					                                       _mm512_castps_si512(mt[j]));
 					x = _mm512_mask_blend_ps(vis, ninf, x);
@@ -295,6 +303,22 @@ static RVA__TARGET_AVX512 void mods_tile_avx512(const rva__score_mods *m, const 
 			}
 		}
 	}
+}
+
+/* mods_tile_t with its three switches fixed per instantiation: each keeps only its own
+ * loads in registers (the bias block and the mask block together overflow them). */
+static RVA__TARGET_AVX512 void mods_tile_avx512(const rva__score_mods *m, const rva_seq *seq,
+                                                size_t h, size_t q0, const int64_t *qpos,
+                                                size_t br, size_t k0, size_t nkt, float *st,
+                                                size_t ld, bool alibi) {
+#define MODS_TILE(A, B, M) mods_tile_t(m, seq, h, q0, qpos, br, k0, nkt, st, ld, A, B, M)
+	if (seq->bias && !seq->mask && !alibi)
+		MODS_TILE(false, true, false);
+	else if (!seq->bias && !seq->mask && alibi)
+		MODS_TILE(true, false, false);
+	else
+		MODS_TILE(alibi, seq->bias != NULL, seq->mask != NULL);
+#undef MODS_TILE
 }
 #endif
 
