@@ -767,6 +767,51 @@ static rva_status task_global_rows(const rva__task *t, rva__exec_ctx *x) {
 	return rows_task(t, x, FORM_GLOBAL_ROWS);
 }
 
+/*
+ * Local-global global rows wherever they lie: a = first head, b = end head, c = index of
+ * the first in the pattern's sorted global list, d = how many (at most query_block). Their
+ * query rows are gathered so that they share the key tiles (over every key, as
+ * task_global_rows), instead of a task per run of consecutive rows: spread global tokens
+ * made runs of one row each, on the one-row kernel. Planned only for sequences without a
+ * bias or 2-D mask (those index consecutive rows).
+ */
+static rva_status task_global_gathered(const rva__task *t, rva__exec_ctx *x) {
+	const sm_op *op = t->ctx;
+	const rva_attention *att = op->att;
+	const sm_state *s = att->state;
+	const rva_seq *seq = &op->seqs[t->seq];
+	size_t D = att->head_dim, Dv = att->v_head_dim, br = t->d, qes = rva__dtype_size(seq->q_dtype);
+	rva__pattern dense = {.kind = RVA__PAT_DENSE, .causal = s->pattern.causal};
+	tile_bufs b = carve(x->scratch, br, Dv);
+	unsigned char *qg = (unsigned char *)align16f(b.tile + tile_scratch_floats(att, br, br));
+	int64_t off = qpos0(att, seq->nq, seq->nk);
+	for (size_t i = 0; i < br; i++)
+		b.qpos[i] = rva__pattern_shared_key(&s->pattern, t->c + i);
+	size_t qhs = rva__head_stride(seq->q_head_stride, D);
+	size_t ohs = rva__head_stride(seq->out_head_stride, Dv);
+	for (size_t h = t->a; h < t->b; h++) {
+		for (size_t i = 0; i < br; i++)
+			memcpy(qg + i * D * qes,
+			       rva__elem_at(seq->q, seq->q_dtype,
+			                    (size_t)(b.qpos[i] - off) * seq->q_stride + h * qhs),
+			       D * qes);
+		tile_io io = {.q = qg, .qs = D, .qpos = b.qpos, .q0 = 0, .br = br, .h = h,
+		              .k_begin = 0, .k_end = seq->nk, .o = b.o, .m = b.m, .l = b.l,
+		              .pg = op->pages ? &op->pages[t->seq] : NULL, .pat = &dense,
+		              .gathered_rows = true};
+		attend(att, op, seq, t->seq, &io, b.tile);
+		for (size_t i = 0; i < br; i++) { /* write_rows, row by row */
+			size_t row = (size_t)(b.qpos[i] - off);
+			finish_rows(b.o + i * Dv, b.l + i, 1, Dv,
+			            rva__elem_at_mut(seq->out, seq->out_dtype, row * seq->out_stride + h * ohs),
+			            seq->out_dtype, seq->out_stride);
+			if (seq->lse)
+				write_lse(b.m + i, b.l + i, 1, seq->lse + h * seq->lse_head_stride + row);
+		}
+	}
+	return RVA_OK;
+}
+
 /* Keys of a strided residue gathered at once (task_strided): at most this many, and at
  * least one tile's worth (the scratch of plan_strided holds them). */
 static size_t residue_keys_max(const rva_attention *att) {
@@ -1336,6 +1381,21 @@ static rva_status plan_global_rows(const rva_attention *att, sm_op *op, rva__gra
 	size_t t = rva__pattern_shared_below(p, off), n = rva__pattern_shared_below(p, qend);
 	rva_status st;
 	uint32_t id;
+	if (!seq->bias && !seq->mask) { /* gathered, query_block rows a task */
+		size_t br_max = rva__min(qb, n - t);
+		rva__graph_need_scratch(g, (tile_scratch_floats(att, br_max, br_max) +
+		                            carve_floats(br_max, att->v_head_dim) + br_max * att->head_dim +
+		                            16) * sizeof(float));
+		for (; t < n; t += qb)
+			for (size_t h0 = 0; h0 < H; h0 += group)
+				if ((st = rva__graph_add(g, task_global_gathered, op, (uint32_t)s, (uint32_t)h0,
+				                         (uint32_t)rva__min(H, h0 + group), (uint32_t)t,
+				                         (uint32_t)rva__min(qb, n - t), cost, &id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, after, id)) != RVA_OK ||
+				    (st = rva__graph_edge(g, id, done)) != RVA_OK)
+					return st;
+		return RVA_OK;
+	}
 	while (t < n) {
 		int64_t p0 = rva__pattern_shared_key(p, t);
 		size_t run = 1;
