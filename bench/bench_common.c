@@ -233,6 +233,12 @@ float bench_read_bytes(const void *p, size_t bytes) {
 	return total;
 }
 
+double bench_process_cpu_now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* kind 0: FMA (AVX-512 or AVX2), 1: vdpbf16ps (0 without AVX512_BF16). */
 static float probe_loop(int kind, rva__simd lvl, long iters) {
 #if defined(__x86_64__)

@@ -54,6 +54,12 @@ double bench_cpu_now(void);
  * the compiler vectorises; no prefetch): the read baseline of a kernel timed on the same
  * thread (bench_cpu_now). Returns the sum, to keep the reads observable. */
 float bench_read_bytes(const void *p, size_t bytes);
+
+/* Seconds of CPU time of the whole process (every thread: the engine's workers too; time
+ * while descheduled does not count): the steadier clock on a loaded machine, for runs whose
+ * threads do not spin while idle (one worker). */
+double bench_process_cpu_now(void);
+
 /* The one-thread FMA peak on the calling thread, timed with bench_cpu_now (median of reps). */
 double bench_fma_peak_thread_gflops(int reps);
 #endif

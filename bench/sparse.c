@@ -107,12 +107,6 @@ static rva_config row_config(int r, const opts *o, const size_t *glob) {
 	return c;
 }
 
-static double cpu_now(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
 	opts o;
 	parse(argc, argv, &o);
@@ -148,14 +142,14 @@ int main(int argc, char **argv) {
 		for (int r = 0; r < NROWS; r++) {
 			if (!att[r])
 				continue;
-			double t0 = bench_now(), c0 = cpu_now();
+			double t0 = bench_now(), c0 = bench_process_cpu_now();
 			if (rva_engine_run(e, att[r], &b, NULL, NULL, NULL) != RVA_OK) {
 				fprintf(stderr, "sparse: %s: %s\n", names[r], rva_last_error());
 				return 1;
 			}
 			if (i >= 0) {
 				t[r * o.repeat + i] = bench_now() - t0;
-				tc[r * o.repeat + i] = cpu_now() - c0;
+				tc[r * o.repeat + i] = bench_process_cpu_now() - c0;
 			}
 		}
 	bench_header(stdout, "sparse");
