@@ -134,6 +134,39 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
                           const rva_runtime *rt);
 
 /*
+ * The attention-op extras of one query (batch.h, rva_seq's fields of the same names with
+ * nq = 1 and nk = n_keys; zero = off). Softmax mechanisms only (scaled_dot, multi_head,
+ * flash, local_global): the others refuse bias, mask and lse with RVA_EINVAL.
+ *  - bias: an additive logit bias per key, bias[h * bias_head_stride + j] for query head
+ *    h and key j; bias_head_stride 0 = one row of n_keys broadcast over the heads.
+ *  - mask: a boolean per key and head, the same layout (nonzero = visible; with the key
+ *    mask of the call both must let the key through).
+ *  - lse: heads floats, lse[h] = the natural log of the sum of exp of the visible scaled
+ *    logits of head h (-inf when it sees no key).
+ *  - q_pos, k_pos: RoPE position offsets (config.h rope; without it RVA_EINVAL): the
+ *    query rotates at q_pos plus its causal_align position (n_keys - 1 bottom-right, 0
+ *    top-left), key j at k_pos + j.
+ * None may overlap out (RVA_EINVAL). The arrays are borrowed for the call.
+ */
+typedef struct rva_query_extras {
+	const float *bias;
+	size_t bias_head_stride;
+	const uint8_t *mask;
+	size_t mask_head_stride;
+	float *lse;
+	size_t q_pos, k_pos;
+	uint64_t reserved[8];    /* zero */
+} rva_query_extras;
+
+/* rva_compute_ex with the extras x (NULL = none): the same bits as rva_compute_batch over
+ * an rva_seq of one query row carrying them. Errors: those of rva_compute_ex; RVA_EINVAL
+ * (x->reserved not zero, and the rva_seq checks of its fields). */
+rva_status rva_compute_query(const rva_attention *att, const float *query,
+                             const float *const *keys, const float *const *values,
+                             const uint8_t *key_mask, size_t n_keys, float *out,
+                             const rva_query_extras *x, const rva_runtime *rt);
+
+/*
  * Runs a whole batch serially on the calling thread (no engine): the reference path
  * and the one the single-query calls use. seq_status, when non-NULL, receives one
  * status per sequence; a bad sequence fails alone and the others complete (a sequence

@@ -999,10 +999,15 @@ static size_t even_stride(const float *const *rows, size_t n, size_t width) {
 	return stride;
 }
 
-rva_status rva_compute_ex(const rva_attention *att, const float *query,
-                          const float *const *keys, const float *const *values,
-                          const uint8_t *mask, size_t n_keys, float *out,
-                          const rva_runtime *rt) {
+rva_status rva_compute_query(const rva_attention *att, const float *query,
+                             const float *const *keys, const float *const *values,
+                             const uint8_t *mask, size_t n_keys, float *out,
+                             const rva_query_extras *x, const rva_runtime *rt) {
+	if (x)
+		for (size_t i = 0; i < sizeof x->reserved / sizeof x->reserved[0]; i++)
+			if (x->reserved[i])
+				return rva__fail(RVA_EINVAL, "rva_compute_query: extras reserved[%zu] is not "
+				                 "zero", i);
 	if (!att || !query || !out)
 		return rva__fail(RVA_ENULL, "rva_compute: %s is NULL",
 		                 !att ? "attention" : !query ? "query" : "out");
@@ -1023,6 +1028,16 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 	rva_seq s = {.nq = 1, .nk = n_keys, .q = query, .out = out, .key_mask = mask,
 	             .k = keys[0], .k_stride = even_stride(keys, n_keys, kvd),
 	             .v = values[0], .v_stride = even_stride(values, n_keys, vd)};
+	if (x) { /* one query row: the score matrices' row stride and the lse's head stride
+	          * are their defaults (n_keys, 1) */
+		s.bias = x->bias;
+		s.bias_head_stride = x->bias_head_stride;
+		s.mask = x->mask;
+		s.mask_head_stride = x->mask_head_stride;
+		s.lse = x->lse;
+		s.q_pos = x->q_pos;
+		s.k_pos = x->k_pos;
+	}
 	bool in_place = s.k_stride && s.v_stride;
 	if (in_place) {
 		byte_span o = span_of(out, 1, od, od, sizeof(float));
@@ -1059,6 +1074,13 @@ rva_status rva_compute_ex(const rva_attention *att, const float *query,
 	rva__free(qcopy);
 	rva__free(kv);
 	return st;
+}
+
+rva_status rva_compute_ex(const rva_attention *att, const float *query,
+                          const float *const *keys, const float *const *values,
+                          const uint8_t *mask, size_t n_keys, float *out,
+                          const rva_runtime *rt) {
+	return rva_compute_query(att, query, keys, values, mask, n_keys, out, NULL, rt);
 }
 
 rva_status rva_compute_masked(const rva_attention *att, const float *query,
