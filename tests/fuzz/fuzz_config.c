@@ -14,6 +14,11 @@
  * RVA_EINVAL for that sequence); an all-zero bias with an all-visible mask must give the
  * bits of neither, and a single-query rva_compute() the same bits as the batch path for
  * nq = 1.
+ * RoPE (rope, rope_theta, rope_scaling, rope_factor, rope_dim; the first sequence's q_pos
+ * and k_pos) is fuzzed too, with a predictor: when the config without its RoPE fields
+ * builds, the status of the config with them is exactly the one config.h documents for
+ * them (rope_status), and the first sequence's status follows batch.h for the position
+ * offsets (RVA_EINVAL without rope, RVA_ERANGE from 2^47 on).
  */
 #include <math.h>
 
@@ -38,7 +43,8 @@ enum {
 	F_ROUTER_PTR, F_BIAS, F_BIAS_BUCKETS, F_BIAS_MAX_DIST, F_BIAS_PTR, F_PATTERN,
 	F_SPARSE_STRIDE, F_GATES, F_CAP_SCOPE, F_KV_PROJ, F_ROUTER_STRIDE, F_CAUSAL_ALIGN,
 	F_SLIDING, F_WINDOW_LEFT, F_WINDOW_RIGHT, F_SOFTCAP, F_ALIBI, F_ALIBI_PTR, F_SEQ_MODS,
-	F_SPARSE_SUMMARY, F_COUNT
+	F_SPARSE_SUMMARY, F_ROPE, F_ROPE_THETA, F_ROPE_SCALING, F_ROPE_FACTOR, F_ROPE_DIM,
+	F_POSITIONS, F_COUNT
 };
 
 /* An enum value: mostly valid, sometimes just past the end, negative or huge. */
@@ -56,6 +62,22 @@ static size_t window_count(fuzz_in *in) {
 	if (b < 160)
 		return b % 10;
 	return b < 192 ? RVA_WINDOW_UNBOUNDED : fuzz_size(in);
+}
+
+/* A RoPE position offset: zero, small, the last valid ones (below 2^47) or beyond. */
+static size_t position(fuzz_in *in) {
+	uint8_t b = fuzz_u8(in);
+	if (b < 96)
+		return b < 32 ? 0 : b % 50;
+	if (b < 160)
+		return ((size_t)1 << 47) - 1 - b % 4;
+	return b < 192 ? ((size_t)1 << 47) + b % 4 : fuzz_size(in);
+}
+
+/* A rope_dim: 0 (the head), small even or odd, or any size. */
+static size_t rope_dim_of(fuzz_in *in) {
+	uint8_t b = fuzz_u8(in);
+	return b < 200 ? b % 20 : fuzz_size(in);
 }
 
 /* seq_mods bits: the first sequence's bias and mask, their layout, and the identity check. */
@@ -128,6 +150,70 @@ static bool build_too_slow(const rva_config *c) {
 	return cost > 2e7;
 }
 
+/* The status config.h documents for c's RoPE fields alone (c as the caller set them;
+ * mechanism m and head dim hd as resolved by a build of c without them): non-finite
+ * theta / factor RVA_ERANGE, enums out of range RVA_EINVAL (the order of rva_build's
+ * checks: floats, enums, then the fields), values without rope RVA_EINVAL, rope outside
+ * the softmax family RVA_EINVAL, theta <= 0 RVA_ERANGE, a factor without scaling
+ * RVA_EINVAL, a factor <= 0 with it RVA_ERANGE, rope_dim odd RVA_EINVAL or above hd
+ * RVA_ERANGE, NTK with fewer than 4 rotated elements RVA_ERANGE. */
+static rva_status rope_status(const rva_config *c, rva_mechanism m, size_t hd) {
+	if (!isfinite(c->rope_theta) || !isfinite(c->rope_factor))
+		return RVA_ERANGE;
+	if ((unsigned)c->rope >= RVA_ROPE_COUNT || (unsigned)c->rope_scaling >= RVA_ROPE_SCALING_COUNT)
+		return RVA_EINVAL;
+	if (c->rope == RVA_ROPE_NONE)
+		return c->rope_theta != 0.0f || c->rope_scaling != RVA_ROPE_SCALING_NONE ||
+		               c->rope_factor != 0.0f || c->rope_dim
+		           ? RVA_EINVAL
+		           : RVA_OK;
+	if (!softmax_family(m))
+		return RVA_EINVAL;
+	float theta = c->rope_theta == 0.0f ? 10000.0f : c->rope_theta;
+	float factor = c->rope_scaling != RVA_ROPE_SCALING_NONE && c->rope_factor == 0.0f
+	                   ? 1.0f
+	                   : c->rope_factor;
+	if (!(theta > 0.0f))
+		return RVA_ERANGE;
+	if (c->rope_scaling == RVA_ROPE_SCALING_NONE && factor != 0.0f)
+		return RVA_EINVAL;
+	if (c->rope_scaling != RVA_ROPE_SCALING_NONE && !(factor > 0.0f))
+		return RVA_ERANGE;
+	if (c->rope_dim % 2)
+		return RVA_EINVAL;
+	if (c->rope_dim > hd)
+		return RVA_ERANGE;
+	size_t rd = c->rope_dim ? c->rope_dim : hd & ~(size_t)1;
+	if (c->rope_scaling == RVA_ROPE_SCALING_NTK && rd < 4)
+		return RVA_ERANGE;
+	return RVA_OK;
+}
+
+static bool rope_fields_set(const rva_config *c) {
+	return c->rope != RVA_ROPE_NONE || c->rope_theta != 0.0f ||
+	       c->rope_scaling != RVA_ROPE_SCALING_NONE || c->rope_factor != 0.0f || c->rope_dim;
+}
+
+/* The status of c built without its RoPE fields, with its resolved mechanism and head dim
+ * when it builds. */
+static rva_status build_without_rope(const rva_config *c, rva_mechanism *m, size_t *hd) {
+	rva_config c0 = *c;
+	c0.rope = RVA_ROPE_NONE;
+	c0.rope_theta = c0.rope_factor = 0.0f;
+	c0.rope_scaling = RVA_ROPE_SCALING_NONE;
+	c0.rope_dim = 0;
+	rva_attention *a = NULL;
+	rva_status st = rva_build(&c0, &a);
+	if (st == RVA_OK) {
+		rva_config r;
+		FUZZ_CHECK(rva_attention_config(a, &r) == RVA_OK, "rva_attention_config");
+		*m = r.mechanism;
+		*hd = r.dim / r.heads;
+		rva_attention_destroy(a);
+	}
+	return st;
+}
+
 static rva_status allowed_build_status[] = {RVA_OK, RVA_ENULL, RVA_EINVAL, RVA_EDIM,
                                             RVA_ERANGE, RVA_EOVERFLOW, RVA_ENOMEM};
 
@@ -153,6 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	bool want_global = false, want_features = false, want_router = false, want_bias = false;
 	bool nan_arrays = false, want_slopes = false;
 	uint8_t seq_mods = 0; /* SM_* below */
+	size_t q_pos = 0, k_pos = 0; /* the first sequence's RoPE offsets */
 	for (int ops = 0; in.n && ops < 64; ops++) {
 		switch (fuzz_u8(&in) % F_COUNT) {
 		case F_MECH: c.mechanism = (rva_mechanism)fuzz_enum(&in, RVA_MECH_COUNT); break;
@@ -213,6 +300,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		case F_ALIBI: c.alibi = fuzz_u8(&in) & 1; break;
 		case F_ALIBI_PTR: want_slopes = fuzz_u8(&in) & 1; break;
 		case F_SEQ_MODS: seq_mods = fuzz_u8(&in); break;
+		case F_ROPE: c.rope = (rva_rope)fuzz_enum(&in, RVA_ROPE_COUNT); break;
+		case F_ROPE_THETA: c.rope_theta = fuzz_float(&in); break;
+		case F_ROPE_SCALING:
+			c.rope_scaling = (rva_rope_scaling)fuzz_enum(&in, RVA_ROPE_SCALING_COUNT);
+			break;
+		case F_ROPE_FACTOR: c.rope_factor = fuzz_float(&in); break;
+		case F_ROPE_DIM: c.rope_dim = rope_dim_of(&in); break;
+		case F_POSITIONS:
+			q_pos = position(&in);
+			k_pos = position(&in);
+			break;
 		}
 	}
 
@@ -250,9 +348,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 	if (build_too_slow(&c))
 		goto out;
+	rva_mechanism m0 = RVA_MECH_SCALED_DOT;
+	size_t hd0 = 0;
+	bool predict = rope_fields_set(&c) && build_without_rope(&c, &m0, &hd0) == RVA_OK;
 	rva_attention *att = NULL;
 	rva_clear_error();
 	rva_status st = rva_build(&c, &att);
+	if (predict) {
+		rva_status want = rope_status(&c, m0, hd0);
+		FUZZ_CHECK(st == want || (want == RVA_OK && st == RVA_ENOMEM),
+		           "rva_build with RoPE (rope %d theta %g scaling %d factor %g rope_dim %zu, "
+		           "%s, head_dim %zu): %s, predicted %s", (int)c.rope, (double)c.rope_theta,
+		           (int)c.rope_scaling, (double)c.rope_factor, c.rope_dim,
+		           rva_mechanism_name(m0), hd0, rva_status_name(st), rva_status_name(want));
+	}
 	bool allowed = false;
 	for (size_t i = 0; i < sizeof allowed_build_status / sizeof allowed_build_status[0]; i++)
 		allowed |= st == allowed_build_status[i];
@@ -314,18 +423,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		s[0].mask_head_stride = seq_mods & SM_PER_HEAD ? nq * ms_ : 0;
 	}
 	bool mats = sbias || smask;
-	/* a bias or mask outside the softmax family: that sequence is refused, the other runs */
-	bool refused = mats && !softmax_family(r.mechanism);
+	s[0].q_pos = q_pos;
+	s[0].k_pos = k_pos;
+	/* a bias or mask outside the softmax family, position offsets without rope or from
+	 * 2^47 on (batch.h, in this order): that sequence is refused, the other runs */
+	rva_status want0 = mats && !softmax_family(r.mechanism)                 ? RVA_EINVAL
+	                   : (q_pos || k_pos) && r.rope == RVA_ROPE_NONE        ? RVA_EINVAL
+	                   : q_pos >= ((size_t)1 << 47) || k_pos >= ((size_t)1 << 47) ? RVA_ERANGE
+	                                                                        : RVA_OK;
 	rva_batch b = {2, s};
 	rva_moe_stats ms;
 	rva_runtime rt = {.training = flags & 1, .seed = seed, .step = seed >> 32,
 	                  .moe_stats = &ms};
 	rva_status ss[2] = {RVA_EINTERNAL, RVA_EINTERNAL};
 	st = rva_compute_batch(att, &b, &rt, ss);
-	if (refused)
-		FUZZ_CHECK(st == RVA_EINVAL && ss[0] == RVA_EINVAL,
-		           "bias/mask on %s: batch %s, seq %s", rva_mechanism_name(r.mechanism),
-		           rva_status_name(st), rva_status_name(ss[0]));
+	if (want0 != RVA_OK)
+		FUZZ_CHECK(st == want0 && ss[0] == want0,
+		           "bias/mask on %s or positions %zu/%zu (rope %d): batch %s, seq %s, "
+		           "predicted %s", rva_mechanism_name(r.mechanism), q_pos, k_pos, (int)r.rope,
+		           rva_status_name(st), rva_status_name(ss[0]), rva_status_name(want0));
 	else
 		FUZZ_CHECK(st == RVA_OK || st == RVA_ENOMEM, "compute_batch %s (seq %s, %s)",
 		           rva_status_name(st), rva_status_name(ss[0]), rva_status_name(ss[1]));
@@ -348,7 +464,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 			           rva_mechanism_name(r.mechanism));
 		free(out0);
 	}
-	if (st == RVA_OK && nq == 1 && (flags & 16) && !mats) {
+	if (st == RVA_OK && nq == 1 && (flags & 16) && !mats && !q_pos && !k_pos) {
 		/* The single-query call is a batch of one: the same bits. */
 		const float *kp[8], *vp[8];
 		for (size_t i = 0; i < nk; i++) {
