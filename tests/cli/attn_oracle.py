@@ -9,7 +9,8 @@ usage: attn_oracle.py check Q K V OUT HEADS [causal] [tol]
        Score modifiers (include/rvattn/config.h), as KEY=VALUE arguments anywhere after
        HEADS: align=top-left (query i at i), window=L,R (-1: unbounded side),
        scale=S (the logit scale instead of 1/sqrt(head_dim)),
-       softcap=C, alibi=1 (the paper's default slopes), bias=FILE and mask=FILE
+       softcap=C, alibi=1 (the paper's default slopes), slopes=FILE (ALiBi with the
+       given slopes, .npy [heads]), bias=FILE and mask=FILE
        (.npy [N, M] or [heads, N, M], the same for every sequence; mask nonzero = visible),
        strided=L and fixed=L,C (the Sparse Transformer patterns, causal).
        Layouts and outputs (include/rvattn/batch.h): layout=bhsd (4-D Q, K, V and OUT
@@ -92,6 +93,8 @@ def oracle(q, k, v, heads, causal, mods=None):
     bias = np.load(mods["bias"]).astype(np.float64) if "bias" in mods else None
     mask = np.load(mods["mask"]) != 0 if "mask" in mods else None
     slopes = alibi_slopes(heads) if mods.get("alibi") else None
+    if "slopes" in mods:  # given ALiBi slopes, .npy [heads]
+        slopes = np.load(mods["slopes"]).astype(np.float64)
     for h in range(heads):
         g = h // group
         qs = q[:, :, h * hd:(h + 1) * hd]

@@ -1,9 +1,9 @@
 #!/bin/bash
 # The score-modifier flags of rvattn run (--causal-align, --window-left/--window-right,
-# --softcap, --alibi, --bias, --mask, and the per-call --scale) against the float64
-# oracle (tests/cli/attn_oracle.py), alone and combined, GQA and nq != nk; the report and
-# JSON name them; 1 and 2 threads give byte-identical files; bad values are usage errors
-# (exit 2) and a bad file exit 1.
+# --softcap, --alibi, --alibi-slopes, --bias, --mask, and the per-call --scale) against the
+# float64 oracle (tests/cli/attn_oracle.py), alone and combined, GQA and nq != nk; the
+# report and JSON name them; 1 and 2 threads give byte-identical files; bad values are
+# usage errors (exit 2) and a bad file exit 1.
 source "$(dirname "$0")/lib.bash"
 need_numpy
 O="$PY $ORACLE"
@@ -61,6 +61,21 @@ $O make d 2 1,1,64 1,700,64
 expect_rc 0 "$RVATTN" run --mechanism flash --heads 4 --q d_q.npy --k d_k.npy --v d_v.npy \
 	--out d_out.npy --causal --window-left 100 --alibi --softcap 4 &&
 	oracle_check d 4 causal window=100,-1 alibi=1 softcap=4
+
+# given ALiBi slopes (--alibi-slopes: .npy [heads]); the default slopes are far from them
+"$PY" -c 'import numpy as np; np.save("slopes.npy", np.array([0.9, 0.05, 0.4, 0.0], np.float32)); np.save("slopes3.npy", np.ones(3, np.float32))' ||
+	fail "cannot write the slopes files"
+flash_run a 4 --causal --alibi-slopes slopes.npy && oracle_check a 4 causal slopes=slopes.npy
+grep -q 'ALiBi (given slopes)' "$T/out" || fail "given slopes not reported: $(head -1 "$T/out")"
+"$PY" "$ORACLE" check a_q.npy a_k.npy a_v.npy a_out.npy 4 causal 2e-5 alibi=1 >/dev/null 2>&1 &&
+	fail "--alibi-slopes gives the default slopes' output"
+flash_run a 4 --causal-align top-left --window-left 6 --window-right 2 --alibi-slopes \
+	slopes.npy --softcap 3 && oracle_check a 4 - align=top-left window=6,2 slopes=slopes.npy \
+	softcap=3
+expect_rc 2 "$RVATTN" run --mechanism flash --heads 4 --q a_q.npy --k a_k.npy --v a_v.npy \
+	--alibi-slopes slopes3.npy
+expect_rc 1 "$RVATTN" run --mechanism flash --heads 4 --alibi-slopes missing.npy
+expect_rc 2 "$RVATTN" run --mechanism linear --alibi-slopes slopes.npy
 
 # the per-call scale (rva_runtime.scale): alone, with the modifiers, on the decode path;
 # the report and JSON name it; the default scale is far from it

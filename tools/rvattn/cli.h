@@ -171,6 +171,7 @@ typedef struct workload_opts {
 	const char *lse_path;
 	float scale;                                  /* --scale (rva_runtime.scale): NAN = not
 	                                               * given */
+	const char *alibi_slopes_path;                /* --alibi-slopes .npy [heads], or NULL */
 } workload_opts;
 
 /* Defaults: nothing given, seed 1, numa local, kernels auto. */
@@ -188,7 +189,7 @@ enum {
 	OPT_SOFTCAP, OPT_ALIBI, OPT_BIAS, OPT_MASK, OPT_ROPE, OPT_ROPE_THETA, OPT_ROPE_SCALING,
 	OPT_ROPE_FACTOR, OPT_ROPE_DIM, OPT_LAYER,
 	OPT_PATTERN, OPT_STRIDE, OPT_SUMMARY,
-	OPT_V_HEAD_DIM, OPT_LAYOUT, OPT_LSE, OPT_SCALE,
+	OPT_V_HEAD_DIM, OPT_LAYOUT, OPT_LSE, OPT_SCALE, OPT_ALIBI_SLOPES,
 	/* command-specific */
 	OPT_THREADS, OPT_REPEAT, OPT_JSON, OPT_CSV, OPT_PLOT, OPT_DIM_ONLY, OPT_HELP, OPT_WARMUP,
 };
@@ -214,7 +215,8 @@ enum {
 	{"pattern", 1, 0, OPT_PATTERN}, {"stride", 1, 0, OPT_STRIDE},                         \
 	{"summary", 1, 0, OPT_SUMMARY},                                                    \
 	{"v-head-dim", 1, 0, OPT_V_HEAD_DIM}, {"layout", 1, 0, OPT_LAYOUT},                  \
-	{"lse", 1, 0, OPT_LSE}, {"scale", 1, 0, OPT_SCALE}
+	{"lse", 1, 0, OPT_LSE}, {"scale", 1, 0, OPT_SCALE},                                  \
+	{"alibi-slopes", 1, 0, OPT_ALIBI_SLOPES}
 
 int workload_option(const char *cmd, workload_opts *o, int c, const char *arg);
 
@@ -238,6 +240,7 @@ typedef struct workload {
 	float *lse;                  /* --lse: [B][heads][nq] (rva_buffer_alloc), or NULL */
 	float call_scale;            /* --scale: rva_runtime.scale of every run (0 = the
 	                              * config's) */
+	bool alibi_given;            /* --alibi-slopes: the config's slopes came from a file */
 	bool synthetic;
 	uint64_t seed;                /* of the synthetic inputs */
 	float *q, *k, *v, *out;      /* q/k/v may alias the loaded arrays */

@@ -48,6 +48,7 @@ const char workload_help[] =
 	"                      p sees keys p - L .. p + R; a side not given is unbounded\n"
 	"  --softcap C         logit softcap C tanh(s / C) (Gemma 2); 0 = off\n"
 	"  --alibi             ALiBi biases with the paper's default slopes per head\n"
+	"  --alibi-slopes FILE ALiBi with the given slopes, .npy float [heads] (>= 0)\n"
 	"  --bias FILE         additive logit bias, .npy float [N, M] or [heads, N, M] (N\n"
 	"                      queries, M keys), the same for every sequence\n"
 	"  --mask FILE         boolean mask, .npy float of the same shapes, nonzero = visible\n"
@@ -207,6 +208,10 @@ int workload_option(const char *cmd, workload_opts *o, int c, const char *arg) {
 		}
 		return 1;
 	case OPT_ALIBI: o->alibi = true; return 1;
+	case OPT_ALIBI_SLOPES:
+		o->alibi = true;
+		o->alibi_slopes_path = arg;
+		return 1;
 	case OPT_ROPE:
 		if (strcmp(arg, "neox") == 0)
 			o->rope = RVA_ROPE_NEOX;
@@ -1041,7 +1046,28 @@ static int build_attention(const char *cmd, const workload_opts *o, workload *w)
 	int rc;
 	if (o->weights_dir && (rc = moe_weights_load(cmd, o->weights_dir, &w->cfg, &mw)))
 		return rc;
+	rva_npy_array slopes;
+	memset(&slopes, 0, sizeof slopes);
+	if (o->alibi_slopes_path) { /* [heads] floats; rva_build copies and checks them */
+		rva_status ls = rva_npy_load(o->alibi_slopes_path, &slopes);
+		if (ls != RVA_OK) {
+			moe_weights_free(&mw);
+			return cli_lib_error(ls, EXIT_RUNTIME, "--alibi-slopes %s", o->alibi_slopes_path);
+		}
+		if (slopes.ndim != 1 || slopes.shape[0] != w->cfg.heads) {
+			rva_npy_free(&slopes);
+			moe_weights_free(&mw);
+			return cli_usage(cmd, "--alibi-slopes %s: shape must be [%zu] (one slope per "
+			                 "head)", o->alibi_slopes_path, w->cfg.heads);
+		}
+		w->cfg.alibi_slopes = slopes.data;
+		w->alibi_given = true;
+	}
 	rva_status st = rva_build(&w->cfg, &w->att);
+	if (o->alibi_slopes_path) { /* copied by rva_build */
+		rva_npy_free(&slopes);
+		w->cfg.alibi_slopes = NULL;
+	}
 	if (o->weights_dir) {
 		/* rva_build copied the weights: the config must not point to the freed files */
 		moe_weights_free(&mw);
@@ -1282,7 +1308,7 @@ void workload_describe(const workload *w, FILE *f) {
 	if (c.softcap > 0.0f)
 		fprintf(f, ", softcap %g", (double)c.softcap);
 	if (c.alibi)
-		fprintf(f, ", ALiBi");
+		fprintf(f, ", ALiBi%s", w->alibi_given ? " (given slopes)" : "");
 	if (w->call_scale > 0.0f)
 		fprintf(f, ", scale %g per call", (double)w->call_scale);
 	if (c.rope != RVA_ROPE_NONE) {
@@ -1468,6 +1494,8 @@ void json_config(json *j, const workload *w) {
 	if (c.softcap > 0.0f)
 		json_kv_float(j, "softcap", c.softcap);
 	json_kv_bool(j, "alibi", c.alibi);
+	if (w->alibi_given)
+		json_kv_bool(j, "alibi_slopes_given", true);
 	if (w->call_scale > 0.0f)
 		json_kv_float(j, "call_scale", w->call_scale);
 	json_kv_string(j, "rope", c.rope == RVA_ROPE_NEOX ? "neox"
