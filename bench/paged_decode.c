@@ -8,6 +8,11 @@
  * paged is as fast); medians of the per-round ratios, so a loaded machine's slow rounds
  * hit both sides.
  *
+ * The sequences' rows are appended one sequence after another, so each takes its pages in
+ * order (back to back in memory: runs of pages, kv_pages.h); --interleave appends them a
+ * page at a time round the batch instead, so a sequence's pages lie B pages apart, as
+ * streams decoding side by side take theirs (every page then a run of its own).
+ *
  * --cpu-time: the ratios are of the process's CPU time per round instead of wall time
  * (engine workers park at once when idle, spin_us = 0, so CPU time is the work): on a
  * machine shared with other work, time spent waiting for a core then counts on neither
@@ -15,6 +20,7 @@
  *
  *   build/bench/paged_decode [--batch B] [--keys N] [--heads H] [--kv-heads G]
  *                            [--pages 16,128] [--threads T] [--reps R] [--cpu-time]
+ *                            [--interleave]
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -43,11 +49,11 @@ static void die(const char *what, rva_status st) {
 int main(int argc, char **argv) {
 	size_t B = 16, N = 4096, H = 12, G = 0, threads = 0, reps = 21;
 	size_t P[MAXP] = {16, 128}, np = 2;
-	bool cpu = false;
+	bool cpu = false, interleave = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--cpu-time")) {
-			cpu = true;
+		if (!strcmp(a, "--cpu-time") || !strcmp(a, "--interleave")) {
+			*(a[2] == 'c' ? &cpu : &interleave) = true;
 			continue;
 		}
 		if (!v) {
@@ -119,12 +125,18 @@ int main(int argc, char **argv) {
 		                          .pages = B * ((N + P[p] - 1) / P[p]), .max_seqs = B};
 		if ((st = rva_kv_cache_create(e, &kc, &cache[p])))
 			die("cache", st);
-		for (size_t s = 0; s < B; s++) {
-			if ((st = rva_kv_cache_seq_new(cache[p], &ids[p * B + s])) ||
-			    (st = rva_kv_cache_append(cache[p], ids[p * B + s], k + s * N * kvd, 0,
-			                              v + s * N * kvd, 0, N)))
-				die("append", st);
-		}
+		for (size_t s = 0; s < B; s++)
+			if ((st = rva_kv_cache_seq_new(cache[p], &ids[p * B + s])))
+				die("seq_new", st);
+		size_t step = interleave ? P[p] : N; /* rows appended per sequence in turn */
+		for (size_t r0 = 0; r0 < N; r0 += step)
+			for (size_t s = 0; s < B; s++) {
+				size_t n = N - r0 < step ? N - r0 : step;
+				if ((st = rva_kv_cache_append(cache[p], ids[p * B + s],
+				                              k + (s * N + r0) * kvd, 0,
+				                              v + (s * N + r0) * kvd, 0, n)))
+					die("append", st);
+			}
 	}
 	rva_batch b = {B, seqs};
 	/* same bits first */
@@ -165,8 +177,9 @@ int main(int argc, char **argv) {
 			tc[r - 2] = c_s;
 	}
 	printf("# decode B%zu H%zu (kv heads %zu) D%d, 1 query x %zu keys, fp32; %u workers; "
-	       "median of %zu alternated rounds; %s\n", B, H, G, HD, N, info.workers, reps,
-	       cpu ? "process CPU time (ms and GB/s per CPU second)" : "wall time");
+	       "median of %zu alternated rounds; %s; pages %s\n", B, H, G, HD, N, info.workers,
+	       reps, cpu ? "process CPU time (ms and GB/s per CPU second)" : "wall time",
+	       interleave ? "interleaved over the batch" : "in order per sequence");
 	printf("%-12s %10s %9s %14s\n", "variant", "ms", "GB/s", "paged/contig");
 	double mc = bench_median(tc, reps);
 	printf("%-12s %10.3f %9.2f %14s\n", "contiguous", mc * 1e3, bytes / mc * 1e-9, "1");

@@ -93,8 +93,9 @@ static rva_status pool_init(rva_kv_cache *c, rva_engine *e, size_t p, unsigned n
 			hwloc_bitmap_free(ns);
 	}
 	memset(pl->block, 0, bytes); /* commit every page now: nothing faults while serving */
+	pl->v_offset = n * c->k_stride;
 	for (size_t i = 0; i < n; i++) {
-		c->page_base[first + i] = (unsigned char *)pl->block + i * c->page_bytes;
+		c->page_base[first + i] = (unsigned char *)pl->block + i * c->k_stride;
 		c->page_pool[first + i] = (uint32_t)p;
 		pl->free_stack[i] = (uint32_t)(first + n - 1 - i); /* pops in page order */
 	}
@@ -126,8 +127,8 @@ rva_status rva_kv_cache_create(rva_engine *e, const rva_kv_cache_config *cfg,
 	if (!rva__mul_ok(c->cfg.kv_heads, c->cfg.head_dim, &c->row_elems) ||
 	    !rva__mul_ok(c->row_elems, c->es, &c->row_bytes) ||
 	    !rva__mul_ok(c->row_bytes, P, &c->half_bytes) ||
-	    !rva__mul_ok(c->half_bytes, 2, &c->page_bytes) ||
-	    !rva__round_up_ok(c->page_bytes, RVA__ALIGN, &c->page_bytes)) {
+	    !rva__round_up_ok(c->half_bytes, RVA__ALIGN, &c->k_stride) ||
+	    !rva__mul_ok(c->k_stride, 2, &c->page_bytes)) {
 		rva__free(c);
 		return rva__fail(RVA_EOVERFLOW, "kv cache: a page of %zu rows of %zu x %zu elements "
 		                 "overflows", P, cfg->kv_heads, cfg->head_dim);
@@ -282,7 +283,7 @@ static void copy_in(const rva_kv_cache *c, const uint32_t *table, bool v, size_t
 	size_t P = c->cfg.page_tokens;
 	for (size_t r = 0; r < n;) {
 		size_t row = r0 + r, in = row % P, run = rva__min(P - in, n - r);
-		unsigned char *dst = c->page_base[table[row / P]] + (v ? c->half_bytes : 0) +
+		unsigned char *dst = rva__kv_page_rows(c, table[row / P], v) +
 		                     in * c->row_bytes;
 		if (stride_bytes == c->row_bytes) {
 			memcpy(dst, src + r * stride_bytes, run * c->row_bytes);
@@ -348,7 +349,7 @@ rva_status rva_kv_cache_append(rva_kv_cache *c, uint64_t seq, const void *k, siz
 		uint32_t old = table[s->npages - 1], fresh = page_take(c, s->pool);
 		size_t rows = len % P;
 		memcpy(c->page_base[fresh], c->page_base[old], rows * c->row_bytes);
-		memcpy(c->page_base[fresh] + c->half_bytes, c->page_base[old] + c->half_bytes,
+		memcpy(rva__kv_page_rows(c, fresh, true), rva__kv_page_rows(c, old, true),
 		       rows * c->row_bytes);
 		rva__kv_page_release(c, old, false);
 		table[s->npages - 1] = fresh;
@@ -456,7 +457,7 @@ rva_status rva_kv_cache_seq_read(rva_kv_cache *c, uint64_t seq, size_t row0, siz
 		for (size_t r = 0; r < n;) {
 			size_t row = row0 + r, in = row % P, run = rva__min(P - in, n - r);
 			memcpy(dst + r * c->row_bytes,
-			       c->page_base[table[row / P]] + (which ? c->half_bytes : 0) + in * c->row_bytes,
+			       rva__kv_page_rows(c, table[row / P], which) + in * c->row_bytes,
 			       run * c->row_bytes);
 			r += run;
 		}

@@ -113,7 +113,7 @@ static rva_status step_seq(rva_kv_cache *c, const rva_kv_step *k, size_t s, size
 		                 "(outputs must not share memory with inputs)", s);
 	const uint32_t *table = rva__kv_table(c, q);
 	seq->k = c->page_base[table[0]];
-	seq->v = c->page_base[table[0]] + c->half_bytes;
+	seq->v = rva__kv_page_rows(c, table[0], true);
 	*npg = q->npages;
 	return RVA_OK;
 }
@@ -151,7 +151,8 @@ static rva_status prepare(void *ctx, rva__graph *g, rva_seq *seqs, rva__kv_pages
 		rva__kv_seq *q = rva__kv_lookup(c, in->steps[s].seq, "rva_kv_cache_submit");
 		const uint32_t *table = rva__kv_table(c, q);
 		pages[s] = (rva__kv_pages){.pages = ptrs + at, .page_rows = c->cfg.page_tokens,
-		                           .v_offset = c->half_bytes};
+		                           .v_offset = c->pools[q->pool].v_offset,
+		                           .page_span = c->k_stride == c->half_bytes ? c->k_stride : 0};
 		for (size_t i = 0; i < npg[s]; i++, at++) {
 			ids[at] = table[i];
 			ptrs[at] = c->page_base[table[i]];

@@ -13,7 +13,10 @@
 #include "rvattn/kv_cache.h"
 
 typedef struct rva__kv_pool {
-	void *block;               /* the pool's pages, one allocation */
+	void *block;               /* the pool's pages, one allocation: the K rows of its pages
+	                            * (page after page, k_stride bytes apart), then their V rows
+	                            * in the same order v_offset bytes further */
+	size_t v_offset;           /* bytes from a page's K rows to its V rows */
 	size_t first, npages;      /* global indices [first, first + npages) */
 	uint32_t *free_stack;      /* nfree free pages (global indices) */
 	size_t nfree;
@@ -33,8 +36,10 @@ struct rva_kv_cache {
 	rva_engine *engine;
 	rva_kv_cache_config cfg;   /* defaults resolved */
 	size_t es, row_elems, row_bytes;
-	size_t half_bytes;         /* bytes of a page's K rows (its V rows follow) */
-	size_t page_bytes;         /* K + V, rounded to 64 bytes */
+	size_t half_bytes;         /* bytes of a page's K rows (as many of V rows) */
+	size_t k_stride;           /* half_bytes rounded to 64: bytes from a page's K (V) rows
+	                            * to the next page's in the pool */
+	size_t page_bytes;         /* K + V: 2 k_stride */
 	size_t npools, npages, table_cap;
 	bool lock_ok;
 	pthread_mutex_t lock;
@@ -56,6 +61,11 @@ struct rva_kv_cache {
 rva__kv_seq *rva__kv_lookup(rva_kv_cache *c, uint64_t id, const char *who);
 uint32_t *rva__kv_table(rva_kv_cache *c, const rva__kv_seq *s);
 void rva__kv_page_release(rva_kv_cache *c, uint32_t g, bool pin);
+
+/* Page g's K rows (v false) or V rows (v true). */
+static inline unsigned char *rva__kv_page_rows(const rva_kv_cache *c, uint32_t g, bool v) {
+	return c->page_base[g] + (v ? c->pools[c->page_pool[g]].v_offset : 0);
+}
 
 /* Frees everything (a cache half built by create included). */
 void rva__kv_cache_free_all(rva_kv_cache *c);

@@ -66,7 +66,12 @@ typedef struct world {
 	float *q[NS];
 } world;
 
-static void world_make(world *w, rva_engine *e, size_t P, rva_dtype t, uint64_t seed) {
+/* Rows are appended in uneven pieces, as prefill chunks and decode steps would: one
+ * stream after another (each takes its pages in order: back to back in memory, runs of
+ * pages that the kernels read as one, kv_pages.h) or, `interleaved`, a piece of each
+ * stream in turn (pages of different streams alternate: runs are cut at most pages). */
+static void world_make(world *w, rva_engine *e, size_t P, rva_dtype t, uint64_t seed,
+                       bool interleaved) {
 	memset(w, 0, sizeof *w);
 	w->t = t;
 	rva_kv_cache_config cfg = {.kv_heads = KVH, .head_dim = HD, .page_tokens = P,
@@ -89,13 +94,23 @@ static void world_make(world *w, rva_engine *e, size_t P, rva_dtype t, uint64_t 
 		cr_assert_eq(rva_convert(RVA_F32, w->kf[s], t, w->k[s], n * KVD), RVA_OK);
 		cr_assert_eq(rva_convert(RVA_F32, w->vf[s], t, w->v[s], n * KVD), RVA_OK);
 		cr_assert_eq(rva_kv_cache_seq_new(w->c, &w->id[s]), RVA_OK);
-		/* appended in uneven pieces, as prefill chunks and decode steps would */
-		for (size_t r = 0; r < n;) {
-			size_t m = (n - r < 1 + (r * 13 + 7) % 97 ? n - r : 1 + (r * 13 + 7) % 97);
-			cr_assert_eq(rva_kv_cache_append(w->c, w->id[s], (char *)w->k[s] + r * KVD * es,
-			                                 0, (char *)w->v[s] + r * KVD * es, 0, m),
-			             RVA_OK, "%s", rva_last_error());
-			r += m;
+	}
+	size_t at[NS] = {0};
+	for (bool more = true; more;) {
+		more = false;
+		for (int s = 0; s < NS; s++) {
+			/* stream after stream: each appends all its pieces before the next starts */
+			for (size_t r = at[s], n = LEN[s]; r < n; r = at[s]) {
+				size_t m = (n - r < 1 + (r * 13 + 7) % 97 ? n - r : 1 + (r * 13 + 7) % 97);
+				cr_assert_eq(rva_kv_cache_append(w->c, w->id[s],
+				                                 (char *)w->k[s] + r * KVD * es, 0,
+				                                 (char *)w->v[s] + r * KVD * es, 0, m),
+				             RVA_OK, "%s", rva_last_error());
+				at[s] += m;
+				if (interleaved)
+					break;
+			}
+			more = more || at[s] < LEN[s];
 		}
 	}
 }
@@ -190,7 +205,7 @@ static void identity_case(size_t P, rva_dtype t, bool causal, size_t kv_split, s
 	rva_engine *e1 = engine_n(1), *e2 = engine_n(2);
 	rva_attention *att = build(causal, kv_split, block);
 	world w;
-	world_make(&w, e2, P, t, 100 + P);
+	world_make(&w, e2, P, t, 100 + P, false);
 	float **paged2 = outs(), **paged1 = outs(), **contig = outs();
 	run_paged(e2, &w, att, paged2);
 	run_contiguous(e1, &w, att, contig);
@@ -202,8 +217,9 @@ static void identity_case(size_t P, rva_dtype t, bool causal, size_t kv_split, s
 	rva_job *job = NULL;
 	cr_expect_eq(rva_kv_cache_submit(e1, w.c, att, &st, 1, NULL, &job), RVA_EINVAL);
 	world_free(&w);
-	/* 1 thread: a cache on the 1-thread engine gives the same bits */
-	world_make(&w, e1, P, t, 100 + P);
+	/* 1 thread, pages of the streams interleaved: a cache on the 1-thread engine gives
+	 * the same bits */
+	world_make(&w, e1, P, t, 100 + P, true);
 	run_paged(e1, &w, att, paged1);
 	same_bits(paged1, contig, what);
 	world_free(&w);
@@ -233,7 +249,7 @@ Test(paged_attention, cancel_one_stream_while_others_decode) {
 	rva_engine *e = engine_n(2);
 	rva_attention *att = build(true, 0, 128);
 	world w;
-	world_make(&w, e, 16, RVA_F32, 9);
+	world_make(&w, e, 16, RVA_F32, 9, true);
 	float **want = outs(), **got = outs();
 	run_contiguous(e, &w, att, want);
 	rva_kv_cache_stats before;
@@ -309,7 +325,7 @@ Test(paged_attention, cancel_one_step_of_a_running_job) {
 	rva_engine *e = engine_n(2);
 	rva_attention *att = build(true, 0, 128);
 	world w;
-	world_make(&w, e, 16, RVA_F32, 21);
+	world_make(&w, e, 16, RVA_F32, 21, true);
 	float **want = outs(), **got = outs();
 	run_contiguous(e, &w, att, want);
 	size_t cancelled = 0;
@@ -451,7 +467,7 @@ Test(paged_attention, bad_steps_and_calls) {
 	rva_engine *e = engine_n(1);
 	rva_attention *att = build(true, 0, 128);
 	world w;
-	world_make(&w, e, 16, RVA_F32, 3);
+	world_make(&w, e, 16, RVA_F32, 3, false);
 	float out[64 * DIM];
 	rva_kv_step st[3] = {{.seq = w.id[1], .nq = 18, .q = w.q[5], .out = out},      /* 18 > 17 */
 	                     {.seq = 12345, .nq = 1, .q = w.q[0], .out = out + DIM},    /* unknown */
@@ -494,7 +510,7 @@ Test(paged_attention, submission_fails_cleanly_on_every_allocation) {
 	rva_engine *e = engine_n(2);
 	rva_attention *att = build(true, 0, 128);
 	world w;
-	world_make(&w, e, 16, RVA_F32, 5);
+	world_make(&w, e, 16, RVA_F32, 5, true);
 	float **want = outs(), **got = outs();
 	run_paged(e, &w, att, want);
 	rva_kv_cache_stats s0;

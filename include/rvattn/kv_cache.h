@@ -9,6 +9,9 @@
  * created (through the library allocator, rva_set_allocator: 2 MiB blocks are advised huge
  * pages) and written once (committed), one block per pool of the engine, bound to that
  * pool's NUMA node: a sequence lives in one pool, and the engine runs its attention there.
+ * A pool's block holds the K rows of its pages page after page, then their V rows: pages
+ * a sequence takes in order (a fresh cache hands its pages out in page order) lie back to
+ * back, and attention reads them as one run, as contiguous K/V (bench/RESULTS.md §13).
  * Appending, forking and attention never allocate memory; a cache whose pages are all in
  * use refuses the append with RVA_ENOMEM and a message naming the pool and the pages
  * missing, and is left unchanged (nothing is ever evicted).

@@ -257,14 +257,14 @@ static void tile_dropout(const rva_attention *att, const sm_op *op, uint32_t seq
 /*
  * K (v: V) rows [kr, kr + n) of the head slice at element `off` of each row: a pointer to
  * row kr's slice and, in *stride, the row stride in elements. Contiguous rows and paged
- * rows within one page are read in place; a tile that spans pages is gathered into buf
+ * rows within one run (kv_pages.h) are read in place; a tile that spans runs is gathered into buf
  * (n x D elements of the tensor's type, stride D; D is Dv for V), so every kernel sees the same values
  * in the same order as over contiguous K/V.
  */
 static const void *kv_tile(const rva__kv_pages *pg, const rva_seq *seq, bool v, size_t kr,
                            size_t n, size_t off, size_t D, void *buf, size_t *stride) {
 	size_t st = v ? seq->v_stride : seq->k_stride;
-	if (!rva__kv_paged(pg) || rva__kv_run(pg, kr) >= n) {
+	if (!rva__kv_paged(pg) || rva__kv_run(pg, kr, n) >= n) {
 		*stride = st;
 		return rva__kv_elem(pg, seq, v, kr, off);
 	}
@@ -963,8 +963,10 @@ static size_t decode_scratch_floats(const rva_attention *att, size_t nq) {
 
 /*
  * rva__smh_decode_step over paged K/V (pg paged): the step is cut where the current
- * block's K rows or the previous block's V rows cross a page, each piece a call on the
- * rows of one page with the score and probability columns offset to match. The decode
+ * block's K rows or the previous block's V rows leave a run of back-to-back pages
+ * (kv_pages.h; pages taken in order are one run, so such a step is one call, as on
+ * contiguous K/V), each piece a call on the rows of one run with the score and
+ * probability columns offset to match. The decode
  * step computes each key row's score and adds each V row into O by the same operations
  * whatever group of rows a call puts it in (softmax_kernels.h), and the pieces run in key
  * order: the same bits as the contiguous call (tests/test_paged_attention.c checks pages
@@ -979,9 +981,9 @@ static void decode_step_paged(const rva__kv_pages *pg, const rva_seq *seq, size_
 	for (size_t a = 0; a < n;) {
 		size_t e = n;
 		if (a < ncur)
-			e = rva__min(e, a + rva__kv_run(pg, kr + a));
+			e = rva__min(e, a + rva__kv_run(pg, kr + a, ncur - a));
 		if (a < nprev)
-			e = rva__min(e, a + rva__kv_run(pg, vr + a));
+			e = rva__min(e, a + rva__kv_run(pg, vr + a, nprev - a));
 		size_t ck = a < ncur ? rva__min(ncur, e) - a : 0;
 		size_t cv = a < nprev ? rva__min(nprev, e) - a : 0;
 		rva_seq piece = *seq;
