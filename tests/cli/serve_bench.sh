@@ -21,6 +21,7 @@ expect_rc 2 "$RVATTN" serve-bench --plot p.txt && expect_err_line "png or .svg"
 expect_rc 2 "$RVATTN" serve-bench --bogus && expect_err_line "bogus"
 expect_rc 2 "$RVATTN" serve-bench --schedule lifo && expect_err_line "--schedule: 'lifo'"
 expect_rc 2 "$RVATTN" serve-bench --spread -1 && expect_err_line "--spread must be"
+expect_rc 2 "$RVATTN" serve-bench --step-keys x && expect_err_line "--step-keys"
 expect_rc 2 "$RVATTN" serve-bench --clock gpu && expect_err_line "--clock: 'gpu'"
 expect_rc 2 "$RVATTN" serve-bench extra && expect_err_line "unexpected argument"
 
@@ -36,7 +37,8 @@ c = d["config"]
 assert c["heads"] == 2 and c["kv_heads"] == 1 and c["head_dim"] == 16, c
 assert c["prompt"] == {"kind": "uniform", "min": 5, "max": 20}, c["prompt"]
 assert c["max_streams"] == 4 and c["page_tokens"] == 16, c
-assert c["schedule"] == "paced" and c["spread"] == 1 and c["clock"] == "wall", c
+assert c["schedule"] == "budget" and c["step_keys"] == 1024 and c["clock"] == "wall", c
+assert c["prefill_flop_rows"] >= 0 and c["prefill_chunk_rows"] >= 0, c
 # the default cache holds max_streams full-length requests: 4 x ceil(26 / 16) pages
 assert c["cache_pages"] == 8 and c["cache_bytes"] == 8 * 2 * 16 * 16 * 4, c
 (p,) = d["points"]
@@ -56,13 +58,14 @@ assert 0 < p["cache_peak_bytes"] <= c["cache_bytes"], p
 assert d["saturation"] is None and d["at_80_percent"] is None
 PYEOF
 
-# The arrivals (count and lengths) depend on the seed only: the same count again.
+# The arrivals (count and lengths) depend on the seed only: the same count again, paced.
 expect_rc 0 "$RVATTN" serve-bench $small --rate 40 --duration 0.5 --prompt 5-20 \
-	--output 2-6 --seed 7 --json two.json
+	--output 2-6 --seed 7 --schedule paced --json two.json
 "$PY" - one.json two.json <<'PYEOF' || fail "serve-bench seeds"
 import json, sys
-a, b = (json.load(open(f))["points"][0]["arrived"] for f in sys.argv[1:])
-assert a == b, (a, b)
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert a["points"][0]["arrived"] == b["points"][0]["arrived"], (a["points"], b["points"])
+assert b["config"]["schedule"] == "paced" and b["config"]["spread"] == 1, b["config"]
 PYEOF
 
 # A list of rates, bf16 cache, fixed and exponential lengths, first come first served.

@@ -17,8 +17,15 @@
  * token per step until its output length, and is freed.
  *
  * Which prefill chunks a step carries (--schedule): decodes always go first; then
+ *   budget (default) the waiting prompts in admission order fill the step up to
+ *          --step-keys K/V rows read (vLLM's max_num_batched_tokens, in the unit of an
+ *          attention step's cost: a decode of a stream of L rows reads L rows; a prefill
+ *          chunk costs the rows it reads plus its FLOPs at r rows per FLOP, r measured
+ *          once before the sweep from a decode step and a prefill chunk). A stream only starts decoding after its
+ *          prefill, so while the decodes alone fill the budget no prompt joins them: the
+ *          step cost stays near the budget at any load (decodes are never deferred);
  *   fcfs   the waiting prompts in admission order fill --chunk prompt tokens per step;
- *   paced  (default) every step carries an even share of the prefill work: with tau =
+ *   paced  every step carries an even share of the prefill work: with tau =
  *          --spread / (the arrival rate seen so far: one mean arrival gap by default),
  *          each step gives every waiting prompt the fraction step / tau of its remaining
  *          work (the engine's FLOP model, rva_attention_flops; step = a running mean of
@@ -49,6 +56,7 @@
 
 #define MAX_POINTS 64
 #define ROW_POOL 4096 /* distinct synthetic K/V rows, reused cyclically */
+#define STEP_KEYS_DEFAULT 1024 /* budget: K/V rows a step reads (--step-keys) */
 #define PACE_MIN_CHUNK 8 /* prompt tokens per step at least, paced: a chunk of at most
                           * 8 queries runs the decode kernels, memory-bound like a
                           * decode step of its stream (softmax_core.c, few_queries) */
@@ -57,7 +65,7 @@ enum {
 	OPT_SB_RATE = 2000, OPT_SB_DURATION, OPT_SB_PROMPT, OPT_SB_OUTPUT, OPT_SB_STREAMS,
 	OPT_SB_CHUNK, OPT_SB_PAGE, OPT_SB_PAGES, OPT_SB_SWEEP, OPT_SB_HEAD_DIM, OPT_SB_THREADS,
 	OPT_SB_DTYPE, OPT_SB_JSON, OPT_SB_PLOT, OPT_SB_SEED, OPT_SB_HEADS, OPT_SB_KV_HEADS,
-	OPT_SB_SCHEDULE, OPT_SB_SPREAD, OPT_SB_CLOCK, OPT_SB_HELP
+	OPT_SB_SCHEDULE, OPT_SB_SPREAD, OPT_SB_CLOCK, OPT_SB_STEP_KEYS, OPT_SB_HELP
 };
 
 static void print_help(void) {
@@ -83,13 +91,20 @@ static void print_help(void) {
 	       "  --max-streams C     concurrent streams at most (default 32)\n"
 	       "  --chunk N           prompt tokens per step at most, over all streams (default\n"
 	       "                      256; decode tokens always go first)\n"
-	       "  --schedule paced|fcfs  how prompts are chunked (default paced): paced gives\n"
+	       "  --schedule budget|paced|fcfs  how prompts are chunked (default budget):\n"
+	       "                      budget fills each step up to --step-keys K/V rows read\n"
+	       "                      (decodes first, each reads its stream's rows; a prefill\n"
+	       "                      chunk counts its rows and its FLOPs at the measured cost\n"
+	       "                      of a decode row), so no step carries more than that;\n"
+	       "                      paced gives\n"
 	       "                      each waiting prompt, every step, the share step time / T\n"
 	       "                      of its remaining prefill work (FLOP model; T = --spread\n"
 	       "                      mean arrival gaps; at least %d tokens), so the prefill\n"
 	       "                      spreads over the steps; fcfs fills --chunk tokens per\n"
 	       "                      step with the waiting prompts in admission order\n"
 	       "  --spread F          paced: the time constant T in mean arrival gaps (default 1)\n"
+	       "  --step-keys N       budget: K/V rows a step reads at most (default %d; decodes\n"
+	       "                      are never deferred: only prefill waits for room)\n"
 	       "  --seed S            seed of the arrivals and lengths (default 1)\n"
 	       "  --sweep auto|LIST   rates to run: auto (double from --rate until saturation,\n"
 	       "                      bisect, then 80%% of the saturation rate) or a list R1,R2\n"
@@ -110,7 +125,7 @@ static void print_help(void) {
 	       "A rate is saturated when its queue of requests waiting for admission, averaged\n"
 	       "over the second half of the arrivals, exceeds 2 and 5%% of that half's arrivals.\n"
 	       "Exit status: 0 success, 1 runtime error, 2 usage error.\n",
-	       PACE_MIN_CHUNK);
+	       PACE_MIN_CHUNK, STEP_KEYS_DEFAULT);
 }
 
 typedef struct dist {
@@ -170,10 +185,14 @@ static size_t draw(const dist *d, uint64_t *s) {
 	return n < 1 ? 1 : n > d->b ? d->b : n;
 }
 
+enum { SCHED_BUDGET, SCHED_PACED, SCHED_FCFS };
+static const char *const SCHED_NAMES[] = {"budget", "paced", "fcfs"};
+
 typedef struct opts {
 	size_t heads, kv_heads, head_dim, max_streams, chunk, page, pages, threads;
 	rva_dtype dtype;
-	bool fcfs;               /* --schedule fcfs (else paced) */
+	int schedule;            /* --schedule: SCHED_* */
+	size_t step_keys;        /* --step-keys: a budget step's cost in K/V rows read */
 	bool cpu_clock;          /* --clock cpu */
 	double rate, duration, spread;
 	dist prompt, output;
@@ -213,6 +232,8 @@ typedef struct ctx {
 	size_t dim, kvd, es;
 	unsigned workers;        /* the engine's */
 	void *krows, *vrows;     /* ROW_POOL rows of the cache's type */
+	double r_flop, c0;       /* budget: a prefill FLOP's and a chunk's fixed time in decode
+	                          * rows (calibrate) */
 	float *q, *out;          /* max_streams x chunk rows of dim floats */
 	stream *streams;
 	rva_kv_step *steps;
@@ -316,6 +337,38 @@ static size_t paced_chunk(const ctx *x, const stream *s, double step_s, double t
 	return lo;
 }
 
+/*
+ * The budget schedule's cost of a prefill chunk, in K/V rows read (the unit of a decode
+ * step: a decode of a stream of L rows reads L rows): the rows [0, from + n) it reads,
+ * a fixed c0, and its FLOPs at r rows per FLOP (the time a prefill FLOP takes over the
+ * time a decode row takes; both measured once before the sweep: calibrate).
+ */
+static double chunk_keys(const ctx *x, size_t from, size_t n, double r) {
+	return n ? (double)(from + n) + x->c0 + r * chunk_flops(x, from, n) : 0.0;
+}
+
+/* Budget: the most prompt tokens (at most cap) of a stream whose chunk costs at most room
+ * rows; at least PACE_MIN_CHUNK (or what is left) when the step would else be empty. */
+static size_t budget_chunk(const ctx *x, const stream *s, double room, double r, size_t cap,
+                           bool must) {
+	size_t p = s->prefilled, hi = s->r->prompt - p, lo = 0;
+	if (hi > cap)
+		hi = cap;
+	while (lo < hi) { /* the largest n in [0, hi] that fits */
+		size_t mid = lo + (hi - lo + 1) / 2;
+		if (chunk_keys(x, p, mid, r) <= room)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if (!lo && must) {
+		size_t left = s->r->prompt - p;
+		lo = left < PACE_MIN_CHUNK ? left : PACE_MIN_CHUNK;
+		lo = lo < cap ? lo : cap;
+	}
+	return lo;
+}
+
 /* Runs the load at one rate; fills *p. Returns 0, or prints and returns 1. */
 static int run_point(ctx *x, double rate, point *p) {
 	const opts *o = x->o;
@@ -345,6 +398,7 @@ static int run_point(ctx *x, double rate, point *p) {
 	size_t next = 0, active = 0, reserved = 0, peak = 0, nlat = 0, nttft = 0;
 	double t = 0.0, streams_sum = 0.0, wait_area = 0.0, half = 0.5 * o->duration;
 	double step_s = 0.0; /* expected step duration: running mean of the measured ones */
+	double r_flop = x->r_flop;
 	size_t arrived_now = 0;
 	int rc = 0;
 	while (!rc) {
@@ -388,15 +442,28 @@ static int run_point(ctx *x, double rate, point *p) {
 		double t0 = step_clock(x);
 		size_t qrow = 0, nsteps = 0, budget = o->chunk;
 		double tau = seen_rate > 0.0 ? o->spread / seen_rate : 0.0;
+		size_t drows = 0;             /* K/V rows the step's decodes read */
+		size_t ptok = 0;              /* its prompt tokens */
 		for (size_t i = 0; i < active; i++) {
 			stream *s = &x->streams[i];
 			s->nq = s->prefilled < s->r->prompt ? 0 : 1;
+			drows += s->nq ? s->r->prompt + s->generated : 0;
 		}
-		for (size_t i = 0; i < active && budget; i++) {
+		double room = (double)o->step_keys - (double)drows;
+		for (size_t i = 0; i < active && budget && o->schedule == SCHED_BUDGET; i++) {
+			stream *s = &x->streams[i];
+			if (s->prefilled < s->r->prompt) {
+				s->nq = budget_chunk(x, s, room, r_flop, budget, !drows && !ptok);
+				ptok += s->nq;
+				room -= chunk_keys(x, s->prefilled, s->nq, r_flop);
+				budget -= s->nq;
+			}
+		}
+		for (size_t i = 0; i < active && budget && o->schedule != SCHED_BUDGET; i++) {
 			stream *s = &x->streams[i];
 			if (s->prefilled < s->r->prompt) {
 				size_t left = s->r->prompt - s->prefilled;
-				s->nq = o->fcfs ? (left < budget ? left : budget)
+				s->nq = o->schedule == SCHED_FCFS ? (left < budget ? left : budget)
 				                : paced_chunk(x, s, step_s, tau, budget);
 				budget -= s->nq;
 			}
@@ -424,6 +491,7 @@ static int run_point(ctx *x, double rate, point *p) {
 		}
 		double dt = step_clock(x) - t0;
 		step_s = p->steps ? 0.8 * step_s + 0.2 * dt : dt;
+
 		/* the queue over [t, t + dt), counted in the second half of the arrivals */
 		if (t + dt > half && t < o->duration) {
 			double a = t > half ? t : half, b = t + dt < o->duration ? t + dt : o->duration;
@@ -591,7 +659,10 @@ static int write_json(const ctx *x, const point *pts, size_t n, const point *sat
 	json_dist(&j, "output", &o->output);
 	json_kv_uint(&j, "max_streams", o->max_streams);
 	json_kv_uint(&j, "chunk", o->chunk);
-	json_kv_string(&j, "schedule", o->fcfs ? "fcfs" : "paced");
+	json_kv_string(&j, "schedule", SCHED_NAMES[o->schedule]);
+	json_kv_uint(&j, "step_keys", o->step_keys);
+	json_kv_number(&j, "prefill_flop_rows", x->r_flop);
+	json_kv_number(&j, "prefill_chunk_rows", x->c0);
 	json_kv_string(&j, "clock", o->cpu_clock ? "cpu" : "wall");
 	json_kv_number(&j, "spread", o->spread);
 	json_kv_uint(&j, "seed", o->seed);
@@ -646,10 +717,11 @@ static int parse_opts(int argc, char **argv, opts *o, bool *help) {
 		{"json", 1, 0, OPT_SB_JSON}, {"plot", 1, 0, OPT_SB_PLOT}, {"seed", 1, 0, OPT_SB_SEED},
 		{"heads", 1, 0, OPT_SB_HEADS}, {"kv-heads", 1, 0, OPT_SB_KV_HEADS},
 		{"schedule", 1, 0, OPT_SB_SCHEDULE}, {"spread", 1, 0, OPT_SB_SPREAD},
-		{"clock", 1, 0, OPT_SB_CLOCK},
+		{"clock", 1, 0, OPT_SB_CLOCK}, {"step-keys", 1, 0, OPT_SB_STEP_KEYS},
 		{"help", 0, 0, OPT_SB_HELP}, {0, 0, 0, 0}};
 	*o = (opts){.heads = 12, .head_dim = 64, .max_streams = 32, .chunk = 256, .page = 16,
-	            .rate = 10.0, .duration = 5.0, .spread = 1.0, .seed = 1};
+	            .rate = 10.0, .duration = 5.0, .spread = 1.0, .seed = 1,
+	            .step_keys = STEP_KEYS_DEFAULT};
 	parse_dist("--prompt", "64-512", &o->prompt);
 	parse_dist("--output", "16-256", &o->output);
 	opterr = 0;
@@ -723,9 +795,17 @@ static int parse_opts(int argc, char **argv, opts *o, bool *help) {
 				return cli_usage("serve-bench", "--dtype: '%s' is not f32, bf16 or f16", optarg);
 			break;
 		case OPT_SB_SCHEDULE:
-			if (strcmp(optarg, "paced") && strcmp(optarg, "fcfs"))
-				return cli_usage("serve-bench", "--schedule: '%s' is not paced or fcfs", optarg);
-			o->fcfs = !strcmp(optarg, "fcfs");
+			o->schedule = -1;
+			for (int k = 0; k < 3; k++)
+				if (!strcmp(optarg, SCHED_NAMES[k]))
+					o->schedule = k;
+			if (o->schedule < 0)
+				return cli_usage("serve-bench", "--schedule: '%s' is not budget, paced or fcfs",
+				                 optarg);
+			break;
+		case OPT_SB_STEP_KEYS:
+			if (!parse_size("serve-bench", "--step-keys", optarg, false, &o->step_keys))
+				return EXIT_USAGE;
 			break;
 		case OPT_SB_CLOCK:
 			if (strcmp(optarg, "wall") && strcmp(optarg, "cpu"))
@@ -778,6 +858,74 @@ static int parse_opts(int argc, char **argv, opts *o, bool *help) {
 	const char *flags[2] = {"json", "plot"};
 	const char *paths[2] = {o->json_path, o->plot_path};
 	return outputs_check("serve-bench", 2, flags, paths);
+}
+
+/* Median step-clock seconds of `reps` (at most 9) runs of one step. */
+static double time_step(ctx *x, const rva_kv_step *st, int reps, rva_status *err) {
+	double t[9];
+	for (int i = 0; i < reps; i++) {
+		double t0 = step_clock(x);
+		rva_status s = rva_kv_cache_run(x->e, x->c, x->att, st, 1, NULL, NULL, NULL);
+		t[i] = step_clock(x) - t0;
+		if (s != RVA_OK)
+			*err = s;
+	}
+	qsort(t, (size_t)reps, sizeof *t, cmp_double);
+	return t[reps / 2];
+}
+
+/* A calibration stream of n rows: its id in *seq. */
+static int calib_stream(ctx *x, size_t n, uint64_t *seq) {
+	stream s = {0};
+	rva_status st = rva_kv_cache_seq_new(x->c, &s.seq);
+	if (st == RVA_OK && (st = append_rows(x, &s, 0, n)) != RVA_OK)
+		rva_kv_cache_seq_free(x->c, s.seq);
+	*seq = s.seq;
+	return st == RVA_OK ? 0 : cli_lib_error(st, EXIT_RUNTIME, "serve-bench: calibration stream");
+}
+
+/*
+ * The budget schedule's price of a prefill chunk in decode rows, measured once before the
+ * sweep on this engine and clock: the median time of a decode step over a stream of L
+ * rows gives a row's time (t_row = time / L: the per-step overhead included, as in every
+ * step); whole prompts of 32 and of min(--chunk, L) tokens (first chunks, causal from the
+ * prompt's first row: the dearest per FLOP) cost their time beyond their rows read, which
+ * fits c0 + r x FLOPs: c0 the fixed cost of a chunk, r rows per FLOP (both at least 0).
+ */
+static int calibrate(ctx *x) {
+	const opts *o = x->o;
+	size_t L = o->prompt.b + o->output.b;
+	L = L < 1024 ? L : 1024;
+	size_t c = o->chunk < L ? o->chunk : L;
+	size_t len[3] = {L, c < 32 ? c : 32, c};
+	uint64_t seq[3];
+	int rc = 0;
+	size_t made = 0;
+	for (; made < 3 && !rc; made++)
+		rc = calib_stream(x, len[made], &seq[made]);
+	if (rc) {
+		for (size_t i = 0; i + 1 < made; i++)
+			rva_kv_cache_seq_free(x->c, seq[i]);
+		return rc;
+	}
+	rva_status err = RVA_OK;
+	rva_kv_step one = {.seq = seq[0], .nq = 1, .q = x->q, .out = x->out};
+	time_step(x, &one, 3, &err); /* warm */
+	double t_row = time_step(x, &one, 9, &err) / (double)L, extra[3] = {0}, fl[3] = {0};
+	for (size_t i = 1; i < 3 && t_row > 0.0; i++) {
+		rva_kv_step chunk = {.seq = seq[i], .nq = len[i], .q = x->q, .out = x->out};
+		extra[i] = time_step(x, &chunk, 9, &err) / t_row - (double)len[i];
+		fl[i] = chunk_flops(x, 0, len[i]);
+	}
+	for (size_t i = 0; i < 3; i++)
+		rva_kv_cache_seq_free(x->c, seq[i]);
+	if (err != RVA_OK)
+		return cli_lib_error(err, EXIT_RUNTIME, "serve-bench: calibration step");
+	x->r_flop = fl[2] > fl[1] ? (extra[2] - extra[1]) / (fl[2] - fl[1]) : 0.0;
+	x->r_flop = x->r_flop > 0.0 ? x->r_flop : 0.0;
+	x->c0 = extra[1] - x->r_flop * fl[1];
+	x->c0 = x->c0 > 0.0 ? x->c0 : 0.0;
+	return 0;
 }
 
 static int setup(ctx *x, const opts *o) {
@@ -839,7 +987,7 @@ static int setup(ctx *x, const opts *o) {
 	rva_convert(o->dtype, x->vrows, RVA_F32, vf, ROW_POOL * x->kvd);
 	free(kf);
 	free(vf);
-	return 0;
+	return o->schedule == SCHED_BUDGET ? calibrate(x) : 0;
 }
 
 static void teardown(ctx *x) {
@@ -888,12 +1036,16 @@ int cmd_serve_bench(int argc, char **argv) {
 	}
 	rva_engine_info info;
 	rva_engine_info_get(x.e, &info);
+	char how[160] = "";
+	if (o.schedule == SCHED_BUDGET)
+		snprintf(how, sizeof how, " (step keys %zu, a prefill chunk = %.0f rows + %.3g rows per "
+		         "FLOP)", o.step_keys, x.c0, x.r_flop);
 	printf("# serve-bench: causal attention H%zu (kv heads %zu) D%zu, K/V %s in pages of %zu "
 	       "tokens (%zu pages, %.1f MiB); %u workers; max %zu streams, chunk %zu, %s "
-	       "prefill; %.3g s of arrivals per rate, seed %llu; %s clock\n",
+	       "prefill%s; %.3g s of arrivals per rate, seed %llu; %s clock\n",
 	       o.heads, o.kv_heads, o.head_dim, workload_dtype_name(o.dtype), x.cs.page_tokens,
 	       x.cs.pages, (double)x.cs.bytes / 1048576.0, info.workers, o.max_streams, o.chunk,
-	       o.fcfs ? "fcfs" : "paced", o.duration, (unsigned long long)o.seed,
+	       SCHED_NAMES[o.schedule], how, o.duration, (unsigned long long)o.seed,
 	       o.cpu_clock ? "cpu" : "wall");
 	print_header();
 	point *pts = calloc(MAX_POINTS, sizeof *pts);
