@@ -38,9 +38,11 @@
  *
  * Per offered rate: output tokens/s, per-step latency p50/p99/max, time to first token
  * p50/p99, engine occupancy (share of the virtual time inside steps), mean active streams,
- * cache memory. A rate is saturated when its queue of requests waiting for admission,
- * averaged over the second half of the arrivals, exceeds 2 and 5% of that half's arrivals
- * (a queue that grows, not a burst after one slow step). --sweep auto doubles the rate from --rate until saturation,
+ * cache memory. A rate is saturated when its queue of requests waiting for their first
+ * token (not yet admitted, or admitted with prompt rows still to prefill: under the budget
+ * schedule prompts wait for room after admission), averaged over the second half of the
+ * arrivals, exceeds 2 and 5% of that half's arrivals (a queue that grows, not a burst
+ * after one slow step). --sweep auto doubles the rate from --rate until saturation,
  * narrows the boundary by bisection, then runs 80% of the highest unsaturated rate.
  */
 #define _GNU_SOURCE 1
@@ -122,8 +124,9 @@ static void print_help(void) {
 	       "                      load (.png or .svg) with gnuplot (Debian gnuplot-nox)\n"
 	       "  --help              this text\n"
 	       "\n"
-	       "A rate is saturated when its queue of requests waiting for admission, averaged\n"
-	       "over the second half of the arrivals, exceeds 2 and 5%% of that half's arrivals.\n"
+	       "A rate is saturated when its queue of requests waiting for their first token\n"
+	       "(not yet admitted, or still prefilling), averaged over the second half of the\n"
+	       "arrivals, exceeds 2 and 5%% of that half's arrivals.\n"
 	       "Exit status: 0 success, 1 runtime error, 2 usage error.\n",
 	       PACE_MIN_CHUNK, STEP_KEYS_DEFAULT);
 }
@@ -216,8 +219,9 @@ typedef struct point {
 	double rate, t_end, busy;
 	size_t arrived, admitted, completed, waiting, steps, out_tokens, prompt_tokens;
 	double tps, p50, p99, max, ttft50, ttft99, occupancy, mean_streams;
-	double mean_waiting;     /* requests waiting for admission, time-averaged over the
-	                          * second half of the arrivals */
+	double mean_waiting;     /* requests waiting for their first token (admission or
+	                          * prefill), time-averaged over the second half of the
+	                          * arrivals */
 	size_t cache_peak_pages;
 	bool saturated;
 } point;
@@ -444,10 +448,12 @@ static int run_point(ctx *x, double rate, point *p) {
 		double tau = seen_rate > 0.0 ? o->spread / seen_rate : 0.0;
 		size_t drows = 0;             /* K/V rows the step's decodes read */
 		size_t ptok = 0;              /* its prompt tokens */
+		size_t prefilling = 0;        /* admitted streams without their first token */
 		for (size_t i = 0; i < active; i++) {
 			stream *s = &x->streams[i];
 			s->nq = s->prefilled < s->r->prompt ? 0 : 1;
 			drows += s->nq ? s->r->prompt + s->generated : 0;
+			prefilling += !s->nq;
 		}
 		double room = (double)o->step_keys - (double)drows;
 		for (size_t i = 0; i < active && budget && o->schedule == SCHED_BUDGET; i++) {
@@ -495,7 +501,7 @@ static int run_point(ctx *x, double rate, point *p) {
 		/* the queue over [t, t + dt), counted in the second half of the arrivals */
 		if (t + dt > half && t < o->duration) {
 			double a = t > half ? t : half, b = t + dt < o->duration ? t + dt : o->duration;
-			wait_area += (double)(arrived_now - p->admitted) * (b - a);
+			wait_area += (double)(arrived_now - p->admitted + prefilling) * (b - a);
 		}
 		t += dt;
 		p->busy += dt;
