@@ -138,19 +138,17 @@ static size_t outputs_len(const dbatch *b) {
 	return total;
 }
 
-/* 100 to 8192 keys in one batch, GQA (8 query heads over 2 kv heads), 1-3 queries, one
- * masked sequence: against the oracle, and bit-identical for 1 and 2 threads. */
-static void ragged_gqa(const char *what) {
-	static const size_t nks[] = {100, 8192, 777, 2048, 5000, 131, 4096};
-	static const size_t nqs[] = {1, 1, 3, 1, 2, 1, 1};
-	size_t n = sizeof nks / sizeof nks[0];
-	rva_attention *att = build(8, 2);
-	dbatch b = make_batch(n, nqs, nks, 8, 2, true, 700);
+/* Builds an attention of heads/kvh heads of hd, runs a batch of those sequences (one
+ * masked) on 2 threads against the oracle, then on 1 thread: bit-identical. */
+static void oracle_and_threads(const char *what, size_t heads, size_t kvh, size_t hd,
+                               size_t n, const size_t *nqs, const size_t *nks, uint64_t seed) {
+	rva_attention *att = build_hd(heads, kvh, hd);
+	dbatch b = make_batch_hd(n, nqs, nks, heads, kvh, hd, true, seed);
 	run(att, &b, 2);
 	check_oracle(&b, what);
 	float *two = outputs(&b);
 	for (size_t s = 0; s < n; s++)
-		memset(b.seqs[s].out, 0, b.seqs[s].nq * 8 * HD * sizeof(float));
+		memset(b.seqs[s].out, 0, b.seqs[s].nq * heads * hd * sizeof(float));
 	run(att, &b, 1);
 	float *one = outputs(&b);
 	cr_assert(memcmp(one, two, outputs_len(&b) * sizeof(float)) == 0,
@@ -161,6 +159,14 @@ static void ragged_gqa(const char *what) {
 	rva_attention_destroy(att);
 }
 
+/* 100 to 8192 keys in one batch, GQA (8 query heads over 2 kv heads), 1-3 queries, one
+ * masked sequence: against the oracle, and bit-identical for 1 and 2 threads. */
+static void ragged_gqa(const char *what) {
+	static const size_t nks[] = {100, 8192, 777, 2048, 5000, 131, 4096};
+	static const size_t nqs[] = {1, 1, 3, 1, 2, 1, 1};
+	oracle_and_threads(what, 8, 2, HD, sizeof nks / sizeof nks[0], nqs, nks, 700);
+}
+
 Test(decode, ragged_gqa_batch_matches_oracle_and_threads) { ragged_gqa("decode kernels"); }
 
 /* One head layout over ragged sequences (1-1001 keys: off the 32-key block and the row
@@ -168,24 +174,9 @@ Test(decode, ragged_gqa_batch_matches_oracle_and_threads) { ragged_gqa("decode k
  * and 2 threads. */
 static void one_shape(const char *what, size_t heads, size_t kvh, size_t hd, uint64_t seed) {
 	static const size_t nks[] = {1, 3, 6, 37, 130, 1001}, nqs[] = {1, 2, 3, 8, 1, 3};
-	size_t n = sizeof nks / sizeof nks[0];
-	rva_attention *att = build_hd(heads, kvh, hd);
-	dbatch b = make_batch_hd(n, nqs, nks, heads, kvh, hd, true, seed);
-	run(att, &b, 2);
 	char tag[128];
 	snprintf(tag, sizeof tag, "%s, H%zu/%zu head dim %zu", what, heads, kvh, hd);
-	check_oracle(&b, tag);
-	float *two = outputs(&b);
-	for (size_t s = 0; s < n; s++)
-		memset(b.seqs[s].out, 0, b.seqs[s].nq * heads * hd * sizeof(float));
-	run(att, &b, 1);
-	float *one = outputs(&b);
-	cr_assert(memcmp(one, two, outputs_len(&b) * sizeof(float)) == 0,
-	          "%s: 1 and 2 threads differ", tag);
-	free(one);
-	free(two);
-	free_batch(&b);
-	rva_attention_destroy(att);
+	oracle_and_threads(tag, heads, kvh, hd, sizeof nks / sizeof nks[0], nqs, nks, seed);
 }
 
 /*

@@ -37,15 +37,12 @@
 
 #include "core/internal.h"
 #include "kernels/half.h"
+#include "kernels/lanes16.h"
 #include "kernels/vexp.h"
 
 /* Prefetch distance in bytes of row data (at least the next group of four rows where rows
  * go in groups): 1.5, 3 and 4.5 KiB measured alike for whole rows, 6 KiB and beyond less. */
 #define DECODE_PF_BYTES 2048u
-
-static inline RVA__TARGET_AVX512 __mmask16 dr_tail(size_t n) {
-	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
 
 /* 16 elements of a row of type T from element i, widened to fp32 (zeros beyond mk). */
 static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512
@@ -91,7 +88,7 @@ static inline RVA__TARGET_AVX512 __attribute__((always_inline)) __m512
 dr_dot(const float *q, const void *k, size_t D, const rva_dtype KT) {
 	__m512 acc = _mm512_setzero_ps();
 	for (size_t d = 0; d < D; d += 16) {
-		__mmask16 mk = dr_tail(D - d);
+		__mmask16 mk = rva__lanes16(D - d);
 		acc = _mm512_fmadd_ps(dr_load16(k, d, mk, KT), _mm512_maskz_loadu_ps(mk, q + d), acc);
 	}
 	return acc;
@@ -131,7 +128,7 @@ dr_pv_row(const void *vj, const float *p, size_t nq, size_t H, size_t G, size_t 
 	for (size_t g = 0; g < H / G; g++) {
 		const char *vg = (const char *)vj + g * D * vsz;
 		for (size_t d = 0; d < D; d += 16) {
-			__mmask16 mk = dr_tail(D - d);
+			__mmask16 mk = rva__lanes16(D - d);
 			__m512 x = dr_load16(vg, d, mk, VT);
 			for (size_t r = g * gq; r < (g + 1) * gq; r++) {
 				float *od = o + r * D + d;
@@ -154,7 +151,7 @@ dr_scores_u4(const float *const qr[4], float *const dst[4], const char *const k4
 		for (int t = 0; t < 4; t++)
 			acc[u][t] = _mm512_setzero_ps();
 	for (size_t d = 0; d < D; d += 16) {
-		__mmask16 mk = dr_tail(D - d);
+		__mmask16 mk = rva__lanes16(D - d);
 		__m512 x[4];
 		for (int t = 0; t < 4; t++)
 			x[t] = dr_load16(k4[t], d, mk, KT);
@@ -225,13 +222,13 @@ dr_pv4(const void *vj, size_t vs, const float *p, size_t nq, size_t H, size_t G,
 			for (size_t t = 0; t < 4; t++)
 				for (size_t c = 0; c < np; c++)
 					x[t][c] = dr_load16(v0 + t * vs * vsz, d0 + 16 * c,
-					                    dr_tail(D - d0 - 16 * c), VT);
+					                    rva__lanes16(D - d0 - 16 * c), VT);
 			for (size_t r = g * gq; r < (g + 1) * gq; r++) {
 				const float *pr = p + r * kb + j;
 				__m512 p0 = _mm512_set1_ps(pr[0]), p1 = _mm512_set1_ps(pr[1]);
 				__m512 p2 = _mm512_set1_ps(pr[2]), p3 = _mm512_set1_ps(pr[3]);
 				for (size_t c = 0; c < np; c++) {
-					__mmask16 mk = dr_tail(D - d0 - 16 * c);
+					__mmask16 mk = rva__lanes16(D - d0 - 16 * c);
 					float *od = o + r * D + d0 + 16 * c;
 					__m512 acc = _mm512_maskz_loadu_ps(mk, od);
 					acc = _mm512_fmadd_ps(p0, x[0][c], acc);

@@ -4,6 +4,7 @@
 
 #include "attention/score_mods.h"
 #include "core/internal.h"
+#include "kernels/lanes16.h"
 #include "kernels/transpose16.h"
 #include "kernels/vexp.h"
 #include "kernels/vtanh.h"
@@ -219,10 +220,6 @@ static void score_tile_ref(const rva__score_mods *m, const rva_seq *seq, size_t 
 }
 
 #if defined(__x86_64__)
-static inline RVA__TARGET_AVX512 __mmask16 lanes(size_t n) {
-	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
 /*
  * ALiBi, the sequence's bias and its mask on a key-major tile in one pass, 16 query lanes x
  * 16 keys at a time: the block's bias rows (16 keys of one query row each) and mask rows
@@ -237,6 +234,18 @@ static inline RVA__TARGET_AVX512 __mmask16 lanes(size_t n) {
  * mask rows once per 64 keys. The addresses are integer arithmetic: past the matrix
  * they fetch lines nobody reads (a prefetch never faults).
  */
+/* The bias rows of a 16-row block (ni of them valid, the rest zero), km's keys of each,
+ * each row's next tile prefetched (nkt floats further). */
+static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
+bias_block(__m512 bt[16], const float *b, size_t bs, __mmask16 km, size_t nkt, size_t ni) {
+	for (size_t i = 0; i < 16; i++) {
+		const float *bi = b + i * bs;
+		bt[i] = i < ni ? _mm512_maskz_loadu_ps(km, bi) : _mm512_setzero_ps();
+		if (i < ni)
+			_mm_prefetch((const char *)((uintptr_t)bi + nkt * sizeof(float)), _MM_HINT_T0);
+	}
+}
+
 static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
 mods_tile_t(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
             const int64_t *qpos, size_t br, size_t k0, size_t nkt, float *st, size_t ld,
@@ -248,31 +257,20 @@ mods_tile_t(const rva__score_mods *m, const rva_seq *seq, size_t h, size_t q0,
 	const __m512 ninf = _mm512_set1_ps(-INFINITY);
 	for (size_t i0 = 0; i0 < br; i0 += 16) {
 		size_t ni = rva__min(16, br - i0);
-		__mmask16 qm = lanes(ni);
+		__mmask16 qm = rva__lanes16(ni);
 		float base[16] = {0};
 		for (size_t i = 0; i < ni && alibi; i++)
 			base[i] = (float)(qpos[i0 + i] - (int64_t)k0);
 		__m512 vbase = _mm512_loadu_ps(base);
 		for (size_t j0 = 0; j0 < nkt; j0 += 16) {
 			size_t nj = rva__min(16, nkt - j0);
-			__mmask16 km = lanes(nj);
+			__mmask16 km = rva__lanes16(nj);
 			__m512 bt[16], mt[16];
 			if (has_bias) {
-				if (ni == 16) /* whole blocks without a test per row */
-					for (size_t i = 0; i < 16; i++) {
-						const float *bi = bias + (i0 + i) * bs + j0;
-						bt[i] = _mm512_maskz_loadu_ps(km, bi);
-						_mm_prefetch((const char *)((uintptr_t)bi + nkt * sizeof(float)),
-						             _MM_HINT_T0);
-					}
+				if (ni == 16) /* whole blocks: the constant drops the test per row */
+					bias_block(bt, bias + i0 * bs + j0, bs, km, nkt, 16);
 				else
-					for (size_t i = 0; i < 16; i++) {
-						const float *bi = bias + (i0 + i) * bs + j0;
-						bt[i] = i < ni ? _mm512_maskz_loadu_ps(km, bi) : _mm512_setzero_ps();
-						if (i < ni)
-							_mm_prefetch((const char *)((uintptr_t)bi + nkt * sizeof(float)),
-							             _MM_HINT_T0);
-					}
+					bias_block(bt, bias + i0 * bs + j0, bs, km, nkt, ni);
 				rva__transpose16(bt);
 			}
 			if (has_mask) {

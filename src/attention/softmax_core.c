@@ -854,8 +854,8 @@ static rva_status task_strided(const rva__task *t, rva__exec_ctx *x) {
 		kl.first = r;
 		/* rows first + i l, i < nrows; keys r + u l, u < nkeys (<= the last row's qp - l) */
 		size_t nrows = (size_t)((qend - first + l - 1) / l);
-		int64_t klast = first + (int64_t)(nrows - 1) * l - l < kmax ? first + (int64_t)(nrows - 1) * l - l
-		                                                          : kmax;
+		int64_t qlast = first + (int64_t)(nrows - 1) * l; /* the last row's position */
+		int64_t klast = qlast - l < kmax ? qlast - l : kmax;
 		size_t nkeys = klast >= r ? (size_t)((klast - r) / l + 1) : 0;
 		/* keys u are seen by row i when r + u l <= min(qp_i - l, kmax) */
 		for (size_t u0 = 0; u0 == 0 || u0 < nkeys; u0 += kmax_keys) {

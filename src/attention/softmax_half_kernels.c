@@ -196,7 +196,7 @@ static RVA__TARGET_BF16 void pack_v_bf16(const uint16_t *v, size_t vs, size_t nk
 		const uint16_t *b = has_b ? a + vs : a;
 		uint32_t *row = vp + j2 * Dp;
 		for (size_t d = 0; d < Dp; d += 16) {
-			__mmask16 mk = dr_tail(D > d ? D - d : 0);
+			__mmask16 mk = rva__lanes16(D > d ? D - d : 0);
 			__m512i xa = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, a + d));
 			__m512i xb = has_b ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, b + d))
 			                   : _mm512_setzero_si512();
@@ -250,7 +250,7 @@ pv_block_bf16(const uint32_t *pp, size_t brp, size_t n2, const uint32_t *vp, siz
 			break;
 		float *orow = o + (size_t)r * D;
 		for (int c = 0; c < NV; c++) {
-			__mmask16 mk = dr_tail(dcols - 16 * (size_t)c);
+			__mmask16 mk = rva__lanes16(dcols - 16 * (size_t)c);
 			_mm512_mask_storeu_ps(orow + 16 * c, mk,
 			                      _mm512_add_ps(_mm512_maskz_loadu_ps(mk, orow + 16 * c),
 			                                    acc[r][c]));

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "attention/decode_rows.h"
+#include "kernels/lanes16.h"
 #include "attention/softmax_kernels.h"
 #include "core/internal.h"
 #include "kernels/env.h"
@@ -51,7 +52,7 @@ static RVA__TARGET_AVX512 void pack_qt_avx512(const float *q, size_t qs, size_t 
 	for (size_t i0 = 0; i0 < brp; i0 += 16)
 		for (size_t d0 = 0; d0 < D; d0 += 16) {
 			size_t nd = D - d0 < 16 ? D - d0 : 16;
-			__mmask16 dm = (__mmask16)(nd >= 16 ? 0xFFFFu : (1u << nd) - 1);
+			__mmask16 dm = rva__lanes16(nd);
 			__m512 r[16];
 			for (size_t i = 0; i < 16; i++)
 				r[i] = i0 + i < br ? _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, q + (i0 + i) * qs + d0), vs)
@@ -220,10 +221,6 @@ static RVA__TARGET_AVX512 void scores_fused(const float *k, size_t ks, size_t nk
 }
 #undef SCORES_NV
 
-static inline RVA__TARGET_AVX512 __mmask16 tail_mask(size_t n) {
-	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
 static RVA__TARGET_AVX512 void scores_dot(const float *k, size_t ks, size_t nk,
                                           const float *q, size_t qs, size_t br, size_t brp,
                                           size_t D, float scale, float *st) {
@@ -235,7 +232,7 @@ static RVA__TARGET_AVX512 void scores_dot(const float *k, size_t ks, size_t nk,
 			size_t nvc = rva__min(MAXV, nv - d0 / 16);
 			__m512 qv[MAXV];
 			for (size_t v = 0; v < nvc; v++)
-				qv[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(D - d0 - 16 * v),
+				qv[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(rva__lanes16(D - d0 - 16 * v),
 				                                            qi + d0 + 16 * v),
 				                      _mm512_set1_ps(scale));
 			for (size_t j = 0; j < nk; j++) {
@@ -243,7 +240,7 @@ static RVA__TARGET_AVX512 void scores_dot(const float *k, size_t ks, size_t nk,
 				__m512 acc = _mm512_setzero_ps();
 				for (size_t v = 0; v < nvc; v++)
 					acc = _mm512_fmadd_ps(
-						_mm512_maskz_loadu_ps(tail_mask(D - d0 - 16 * v), kj + 16 * v),
+						_mm512_maskz_loadu_ps(rva__lanes16(D - d0 - 16 * v), kj + 16 * v),
 						qv[v], acc);
 				float s = _mm512_reduce_add_ps(acc);
 				st[j * brp + i] = d0 == 0 ? s : st[j * brp + i] + s;
@@ -260,7 +257,7 @@ static inline RVA__TARGET_AVX512 __attribute__((always_inline)) void
 pv_block(const float *st, size_t brp, size_t nk, const float *v, size_t vs, size_t rows,
          size_t dcols, float *o, size_t D, const int MR, const int NV) {
 	__m512 acc[12][8];
-	__mmask16 last = tail_mask(dcols - 16 * (size_t)(NV - 1));
+	__mmask16 last = rva__lanes16(dcols - 16 * (size_t)(NV - 1));
 	for (int r = 0; r < MR; r++)
 		for (int c = 0; c < NV; c++)
 			acc[r][c] = _mm512_setzero_ps();
@@ -415,7 +412,7 @@ static RVA__TARGET_AVX512 void rescale_avx512(float *o, size_t br, size_t D,
 		__m512 a = _mm512_set1_ps(alpha[i]);
 		float *row = o + i * D;
 		for (size_t d = 0; d < D; d += 16) {
-			__mmask16 mk = tail_mask(D - d);
+			__mmask16 mk = rva__lanes16(D - d);
 			_mm512_mask_storeu_ps(row + d, mk,
 			                      _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row + d), a));
 		}
@@ -447,13 +444,13 @@ static RVA__TARGET_AVX512 void decode_softmax_avx512(size_t nkb, float *sc, size
 		float *row = sc + r * kb;
 		__m512 mx = ninf;
 		for (size_t j = 0; j < nkb; j += 16)
-			mx = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tail_mask(nkb - j), row + j), mx);
+			mx = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, rva__lanes16(nkb - j), row + j), mx);
 		float mt = _mm512_reduce_max_ps(mx);
 		mt = m[r] > mt ? m[r] : mt;
 		float ms = mt == -INFINITY ? 0.0f : mt;
 		__m512 vms = _mm512_set1_ps(ms), sum = _mm512_setzero_ps();
 		for (size_t j = 0; j < nkb; j += 16) {
-			__mmask16 mk = tail_mask(nkb - j);
+			__mmask16 mk = rva__lanes16(nkb - j);
 			__m512 e = rva__exp512(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, row + j), vms));
 			_mm512_mask_storeu_ps(row + j, mk, e);
 			sum = _mm512_add_ps(sum, e);
@@ -464,7 +461,7 @@ static RVA__TARGET_AVX512 void decode_softmax_avx512(size_t nkb, float *sc, size
 		if (a != 1.0f) {
 			float *orow = o + r * D;
 			for (size_t d = 0; d < D; d += 16) {
-				__mmask16 mk = tail_mask(D - d);
+				__mmask16 mk = rva__lanes16(D - d);
 				_mm512_mask_storeu_ps(orow + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, orow + d),
 				                                                  _mm512_set1_ps(a)));
 			}

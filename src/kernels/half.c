@@ -8,6 +8,7 @@
 
 #include "core/internal.h"
 #include "kernels/half.h"
+#include "kernels/lanes16.h"
 #include "kernels/vexp.h"
 
 #if defined(__x86_64__)
@@ -153,10 +154,6 @@ static inline RVA__TARGET_AVX512 __m256i f32x16_to_bf16(__m512 f) {
 	return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
 
-static inline RVA__TARGET_AVX512 __mmask16 tmask(size_t n) {
-	return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
 /* Full vectors use plain loads and stores: masked stores are slow on some CPUs (Zen 4/5
  * microcode them); only the tail is masked. */
 static RVA__TARGET_AVX512 void to_f32_avx512(rva_dtype t, const void *src, float *dst,
@@ -171,7 +168,7 @@ static RVA__TARGET_AVX512 void to_f32_avx512(rva_dtype t, const void *src, float
 		for (; i + 16 <= n; i += 16)
 			_mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
 	if (i < n) {
-		__mmask16 mk = tmask(n - i);
+		__mmask16 mk = rva__lanes16(n - i);
 		__m256i x = _mm256_maskz_loadu_epi16(mk, h + i);
 		_mm512_mask_storeu_ps(dst + i, mk, t == RVA_BF16 ? bf16x16_to_f32(x) : _mm512_cvtph_ps(x));
 	}
@@ -189,7 +186,7 @@ static RVA__TARGET_AVX512 void from_f32_avx512(rva_dtype t, const float *src, vo
 	for (; i + 16 <= n; i += 16)
 		_mm256_storeu_si256((__m256i *)(h + i), from_f32x16(t, _mm512_loadu_ps(src + i)));
 	if (i < n) {
-		__mmask16 mk = tmask(n - i);
+		__mmask16 mk = rva__lanes16(n - i);
 		_mm256_mask_storeu_epi16(h + i, mk, from_f32x16(t, _mm512_maskz_loadu_ps(mk, src + i)));
 	}
 }
@@ -199,7 +196,7 @@ static RVA__TARGET_AVX512 void round_bf16_avx512(float *x, size_t n) {
 	for (; i + 16 <= n; i += 16)
 		_mm512_storeu_ps(x + i, bf16x16_to_f32(f32x16_to_bf16(_mm512_loadu_ps(x + i))));
 	if (i < n) {
-		__mmask16 mk = tmask(n - i);
+		__mmask16 mk = rva__lanes16(n - i);
 		__m512 f = _mm512_maskz_loadu_ps(mk, x + i);
 		_mm512_mask_storeu_ps(x + i, mk, bf16x16_to_f32(f32x16_to_bf16(f)));
 	}

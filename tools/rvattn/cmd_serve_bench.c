@@ -802,7 +802,7 @@ static int parse_opts(int argc, char **argv, opts *o, bool *help) {
 			break;
 		case OPT_SB_SCHEDULE:
 			o->schedule = -1;
-			for (int k = 0; k < 3; k++)
+			for (int k = 0; k < (int)(sizeof SCHED_NAMES / sizeof *SCHED_NAMES); k++)
 				if (!strcmp(optarg, SCHED_NAMES[k]))
 					o->schedule = k;
 			if (o->schedule < 0)
